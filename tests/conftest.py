@@ -1,0 +1,7 @@
+"""Shared pytest configuration: the fixtures that start real services live in tests/fixtures."""
+
+pytest_plugins = [
+    "tests.fixtures.kube",
+    "tests.fixtures.zookeeper",
+    "tests.fixtures.docker",
+]
