@@ -1,0 +1,5 @@
+"""Kopf handlers, one module per kind; importing this package registers them all."""
+
+from . import mesoscluster, probefleet, zkmigration
+
+__all__ = ["mesoscluster", "probefleet", "zkmigration"]

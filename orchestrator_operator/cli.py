@@ -1,0 +1,67 @@
+"""The `orchestrator` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .operator import OperatorOptions, run
+
+    options = OperatorOptions(
+        namespace=args.namespace, health_host=args.health_host, health_port=args.health_port
+    )
+    return run(options, log_format=args.log_format, verbose=args.verbose)
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from .crds import stale_crds, write_crds
+
+    directory = Path(args.output_dir)
+    if args.check:
+        stale = stale_crds(directory)
+        if stale:
+            print(
+                f"out of date in {directory}: {', '.join(stale)}; run `orchestrator crds`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{directory}: up to date")
+        return 0
+    for path in write_crds(directory):
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator", description="Run Apache Mesos platforms on Kubernetes."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator against the current kubeconfig")
+    run.add_argument("--namespace", help="watch one namespace (default: all namespaces)")
+    run.add_argument("--health-host", default="0.0.0.0")
+    run.add_argument("--health-port", type=int, default=8080, help="/healthz /readyz /metrics")
+    run.add_argument("--log-format", choices=["plain", "json"], default="plain")
+    run.add_argument("--verbose", action="store_true")
+    run.set_defaults(func=_run)
+
+    crds = sub.add_parser("crds", help="generate the CRD YAML from the models")
+    crds.add_argument("--output-dir", default="crds")
+    crds.add_argument("--check", action="store_true", help="fail if the files are out of date")
+    crds.set_defaults(func=_crds)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

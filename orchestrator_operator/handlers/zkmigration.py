@@ -1,0 +1,21 @@
+"""Kopf handlers for ZK_MIGRATION: validate the spec and report it as accepted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from ..models import API_GROUP, API_VERSION, ZK_MIGRATION
+from .common import accept_spec
+
+PENDING_MESSAGE = "spec is valid; reconciliation has not started yet"
+
+
+@kopf.on.resume(API_GROUP, API_VERSION, "zkmigrations")
+@kopf.on.create(API_GROUP, API_VERSION, "zkmigrations")
+@kopf.on.update(API_GROUP, API_VERSION, "zkmigrations")
+def reconcile(
+    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+) -> None:
+    accept_spec(ZK_MIGRATION, spec, status, meta.get("generation"), patch, PENDING_MESSAGE)

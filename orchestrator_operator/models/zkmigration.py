@@ -1,0 +1,150 @@
+"""ZkMigration: moves a live MesosCluster from one ZooKeeper ensemble to another."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from .base import (
+    Condition,
+    ImageName,
+    ImageVersion,
+    Model,
+    ObjectName,
+    ResourceRequirements,
+    SecretKeyRef,
+    StatusModel,
+    Storage,
+    ZkConnectString,
+    ZkPath,
+    cel_rule,
+)
+
+PHASES: tuple[str, ...] = (
+    "SyncTarget",  # 1. deploy or attach B, sync A and B, wait for bootstrap
+    "MastersOnTarget",  # 2. masters pointed at B join the same Mesos cluster
+    "RetireSourceMasters",  # 3. remove the masters on A one by one
+    "AgentsOnTarget",  # 4. roll the agents to B
+    "DrainSource",  # 5. drain what must leave A
+    "RetireSource",  # 6. stop syncing, archive A, mark the cluster as using B
+)
+
+
+class EnsembleEndpoint(Model):
+    """An existing ensemble, reached by its connect string."""
+
+    connect_string: ZkConnectString
+    auth_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding 'user:password' for ZooKeeper digest auth."
+    )
+
+
+class ManagedEnsemble(Model):
+    """An ensemble the operator creates for the migration."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "self.replicas % 2 == 1",
+                    "target.managed.replicas must be odd (1, 3, 5 or 7)",
+                    ".replicas",
+                )
+            ]
+        }
+    )
+
+    replicas: Annotated[int, Field(ge=1, le=7)] = Field(default=3, json_schema_extra={"default": 3})
+    image: ImageName = "zookeeper"
+    version: ImageVersion = "3.8.4"
+    resources: ResourceRequirements | None = None
+    storage: Storage = Field(default_factory=Storage)
+
+
+class MigrationTarget(Model):
+    """Ensemble B: exactly one of `external` or `managed`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "has(self.external) != has(self.managed)",
+                    "target needs exactly one of target.external or target.managed",
+                )
+            ]
+        }
+    )
+
+    external: EnsembleEndpoint | None = None
+    managed: ManagedEnsemble | None = None
+
+
+class Approval(Model):
+    """Automatic: phases advance on their own. Manual: each phase waits for approval."""
+
+    mode: Literal["Automatic", "Manual"] = "Automatic"
+    approved_through_phase: Annotated[int, Field(ge=0, le=6)] = Field(
+        default=0,
+        description="With mode Manual, phases up to and including this number may run.",
+    )
+
+
+class ZkMigrationSpec(Model):
+    """What to migrate, where to, and how carefully."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "!has(self.source) || !has(self.target.external)"
+                    " || self.source.connectString != self.target.external.connectString",
+                    "source and target must be different ZooKeeper ensembles",
+                    ".target.external.connectString",
+                )
+            ]
+        }
+    )
+
+    cluster_ref: ObjectName = Field(description="Name of the MesosCluster in this namespace.")
+    source: EnsembleEndpoint | None = Field(
+        default=None, description="Ensemble A. Default: the one the MesosCluster uses now."
+    )
+    target: MigrationTarget
+    paths: Annotated[list[ZkPath], Field(min_length=1, max_length=16)] = Field(
+        default_factory=lambda: ["/mesos", "/marathon"],
+        json_schema_extra={"default": ["/mesos", "/marathon"], "x-kubernetes-list-type": "set"},
+    )
+    approval: Approval = Field(default_factory=Approval, json_schema_extra={"default": {}})
+    conflict_strategy: Literal["SourceWins", "LastWriteWins", "Manual"] = "SourceWins"
+    rollback_retention: Annotated[str, Field(pattern=r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$")] = Field(
+        default="72h", description="How long ensemble A's archived data is kept for a rollback."
+    )
+
+
+class PhaseRecord(StatusModel):
+    number: int
+    name: str
+    state: Literal["Pending", "Running", "Succeeded", "Failed", "RolledBack"] = "Pending"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    message: str = ""
+
+
+class SyncStatus(StatusModel):
+    lag_p99_seconds: float | None = None
+    digests_equal: bool | None = None
+    differences: int | None = None
+    conflicts: int | None = None
+    last_reconcile_time: datetime | None = None
+
+
+class ZkMigrationStatus(StatusModel):
+    phase: str | None = None
+    current_phase: int | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    phases: list[PhaseRecord] = Field(default_factory=list)
+    sync: SyncStatus | None = None
+    report: str | None = None
