@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) from the Go modules pinned in testenv/go/ into a cache
+# kube-scheduler, kubectl, kwok and kwok-stages) from the Go modules pinned in testenv/go/ into a cache
 # directory keyed by the pinned versions, and prints that directory. A second run with the
 # same pins reuses the cache and returns at once.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache_root="${ORCHESTRATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orchestrator}"
-pins="$(cat "$here/go/kube/go.mod" "$here/go/kwok/go.mod" "$here/build.sh" | sha256sum | cut -c1-12)"
+# The cache key: the pinned modules, our own Go source, and this format number (bump it when
+# the way binaries are built changes).
+format=1
+pins="$( (echo "$format"; cat "$here"/go/*/go.mod "$here"/go/*/go.sum "$here"/go/kwok/kwok-stages/*.go) \
+  | sha256sum | cut -c1-12)"
 bin="$cache_root/testenv-$pins/bin"
 
 build() {  # build <module dir> <package> <binary name>
@@ -33,4 +37,5 @@ build kube k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager
 build kube k8s.io/kubernetes/cmd/kube-scheduler kube-scheduler
 build kube k8s.io/kubernetes/cmd/kubectl kubectl
 build kwok sigs.k8s.io/kwok/cmd/kwok kwok
+build kwok ./kwok-stages kwok-stages
 echo "$bin"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests start for real (ZooKeeper, Docker Engine, Prometheus,
+# a static busybox for locally made images) when they are missing, and checks the toolchains.
+# Idempotent: with everything present it only checks.
+set -euo pipefail
+
+packages=(zookeeper docker.io prometheus busybox-static iproute2 openjdk-17-jre-headless)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
+done
+# Java is often present from elsewhere (a JDK); then the JRE package is not needed.
+if command -v java >/dev/null; then
+  missing=("${missing[@]/openjdk-17-jre-headless}")
+fi
+read -r -a missing <<<"${missing[*]:-}"
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "missing Debian packages: ${missing[*]}; run as root or: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v go >/dev/null || { echo "Go is required to build testenv (go 1.25 or newer)" >&2; exit 1; }
+command -v java >/dev/null || { echo "java is required by ZooKeeper" >&2; exit 1; }

@@ -1,0 +1,100 @@
+"""The CRDs installed in a real API server accept the examples and reject bad input
+with a message that names the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from testenv.kube import KubeTestEnv
+
+pytestmark = pytest.mark.kube
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_examples_apply_and_list(kube_env: KubeTestEnv) -> None:
+    applied = kube_env.kubectl_run("apply", "-f", str(REPO / "examples"))
+    assert applied.returncode == 0, applied.stderr
+    listed = kube_env.kubectl_run("get", "orchestrator", "-A", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    kinds = {item["kind"] for item in json.loads(listed.stdout)["items"]}
+    assert kinds == {"MesosCluster", "ZkMigration", "ProbeFleet"}
+
+
+def test_short_names_and_defaults_from_the_schema(kube_env: KubeTestEnv) -> None:
+    manifest = {
+        "apiVersion": "orchestrator.dev/v1alpha1",
+        "kind": "MesosCluster",
+        "metadata": {"name": "defaults", "namespace": "default"},
+        "spec": {},
+    }
+    created = kube_env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(manifest))
+    assert created.returncode == 0, created.stderr
+    got = kube_env.kubectl_run("get", "mc", "defaults", "-o", "json")
+    spec = json.loads(got.stdout)["spec"]
+    assert spec["masters"]["replicas"] == 3
+    assert spec["agents"]["containerizers"] == ["docker", "mesos"]
+    assert spec["marathon"]["zkPath"] == "/marathon"
+
+
+def _mesoscluster(spec: dict[str, object]) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "orchestrator.dev/v1alpha1",
+            "kind": "MesosCluster",
+            "metadata": {"name": "invalid", "namespace": "default"},
+            "spec": spec,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"zookeeper": {"replicas": 4}}, "spec.zookeeper.replicas"),
+        ({"agents": {"offered": {"cpus": -2}}}, "spec.agents.offered.cpus"),
+        ({"masters": {"resources": {"requests": {"cpu": "-1"}}}}, "spec.masters.resources"),
+        ({"masters": {"replicas": 3, "quorum": 1}}, "spec.masters.quorum"),
+        ({"masters": {"replicas": 5, "quorum": 6}}, "spec.masters.quorum"),
+        ({"zookeeper": {"replica": 3}}, 'unknown field "spec.zookeeper.replica"'),
+        (
+            {"zookeeper": {"replicas": 3, "external": {"connectString": "zk:2181"}}},
+            "spec.zookeeper.external",
+        ),
+    ],
+    ids=[
+        "even-zk",
+        "negative-cpus",
+        "negative-quantity",
+        "minority-quorum",
+        "quorum-above-replicas",
+        "unknown-field",
+        "managed-and-external",
+    ],
+)
+def test_invalid_mesoscluster_is_rejected_naming_the_field(
+    kube_env: KubeTestEnv, spec: dict[str, object], expected: str
+) -> None:
+    result = kube_env.kubectl_run("apply", "-f", "-", input=_mesoscluster(spec))
+    assert result.returncode != 0, "the API server accepted an invalid MesosCluster"
+    assert expected in result.stderr, result.stderr
+    assert kube_env.kubectl_run("get", "mc", "invalid").returncode != 0, "nothing is stored"
+
+
+def test_migration_source_and_target_must_differ(kube_env: KubeTestEnv) -> None:
+    manifest = {
+        "apiVersion": "orchestrator.dev/v1alpha1",
+        "kind": "ZkMigration",
+        "metadata": {"name": "same", "namespace": "default"},
+        "spec": {
+            "clusterRef": "demo",
+            "source": {"connectString": "zk-a:2181"},
+            "target": {"external": {"connectString": "zk-a:2181"}},
+        },
+    }
+    result = kube_env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(manifest))
+    assert result.returncode != 0
+    assert "source and target must be different" in result.stderr, result.stderr
