@@ -1,0 +1,44 @@
+# Every target installs what it needs first, so each works on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup system-deps testenv run test lint crds bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+testenv: setup
+	$(PY) -m testenv build
+
+## Run the operator against the current kubeconfig (or a local testenv when there is none).
+run: setup testenv
+	bash scripts/run.sh
+
+## The whole test suite: unit, integration (real ZooKeeper, Docker, Kubernetes) and e2e.
+test: setup system-deps testenv
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+	$(VENV)/bin/orchestrator crds --check
+
+crds: setup
+	$(VENV)/bin/orchestrator crds
+
+## Benchmarks; each prints its figures and one JSON line (see docs/performance.md).
+bench: setup system-deps testenv
+	$(PY) -m testenv measure --nodes 5000
+	@for b in bench/*.py; do [ "$$b" = bench/__init__.py ] || $(PY) -m "bench.$$(basename $$b .py)"; done
+
+clean:
+	rm -rf $(VENV) .testenv .mypy_cache .ruff_cache .pytest_cache
