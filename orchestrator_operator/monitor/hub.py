@@ -1,0 +1,89 @@
+"""WebSocket fan-out: each viewer of a topology gets coalesced add/update/remove diffs.
+
+Changes are merged into a per-viewer pending map (newest node wins), so a slow viewer costs at
+most one entry per node, and a flush happens at most ``flush_interval`` after a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+
+import msgspec
+from aiohttp import web
+
+from orchestrator_operator.monitor.diff import Changes, Diff, view_diff
+from orchestrator_operator.monitor.topology import Node, NodeFilter
+
+_encoder = msgspec.json.Encoder()
+
+
+class Viewer:
+    def __init__(self, ws: web.WebSocketResponse, topology: str, node_filter: NodeFilter) -> None:
+        self.ws = ws
+        self.topology = topology
+        self.filter = None if node_filter.is_empty() else node_filter
+        self.visible: set[str] = set()
+        self.pending: Changes = {}
+        self.wake = asyncio.Event()
+
+
+class Hub:
+    def __init__(self, flush_interval: float = 0.1, on_sent: Callable[[], None] | None = None):
+        self.flush_interval = flush_interval
+        self.viewers: dict[str, set[Viewer]] = {}
+        self.on_sent = on_sent
+
+    def has_viewers(self, topology: str) -> bool:
+        return bool(self.viewers.get(topology))
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.viewers.values())
+
+    def publish(self, topology: str, changes: Changes) -> None:
+        for viewer in self.viewers.get(topology, ()):
+            viewer.pending.update(changes)
+            viewer.wake.set()
+
+    async def serve(
+        self,
+        ws: web.WebSocketResponse,
+        topology: str,
+        node_filter: NodeFilter,
+        snapshot: Callable[[], Mapping[str, Node]],
+    ) -> None:
+        """Send the current topology as a reset diff, then diffs until the socket closes."""
+        viewer = Viewer(ws, topology, node_filter)
+        self.viewers.setdefault(topology, set()).add(viewer)
+        try:
+            first = view_diff(topology, viewer.visible, dict(snapshot()), viewer.filter)
+            first.reset = True
+            await ws.send_str(_encoder.encode(first).decode())
+            reader = asyncio.create_task(self._drain(ws))
+            try:
+                while not ws.closed and not reader.done():
+                    waiter = asyncio.create_task(viewer.wake.wait())
+                    await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    if reader.done():
+                        break
+                    await asyncio.sleep(self.flush_interval)
+                    viewer.wake.clear()
+                    pending, viewer.pending = viewer.pending, {}
+                    diff: Diff = view_diff(topology, viewer.visible, pending, viewer.filter)
+                    if not diff.empty():
+                        await ws.send_str(_encoder.encode(diff).decode())
+                        if self.on_sent is not None:
+                            self.on_sent()
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+        finally:
+            self.viewers[topology].discard(viewer)
+
+    @staticmethod
+    async def _drain(ws: web.WebSocketResponse) -> None:
+        async for _msg in ws:
+            pass

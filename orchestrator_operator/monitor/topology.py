@@ -1,0 +1,500 @@
+"""Topology building: pure functions from reports to nodes and edges (no I/O, no clocks).
+
+Each probe's report yields its own *contribution*: the nodes it owns in every topology (hosts,
+containers, processes, pods) with their adjacency. Edges come from client-side connections
+resolved against a global index of listening endpoints built from every probe's report, so a
+process on host A connected to a container's address on host B is one edge. Services are
+derived from the merged pods and the services the probes saw (``build_services``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple
+
+import msgspec
+
+from orchestrator_operator.monitor.report import Container, Pod, Report, Service
+
+TOPOLOGIES = ("hosts", "containers", "processes", "pods", "services")
+PER_PROBE_TOPOLOGIES = ("hosts", "containers", "processes", "pods")
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+CLIENT_STATES = frozenset({"ESTABLISHED", "SYN_SENT"})
+
+
+class Node(msgspec.Struct, omit_defaults=True):
+    id: str
+    topology: str
+    label: str
+    label_minor: str = ""
+    host: str = ""
+    probe: str = ""
+    parents: dict[str, str] = {}
+    metadata: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+    adjacency: list[str] = []
+    controls: list[str] = []
+
+
+class Owner(NamedTuple):
+    """Who is behind an endpoint: enough to name its node in every topology."""
+
+    probe: str
+    host: str
+    pid: int = 0
+    container: str = ""
+    pod: str = ""
+    service: str = ""
+
+
+EndpointKey = tuple[str, str, int]  # (proto, ip or loopback scope, port)
+Lookup = Callable[[EndpointKey], Owner | None]
+
+
+class Contribution(NamedTuple):
+    probe: str
+    nodes: dict[str, dict[str, Node]]  # topology -> node id -> node
+    endpoints: dict[EndpointKey, Owner]
+    services: list[Service]
+
+
+# -- node ids ------------------------------------------------------------------------------
+
+
+def host_id(hostname: str) -> str:
+    return f"host:{hostname}"
+
+
+def container_id(cid: str) -> str:
+    return f"container:{cid}"
+
+
+def process_id(hostname: str, pid: int) -> str:
+    return f"process:{hostname};{pid}"
+
+
+def pod_id(uid: str) -> str:
+    return f"pod:{uid}"
+
+
+def service_id(uid: str) -> str:
+    return f"service:{uid}"
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_scope(probe: str, netns: int) -> str:
+    return f"lo:{probe}:{netns}"
+
+
+def container_controls(state: str) -> list[str]:
+    if state == "running":
+        return ["stop", "pause", "restart", "logs"]
+    if state == "paused":
+        return ["unpause", "stop", "logs"]
+    return ["start", "remove", "logs"]
+
+
+# -- per-report local views -----------------------------------------------------------------
+
+
+class _Local:
+    """Lookups inside one report."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.hostname = report.host.hostname
+        self.procs = {p.pid: p for p in report.processes}
+        self.containers = {c.id: c for c in report.containers}
+        self.netns_container: dict[int, str] = {}
+        for c in report.containers:
+            if c.netns and c.state in ("running", "paused"):
+                # A pod's containers share the pause container's netns: keep the first.
+                self.netns_container.setdefault(c.netns, c.id)
+        self.container_pod: dict[str, str] = {}
+        for pod in report.pods:
+            for cid in pod.containers:
+                self.container_pod[cid] = pod.uid
+        for c in report.containers:
+            uid = c.labels.get("io.kubernetes.pod.uid")
+            if uid:
+                self.container_pod.setdefault(c.id, uid)
+        self.netns_addresses: dict[int, list[str]] = {}
+        for c in report.containers:
+            if c.netns and c.ips:
+                self.netns_addresses.setdefault(c.netns, []).extend(c.ips)
+        if report.host_netns:
+            self.netns_addresses[report.host_netns] = list(report.host.addresses)
+
+    def owner(self, pid: int, netns: int) -> Owner:
+        proc = self.procs.get(pid)
+        cid = proc.container_id if proc is not None and proc.container_id else ""
+        if not cid and netns != self.report.host_netns:
+            cid = self.netns_container.get(netns, "")
+        return Owner(
+            probe=self.report.probe_id,
+            host=self.hostname,
+            pid=pid,
+            container=cid,
+            pod=self.container_pod.get(cid, ""),
+        )
+
+
+def listen_endpoints(report: Report) -> dict[EndpointKey, Owner]:
+    """Every (proto, address, port) a report's sockets accept connections on, with owner."""
+    local = _Local(report)
+    out: dict[EndpointKey, Owner] = {}
+    for conn in report.connections:
+        if conn.state != "LISTEN":
+            continue
+        owner = local.owner(conn.pid, conn.netns)
+        if conn.local_ip in WILDCARDS:
+            addrs = local.netns_addresses.get(conn.netns, [])
+            for ip in addrs:
+                if _is_loopback(ip):
+                    continue
+                out.setdefault((conn.proto, ip, conn.local_port), owner)
+            out.setdefault(
+                (conn.proto, _loopback_scope(report.probe_id, conn.netns), conn.local_port), owner
+            )
+        elif _is_loopback(conn.local_ip):
+            out.setdefault(
+                (conn.proto, _loopback_scope(report.probe_id, conn.netns), conn.local_port), owner
+            )
+        else:
+            out.setdefault((conn.proto, conn.local_ip, conn.local_port), owner)
+    # Published container ports: host address:port leads to the container (the proxy's pid
+    # stays the process-level owner when it listens there).
+    for c in report.containers:
+        if c.state != "running":
+            continue
+        for p in c.ports:
+            if not p.host_port:
+                continue
+            ips = report.host.addresses if p.host_ip in WILDCARDS else [p.host_ip]
+            for ip in ips:
+                key = (p.proto, ip, p.host_port)
+                if _is_loopback(ip):
+                    key = (
+                        p.proto,
+                        _loopback_scope(report.probe_id, report.host_netns),
+                        p.host_port,
+                    )
+                prev = out.get(key)
+                out[key] = Owner(
+                    probe=report.probe_id,
+                    host=report.host.hostname,
+                    pid=prev.pid if prev is not None else 0,
+                    container=c.id,
+                    pod=local.container_pod.get(c.id, ""),
+                )
+    for svc in report.services:
+        if svc.cluster_ip and svc.cluster_ip not in ("None", ""):
+            for port in svc.ports:
+                out.setdefault(
+                    ("tcp", svc.cluster_ip, port),
+                    Owner(probe=report.probe_id, host="", service=svc.uid),
+                )
+    return out
+
+
+def client_connections(report: Report) -> list[tuple[Owner, EndpointKey]]:
+    """(source owner, remote endpoint key) for each outgoing connection in a report."""
+    local = _Local(report)
+    listening: set[tuple[int, str, int]] = set()
+    for conn in report.connections:
+        if conn.state == "LISTEN":
+            listening.add((conn.netns, conn.proto, conn.local_port))
+    out: list[tuple[Owner, EndpointKey]] = []
+    for conn in report.connections:
+        if conn.state not in CLIENT_STATES or not conn.remote_port:
+            continue
+        if (conn.netns, conn.proto, conn.local_port) in listening:
+            continue  # server side of an accepted connection
+        if _is_loopback(conn.remote_ip):
+            key = (conn.proto, _loopback_scope(report.probe_id, conn.netns), conn.remote_port)
+        else:
+            key = (conn.proto, conn.remote_ip, conn.remote_port)
+        out.append((local.owner(conn.pid, conn.netns), key))
+    return out
+
+
+def edge_ids(src: Owner, dst: Owner) -> dict[str, tuple[str, str]]:
+    """The (source, destination) node ids an owner pair gives in each topology."""
+    out: dict[str, tuple[str, str]] = {}
+    if src.host and dst.host and src.host != dst.host:
+        out["hosts"] = (host_id(src.host), host_id(dst.host))
+    if src.container and dst.container and src.container != dst.container:
+        out["containers"] = (container_id(src.container), container_id(dst.container))
+    if src.pid and dst.pid and (src.host, src.pid) != (dst.host, dst.pid):
+        out["processes"] = (process_id(src.host, src.pid), process_id(dst.host, dst.pid))
+    if src.pod and dst.pod and src.pod != dst.pod:
+        out["pods"] = (pod_id(src.pod), pod_id(dst.pod))
+    return out
+
+
+def resolve_edges(report: Report, lookup: Lookup) -> dict[str, dict[str, set[str]]]:
+    """topology -> source node id -> destination node ids, for one report's connections."""
+    edges: dict[str, dict[str, set[str]]] = {t: {} for t in PER_PROBE_TOPOLOGIES}
+    for src, key in client_connections(report):
+        dst = lookup(key)
+        if dst is None:
+            continue
+        if dst.service and not dst.container:
+            if src.pod:
+                edges["pods"].setdefault(pod_id(src.pod), set()).add(service_id(dst.service))
+            continue
+        for topo, (a, b) in edge_ids(src, dst).items():
+            edges[topo].setdefault(a, set()).add(b)
+    return edges
+
+
+# -- nodes ---------------------------------------------------------------------------------
+
+
+def host_node(report: Report) -> Node:
+    h = report.host
+    return Node(
+        id=host_id(h.hostname),
+        topology="hosts",
+        label=h.hostname,
+        label_minor=h.os,
+        host=h.hostname,
+        probe=report.probe_id,
+        metadata={
+            "os": h.os,
+            "kernel": h.kernel,
+            "addresses": ",".join(a for a in h.addresses if not _is_loopback(a)),
+            "cpus": str(h.cpus),
+            "probe": report.probe_id,
+        },
+        metrics={
+            "cpu_percent": h.cpu_percent,
+            "memory_used_bytes": float(h.memory_used),
+            "memory_total_bytes": float(h.memory_total),
+            "load1": h.load[0] if h.load else 0.0,
+            "uptime_seconds": h.uptime,
+            "processes": float(len(report.processes)),
+            "containers": float(len(report.containers)),
+        },
+    )
+
+
+def container_node(report: Report, c: Container, pod_uid: str) -> Node:
+    hostname = report.host.hostname
+    metadata = {
+        "name": c.name,
+        "image": c.image,
+        "state": c.state,
+        "status": c.status,
+        "ips": ",".join(c.ips),
+        "ports": ",".join(
+            f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.proto}"
+            if p.host_port
+            else f"{p.container_port}/{p.proto}"
+            for p in c.ports
+        ),
+        "pid": str(c.pid),
+        "created": f"{c.created:.0f}",
+        "memory_limit_bytes": str(c.memory_limit),
+        "cpu_quota_cores": f"{c.cpu_quota:g}",
+    }
+    for k, v in c.labels.items():
+        metadata[f"label.{k}"] = v
+    parents = {"host": host_id(hostname)}
+    if pod_uid:
+        parents["pod"] = pod_id(pod_uid)
+    return Node(
+        id=container_id(c.id),
+        topology="containers",
+        label=c.name,
+        label_minor=hostname,
+        host=hostname,
+        probe=report.probe_id,
+        parents=parents,
+        metadata=metadata,
+        metrics={"cpu_percent": c.cpu_percent, "memory_usage_bytes": float(c.memory_usage)},
+        controls=container_controls(c.state),
+    )
+
+
+def process_nodes(report: Report) -> dict[str, Node]:
+    hostname = report.host.hostname
+    conns: dict[int, int] = {}
+    for conn in report.connections:
+        conns[conn.pid] = conns.get(conn.pid, 0) + 1
+    out: dict[str, Node] = {}
+    for p in report.processes:
+        nid = process_id(hostname, p.pid)
+        parents = {"host": host_id(hostname)}
+        if p.container_id:
+            parents["container"] = container_id(p.container_id)
+        out[nid] = Node(
+            id=nid,
+            topology="processes",
+            label=p.name or str(p.pid),
+            label_minor=f"{hostname} (pid {p.pid})",
+            host=hostname,
+            probe=report.probe_id,
+            parents=parents,
+            metadata={
+                "pid": str(p.pid),
+                "ppid": str(p.ppid),
+                "cmdline": p.cmdline,
+                "user": p.user,
+                "container": p.container_id,
+            },
+            metrics={
+                "cpu_percent": p.cpu_percent,
+                "rss_bytes": float(p.rss),
+                "open_files": float(p.open_files),
+                "connections": float(conns.get(p.pid, 0)),
+            },
+        )
+    return out
+
+
+def pod_node(report: Report, pod: Pod, containers: Mapping[str, Container]) -> Node:
+    members = [containers[c] for c in pod.containers if c in containers]
+    return Node(
+        id=pod_id(pod.uid),
+        topology="pods",
+        label=pod.name,
+        label_minor=pod.namespace,
+        host=report.host.hostname,
+        probe=report.probe_id,
+        parents={"host": host_id(report.host.hostname)},
+        metadata={
+            "namespace": pod.namespace,
+            "phase": pod.phase,
+            "ip": pod.ip,
+            "node": pod.node,
+            **{f"label.{k}": v for k, v in pod.labels.items()},
+        },
+        metrics={
+            "containers": float(len(pod.containers)),
+            "cpu_percent": sum(c.cpu_percent for c in members),
+            "memory_usage_bytes": float(sum(c.memory_usage for c in members)),
+        },
+    )
+
+
+def build_contribution(
+    report: Report, lookup: Lookup, endpoints: dict[EndpointKey, Owner] | None = None
+) -> Contribution:
+    """A report's nodes in every per-probe topology, with adjacency resolved via ``lookup``."""
+    local = _Local(report)
+    nodes: dict[str, dict[str, Node]] = {t: {} for t in PER_PROBE_TOPOLOGIES}
+    h = host_node(report)
+    nodes["hosts"][h.id] = h
+    for c in report.containers:
+        n = container_node(report, c, local.container_pod.get(c.id, ""))
+        nodes["containers"][n.id] = n
+    nodes["processes"] = process_nodes(report)
+    for pod in report.pods:
+        n = pod_node(report, pod, local.containers)
+        nodes["pods"][n.id] = n
+    for topo, adjacency in resolve_edges(report, lookup).items():
+        for src, dsts in adjacency.items():
+            node = nodes[topo].get(src)
+            if node is not None:
+                node.adjacency = sorted(dsts)
+    return Contribution(
+        probe=report.probe_id,
+        nodes=nodes,
+        endpoints=endpoints if endpoints is not None else listen_endpoints(report),
+        services=list(report.services),
+    )
+
+
+def build_services(services: Iterable[Service], pods: Mapping[str, Node]) -> dict[str, Node]:
+    """Services with the pods their selector matches; edges from the pods' edges."""
+    by_uid: dict[str, Service] = {}
+    for s in services:
+        by_uid.setdefault(s.uid, s)
+    pod_services: dict[str, list[str]] = {}
+    members: dict[str, list[str]] = {}
+    for svc in by_uid.values():
+        if not svc.selector:
+            continue
+        for pod in pods.values():
+            if pod.metadata.get("namespace") != svc.namespace:
+                continue
+            if all(pod.metadata.get(f"label.{k}") == v for k, v in svc.selector.items()):
+                pod_services.setdefault(pod.id, []).append(service_id(svc.uid))
+                members.setdefault(service_id(svc.uid), []).append(pod.id)
+    out: dict[str, Node] = {}
+    for svc in by_uid.values():
+        sid = service_id(svc.uid)
+        adjacency: set[str] = set()
+        for pid in members.get(sid, []):
+            for dst in pods[pid].adjacency:
+                if dst.startswith("service:"):
+                    adjacency.add(dst)
+                adjacency.update(pod_services.get(dst, []))
+        adjacency.discard(sid)
+        out[sid] = Node(
+            id=sid,
+            topology="services",
+            label=svc.name,
+            label_minor=svc.namespace,
+            metadata={
+                "namespace": svc.namespace,
+                "cluster_ip": svc.cluster_ip,
+                "ports": ",".join(str(p) for p in svc.ports),
+                "pods": ",".join(sorted(members.get(sid, []))),
+            },
+            metrics={"pods": float(len(members.get(sid, [])))},
+            adjacency=sorted(adjacency),
+        )
+    return out
+
+
+# -- filters -------------------------------------------------------------------------------
+
+
+class NodeFilter(NamedTuple):
+    """Topology filters: substring ``q``, ``host``, container ``state``, ``namespace``, and
+    exact ``metadata`` matches."""
+
+    q: str = ""
+    host: str = ""
+    state: str = ""
+    namespace: str = ""
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def matches(self, node: Node) -> bool:
+        if self.host and node.host != self.host:
+            return False
+        if self.state and node.metadata.get("state") != self.state:
+            return False
+        if self.namespace and node.metadata.get("namespace") != self.namespace:
+            return False
+        for k, v in self.metadata:
+            if node.metadata.get(k) != v:
+                return False
+        if self.q:
+            needle = self.q.lower()
+            if needle not in node.label.lower() and needle not in node.id.lower():
+                return any(needle in v.lower() for v in node.metadata.values())
+        return True
+
+    def is_empty(self) -> bool:
+        return self == NodeFilter()
+
+
+def node_filter_from_query(query: Mapping[str, str]) -> NodeFilter:
+    meta = tuple(sorted((k[5:], v) for k, v in query.items() if k.startswith("meta.")))
+    return NodeFilter(
+        q=query.get("q", ""),
+        host=query.get("host", ""),
+        state=query.get("state", ""),
+        namespace=query.get("namespace", ""),
+        metadata=meta,
+    )
