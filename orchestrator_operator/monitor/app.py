@@ -354,6 +354,21 @@ class MonitorApp:
                 with contextlib.suppress(Exception):
                     await viewer.ws.close()
 
+    def runner(self) -> web.AppRunner:
+        """An AppRunner that leaves request bodies compressed: the ingest path decompresses
+        them itself with a limit (aiohttp's automatic decompression has none)."""
+        return web.AppRunner(self.web_app(), access_log=None, auto_decompress=False)
+
+    async def serve(self, host: str, port: int, stop: asyncio.Event) -> None:
+        runner = self.runner()
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            log.info("monitoring app listening on %s:%d", host, port)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_report_bytes + 1024)
         app.router.add_post("/api/report", self.handle_report)

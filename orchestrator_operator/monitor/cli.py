@@ -58,8 +58,6 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _app(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from orchestrator_operator.monitor.app import AppConfig, MonitorApp
 
     _logging(args.verbose)
@@ -79,13 +77,15 @@ def _app(args: argparse.Namespace) -> int:
         max_report_bytes=args.max_report_bytes,
         probe_ttl=args.probe_ttl,
     )
-    web.run_app(
-        MonitorApp(config).web_app(),
-        host=args.listen,
-        port=args.port,
-        access_log=None,
-        print=None,
-    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await MonitorApp(config).serve(args.listen, args.port, stop)
+
+    asyncio.run(main())
     return 0
 
 
