@@ -1,0 +1,119 @@
+"""Plain data for the sync engine: one znode as read from one side, sides, ACL tuples."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+# (perms, scheme, id): a ZooKeeper ACL entry in a hashable, sortable form.
+AclEntry = tuple[int, str, str]
+Acl = tuple[AclEntry, ...]
+
+OPEN_ACL: Acl = ((31, "world", "anyone"),)
+PERM_CREATE = 4
+
+
+class Side(enum.Enum):
+    """Which ensemble: A is the source (``--source``), B the target (``--target``)."""
+
+    A = "a"
+    B = "b"
+
+    @property
+    def other(self) -> Side:
+        return Side.B if self is Side.A else Side.A
+
+
+def acl_from_kazoo(acls: Any) -> Acl:
+    """kazoo ``ACL`` objects (or tuples) -> a sorted tuple of (perms, scheme, id)."""
+    entries: list[AclEntry] = []
+    for entry in acls or ():
+        perms, ident = entry.perms, entry.id
+        entries.append((int(perms), str(ident.scheme), str(ident.id)))
+    return tuple(sorted(entries))
+
+
+def acl_to_kazoo(acl: Acl) -> list[Any]:
+    from kazoo.security import ACL, Id
+
+    return [ACL(perms, Id(scheme, ident)) for perms, scheme, ident in acl]
+
+
+def world_can_create(acl: Acl) -> bool:
+    return any(s == "world" and i == "anyone" and p & PERM_CREATE for p, s, i in acl)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """A znode as read from one side. ``children`` is None when they were not read."""
+
+    path: str
+    data: bytes
+    acl: Acl
+    ephemeral_owner: int = 0
+    mtime_ms: int = 0
+    version: int = 0
+    aversion: int = 0
+    cversion: int = 0
+    num_children: int = 0
+    children: tuple[str, ...] | None = None
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.ephemeral_owner != 0
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of what is replicated: data, ACL and ephemeral-ness (not versions, owner)."""
+        return content_hash(self.data, self.acl, self.ephemeral)
+
+
+def content_hash(data: bytes, acl: Acl, ephemeral: bool) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(len(data).to_bytes(8, "big"))
+    h.update(data)
+    h.update(repr(acl).encode())
+    h.update(b"E" if ephemeral else b"P")
+    return h.hexdigest()
+
+
+@dataclass
+class TreeSnapshot:
+    """Every znode read under some roots, plus the paths that could not be read."""
+
+    nodes: dict[str, NodeState] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    missing_roots: list[str] = field(default_factory=list)
+
+    def is_unreadable(self, path: str) -> bool:
+        """True when ``path`` or one of its ancestors could not be read."""
+        return any(is_under(path, bad) for bad in self.unreadable)
+
+
+def join(parent: str, child: str) -> str:
+    return f"/{child}" if parent == "/" else f"{parent}/{child}"
+
+
+def parent_of(path: str) -> str:
+    head = path.rsplit("/", 1)[0]
+    return head or "/"
+
+
+def depth(path: str) -> int:
+    return 0 if path == "/" else path.count("/")
+
+
+def is_under(path: str, root: str) -> bool:
+    """True when ``path`` is ``root`` or a descendant of it."""
+    if root == "/":
+        return True
+    return path == root or path.startswith(root + "/")
+
+
+def normalize_root(path: str) -> str:
+    if not path.startswith("/"):
+        raise ValueError(f"ZooKeeper paths are absolute, got {path!r}")
+    stripped = path.rstrip("/")
+    return stripped or "/"

@@ -1,0 +1,400 @@
+"""Apply changes to one side, pipelined, with fallbacks for a side that moved meanwhile.
+
+Requests of one session are processed by ZooKeeper in order, so parents are created before
+children and children deleted before parents within one pipeline. Bulk creates go in
+multi transactions (far fewer round trips); a failed multi is retried op by op.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kazoo.exceptions import (
+    BadVersionError,
+    NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+)
+
+from .model import (
+    OPEN_ACL,
+    NodeState,
+    acl_to_kazoo,
+    depth,
+    is_under,
+    parent_of,
+    world_can_create,
+)
+
+log = logging.getLogger(__name__)
+
+SEQUENCE_SUFFIX = re.compile(r"(\d{10})$")
+SEQUENCE_BUMP_NAME = ".orchestrator-sequence-bump"
+MULTI_MAX_OPS = 500
+MULTI_MAX_BYTES = 512 * 1024
+MULTI_IN_FLIGHT = 8
+TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Make ``path`` on the side equal to ``want`` (create, update, or replace)."""
+
+    path: str
+    want: NodeState
+    existing: NodeState | None
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    path: str
+    recursive: bool = True
+    version: int = -1  # expected version (conditional mode), -1 = any
+
+
+Op = Put | Remove
+
+
+@dataclass
+class ApplyResult:
+    """What happened: the new state per path (None = deleted) and the failures."""
+
+    written: dict[str, NodeState | None] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    # Conditional mode: the node changed under us (version moved, created meanwhile, got
+    # children); nothing was written and the caller must look again.
+    raced: set[str] = field(default_factory=set)
+    created: set[str] = field(default_factory=set)
+    ops: Counter[str] = field(default_factory=Counter)
+    bytes: int = 0
+    applied_at: dict[str, float] = field(default_factory=dict)
+
+
+def _order(ops: Sequence[Op]) -> tuple[list[Remove], list[Put]]:
+    removes = sorted((o for o in ops if isinstance(o, Remove)), key=lambda o: -depth(o.path))
+    puts = sorted((o for o in ops if isinstance(o, Put)), key=lambda o: depth(o.path))
+    return removes, puts
+
+
+class Applier:
+    """Writes to one ensemble through one kazoo client (whose session owns the mirrors)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.conditional = False
+
+    @property
+    def session_id(self) -> int:
+        cid = self.client.client_id
+        return int(cid[0]) if cid else 0
+
+    def _result_state(
+        self, want: NodeState, existing: NodeState | None, stat: Any = None
+    ) -> NodeState:
+        owner = self.session_id if want.ephemeral else 0
+        kids = existing.children if existing is not None and not want.ephemeral else ()
+        return NodeState(
+            path=want.path,
+            data=want.data,
+            acl=want.acl,
+            ephemeral_owner=owner,
+            mtime_ms=int(stat.mtime) if stat is not None else int(time.time() * 1000),
+            version=int(stat.version) if stat is not None else 0,
+            aversion=int(stat.aversion) if stat is not None else 0,
+            cversion=int(stat.cversion) if stat is not None else 0,
+            num_children=int(stat.numChildren) if stat is not None else 0,
+            children=kids,
+        )
+
+    def _needs_replace(self, put: Put) -> bool:
+        ex = put.existing
+        if ex is None:
+            return False
+        if ex.ephemeral != put.want.ephemeral:
+            return True
+        return put.want.ephemeral and ex.ephemeral_owner != self.session_id
+
+    # ------------------------------------------------------------------ entry point
+    def apply(
+        self, ops: Sequence[Op], *, bulk: bool = False, conditional: bool = False
+    ) -> ApplyResult:
+        """Apply ``ops``. ``conditional``: only where the node is still as last seen
+        (versions); otherwise report it in ``raced`` and leave it."""
+        self.conditional = conditional
+        result = ApplyResult()
+        removes, puts = _order(ops)
+        self._removes(removes, result)
+        replace = [p for p in puts if self._needs_replace(p)]
+        if replace:
+            self._removes(
+                [
+                    Remove(p.path, recursive=False, version=p.existing.version)
+                    for p in replace
+                    if p.existing is not None
+                ],
+                result,
+            )
+        creates = [p for p in puts if p.existing is None or self._needs_replace(p)]
+        updates = [p for p in puts if p.existing is not None and not self._needs_replace(p)]
+        deferred_acls = self._creates(creates, puts, result, bulk=bulk)
+        self._updates(updates, result)
+        for put in deferred_acls:
+            self._set_acl(put, result)
+        self._advance_sequences([p for p in creates if p.path in result.written], result)
+        return result
+
+    # ------------------------------------------------------------------ removes
+    def _removes(self, removes: Sequence[Remove], result: ApplyResult) -> None:
+        pending = [
+            (r, self.client.delete_async(r.path, version=r.version if self.conditional else -1))
+            for r in removes
+        ]
+        for rem, res in pending:
+            try:
+                res.get(timeout=TIMEOUT)
+            except NoNodeError:
+                pass
+            except BadVersionError:
+                result.raced.add(rem.path)
+                continue
+            except NotEmptyError:
+                if not rem.recursive:
+                    result.raced.add(rem.path)
+                    continue
+                try:
+                    self.client.delete(rem.path, recursive=True)
+                except NoNodeError:
+                    pass
+                except NoAuthError as exc:
+                    result.failed[rem.path] = f"not authorized to delete: {exc!r}"
+                    continue
+            except NoAuthError as exc:
+                result.failed[rem.path] = f"not authorized to delete: {exc!r}"
+                continue
+            result.written[rem.path] = None
+            result.applied_at[rem.path] = time.monotonic()
+            result.ops["delete"] += 1
+
+    # ------------------------------------------------------------------ creates
+    def _creates(
+        self, creates: Sequence[Put], all_puts: Sequence[Put], result: ApplyResult, *, bulk: bool
+    ) -> list[Put]:
+        """Create nodes; returns puts whose restrictive ACL must be set after their children."""
+        created_paths = [p.path for p in all_puts]
+        deferred: list[Put] = []
+        plan: list[tuple[Put, list[Any]]] = []
+        for put in creates:
+            acl = put.want.acl
+            if not world_can_create(acl) and any(
+                c != put.path and is_under(c, put.path) for c in created_paths
+            ):
+                deferred.append(put)
+                acl = OPEN_ACL
+            plan.append((put, acl_to_kazoo(acl)))
+        if bulk and len(plan) > 1:
+            self._creates_multi(plan, result)
+        else:
+            self._creates_async(plan, result)
+        return [d for d in deferred if d.path in result.written]
+
+    def _create_ok(self, put: Put, result: ApplyResult) -> None:
+        result.created.add(put.path)
+        result.written[put.path] = self._result_state(put.want, None)
+        result.applied_at[put.path] = time.monotonic()
+        result.ops["create"] += 1
+        result.bytes += len(put.want.data)
+
+    def _creates_async(self, plan: Sequence[tuple[Put, list[Any]]], result: ApplyResult) -> None:
+        pending = [
+            (
+                put,
+                acl,
+                self.client.create_async(
+                    put.path, put.want.data, acl=acl, ephemeral=put.want.ephemeral
+                ),
+            )
+            for put, acl in plan
+        ]
+        for put, acl, res in pending:
+            try:
+                res.get(timeout=TIMEOUT)
+                self._create_ok(put, result)
+            except (NodeExistsError, NoNodeError, NoAuthError) as exc:
+                self._create_fallback(put, acl, exc, result)
+
+    def _creates_multi(self, plan: Sequence[tuple[Put, list[Any]]], result: ApplyResult) -> None:
+        batches: list[list[tuple[Put, list[Any]]]] = [[]]
+        size = 0
+        for item in plan:
+            if len(batches[-1]) >= MULTI_MAX_OPS or size + len(item[0].want.data) > MULTI_MAX_BYTES:
+                batches.append([])
+                size = 0
+            batches[-1].append(item)
+            size += len(item[0].want.data) + len(item[0].path) + 64
+        inflight: list[tuple[list[tuple[Put, list[Any]]], Any]] = []
+
+        def settle(batch: list[tuple[Put, list[Any]]], res: Any) -> None:
+            outcomes = res.get(timeout=TIMEOUT)
+            if any(isinstance(o, Exception) for o in outcomes):
+                self._creates_async(batch, result)  # roll forward op by op
+                return
+            for put, _ in batch:
+                self._create_ok(put, result)
+
+        for batch in batches:
+            if not batch:
+                continue
+            txn = self.client.transaction()
+            for put, kacl in batch:
+                txn.create(put.path, put.want.data, acl=kacl, ephemeral=put.want.ephemeral)
+            inflight.append((batch, txn.commit_async()))
+            if len(inflight) >= MULTI_IN_FLIGHT:
+                settle(*inflight.pop(0))
+        for done, res in inflight:
+            settle(done, res)
+
+    def _create_fallback(
+        self, put: Put, acl: list[Any], exc: Exception, result: ApplyResult
+    ) -> None:
+        if self.conditional and isinstance(exc, NodeExistsError):
+            result.raced.add(put.path)
+            return
+        try:
+            if isinstance(exc, NoNodeError):
+                self.client.ensure_path(parent_of(put.path))
+                self.client.create(put.path, put.want.data, acl=acl, ephemeral=put.want.ephemeral)
+                self._create_ok(put, result)
+            elif isinstance(exc, NodeExistsError):
+                _data, stat = self.client.get(put.path)
+                owner = int(stat.ephemeralOwner)
+                wrong_kind = (owner != 0) != put.want.ephemeral
+                if wrong_kind or (put.want.ephemeral and owner != self.session_id):
+                    self.client.delete(put.path)
+                    self.client.create(
+                        put.path, put.want.data, acl=acl, ephemeral=put.want.ephemeral
+                    )
+                    self._create_ok(put, result)
+                else:
+                    self.client.set(put.path, put.want.data)
+                    self.client.set_acls(put.path, acl)
+                    result.written[put.path] = self._result_state(put.want, None)
+                    result.applied_at[put.path] = time.monotonic()
+                    result.ops["set"] += 1
+                    result.bytes += len(put.want.data)
+            else:
+                result.failed[put.path] = f"not authorized to create: {exc!r}"
+        except (NodeExistsError, NoNodeError, NoAuthError, NotEmptyError) as again:
+            result.failed[put.path] = f"create failed: {again!r}"
+
+    # ------------------------------------------------------------------ updates
+    def _updates(self, updates: Sequence[Put], result: ApplyResult) -> None:
+        pending: list[tuple[Put, Any, Any]] = []
+        for put in updates:
+            ex = put.existing
+            assert ex is not None
+            cond = self.conditional
+            # Data and stat always go together: a set with the same data still refreshes
+            # the stat (mtime, version) and, conditionally, checks nobody moved the node.
+            set_res = self.client.set_async(
+                put.path, put.want.data, version=ex.version if cond else -1
+            )
+            acl_res = (
+                self.client.set_acls_async(
+                    put.path, acl_to_kazoo(put.want.acl), version=ex.aversion if cond else -1
+                )
+                if ex.acl != put.want.acl
+                else None
+            )
+            pending.append((put, set_res, acl_res))
+        for put, set_res, acl_res in pending:
+            stat: Any = None
+            try:
+                try:
+                    stat = set_res.get(timeout=TIMEOUT)
+                finally:
+                    if acl_res is not None:
+                        acl_stat = _quiet(acl_res)
+                        stat = acl_stat if acl_stat is not None else stat
+                result.ops["set"] += 1
+                result.bytes += len(put.want.data)
+                if acl_res is not None:
+                    result.ops["set_acl"] += 1
+            except BadVersionError:
+                result.raced.add(put.path)
+                continue
+            except NoNodeError as exc:
+                if self.conditional:
+                    result.raced.add(put.path)
+                    continue
+                self._create_fallback(put, acl_to_kazoo(put.want.acl), exc, result)
+                continue
+            except NoAuthError as exc:
+                result.failed[put.path] = f"not authorized to update: {exc!r}"
+                continue
+            result.written[put.path] = self._result_state(put.want, put.existing, stat)
+            result.applied_at[put.path] = time.monotonic()
+
+    def _set_acl(self, put: Put, result: ApplyResult) -> None:
+        try:
+            self.client.set_acls(put.path, acl_to_kazoo(put.want.acl))
+            result.ops["set_acl"] += 1
+        except (NoNodeError, NoAuthError) as exc:
+            result.failed[put.path] = f"could not set ACL: {exc!r}"
+
+    # ------------------------------------------------------------------ sequences
+    def _advance_sequences(self, created: Sequence[Put], result: ApplyResult) -> None:
+        """Push each parent's sequence counter past the sequence suffixes just copied, so a
+        sequential create on this side never reuses (or sorts before) a copied name."""
+        need: dict[str, int] = {}
+        for put in created:
+            match = SEQUENCE_SUFFIX.search(put.path.rsplit("/", 1)[-1])
+            if match:
+                parent = parent_of(put.path)
+                need[parent] = max(need.get(parent, 0), int(match.group(1)) + 1)
+        for parent, at_least in need.items():
+            try:
+                bumped = advance_sequence(self.client, parent, at_least)
+            except (NoNodeError, NoAuthError, NodeExistsError) as exc:
+                result.failed[parent] = f"could not advance sequence: {exc!r}"
+                continue
+            if bumped:
+                result.ops["sequence_bump"] += bumped
+
+
+def advance_sequence(client: Any, parent: str, at_least: int) -> int:
+    """Create+delete a scratch child until ``parent``'s next sequence number (its cversion)
+    is at least ``at_least``. Returns the number of create+delete pairs issued."""
+    pairs = 0
+    scratch = f"{parent.rstrip('/')}/{SEQUENCE_BUMP_NAME}"
+    while True:
+        stat = client.exists(parent)
+        if stat is None:
+            raise NoNodeError(parent)
+        missing = at_least - int(stat.cversion)
+        if missing <= 0:
+            return pairs
+        count = min((missing + 1) // 2, MULTI_MAX_OPS // 2)
+        txn = client.transaction()
+        for _ in range(count):
+            txn.create(scratch, b"")
+            txn.delete(scratch)
+        outcomes = txn.commit()
+        failure = next((o for o in outcomes if isinstance(o, Exception)), None)
+        if failure is not None:
+            raise failure
+        pairs += count
+
+
+def _quiet(res: Any) -> Any:
+    """The result of a request whose failure the sibling request already reports."""
+    try:
+        return res.get(timeout=TIMEOUT)
+    except (NoNodeError, NoAuthError, BadVersionError):
+        return None
