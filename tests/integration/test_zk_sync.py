@@ -1,0 +1,278 @@
+"""The sync engine against two real 3-server ensembles (in-process engine)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.security import ACL, Id, make_digest_acl
+
+from orchestrator_operator.zk.conflict import Strategy
+from orchestrator_operator.zk.engine import SyncConfig, SyncEngine
+from orchestrator_operator.zk.http import MonitoringServer
+from orchestrator_operator.zk.model import Side
+from orchestrator_operator.zk.verify import verify_clients
+from tests.fixtures import zk_sync as support
+from tests.fixtures.zk_sync import ZkPair, unique_root, wait_in_sync, wait_until, zk_client
+
+# Fixtures from the support module: two real 3-server ensembles per module.
+zk_pair = support.zk_pair
+pair = support.pair
+
+pytestmark = pytest.mark.zookeeper
+
+
+@pytest.fixture
+def clients(pair: ZkPair) -> Iterator[tuple[KazooClient, KazooClient]]:
+    with zk_client(pair.a.connect_string) as ca, zk_client(pair.b.connect_string) as cb:
+        yield ca, cb
+
+
+def engine_for(pair: ZkPair, roots: list[str], **kwargs: object) -> SyncEngine:
+    config = SyncConfig(
+        pair.a.connect_string,
+        pair.b.connect_string,
+        roots,
+        reconcile_interval=kwargs.pop("reconcile_interval", 30.0),  # type: ignore[arg-type]
+        session_timeout=4.0,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return SyncEngine(config)
+
+
+def metric(engine: SyncEngine, name: str, **labels: str) -> float:
+    value = engine.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def ops(engine: SyncEngine, op: str, direction: str) -> float:
+    return metric(engine, "orchestrator_zk_sync_operations_total", op=op, direction=direction)
+
+
+def session_id(client: KazooClient) -> int | None:
+    cid = client.client_id
+    return None if cid is None else int(cid[0])
+
+
+def test_one_way_bootstrap_and_live_changes(
+    pair: ZkPair, clients: tuple[KazooClient, KazooClient]
+) -> None:
+    ca, cb = clients
+    root = unique_root()
+    for i in range(40):
+        ca.create(f"{root}/d{i % 5}/n{i}", f"v{i}".encode(), makepath=True)
+    secret = [make_digest_acl("alice", "pw", all=True), ACL(31, Id("world", "anyone"))]
+    ca.create(f"{root}/acl", b"with-acl", acl=secret)
+    # a parent whose ACL forbids CREATE still gets its children copied
+    ca.create(f"{root}/closed", b"")
+    ca.create(f"{root}/closed/child", b"c")
+    ca.set_acls(f"{root}/closed", [ACL(1 | 2 | 8 | 16, Id("world", "anyone"))])
+    owner = KazooClient(hosts=pair.a.connect_string)
+    owner.start()
+    owner.create(f"{root}/json.info_", b'{"leader":1}', ephemeral=True, sequence=True)
+    # stale target content is overwritten / removed (target := source)
+    cb.create(f"{root}/d0/n0", b"stale", makepath=True)
+    cb.create(f"{root}/only-on-target", b"x")
+
+    with engine_for(pair, [root]) as engine:
+        assert engine.bootstrap.znodes == len(engine.cache[Side.A])
+        wait_in_sync(ca, cb, [root], timeout=30)
+        # ephemerals are mirrored as ephemerals owned by the engine's session
+        (name,) = [c for c in cb.get_children(root) if c.startswith("json.info_")]
+        _, stat = cb.get(f"{root}/{name}")
+        assert stat.ephemeralOwner == engine.clients[Side.B].client_id[0]
+        assert cb.get_acls(f"{root}/acl")[0] == ca.get_acls(f"{root}/acl")[0]
+        assert cb.get_acls(f"{root}/closed")[0] == ca.get_acls(f"{root}/closed")[0]
+        # the copied sequence number is never reused on the target
+        fresh = cb.create(f"{root}/json.info_", b"", ephemeral=True, sequence=True)
+        assert fresh.rsplit("_", 1)[1] > name.rsplit("_", 1)[1]
+        cb.delete(fresh)
+
+        ca.set(f"{root}/d1/n1", b"changed")
+        ca.delete(f"{root}/d2", recursive=True)
+        ca.create(f"{root}/new/deep/node", b"deep", makepath=True)
+        ca.set_acls(f"{root}/d3", secret)  # ACL changes fire no watch: reconcile finds them
+        wait_until(lambda: cb.exists(f"{root}/new/deep/node") is not None, 30, "create")
+        assert cb.get(f"{root}/d1/n1")[0] == b"changed"
+        assert cb.exists(f"{root}/d2") is None
+        owner.stop()  # the origin's session ends: the mirror goes too
+        owner.close()
+        wait_until(lambda: cb.exists(f"{root}/{name}") is None, 30, "mirror removal")
+        engine.request_full_reconcile()
+        wait_in_sync(ca, cb, [root], timeout=30)
+        assert (
+            metric(engine, "orchestrator_zk_sync_operations_total", op="create", direction="a_to_b")
+            > 40
+        )
+        assert (
+            metric(engine, "orchestrator_zk_sync_replication_lag_seconds_count", direction="a_to_b")
+            > 0
+        )
+        assert metric(engine, "orchestrator_zk_sync_errors_total", kind="write_failed") == 0
+
+
+def test_bidirectional_no_echo_and_both_directions(
+    pair: ZkPair, clients: tuple[KazooClient, KazooClient]
+) -> None:
+    ca, cb = clients
+    root = unique_root()
+    ca.create(f"{root}/x", b"0", makepath=True)
+    with engine_for(pair, [root], bidirectional=True) as engine:
+        wait_in_sync(ca, cb, [root], timeout=30)
+        sets_ab = metric(
+            engine, "orchestrator_zk_sync_operations_total", op="set", direction="a_to_b"
+        )
+        ca.set(f"{root}/x", b"from-a")
+        wait_until(lambda: cb.get(f"{root}/x")[0] == b"from-a", 30, "a->b")
+        cb.set(f"{root}/x", b"from-b")
+        wait_until(lambda: ca.get(f"{root}/x")[0] == b"from-b", 30, "b->a")
+        cb.create(f"{root}/b-made/child", b"b", makepath=True)
+        wait_until(lambda: ca.exists(f"{root}/b-made/child") is not None, 30, "b create")
+        mesos = KazooClient(hosts=pair.b.connect_string)
+        mesos.start()
+        eph = mesos.create(f"{root}/json.info_", b"m", ephemeral=True, sequence=True)
+        wait_until(lambda: ca.exists(eph) is not None, 30, "ephemeral b->a")
+        assert ca.get(eph)[1].ephemeralOwner == engine.clients[Side.A].client_id[0]
+        assert engine.wait_idle(30)
+        # each change crossed exactly once: the engine's own writes did not come back
+        assert (
+            metric(engine, "orchestrator_zk_sync_operations_total", op="set", direction="a_to_b")
+            == sets_ab + 1
+        )
+        assert (
+            metric(engine, "orchestrator_zk_sync_operations_total", op="set", direction="b_to_a")
+            == 1
+        )
+        cb.delete(f"{root}/b-made", recursive=True)
+        mesos.stop()
+        mesos.close()
+        wait_until(lambda: ca.exists(eph) is None and ca.exists(f"{root}/b-made") is None, 30)
+        wait_in_sync(ca, cb, [root], timeout=30)
+        assert metric(engine, "orchestrator_zk_sync_conflicts_total", resolution="source_wins") == 0
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expect_a", "expect_b"),
+    [
+        (Strategy.SOURCE_WINS, b"a-edit", b"a-edit"),
+        (Strategy.LAST_WRITE_WINS, b"b-edit", b"b-edit"),  # B was written last
+        (Strategy.MANUAL, b"a-edit", b"b-edit"),
+    ],
+)
+def test_bidirectional_conflicts(
+    pair: ZkPair,
+    clients: tuple[KazooClient, KazooClient],
+    tmp_path: Path,
+    strategy: Strategy,
+    expect_a: bytes,
+    expect_b: bytes,
+) -> None:
+    """Both sides change one znode while the engine is down; on restart it sees both
+    changed since they last agreed (the state file) and applies the strategy."""
+    ca, cb = clients
+    root = unique_root()
+    ca.create(f"{root}/x", b"agreed", makepath=True)
+    state = tmp_path / "state.json"
+    with engine_for(pair, [root], bidirectional=True, strategy=strategy, state_file=state):
+        wait_in_sync(ca, cb, [root], timeout=30)
+    ca.set(f"{root}/x", b"a-edit")
+    cb.set(f"{root}/x", b"b-edit")
+    with engine_for(pair, [root], bidirectional=True, strategy=strategy, state_file=state) as e:
+        assert e.wait_idle(30)
+        assert ca.get(f"{root}/x")[0] == expect_a
+        assert cb.get(f"{root}/x")[0] == expect_b
+        resolution = {
+            Strategy.SOURCE_WINS: "source_wins",
+            Strategy.LAST_WRITE_WINS: "last_write_wins",
+            Strategy.MANUAL: "manual",
+        }[strategy]
+        assert metric(e, "orchestrator_zk_sync_conflicts_total", resolution=resolution) == 1
+        if strategy is Strategy.MANUAL:
+            assert f"{root}/x" in e.conflicts
+            assert json.loads(state.read_text())["conflicts"][f"{root}/x"]["reason"]
+            # a person settles it; the engine notices and forgets the conflict
+            cb.set(f"{root}/x", b"a-edit")
+            wait_until(lambda: f"{root}/x" not in e.conflicts, 30, "conflict resolved")
+        else:
+            assert not e.conflicts
+
+
+def test_session_expiry_and_server_kills(
+    pair: ZkPair, clients: tuple[KazooClient, KazooClient]
+) -> None:
+    ca, cb = clients
+    root = unique_root()
+    ca.create(f"{root}/x", b"0", makepath=True)
+    origin = KazooClient(hosts=pair.a.connect_string)
+    origin.start()
+    origin.create(f"{root}/eph", b"e", ephemeral=True)
+    with engine_for(pair, [root]) as engine:
+        wait_in_sync(ca, cb, [root], timeout=30)
+        old_session = engine.clients[Side.B].client_id
+        # Expire the engine's target session (another client closes the same session):
+        # its mirrors vanish; the engine must re-arm, re-diff and recreate them.
+        thief = KazooClient(hosts=pair.b.connect_string, client_id=old_session)
+        thief.start()
+        thief.stop()
+        thief.close()
+        wait_until(
+            lambda: (
+                engine.clients[Side.B].client_id[0] != old_session[0]
+                and cb.exists(f"{root}/eph") is not None
+            ),
+            60,
+            "new session and recreated mirror",
+        )
+        assert cb.exists(f"{root}/eph").ephemeralOwner == session_id(engine.clients[Side.B])
+        ca.set(f"{root}/x", b"after-expiry")
+        wait_until(lambda: cb.get(f"{root}/x")[0] == b"after-expiry", 60, "sync after expiry")
+        # kill a server on each side, keep writing, bring them back
+        pair.a.kill_server(pair.a.leader_index() or 0)
+        pair.b.kill_server(0)
+        with zk_client(pair.a.connect_string) as writer:
+            for i in range(20):
+                writer.create(f"{root}/during-{i}", b"k")
+        pair.a.ensure_all_running()
+        pair.b.ensure_all_running()
+        wait_in_sync(ca, cb, [root], timeout=90)
+        healthy, detail = engine.health()
+        assert healthy, detail
+    origin.stop()
+    origin.close()
+
+
+def test_metrics_and_healthz_endpoints(
+    pair: ZkPair, clients: tuple[KazooClient, KazooClient]
+) -> None:
+    ca, _ = clients
+    root = unique_root()
+    ca.create(f"{root}/x", b"0", makepath=True)
+    with engine_for(pair, [root]) as engine:
+        server = MonitoringServer(engine.metrics.registry, engine.health, 0, host="127.0.0.1")
+        server.start()
+        try:
+            ca.set(f"{root}/x", b"1")
+            assert engine.wait_idle(30)
+            base = f"http://127.0.0.1:{server.port}"
+            with urllib.request.urlopen(f"{base}/healthz") as resp:
+                assert resp.status == 200
+                assert json.loads(resp.read())["status"] == "ok"
+            with urllib.request.urlopen(f"{base}/metrics") as resp:
+                text = resp.read().decode()
+            for name in (
+                "orchestrator_zk_sync_replication_lag_seconds_bucket",
+                "orchestrator_zk_sync_operations_total",
+                "orchestrator_zk_sync_bytes_total",
+                "orchestrator_zk_sync_errors_total",
+                "orchestrator_zk_sync_last_full_reconcile_timestamp_seconds",
+                'orchestrator_zk_sync_znodes{side="a"}',
+            ):
+                assert name in text
+        finally:
+            server.stop()
+    report = verify_clients(ca, ca, [root])
+    assert report.ok
