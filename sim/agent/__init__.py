@@ -1,0 +1,1 @@
+"""The simulated Mesos agent: leader detection, (re-)registration, checkpointed tasks."""

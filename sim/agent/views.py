@@ -1,0 +1,82 @@
+"""The agent's `/state` and `/metrics/snapshot`, shaped like Mesos' (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim import VERSION
+from sim import resources as res
+from sim.tasks import COUNTED, LIVE, Task, count_states
+
+
+def state(
+    *,
+    agent_id: str | None,
+    ip: str,
+    port: int,
+    hostname: str,
+    resources: res.Resources,
+    master: dict[str, Any] | None,
+    start_time: float,
+    flags: dict[str, str],
+    tasks: list[Task],
+    completed: list[Task],
+) -> dict[str, Any]:
+    frameworks: dict[str, dict[str, Any]] = {}
+    for task in tasks + completed:
+        fw = frameworks.setdefault(
+            task.framework_id,
+            {"id": task.framework_id, "name": "", "executors": [], "completed_executors": []},
+        )
+        executor = {
+            "id": task.task_id,
+            "name": f"Command Executor (Task: {task.task_id})",
+            "source": task.task_id,
+            "tasks": [task.to_json()] if task.state in LIVE else [],
+            "queued_tasks": [],
+            "completed_tasks": [] if task.state in LIVE else [task.to_json()],
+        }
+        fw["executors" if task.state in LIVE else "completed_executors"].append(executor)
+    return {
+        "version": VERSION,
+        "id": agent_id or "",
+        "pid": f"slave(1)@{ip}:{port}",
+        "hostname": hostname,
+        "resources": res.render(resources),
+        "attributes": {},
+        "master_hostname": (master or {}).get("hostname", ""),
+        "start_time": start_time,
+        "flags": flags,
+        "frameworks": list(frameworks.values()),
+        "completed_frameworks": [],
+    }
+
+
+def metrics(
+    *,
+    registered: bool,
+    uptime: float,
+    resources: res.Resources,
+    tasks: list[Task],
+    completed: list[Task],
+) -> dict[str, float]:
+    counts = count_states(tasks + completed)
+    out: dict[str, float] = {
+        "slave/registered": 1.0 if registered else 0.0,
+        "slave/uptime_secs": round(uptime, 3),
+        "slave/recovery_errors": 0.0,
+        "slave/frameworks_active": float(len({t.framework_id for t in tasks if t.live})),
+        "slave/executors_running": float(sum(1 for t in tasks if t.live)),
+    }
+    for name in COUNTED:
+        out["slave/tasks_" + name[len("TASK_") :].lower()] = float(counts.get(name, 0))
+    used: res.Resources = {}
+    for task in tasks:
+        if task.live:
+            used = res.add(used, task.resources)
+    for name in ("cpus", "mem", "disk", "gpus"):
+        total = resources.get(name, 0.0)
+        out[f"slave/{name}_total"] = total
+        out[f"slave/{name}_used"] = used.get(name, 0.0)
+        out[f"slave/{name}_percent"] = used.get(name, 0.0) / total if total else 0.0
+    return out

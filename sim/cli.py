@@ -1,0 +1,138 @@
+"""`python -m sim master|agent|marathon ...`: flags named after Mesos' and Marathon's."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from sim.resources import DEFAULT_AGENT_RESOURCES
+from sim.zkurl import ZkUrl
+
+
+def _seconds(text: str) -> float:
+    """`10`, `10secs`, `500ms`, `2mins` -> seconds (Mesos duration style)."""
+    text = text.strip()
+    for suffix, scale in (("ms", 0.001), ("secs", 1.0), ("mins", 60.0), ("s", 1.0)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * scale
+    return float(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sim", description=__doc__)
+    sub = p.add_subparsers(dest="role", required=True)
+
+    m = sub.add_parser("master", help="a Mesos master")
+    m.add_argument("--zk", required=True, type=ZkUrl.parse, help="zk://host:port[,...]/path")
+    m.add_argument("--port", type=int, default=5050)
+    m.add_argument("--ip", default="127.0.0.1")
+    m.add_argument("--hostname", default="")
+    m.add_argument("--quorum", type=int, default=1)
+    m.add_argument("--cluster", default="sim")
+    m.add_argument("--zk_session_timeout", type=_seconds, default=10.0)
+    m.add_argument("--registry_fetch_timeout", type=_seconds, default=60.0)
+    m.add_argument("--agent_disconnect_timeout", type=_seconds, default=3.0)
+    m.add_argument("--agent_removal_timeout", type=_seconds, default=75.0)
+
+    a = sub.add_parser("agent", help="a Mesos agent")
+    a.add_argument("--zk", "--master", dest="zk", required=True, type=ZkUrl.parse)
+    a.add_argument("--port", type=int, default=5051)
+    a.add_argument("--ip", default="127.0.0.1")
+    a.add_argument("--hostname", default="")
+    a.add_argument("--work-dir", "--work_dir", dest="work_dir", required=True, type=Path)
+    a.add_argument("--resources", default=DEFAULT_AGENT_RESOURCES)
+    a.add_argument("--recover", choices=("reconnect", "cleanup"), default="reconnect")
+
+    r = sub.add_parser("marathon", help="Marathon")
+    r.add_argument("--master", required=True, type=ZkUrl.parse, help="zk://.../mesos")
+    r.add_argument("--zk", required=True, type=ZkUrl.parse, help="zk://.../marathon")
+    r.add_argument("--port", "--http_port", dest="port", type=int, default=8080)
+    r.add_argument("--ip", default="127.0.0.1")
+    r.add_argument("--hostname", default="")
+    r.add_argument("--zk_session_timeout", type=_seconds, default=10.0)
+    r.add_argument("--framework_name", default="marathon")
+    return p
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> int:
+    """Run a server; SIGTERM/SIGINT cancel it so that it closes its ZooKeeper session."""
+
+    async def guarded() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await coro
+
+    asyncio.run(guarded())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("SIM_LOG_LEVEL", "INFO"),
+        format=f"%(asctime)s {args.role}:{args.port} %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kazoo").setLevel(logging.WARNING)
+    if args.role == "master":
+        from sim.master.server import MasterConfig, serve
+
+        return _run(
+            serve(
+                MasterConfig(
+                    zk=args.zk,
+                    port=args.port,
+                    ip=args.ip,
+                    hostname=args.hostname,
+                    quorum=args.quorum,
+                    cluster=args.cluster,
+                    zk_session_timeout=args.zk_session_timeout,
+                    registry_fetch_timeout=args.registry_fetch_timeout,
+                    agent_disconnect_timeout=args.agent_disconnect_timeout,
+                    agent_removal_timeout=args.agent_removal_timeout,
+                )
+            )
+        )
+    if args.role == "agent":
+        from sim.agent.server import AgentConfig
+        from sim.agent.server import serve as serve_agent
+
+        return _run(
+            serve_agent(
+                AgentConfig(
+                    zk=args.zk,
+                    port=args.port,
+                    work_dir=args.work_dir,
+                    ip=args.ip,
+                    hostname=args.hostname,
+                    resources=args.resources,
+                    recover=args.recover,
+                )
+            )
+        )
+    from sim.marathon.server import MarathonConfig
+    from sim.marathon.server import serve as serve_marathon
+
+    return _run(
+        serve_marathon(
+            MarathonConfig(
+                master=args.master,
+                zk=args.zk,
+                port=args.port,
+                ip=args.ip,
+                hostname=args.hostname,
+                zk_session_timeout=args.zk_session_timeout,
+                framework_name=args.framework_name,
+            )
+        )
+    )

@@ -1,0 +1,1 @@
+"""The simulated Marathon: HA leader latch, ZooKeeper state, REST API, scheduler loop."""

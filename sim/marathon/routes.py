@@ -1,0 +1,149 @@
+"""Marathon's REST API on the leader: /v2/apps, /v2/tasks, /v2/deployments, /v2/info."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from sim.httputil import error, json_response, read_json
+from sim.marathon import layout, views
+from sim.tasks import LIVE
+
+if TYPE_CHECKING:
+    from sim.marathon.server import Marathon
+
+
+def _app_id(request: web.Request) -> str:
+    return layout.normalize_app_id(request.match_info["app_id"])
+
+
+def _numbers(body: dict[str, Any]) -> str | None:
+    for key, low in (("instances", 0), ("cpus", 0), ("mem", 0), ("disk", 0)):
+        value = body.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < low:
+            return f"{key} must be a number >= {low}"
+    if "instances" in body and not isinstance(body["instances"], int):
+        return "instances must be an integer"
+    return None
+
+
+def add_routes(app: web.Application, marathon: Marathon) -> None:
+    sched = marathon.scheduler
+
+    def app_view(app_def: dict[str, Any], embed_tasks: bool = False) -> dict[str, Any]:
+        instances = sched.app_instances(app_def["id"])
+        out = views.app_json(app_def, instances, sched.app_deployments(app_def["id"]))
+        if embed_tasks:
+            out["tasks"] = [views.task_json(i) for i in instances if i["state"] in LIVE]
+        return out
+
+    async def list_apps(request: web.Request) -> web.StreamResponse:
+        embed = "apps.tasks" in request.query.getall("embed", [])
+        return json_response({"apps": [app_view(a, embed) for a in sched.apps.values()]})
+
+    async def create_app(request: web.Request) -> web.StreamResponse:
+        body = await read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            return error(422, "Object is not valid: id is required")
+        app_id = layout.normalize_app_id(body["id"])
+        if not layout.valid_app_id(app_id):
+            return error(422, f"Object is not valid: invalid app id {app_id!r}")
+        problem = _numbers(body)
+        if problem:
+            return error(422, f"Object is not valid: {problem}")
+        if not body.get("cmd") and not body.get("args") and not body.get("container"):
+            return error(
+                422,
+                "Object is not valid: AppDefinition must either contain one of "
+                "'cmd' or 'args', and/or a 'container'.",
+            )
+        async with sched.lock:
+            if app_id in sched.apps:
+                return error(409, f"An app with id [{app_id}] already exists.")
+            version = layout.timestamp(time.time())
+            app_def = {k: v for k, v in body.items() if k in views.EDITABLE}
+            app_def = {**views.APP_DEFAULTS, **app_def, "id": app_id, "version": version}
+            app_def["versionInfo"] = {"lastScalingAt": version, "lastConfigChangeAt": version}
+            await sched.save_app(app_def)
+            await sched.start_deployment(app_id, "StartApplication", version)
+            out = app_view(app_def)
+        return json_response(out, status=201, headers={"Location": f"/v2/apps{app_id}"})
+
+    async def get_app(request: web.Request) -> web.StreamResponse:
+        app_def = sched.apps.get(_app_id(request))
+        if app_def is None:
+            return error(404, f"App '{_app_id(request)}' does not exist")
+        return json_response({"app": app_view(app_def, embed_tasks=True)})
+
+    async def put_app(request: web.Request) -> web.StreamResponse:
+        app_id = _app_id(request)
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            return error(422, "Object is not valid: expected an object")
+        problem = _numbers(body)
+        if problem:
+            return error(422, f"Object is not valid: {problem}")
+        async with sched.lock:
+            version = layout.timestamp(time.time())
+            current = sched.apps.get(app_id)
+            changes = {k: v for k, v in body.items() if k in views.EDITABLE}
+            if current is None:
+                app_def = {**views.APP_DEFAULTS, **changes, "id": app_id}
+                info = {"lastScalingAt": version, "lastConfigChangeAt": version}
+                action = "StartApplication"
+            else:
+                app_def = {**current, **changes}
+                scaling_only = set(changes) <= {"instances"}
+                info = dict(current.get("versionInfo", {}))
+                info["lastScalingAt"] = version
+                if not scaling_only:
+                    info["lastConfigChangeAt"] = version
+                action = "ScaleApplication" if scaling_only else "RestartApplication"
+            app_def.update({"version": version, "versionInfo": info})
+            await sched.save_app(app_def)
+            dep = await sched.start_deployment(app_id, action, version)
+        status = 201 if current is None else 200
+        return json_response({"version": version, "deploymentId": dep}, status=status)
+
+    async def delete_app(request: web.Request) -> web.StreamResponse:
+        app_id = _app_id(request)
+        async with sched.lock:
+            if app_id not in sched.apps:
+                return error(404, f"App '{app_id}' does not exist")
+            version = layout.timestamp(time.time())
+            await sched.delete_app(app_id)
+            dep = await sched.start_deployment(app_id, "StopApplication", version)
+        return json_response({"version": version, "deploymentId": dep})
+
+    async def app_tasks(request: web.Request) -> web.StreamResponse:
+        app_id = _app_id(request)
+        if app_id not in sched.apps:
+            return error(404, f"App '{app_id}' does not exist")
+        instances = sched.app_instances(app_id)
+        return json_response(
+            {"tasks": [views.task_json(i) for i in instances if i["state"] in LIVE]}
+        )
+
+    async def all_tasks(request: web.Request) -> web.StreamResponse:
+        instances = [i for i in sched.instances.values() if i["state"] in LIVE]
+        return json_response({"tasks": [views.task_json(i) for i in instances]})
+
+    async def deployments(request: web.Request) -> web.StreamResponse:
+        return json_response([views.deployment_json(d) for d in sched.deployments.values()])
+
+    async def info(request: web.Request) -> web.StreamResponse:
+        return json_response(marathon.info())
+
+    app.router.add_get("/v2/apps", list_apps)
+    app.router.add_post("/v2/apps", create_app)
+    app.router.add_get("/v2/apps/{app_id:.+}/tasks", app_tasks)
+    app.router.add_get("/v2/apps/{app_id:.+}", get_app)
+    app.router.add_put("/v2/apps/{app_id:.+}", put_app)
+    app.router.add_delete("/v2/apps/{app_id:.+}", delete_app)
+    app.router.add_get("/v2/tasks", all_tasks)
+    app.router.add_get("/v2/deployments", deployments)
+    app.router.add_get("/v2/info", info)

@@ -1,0 +1,1 @@
+"""The simulated Mesos master: election in ZooKeeper, registry, operator HTTP API."""

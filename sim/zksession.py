@@ -1,0 +1,76 @@
+"""A kazoo session with the exit policy of the process it serves.
+
+Mesos masters exit when their ZooKeeper session is lost: on expiry, or when they stay
+disconnected for longer than the session timeout (Mesos forces the expiration itself).
+Marathon exits on any ZooKeeper connection loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from enum import Enum
+
+from kazoo.client import KazooClient, KazooState
+
+log = logging.getLogger(__name__)
+
+EXIT_ZK_LOST = 3
+
+
+class ExitPolicy(Enum):
+    ON_SESSION_LOSS = "session"
+    ON_CONNECTION_LOSS = "connection"
+    NEVER = "never"
+
+
+class ZkSession:
+    def __init__(self, hosts: str, session_timeout: float, policy: ExitPolicy) -> None:
+        self.client = KazooClient(hosts=hosts, timeout=session_timeout)
+        self.session_timeout = session_timeout
+        self.policy = policy
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self.client.add_listener(self._on_state)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.client.start(timeout=timeout)
+
+    def stop(self) -> None:
+        self.policy = ExitPolicy.NEVER
+        self.client.stop()
+        self.client.close()
+
+    def _on_state(self, state: str) -> None:
+        if self.policy is ExitPolicy.NEVER:
+            return
+        if state == KazooState.LOST:
+            die("ZooKeeper session expired")
+        elif state == KazooState.SUSPENDED:
+            if self.policy is ExitPolicy.ON_CONNECTION_LOSS:
+                die("ZooKeeper connection lost")
+            with self._lock:
+                if self._timer is None:
+                    log.warning("ZooKeeper disconnected; waiting %.1fs", self.session_timeout)
+                    self._timer = threading.Timer(self.session_timeout, self._expired)
+                    self._timer.daemon = True
+                    self._timer.start()
+        elif state == KazooState.CONNECTED:
+            with self._lock:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+
+    def _expired(self) -> None:
+        if self.client.state != KazooState.CONNECTED:
+            die("Timed out waiting to reconnect to ZooKeeper; forcing ZooKeeper session expiration")
+
+
+def die(reason: str, code: int = EXIT_ZK_LOST) -> None:
+    """Exit at once, as Mesos and Marathon do ("committing suicide")."""
+    log.error("%s: exiting", reason)
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code)
