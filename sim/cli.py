@@ -58,7 +58,47 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--hostname", default="")
     r.add_argument("--zk_session_timeout", type=_seconds, default=10.0)
     r.add_argument("--framework_name", default="marathon")
+    c = sub.add_parser("cluster", help="a whole SimCluster in the foreground (Ctrl-C stops it)")
+    c.add_argument("--zk", required=True, help="ZooKeeper connect string host:port[,...]")
+    c.add_argument("--masters", type=int, default=3)
+    c.add_argument("--agents", type=int, default=2)
+    c.add_argument("--marathons", type=int, default=1)
+    c.add_argument("--namespace", default=None, help="ZooKeeper prefix (default /sim-<id>)")
+    c.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return p
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from sim.cluster import SimCluster
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    with SimCluster(
+        args.zk,
+        masters=args.masters,
+        agents=args.agents,
+        marathons=args.marathons,
+        namespace=args.namespace,
+    ) as cluster:
+        summary = {
+            "mesos_zk": cluster.mesos_zk,
+            "marathon_zk": cluster.marathon_zk,
+            "masters": [cluster.master_url(i) for i in range(args.masters)],
+            "agents": [cluster.agent_url(j) for j in range(args.agents)],
+            "marathons": [cluster.marathon_instance_url(k) for k in range(args.marathons)],
+            "logs": str(cluster.base_dir / "logs"),
+        }
+        print(json.dumps(summary, indent=2), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    return 0
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> int:
@@ -84,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=f"%(asctime)s {args.role}:{args.port} %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kazoo").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.role == "cluster":
+        return _cluster(args)
     if args.role == "master":
         from sim.master.server import MasterConfig, serve
 
