@@ -28,6 +28,7 @@ import yaml
 
 from .certs import Pki, make_pki
 from .processes import ManagedProcess, free_port
+from .provisioner import VolumeProvisioner
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "testenv" / "build.sh"
@@ -88,6 +89,8 @@ class KubeTestEnv:
         self.api_port = 0
         self.startup_seconds: dict[str, float] = {}
         self._pki: Pki | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._provisioner: VolumeProvisioner | None = None
 
     # -- paths -------------------------------------------------------------------------
     @property
@@ -123,7 +126,10 @@ class KubeTestEnv:
             self._start_etcd_and_apiserver(timeout)
             self.startup_seconds["apiserver"] = time.monotonic() - began
             self._start_controllers()
+            self._provisioner = VolumeProvisioner(self.api, self.base_dir / "volumes")
+            self._provisioner.start()
             self._create_nodes()
+            self.startup_seconds["nodes_created"] = time.monotonic() - began
             self.wait_for_nodes_ready(timeout=max(timeout, self.node_count / 20))
             self.startup_seconds["nodes_ready"] = time.monotonic() - began
             self._wait_for_default_service_account(timeout)
@@ -133,6 +139,9 @@ class KubeTestEnv:
             raise
 
     def stop(self) -> None:
+        if self._provisioner is not None:
+            self._provisioner.stop()
+            self._provisioner = None
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
@@ -256,10 +265,12 @@ class KubeTestEnv:
 
     # -- API access ----------------------------------------------------------------------
     def _ssl_context(self) -> ssl.SSLContext:
-        assert self._pki
-        context = ssl.create_default_context(cafile=str(self._pki.ca_cert))
-        context.load_cert_chain(str(self._pki.admin_cert), str(self._pki.admin_key))
-        return context
+        if self._ssl is None:
+            assert self._pki
+            context = ssl.create_default_context(cafile=str(self._pki.ca_cert))
+            context.load_cert_chain(str(self._pki.admin_cert), str(self._pki.admin_key))
+            self._ssl = context
+        return self._ssl
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         """One request to the API server as the admin; JSON in and out."""

@@ -32,9 +32,10 @@ def accept_spec(
     status: Mapping[str, Any],
     generation: int | None,
     patch: kopf.Patch,
-    pending_message: str,
+    accepted_message: str,
+    phase: str | None = "Pending",
 ) -> Any:
-    """Validate `spec` against the kind's model and patch status: Pending, or Invalid.
+    """Validate `spec` against the kind's model and patch status: `phase`, or Invalid.
 
     Returns the parsed spec. Invalid input raises kopf.PermanentError: retrying cannot help,
     the user must change the resource; the condition says what to change.
@@ -52,10 +53,11 @@ def accept_spec(
         )
         RECONCILES.labels(kind.kind, "invalid").inc()
         raise kopf.PermanentError(f"invalid {kind.kind} spec: {message}") from error
-    patch.status["phase"] = "Pending"
+    if phase:
+        patch.status["phase"] = phase
     patch.status["observedGeneration"] = generation
     patch.status["conditions"] = set_condition(
-        conditions, make_condition(ACCEPTED, True, "SpecValid", pending_message, generation)
+        conditions, make_condition(ACCEPTED, True, "SpecValid", accepted_message, generation)
     )
     RECONCILES.labels(kind.kind, "ok").inc()
     RECONCILE_SECONDS.labels(kind.kind).observe(time.perf_counter() - started)

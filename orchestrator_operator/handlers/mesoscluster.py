@@ -1,21 +1,104 @@
-"""Kopf handlers for MESOS_CLUSTER: validate the spec and report it as accepted."""
+"""Kopf handlers for MesosCluster: apply the children, then keep observing their health.
+
+Two handlers with one job each: `reconcile` turns the spec into children (level-based and
+idempotent: it applies the full desired set every time), `observe` is a timer that reads
+what is actually running (workload status, the Mesos leader in ZooKeeper, the leading
+master's metrics) and writes the truth into status.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import kopf
 
+from ..builders import agents, marathon, masters, zookeeper
+from ..builders.cluster import build_children
+from ..builders.meta import Owner
+from ..kube_api import KubeApi
+from ..mesos.discovery import read_election, read_master_metrics
+from ..mesos.health import Observation, Replicas, build_status
 from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER
+from ..models.mesoscluster import MesosClusterSpec
+from ..status import now_rfc3339
+from ..zk.clients import ZkClientPool, ZkUnreachable
 from .common import accept_spec
 
-PENDING_MESSAGE = "spec is valid; reconciliation has not started yet"
+OBSERVE_INTERVAL_SECONDS = 2.0
+ZK_POOL = ZkClientPool()
+
+
+def _owner(meta: kopf.Meta) -> Owner:
+    return Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
 
 
 @kopf.on.resume(API_GROUP, API_VERSION, "mesosclusters")
 @kopf.on.create(API_GROUP, API_VERSION, "mesosclusters")
-@kopf.on.update(API_GROUP, API_VERSION, "mesosclusters")
+@kopf.on.update(API_GROUP, API_VERSION, "mesosclusters", field="spec")
 def reconcile(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
 ) -> None:
-    accept_spec(MESOS_CLUSTER, spec, status, meta.get("generation"), patch, PENDING_MESSAGE)
+    parsed: MesosClusterSpec = accept_spec(
+        MESOS_CLUSTER,
+        spec,
+        status,
+        meta.get("generation"),
+        patch,
+        "spec is valid; children applied",
+        phase=None if status.get("phase") in ("Ready", "Degraded") else "Progressing",
+    )
+    api = KubeApi.shared()
+    for child in build_children(_owner(meta), parsed):
+        api.apply(child)
+
+
+def _replicas(api: KubeApi, kind: str, owner: Owner, component: str) -> Replicas:
+    obj = api.get("apps/v1", kind, owner.namespace, owner.child_name(component)) or {}
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    if kind == "DaemonSet":
+        return Replicas(status.get("desiredNumberScheduled", 0), status.get("numberReady", 0))
+    return Replicas(spec.get("replicas", 0), status.get("readyReplicas", 0))
+
+
+def observe_cluster(owner: Owner, spec: MesosClusterSpec) -> Observation:
+    api = KubeApi.shared()
+    connect = zookeeper.connect_string(owner, spec)
+    zk_error, election, health = None, None, None
+    try:
+        election = read_election(ZK_POOL.get(connect), spec.masters.zk_path)
+    except ZkUnreachable as error:
+        zk_error = str(error)
+    if election and election.leader:
+        health = read_master_metrics(election.leader.address)
+    return Observation(
+        zookeeper_connect_string=connect,
+        zookeeper=None
+        if spec.zookeeper.external
+        else _replicas(api, "StatefulSet", owner, zookeeper.COMPONENT),
+        zookeeper_error=zk_error,
+        election=election,
+        master_health=health,
+        masters=_replicas(api, "StatefulSet", owner, masters.COMPONENT),
+        quorum=spec.masters.effective_quorum,
+        agents=_replicas(api, "DaemonSet", owner, agents.COMPONENT),
+        marathon=_replicas(api, "Deployment", owner, marathon.COMPONENT),
+    )
+
+
+@kopf.timer(API_GROUP, API_VERSION, "mesosclusters", interval=OBSERVE_INTERVAL_SECONDS)
+def observe(
+    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+) -> None:
+    if status.get("phase") == "Invalid":
+        return
+    parsed = MesosClusterSpec.model_validate(copy.deepcopy(dict(spec)))
+    observation = observe_cluster(_owner(meta), parsed)
+    previous = copy.deepcopy(list(status.get("conditions") or []))
+    new_status = build_status(
+        observation, status.get("observedGeneration"), previous, now_rfc3339()
+    )
+    # Accepted is the reconcile handler's condition: keep it as it is.
+    for key, value in new_status.items():
+        if status.get(key) != value:
+            patch.status[key] = value

@@ -165,6 +165,10 @@ class AgentsSpec(Component):
         description="Host path for work_dir and checkpoints, so tasks survive a pod restart.",
     )
     max_unavailable: Annotated[int, Field(ge=1)] = 1
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=5051,
+        description="Agent port on the node's network; two clusters sharing nodes need two ports.",
+    )
 
 
 class MarathonSpec(Component):

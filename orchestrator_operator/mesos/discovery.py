@@ -1,0 +1,61 @@
+"""Observing a running Mesos cluster: the leader from ZooKeeper, health from the master."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from kazoo.exceptions import NoNodeError
+
+from .leader import MasterInfo, lowest_contender, parse_master_info
+
+
+@dataclass(frozen=True)
+class Election:
+    leader: MasterInfo | None
+    contenders: int
+
+
+def read_election(client: Any, cluster_path: str) -> Election:
+    """Who leads, read the way Mesos clients do (a lost race with a vanishing znode retries)."""
+    for _ in range(3):
+        try:
+            children = client.get_children(cluster_path)
+        except NoNodeError:
+            return Election(None, 0)
+        leader_znode = lowest_contender(children)
+        contenders = sum(1 for c in children if c.startswith("json.info_"))
+        if leader_znode is None:
+            return Election(None, 0)
+        try:
+            data, _ = client.get(f"{cluster_path}/{leader_znode}")
+        except NoNodeError:
+            continue  # the leader just went away; look again
+        return Election(parse_master_info(leader_znode, data), contenders)
+    return Election(None, 0)
+
+
+@dataclass(frozen=True)
+class MasterHealth:
+    elected: bool
+    agents_active: int
+    frameworks_active: int
+    tasks_running: int
+
+
+def read_master_metrics(address: str, timeout: float = 1.0) -> MasterHealth | None:
+    """The leading master's /metrics/snapshot, or None when it cannot be reached."""
+    try:
+        response = httpx.get(f"http://{address}/metrics/snapshot", timeout=timeout)
+        response.raise_for_status()
+        metrics = response.json()
+    except (httpx.HTTPError, json.JSONDecodeError):
+        return None
+    return MasterHealth(
+        elected=metrics.get("master/elected", 0) == 1,
+        agents_active=int(metrics.get("master/slaves_active", 0)),
+        frameworks_active=int(metrics.get("master/frameworks_active", 0)),
+        tasks_running=int(metrics.get("master/tasks_running", 0)),
+    )

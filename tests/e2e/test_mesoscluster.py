@@ -1,0 +1,197 @@
+"""MesosCluster against the real control plane and a real ZooKeeper ensemble: children with
+owner references, deletion by the retention policy, and a status that tells the truth."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kazoo.client import KazooClient
+
+from testenv.kube import KubeTestEnv
+from testenv.zookeeper import ZkEnsemble
+from tests.fixtures.kube import OperatorProcess
+
+pytestmark = [pytest.mark.kube, pytest.mark.zookeeper]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _get(env: KubeTestEnv, *args: str) -> dict[str, Any] | None:
+    result = env.kubectl_run("get", *args, "-o", "json")
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def _eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}")
+
+
+def _apply(env: KubeTestEnv, manifest: dict[str, Any]) -> None:
+    result = env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(manifest))
+    assert result.returncode == 0, result.stderr
+
+
+def _cluster(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "orchestrator.dev/v1alpha1",
+        "kind": "MesosCluster",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    }
+
+
+def _condition(env: KubeTestEnv, name: str, type_: str) -> dict[str, Any] | None:
+    obj = _get(env, "mesoscluster", name) or {}
+    for condition in obj.get("status", {}).get("conditions", []):
+        if condition["type"] == type_:
+            return dict(condition)
+    return None
+
+
+CHILDREN = [
+    ("configmap", "demo-zookeeper"),
+    ("service", "demo-zookeeper-headless"),
+    ("service", "demo-zookeeper-client"),
+    ("poddisruptionbudget", "demo-zookeeper"),
+    ("statefulset", "demo-zookeeper"),
+    ("service", "demo-master-headless"),
+    ("service", "demo-master"),
+    ("poddisruptionbudget", "demo-master"),
+    ("statefulset", "demo-master"),
+    ("daemonset", "demo-agent"),
+    ("service", "demo-marathon"),
+    ("deployment", "demo-marathon"),
+]
+
+
+def test_example_creates_every_child_with_an_owner_reference(
+    kube_env: KubeTestEnv, operator: OperatorProcess
+) -> None:
+    manifest = yaml.safe_load((REPO / "examples" / "mesoscluster.yaml").read_text())
+    _apply(kube_env, manifest)
+    uid = (_get(kube_env, "mc", "demo") or {}).get("metadata", {}).get("uid")
+    for kind, name in CHILDREN:
+        child = _eventually(functools.partial(_get, kube_env, kind, name), 60, f"{kind}/{name}")
+        owners = child["metadata"].get("ownerReferences", [])
+        assert [(o["kind"], o["uid"], o.get("controller")) for o in owners] == [
+            ("MesosCluster", uid, True)
+        ], f"{kind}/{name}"
+
+    masters = _get(kube_env, "statefulset", "demo-master")
+    assert masters is not None
+    args = masters["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--zk=zk://demo-zookeeper-client.default.svc:2181/mesos" in args
+    assert "--quorum=2" in args
+    agents = _get(kube_env, "daemonset", "demo-agent")
+    assert agents is not None
+    agent_args = agents["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--containerizers=docker,mesos" in agent_args
+    assert "--isolation=cgroups/cpu,cgroups/mem" in agent_args
+    assert "--recover=reconnect" in agent_args
+    # KWOK runs the agent pods on every node, so the DaemonSet counts are real.
+    def ready_agents() -> bool:
+        status = (_get(kube_env, "daemonset", "demo-agent") or {}).get("status", {})
+        return bool(status.get("numberReady") == 3)
+
+    _eventually(ready_agents, 60, "3 ready agents")
+
+
+@pytest.fixture
+def masters_in_zookeeper(zk_ensemble: ZkEnsemble) -> Iterator[Callable[[int], KazooClient]]:
+    """Register Mesos masters the way Mesos does: each from its own ZooKeeper session,
+    an ephemeral sequential `json.info_` znode holding its MasterInfo JSON."""
+    sessions: list[KazooClient] = []
+
+    def register(port: int) -> KazooClient:
+        session = KazooClient(hosts=zk_ensemble.connect_string)
+        session.start(timeout=15)
+        info = {
+            "id": f"master-{port}",
+            "hostname": "127.0.0.1",
+            "port": port,
+            "address": {"hostname": "127.0.0.1", "ip": "127.0.0.1", "port": port},
+        }
+        session.create("/mesos/json.info_", json.dumps(info).encode(), ephemeral=True,
+                       sequence=True, makepath=True)  # fmt: skip
+        sessions.append(session)
+        return session
+
+    yield register
+    for session in sessions:
+        session.stop()
+        session.close()
+
+
+def test_status_names_the_leader_and_follows_a_failover(
+    kube_env: KubeTestEnv,
+    operator: OperatorProcess,
+    zk_ensemble: ZkEnsemble,
+    masters_in_zookeeper: Callable[[int], KazooClient],
+) -> None:
+    first = masters_in_zookeeper(15050)
+    masters_in_zookeeper(15051)
+    _apply(kube_env, _cluster("external", {
+        "zookeeper": {"external": {"connectString": zk_ensemble.connect_string}},
+        "masters": {"replicas": 3}, "marathon": {"replicas": 1},
+    }))  # fmt: skip
+
+    def leader() -> str | None:
+        status = (_get(kube_env, "mc", "external") or {}).get("status", {})
+        return str(status["leadingMaster"]) if status.get("leadingMaster") else None
+
+    assert _eventually(leader, 60, "a leading master") == "127.0.0.1:15050"
+    _eventually(lambda: (_get(kube_env, "mc", "external") or {}).get("status", {}).get("phase")
+                == "Ready", 90, "phase Ready")  # fmt: skip
+    elected = _condition(kube_env, "external", "LeaderElected")
+    assert elected and elected["status"] == "True" and "127.0.0.1:15050" in elected["message"]
+
+    # The leader's ZooKeeper session ends, as when a Mesos master process dies.
+    first.stop()
+    assert _eventually(lambda: leader() == "127.0.0.1:15051", 10, "the new leader")
+
+
+def test_unreachable_zookeeper_is_a_condition_not_a_crash(
+    kube_env: KubeTestEnv, operator: OperatorProcess
+) -> None:
+    _apply(
+        kube_env, _cluster("nowhere", {"zookeeper": {"external": {"connectString": "127.0.0.1:1"}}})
+    )
+    condition = _eventually(lambda: _condition(kube_env, "nowhere", "ZookeeperReady"), 60,
+                            "a ZookeeperReady condition")  # fmt: skip
+    assert condition["status"] == "False"
+    assert condition["reason"] == "Unreachable"
+    assert "cannot reach ZooKeeper at 127.0.0.1:1" in condition["message"]
+    assert (_get(kube_env, "mc", "nowhere") or {})["status"]["phase"] == "Degraded"
+    assert operator.process.poll() is None, "the operator must keep running"
+
+
+@pytest.mark.parametrize("policy", ["Retain", "Delete"])
+def test_deletion_follows_the_pvc_retention_policy(
+    kube_env: KubeTestEnv, operator: OperatorProcess, policy: str
+) -> None:
+    name = f"retain-{policy.lower()}"
+    _apply(kube_env, _cluster(name, {"pvcRetentionPolicy": policy, "masters": {"replicas": 1},
+                                     "zookeeper": {"replicas": 1}}))  # fmt: skip
+    claim = f"work-dir-{name}-master-0"
+    _eventually(lambda: (_get(kube_env, "pvc", claim) or {}).get("status", {}).get("phase")
+                == "Bound", 90, f"PVC {claim} bound")  # fmt: skip
+    assert kube_env.kubectl_run("delete", "mc", name, "--wait=true").returncode == 0
+    _eventually(lambda: _get(kube_env, "statefulset", f"{name}-master") is None, 60,
+                "the masters' StatefulSet garbage-collected")  # fmt: skip
+    if policy == "Delete":
+        _eventually(lambda: _get(kube_env, "pvc", claim) is None, 60, "the PVC deleted")
+    else:
+        time.sleep(3)  # give the garbage collector time to (wrongly) act
+        assert _get(kube_env, "pvc", claim) is not None, "a retained PVC was deleted"
