@@ -121,6 +121,7 @@ def build_status(
     else:
         phase = "Progressing"
     leader = obs.election.leader if obs.election else None
+    health = obs.master_health
     return {
         "phase": phase,
         "conditions": conditions,
@@ -130,4 +131,11 @@ def build_status(
         "masters": obs.masters.as_status(),
         "agents": obs.agents.as_status(),
         "marathon": obs.marathon.as_status(),
+        "mesos": {
+            "agentsActive": health.agents_active,
+            "frameworksActive": health.frameworks_active,
+            "tasksRunning": health.tasks_running,
+        }
+        if health
+        else None,
     }

@@ -213,6 +213,14 @@ class ComponentStatus(StatusModel):
     ready: int = 0
 
 
+class MesosRuntimeStatus(StatusModel):
+    """What the leading master reports in /metrics/snapshot."""
+
+    agents_active: int = 0
+    frameworks_active: int = 0
+    tasks_running: int = 0
+
+
 class MesosClusterStatus(StatusModel):
     """Observed state; conditions per component, the leading master read from ZooKeeper."""
 
@@ -225,3 +233,4 @@ class MesosClusterStatus(StatusModel):
     masters: ComponentStatus | None = None
     agents: ComponentStatus | None = None
     marathon: ComponentStatus | None = None
+    mesos: MesosRuntimeStatus | None = None

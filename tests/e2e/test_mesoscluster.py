@@ -6,14 +6,14 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kazoo.client import KazooClient
 
+from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv
 from testenv.zookeeper import ZkEnsemble
 from tests.fixtures.kube import OperatorProcess
@@ -100,6 +100,7 @@ def test_example_creates_every_child_with_an_owner_reference(
     assert "--containerizers=docker,mesos" in agent_args
     assert "--isolation=cgroups/cpu,cgroups/mem" in agent_args
     assert "--recover=reconnect" in agent_args
+
     # KWOK runs the agent pods on every node, so the DaemonSet counts are real.
     def ready_agents() -> bool:
         status = (_get(kube_env, "daemonset", "demo-agent") or {}).get("status", {})
@@ -108,58 +109,46 @@ def test_example_creates_every_child_with_an_owner_reference(
     _eventually(ready_agents, 60, "3 ready agents")
 
 
-@pytest.fixture
-def masters_in_zookeeper(zk_ensemble: ZkEnsemble) -> Iterator[Callable[[int], KazooClient]]:
-    """Register Mesos masters the way Mesos does: each from its own ZooKeeper session,
-    an ephemeral sequential `json.info_` znode holding its MasterInfo JSON."""
-    sessions: list[KazooClient] = []
-
-    def register(port: int) -> KazooClient:
-        session = KazooClient(hosts=zk_ensemble.connect_string)
-        session.start(timeout=15)
-        info = {
-            "id": f"master-{port}",
-            "hostname": "127.0.0.1",
-            "port": port,
-            "address": {"hostname": "127.0.0.1", "ip": "127.0.0.1", "port": port},
-        }
-        session.create("/mesos/json.info_", json.dumps(info).encode(), ephemeral=True,
-                       sequence=True, makepath=True)  # fmt: skip
-        sessions.append(session)
-        return session
-
-    yield register
-    for session in sessions:
-        session.stop()
-        session.close()
-
-
 def test_status_names_the_leader_and_follows_a_failover(
-    kube_env: KubeTestEnv,
-    operator: OperatorProcess,
-    zk_ensemble: ZkEnsemble,
-    masters_in_zookeeper: Callable[[int], KazooClient],
+    kube_env: KubeTestEnv, operator: OperatorProcess, zk_ensemble: ZkEnsemble
 ) -> None:
-    first = masters_in_zookeeper(15050)
-    masters_in_zookeeper(15051)
-    _apply(kube_env, _cluster("external", {
-        "zookeeper": {"external": {"connectString": zk_ensemble.connect_string}},
-        "masters": {"replicas": 3}, "marathon": {"replicas": 1},
-    }))  # fmt: skip
+    with SimCluster(zk_ensemble.connect_string, masters=3, agents=2, marathons=1) as sim:
+        _apply(kube_env, _cluster("external", {
+            "zookeeper": {"external": {"connectString": zk_ensemble.connect_string}},
+            "masters": {"replicas": 3, "zkPath": sim.mesos_path},
+            "marathon": {"replicas": 1, "zkPath": sim.marathon_path},
+        }))  # fmt: skip
 
-    def leader() -> str | None:
-        status = (_get(kube_env, "mc", "external") or {}).get("status", {})
-        return str(status["leadingMaster"]) if status.get("leadingMaster") else None
+        def status() -> dict[str, Any]:
+            return dict((_get(kube_env, "mc", "external") or {}).get("status", {}))
 
-    assert _eventually(leader, 60, "a leading master") == "127.0.0.1:15050"
-    _eventually(lambda: (_get(kube_env, "mc", "external") or {}).get("status", {}).get("phase")
-                == "Ready", 90, "phase Ready")  # fmt: skip
-    elected = _condition(kube_env, "external", "LeaderElected")
-    assert elected and elected["status"] == "True" and "127.0.0.1:15050" in elected["message"]
+        first = sim.leader()
+        assert first is not None
+        first_address = f"{first['address']['ip']}:{first['address']['port']}"
+        _eventually(lambda: status().get("phase") == "Ready", 90, "phase Ready")
+        assert status()["leadingMaster"] == first_address
+        assert status()["mesos"]["agentsActive"] == 2
+        assert status()["mesos"]["frameworksActive"] == 1
+        elected = _condition(kube_env, "external", "LeaderElected")
+        assert elected and elected["status"] == "True" and first_address in elected["message"]
 
-    # The leader's ZooKeeper session ends, as when a Mesos master process dies.
-    first.stop()
-    assert _eventually(lambda: leader() == "127.0.0.1:15051", 10, "the new leader")
+        # SIGKILL: the znode lives until the master's ZooKeeper session expires (4 s).
+        leader_index = sim.leader_index()
+        assert leader_index is not None
+        killed_at = time.monotonic()
+        sim.kill_master(leader_index)
+
+        def moved() -> bool:
+            leader = status().get("leadingMaster")
+            condition = _condition(kube_env, "external", "LeaderElected") or {}
+            return bool(leader and leader != first_address and condition.get("status") == "True")
+
+        _eventually(moved, 10, "LeaderElected on the new leader")
+        new_leader = sim.leader()
+        assert new_leader is not None and status()["leadingMaster"] == (
+            f"{new_leader['address']['ip']}:{new_leader['address']['port']}"
+        )
+        assert time.monotonic() - killed_at < 10
 
 
 def test_unreachable_zookeeper_is_a_condition_not_a_crash(
