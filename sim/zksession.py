@@ -7,13 +7,17 @@ Marathon exits on any ZooKeeper connection loss.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from enum import Enum
 
 from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +78,16 @@ def die(reason: str, code: int = EXIT_ZK_LOST) -> None:
     logging.shutdown()
     sys.stderr.flush()
     os._exit(code)
+
+
+async def loop_forever(step: Callable[[], Awaitable[None]], interval: float) -> None:
+    """Run `step` every `interval` seconds; a failed step (ZooKeeper unreachable, a peer
+    answering garbage) is logged and retried, never fatal: exits are explicit (`die`)."""
+    while True:
+        try:
+            await step()
+        except (KazooException, KazooTimeoutError) as exc:
+            log.warning("ZooKeeper unavailable: %s", exc or type(exc).__name__)
+        except Exception:
+            log.exception("step failed")
+        await asyncio.sleep(interval)

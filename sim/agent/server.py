@@ -25,7 +25,7 @@ from sim.agent.checkpoint import Checkpoint
 from sim.contenders import detect
 from sim.httputil import CLIENT_ERRORS, Client, json_response, read_json, run_app
 from sim.tasks import KILLED, LIVE, RUNNING, STAGING, Task, outcome_of
-from sim.zksession import ExitPolicy, ZkSession
+from sim.zksession import ExitPolicy, ZkSession, loop_forever
 from sim.zkurl import ZkUrl
 
 log = logging.getLogger("sim.agent")
@@ -199,9 +199,7 @@ class AgentProcess:
         await asyncio.to_thread(self.zk.start, 30.0)
         runner = await run_app(build(self), self.config.ip, self.config.port)
         try:
-            while True:
-                await self.step()
-                await asyncio.sleep(POLL)
+            await loop_forever(self.step, POLL)
         finally:
             await runner.cleanup()
             await self.client.close()

@@ -22,7 +22,7 @@ from sim.httputil import CLIENT_ERRORS, error, json_response, run_app
 from sim.marathon import layout, routes
 from sim.marathon.scheduler import Scheduler
 from sim.marathon.storage import Store
-from sim.zksession import ExitPolicy, ZkSession, die
+from sim.zksession import ExitPolicy, ZkSession, die, loop_forever
 from sim.zkurl import ZkUrl
 
 log = logging.getLogger("sim.marathon")
@@ -115,9 +115,7 @@ class Marathon:
         routes.add_routes(app, self)
         runner = await run_app(app, self.config.ip, self.config.port)
         try:
-            while True:
-                await self.step()
-                await asyncio.sleep(POLL)
+            await loop_forever(self.step, POLL)
         finally:
             await runner.cleanup()
             await self.scheduler.close()
@@ -183,8 +181,6 @@ class Marathon:
             response = await handler(request)
             response.headers["X-Marathon-Leader"] = f"http://{self.leader or ''}"
             return response
-        if request.path == "/v2/leader":
-            return await handler(request)
         if self.leader is None or self.leader == self.me:
             return error(503, "Could not determine the current leader")
         return await self._proxy(request, self.leader)

@@ -19,7 +19,7 @@ from sim.master import routes
 from sim.master.election import Candidacy
 from sim.master.registry import MasterState
 from sim.master.views import Identity
-from sim.zksession import ExitPolicy, ZkSession, die
+from sim.zksession import ExitPolicy, ZkSession, die, loop_forever
 from sim.zkurl import ZkUrl
 
 log = logging.getLogger("sim.master")
@@ -94,9 +94,7 @@ class Master:
         log.info("contending as %s/%s", self.config.zk.path, self.candidacy.node)
         runner = await run_app(routes.build(self), self.config.ip, self.config.port)
         try:
-            while True:
-                await self.step()
-                await asyncio.sleep(POLL)
+            await loop_forever(self.step, POLL)
         finally:
             await runner.cleanup()
             await self.client.close()
