@@ -22,6 +22,7 @@ from orchestrator_operator.monitor.controls import ControlFailed, ControlRouter,
 from orchestrator_operator.monitor.hub import Hub
 from orchestrator_operator.monitor.metrics import AppMetrics
 from orchestrator_operator.monitor.openapi import openapi_document
+from orchestrator_operator.monitor.render import TopologyRenderer
 from orchestrator_operator.monitor.report import ReportInvalid, decode_report
 from orchestrator_operator.monitor.store import Store, TopologyChanges
 from orchestrator_operator.monitor.topology import TOPOLOGIES, Node, node_filter_from_query
@@ -65,7 +66,7 @@ class MonitorApp:
         self.metrics = AppMetrics()
         self.hub = Hub(config.flush_interval, on_sent=self.metrics.diffs.inc)
         self.controls = ControlRouter(config.control_timeout)
-        self._cache: dict[str, tuple[int, bytes]] = {}
+        self.renderer = TopologyRenderer(self.store)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- auth --------------------------------------------------------------------------------
@@ -146,7 +147,7 @@ class MonitorApp:
     def _publish(self, changes: TopologyChanges) -> None:
         for topo, ch in changes.items():
             self.hub.publish(topo, ch)
-        if self.hub.has_viewers("services") and ("pods" in changes or not changes):
+        if self.hub.has_viewers("services"):
             services = self.store.services_changes()
             if services:
                 self.hub.publish("services", services)
@@ -189,12 +190,7 @@ class MonitorApp:
         nodes = self._topology_or_404(name)
         node_filter = node_filter_from_query(request.query)
         if node_filter.is_empty():
-            version = self.store.version
-            cached = self._cache.get(name)
-            if cached is None or cached[0] != version:
-                cached = (version, _encoder.encode({"topology": name, "nodes": nodes}))
-                self._cache[name] = cached
-            return web.Response(body=cached[1], content_type="application/json")
+            return web.Response(body=self.renderer.render(name), content_type="application/json")
         selected = {nid: n for nid, n in nodes.items() if node_filter.matches(n)}
         return _json_response({"topology": name, "nodes": selected})
 
@@ -208,18 +204,14 @@ class MonitorApp:
             return _error(404, f"no node {node_id!r} in {name}")
         children: dict[str, list[str]] = {}
         if name == "hosts":
-            state = self.store.probes.get(node.probe)
-            if state is not None:
-                for topo in ("containers", "processes", "pods"):
-                    children[topo] = sorted(state.contribution.nodes[topo])
+            for topo in ("containers", "processes", "pods"):
+                children[topo] = sorted(self.store.probe_nodes(node.probe, topo))
         elif name == "containers":
-            state = self.store.probes.get(node.probe)
-            if state is not None:
-                children["processes"] = sorted(
-                    nid
-                    for nid, n in state.contribution.nodes["processes"].items()
-                    if n.parents.get("container") == node_id
-                )
+            children["processes"] = sorted(
+                nid
+                for nid, n in self.store.probe_nodes(node.probe, "processes").items()
+                if n.parents.get("container") == node_id
+            )
         return _json_response(
             {"node": node, "series": self.store.series.get(node_id), "children": children}
         )
@@ -255,12 +247,15 @@ class MonitorApp:
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         self.metrics.websockets.inc()
+        self.store.eager.add(name)  # build this topology at ingest while someone watches
         try:
             await self.hub.serve(
                 ws, name, node_filter_from_query(request.query), lambda: self.store.topology(name)
             )
         finally:
             self.metrics.websockets.dec()
+            if not self.hub.has_viewers(name):
+                self.store.eager.discard(name)
         return ws
 
     # -- controls ----------------------------------------------------------------------------

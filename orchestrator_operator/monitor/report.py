@@ -27,7 +27,7 @@ class Limits(msgspec.Struct, frozen=True):
 LIMITS = Limits()
 
 
-class Host(msgspec.Struct, omit_defaults=True):
+class Host(msgspec.Struct, omit_defaults=True, gc=False):
     hostname: str
     addresses: list[str] = []
     os: str = ""
@@ -40,7 +40,7 @@ class Host(msgspec.Struct, omit_defaults=True):
     uptime: float = 0.0
 
 
-class Process(msgspec.Struct, omit_defaults=True, array_like=True):
+class Process(msgspec.Struct, omit_defaults=True, array_like=True, gc=False):
     """array_like: encoded as a JSON array, which keeps hot report data small."""
 
     pid: int
@@ -54,7 +54,7 @@ class Process(msgspec.Struct, omit_defaults=True, array_like=True):
     container_id: str = ""
 
 
-class Connection(msgspec.Struct, omit_defaults=True, array_like=True):
+class Connection(msgspec.Struct, omit_defaults=True, array_like=True, gc=False):
     """One socket. ``netns`` names the network namespace (inode); ``pid`` owns the socket."""
 
     proto: str  # tcp | udp
@@ -67,14 +67,14 @@ class Connection(msgspec.Struct, omit_defaults=True, array_like=True):
     netns: int = 0
 
 
-class Port(msgspec.Struct, omit_defaults=True):
+class Port(msgspec.Struct, omit_defaults=True, gc=False):
     container_port: int
     proto: str = "tcp"
     host_ip: str = ""
     host_port: int = 0
 
 
-class Container(msgspec.Struct, omit_defaults=True):
+class Container(msgspec.Struct, omit_defaults=True, gc=False):
     id: str
     name: str
     image: str = ""
@@ -92,7 +92,7 @@ class Container(msgspec.Struct, omit_defaults=True):
     netns: int = 0
 
 
-class Pod(msgspec.Struct, omit_defaults=True):
+class Pod(msgspec.Struct, omit_defaults=True, gc=False):
     uid: str
     name: str
     namespace: str
@@ -103,7 +103,7 @@ class Pod(msgspec.Struct, omit_defaults=True):
     containers: list[str] = []  # container ids (docker://… stripped)
 
 
-class Service(msgspec.Struct, omit_defaults=True):
+class Service(msgspec.Struct, omit_defaults=True, gc=False):
     uid: str
     name: str
     namespace: str
@@ -112,7 +112,7 @@ class Service(msgspec.Struct, omit_defaults=True):
     ports: list[int] = []
 
 
-class Report(msgspec.Struct, omit_defaults=True):
+class Report(msgspec.Struct, omit_defaults=True, gc=False):
     probe_id: str
     host: Host
     timestamp: float

@@ -1,8 +1,10 @@
 """Merged state: the newest report of each probe, merged into every topology, with expiry.
 
-A report replaces its probe's previous contribution; only that probe's nodes are compared,
-so ingest cost is proportional to one report, not to the fleet. Every change is returned as
-``{topology: {node id: node or None}}`` for the WebSocket hub.
+A report replaces its probe's previous one. Topologies are materialized per probe and per
+topology: eagerly for topologies someone is watching (WebSocket viewers, so diffs go out at
+once), lazily on the next read for the others. Either way only the reporting probe's nodes
+are rebuilt and compared, so ingest cost is proportional to one report, not to the fleet.
+Changes come back as ``{topology: {node id: node or None}}``.
 """
 
 from __future__ import annotations
@@ -10,21 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator_operator.monitor.diff import Changes, changes_between
-from orchestrator_operator.monitor.report import Report
+from orchestrator_operator.monitor.report import Report, Service
 from orchestrator_operator.monitor.series import SeriesStore
 from orchestrator_operator.monitor.topology import (
     PER_PROBE_TOPOLOGIES,
-    TOPOLOGIES,
-    Contribution,
+    Edges,
     EndpointKey,
+    Local,
     Node,
     Owner,
-    build_contribution,
+    ProcessCache,
     build_services,
+    build_topology,
     listen_endpoints,
+    resolve_edges,
+    series_points,
 )
-
-SERIES_TOPOLOGIES = ("hosts", "containers", "pods")
 
 TopologyChanges = dict[str, Changes]
 
@@ -33,8 +36,23 @@ TopologyChanges = dict[str, Changes]
 class ProbeState:
     report: Report
     received: float
-    contribution: Contribution
+    endpoints: dict[EndpointKey, Owner]
+    nodes: dict[str, dict[str, Node]] = field(
+        default_factory=lambda: {t: {} for t in PER_PROBE_TOPOLOGIES}
+    )
+    built: set[str] = field(default_factory=set)  # topologies built from ``report``
+    edges: Edges | None = None
+    local: Local | None = None
+    process_cache: ProcessCache | None = None
     reports: int = 1
+
+    @property
+    def hostname(self) -> str:
+        return self.report.host.hostname
+
+    @property
+    def services(self) -> list[Service]:
+        return self.report.services
 
 
 @dataclass
@@ -48,6 +66,14 @@ class Store:
     node_owner: dict[str, dict[str, str]] = field(
         default_factory=lambda: {t: {} for t in PER_PROBE_TOPOLOGIES}
     )
+    stale: dict[str, set[str]] = field(
+        default_factory=lambda: {t: set() for t in PER_PROBE_TOPOLOGIES}
+    )
+    eager: set[str] = field(default_factory=set)  # topologies built at ingest
+    # probes whose merged nodes changed, per topology (drained by the response cache)
+    touched: dict[str, set[str]] = field(
+        default_factory=lambda: {t: set() for t in PER_PROBE_TOPOLOGIES}
+    )
     series: SeriesStore = field(default_factory=SeriesStore)
     version: int = 0
     _services: dict[str, Node] = field(default_factory=dict)
@@ -56,28 +82,40 @@ class Store:
     # -- ingest / expiry ---------------------------------------------------------------------
 
     def ingest(self, report: Report, now: float) -> TopologyChanges:
-        """Merge one validated report received at ``now`` (seconds, wall clock)."""
-        prev = self.probes.get(report.probe_id)
-        old_contribution = prev.contribution if prev is not None else None
-        # Endpoints first, so this report's own connections resolve against its listeners.
-        self._drop_endpoints(
-            report.probe_id, old_contribution.endpoints if old_contribution else {}
-        )
-        new_endpoints = listen_endpoints(report)
-        self._add_endpoints(report.probe_id, new_endpoints)
-        contribution = build_contribution(report, self.endpoints.get, new_endpoints)
-        changes = self._replace_nodes(report.probe_id, old_contribution, contribution)
-        if old_contribution is None or old_contribution.services != contribution.services:
-            self._services_dirty = True
-        self.probes[report.probe_id] = ProbeState(
-            report=report,
-            received=now,
-            contribution=contribution,
-            reports=(prev.reports + 1) if prev is not None else 1,
-        )
-        for topo in SERIES_TOPOLOGIES:
-            for node in contribution.nodes[topo].values():
-                self.series.put(node.id, node.metrics.items(), now)
+        """Merge one validated report received at ``now`` (seconds, wall clock); returns the
+        changes of the eager topologies."""
+        probe = report.probe_id
+        prev = self.probes.get(probe)
+        local = Local(report)
+        if prev is not None:
+            self._drop_endpoints(probe, prev.endpoints)
+        endpoints = listen_endpoints(report, local)
+        self._add_endpoints(probe, endpoints)
+        if prev is None:
+            state = ProbeState(report=report, received=now, endpoints=endpoints, local=local)
+            self.probes[probe] = state
+            self._services_dirty = self._services_dirty or bool(report.services)
+        else:
+            if prev.report.services != report.services:
+                self._services_dirty = True
+            state = prev
+            state.report = report
+            state.received = now
+            state.endpoints = endpoints
+            state.local = local
+            state.edges = None
+            state.built = set()
+            state.reports += 1
+        for node_id, metrics in series_points(report):
+            self.series.put(node_id, metrics.items(), now)
+        changes: TopologyChanges = {}
+        for topo in PER_PROBE_TOPOLOGIES:
+            if topo in self.eager:
+                ch = self._materialize(state, topo)
+                if ch:
+                    changes[topo] = ch
+            else:
+                self.stale[topo].add(probe)
         self.version += 1
         return changes
 
@@ -85,17 +123,17 @@ class Store:
         state = self.probes.pop(probe_id, None)
         if state is None:
             return {}
-        self._drop_endpoints(probe_id, state.contribution.endpoints)
-        empty = Contribution(
-            probe=probe_id,
-            nodes={t: {} for t in PER_PROBE_TOPOLOGIES},
-            endpoints={},
-            services=[],
-        )
-        if state.contribution.services:
+        self._drop_endpoints(probe_id, state.endpoints)
+        if state.services:
             self._services_dirty = True
+        out: TopologyChanges = {}
+        for topo in PER_PROBE_TOPOLOGIES:
+            self.stale[topo].discard(probe_id)
+            applied = self._apply(probe_id, topo, changes_between(state.nodes[topo], {}))
+            if applied:
+                out[topo] = applied
         self.version += 1
-        return self._replace_nodes(probe_id, state.contribution, empty)
+        return out
 
     def expire(self, now: float) -> TopologyChanges:
         """Remove probes whose newest report is older than ``ttl`` (or 5 intervals)."""
@@ -122,42 +160,65 @@ class Store:
             if current is None or current.probe == probe_id or current.service:
                 self.endpoints[key] = owner
 
-    def _replace_nodes(
-        self, probe_id: str, old: Contribution | None, new: Contribution
-    ) -> TopologyChanges:
-        out: TopologyChanges = {}
-        for topo in PER_PROBE_TOPOLOGIES:
-            old_nodes = old.nodes[topo] if old is not None else {}
-            changes = changes_between(old_nodes, new.nodes[topo])
-            if not changes:
+    def _materialize(self, state: ProbeState, topo: str) -> Changes:
+        """Build one probe's nodes of one topology from its newest report; apply the diff."""
+        if topo in state.built:
+            return {}
+        report = state.report
+        local = state.local or Local(report)
+        if state.edges is None:
+            state.edges = resolve_edges(report, self.endpoints.get, local)
+        nodes, cache = build_topology(report, topo, state.edges[topo], local, state.process_cache)
+        if cache is not None:
+            state.process_cache = cache
+        changes = changes_between(state.nodes[topo], nodes)
+        state.nodes[topo] = nodes
+        state.built.add(topo)
+        self.stale[topo].discard(report.probe_id)
+        if len(state.built) == len(PER_PROBE_TOPOLOGIES):
+            state.local = None  # every topology is built: drop the lookups
+        return self._apply(report.probe_id, topo, changes)
+
+    def _apply(self, probe_id: str, topo: str, changes: Changes) -> Changes:
+        merged = self.merged[topo]
+        owners = self.node_owner[topo]
+        applied: Changes = {}
+        for nid, node in changes.items():
+            if node is None:
+                if owners.get(nid) == probe_id:
+                    del merged[nid]
+                    del owners[nid]
+                    applied[nid] = None
+            else:
+                merged[nid] = node
+                owners[nid] = probe_id
+                applied[nid] = node
+        if applied:
+            self.touched[topo].add(probe_id)
+            if topo == "pods":
+                self._services_dirty = True
+        return applied
+
+    def refresh(self, topo: str) -> Changes:
+        """Materialize every probe that reported since ``topo`` was last built."""
+        out: Changes = {}
+        for probe in list(self.stale[topo]):
+            state = self.probes.get(probe)
+            if state is None:
+                self.stale[topo].discard(probe)
                 continue
-            merged = self.merged[topo]
-            owners = self.node_owner[topo]
-            applied: Changes = {}
-            for nid, node in changes.items():
-                if node is None:
-                    if owners.get(nid) == probe_id:
-                        del merged[nid]
-                        del owners[nid]
-                        applied[nid] = None
-                else:
-                    merged[nid] = node
-                    owners[nid] = probe_id
-                    applied[nid] = node
-            if applied:
-                out[topo] = applied
-                if topo == "pods":
-                    self._services_dirty = True
+            out.update(self._materialize(state, topo))
         return out
 
     # -- reads -------------------------------------------------------------------------------
 
     def services_changes(self) -> Changes:
         """Rebuild the services topology if its inputs changed; returns what changed."""
+        self.refresh("pods")
         if not self._services_dirty:
             return {}
         self._services_dirty = False
-        services = [s for st in self.probes.values() for s in st.contribution.services]
+        services = [s for st in self.probes.values() for s in st.services]
         new = build_services(services, self.merged["pods"])
         changes = changes_between(self._services, new)
         self._services = new
@@ -169,17 +230,53 @@ class Store:
             return self._services
         if name not in self.merged:
             raise KeyError(name)
+        self.refresh(name)
         return self.merged[name]
+
+    def probe_nodes(self, probe_id: str, topo: str) -> dict[str, Node]:
+        """One probe's nodes of a per-probe topology (built if stale)."""
+        state = self.probes.get(probe_id)
+        if state is None:
+            return {}
+        self._materialize(state, topo)
+        return state.nodes[topo]
+
+    def owned_nodes(self, probe_id: str, topo: str) -> dict[str, Node]:
+        """The nodes of ``topo`` that this probe owns in the merged view (no build)."""
+        state = self.probes.get(probe_id)
+        if state is None:
+            return {}
+        owners = self.node_owner[topo]
+        return {nid: n for nid, n in state.nodes[topo].items() if owners.get(nid) == probe_id}
 
     def node(self, name: str, node_id: str) -> Node | None:
         return self.topology(name).get(node_id)
 
     def counts(self) -> dict[str, int]:
-        return {t: len(self.topology(t)) for t in TOPOLOGIES}
+        """Node counts without materializing stale topologies (then: report sizes)."""
+        out: dict[str, int] = {}
+        for topo in PER_PROBE_TOPOLOGIES:
+            if self.stale[topo]:
+                out[topo] = sum(_report_size(st.report, topo) for st in self.probes.values())
+            else:
+                out[topo] = len(self.merged[topo])
+        out["services"] = len(self.topology("services"))
+        return out
 
     def container_owner(self, node_id: str) -> tuple[str, str] | None:
         """(probe id, container id) for a container node."""
+        self.refresh("containers")
         probe = self.node_owner["containers"].get(node_id)
         if probe is None:
             return None
         return probe, node_id.split(":", 1)[1]
+
+
+def _report_size(report: Report, topo: str) -> int:
+    if topo == "hosts":
+        return 1
+    if topo == "containers":
+        return len(report.containers)
+    if topo == "processes":
+        return len(report.processes)
+    return len(report.pods)

@@ -4,6 +4,10 @@ Probe ``i`` of a fleet reports host ``host-i`` with ``containers`` containers (e
 on 8080 in its own network namespace), ``processes`` processes (one per container, the rest
 on the host, ten of them listening on 9000+k) and ``connections`` sockets: the listeners plus
 outgoing connections to containers and hosts of other probes in the fleet.
+
+The structure (containers, processes, most connections) depends only on ``i``; ``seed``
+changes the CPU/memory figures of everything and re-draws ``churn`` of the outgoing
+connections, as consecutive reports of a real host would.
 """
 
 from __future__ import annotations
@@ -41,9 +45,12 @@ def synthetic_report(
     connections: int = 300,
     seq: int = 0,
     seed: int = 0,
+    churn: float = 0.1,
     timestamp: float | None = None,
 ) -> Report:
-    rng = random.Random(seed * 1_000_003 + i)
+    rng = random.Random(seed * 1_000_003 + i)  # metrics
+    srng = random.Random(i)  # structure
+    churn_rng = random.Random(seed * 7_000_003 + i)
     hostname = f"host-{i}"
     host_netns = 4026531840
     conts: list[Container] = []
@@ -106,12 +113,13 @@ def synthetic_report(
             )
     host_procs = [p.pid for p in procs[containers:]]
     while len(conns) < connections and fleet > 1:
-        other = rng.randrange(fleet - 1)
+        crng = churn_rng if srng.random() < churn else srng
+        other = crng.randrange(fleet - 1)
         other = other + 1 if other >= i else other
         local_port = 30000 + len(conns)
-        if rng.random() < 0.6:
-            j = rng.randrange(containers)
-            src_container = rng.randrange(containers)
+        if crng.random() < 0.6:
+            j = crng.randrange(containers)
+            src_container = crng.randrange(containers)
             conns.append(
                 Connection(
                     "tcp",
@@ -131,9 +139,9 @@ def synthetic_report(
                     host_ip(i),
                     local_port,
                     host_ip(other),
-                    9000 + rng.randrange(HOST_LISTENERS),
+                    9000 + crng.randrange(HOST_LISTENERS),
                     "ESTABLISHED",
-                    pid=rng.choice(host_procs),
+                    pid=crng.choice(host_procs),
                     netns=host_netns,
                 )
             )

@@ -9,13 +9,12 @@ derived from the merged pods and the services the probes saw (``build_services``
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 import msgspec
 
-from orchestrator_operator.monitor.report import Container, Pod, Report, Service
+from orchestrator_operator.monitor.report import Container, Pod, Process, Report, Service
 
 TOPOLOGIES = ("hosts", "containers", "processes", "pods", "services")
 PER_PROBE_TOPOLOGIES = ("hosts", "containers", "processes", "pods")
@@ -23,7 +22,7 @@ WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 CLIENT_STATES = frozenset({"ESTABLISHED", "SYN_SENT"})
 
 
-class Node(msgspec.Struct, omit_defaults=True):
+class Node(msgspec.Struct, omit_defaults=True, gc=False):
     id: str
     topology: str
     label: str
@@ -33,11 +32,11 @@ class Node(msgspec.Struct, omit_defaults=True):
     parents: dict[str, str] = {}
     metadata: dict[str, str] = {}
     metrics: dict[str, float] = {}
-    adjacency: list[str] = []
-    controls: list[str] = []
+    adjacency: tuple[str, ...] = ()  # tuples of str are not tracked by the cyclic GC
+    controls: tuple[str, ...] = ()
 
 
-class Owner(NamedTuple):
+class Owner(msgspec.Struct, frozen=True, gc=False):
     """Who is behind an endpoint: enough to name its node in every topology."""
 
     probe: str
@@ -57,6 +56,8 @@ class Contribution(NamedTuple):
     nodes: dict[str, dict[str, Node]]  # topology -> node id -> node
     endpoints: dict[EndpointKey, Owner]
     services: list[Service]
+    interval: float = 3.0
+    processes: dict[int, tuple[Process, int, Node]] | None = None  # reuse cache
 
 
 # -- node ids ------------------------------------------------------------------------------
@@ -83,28 +84,30 @@ def service_id(uid: str) -> str:
 
 
 def _is_loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
+    return ip.startswith(("127.", "::ffff:127.")) or ip == "::1"
 
 
 def _loopback_scope(probe: str, netns: int) -> str:
     return f"lo:{probe}:{netns}"
 
 
-def container_controls(state: str) -> list[str]:
+_RUNNING_CONTROLS = ("stop", "pause", "restart", "logs")
+_PAUSED_CONTROLS = ("unpause", "stop", "logs")
+_STOPPED_CONTROLS = ("start", "remove", "logs")
+
+
+def container_controls(state: str) -> tuple[str, ...]:
     if state == "running":
-        return ["stop", "pause", "restart", "logs"]
+        return _RUNNING_CONTROLS
     if state == "paused":
-        return ["unpause", "stop", "logs"]
-    return ["start", "remove", "logs"]
+        return _PAUSED_CONTROLS
+    return _STOPPED_CONTROLS
 
 
 # -- per-report local views -----------------------------------------------------------------
 
 
-class _Local:
+class Local:
     """Lookups inside one report."""
 
     def __init__(self, report: Report) -> None:
@@ -131,8 +134,17 @@ class _Local:
                 self.netns_addresses.setdefault(c.netns, []).extend(c.ips)
         if report.host_netns:
             self.netns_addresses[report.host_netns] = list(report.host.addresses)
+        self._owners: dict[tuple[int, int], Owner] = {}
 
     def owner(self, pid: int, netns: int) -> Owner:
+        key = (pid, netns)
+        cached = self._owners.get(key)
+        if cached is not None:
+            return cached
+        cached = self._owners[key] = self._owner(pid, netns)
+        return cached
+
+    def _owner(self, pid: int, netns: int) -> Owner:
         proc = self.procs.get(pid)
         cid = proc.container_id if proc is not None and proc.container_id else ""
         if not cid and netns != self.report.host_netns:
@@ -146,9 +158,9 @@ class _Local:
         )
 
 
-def listen_endpoints(report: Report) -> dict[EndpointKey, Owner]:
+def listen_endpoints(report: Report, local: Local | None = None) -> dict[EndpointKey, Owner]:
     """Every (proto, address, port) a report's sockets accept connections on, with owner."""
-    local = _Local(report)
+    local = local or Local(report)
     out: dict[EndpointKey, Owner] = {}
     for conn in report.connections:
         if conn.state != "LISTEN":
@@ -204,9 +216,11 @@ def listen_endpoints(report: Report) -> dict[EndpointKey, Owner]:
     return out
 
 
-def client_connections(report: Report) -> list[tuple[Owner, EndpointKey]]:
+def client_connections(
+    report: Report, local: Local | None = None
+) -> list[tuple[Owner, EndpointKey]]:
     """(source owner, remote endpoint key) for each outgoing connection in a report."""
-    local = _Local(report)
+    local = local or Local(report)
     listening: set[tuple[int, str, int]] = set()
     for conn in report.connections:
         if conn.state == "LISTEN":
@@ -239,20 +253,53 @@ def edge_ids(src: Owner, dst: Owner) -> dict[str, tuple[str, str]]:
     return out
 
 
-def resolve_edges(report: Report, lookup: Lookup) -> dict[str, dict[str, set[str]]]:
+Edges = dict[str, dict[str, tuple[str, ...]]]  # topology -> source id -> destination ids
+
+
+def resolve_edges(report: Report, lookup: Lookup, local: Local | None = None) -> Edges:
     """topology -> source node id -> destination node ids, for one report's connections."""
-    edges: dict[str, dict[str, set[str]]] = {t: {} for t in PER_PROBE_TOPOLOGIES}
-    for src, key in client_connections(report):
+    local = local or Local(report)
+    pairs: set[tuple[Owner, Owner]] = set()
+    service_edges: set[tuple[str, str]] = set()
+    for src, key in client_connections(report, local):
         dst = lookup(key)
         if dst is None:
             continue
         if dst.service and not dst.container:
             if src.pod:
-                edges["pods"].setdefault(pod_id(src.pod), set()).add(service_id(dst.service))
+                service_edges.add((src.pod, dst.service))
             continue
-        for topo, (a, b) in edge_ids(src, dst).items():
-            edges[topo].setdefault(a, set()).add(b)
-    return edges
+        pairs.add((src, dst))
+    hosts: dict[str, set[str]] = {}
+    containers: dict[str, set[str]] = {}
+    processes: dict[str, set[str]] = {}
+    pods: dict[str, set[str]] = {}
+    for src, dst in pairs:
+        if dst.host and src.host != dst.host:
+            hosts.setdefault(src.host, set()).add(dst.host)
+        if src.container and dst.container and src.container != dst.container:
+            containers.setdefault(src.container, set()).add(dst.container)
+        if src.pid and dst.pid and (src.host != dst.host or src.pid != dst.pid):
+            processes.setdefault(process_id(src.host, src.pid), set()).add(
+                process_id(dst.host, dst.pid)
+            )
+        if src.pod and dst.pod and src.pod != dst.pod:
+            pods.setdefault(src.pod, set()).add(dst.pod)
+    for pod, svc in service_edges:
+        pods.setdefault(pod, set()).add(service_id(svc))
+    # Sorted tuples of str: compact, and not tracked by the cyclic GC.
+    return {
+        "hosts": {host_id(a): tuple(sorted(host_id(b) for b in bs)) for a, bs in hosts.items()},
+        "containers": {
+            container_id(a): tuple(sorted(container_id(b) for b in bs))
+            for a, bs in containers.items()
+        },
+        "processes": {a: tuple(sorted(bs)) for a, bs in processes.items()},
+        "pods": {
+            pod_id(a): tuple(sorted(b if b.startswith("service:") else pod_id(b) for b in bs))
+            for a, bs in pods.items()
+        },
+    }
 
 
 # -- nodes ---------------------------------------------------------------------------------
@@ -274,16 +321,34 @@ def host_node(report: Report) -> Node:
             "cpus": str(h.cpus),
             "probe": report.probe_id,
         },
-        metrics={
-            "cpu_percent": h.cpu_percent,
-            "memory_used_bytes": float(h.memory_used),
-            "memory_total_bytes": float(h.memory_total),
-            "load1": h.load[0] if h.load else 0.0,
-            "uptime_seconds": h.uptime,
-            "processes": float(len(report.processes)),
-            "containers": float(len(report.containers)),
-        },
+        metrics=host_metrics(report),
     )
+
+
+def host_metrics(report: Report) -> dict[str, float]:
+    h = report.host
+    return {
+        "cpu_percent": h.cpu_percent,
+        "memory_used_bytes": float(h.memory_used),
+        "memory_total_bytes": float(h.memory_total),
+        "load1": h.load[0] if h.load else 0.0,
+        "uptime_seconds": h.uptime,
+        "processes": float(len(report.processes)),
+        "containers": float(len(report.containers)),
+    }
+
+
+def container_metrics(c: Container) -> dict[str, float]:
+    return {"cpu_percent": c.cpu_percent, "memory_usage_bytes": float(c.memory_usage)}
+
+
+def pod_metrics(pod: Pod, containers: Mapping[str, Container]) -> dict[str, float]:
+    members = [containers[c] for c in pod.containers if c in containers]
+    return {
+        "containers": float(len(pod.containers)),
+        "cpu_percent": sum(c.cpu_percent for c in members),
+        "memory_usage_bytes": float(sum(c.memory_usage for c in members)),
+    }
 
 
 def container_node(report: Report, c: Container, pod_uid: str) -> Node:
@@ -319,23 +384,36 @@ def container_node(report: Report, c: Container, pod_uid: str) -> Node:
         probe=report.probe_id,
         parents=parents,
         metadata=metadata,
-        metrics={"cpu_percent": c.cpu_percent, "memory_usage_bytes": float(c.memory_usage)},
+        metrics=container_metrics(c),
         controls=container_controls(c.state),
     )
 
 
-def process_nodes(report: Report) -> dict[str, Node]:
+ProcessCache = dict[int, tuple[Process, int, Node]]
+
+
+def process_nodes(report: Report, previous: ProcessCache | None = None) -> ProcessCache:
+    """Process nodes keyed by pid. A process whose report entry and socket count did not
+    change since ``previous`` keeps its node object (no diff, no allocation)."""
     hostname = report.host.hostname
+    host_parent = {"host": host_id(hostname)}
     conns: dict[int, int] = {}
     for conn in report.connections:
         conns[conn.pid] = conns.get(conn.pid, 0) + 1
-    out: dict[str, Node] = {}
+    previous = previous or {}
+    out: ProcessCache = {}
     for p in report.processes:
-        nid = process_id(hostname, p.pid)
-        parents = {"host": host_id(hostname)}
+        n_conns = conns.get(p.pid, 0)
+        prev = previous.get(p.pid)
+        if prev is not None and prev[1] == n_conns and prev[0] == p:
+            out[p.pid] = (p, n_conns, prev[2])
+            continue
         if p.container_id:
-            parents["container"] = container_id(p.container_id)
-        out[nid] = Node(
+            parents = {"host": host_parent["host"], "container": container_id(p.container_id)}
+        else:
+            parents = host_parent
+        nid = process_id(hostname, p.pid)
+        node = Node(
             id=nid,
             topology="processes",
             label=p.name or str(p.pid),
@@ -354,14 +432,14 @@ def process_nodes(report: Report) -> dict[str, Node]:
                 "cpu_percent": p.cpu_percent,
                 "rss_bytes": float(p.rss),
                 "open_files": float(p.open_files),
-                "connections": float(conns.get(p.pid, 0)),
+                "connections": float(n_conns),
             },
         )
+        out[p.pid] = (p, n_conns, node)
     return out
 
 
 def pod_node(report: Report, pod: Pod, containers: Mapping[str, Container]) -> Node:
-    members = [containers[c] for c in pod.containers if c in containers]
     return Node(
         id=pod_id(pod.uid),
         topology="pods",
@@ -377,40 +455,97 @@ def pod_node(report: Report, pod: Pod, containers: Mapping[str, Container]) -> N
             "node": pod.node,
             **{f"label.{k}": v for k, v in pod.labels.items()},
         },
-        metrics={
-            "containers": float(len(pod.containers)),
-            "cpu_percent": sum(c.cpu_percent for c in members),
-            "memory_usage_bytes": float(sum(c.memory_usage for c in members)),
-        },
+        metrics=pod_metrics(pod, containers),
     )
+
+
+def _with_adjacency(nodes: dict[str, Node], adjacency: Mapping[str, tuple[str, ...]]) -> None:
+    for src, targets in adjacency.items():
+        node = nodes.get(src)
+        if node is not None and node.adjacency != targets:
+            # never mutate: the node object may be shared with the previous snapshot
+            nodes[src] = msgspec.structs.replace(node, adjacency=targets)
+
+
+def build_topology(
+    report: Report,
+    topology: str,
+    adjacency: Mapping[str, tuple[str, ...]],
+    local: Local | None = None,
+    process_cache: ProcessCache | None = None,
+) -> tuple[dict[str, Node], ProcessCache | None]:
+    """One report's nodes in one per-probe topology, with the given adjacency. For processes
+    the new reuse cache is returned too."""
+    nodes: dict[str, Node] = {}
+    new_cache: ProcessCache | None = None
+    if topology == "hosts":
+        h = host_node(report)
+        nodes[h.id] = h
+    elif topology == "containers":
+        local = local or Local(report)
+        for c in report.containers:
+            n = container_node(report, c, local.container_pod.get(c.id, ""))
+            nodes[n.id] = n
+    elif topology == "processes":
+        new_cache = process_nodes(report, process_cache)
+        nodes = {entry[2].id: entry[2] for entry in new_cache.values()}
+    elif topology == "pods":
+        local = local or Local(report)
+        for pod in report.pods:
+            n = pod_node(report, pod, local.containers)
+            nodes[n.id] = n
+    else:
+        raise KeyError(topology)
+    _with_adjacency(nodes, adjacency)
+    return nodes, new_cache
 
 
 def build_contribution(
-    report: Report, lookup: Lookup, endpoints: dict[EndpointKey, Owner] | None = None
+    report: Report,
+    lookup: Lookup,
+    endpoints: dict[EndpointKey, Owner] | None = None,
+    previous: Contribution | None = None,
 ) -> Contribution:
     """A report's nodes in every per-probe topology, with adjacency resolved via ``lookup``."""
-    local = _Local(report)
-    nodes: dict[str, dict[str, Node]] = {t: {} for t in PER_PROBE_TOPOLOGIES}
-    h = host_node(report)
-    nodes["hosts"][h.id] = h
-    for c in report.containers:
-        n = container_node(report, c, local.container_pod.get(c.id, ""))
-        nodes["containers"][n.id] = n
-    nodes["processes"] = process_nodes(report)
-    for pod in report.pods:
-        n = pod_node(report, pod, local.containers)
-        nodes["pods"][n.id] = n
-    for topo, adjacency in resolve_edges(report, lookup).items():
-        for src, dsts in adjacency.items():
-            node = nodes[topo].get(src)
-            if node is not None:
-                node.adjacency = sorted(dsts)
+    local = Local(report)
+    if endpoints is None:
+        endpoints = listen_endpoints(report, local)
+    edges = resolve_edges(report, lookup, local)
+    nodes: dict[str, dict[str, Node]] = {}
+    process_cache: ProcessCache | None = None
+    for topo in PER_PROBE_TOPOLOGIES:
+        nodes[topo], cache = build_topology(
+            report,
+            topo,
+            edges[topo],
+            local,
+            previous.processes if previous is not None else None,
+        )
+        if cache is not None:
+            process_cache = cache
     return Contribution(
         probe=report.probe_id,
         nodes=nodes,
-        endpoints=endpoints if endpoints is not None else listen_endpoints(report),
+        endpoints=endpoints,
         services=list(report.services),
+        interval=report.interval,
+        processes=process_cache,
     )
+
+
+def series_points(report: Report) -> list[tuple[str, dict[str, float]]]:
+    """(node id, metrics) of the nodes that keep series (hosts, containers, pods), taken
+    straight from a report so that no topology has to be built for them."""
+    out: list[tuple[str, dict[str, float]]] = [
+        (host_id(report.host.hostname), host_metrics(report))
+    ]
+    for c in report.containers:
+        out.append((container_id(c.id), container_metrics(c)))
+    if report.pods:
+        containers = {c.id: c for c in report.containers}
+        for pod in report.pods:
+            out.append((pod_id(pod.uid), pod_metrics(pod, containers)))
+    return out
 
 
 def build_services(services: Iterable[Service], pods: Mapping[str, Node]) -> dict[str, Node]:
@@ -451,7 +586,7 @@ def build_services(services: Iterable[Service], pods: Mapping[str, Node]) -> dic
                 "pods": ",".join(sorted(members.get(sid, []))),
             },
             metrics={"pods": float(len(members.get(sid, [])))},
-            adjacency=sorted(adjacency),
+            adjacency=tuple(sorted(adjacency)),
         )
     return out
 

@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator_operator.monitor.collectors.connections import decode_address, parse_proc_net
 from orchestrator_operator.monitor.diff import changes_between, view_diff
+from orchestrator_operator.monitor.render import TopologyRenderer
 from orchestrator_operator.monitor.report import (
     Connection,
     Container,
@@ -25,6 +26,7 @@ from orchestrator_operator.monitor.series import SLOTS, STEP, Ring, SeriesStore
 from orchestrator_operator.monitor.store import Store
 from orchestrator_operator.monitor.synthetic import container_hex, synthetic_report
 from orchestrator_operator.monitor.topology import (
+    PER_PROBE_TOPOLOGIES,
     Node,
     NodeFilter,
     build_contribution,
@@ -126,13 +128,13 @@ def test_cross_host_edges_in_every_topology() -> None:
     store.ingest(b, 1.0)
     store.ingest(a, 1.0)
     procs = store.topology("processes")
-    assert procs[process_id("a", 100)].adjacency == [process_id("b", 300)]
+    assert procs[process_id("a", 100)].adjacency == (process_id("b", 300),)
     conts = store.topology("containers")
-    assert conts[container_id("a" * 64)].adjacency == [container_id("b" * 64)]
+    assert conts[container_id("a" * 64)].adjacency == (container_id("b" * 64),)
     hosts = store.topology("hosts")
-    assert hosts[host_id("a")].adjacency == [host_id("b")]
+    assert hosts[host_id("a")].adjacency == (host_id("b"),)
     # The server side of an accepted connection makes no edge of its own.
-    assert conts[container_id("b" * 64)].adjacency == []
+    assert conts[container_id("b" * 64)].adjacency == ()
     assert procs[process_id("b", 300)].parents == {
         "host": host_id("b"),
         "container": container_id("b" * 64),
@@ -141,7 +143,7 @@ def test_cross_host_edges_in_every_topology() -> None:
 
 def test_merge_replaces_a_probes_snapshot_and_expires_it() -> None:
     a, b = two_hosts()
-    store = Store(ttl=10.0)
+    store = Store(ttl=10.0, eager=set(PER_PROBE_TOPOLOGIES))
     store.ingest(a, 0.0)
     store.ingest(b, 0.0)
     assert len(store.topology("containers")) == 2
@@ -159,11 +161,27 @@ def test_merge_replaces_a_probes_snapshot_and_expires_it() -> None:
 
 def test_identical_report_gives_no_changes() -> None:
     a, b = two_hosts()
-    store = Store()
+    store = Store(eager=set(PER_PROBE_TOPOLOGIES))
     store.ingest(b, 1.0)
     first = store.ingest(a, 1.0)
     assert first
     assert store.ingest(a, 2.0) == {}
+
+
+def test_lazy_topologies_are_built_on_read_only_for_probes_that_reported() -> None:
+    a, b = two_hosts()
+    store = Store(eager={"containers"})
+    changes = store.ingest(b, 1.0)
+    assert set(changes) == {"containers"}
+    assert store.stale["processes"] == {"pb"}
+    assert store.merged["processes"] == {}
+    assert store.counts()["processes"] == 1  # counted from the report, nothing built
+    assert set(store.topology("processes")) == {process_id("b", 300)}
+    assert store.stale["processes"] == set()
+    store.ingest(a, 2.0)
+    assert store.stale["processes"] == {"pa"}
+    procs = store.topology("processes")
+    assert procs[process_id("a", 100)].adjacency == (process_id("b", 300),)
 
 
 def test_pods_and_services() -> None:
@@ -208,10 +226,10 @@ def test_pods_and_services() -> None:
     store.ingest(b, 1.0)
     store.ingest(a, 1.0)
     pods = store.topology("pods")
-    assert pods["pod:pa1"].adjacency == ["pod:pb1"]
+    assert pods["pod:pa1"].adjacency == ("pod:pb1",)
     services = store.topology("services")
     assert services["service:s1"].metadata["pods"] == "pod:pb1"
-    assert services["service:s2"].adjacency == ["service:s1"]
+    assert services["service:s2"].adjacency == ("service:s1",)
 
 
 def test_changes_and_filtered_view_diff() -> None:
@@ -278,3 +296,23 @@ def test_synthetic_fleet_resolves_edges() -> None:
     assert all(d.startswith("container:") for d in some.adjacency)
     contribution = build_contribution(synthetic_report(1, fleet), store.endpoints.get)
     assert contribution.nodes["hosts"][host_id("host-1")].adjacency
+
+
+def test_rendered_topology_matches_the_merged_view() -> None:
+    store = Store(eager={"containers"})
+    renderer = TopologyRenderer(store)
+    fleet = 4
+    for i in range(fleet):
+        store.ingest(synthetic_report(i, fleet, containers=3, processes=5, connections=12), 1.0)
+    for topo in ("containers", "processes", "hosts", "services"):
+        rendered = msgspec.json.decode(renderer.render(topo))
+        expected = msgspec.json.decode(
+            msgspec.json.encode({"topology": topo, "nodes": store.topology(topo)})
+        )
+        assert rendered == expected, topo
+    # one probe changes and another leaves: fragments follow
+    store.ingest(synthetic_report(1, fleet, containers=1, processes=5, connections=12), 2.0)
+    store.remove_probe("probe-2")
+    rendered = msgspec.json.decode(renderer.render("containers"))
+    assert set(rendered["nodes"]) == set(store.topology("containers"))
+    assert len(rendered["nodes"]) == 3 + 1 + 3
