@@ -78,6 +78,7 @@ def build(master: Master) -> web.Application:
             ms.update_schedule(await read_json(request))
         except mt.MaintenanceError as exc:
             return web.Response(status=400, text=str(exc))
+        await master.replicate()
         return web.Response(status=200)
 
     async def machine_down(request: web.Request, ms: MasterState) -> web.StreamResponse:
@@ -85,6 +86,7 @@ def build(master: Master) -> web.Application:
             gone = ms.machine_down(mt.parse_machine_ids(await read_json(request)))
         except mt.MaintenanceError as exc:
             return web.Response(status=400, text=str(exc))
+        await master.replicate()
         for agent in gone:
             master.spawn(master.call_agent(agent.url + "/sim/v1/shutdown", {}))
         return web.Response(status=200)
@@ -94,6 +96,7 @@ def build(master: Master) -> web.Application:
             ms.machine_up(mt.parse_machine_ids(await read_json(request)))
         except mt.MaintenanceError as exc:
             return web.Response(status=400, text=str(exc))
+        await master.replicate()
         return web.Response(status=200)
 
     async def maintenance_status(request: web.Request, ms: MasterState) -> web.StreamResponse:
@@ -113,6 +116,7 @@ def build(master: Master) -> web.Application:
             )
         except Refused as exc:
             return error(exc.status, str(exc))
+        await master.replicate()
         return json_response({"agent_id": agent_id, "master_id": master.master_id, "ack": acked})
 
     async def agent_heartbeat(request: web.Request, ms: MasterState) -> web.StreamResponse:

@@ -139,10 +139,11 @@ class Master:
             log.info("elected leader; recovered registry version %s", self.replica["version"])
         async with self.lock:
             self.state.tick()
-        await self._replicate()
+        await self.replicate()
 
-    async def _replicate(self) -> None:
-        """Push the registry to the other masters (the sim's replicated log)."""
+    async def replicate(self) -> None:
+        """Push the registry to the other masters (the sim's replicated log). Handlers of
+        registry operations await it before answering, as Mesos commits them first."""
         assert self.state is not None
         registry = self.state.registry()
         self.replica = registry
@@ -162,7 +163,7 @@ class Master:
                 raise result
 
     def accept_replica(self, registry: dict[str, Any]) -> None:
-        if self.state is None:
+        if self.state is None and registry.get("version", 0) >= self.replica.get("version", 0):
             self.replica = registry
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:

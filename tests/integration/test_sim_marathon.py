@@ -53,6 +53,9 @@ def test_app_tasks_survive_a_marathon_leader_failover(cluster: SimCluster) -> No
         _post(cluster.marathon_url() + "/v2/apps", {"id": "/prod/api", "cmd": "x"}).status_code
         == 409
     )
+    invalid = _post(cluster.marathon_url() + "/v2/apps", {"id": "/Bad_Id", "cmd": "x"})
+    assert invalid.status_code == 422
+    assert _post(cluster.marathon_url() + "/v2/apps", {"id": "/nocmd"}).status_code == 422
     state_dirs = set(cluster.zk.get_children(f"{cluster.marathon_path}/state"))
     assert {"apps", "group", "instance", "deployment", "framework-id"} <= state_dirs
 

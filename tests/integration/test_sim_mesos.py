@@ -64,6 +64,12 @@ def test_master_failover_keeps_tasks_running(cluster: SimCluster) -> None:
     cluster.wait_for(lambda: len(cluster.tasks("TASK_RUNNING")) == 4, what="4 running at master")
     before = _task_states(cluster)
     framework_id = cluster.framework_id()
+    spare = {"hostname": "spare-host", "ip": "10.0.0.9"}
+    schedule = {
+        "windows": [{"machine_ids": [spare], "unavailability": {"start": {"nanoseconds": 1}}}]
+    }
+    posted = httpx.post(cluster.leader_url() + "/master/maintenance/schedule", json=schedule)
+    assert posted.status_code == 200
     old = cluster.leader()
     assert old is not None
     old_index = cluster.leader_index()
@@ -85,6 +91,8 @@ def test_master_failover_keeps_tasks_running(cluster: SimCluster) -> None:
     }
     assert cluster.metrics()["master/tasks_running"] == 4.0
     assert cluster.metrics()["master/tasks_lost"] == 0.0
+    # The maintenance schedule lives in the registry: the new leader has it.
+    assert cluster.get(cluster.leader_url() + "/master/maintenance/schedule") == schedule
 
     # An agent crash and restart on the same work dir keeps its id and its tasks.
     agent_id = cluster.get(cluster.agent_url(0) + "/state")["id"]
