@@ -25,7 +25,7 @@ from sim.tasks import FAILED, LIVE, LOST, RUNNING, STAGING, TERMINAL
 
 log = logging.getLogger("sim.marathon.scheduler")
 
-UNKNOWN_GRACE = 10.0  # a launched task the master does not report yet is not lost before
+UNKNOWN_GRACE = 3.0  # a launched task the master does not report yet is not lost before
 KILL_RETRY = 5.0
 
 
@@ -162,11 +162,16 @@ class Scheduler:
     async def _reconcile(self, view: dict[str, Any]) -> None:
         reported = {t["id"]: t for t in view["completed_tasks"] + view["tasks"]}
         agents: dict[str, str] = view.get("agents", {})
+        recovering = set(view.get("recovering_agents", []))
         now = time.time()
         for instance in list(self.instances.values()):
             task = reported.get(instance["taskId"])
             if task is None:
-                if now - instance["stagedAt"] > UNKNOWN_GRACE:
+                # After a master failover, tasks come back when their agent re-registers;
+                # a task of an agent the master knows is reported (if lost, as TASK_LOST).
+                agent = instance.get("agentId")
+                waiting = agent in recovering or agent in agents
+                if not waiting and now - instance["stagedAt"] > UNKNOWN_GRACE:
                     await self._terminal(instance, LOST, "task unknown to the master")
                 continue
             if task["state"] in TERMINAL:

@@ -112,6 +112,7 @@ class MasterState:
             "framework_reregistrations": 0,
         }
         self.registry_version = 0
+        self.recovered_at = clock()
 
     # ------------------------------------------------------------------ registry
     def registry(self) -> dict[str, Any]:
@@ -132,6 +133,7 @@ class MasterState:
         self.next_agent = int(registry.get("next_agent", 0))
         self.next_framework = int(registry.get("next_framework", 0))
         self.registry_version = int(registry.get("version", 0))
+        self.recovered_at = self.clock()
 
     def _changed(self) -> None:
         self.registry_version += 1
@@ -210,9 +212,14 @@ class MasterState:
         self.completed.append(task)
 
     def tick(self) -> list[str]:
-        """Deactivate silent agents; remove unreachable ones (their tasks go TASK_LOST)."""
+        """Deactivate silent agents; remove unreachable ones (their tasks go TASK_LOST), and
+        forget recovered agents that did not re-register in time after a failover."""
         now = self.clock()
         removed: list[str] = []
+        if self.recovered_agents and now - self.recovered_at > self.remove_after:
+            for agent_id in list(self.recovered_agents):
+                self.remove_agent(agent_id, "agent did not re-register", forget=False)
+                removed.append(agent_id)
         for agent in list(self.agents.values()):
             idle = now - agent.last_seen
             if idle > self.remove_after:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -25,9 +25,19 @@ if TYPE_CHECKING:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build(master: Master) -> web.Application:
-    from sim.master.server import not_leader, redirect_location
+def redirect_location(leader: dict[str, Any], path: str) -> str:
+    return f"//{masterinfo.advertised(leader)}{path}"
 
+
+def not_leader(master: Master, path: str) -> web.Response:
+    if master.leader is None:
+        return web.Response(status=503, text="No leader elected")
+    if master.is_leader:
+        return web.Response(status=503, text="Master is not yet recovered")
+    return web.Response(status=307, headers={"Location": redirect_location(master.leader, path)})
+
+
+def build(master: Master) -> web.Application:
     def leading(fn: Callable[[web.Request, MasterState], Awaitable[web.StreamResponse]]) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
             state = master.state
@@ -177,6 +187,7 @@ def build(master: Master) -> web.Application:
                 "completed_tasks": [t.to_json() for t in done],
                 "inverse_offers": ms.inverse_offers(fid),
                 "agents": agents,
+                "recovering_agents": sorted(ms.recovered_agents),
             }
         )
 

@@ -10,8 +10,6 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
 from sim import VERSION, masterinfo
 from sim.contenders import Detected, detect
 from sim.httputil import CLIENT_ERRORS, Client, run_app
@@ -180,17 +178,5 @@ class Master:
         return status == 200
 
 
-def redirect_location(leader: dict[str, Any], path: str) -> str:
-    return f"//{masterinfo.advertised(leader)}{path}"
-
-
 async def serve(config: MasterConfig) -> None:
     await Master(config).run()
-
-
-def not_leader(master: Master, path: str) -> web.Response:
-    if master.leader is None:
-        return web.Response(status=503, text="No leader elected")
-    if master.is_leader:
-        return web.Response(status=503, text="Master is not yet recovered")
-    return web.Response(status=307, headers={"Location": redirect_location(master.leader, path)})

@@ -9,7 +9,7 @@ from sim import VERSION
 from sim import maintenance as mt
 from sim import resources as res
 from sim.master.registry import Agent, Framework, MasterState
-from sim.tasks import COUNTED, FAILED, FINISHED, KILLED, LIVE, LOST, Task, count_states
+from sim.tasks import COUNTED, LIVE, Task, count_states
 
 
 @dataclass(frozen=True)
@@ -189,10 +189,6 @@ def metrics(ms: MasterState | None, me: Identity, now: float, recovered: bool) -
     if ms is not None:
         for name, value in ms.counters.items():
             out[f"master/{name}"] = float(value)
-    out["master/tasks_lost"] = float(counts.get(LOST, 0))
-    out["master/tasks_failed"] = float(counts.get(FAILED, 0))
-    out["master/tasks_killed"] = float(counts.get(KILLED, 0))
-    out["master/tasks_finished"] = float(counts.get(FINISHED, 0))
     return out
 
 

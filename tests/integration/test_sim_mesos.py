@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,20 +76,33 @@ def test_master_failover_keeps_tasks_running(cluster: SimCluster) -> None:
     old_index = cluster.leader_index()
     assert old_index is not None
 
+    agent_ids = [cluster.get(cluster.agent_url(j) + "/state")["id"] for j in range(2)]
+    # Agent 1 is down while the master fails over: it is in the registry but must
+    # re-register, and its tasks must not be given up meanwhile.
+    cluster.kill_agent(1)
     cluster.kill_master(old_index)
     new = cluster.wait_for_leader(exclude=old["id"])
     assert new["id"] != old["id"]
+    cluster.wait_for(
+        lambda: cluster.state()["frameworks"][0]["active"], what="Marathon re-registered"
+    )
+    cluster.wait_for_agents(1)
+    state = cluster.state()
+    assert [a["id"] for a in state["recovered_slaves"]] == [agent_ids[1]]
+    deadline = time.monotonic() + 2.0  # several Marathon reconciliations against the new master
+    while time.monotonic() < deadline:
+        tasks = cluster.get(marathon + "/v2/apps/web/tasks")["tasks"]
+        assert {t["id"] for t in tasks} == set(before)
+        time.sleep(0.2)
+    cluster.start_agent(1)
     cluster.wait_for_agents(2)
     cluster.wait_for(lambda: _task_states(cluster) == before, what="all tasks back, RUNNING")
     state = cluster.state()
     assert state["leader_info"]["id"] == new["id"]
-    assert {f["id"] for f in state["frameworks"]} == {framework_id}
-    cluster.wait_for(
-        lambda: cluster.state()["frameworks"][0]["active"], what="Marathon re-registered"
-    )
-    assert {a["id"] for a in state["slaves"]} == {
-        cluster.get(cluster.agent_url(j) + "/state")["id"] for j in range(2)
-    }
+    assert state["recovered_slaves"] == []
+    assert [f["id"] for f in state["frameworks"]] == [framework_id]
+    assert {a["id"] for a in state["slaves"]} == set(agent_ids)
+    assert {t["id"] for t in cluster.wait_for_tasks("/web", 4)} == set(before)
     assert cluster.metrics()["master/tasks_running"] == 4.0
     assert cluster.metrics()["master/tasks_lost"] == 0.0
     # The maintenance schedule lives in the registry: the new leader has it.
