@@ -143,9 +143,18 @@ class Applier:
             )
         creates = [p for p in puts if p.existing is None or self._needs_replace(p)]
         updates = [p for p in puts if p.existing is not None and not self._needs_replace(p)]
+        # Updates first (a parent's ACL may be what allows the creates below it), except a
+        # restrictive ACL (no CREATE) over nodes about to be created, which comes last.
+        created_paths = [p.path for p in creates]
+        restrict_later = [
+            p
+            for p in updates
+            if not world_can_create(p.want.acl)
+            and any(c != p.path and is_under(c, p.path) for c in created_paths)
+        ]
+        self._updates(updates, result, skip_acl={p.path for p in restrict_later})
         deferred_acls = self._creates(creates, puts, result, bulk=bulk)
-        self._updates(updates, result)
-        for put in deferred_acls:
+        for put in [*deferred_acls, *restrict_later]:
             self._set_acl(put, result)
         self._advance_sequences([p for p in creates if p.path in result.written], result)
         return result
@@ -294,8 +303,11 @@ class Applier:
             result.failed[put.path] = f"create failed: {again!r}"
 
     # ------------------------------------------------------------------ updates
-    def _updates(self, updates: Sequence[Put], result: ApplyResult) -> None:
+    def _updates(
+        self, updates: Sequence[Put], result: ApplyResult, skip_acl: set[str] | None = None
+    ) -> None:
         pending: list[tuple[Put, Any, Any]] = []
+        skip = skip_acl or set()
         for put in updates:
             ex = put.existing
             assert ex is not None
@@ -309,7 +321,7 @@ class Applier:
                 self.client.set_acls_async(
                     put.path, acl_to_kazoo(put.want.acl), version=ex.aversion if cond else -1
                 )
-                if ex.acl != put.want.acl
+                if ex.acl != put.want.acl and put.path not in skip
                 else None
             )
             pending.append((put, set_res, acl_res))

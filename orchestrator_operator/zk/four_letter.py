@@ -1,0 +1,26 @@
+"""ZooKeeper four-letter words (`ruok`, `srvr`, `mntr`) over a plain TCP socket."""
+
+from __future__ import annotations
+
+import socket
+
+
+def four_letter_word(host: str, port: int, word: str, timeout: float = 1.0) -> str:
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(word.encode())
+        chunks = []
+        while chunk := sock.recv(4096):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def server_mode(host: str, port: int, timeout: float = 1.0) -> str | None:
+    """`leader`, `follower`, `standalone`… from `srvr`; None when it does not answer."""
+    try:
+        reply = four_letter_word(host, port, "srvr", timeout)
+    except OSError:
+        return None
+    for line in reply.splitlines():
+        if line.startswith("Mode:"):
+            return line.split(":", 1)[1].strip()
+    return None

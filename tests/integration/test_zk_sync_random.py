@@ -1,0 +1,94 @@
+"""Randomized replication test: random creates, sets, deletes, ACL changes and ephemerals
+from short-lived sessions, while a ZooKeeper server of each ensemble and the engine itself
+(a real ``zk-sync run`` process, SIGKILLed) are killed and restarted. After quiescing, the
+digests of both sides are equal."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import zk_sync as support
+from tests.fixtures.zk_sync import (
+    EngineProcess,
+    RandomWorkload,
+    ZkPair,
+    unique_root,
+    wait_in_sync,
+    zk_client,
+)
+
+pytestmark = pytest.mark.zookeeper
+
+zk_pair = support.zk_pair
+pair = support.pair
+
+
+@pytest.mark.parametrize(
+    ("bidirectional", "seed"),
+    [(False, 4242), (True, 1717)],
+    ids=["one-way", "bidirectional"],
+)
+def test_random_workload_with_failures(
+    pair: ZkPair, tmp_path: Path, bidirectional: bool, seed: int
+) -> None:
+    rng = random.Random(seed)
+    root = unique_root("random")
+    hosts = [pair.a.connect_string]
+    if bidirectional:
+        hosts.append(pair.b.connect_string)
+    work = RandomWorkload(hosts, root, rng)
+    args = [
+        "--source", pair.a.connect_string,
+        "--target", pair.b.connect_string,
+        "--path", root,
+        "--state-file", str(tmp_path / "state.json"),
+        "--metrics-port", "0",
+        "--reconcile-interval", "5",
+        "--session-timeout", "4",
+        "--log-level", "INFO",
+    ]  # fmt: skip
+    if bidirectional:
+        args += ["--bidirectional", "--conflict-strategy", "source-wins"]
+    engine = EngineProcess(args, tmp_path / "engine.log")
+    try:
+        work.seed(150)
+        engine.start()
+        work.run(150)
+        # a server of each ensemble dies (the source's leader), writes go on
+        leader = pair.a.leader_index()
+        pair.a.kill_server(leader if leader is not None else 0)
+        pair.b.kill_server(rng.randrange(3))
+        work.run(100)
+        pair.a.ensure_all_running()
+        pair.b.ensure_all_running()
+        work.run(80)
+        # the engine itself is killed mid-run and restarted from its state file
+        engine.kill()
+        work.run(80)
+        engine.start()
+        work.run(120)
+        work.close_sessions()
+        # one live session at the end: its ephemeral must be mirrored as an ephemeral
+        with zk_client(hosts[-1]) as owner:
+            live = owner.create(f"{root}/json.info_", b"live", ephemeral=True, sequence=True)
+            assert engine.alive(), engine.log_tail()
+            with zk_client(pair.a.connect_string) as ca, zk_client(pair.b.connect_string) as cb:
+                try:
+                    report = wait_in_sync(ca, cb, [root], timeout=120)
+                except AssertionError as exc:
+                    log = engine.log_tail()
+                    raise AssertionError(f"{exc}\n--- engine log ---\n{log}") from exc
+                (digest,) = report.roots
+                assert digest.source_znodes > 50
+                mirror = ca if bidirectional else cb  # the owner is on B when bidirectional
+                stat = mirror.exists(live)
+                assert stat is not None and stat.ephemeralOwner != 0
+        assert sum(work.counts.values()) == 530
+        assert engine.terminate() == 0, engine.log_tail()
+    finally:
+        work.close()
+        if engine.alive():
+            engine.kill()
