@@ -120,3 +120,16 @@ def add_monitor_parsers(subparsers: argparse._SubParsersAction) -> None:  # type
     app.add_argument("--probe-ttl", type=float, default=15.0, help="seconds before expiry")
     app.add_argument("--verbose", action="store_true")
     app.set_defaults(func=_app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry: ``python -m orchestrator_operator.monitor.cli probe|app ...``."""
+    parser = argparse.ArgumentParser(prog="orchestrator-monitor")
+    add_monitor_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
