@@ -118,3 +118,13 @@ class KubeApi:
             if error.status == 404:
                 return None
             raise
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+        """Delete an object; False when it was already gone."""
+        try:
+            self._call("DELETE", object_path(api_version, kind, namespace, name))
+            return True
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise

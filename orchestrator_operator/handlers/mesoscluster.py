@@ -21,6 +21,7 @@ from ..mesos.discovery import read_election, read_master_metrics
 from ..mesos.health import Observation, Replicas, build_status
 from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from ..models.mesoscluster import MesosClusterSpec
+from ..rollout.members import roll_statefulset, zookeeper_leader_ip
 from ..status import now_rfc3339
 from ..zk.clients import ZkClientPool, ZkUnreachable
 from .common import accept_spec
@@ -86,6 +87,28 @@ def observe_cluster(owner: Owner, spec: MesosClusterSpec) -> Observation:
     )
 
 
+def roll_quorum_members(owner: Owner, spec: MesosClusterSpec, observation: Observation) -> str:
+    """Advance the rolling restart of ZooKeeper, then of the masters, by at most one pod.
+
+    ZooKeeper goes first and alone: masters are only restarted on a settled ensemble.
+    """
+    api = KubeApi.shared()
+    if not spec.zookeeper.external:
+        members = spec.zookeeper.managed_replicas
+        zk = roll_statefulset(
+            api, owner.namespace, owner.child_name(zookeeper.COMPONENT),
+            members // 2 + 1, zookeeper_leader_ip,
+        )  # fmt: skip
+        if zk.message:
+            return zk.message
+    leader = observation.election.leader if observation.election else None
+    result = roll_statefulset(
+        api, owner.namespace, owner.child_name(masters.COMPONENT),
+        spec.masters.effective_quorum, lambda _: leader.ip if leader else None,
+    )  # fmt: skip
+    return result.message
+
+
 @kopf.timer(API_GROUP, API_VERSION, "mesosclusters", interval=OBSERVE_INTERVAL_SECONDS)
 def observe(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
@@ -93,11 +116,13 @@ def observe(
     if status.get("phase") == "Invalid":
         return
     parsed = MesosClusterSpec.model_validate(copy.deepcopy(dict(spec)))
-    observation = observe_cluster(_owner(meta), parsed)
+    owner = _owner(meta)
+    observation = observe_cluster(owner, parsed)
     previous = copy.deepcopy(list(status.get("conditions") or []))
     new_status = build_status(
         observation, status.get("observedGeneration"), previous, now_rfc3339()
     )
+    new_status["rollout"] = roll_quorum_members(owner, parsed, observation) or None
     # Accepted is the reconcile handler's condition: keep it as it is.
     for key, value in new_status.items():
         if status.get(key) != value:

@@ -234,3 +234,4 @@ class MesosClusterStatus(StatusModel):
     agents: ComponentStatus | None = None
     marathon: ComponentStatus | None = None
     mesos: MesosRuntimeStatus | None = None
+    rollout: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -184,3 +185,94 @@ def test_deletion_follows_the_pvc_retention_policy(
     else:
         time.sleep(3)  # give the garbage collector time to (wrongly) act
         assert _get(kube_env, "pvc", claim) is not None, "a retained PVC was deleted"
+
+
+class PodSampler:
+    """Samples the pods of one component every 100 ms: what `kubectl get pods -w` shows."""
+
+    def __init__(self, env: KubeTestEnv, cluster: str, component: str) -> None:
+        self._env = env
+        self._path = (
+            "/api/v1/namespaces/default/pods?labelSelector="
+            f"app.kubernetes.io/instance%3D{cluster},app.kubernetes.io/component%3D{component}"
+        )
+        self.samples: list[list[tuple[str, str, bool]]] = []  # (name, uid, ready) per pod
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            pods = self._env.api("GET", self._path)["items"]
+            self.samples.append([
+                (p["metadata"]["name"], p["metadata"]["uid"],
+                 not p["metadata"].get("deletionTimestamp") and any(
+                     c["type"] == "Ready" and c["status"] == "True"
+                     for c in p.get("status", {}).get("conditions", [])))
+                for p in pods
+            ])  # fmt: skip
+
+    def __enter__(self) -> PodSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_image_change_rolls_masters_one_at_a_time_never_below_quorum(
+    kube_env: KubeTestEnv, operator: OperatorProcess, zk_ensemble: ZkEnsemble
+) -> None:
+    spec: dict[str, Any] = {
+        "zookeeper": {"external": {"connectString": zk_ensemble.connect_string}},
+        "masters": {"replicas": 3, "version": "1.11.0"},
+        "marathon": {"replicas": 0},
+    }
+    _apply(kube_env, _cluster("roll", spec))
+
+    def statefulset() -> dict[str, Any]:
+        return _get(kube_env, "statefulset", "roll-master") or {}
+
+    _eventually(lambda: statefulset().get("status", {}).get("readyReplicas") == 3, 90,
+                "3 ready masters")  # fmt: skip
+    with PodSampler(kube_env, "roll", "master") as sampler:
+        time.sleep(0.5)
+        spec["masters"]["version"] = "1.11.1"
+        _apply(kube_env, _cluster("roll", spec))
+
+        def rolled() -> bool:
+            sts = statefulset()
+            status = sts.get("status", {})
+            return bool(
+                sts["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.11.1")
+                and status.get("observedGeneration") == sts["metadata"]["generation"]
+                and status.get("updatedReplicas") == 3
+                and status.get("readyReplicas") == 3
+            )
+
+        try:
+            _eventually(rolled, 180, "all three masters on the new template")
+        except AssertionError as error:
+            mc = (_get(kube_env, "mc", "roll") or {}).get("status")
+            raise AssertionError(
+                f"{error}\nstatus: {mc}\nsts: {statefulset().get('status')}"
+            ) from None
+        time.sleep(0.5)
+
+    first, last = sampler.samples[0], sampler.samples[-1]
+    assert len(first) == 3 and len(last) == 3
+    assert not {uid for _, uid, _ in first} & {uid for _, uid, _ in last}, "every pod replaced"
+    quorum = 2
+    for sample in sampler.samples:
+        ready = sum(1 for _, _, is_ready in sample if is_ready)
+        assert ready >= quorum, f"below quorum: {sample}"
+    # Pods were replaced one at a time: the set of uids never changed by two at once.
+    replaced_order: list[str] = []
+    seen = {uid for _, uid, _ in first}
+    for sample in sampler.samples:
+        new = [(name, uid) for name, uid, _ in sample if uid not in seen]
+        assert len(new) <= 1, f"two members restarted at once: {new}"
+        for name, uid in new:
+            replaced_order.append(name)
+            seen.add(uid)
+    assert sorted(replaced_order) == ["roll-master-0", "roll-master-1", "roll-master-2"]

@@ -1,0 +1,1 @@
+"""Operator-driven rolling restarts of quorum members (ZooKeeper servers, Mesos masters)."""
