@@ -324,6 +324,7 @@ class MonitorApp:
         return _json_response({"ok": True, "probes": len(self.store.probes)})
 
     async def _expiry_loop(self) -> None:
+        last_prune = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
             before = len(self.store.probes)
@@ -332,7 +333,9 @@ class MonitorApp:
             if expired:
                 self.metrics.probes_expired.inc(expired)
                 self._publish(changes)
-            self.store.series.prune(time.time())
+            if time.monotonic() - last_prune > 60:  # series older than the hour window
+                self.store.series.prune(time.time())
+                last_prune = time.monotonic()
 
     async def _on_startup(self, app: web.Application) -> None:
         self._tasks.append(asyncio.create_task(self._expiry_loop()))

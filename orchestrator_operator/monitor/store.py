@@ -42,6 +42,7 @@ class ProbeState:
     )
     built: set[str] = field(default_factory=set)  # topologies built from ``report``
     edges: Edges | None = None
+    container_edges: dict[str, tuple[str, ...]] | None = None
     local: Local | None = None
     process_cache: ProcessCache | None = None
     reports: int = 1
@@ -104,6 +105,7 @@ class Store:
             state.endpoints = endpoints
             state.local = local
             state.edges = None
+            state.container_edges = None
             state.built = set()
             state.reports += 1
         for node_id, metrics in series_points(report):
@@ -166,9 +168,18 @@ class Store:
             return {}
         report = state.report
         local = state.local or Local(report)
-        if state.edges is None:
-            state.edges = resolve_edges(report, self.endpoints.get, local)
-        nodes, cache = build_topology(report, topo, state.edges[topo], local, state.process_cache)
+        if topo == "containers" and state.edges is None and state.container_edges is None:
+            # Only containers are wanted now: resolve just the containers' connections.
+            state.container_edges = resolve_edges(
+                report, self.endpoints.get, local, containers_only=True
+            )["containers"]
+        if topo == "containers" and state.container_edges is not None:
+            adjacency = state.container_edges
+        else:
+            if state.edges is None:
+                state.edges = resolve_edges(report, self.endpoints.get, local)
+            adjacency = state.edges[topo]
+        nodes, cache = build_topology(report, topo, adjacency, local, state.process_cache)
         if cache is not None:
             state.process_cache = cache
         changes = changes_between(state.nodes[topo], nodes)

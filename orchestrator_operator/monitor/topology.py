@@ -256,12 +256,19 @@ def edge_ids(src: Owner, dst: Owner) -> dict[str, tuple[str, str]]:
 Edges = dict[str, dict[str, tuple[str, ...]]]  # topology -> source id -> destination ids
 
 
-def resolve_edges(report: Report, lookup: Lookup, local: Local | None = None) -> Edges:
-    """topology -> source node id -> destination node ids, for one report's connections."""
+def resolve_edges(
+    report: Report, lookup: Lookup, local: Local | None = None, containers_only: bool = False
+) -> Edges:
+    """topology -> source node id -> destination node ids, for one report's connections.
+
+    ``containers_only`` resolves just the connections of containers (the other topologies'
+    edges then come out incomplete: use the result for containers only)."""
     local = local or Local(report)
     pairs: set[tuple[Owner, Owner]] = set()
     service_edges: set[tuple[str, str]] = set()
     for src, key in client_connections(report, local):
+        if containers_only and not src.container:
+            continue
         dst = lookup(key)
         if dst is None:
             continue

@@ -316,3 +316,19 @@ def test_rendered_topology_matches_the_merged_view() -> None:
     rendered = msgspec.json.decode(renderer.render("containers"))
     assert set(rendered["nodes"]) == set(store.topology("containers"))
     assert len(rendered["nodes"]) == 3 + 1 + 3
+
+
+def test_lazy_and_eager_materialization_agree() -> None:
+    lazy = Store(eager={"containers"})
+    eager = Store(eager=set(PER_PROBE_TOPOLOGIES))
+    fleet = 12
+    for seed in range(2):  # edges settle once every probe has reported after its peers
+        for i in range(fleet):
+            report = synthetic_report(
+                i, fleet, containers=4, processes=12, connections=40, seed=seed
+            )
+            lazy.ingest(report, float(seed))
+            eager.ingest(report, float(seed))
+    for topo in PER_PROBE_TOPOLOGIES:
+        assert lazy.topology(topo) == eager.topology(topo), topo
+    assert any(n.adjacency for n in lazy.topology("containers").values())
