@@ -153,6 +153,17 @@ class ZkServer:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the parent dies, even by SIGKILL (Linux
+    PR_SET_PDEATHSIG; atexit does not run then). Note: it fires when the *thread* that
+    started the server exits, so start ensembles from a long-lived thread."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 # Every live ensemble, so that interpreter exit never leaves a JVM behind.
 _LIVE: weakref.WeakSet[ZkEnsemble] = weakref.WeakSet()
 _LIVE_LOCK = threading.Lock()
@@ -405,6 +416,7 @@ class ZkEnsemble:
             stderr=subprocess.STDOUT,
             cwd=server.config_path.parent,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
 
     def _terminate(self, server: ZkServer, sig: signal.Signals, grace: float) -> None:

@@ -343,9 +343,10 @@ class SyncEngine:
                 continue
             changed = self._refresh(side, entries)
             touched |= changed
+            earliest = min(e.seen for e in entries.values())
             for path in changed:
                 origin = entries.get(path) or entries.get(parent_of(path))
-                when = origin.seen if origin is not None else min(e.seen for e in entries.values())
+                when = origin.seen if origin is not None else earliest
                 if path not in seen or seen[path][1] > when:
                     seen[path] = (side, when)
         if touched:
@@ -353,11 +354,15 @@ class SyncEngine:
 
     # ------------------------------------------------------------------ reading changes
     def _forget(self, side: Side, path: str, touched: set[str]) -> None:
+        """Drop ``path`` and its cached descendants (found through the cached children)."""
         cache = self.cache[side]
-        for p in [p for p in cache if is_under(p, path)]:
-            del cache[p]
+        stack = [path]
+        while stack:
+            p = stack.pop()
             touched.add(p)
-        touched.add(path)
+            node = cache.pop(p, None)
+            if node is not None:
+                stack.extend(join(p, c) for c in node.children or ())
 
     def _refresh(self, side: Side, entries: dict[str, _Pending]) -> set[str]:
         """Re-read what the events point at (re-arming the watches that fired)."""

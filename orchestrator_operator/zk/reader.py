@@ -19,7 +19,7 @@ from .model import NodeState, TreeSnapshot, acl_from_kazoo, join
 
 Watch = Callable[[Any], None]
 
-DEFAULT_WINDOW = 4000
+DEFAULT_WINDOW = 500
 DEFAULT_TIMEOUT = 60.0
 
 

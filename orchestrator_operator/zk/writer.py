@@ -11,7 +11,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,6 @@ from .model import (
     NodeState,
     acl_to_kazoo,
     depth,
-    is_under,
     parent_of,
     world_can_create,
 )
@@ -145,12 +144,9 @@ class Applier:
         updates = [p for p in puts if p.existing is not None and not self._needs_replace(p)]
         # Updates first (a parent's ACL may be what allows the creates below it), except a
         # restrictive ACL (no CREATE) over nodes about to be created, which comes last.
-        created_paths = [p.path for p in creates]
+        above_creates = _ancestors(p.path for p in creates)
         restrict_later = [
-            p
-            for p in updates
-            if not world_can_create(p.want.acl)
-            and any(c != p.path and is_under(c, p.path) for c in created_paths)
+            p for p in updates if not world_can_create(p.want.acl) and p.path in above_creates
         ]
         self._updates(updates, result, skip_acl={p.path for p in restrict_later})
         deferred_acls = self._creates(creates, puts, result, bulk=bulk)
@@ -196,14 +192,12 @@ class Applier:
         self, creates: Sequence[Put], all_puts: Sequence[Put], result: ApplyResult, *, bulk: bool
     ) -> list[Put]:
         """Create nodes; returns puts whose restrictive ACL must be set after their children."""
-        created_paths = [p.path for p in all_puts]
+        above_puts = _ancestors(p.path for p in all_puts)
         deferred: list[Put] = []
         plan: list[tuple[Put, list[Any]]] = []
         for put in creates:
             acl = put.want.acl
-            if not world_can_create(acl) and any(
-                c != put.path and is_under(c, put.path) for c in created_paths
-            ):
+            if not world_can_create(acl) and put.path in above_puts:
                 deferred.append(put)
                 acl = OPEN_ACL
             plan.append((put, acl_to_kazoo(acl)))
@@ -378,6 +372,18 @@ class Applier:
                 continue
             if bumped:
                 result.ops["sequence_bump"] += bumped
+
+
+def _ancestors(paths: Iterable[str]) -> set[str]:
+    """Every proper ancestor of the given paths."""
+    out: set[str] = set()
+    for path in paths:
+        while path != "/":
+            path = parent_of(path)
+            if path in out:
+                break
+            out.add(path)
+    return out
 
 
 def advance_sequence(client: Any, parent: str, at_least: int) -> int:
