@@ -147,7 +147,7 @@ class MonitorApp:
 
     def _publish(self, changes: TopologyChanges) -> None:
         for topo, ch in changes.items():
-            self.hub.publish(topo, ch)
+            self.hub.publish(topo, ch, self.store.metrics_only.get(topo))
         if self.hub.has_viewers("services"):
             services = self.store.services_changes()
             if services:

@@ -26,6 +26,7 @@ class Viewer:
         self.filter = None if node_filter.is_empty() else node_filter
         self.visible: set[str] = set()
         self.pending: Changes = {}
+        self.metrics_only: set[str] = set()  # pending ids whose every change was metrics
         self.wake = asyncio.Event()
 
 
@@ -41,9 +42,19 @@ class Hub:
     def count(self) -> int:
         return sum(len(v) for v in self.viewers.values())
 
-    def publish(self, topology: str, changes: Changes) -> None:
+    def publish(
+        self, topology: str, changes: Changes, metrics_only: set[str] | None = None
+    ) -> None:
         for viewer in self.viewers.get(topology, ()):
-            viewer.pending.update(changes)
+            pending = viewer.pending
+            flags = viewer.metrics_only
+            for nid in changes:
+                if metrics_only and nid in metrics_only:
+                    if nid not in pending:
+                        flags.add(nid)
+                else:
+                    flags.discard(nid)
+            pending.update(changes)
             viewer.wake.set()
 
     async def serve(
@@ -71,7 +82,8 @@ class Hub:
                     await asyncio.sleep(self.flush_interval)
                     viewer.wake.clear()
                     pending, viewer.pending = viewer.pending, {}
-                    diff: Diff = view_diff(topology, viewer.visible, pending, viewer.filter)
+                    flags, viewer.metrics_only = viewer.metrics_only, set()
+                    diff: Diff = view_diff(topology, viewer.visible, pending, viewer.filter, flags)
                     if not diff.empty():
                         await ws.send_str(_encoder.encode(diff).decode())
                         if self.on_sent is not None:

@@ -107,7 +107,8 @@ def openapi_document() -> dict[str, Any]:
             "/api/topology/{topology}/ws": {
                 "get": {
                     "summary": "WebSocket: a reset message with the whole (filtered) topology, "
-                    "then {add, update, remove} diffs",
+                    "then {add, update, remove, metrics} diffs (metrics: [{id, metrics}] for "
+                    "nodes whose only change is their metrics)",
                     "parameters": [_TOPOLOGY_PARAM, *_FILTERS],
                     "responses": {"101": {"description": "switching protocols"}},
                 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator_operator.monitor.diff import Changes, changes_between
+from orchestrator_operator.monitor.diff import Changes, changes_between, metrics_only_change
 from orchestrator_operator.monitor.report import Report, Service
 from orchestrator_operator.monitor.series import SeriesStore
 from orchestrator_operator.monitor.topology import (
@@ -71,6 +71,10 @@ class Store:
         default_factory=lambda: {t: set() for t in PER_PROBE_TOPOLOGIES}
     )
     eager: set[str] = field(default_factory=set)  # topologies built at ingest
+    # ids in the latest ingest's changes that differ from the old node in metrics alone
+    metrics_only: dict[str, set[str]] = field(
+        default_factory=lambda: {t: set() for t in PER_PROBE_TOPOLOGIES}
+    )
     # probes whose merged nodes changed, per topology (drained by the response cache)
     touched: dict[str, set[str]] = field(
         default_factory=lambda: {t: set() for t in PER_PROBE_TOPOLOGIES}
@@ -86,6 +90,8 @@ class Store:
         """Merge one validated report received at ``now`` (seconds, wall clock); returns the
         changes of the eager topologies."""
         probe = report.probe_id
+        for ids in self.metrics_only.values():
+            ids.clear()
         prev = self.probes.get(probe)
         local = Local(report)
         if prev is not None:
@@ -122,6 +128,8 @@ class Store:
         return changes
 
     def remove_probe(self, probe_id: str) -> TopologyChanges:
+        for ids in self.metrics_only.values():
+            ids.clear()
         state = self.probes.pop(probe_id, None)
         if state is None:
             return {}
@@ -201,6 +209,13 @@ class Store:
                     del owners[nid]
                     applied[nid] = None
             else:
+                old = merged.get(nid)
+                if (
+                    old is not None
+                    and owners.get(nid) == probe_id
+                    and metrics_only_change(old, node)
+                ):
+                    self.metrics_only[topo].add(nid)
                 merged[nid] = node
                 owners[nid] = probe_id
                 applied[nid] = node

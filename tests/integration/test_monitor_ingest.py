@@ -142,3 +142,33 @@ def test_report_turns_into_websocket_diff(harness: MonitorHarness) -> None:
         assert "cpu_percent" in node["series"]
         found = c.get("/api/search", params={"q": "app-5-1"}).json()["results"]
         assert any(r["id"] == f"container:{report.containers[1].id}" for r in found)
+
+
+def test_metrics_only_change_goes_out_as_a_slim_update(harness: MonitorHarness) -> None:
+    report = synthetic_report(7, 8, containers=2, processes=4, connections=4)
+    target = f"container:{report.containers[0].id}"
+    with harness.client() as c:
+        assert c.post("/api/report", content=encode_report(report)).status_code == 200
+    hotter = msgspec.structs.replace(
+        report,
+        containers=[
+            msgspec.structs.replace(report.containers[0], cpu_percent=77.5),
+            report.containers[1],
+        ],
+    )
+
+    def send() -> None:
+        with harness.client() as c:
+            assert c.post("/api/report", content=encode_report(hotter)).status_code == 200
+
+    async def on_open() -> None:
+        await harness.loop.run_in_executor(None, send)
+
+    def seen(messages: list[dict[str, Any]]) -> bool:
+        return any(m["id"] == target for msg in messages[1:] for m in msg.get("metrics", []))
+
+    messages = harness.call(harness.ws_until("/api/topology/containers/ws", seen, on_open=on_open))
+    assert any(n["id"] == target for n in messages[0]["add"])
+    slim = next(m for msg in messages[1:] for m in msg.get("metrics", []) if m["id"] == target)
+    assert slim["metrics"]["cpu_percent"] == 77.5
+    assert all(n["id"] != target for msg in messages[1:] for n in msg.get("update", []))

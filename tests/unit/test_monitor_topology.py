@@ -332,3 +332,27 @@ def test_lazy_and_eager_materialization_agree() -> None:
     for topo in PER_PROBE_TOPOLOGIES:
         assert lazy.topology(topo) == eager.topology(topo), topo
     assert any(n.adjacency for n in lazy.topology("containers").values())
+
+
+def test_metrics_only_changes_become_slim_updates() -> None:
+    a, b = two_hosts()
+    store = Store(eager={"containers"})
+    store.ingest(b, 1.0)
+    store.ingest(a, 1.0)
+    server = container_id("b" * 64)
+    hotter = msgspec.structs.replace(
+        b, containers=[msgspec.structs.replace(b.containers[0], cpu_percent=42.0)]
+    )
+    changes = store.ingest(hotter, 2.0)
+    assert store.metrics_only["containers"] == {server}
+    diff = view_diff("containers", {server}, changes["containers"], None, {server})
+    assert diff.update == [] and [m.id for m in diff.metrics] == [server]
+    assert diff.metrics[0].metrics["cpu_percent"] == 42.0
+    # a viewer that does not have the node yet gets it whole
+    diff = view_diff("containers", set(), changes["containers"], None, {server})
+    assert [n.id for n in diff.add] == [server] and diff.metrics == []
+    renamed = msgspec.structs.replace(
+        hotter, containers=[msgspec.structs.replace(hotter.containers[0], name="renamed")]
+    )
+    store.ingest(renamed, 3.0)
+    assert store.metrics_only["containers"] == set()
