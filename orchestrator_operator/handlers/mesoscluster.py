@@ -19,6 +19,7 @@ from ..builders.meta import Owner
 from ..kube_api import KubeApi
 from ..mesos.discovery import read_election, read_master_metrics
 from ..mesos.health import Observation, Replicas, build_status
+from ..mesos.maintenance_runner import run_maintenance
 from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from ..models.mesoscluster import MesosClusterSpec
 from ..rollout.members import roll_statefulset, zookeeper_leader_ip
@@ -109,9 +110,25 @@ def roll_quorum_members(owner: Owner, spec: MesosClusterSpec, observation: Obser
     return result.message
 
 
+def _is_cordoned(spec: kopf.Spec, **_: Any) -> bool:
+    return bool(spec.get("unschedulable"))
+
+
+# A filter, not a None result: Kopf drops an object from an index only when it stops
+# matching the handler's filters (a None result would keep the old entry).
+@kopf.index("", "v1", "nodes", when=_is_cordoned)
+def cordoned_nodes(name: str, **_: Any) -> dict[str, bool]:
+    """Nodes marked unschedulable (`kubectl cordon`): their agents go into maintenance."""
+    return {name: True}
+
+
 @kopf.timer(API_GROUP, API_VERSION, "mesosclusters", interval=OBSERVE_INTERVAL_SECONDS)
 def observe(
-    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    **kwargs: Any,
 ) -> None:
     if status.get("phase") == "Invalid":
         return
@@ -123,6 +140,12 @@ def observe(
         observation, status.get("observedGeneration"), previous, now_rfc3339()
     )
     new_status["rollout"] = roll_quorum_members(owner, parsed, observation) or None
+    cordoned_index: kopf.Index[str, bool] = kwargs["cordoned_nodes"]  # Kopf passes indices by name
+    cordoned = set(cordoned_index.keys())
+    leader = observation.election.leader if observation.election else None
+    if leader and observation.master_health and (cordoned or status.get("maintenance")):
+        report = run_maintenance(leader.address, cordoned)
+        new_status["maintenance"] = report if report is not None else status.get("maintenance")
     # Accepted is the reconcile handler's condition: keep it as it is.
     for key, value in new_status.items():
         if status.get(key) != value:

@@ -221,6 +221,14 @@ class MesosRuntimeStatus(StatusModel):
     tasks_running: int = 0
 
 
+class MaintenanceEntry(StatusModel):
+    """A cordoned node whose Mesos agent is being drained (or is down) for maintenance."""
+
+    node: str
+    state: Literal["Draining", "Down"]
+    tasks: int = 0
+
+
 class MesosClusterStatus(StatusModel):
     """Observed state; conditions per component, the leading master read from ZooKeeper."""
 
@@ -235,3 +243,4 @@ class MesosClusterStatus(StatusModel):
     marathon: ComponentStatus | None = None
     mesos: MesosRuntimeStatus | None = None
     rollout: str | None = None
+    maintenance: list[MaintenanceEntry] | None = None

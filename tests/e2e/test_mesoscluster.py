@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from sim.cluster import SimCluster
-from testenv.kube import KubeTestEnv
+from testenv.kube import KubeTestEnv, node_manifest
 from testenv.zookeeper import ZkEnsemble
 from tests.fixtures.kube import OperatorProcess
 
@@ -276,3 +276,47 @@ def test_image_change_rolls_masters_one_at_a_time_never_below_quorum(
             replaced_order.append(name)
             seen.add(uid)
     assert sorted(replaced_order) == ["roll-master-0", "roll-master-1", "roll-master-2"]
+
+
+def test_cordoning_a_node_drains_its_agent_through_the_maintenance_api(
+    kube_env: KubeTestEnv, operator: OperatorProcess, zk_ensemble: ZkEnsemble
+) -> None:
+    with SimCluster(zk_ensemble.connect_string, masters=3, agents=2, marathons=1) as sim:
+        # A Kubernetes node for each sim agent (agents are named after their node).
+        kube_env.apply_objects(node_manifest(sim.agent_hostname(j), 90 + j) for j in range(2))
+        try:
+            _apply(kube_env, _cluster("maint", {
+                "zookeeper": {"external": {"connectString": zk_ensemble.connect_string}},
+                "masters": {"replicas": 3, "zkPath": sim.mesos_path},
+                "marathon": {"replicas": 1, "zkPath": sim.marathon_path},
+            }))  # fmt: skip
+            created = sim.http.post(
+                sim.marathon_url() + "/v2/apps",
+                json={"id": "/web", "instances": 4, "cpus": 0.5, "mem": 64, "cmd": "serve"},
+            )
+            assert created.status_code == 201, created.text
+            before = {t["id"] for t in sim.wait_for_tasks("/web", 4)}
+            drained = sim.agent_hostname(0)
+            assert kube_env.kubectl_run("cordon", drained).returncode == 0
+
+            def maintenance() -> list[dict[str, Any]]:
+                status = (_get(kube_env, "mc", "maint") or {}).get("status", {})
+                return list(status.get("maintenance") or [])
+
+            _eventually(lambda: maintenance() == [{"node": drained, "state": "Down", "tasks": 0}],
+                        60, "the cordoned node's agent drained and down")  # fmt: skip
+            mesos_status = sim.get(sim.leader_url() + "/master/maintenance/status")
+            assert [m["hostname"] for m in mesos_status["down_machines"]] == [drained]
+            tasks = sim.wait_for_tasks("/web", 4)
+            assert all(t["host"] != drained for t in tasks), "a task still runs on the node"
+            assert sim.metrics()["master/tasks_lost"] == 0, "draining must not lose tasks"
+            assert sim.metrics()["master/tasks_failed"] == 0
+            assert len(before) == 4
+
+            assert kube_env.kubectl_run("uncordon", drained).returncode == 0
+            _eventually(lambda: maintenance() == [], 60, "the machine back up")
+            mesos_status = sim.get(sim.leader_url() + "/master/maintenance/status")
+            assert mesos_status.get("down_machines", []) == []
+        finally:
+            for j in range(2):
+                kube_env.kubectl_run("delete", "node", sim.agent_hostname(j), "--wait=true")
