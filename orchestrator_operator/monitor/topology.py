@@ -266,8 +266,16 @@ def resolve_edges(
     local = local or Local(report)
     pairs: set[tuple[Owner, Owner]] = set()
     service_edges: set[tuple[str, str]] = set()
+    hosts: dict[str, set[str]] = {}
+    containers: dict[str, set[str]] = {}
+    processes: dict[str, set[str]] = {}
+    pods: dict[str, set[str]] = {}
     for src, key in client_connections(report, local):
-        if containers_only and not src.container:
+        if containers_only:
+            if src.container:
+                dst = lookup(key)
+                if dst is not None and dst.container and src.container != dst.container:
+                    containers.setdefault(src.container, set()).add(dst.container)
             continue
         dst = lookup(key)
         if dst is None:
@@ -277,10 +285,6 @@ def resolve_edges(
                 service_edges.add((src.pod, dst.service))
             continue
         pairs.add((src, dst))
-    hosts: dict[str, set[str]] = {}
-    containers: dict[str, set[str]] = {}
-    processes: dict[str, set[str]] = {}
-    pods: dict[str, set[str]] = {}
     for src, dst in pairs:
         if dst.host and src.host != dst.host:
             hosts.setdefault(src.host, set()).add(dst.host)
