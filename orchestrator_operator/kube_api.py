@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from .metrics import KUBE_API_REQUESTS
+
 Manifest = dict[str, Any]
 FIELD_MANAGER = "orchestrator"
 _IRREGULAR_PLURALS: dict[str, str] = {}
@@ -61,7 +63,6 @@ class KubeApi:
         self._http = httpx.Client(
             base_url=configuration.host, verify=_ssl_context(configuration), timeout=30.0
         )
-        self.requests = 0
 
     @classmethod
     def shared(cls) -> KubeApi:
@@ -72,13 +73,15 @@ class KubeApi:
 
     def _call(
         self,
+        verb: str,
+        kind: str,
         method: str,
         path: str,
         body: Any = None,
         params: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        self.requests += 1
+        KUBE_API_REQUESTS.labels(verb, kind).inc()
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         # Token sources (service account, exec plugins) refresh through this call.
         token = self._configuration.get_api_key_with_prefix("authorization")
@@ -102,6 +105,8 @@ class KubeApi:
             manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
         )
         result: Manifest = self._call(
+            "apply",
+            manifest["kind"],
             "PATCH",
             path,
             body=manifest,  # JSON is YAML: the apply content type takes it as it is
@@ -112,7 +117,8 @@ class KubeApi:
 
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Manifest | None:
         try:
-            result: Manifest = self._call("GET", object_path(api_version, kind, namespace, name))
+            path = object_path(api_version, kind, namespace, name)
+            result: Manifest = self._call("get", kind, "GET", path)
             return result
         except ApiError as error:
             if error.status == 404:
@@ -122,7 +128,8 @@ class KubeApi:
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         """Delete an object; False when it was already gone."""
         try:
-            self._call("DELETE", object_path(api_version, kind, namespace, name))
+            path = object_path(api_version, kind, namespace, name)
+            self._call("delete", kind, "DELETE", path)
             return True
         except ApiError as error:
             if error.status == 404:

@@ -15,3 +15,9 @@ RECONCILE_SECONDS = Histogram(
     ["kind"],
 )
 READY = Gauge("orchestrator_operator_ready", "1 once the operator has started and found its CRDs.")
+KUBE_API_REQUESTS = Counter(
+    "orchestrator_kube_api_requests_total",
+    "Requests the handlers sent to the Kubernetes API, by verb and kind (the operator's own"
+    " watches are not counted).",
+    ["verb", "kind"],
+)

@@ -21,6 +21,7 @@ class OperatorOptions:
     namespace: str | None
     health_host: str
     health_port: int
+    max_workers: int = 32
 
 
 def _missing_crds() -> list[str]:
@@ -53,6 +54,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.posting.level = logging.INFO
+    # Sync handlers and timers share this pool; one slow ZooKeeper or master must not
+    # starve the reconciles of every other cluster.
+    settings.execution.max_workers = options.max_workers
 
     readiness = Readiness()
     memo["readiness"] = readiness

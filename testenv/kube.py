@@ -284,6 +284,17 @@ class KubeTestEnv:
         with urllib.request.urlopen(request, context=self._ssl_context(), timeout=30) as resp:
             return json.loads(resp.read() or b"null")
 
+    def api_patch_apply(self, path: str, obj: dict[str, Any]) -> Any:
+        """Server-side apply `obj` at `path` as field manager `testenv`."""
+        request = urllib.request.Request(
+            f"{self.server}{path}?fieldManager=testenv&force=true",
+            data=json.dumps(obj).encode(),
+            method="PATCH",
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+        with urllib.request.urlopen(request, context=self._ssl_context(), timeout=30) as resp:
+            return json.loads(resp.read())
+
     def apply_objects(self, objects: Iterable[dict[str, Any]], workers: int = 16) -> None:
         """Create cluster-scoped core objects in parallel (nodes); existing ones are kept."""
 
@@ -336,6 +347,17 @@ class KubeTestEnv:
             input=input,
             check=False,
         )
+
+    def install_crds(self, directory: Path = REPO / "crds") -> None:
+        """Apply the orchestrator CRDs and wait until the API server serves them."""
+        for args in (
+            ("apply", "-f", str(directory)),
+            ("wait", "--for=condition=Established", "--timeout=60s", "crd",
+             "-l", "app.kubernetes.io/part-of=orchestrator"),
+        ):  # fmt: skip
+            result = self.kubectl_run(*args)
+            if result.returncode != 0:
+                raise TestEnvError(f"kubectl {' '.join(args)}: {result.stderr}")
 
     def resident_memory(self) -> dict[str, int]:
         """Resident set size in bytes of each running component."""

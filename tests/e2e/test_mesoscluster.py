@@ -16,8 +16,8 @@ import yaml
 
 from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv, node_manifest
+from testenv.operator import OperatorProcess
 from testenv.zookeeper import ZkEnsemble
-from tests.fixtures.kube import OperatorProcess
 
 pytestmark = [pytest.mark.kube, pytest.mark.zookeeper]
 REPO = Path(__file__).resolve().parents[2]

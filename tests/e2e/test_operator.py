@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from testenv.kube import KubeTestEnv
-from tests.fixtures.kube import OperatorProcess
+from testenv.operator import OperatorProcess
 
 pytestmark = pytest.mark.kube
 

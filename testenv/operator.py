@@ -1,0 +1,63 @@
+"""`orchestrator run` as a real subprocess against a cluster (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .kube import KubeTestEnv
+from .processes import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class OperatorProcess:
+    """`orchestrator run` as a real subprocess against the testenv cluster."""
+
+    def __init__(self, env: KubeTestEnv, log_path: Path) -> None:
+        self.health_port = free_port()
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator_operator.cli", "run",
+             "--health-host", "127.0.0.1", "--health-port", str(self.health_port)],
+            env={**os.environ, "KUBECONFIG": str(env.kubeconfig)},
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
+        )  # fmt: skip
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.health_port}{path}"
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"operator not ready; its log:\n{self.log_path.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
