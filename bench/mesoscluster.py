@@ -5,9 +5,10 @@
 Against the real control plane (testenv) and a real 1-server ZooKeeper (every cluster uses
 it as its external ensemble, each under its own path), with the operator as a subprocess:
 
-- apply-to-created: from the POST of one MesosCluster to the moment all 12 of its children
-  exist, clusters created one after another while the earlier ones keep being observed;
-  beside it, the baseline: the same 12 manifests server-side-applied straight from this
+- apply-to-created: from the POST of one MesosCluster to the moment all of its children
+  (7 with an external ZooKeeper) exist; clusters are created one after another while the
+  earlier ones keep being observed;
+  beside it, the baseline: the same manifests server-side-applied straight from this
   process (the API server's own floor for those writes);
 - status lag: from a new leader's znode in ZooKeeper to `status.leadingMaster` naming it;
 - the operator's resident memory, and Kubernetes API requests per reconcile (by verb);
@@ -42,6 +43,12 @@ CHILD_KINDS = (
     ("apis/apps/v1", "statefulsets"), ("apis/apps/v1", "daemonsets"),
     ("apis/apps/v1", "deployments"),
 )  # fmt: skip
+
+
+def expected_children(manifest: dict[str, Any]) -> int:
+    spec = MesosClusterSpec.model_validate(manifest["spec"])
+    meta = manifest["metadata"]
+    return len(build_children(Owner(meta["name"], meta["namespace"], uid="x"), spec))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -89,7 +96,7 @@ def ensure_namespace(env: KubeTestEnv, name: str) -> None:
 
 
 def baseline_apply(env: KubeTestEnv, clusters: int, zk: str) -> list[float]:
-    """Seconds to server-side-apply each cluster's 12 children straight from a client."""
+    """Seconds to server-side-apply each cluster's children straight from a client."""
     namespace = "bench-baseline"
     ensure_namespace(env, namespace)
     durations = []
@@ -114,17 +121,19 @@ def _object_path(child: dict[str, Any]) -> str:
 
 
 def operator_apply(env: KubeTestEnv, clusters: int, zk: str) -> list[float]:
-    """Seconds from creating each MesosCluster to all 12 of its children existing."""
+    """Seconds from creating each MesosCluster to all of its children existing."""
     namespace = "bench-operator"
     ensure_namespace(env, namespace)
     latencies = []
     for i in range(clusters):
         name = f"c{i}"
         started = time.perf_counter()
+        manifest = cluster_manifest(name, namespace, zk, i)
+        wanted = expected_children(manifest)
         env.api("POST", f"/apis/orchestrator.dev/v1alpha1/namespaces/{namespace}/mesosclusters",
-                cluster_manifest(name, namespace, zk, i))  # fmt: skip
-        wait_until(lambda n=name: children_present(env, namespace).get(n, 0) >= 12, 60,  # type: ignore[misc]
-                   f"children of {name}")  # fmt: skip
+                manifest)  # fmt: skip
+        wait_until(lambda n=name, w=wanted: children_present(env, namespace).get(n, 0) >= w,  # type: ignore[misc]
+                   60, f"children of {name}")  # fmt: skip
         latencies.append(time.perf_counter() - started)
     return latencies
 
@@ -208,10 +217,12 @@ def run_many_nodes(nodes: int) -> dict[str, Any]:
             operator.wait_ready(timeout=300)
             ensure_namespace(env, "bench-large")
             started = time.perf_counter()
+            manifest = cluster_manifest("large", "bench-large", zk.connect_string, 0)
+            wanted = expected_children(manifest)
             env.api("POST", "/apis/orchestrator.dev/v1alpha1/namespaces/bench-large/mesosclusters",
-                    cluster_manifest("large", "bench-large", zk.connect_string, 0))  # fmt: skip
-            wait_until(lambda: children_present(env, "bench-large").get("large", 0) >= 12, 120,
-                       "children")  # fmt: skip
+                    manifest)  # fmt: skip
+            wait_until(lambda: children_present(env, "bench-large").get("large", 0) >= wanted,
+                       120, "children")  # fmt: skip
             created = time.perf_counter() - started
             path = "/apis/orchestrator.dev/v1alpha1/namespaces/bench-large/mesosclusters/large"
 

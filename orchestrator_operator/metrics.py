@@ -21,3 +21,24 @@ KUBE_API_REQUESTS = Counter(
     " watches are not counted).",
     ["verb", "kind"],
 )
+MESOS_CONDITION = Gauge(
+    "orchestrator_mesoscluster_condition",
+    "1 when the MesosCluster condition is True, 0 otherwise (ZookeeperReady, MastersReady,"
+    " LeaderElected, AgentsReady, MarathonReady, Ready).",
+    ["namespace", "name", "condition"],
+)
+MESOS_REPLICAS = Gauge(
+    "orchestrator_mesoscluster_replicas",
+    "Desired and ready members per component of a MesosCluster.",
+    ["namespace", "name", "component", "state"],
+)
+MESOS_LEADER_CHANGES = Counter(
+    "orchestrator_mesoscluster_leader_changes_total",
+    "Times the leading Mesos master (lowest json.info_ in ZooKeeper) changed.",
+    ["namespace", "name"],
+)
+MESOS_AGENTS_IN_MAINTENANCE = Gauge(
+    "orchestrator_mesoscluster_agents_in_maintenance",
+    "Agents of cordoned nodes, by maintenance state (Draining, Down).",
+    ["namespace", "name", "state"],
+)

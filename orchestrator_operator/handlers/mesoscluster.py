@@ -20,6 +20,7 @@ from ..kube_api import KubeApi
 from ..mesos.discovery import read_election, read_master_metrics
 from ..mesos.health import Observation, Replicas, build_status
 from ..mesos.maintenance_runner import run_maintenance
+from ..mesos.metrics_export import export_status, forget
 from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from ..models.mesoscluster import MesosClusterSpec
 from ..rollout.members import roll_statefulset, zookeeper_leader_ip
@@ -116,6 +117,12 @@ def _is_cordoned(spec: kopf.Spec, **_: Any) -> bool:
 
 # A filter, not a None result: Kopf drops an object from an index only when it stops
 # matching the handler's filters (a None result would keep the old entry).
+@kopf.on.delete(API_GROUP, API_VERSION, "mesosclusters", optional=True)
+def forget_metrics(meta: kopf.Meta, **_: Any) -> None:
+    """Children go by garbage collection; only the cluster's metric series need removing."""
+    forget(meta["namespace"], meta["name"])
+
+
 @kopf.index("", "v1", "nodes", when=_is_cordoned)
 def cordoned_nodes(name: str, **_: Any) -> dict[str, bool]:
     """Nodes marked unschedulable (`kubectl cordon`): their agents go into maintenance."""
@@ -146,6 +153,7 @@ def observe(
     if leader and observation.master_health and (cordoned or status.get("maintenance")):
         report = run_maintenance(leader.address, cordoned)
         new_status["maintenance"] = report if report is not None else status.get("maintenance")
+    export_status(owner.namespace, owner.name, new_status, status.get("leadingMaster"))
     # Accepted is the reconcile handler's condition: keep it as it is.
     for key, value in new_status.items():
         if status.get(key) != value:

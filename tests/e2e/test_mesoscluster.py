@@ -150,6 +150,13 @@ def test_status_names_the_leader_and_follows_a_failover(
             f"{new_leader['address']['ip']}:{new_leader['address']['port']}"
         )
         assert time.monotonic() - killed_at < 10
+        _, metrics = operator.get("/metrics")
+        labels = 'namespace="default",name="external"'
+        assert f'orchestrator_mesoscluster_leader_changes_total{{{labels}}} 1.0' in metrics
+        assert (
+            f'orchestrator_mesoscluster_condition{{{labels},condition="LeaderElected"}} 1.0'
+            in metrics
+        )
 
 
 def test_unreachable_zookeeper_is_a_condition_not_a_crash(
