@@ -1,0 +1,219 @@
+"""Every manifest under k8s/ and deploy/, rendered by `kubectl kustomize`, is accepted by a
+server-side dry run against the real API server of testenv, with the CRDs of ArgoCD, Argo
+Rollouts and prometheus-operator (from their release Go modules) installed first; the
+operator's namespace enforces the restricted Pod Security Standard and no workload violates
+it; the ClusterRole grants what the operator uses and nothing more."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from orchestrator_operator.crds import stale_crds
+from testenv.kube import KubeTestEnv
+
+from .delivery_crds import third_party_crds
+
+pytestmark = pytest.mark.kube
+
+REPO = Path(__file__).resolve().parents[2]
+KUSTOMIZATIONS = (
+    "k8s/base",
+    "k8s/overlays/dev",
+    "k8s/overlays/staging",
+    "k8s/overlays/prod",
+    "deploy/argocd",
+    "deploy/rollouts",
+    "deploy/monitoring",
+)
+# Namespaces the rendered objects go into that the manifests do not create themselves.
+EXTRA_NAMESPACES = ("argocd",)
+NAMESPACE = "orchestrator-system"
+SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:orchestrator"
+
+
+def _ok(result: Any, what: str) -> str:
+    assert result.returncode == 0, f"{what}: {result.stderr}"
+    return str(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def delivery_env(kube_env: KubeTestEnv) -> Iterator[KubeTestEnv]:
+    """testenv with the third-party CRDs installed and the target namespaces present."""
+    for path in third_party_crds():
+        _ok(
+            kube_env.kubectl_run("apply", "--server-side", "--force-conflicts", "-f", str(path)),
+            f"installing {path.name}",
+        )
+    _ok(
+        kube_env.kubectl_run(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "applications.argoproj.io",
+            "applicationsets.argoproj.io",
+            "appprojects.argoproj.io",
+            "rollouts.argoproj.io",
+            "analysistemplates.argoproj.io",
+            "servicemonitors.monitoring.coreos.com",
+            "podmonitors.monitoring.coreos.com",
+            "prometheusrules.monitoring.coreos.com",
+        ),
+        "waiting for the third-party CRDs",
+    )
+    # The namespace (with its Pod Security labels) for real, so that the dry runs of the
+    # namespaced objects have somewhere to go and are checked against restricted.
+    namespace = _render("k8s/base", kube_env)
+    namespace_doc = next(d for d in namespace if d["kind"] == "Namespace")
+    _ok(
+        kube_env.kubectl_run("apply", "--server-side", "-f", "-", input=json.dumps(namespace_doc)),
+        "creating the namespace",
+    )
+    for name in EXTRA_NAMESPACES:
+        kube_env.kubectl_run("create", "namespace", name)
+    yield kube_env
+
+
+def _render(directory: str, env: KubeTestEnv) -> list[dict[str, Any]]:
+    text = _ok(env.kubectl_run("kustomize", str(REPO / directory)), f"kustomize {directory}")
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS)
+def test_server_side_dry_run_accepts_every_rendered_manifest(
+    delivery_env: KubeTestEnv, directory: str
+) -> None:
+    documents = _render(directory, delivery_env)
+    assert documents, f"{directory} renders nothing"
+    text = yaml.safe_dump_all(documents)
+    result = delivery_env.kubectl_run(
+        "apply", "--dry-run=server", "--server-side", "--force-conflicts",
+        "--field-manager=delivery-test", "-f", "-", "-o", "name",
+        input=text,
+    )  # fmt: skip
+    assert result.returncode == 0, f"{directory}: {result.stderr}"
+    accepted = set(result.stdout.split())
+    assert len(accepted) == len(documents), (directory, sorted(accepted))
+    # Admission warnings (Pod Security "would violate", deprecated APIs) fail the test too.
+    assert "Warning" not in result.stderr, f"{directory}: {result.stderr}"
+
+
+def test_client_side_dry_run_accepts_the_overlays_too(delivery_env: KubeTestEnv) -> None:
+    """`kubectl apply --dry-run=server` without --server-side, as the issue says."""
+    for directory in KUSTOMIZATIONS:
+        if directory == "k8s/base" or directory.startswith("k8s/"):
+            documents = [d for d in _render(directory, delivery_env)
+                         if d["kind"] != "CustomResourceDefinition"]  # fmt: skip
+        else:
+            documents = _render(directory, delivery_env)
+        result = delivery_env.kubectl_run(
+            "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(documents)
+        )
+        assert result.returncode == 0, f"{directory}: {result.stderr}"
+
+
+def test_every_manifest_file_is_rendered_by_some_kustomization(delivery_env: KubeTestEnv) -> None:
+    """Nothing under k8s/ or deploy/ escapes the dry runs above."""
+    rendered = {
+        (d["kind"], d["metadata"]["name"])
+        for directory in KUSTOMIZATIONS
+        for d in _render(directory, delivery_env)
+    }
+    missing = []
+    for root in ("k8s", "deploy"):
+        for path in sorted((REPO / root).rglob("*.yaml")):
+            if path.name == "kustomization.yaml":
+                continue
+            for document in yaml.safe_load_all(path.read_text()):
+                if isinstance(document, dict) and "kind" in document:
+                    key = (document["kind"], document["metadata"]["name"])
+                    if key not in rendered:
+                        missing.append(f"{path.relative_to(REPO)}: {key}")
+    assert not missing, missing
+
+
+def test_base_crds_are_the_generated_ones() -> None:
+    """k8s/base/crds are copies (kustomize will not read ../../crds): same as generated."""
+    assert stale_crds(REPO / "k8s" / "base" / "crds") == []
+    assert sorted(p.name for p in (REPO / "k8s/base/crds").iterdir()) == sorted(
+        p.name for p in (REPO / "crds").glob("*.yaml")
+    )
+
+
+def test_overlays_set_image_tag_resources_and_log_level(delivery_env: KubeTestEnv) -> None:
+    deployments = {}
+    for env in ("dev", "staging", "prod"):
+        documents = _render(f"k8s/overlays/{env}", delivery_env)
+        deployments[env] = next(d for d in documents if d["kind"] == "Deployment")
+    containers = {env: d["spec"]["template"]["spec"]["containers"][0] for env, d in
+                  deployments.items()}  # fmt: skip
+    assert containers["dev"]["image"].endswith(":main")
+    for env in ("staging", "prod"):
+        assert ":" in containers[env]["image"] and not containers[env]["image"].endswith(":main")
+    assert "--verbose" in containers["dev"]["args"]
+    assert "--verbose" not in containers["prod"]["args"]
+    assert all(c["args"][:3] == ["run", "--log-format", "json"] for c in containers.values())
+    limits = {env: c["resources"]["limits"]["memory"] for env, c in containers.items()}
+    assert len(set(limits.values())) == 3, limits
+    for deployment in deployments.values():
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"]["type"] == "Recreate"
+
+
+# What the operator's code does with the API (handlers/, kube_api.py, rollout/, operator.py,
+# and Kopf: watches, finalizers and annotations, events), and a few things it must not do.
+ALLOWED = [
+    ("list", "mesosclusters.orchestrator.dev"), ("watch", "mesosclusters.orchestrator.dev"),
+    ("get", "mesosclusters.orchestrator.dev"), ("patch", "mesosclusters.orchestrator.dev"),
+    ("patch", "mesosclusters.orchestrator.dev/status"),
+    ("list", "zkmigrations.orchestrator.dev"), ("watch", "zkmigrations.orchestrator.dev"),
+    ("patch", "zkmigrations.orchestrator.dev/status"),
+    ("list", "probefleets.orchestrator.dev"), ("watch", "probefleets.orchestrator.dev"),
+    ("patch", "probefleets.orchestrator.dev/status"),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("get", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("create", "configmaps"), ("patch", "configmaps"), ("get", "configmaps"),
+    ("create", "services"), ("patch", "services"), ("get", "services"),
+    ("patch", "statefulsets.apps"), ("create", "statefulsets.apps"), ("get", "statefulsets.apps"),
+    ("patch", "daemonsets.apps"), ("get", "daemonsets.apps"),
+    ("patch", "deployments.apps"), ("get", "deployments.apps"),
+    ("patch", "poddisruptionbudgets.policy"), ("get", "poddisruptionbudgets.policy"),
+    ("get", "pods"), ("delete", "pods"),
+    ("list", "nodes"), ("watch", "nodes"),
+    ("create", "events"), ("patch", "events"),
+]  # fmt: skip
+DENIED = [
+    ("list", "pods"), ("create", "pods"), ("get", "secrets"), ("list", "secrets"),
+    ("delete", "statefulsets.apps"), ("delete", "mesosclusters.orchestrator.dev"),
+    ("create", "mesosclusters.orchestrator.dev"), ("patch", "nodes"), ("update", "nodes"),
+    ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("create", "clusterroles.rbac.authorization.k8s.io"), ("create", "serviceaccounts"),
+    ("create", "pods/exec"), ("delete", "configmaps"),
+]  # fmt: skip
+
+
+def test_rbac_grants_what_the_operator_uses_and_nothing_more(delivery_env: KubeTestEnv) -> None:
+    rbac = [d for d in _render("k8s/base", delivery_env)
+            if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")]  # fmt: skip
+    _ok(
+        delivery_env.kubectl_run(
+            "apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(rbac)
+        ),
+        "applying RBAC",
+    )
+
+    def can(verb: str, resource: str) -> bool:
+        result = delivery_env.kubectl_run(
+            "auth", "can-i", verb, resource, f"--as={SERVICE_ACCOUNT}", "-n", "some-namespace"
+        )
+        return result.stdout.strip() == "yes"
+
+    assert [x for x in ALLOWED if not can(*x)] == []
+    assert [x for x in DENIED if can(*x)] == []
