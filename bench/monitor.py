@@ -374,9 +374,17 @@ def ingest_ceiling(probes: int) -> dict[str, float]:
     return out
 
 
-def bench_app(probes: int, seconds: float, interval: float, work: Path) -> dict[str, Any]:
+def bench_app(
+    probes: int, seconds: float, interval: float, work: Path, pin: bool
+) -> dict[str, Any]:
     port = free_port()
     app = start_app(port, work / "app-bench.log")
+    cpus = sorted(os.sched_getaffinity(0))
+    if pin and len(cpus) >= 2:
+        # The app gets one core, the load generator and the observer the other(s): on one
+        # machine they would otherwise compete for the core the app needs.
+        os.sched_setaffinity(app.pid, {cpus[0]})
+        os.sched_setaffinity(0, set(cpus[1:]))
     ctx = mp.get_context("spawn")
     q: Any = ctx.Queue()
     warmup = interval * 2 + 10
@@ -384,6 +392,8 @@ def bench_app(probes: int, seconds: float, interval: float, work: Path) -> dict[
         target=loader_main, args=(port, probes, interval, warmup + seconds + 5, 50, q)
     )
     loader.start()
+    if pin and len(cpus) >= 2 and loader.pid is not None:
+        os.sched_setaffinity(loader.pid, set(cpus[1:]))
     q.get(timeout=600)  # reports generated, sending starts
     sampler = Sampler(app.pid)
     others: dict[str, float] = {}
@@ -439,6 +449,7 @@ def bench_app(probes: int, seconds: float, interval: float, work: Path) -> dict[
         "ingest_post_p99_ms": round(pct(lat, 99) * 1e3, 1),
         "reports_posted": len(lat),
         "report_statuses": {str(k): v for k, v in load["statuses"].items()},
+        "pinned": pin and len(cpus) >= 2,
         **others,
     }
 
@@ -452,6 +463,11 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=3.0)
     parser.add_argument("--skip-probe", action="store_true")
     parser.add_argument("--skip-app", action="store_true")
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not give the app its own core (by default the load runs on the other)",
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {"bench": "monitor", "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="bench-monitor-") as tmp:
@@ -462,7 +478,9 @@ def main() -> int:
         if not args.skip_app:
             results["ceiling"] = ingest_ceiling(args.probes)
             print("ceiling:", json.dumps(results["ceiling"], indent=1))
-            results["app"] = bench_app(args.probes, args.app_seconds, args.interval, work)
+            results["app"] = bench_app(
+                args.probes, args.app_seconds, args.interval, work, not args.no_pin
+            )
             print("app:", json.dumps(results["app"], indent=1))
     print(json.dumps(results, separators=(",", ":")))
     return 0
