@@ -4,7 +4,7 @@
 # Idempotent: with everything present it only checks.
 set -euo pipefail
 
-packages=(zookeeper docker.io prometheus busybox-static iproute2 openjdk-17-jre-headless)
+packages=(zookeeper docker.io docker-compose prometheus busybox-static iproute2 openjdk-17-jre-headless)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

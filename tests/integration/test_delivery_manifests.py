@@ -153,9 +153,10 @@ def test_overlays_set_image_tag_resources_and_log_level(delivery_env: KubeTestEn
         deployments[env] = next(d for d in documents if d["kind"] == "Deployment")
     containers = {env: d["spec"]["template"]["spec"]["containers"][0] for env, d in
                   deployments.items()}  # fmt: skip
-    assert containers["dev"]["image"].endswith(":main")
-    for env in ("staging", "prod"):
-        assert ":" in containers[env]["image"] and not containers[env]["image"].endswith(":main")
+    # Each overlay pins its own tag (promotion rewrites them); none runs the base's :latest.
+    for container in containers.values():
+        assert container["image"].startswith("ghcr.io/orchestrator-dev/orchestrator:")
+        assert not container["image"].endswith(":latest"), container["image"]
     assert "--verbose" in containers["dev"]["args"]
     assert "--verbose" not in containers["prod"]["args"]
     assert all(c["args"][:3] == ["run", "--log-format", "json"] for c in containers.values())
