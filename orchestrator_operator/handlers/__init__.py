@@ -1,5 +1,5 @@
 """Kopf handlers, one module per kind; importing this package registers them all."""
 
-from . import mesoscluster, probefleet, zkmigration
+from . import mesoscluster, probefleet, workloads, zkmigration
 
-__all__ = ["mesoscluster", "probefleet", "zkmigration"]
+__all__ = ["mesoscluster", "probefleet", "workloads", "zkmigration"]

@@ -25,10 +25,12 @@ from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from ..models.mesoscluster import MesosClusterSpec
 from ..rollout.members import roll_statefulset, zookeeper_leader_ip
 from ..status import now_rfc3339
+from ..workloads import WorkloadSummary
 from ..zk.clients import ZkClientPool, ZkUnreachable
 from .common import accept_spec
+from .workloads import Workloads
 
-OBSERVE_INTERVAL_SECONDS = 2.0
+OBSERVE_INTERVAL_SECONDS = 1.0
 ZK_POOL = ZkClientPool()
 
 
@@ -56,16 +58,11 @@ def reconcile(
         api.apply(child)
 
 
-def _replicas(api: KubeApi, kind: str, owner: Owner, component: str) -> Replicas:
-    obj = api.get("apps/v1", kind, owner.namespace, owner.child_name(component)) or {}
-    spec, status = obj.get("spec", {}), obj.get("status", {})
-    if kind == "DaemonSet":
-        return Replicas(status.get("desiredNumberScheduled", 0), status.get("numberReady", 0))
-    return Replicas(spec.get("replicas", 0), status.get("readyReplicas", 0))
+def _replicas(summary: WorkloadSummary | None) -> Replicas:
+    return Replicas(summary.desired, summary.ready) if summary else Replicas(0, 0)
 
 
-def observe_cluster(owner: Owner, spec: MesosClusterSpec) -> Observation:
-    api = KubeApi.shared()
+def observe_cluster(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) -> Observation:
     connect = zookeeper.connect_string(owner, spec)
     zk_error, election, health = None, None, None
     try:
@@ -74,41 +71,52 @@ def observe_cluster(owner: Owner, spec: MesosClusterSpec) -> Observation:
         zk_error = str(error)
     if election and election.leader:
         health = read_master_metrics(election.leader.address)
+
+    def replicas(kind: str, component: str) -> Replicas:
+        return _replicas(workloads.get(kind, owner.namespace, owner.child_name(component)))
+
     return Observation(
         zookeeper_connect_string=connect,
-        zookeeper=None
-        if spec.zookeeper.external
-        else _replicas(api, "StatefulSet", owner, zookeeper.COMPONENT),
+        zookeeper=None if spec.zookeeper.external else replicas("StatefulSet", zookeeper.COMPONENT),
         zookeeper_error=zk_error,
         election=election,
         master_health=health,
-        masters=_replicas(api, "StatefulSet", owner, masters.COMPONENT),
+        masters=replicas("StatefulSet", masters.COMPONENT),
         quorum=spec.masters.effective_quorum,
-        agents=_replicas(api, "DaemonSet", owner, agents.COMPONENT),
-        marathon=_replicas(api, "Deployment", owner, marathon.COMPONENT),
+        agents=replicas("DaemonSet", agents.COMPONENT),
+        marathon=replicas("Deployment", marathon.COMPONENT),
     )
 
 
-def roll_quorum_members(owner: Owner, spec: MesosClusterSpec, observation: Observation) -> str:
+def roll_quorum_members(
+    owner: Owner, spec: MesosClusterSpec, observation: Observation, workloads: Workloads
+) -> str:
     """Advance the rolling restart of ZooKeeper, then of the masters, by at most one pod.
 
     ZooKeeper goes first and alone: masters are only restarted on a settled ensemble.
     """
     api = KubeApi.shared()
     if not spec.zookeeper.external:
-        members = spec.zookeeper.managed_replicas
+        name = owner.child_name(zookeeper.COMPONENT)
         zk = roll_statefulset(
-            api, owner.namespace, owner.child_name(zookeeper.COMPONENT),
-            members // 2 + 1, zookeeper_leader_ip,
+            api, owner.namespace, name, workloads.get("StatefulSet", owner.namespace, name),
+            spec.zookeeper.managed_replicas // 2 + 1, zookeeper_leader_ip,
         )  # fmt: skip
         if zk.message:
             return zk.message
     leader = observation.election.leader if observation.election else None
+    name = owner.child_name(masters.COMPONENT)
     result = roll_statefulset(
-        api, owner.namespace, owner.child_name(masters.COMPONENT),
+        api, owner.namespace, name, workloads.get("StatefulSet", owner.namespace, name),
         spec.masters.effective_quorum, lambda _: leader.ip if leader else None,
     )  # fmt: skip
     return result.message
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, "mesosclusters", optional=True)
+def forget_metrics(meta: kopf.Meta, **_: Any) -> None:
+    """Children go by garbage collection; only the cluster's metric series need removing."""
+    forget(meta["namespace"], meta["name"])
 
 
 def _is_cordoned(spec: kopf.Spec, **_: Any) -> bool:
@@ -117,12 +125,6 @@ def _is_cordoned(spec: kopf.Spec, **_: Any) -> bool:
 
 # A filter, not a None result: Kopf drops an object from an index only when it stops
 # matching the handler's filters (a None result would keep the old entry).
-@kopf.on.delete(API_GROUP, API_VERSION, "mesosclusters", optional=True)
-def forget_metrics(meta: kopf.Meta, **_: Any) -> None:
-    """Children go by garbage collection; only the cluster's metric series need removing."""
-    forget(meta["namespace"], meta["name"])
-
-
 @kopf.index("", "v1", "nodes", when=_is_cordoned)
 def cordoned_nodes(name: str, **_: Any) -> dict[str, bool]:
     """Nodes marked unschedulable (`kubectl cordon`): their agents go into maintenance."""
@@ -141,12 +143,13 @@ def observe(
         return
     parsed = MesosClusterSpec.model_validate(copy.deepcopy(dict(spec)))
     owner = _owner(meta)
-    observation = observe_cluster(owner, parsed)
+    workloads = Workloads(kwargs)
+    observation = observe_cluster(owner, parsed, workloads)
     previous = copy.deepcopy(list(status.get("conditions") or []))
     new_status = build_status(
         observation, status.get("observedGeneration"), previous, now_rfc3339()
     )
-    new_status["rollout"] = roll_quorum_members(owner, parsed, observation) or None
+    new_status["rollout"] = roll_quorum_members(owner, parsed, observation, workloads) or None
     cordoned_index: kopf.Index[str, bool] = kwargs["cordoned_nodes"]  # Kopf passes indices by name
     cordoned = set(cordoned_index.keys())
     leader = observation.election.leader if observation.election else None

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..kube_api import KubeApi, Manifest
+from ..workloads import WorkloadSummary
 from ..zk.four_letter import server_mode
 from .plan import Member, Step, Wait, next_restart
 
@@ -39,30 +40,26 @@ def roll_statefulset(
     api: KubeApi,
     namespace: str,
     name: str,
+    statefulset: WorkloadSummary | None,
     quorum: int,
     find_leader_ip: Callable[[list[Member]], str | None],
 ) -> RolloutResult:
-    """Restart at most one outdated member of StatefulSet `name` (GETs by name, no LIST).
+    """Restart at most one outdated member of StatefulSet `name`.
 
+    Pods are read by name (never listed), and only while some member is outdated.
     `message` is empty when every member already runs the current template.
     """
-    statefulset = api.get("apps/v1", "StatefulSet", namespace, name)
     if statefulset is None:
-        return RolloutResult(None, "not created yet")
-    status = statefulset.get("status", {})
-    if status.get("observedGeneration") != statefulset["metadata"].get("generation"):
-        return RolloutResult(None, "waiting for the StatefulSet controller to see the change")
-    update_revision = status.get("updateRevision")
-    if not update_revision:
-        return RolloutResult(None, "no revision yet")
-    replicas = statefulset["spec"].get("replicas", 0)
+        return RolloutResult(None, "")
+    if not statefulset.settled:
+        return RolloutResult(None, f"{name}: waiting for the StatefulSet controller")
+    if statefulset.updated >= statefulset.desired or not statefulset.update_revision:
+        return RolloutResult(None, "")
     members = [
         member_from_pod(f"{name}-{i}", i, api.get("v1", "Pod", namespace, f"{name}-{i}"))
-        for i in range(replicas)
+        for i in range(statefulset.desired)
     ]
-    if all(m.revision == update_revision for m in members if m.exists):
-        return RolloutResult(None, "")
-    decision = next_restart(members, update_revision, quorum, find_leader_ip(members))
+    decision = next_restart(members, statefulset.update_revision, quorum, find_leader_ip(members))
     if isinstance(decision, Wait):
         return RolloutResult(None, f"{name}: {decision.value}")
     assert isinstance(decision, Step)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv, node_manifest
@@ -51,6 +52,26 @@ def _cluster(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": "default"},
         "spec": spec,
     }
+
+
+class _Samples:
+    """Prometheus samples of the operator's /metrics, looked up by name and labels."""
+
+    def __init__(self, text: str) -> None:
+        self._values = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    def __getitem__(self, key: tuple[str, dict[str, str]]) -> float:
+        return self._values[(key[0], tuple(sorted(key[1].items())))]
+
+
+def _metric_samples(operator: OperatorProcess) -> _Samples:
+    status, text = operator.get("/metrics")
+    assert status == 200
+    return _Samples(text)
 
 
 def _condition(env: KubeTestEnv, name: str, type_: str) -> dict[str, Any] | None:
@@ -150,13 +171,11 @@ def test_status_names_the_leader_and_follows_a_failover(
             f"{new_leader['address']['ip']}:{new_leader['address']['port']}"
         )
         assert time.monotonic() - killed_at < 10
-        _, metrics = operator.get("/metrics")
-        labels = 'namespace="default",name="external"'
-        assert f'orchestrator_mesoscluster_leader_changes_total{{{labels}}} 1.0' in metrics
-        assert (
-            f'orchestrator_mesoscluster_condition{{{labels},condition="LeaderElected"}} 1.0'
-            in metrics
-        )
+        samples = _metric_samples(operator)
+        cluster = {"namespace": "default", "name": "external"}
+        assert samples[("orchestrator_mesoscluster_leader_changes_total", cluster)] == 1
+        leader_elected = {**cluster, "condition": "LeaderElected"}
+        assert samples[("orchestrator_mesoscluster_condition", leader_elected)] == 1
 
 
 def test_unreachable_zookeeper_is_a_condition_not_a_crash(
