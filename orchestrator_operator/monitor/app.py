@@ -41,6 +41,7 @@ class AppConfig:
     probe_ttl: float = 15.0
     control_timeout: float = 30.0
     flush_interval: float = 0.1
+    max_probes: int = 10_000  # distinct probes merged at once; more are refused with 429
 
 
 class Rejected(Exception):
@@ -141,6 +142,12 @@ class MonitorApp:
             raise Rejected(400, "malformed", f"malformed report: {exc}") from exc
         except ReportInvalid as exc:
             raise Rejected(422, "invalid", f"invalid report: {exc}") from exc
+        if report.probe_id not in self.store.probes and (
+            len(self.store.probes) >= self.config.max_probes
+        ):
+            raise Rejected(
+                429, "too_many_probes", f"already merging {self.config.max_probes} probes"
+            )
         changes = self.store.ingest(report, time.time() if now is None else now)
         self._publish(changes)
         return changes

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-REJECT_REASONS = ("unauthorized", "too_large", "bad_encoding", "malformed", "invalid")
+REJECT_REASONS = (
+    "unauthorized",
+    "too_large",
+    "bad_encoding",
+    "malformed",
+    "invalid",
+    "too_many_probes",
+)
 
 
 class AppMetrics:

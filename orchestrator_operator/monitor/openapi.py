@@ -72,6 +72,7 @@ def openapi_document() -> dict[str, Any]:
                         "401": _ERR,
                         "413": _ERR,
                         "422": _ERR,
+                        "429": _ERR,
                     },
                 }
             },

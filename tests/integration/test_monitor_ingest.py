@@ -11,7 +11,7 @@ import httpx
 import msgspec
 import pytest
 
-from orchestrator_operator.monitor.app import AppConfig
+from orchestrator_operator.monitor.app import AppConfig, MonitorApp, Rejected
 from orchestrator_operator.monitor.report import encode_report
 from orchestrator_operator.monitor.synthetic import synthetic_report
 from tests.fixtures.monitor import MonitorHarness, quote
@@ -172,3 +172,15 @@ def test_metrics_only_change_goes_out_as_a_slim_update(harness: MonitorHarness) 
     slim = next(m for msg in messages[1:] for m in msg.get("metrics", []) if m["id"] == target)
     assert slim["metrics"]["cpu_percent"] == 77.5
     assert all(n["id"] != target for msg in messages[1:] for n in msg.get("update", []))
+
+
+def test_probe_count_is_bounded() -> None:
+    app = MonitorApp(AppConfig(token=TOKEN, max_probes=2))
+    for i in range(2):
+        app.ingest_bytes(encode_report(synthetic_report(i, 3, containers=1, processes=2)))
+    with pytest.raises(Rejected) as info:
+        app.ingest_bytes(encode_report(synthetic_report(2, 3, containers=1, processes=2)))
+    assert info.value.status == 429 and info.value.reason == "too_many_probes"
+    # known probes keep reporting
+    app.ingest_bytes(encode_report(synthetic_report(1, 3, containers=1, processes=2, seed=1)))
+    assert set(app.store.probes) == {"probe-0", "probe-1"}
