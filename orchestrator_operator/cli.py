@@ -12,7 +12,10 @@ def _run(args: argparse.Namespace) -> int:
     from .operator import OperatorOptions, run
 
     options = OperatorOptions(
-        namespace=args.namespace, health_host=args.health_host, health_port=args.health_port
+        namespace=args.namespace,
+        health_host=args.health_host,
+        health_port=args.health_port,
+        monitoring_app_url=args.monitoring_app_url,
     )
     return run(options, log_format=args.log_format, verbose=args.verbose)
 
@@ -48,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=int, default=8080, help="/healthz /readyz /metrics")
     run.add_argument("--log-format", choices=["plain", "json"], default="plain")
     run.add_argument("--verbose", action="store_true")
+    run.add_argument(
+        "--monitoring-app-url",
+        help="URL template of a ProbeFleet's app, over {name} {namespace} {port}"
+        " (default: http://{name}-app.{namespace}.svc:{port})",
+    )
     run.set_defaults(func=_run)
 
     crds = sub.add_parser("crds", help="generate the CRD YAML from the models")

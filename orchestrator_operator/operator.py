@@ -22,6 +22,9 @@ class OperatorOptions:
     health_host: str
     health_port: int
     max_workers: int = 32
+    # Where the operator asks each ProbeFleet's app how many probes report; a template
+    # over {name}, {namespace} and {port}. None: the app's Service DNS name.
+    monitoring_app_url: str | None = None
 
 
 def _missing_crds() -> list[str]:

@@ -19,13 +19,13 @@ REPO = Path(__file__).resolve().parents[1]
 class OperatorProcess:
     """`orchestrator run` as a real subprocess against the testenv cluster."""
 
-    def __init__(self, env: KubeTestEnv, log_path: Path) -> None:
+    def __init__(self, env: KubeTestEnv, log_path: Path, *extra_args: str) -> None:
         self.health_port = free_port()
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "orchestrator_operator.cli", "run",
-             "--health-host", "127.0.0.1", "--health-port", str(self.health_port)],
+             "--health-host", "127.0.0.1", "--health-port", str(self.health_port), *extra_args],
             env={**os.environ, "KUBECONFIG": str(env.kubeconfig)},
             stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
         )  # fmt: skip

@@ -21,6 +21,7 @@ class Owner:
     uid: str
     kind: str = MESOS_CLUSTER.kind
     api_version: str = MESOS_CLUSTER.api_version
+    part_of: str = "mesos"
 
     def child_name(self, component: str) -> str:
         return f"{self.name}-{component}"
@@ -38,7 +39,7 @@ def labels(owner: Owner, component: str, name: str, version: str | None = None) 
     result = {
         **selector_labels(owner, component),
         "app.kubernetes.io/name": name,
-        "app.kubernetes.io/part-of": "mesos",
+        "app.kubernetes.io/part-of": owner.part_of,
         "app.kubernetes.io/managed-by": MANAGED_BY,
     }
     if version:

@@ -1,21 +1,124 @@
-"""Kopf handlers for PROBE_FLEET: validate the spec and report it as accepted."""
+"""Kopf handlers for ProbeFleet: apply the probe DaemonSet, the app and their RBAC, then
+observe how many probes really report to the app."""
 
 from __future__ import annotations
 
+import copy
+import secrets
 from typing import Any
 
+import httpx
 import kopf
 
+from ..builders.meta import Owner
+from ..builders.probefleet import (
+    APP,
+    PROBE,
+    app_url,
+    build_children,
+    cluster_role_name,
+    fleet_owner,
+    token_ref,
+    token_secret,
+)
+from ..fleet_health import FleetObservation, build_fleet_status
+from ..kube_api import KubeApi
 from ..models import API_GROUP, API_VERSION, PROBE_FLEET
+from ..models.probefleet import ProbeFleetSpec
+from ..status import now_rfc3339
 from .common import accept_spec
+from .workloads import Workloads
 
-PENDING_MESSAGE = "spec is valid; reconciliation has not started yet"
+OBSERVE_INTERVAL_SECONDS = 2.0
+
+
+def _owner(meta: kopf.Meta) -> Owner:
+    return fleet_owner(meta["name"], meta["namespace"], meta["uid"])
 
 
 @kopf.on.resume(API_GROUP, API_VERSION, "probefleets")
 @kopf.on.create(API_GROUP, API_VERSION, "probefleets")
-@kopf.on.update(API_GROUP, API_VERSION, "probefleets")
+@kopf.on.update(API_GROUP, API_VERSION, "probefleets", field="spec")
 def reconcile(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
 ) -> None:
-    accept_spec(PROBE_FLEET, spec, status, meta.get("generation"), patch, PENDING_MESSAGE)
+    parsed: ProbeFleetSpec = accept_spec(
+        PROBE_FLEET,
+        spec,
+        status,
+        meta.get("generation"),
+        patch,
+        "spec is valid; children applied",
+        phase=None if status.get("phase") in ("Ready", "Degraded") else "Progressing",
+    )
+    owner = _owner(meta)
+    api = KubeApi.shared()
+    secret_name = token_ref(owner, parsed)[0]
+    if (
+        not parsed.token_secret_ref
+        and api.get("v1", "Secret", owner.namespace, secret_name) is None
+    ):
+        # Created once: rewriting it would cut every probe off the app.
+        api.apply(token_secret(owner, secrets.token_urlsafe(32)))
+    for child in build_children(owner, parsed):
+        api.apply(child)
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, "probefleets")
+def remove_cluster_scoped(meta: kopf.Meta, **_: Any) -> None:
+    """Namespaced children go by garbage collection; the ClusterRole and binding cannot."""
+    api = KubeApi.shared()
+    name = cluster_role_name(_owner(meta))
+    api.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, name)
+    api.delete("rbac.authorization.k8s.io/v1", "ClusterRole", None, name)
+
+
+def reporting_probes(url: str) -> tuple[int | None, str | None]:
+    """Probes with an unexpired report, from the app's unauthenticated /healthz."""
+    try:
+        response = httpx.get(f"{url}/healthz", timeout=1.0)
+        response.raise_for_status()
+        return int(response.json()["probes"]), None
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        return None, str(error) or type(error).__name__
+
+
+@kopf.timer(API_GROUP, API_VERSION, "probefleets", interval=OBSERVE_INTERVAL_SECONDS)
+def observe(
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    if status.get("phase") == "Invalid":
+        return
+    parsed = ProbeFleetSpec.model_validate(copy.deepcopy(dict(spec)))
+    owner = _owner(meta)
+    workloads = Workloads(kwargs)
+    probes = workloads.get("DaemonSet", owner.namespace, owner.child_name(PROBE))
+    app = workloads.get("Deployment", owner.namespace, owner.child_name(APP))
+    template: str | None = memo["options"].monitoring_app_url
+    url = (
+        template.format(name=owner.name, namespace=owner.namespace, port=parsed.app.port)
+        if template
+        else app_url(owner, parsed)
+    )
+    reporting, error = reporting_probes(url)
+    observation = FleetObservation(
+        probes_desired=probes.desired if probes else 0,
+        probes_ready=probes.ready if probes else 0,
+        app_desired=app.desired if app else parsed.app.replicas,
+        app_ready=app.ready if app else 0,
+        app_url=url,
+        reporting=reporting,
+        app_error=error,
+    )
+    previous = copy.deepcopy(list(status.get("conditions") or []))
+    new_status = build_fleet_status(
+        observation, status.get("observedGeneration"), previous, now_rfc3339()
+    )
+    for key, value in new_status.items():
+        if status.get(key) != value:
+            patch.status[key] = value

@@ -36,7 +36,6 @@ def _wait_for_status(
     [
         ("ZkMigration", "zkmigrations",
          {"clusterRef": "demo", "target": {"external": {"connectString": "zk-b:2181"}}}),
-        ("ProbeFleet", "probefleets", {"probe": {"intervalSeconds": 5}}),
     ],
 )  # fmt: skip
 def test_kinds_not_yet_reconciled_are_accepted_as_pending(
@@ -92,13 +91,13 @@ def test_health_readiness_and_metrics(kube_env: KubeTestEnv, operator: OperatorP
     assert operator.get("/readyz")[0] == 200
     manifest = {
         "apiVersion": "orchestrator.dev/v1alpha1",
-        "kind": "ProbeFleet",
+        "kind": "ZkMigration",
         "metadata": {"name": "metrics", "namespace": "default"},
-        "spec": {},
+        "spec": {"clusterRef": "demo", "target": {"external": {"connectString": "zk-b:2181"}}},
     }
     kube_env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(manifest))
-    _wait_for_status(kube_env, "pf", "metrics", "Pending")
+    _wait_for_status(kube_env, "zkm", "metrics", "Pending")
     status, body = operator.get("/metrics")
     assert status == 200
-    assert 'orchestrator_reconcile_total{kind="ProbeFleet",result="ok"}' in body
+    assert 'orchestrator_reconcile_total{kind="ZkMigration",result="ok"}' in body
     assert "orchestrator_operator_ready 1.0" in body

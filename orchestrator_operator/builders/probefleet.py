@@ -1,0 +1,225 @@
+"""ProbeFleet: the probe DaemonSet, the app Deployment and Service, the token Secret, RBAC."""
+
+from __future__ import annotations
+
+from ..models import PROBE_FLEET
+from ..models.probefleet import ProbeFleetSpec
+from .meta import Manifest, Owner, metadata, resources, selector_labels
+
+PROBE, APP = "probe", "app"
+TOKEN_KEY = "token"
+
+
+def fleet_owner(name: str, namespace: str, uid: str) -> Owner:
+    return Owner(
+        name=name,
+        namespace=namespace,
+        uid=uid,
+        kind=PROBE_FLEET.kind,
+        api_version=PROBE_FLEET.api_version,
+        part_of="monitoring",
+    )
+
+
+def token_ref(owner: Owner, spec: ProbeFleetSpec) -> tuple[str, str]:
+    """(Secret name, key) of the probe/app token."""
+    if spec.token_secret_ref:
+        return spec.token_secret_ref.name, spec.token_secret_ref.key
+    return owner.child_name("token"), TOKEN_KEY
+
+
+def app_url(owner: Owner, spec: ProbeFleetSpec) -> str:
+    return f"http://{owner.child_name(APP)}.{owner.namespace}.svc:{spec.app.port}"
+
+
+def token_secret(owner: Owner, token: str) -> Manifest:
+    """The generated token (only when the spec names no Secret of its own)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(owner, "token", "orchestrator-monitoring"),
+        "type": "Opaque",
+        "stringData": {TOKEN_KEY: token},
+    }
+
+
+def cluster_role_name(owner: Owner) -> str:
+    return f"orchestrator-probe-{owner.namespace}-{owner.name}"
+
+
+def rbac(owner: Owner) -> list[Manifest]:
+    """The probe reads the pods and services the Kubernetes collector reports, nothing more.
+
+    ClusterRole and binding are cluster-scoped: a namespaced owner cannot own them, so the
+    handler deletes them itself when the ProbeFleet goes.
+    """
+    account = metadata(owner, PROBE, "orchestrator-probe")
+    role_meta = {k: v for k, v in account.items() if k not in ("namespace", "ownerReferences")}
+    role_meta["name"] = cluster_role_name(owner)
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account,
+         "automountServiceAccountToken": True},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": role_meta,
+            "rules": [{"apiGroups": [""], "resources": ["pods", "services"],
+                       "verbs": ["get", "list", "watch"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": role_meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": cluster_role_name(owner)},
+            "subjects": [{"kind": "ServiceAccount", "name": account["name"],
+                          "namespace": owner.namespace}],
+        },
+    ]  # fmt: skip
+
+
+def _token_env(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
+    secret, key = token_ref(owner, spec)
+    return {
+        "name": "ORCHESTRATOR_MONITOR_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": secret, "key": key}},
+    }
+
+
+def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
+    probe = spec.probe
+    collectors = probe.collectors
+    args = ["probe", "--app", app_url(owner, spec), "--interval", str(probe.interval_seconds),
+            "--hostname", "$(NODE_NAME)"]  # fmt: skip
+    if collectors.pods:
+        args.append("--kubernetes")  # pods on this node, with the ServiceAccount below
+    if not collectors.containers:
+        args.append("--no-docker")
+    mounts: list[Manifest] = []
+    volumes: list[Manifest] = []
+    if collectors.containers:
+        mounts.append({"name": "docker-socket", "mountPath": "/var/run/docker.sock"})
+        volumes.append(
+            {"name": "docker-socket",
+             "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}}
+        )  # fmt: skip
+    pod: Manifest = {
+        "serviceAccountName": metadata(owner, PROBE, "orchestrator-probe")["name"],
+        # Host processes and connections are only visible from the host's namespaces.
+        "hostPID": True,
+        "hostNetwork": True,
+        "dnsPolicy": "ClusterFirstWithHostNet",
+        "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in probe.tolerations]
+        or [{"operator": "Exists"}],  # a probe belongs on every node, tainted ones too
+        "containers": [
+            {
+                "name": "probe",
+                "image": f"{probe.image}:{probe.version}",
+                "args": args,
+                "env": [
+                    _token_env(owner, spec),
+                    {
+                        "name": "NODE_NAME",
+                        "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
+                    },
+                ],
+                "resources": resources(probe.resources)
+                or {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+                # The least that works: root to read every /proc/<pid>, SYS_PTRACE for other
+                # users' fds, SYS_ADMIN for sock_diag in other network namespaces; nothing else.
+                "securityContext": {
+                    "runAsUser": 0,
+                    "readOnlyRootFilesystem": True,
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {
+                        "drop": ["ALL"],
+                        "add": ["SYS_PTRACE", "SYS_ADMIN", "DAC_READ_SEARCH"],
+                    },
+                },
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": volumes,
+    }
+    if probe.node_selector:
+        pod["nodeSelector"] = dict(probe.node_selector)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": metadata(owner, PROBE, "orchestrator-probe", probe.version),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(owner, PROBE)},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}},
+            "template": {
+                "metadata": {"labels": metadata(owner, PROBE, "orchestrator-probe")["labels"]},
+                "spec": pod,
+            },
+        },
+    }
+
+
+def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
+    app = spec.app
+    args = ["app", "--listen", "0.0.0.0", "--port", str(app.port)]
+    env = [_token_env(owner, spec)]
+    if spec.read_only_token_secret_ref:
+        ref = spec.read_only_token_secret_ref
+        env.append({"name": "ORCHESTRATOR_MONITOR_READ_ONLY_TOKEN",
+                    "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})  # fmt: skip
+    probe_http = {"httpGet": {"path": "/healthz", "port": app.port}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(owner, APP, "orchestrator-monitoring-app", app.version),
+        "spec": {
+            "replicas": app.replicas,
+            "selector": {"matchLabels": selector_labels(owner, APP)},
+            "template": {
+                "metadata": {
+                    "labels": metadata(owner, APP, "orchestrator-monitoring-app")["labels"]
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": f"{app.image}:{app.version}",
+                            "args": args,
+                            "env": env,
+                            "ports": [{"name": "http", "containerPort": app.port}],
+                            "readinessProbe": {**probe_http, "periodSeconds": 5},
+                            "livenessProbe": {**probe_http, "initialDelaySeconds": 10},
+                            "resources": resources(app.resources)
+                            or {"requests": {"cpu": "200m", "memory": "256Mi"}},
+                            "securityContext": {
+                                "readOnlyRootFilesystem": True,
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, APP, "orchestrator-monitoring-app"),
+        "spec": {
+            "type": app.service_type,
+            "selector": selector_labels(owner, APP),
+            "ports": [{"name": "http", "port": app.port, "targetPort": app.port}],
+        },
+    }
+    return [deployment, service]
+
+
+def build_children(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
+    """Everything but the token Secret (created once, never rewritten)."""
+    return [*rbac(owner), *app_workload(owner, spec), probe_daemonset(owner, spec)]
