@@ -1,0 +1,332 @@
+import Graph from "graphology";
+import FA2Layout from "graphology-layout-forceatlas2/worker";
+import Sigma from "sigma";
+import { groupKeyOf, healthOf, HEALTH_COLOURS, type NodeMap } from "./diff";
+import type { TopoNode } from "./types";
+
+interface NodeAttrs {
+  x: number;
+  y: number;
+  size: number;
+  color: string;
+  label: string;
+  fixed?: boolean;
+  highlighted?: boolean;
+  members?: number;
+}
+
+/** Figures the e2e tests and bench/ui.py read from `window.__ui`. */
+export interface GraphProbe {
+  nodes: number;
+  edges: number;
+  firstDrawAt: number | null;
+  layoutDoneAt: number | null;
+  renders: number;
+  lastRenderAt: number;
+  layoutRunning: boolean;
+  hasNode(id: string): boolean;
+  colorOf(id: string): string | null;
+}
+
+declare global {
+  interface Window {
+    __ui?: GraphProbe;
+  }
+}
+
+const hash = (s: string): number => {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return (h >>> 0) / 4294967296;
+};
+
+export interface GraphOptions {
+  sizeBy: string;
+  grouped: boolean;
+  selected: string | null;
+  onSelect(id: string | null): void;
+}
+
+/** The topology drawn with sigma.js (WebGL). Positions of known nodes are kept across diffs;
+ * new nodes start next to a neighbour and ForceAtlas2 (web worker) runs with the old nodes
+ * fixed, so live updates never make the layout jump. */
+export class GraphView {
+  readonly graph = new Graph<NodeAttrs>({ multi: false, type: "directed" });
+  private sigma: Sigma<NodeAttrs>;
+  private layout: FA2Layout<NodeAttrs> | null = null;
+  private layoutTimer: number | undefined;
+  private dragged: string | null = null;
+  private maxMetric = 1;
+  private opts: GraphOptions;
+  private source: NodeMap = new Map();
+  readonly probe: GraphProbe;
+
+  constructor(container: HTMLElement, opts: GraphOptions) {
+    this.opts = opts;
+    this.sigma = new Sigma(this.graph, container, {
+      renderEdgeLabels: false,
+      labelRenderedSizeThreshold: 9,
+      defaultEdgeColor: "#b7c0cc",
+      hideEdgesOnMove: true,
+      zIndex: true,
+      nodeReducer: (node, data) => {
+        if (node === this.opts.selected) return { ...data, highlighted: true, zIndex: 2 };
+        return data;
+      },
+    });
+    const graph = this.graph;
+    const probe: GraphProbe = {
+      nodes: 0, edges: 0, firstDrawAt: null, layoutDoneAt: null, renders: 0, lastRenderAt: 0,
+      layoutRunning: false,
+      hasNode: (id) => graph.hasNode(id),
+      colorOf: (id) => (graph.hasNode(id) ? graph.getNodeAttribute(id, "color") : null),
+    };
+    this.probe = probe;
+    window.__ui = probe;
+    this.sigma.on("afterRender", () => {
+      probe.nodes = graph.order;
+      probe.edges = graph.size;
+      probe.renders++;
+      probe.lastRenderAt = Date.now();
+      if (probe.firstDrawAt === null && graph.order > 0) probe.firstDrawAt = performance.now();
+    });
+    this.sigma.on("clickNode", ({ node }) => this.opts.onSelect(node));
+    this.sigma.on("clickStage", () => this.opts.onSelect(null));
+    this.sigma.on("downNode", (e) => {
+      this.dragged = e.node;
+      graph.setNodeAttribute(e.node, "fixed", true);
+    });
+    this.sigma.getMouseCaptor().on("mousemovebody", (e) => {
+      if (!this.dragged) return;
+      const p = this.sigma.viewportToGraph(e);
+      graph.mergeNodeAttributes(this.dragged, { x: p.x, y: p.y });
+      e.preventSigmaDefault();
+      e.original.preventDefault();
+      e.original.stopPropagation();
+    });
+    const release = () => {
+      this.dragged = null; // a dragged node stays where it was dropped (still "fixed")
+    };
+    this.sigma.getMouseCaptor().on("mouseup", release);
+    this.sigma.getMouseCaptor().on("mousedown", () => {
+      if (!this.sigma.getCustomBBox()) this.sigma.setCustomBBox(this.sigma.getBBox());
+    });
+  }
+
+  setOptions(opts: Partial<GraphOptions>): void {
+    const regroup = opts.grouped !== undefined && opts.grouped !== this.opts.grouped;
+    const resize = opts.sizeBy !== undefined && opts.sizeBy !== this.opts.sizeBy;
+    this.opts = { ...this.opts, ...opts };
+    if (regroup) this.rebuild(this.source, true);
+    else if (resize) {
+      this.computeMax(this.source);
+      for (const n of this.source.values()) if (this.graph.hasNode(n.id)) this.graph.setNodeAttribute(n.id, "size", this.sizeOf(n));
+    }
+    this.sigma.refresh();
+  }
+
+  private computeMax(nodes: NodeMap): void {
+    let m = 0;
+    for (const n of nodes.values()) m = Math.max(m, n.metrics?.[this.opts.sizeBy] ?? 0);
+    this.maxMetric = m || 1;
+  }
+
+  private sizeOf(n: TopoNode): number {
+    const v = n.metrics?.[this.opts.sizeBy] ?? 0;
+    return 3 + 9 * Math.sqrt(Math.max(0, v) / this.maxMetric);
+  }
+
+  private attrsOf(n: TopoNode): Omit<NodeAttrs, "x" | "y"> {
+    return {
+      size: this.sizeOf(n),
+      color: HEALTH_COLOURS[healthOf(n)],
+      label: n.label,
+    };
+  }
+
+  /** Replace the whole graph (a reset, a new view, grouping switched). Keeps positions of
+   * nodes that stay. */
+  rebuild(nodes: NodeMap, keepPositions: boolean): void {
+    this.source = nodes;
+    const old = new Map<string, { x: number; y: number }>();
+    if (keepPositions) this.graph.forEachNode((id, a) => old.set(id, { x: a.x, y: a.y }));
+    this.graph.clear();
+    this.computeMax(nodes);
+    const ids = [...nodes.keys()];
+    if (this.opts.grouped) this.buildGrouped(nodes, old);
+    else {
+      for (const id of ids) {
+        const n = nodes.get(id)!;
+        const p = old.get(id) ?? this.seedPosition(n, ids.length);
+        this.graph.addNode(id, { ...this.attrsOf(n), x: p.x, y: p.y });
+      }
+      for (const n of nodes.values()) this.addEdges(n);
+    }
+    this.sigma.setCustomBBox(null);
+    this.runLayout(old.size === 0 ? "all" : "new", new Set(old.keys()));
+  }
+
+  private buildGrouped(nodes: NodeMap, old: Map<string, { x: number; y: number }>): void {
+    const groupOf = new Map<string, string>();
+    const counts = new Map<string, { n: number; worst: string; label: string }>();
+    const rank: Record<string, number> = { ok: 0, unknown: 1, warn: 2, bad: 3 };
+    for (const n of nodes.values()) {
+      const g = groupKeyOf(n) ?? n.id;
+      groupOf.set(n.id, g);
+      const h = healthOf(n);
+      const c = counts.get(g) ?? { n: 0, worst: "ok", label: g.replace(/^[a-z]+:/, "") };
+      c.n++;
+      if (rank[h] > rank[c.worst]) c.worst = h;
+      counts.set(g, c);
+    }
+    for (const [g, c] of counts) {
+      const p = old.get(g) ?? { x: hash(g) * 100, y: hash(g + "y") * 100 };
+      this.graph.addNode(g, {
+        x: p.x, y: p.y, size: 4 + 3 * Math.log2(1 + c.n),
+        color: HEALTH_COLOURS[c.worst as keyof typeof HEALTH_COLOURS],
+        label: `${c.label} (${c.n})`, members: c.n,
+      });
+    }
+    for (const n of nodes.values()) {
+      const a = groupOf.get(n.id)!;
+      for (const t of n.adjacency ?? []) {
+        const b = groupOf.get(t);
+        if (b && a !== b && !this.graph.hasEdge(a, b)) this.graph.addEdge(a, b, { size: 1 });
+      }
+    }
+  }
+
+  private seedPosition(n: TopoNode, total: number): { x: number; y: number } {
+    // Near a known neighbour or parent; otherwise scattered by a hash of the group (clusters
+    // start together, which shortens the layout).
+    for (const t of [...(n.adjacency ?? []), ...Object.values(n.parents ?? {})]) {
+      if (this.graph.hasNode(t)) {
+        const a = this.graph.getNodeAttributes(t);
+        return { x: a.x + (hash(n.id) - 0.5) * 4, y: a.y + (hash(n.id + "y") - 0.5) * 4 };
+      }
+    }
+    const g = groupKeyOf(n) ?? n.host ?? n.id;
+    const r = Math.sqrt(total) * 10;
+    const gx = (hash(g) - 0.5) * r, gy = (hash(g + "y") - 0.5) * r;
+    return { x: gx + (hash(n.id) - 0.5) * 20, y: gy + (hash(n.id + "y") - 0.5) * 20 };
+  }
+
+  private addEdges(n: TopoNode): void {
+    for (const t of n.adjacency ?? []) {
+      if (t !== n.id && this.graph.hasNode(t) && !this.graph.hasEdge(n.id, t)) {
+        this.graph.addEdge(n.id, t, { size: 1 });
+      }
+    }
+  }
+
+  /** Apply a diff that the store already merged into `nodes`. */
+  applyChange(nodes: NodeMap, added: string[], updated: string[], removed: string[], metricsOnly: boolean): void {
+    if (this.opts.grouped) {
+      if (!metricsOnly || added.length || removed.length) return this.rebuild(nodes, true);
+    }
+    this.source = nodes;
+    const g = this.graph;
+    for (const id of removed) if (g.hasNode(id)) g.dropNode(id);
+    const known = new Set<string>();
+    g.forEachNode((id) => known.add(id));
+    for (const id of added) {
+      const n = nodes.get(id);
+      if (!n || g.hasNode(id)) continue;
+      const p = this.seedPosition(n, nodes.size);
+      g.addNode(id, { ...this.attrsOf(n), x: p.x, y: p.y });
+    }
+    for (const id of updated) {
+      const n = nodes.get(id);
+      if (n && g.hasNode(id)) g.mergeNodeAttributes(id, this.attrsOf(n));
+    }
+    if (!metricsOnly) {
+      for (const id of [...added, ...updated]) {
+        const n = nodes.get(id);
+        if (!n || !g.hasNode(id)) continue;
+        const want = new Set(n.adjacency ?? []);
+        for (const e of g.outEdges(id)) if (!want.has(g.target(e))) g.dropEdge(e);
+        this.addEdges(n);
+      }
+      for (const id of added) {
+        // edges into a new node from nodes that already named it
+        g.forEachNode((src) => {
+          if (src !== id && !g.hasEdge(src, id) && nodes.get(src)?.adjacency?.includes(id)) g.addEdge(src, id, { size: 1 });
+        });
+        if (added.length > 50) break;
+      }
+    }
+    if (added.length) this.runLayout("new", known);
+    this.sigma.refresh();
+  }
+
+  /** ForceAtlas2 in a web worker, for a time budget. "new": the nodes that were already
+   * placed stay fixed, only the new ones move into place. */
+  private runLayout(mode: "all" | "new", known: Set<string>): void {
+    this.stopLayout();
+    const g = this.graph;
+    if (g.order === 0) return;
+    const pinned: string[] = [];
+    if (mode === "new") {
+      g.forEachNode((id, a) => {
+        if (known.has(id) && !a.fixed) {
+          g.setNodeAttribute(id, "fixed", true);
+          pinned.push(id);
+        }
+      });
+    }
+    const large = g.order > 2000;
+    this.layout = new FA2Layout(g, {
+      settings: {
+        barnesHutOptimize: large,
+        barnesHutTheta: 0.8,
+        gravity: 1,
+        scalingRatio: 10,
+        slowDown: 1 + Math.log10(g.order),
+        adjustSizes: false,
+        strongGravityMode: false,
+      },
+    });
+    this.probe.layoutRunning = true;
+    this.probe.layoutDoneAt = null;
+    this.layout.start();
+    const budget = mode === "new" ? 500 : large ? 1500 : 1000;
+    this.layoutTimer = window.setTimeout(() => {
+      this.stopLayout();
+      for (const id of pinned) if (g.hasNode(id)) g.setNodeAttribute(id, "fixed", false);
+      this.sigma.refresh();
+      requestAnimationFrame(() => {
+        this.probe.layoutDoneAt = performance.now();
+      });
+    }, budget);
+  }
+
+  private stopLayout(): void {
+    window.clearTimeout(this.layoutTimer);
+    if (this.layout) {
+      this.layout.kill();
+      this.layout = null;
+    }
+    this.probe.layoutRunning = false;
+  }
+
+  refresh(): void {
+    this.sigma.refresh();
+  }
+
+  focus(id: string): void {
+    if (!this.graph.hasNode(id)) return;
+    const d = this.sigma.getNodeDisplayData(id);
+    if (d) this.sigma.getCamera().animate({ x: d.x, y: d.y, ratio: 0.5 }, { duration: 300 });
+  }
+
+  zoom(factor: number): void {
+    const cam = this.sigma.getCamera();
+    if (factor === 0) cam.animatedReset({ duration: 200 });
+    else cam.animate({ ratio: cam.ratio / factor }, { duration: 200 });
+  }
+
+  kill(): void {
+    this.stopLayout();
+    this.sigma.kill();
+  }
+}

@@ -1,0 +1,78 @@
+import { base } from "./api";
+import type { UiStore } from "./store";
+import { serverQuery } from "./url";
+import type { Diff } from "./types";
+
+/** Keeps one WebSocket on the current topology (with the current server-side filters) and
+ * feeds its diffs into the store; reconnects with backoff and marks the app unreachable. */
+export class LiveFeed {
+  private ws: WebSocket | null = null;
+  private key = "";
+  private retry = 0;
+  private timer: number | undefined;
+  private stopped = false;
+
+  constructor(private store: UiStore) {}
+
+  /** (Re)connects when the topology, filters or token changed. */
+  sync(): void {
+    const s = this.store.getState();
+    if (!s.token) return this.close();
+    const q = serverQuery(s.filters);
+    q.set("token", s.token);
+    const key = `${s.topology}?${q.toString()}`;
+    if (key === this.key && this.ws) return;
+    this.key = key;
+    this.retry = 0;
+    this.open();
+  }
+
+  private open(): void {
+    this.closeSocket();
+    if (this.stopped) return;
+    const url = base().replace(/^http/, "ws") + `/api/topology/${this.key.replace("?", "/ws?")}`;
+    const s = this.store.getState();
+    if (s.conn !== "live") s.setConn("connecting");
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.retry = 0;
+      this.store.getState().setConn("live");
+    };
+    ws.onmessage = (ev) => {
+      const diff = JSON.parse(ev.data as string) as Diff;
+      this.store.getState().receive(diff);
+      (window as unknown as { __uiLastDiffAt?: number }).__uiLastDiffAt = performance.now();
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      const st = this.store.getState();
+      if (ev.code === 1006 || ev.code === 1011 || ev.code === 1000 || ev.code === 1001) {
+        st.setConn("unreachable", "the monitoring app cannot be reached; retrying");
+      }
+      const delay = Math.min(10_000, 500 * 2 ** this.retry++);
+      this.timer = window.setTimeout(() => this.open(), delay);
+    };
+  }
+
+  private closeSocket(): void {
+    window.clearTimeout(this.timer);
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.onclose = null;
+      ws.close();
+    }
+  }
+
+  close(): void {
+    this.key = "";
+    this.closeSocket();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.close();
+  }
+}
