@@ -25,13 +25,17 @@ from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from ..models.mesoscluster import MesosClusterSpec
 from ..rollout.members import roll_statefulset, zookeeper_leader_ip
 from ..status import now_rfc3339
+from ..ttl_cache import TtlCache
 from ..workloads import WorkloadSummary
 from ..zk.clients import ZkClientPool, ZkUnreachable
+from ..zk.four_letter import ensemble_modes
 from .common import accept_spec
 from .workloads import Workloads
 
 OBSERVE_INTERVAL_SECONDS = 1.0
 ZK_POOL = ZkClientPool()
+# Four-letter words open a connection per server: ask every 10 s, not on every tick.
+ZK_MODES = TtlCache[str, tuple[tuple[str, str | None], ...]](ttl_seconds=10.0)
 
 
 def _owner(meta: kopf.Meta) -> Owner:
@@ -71,6 +75,9 @@ def observe_cluster(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) 
         zk_error = str(error)
     if election and election.leader:
         health = read_master_metrics(election.leader.address)
+    servers = None
+    if zk_error is None:
+        servers = ZK_MODES.get_or_compute(connect, lambda: tuple(ensemble_modes(connect)))
 
     def replicas(kind: str, component: str) -> Replicas:
         return _replicas(workloads.get(kind, owner.namespace, owner.child_name(component)))
@@ -79,6 +86,7 @@ def observe_cluster(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) 
         zookeeper_connect_string=connect,
         zookeeper=None if spec.zookeeper.external else replicas("StatefulSet", zookeeper.COMPONENT),
         zookeeper_error=zk_error,
+        zookeeper_servers=servers,
         election=election,
         master_health=health,
         masters=replicas("StatefulSet", masters.COMPONENT),

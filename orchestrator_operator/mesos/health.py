@@ -31,6 +31,8 @@ class Observation:
     zookeeper_connect_string: str
     zookeeper: Replicas | None  # None: an external ensemble
     zookeeper_error: str | None
+    # Each server of the connect string and its `srvr` mode (None: no answer); None: not asked.
+    zookeeper_servers: tuple[tuple[str, str | None], ...] | None
     election: Election | None
     master_health: MasterHealth | None
     masters: Replicas
@@ -51,7 +53,17 @@ def _zookeeper(obs: Observation) -> tuple[bool, str, str]:
         )
     if obs.zookeeper_error:
         return False, "Unreachable", obs.zookeeper_error
-    return True, "Serving", f"ZooKeeper at {obs.zookeeper_connect_string} serves"
+    message = f"ZooKeeper at {obs.zookeeper_connect_string} serves"
+    if obs.zookeeper_servers:
+        answering = [(server, mode) for server, mode in obs.zookeeper_servers if mode]
+        total = len(obs.zookeeper_servers)
+        leaders = [server for server, mode in answering if mode in ("leader", "standalone")]
+        if total > 1 and len(answering) * 2 <= total:
+            return False, "NoQuorum", f"{len(answering)}/{total} servers answer srvr"
+        message += f"; {len(answering)}/{total} servers answer srvr"
+        if leaders:
+            message += f", leader {leaders[0]}"
+    return True, "Serving", message
 
 
 def _leader(obs: Observation) -> tuple[bool, str, str]:

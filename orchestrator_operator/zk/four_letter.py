@@ -24,3 +24,18 @@ def server_mode(host: str, port: int, timeout: float = 1.0) -> str | None:
         if line.startswith("Mode:"):
             return line.split(":", 1)[1].strip()
     return None
+
+
+def connect_string_hosts(connect: str) -> list[tuple[str, int]]:
+    """`h1:2181,h2:2181/chroot` -> [("h1", 2181), ("h2", 2181)]."""
+    hosts = []
+    for part in connect.split("/", 1)[0].split(","):
+        host, _, port = part.strip().rpartition(":")
+        hosts.append((host.strip("[]"), int(port)))
+    return hosts
+
+
+def ensemble_modes(connect: str, timeout: float = 0.5) -> list[tuple[str, str | None]]:
+    """Each server of a connect string with its `srvr` mode (None: it did not answer)."""
+    return [(f"{host}:{port}", server_mode(host, port, timeout)) for host, port in
+            connect_string_hosts(connect)]  # fmt: skip

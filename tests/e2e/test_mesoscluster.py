@@ -153,6 +153,11 @@ def test_status_names_the_leader_and_follows_a_failover(
         assert status()["mesos"]["frameworksActive"] == 1
         elected = _condition(kube_env, "external", "LeaderElected")
         assert elected and elected["status"] == "True" and first_address in elected["message"]
+        zk = _condition(kube_env, "external", "ZookeeperReady") or {}
+        zk_leader = zk_ensemble.servers[zk_ensemble.wait_for_leader()]
+        assert zk["message"].endswith(
+            f"3/3 servers answer srvr, leader 127.0.0.1:{zk_leader.client_port}"
+        ), zk["message"]
 
         # SIGKILL: the znode lives until the master's ZooKeeper session expires (4 s).
         leader_index = sim.leader_index()

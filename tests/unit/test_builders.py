@@ -101,3 +101,10 @@ def test_mesos_only_agents_do_not_mount_the_docker_socket() -> None:
 
 def test_offered_resources_empty_means_autodetect() -> None:
     assert agents.offered_resources(AgentResources()) is None
+
+
+def test_a_change_to_one_component_leaves_the_others_byte_for_byte() -> None:
+    before = _by_kind_and_name(build_children(OWNER, _spec({})))
+    after = _by_kind_and_name(build_children(OWNER, _spec({"agents": {"version": "1.11.1"}})))
+    changed = sorted(key for key in before if before[key] != after[key])
+    assert changed == [("DaemonSet", "prod-agent")]

@@ -15,6 +15,7 @@ def _observation(**changes: object) -> Observation:
         "zookeeper_connect_string": "zk:2181",
         "zookeeper": Replicas(3, 3),
         "zookeeper_error": None,
+        "zookeeper_servers": None,
         "election": Election(LEADER, 3),
         "master_health": None,
         "masters": Replicas(3, 3),
@@ -69,3 +70,14 @@ def test_masters_below_quorum_are_progressing_not_ready() -> None:
 def test_agents_with_no_matching_node() -> None:
     status = build_status(_observation(agents=Replicas(0, 0)), 1, [], NOW)
     assert _conditions(status)["AgentsReady"] == ("False", "NoneScheduled")
+
+
+def test_four_letter_words_tell_quorum_and_leader() -> None:
+    servers = (("zk-0:2181", "follower"), ("zk-1:2181", "leader"), ("zk-2:2181", None))
+    status = build_status(_observation(zookeeper_servers=servers), 1, [], NOW)
+    zk = next(c for c in status["conditions"] if c["type"] == "ZookeeperReady")
+    assert zk["status"] == "True"
+    assert zk["message"].endswith("2/3 servers answer srvr, leader zk-1:2181")
+    lost = (("zk-0:2181", None), ("zk-1:2181", "leader"), ("zk-2:2181", None))
+    status = build_status(_observation(zookeeper_servers=lost), 1, [], NOW)
+    assert _conditions(status)["ZookeeperReady"] == ("False", "NoQuorum")
