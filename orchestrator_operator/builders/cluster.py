@@ -15,3 +15,17 @@ def build_children(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
         *agents.build(owner, spec),
         *marathon.build(owner, spec),
     ]
+
+
+def stale_children(owner: Owner, spec: MesosClusterSpec) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of children an earlier spec may have made that this one does
+    not want: today, the managed ensemble once the cluster moves to an external one."""
+    wanted = {(c["kind"], c["metadata"]["name"]) for c in build_children(owner, spec)}
+    managed = spec.model_copy(
+        update={"zookeeper": spec.zookeeper.model_copy(update={"external": None})}
+    )
+    return [
+        (c["apiVersion"], c["kind"], c["metadata"]["name"])
+        for c in zookeeper.build(owner, managed)
+        if (c["kind"], c["metadata"]["name"]) not in wanted
+    ]

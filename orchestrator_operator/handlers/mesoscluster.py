@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 
 from ..builders import agents, marathon, masters, zookeeper
-from ..builders.cluster import build_children
+from ..builders.cluster import build_children, stale_children
 from ..builders.meta import Owner
 from ..kube_api import KubeApi
 from ..mesos.discovery import read_election, read_master_metrics
@@ -58,8 +58,11 @@ def reconcile(
         phase=None if status.get("phase") in ("Ready", "Degraded") else "Progressing",
     )
     api = KubeApi.shared()
-    for child in build_children(_owner(meta), parsed):
+    owner = _owner(meta)
+    for child in build_children(owner, parsed):
         api.apply(child)
+    for api_version, kind, name in stale_children(owner, parsed):
+        api.delete(api_version, kind, owner.namespace, name)
 
 
 def _replicas(summary: WorkloadSummary | None) -> Replicas:

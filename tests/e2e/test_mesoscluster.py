@@ -130,6 +130,21 @@ def test_example_creates_every_child_with_an_owner_reference(
 
     _eventually(ready_agents, 60, "3 ready agents")
 
+    # Moving to an external ensemble retires the managed one.
+    external = {"zookeeper": {"replicas": None, "external": {"connectString": "zk:2181"}}}
+    patched = kube_env.kubectl_run(
+        "patch", "mc", "demo", "--type=merge", "-p", json.dumps({"spec": external})
+    )
+    assert patched.returncode == 0, patched.stderr
+    _eventually(lambda: _get(kube_env, "statefulset", "demo-zookeeper") is None, 60,
+                "the managed ensemble removed")  # fmt: skip
+    assert _get(kube_env, "service", "demo-zookeeper-client") is None
+    masters_now = _get(kube_env, "statefulset", "demo-master") or {}
+    assert (
+        "--zk=zk://zk:2181/mesos"
+        in masters_now["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+
 
 def test_status_names_the_leader_and_follows_a_failover(
     kube_env: KubeTestEnv, operator: OperatorProcess, zk_ensemble: ZkEnsemble

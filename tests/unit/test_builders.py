@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator_operator.builders import agents, masters, zookeeper
-from orchestrator_operator.builders.cluster import build_children
+from orchestrator_operator.builders.cluster import build_children, stale_children
 from orchestrator_operator.builders.meta import Owner
 from orchestrator_operator.models.mesoscluster import AgentResources, MesosClusterSpec
 
@@ -108,3 +108,11 @@ def test_a_change_to_one_component_leaves_the_others_byte_for_byte() -> None:
     after = _by_kind_and_name(build_children(OWNER, _spec({"agents": {"version": "1.11.1"}})))
     changed = sorted(key for key in before if before[key] != after[key])
     assert changed == [("DaemonSet", "prod-agent")]
+
+
+def test_moving_to_an_external_ensemble_retires_the_managed_one() -> None:
+    assert stale_children(OWNER, _spec({})) == []
+    external = _spec({"zookeeper": {"external": {"connectString": "zk:2181"}}})
+    assert sorted(kind for _, kind, _ in stale_children(OWNER, external)) == [
+        "ConfigMap", "PodDisruptionBudget", "Service", "Service", "StatefulSet",
+    ]  # fmt: skip
