@@ -137,8 +137,10 @@ export function Panel({ node, topology, token, role, nodes, onSelect, onClose }:
             {Object.entries(node.metrics ?? {}).map(([k, v]) => (
               <tr key={k}>
                 <th>{k}</th>
-                <td>{fmt(k, v)}</td>
-                <td>{detail?.series?.[k] ? <Sparkline points={detail.series[k]} label={k} /> : null}</td>
+                <td>
+                  {fmt(k, v)}
+                  {detail?.series?.[k] ? <div><Sparkline points={detail.series[k]} label={k} /></div> : null}
+                </td>
               </tr>
             ))}
           </tbody>

@@ -1,5 +1,5 @@
 export function Sparkline({ points, label }: { points: [number, number][]; label: string }) {
-  const w = 220, h = 36;
+  const w = 200, h = 30;
   const vals = points.map((p) => p[1]).filter((v) => Number.isFinite(v));
   if (points.length < 2 || vals.length === 0) return <span className="muted">no samples yet</span>;
   const t0 = points[0][0], t1 = points[points.length - 1][0] || t0 + 1;

@@ -1,0 +1,197 @@
+"""The web UI against the real app fed by a real probe and a real Docker Engine, in headless
+Chromium (playwright-core, ui/e2e/ui.mjs); and the UI's Vitest unit tests.
+
+Needs Node 20 with ``npm ci`` done in ui/ and Debian's ``chromium``; fails (never skips) when
+they are missing. Screenshots of each view go to artifacts/ui/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testenv.docker import DockerEngine
+
+ROOT = Path(__file__).resolve().parents[2]
+UI = ROOT / "ui"
+ARTIFACTS = ROOT / "artifacts" / "ui"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+TOKEN = "ui-e2e-token"
+RO_TOKEN = "ui-e2e-read-only"
+
+
+def _need_node_modules() -> None:
+    if shutil.which("node") is None:
+        pytest.fail("node is not installed (the UI needs Node 20)", pytrace=False)
+    if not (UI / "node_modules" / ".package-lock.json").exists():
+        pytest.fail("ui/node_modules is missing: run `npm ci` in ui/", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def ui_dist() -> Path:
+    _need_node_modules()
+    r = subprocess.run(
+        ["npx", "--no-install", "vite", "build", "--logLevel", "warn"],
+        cwd=UI,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, f"vite build failed:\n{r.stdout}\n{r.stderr}"
+    return UI / "dist"
+
+
+@pytest.fixture(scope="module")
+def ui_app(ui_dist: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.e2e.ui_server",
+            "--port",
+            "0",
+            "--token",
+            TOKEN,
+            "--read-only-token",
+            RO_TOKEN,
+            "--dist",
+            str(ui_dist),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("listening "):
+        proc.kill()
+        pytest.fail(f"the app did not start: {line!r}", pytrace=False)
+    try:
+        yield proc, f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="module")
+def probe(
+    ui_app: tuple[subprocess.Popen[str], str], docker_engine: DockerEngine
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator_operator.monitor.cli",
+            "probe",
+            "--app",
+            ui_app[1],
+            "--token",
+            TOKEN,
+            "--interval",
+            "1",
+            "--docker-host",
+            docker_engine.base_url,
+        ],
+        cwd=ROOT,
+    )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.docker
+def test_ui_against_real_app_probe_and_docker(
+    ui_app: tuple[subprocess.Popen[str], str],
+    probe: subprocess.Popen[bytes],
+    docker_engine: DockerEngine,
+    busybox_image: str,
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium", pytrace=False)
+    client = docker_engine.client()
+    container: Any = client.containers.run(
+        busybox_image,
+        ["sh", "-c", "echo ui-e2e-started; exec httpd -f -p 8080"],
+        detach=True,
+        name=f"ui-e2e-{os.getpid()}",
+    )
+    try:
+        r = subprocess.run(
+            [
+                "node",
+                "e2e/ui.mjs",
+                "--url",
+                ui_app[1],
+                "--token",
+                TOKEN,
+                "--read-only-token",
+                RO_TOKEN,
+                "--container",
+                container.id,
+                "--artifacts",
+                str(ARTIFACTS),
+                "--app-pid",
+                str(ui_app[0].pid),
+            ],
+            cwd=UI,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+        lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+        assert lines, f"no result from ui.mjs (exit {r.returncode}):\n{r.stdout}\n{r.stderr}"
+        result = json.loads(lines[-1])
+        assert r.returncode == 0 and result["ok"], f"{result}\n{r.stderr[-4000:]}"
+        assert result["readOnlyControls"] == 0
+        assert result["containerInGraph"] is True
+        assert result["colourAfter"] != result["colourBefore"]
+        assert "zzz-nothing" in result["sharedUrl"] and result["sharedSearch"] == "zzz-nothing"
+        assert result["unreachableShown"] is True
+        assert result["views"]["hosts"]["nodes"] >= 1
+        assert result["views"]["containers"]["nodes"] >= 1
+        for view in ("hosts", "containers", "processes", "pods", "services"):
+            assert (ARTIFACTS / f"{view}.png").stat().st_size > 0
+        # the container really stopped (the Docker Engine says so)
+        deadline = time.monotonic() + 30
+        while True:
+            container.reload()
+            if container.status == "exited" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert container.status == "exited"
+    finally:
+        container.remove(force=True)
+        client.close()
+
+
+def test_ui_unit_tests_vitest() -> None:
+    _need_node_modules()
+    r = subprocess.run(
+        ["npx", "--no-install", "vitest", "run"],
+        cwd=UI,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CI": "1", "NO_COLOR": "1"},
+    )
+    assert r.returncode == 0, f"vitest failed:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+    assert "passed" in r.stdout
