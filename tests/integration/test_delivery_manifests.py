@@ -185,6 +185,7 @@ ALLOWED = [
     ("patch", "statefulsets.apps"), ("create", "statefulsets.apps"), ("get", "statefulsets.apps"),
     ("patch", "daemonsets.apps"), ("get", "daemonsets.apps"),
     ("patch", "deployments.apps"), ("get", "deployments.apps"),
+    ("list", "statefulsets.apps"), ("watch", "daemonsets.apps"), ("watch", "deployments.apps"),
     ("patch", "poddisruptionbudgets.policy"), ("get", "poddisruptionbudgets.policy"),
     ("get", "pods"), ("delete", "pods"),
     ("list", "nodes"), ("watch", "nodes"),
