@@ -19,7 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def serve(args: argparse.Namespace) -> None:
-    monitor = MonitorApp(AppConfig(token=args.token, read_only_token=args.read_only_token or None))
+    monitor = MonitorApp(
+        AppConfig(
+            token=args.token,
+            read_only_token=args.read_only_token or None,
+            probe_ttl=args.probe_ttl,
+        )
+    )
     app = monitor.web_app()
     add_ui_routes(app, Path(args.dist))
     runner = web.AppRunner(app, access_log=None, auto_decompress=False)
@@ -46,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", required=True)
     parser.add_argument("--read-only-token", default="")
+    parser.add_argument("--probe-ttl", type=float, default=15.0)
     parser.add_argument("--dist", default=str(ROOT / "ui" / "dist"))
     asyncio.run(serve(parser.parse_args(argv)))
     return 0
