@@ -59,8 +59,7 @@ def reconcile(
     )
     api = KubeApi.shared()
     owner = _owner(meta)
-    for child in build_children(owner, parsed):
-        api.apply(child)
+    api.apply_all(build_children(owner, parsed))
     for api_version, kind, name in stale_children(owner, parsed):
         api.delete(api_version, kind, owner.namespace, name)
 

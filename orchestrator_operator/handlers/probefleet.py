@@ -60,8 +60,7 @@ def reconcile(
     ):
         # Created once: rewriting it would cut every probe off the app.
         api.apply(token_secret(owner, secrets.token_urlsafe(32)))
-    for child in build_children(owner, parsed):
-        api.apply(child)
+    api.apply_all(build_children(owner, parsed))
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, "probefleets")
