@@ -22,6 +22,7 @@ function SignIn() {
     setError("");
     try {
       const role = await signIn(t);
+      performance.mark("ui:signed-in");
       sessionStorage.setItem(TOKEN_KEY, t);
       store.getState().setToken(t, role);
     } catch (e) {
@@ -116,7 +117,7 @@ function NodeList({ onPick }: { onPick(id: string): void }) {
   const filters = useStore(store, (s) => s.filters);
   const selected = useStore(store, (s) => s.selected);
   const list = useMemo(
-    () => visibleNodes(nodes, filters).sort((a, b) => a.label.localeCompare(b.label)).slice(0, 300),
+    () => visibleNodes(nodes, filters).sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0)).slice(0, 300),
     [nodes, filters],
   );
   const ref = useRef<HTMLUListElement>(null);

@@ -40,6 +40,22 @@ const hash = (s: string): number => {
   return (h >>> 0) / 4294967296;
 };
 
+/** Mean displacement between two position snapshots, relative to the drawing's extent. */
+export function meanMove(a: Float64Array, b: Float64Array): number {
+  if (a.length !== b.length || a.length === 0) return Infinity;
+  let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity, sum = 0;
+  for (let i = 0; i < b.length; i += 2) {
+    const x = b[i], y = b[i + 1];
+    if (x < minX) minX = x;
+    if (x > maxX) maxX = x;
+    if (y < minY) minY = y;
+    if (y > maxY) maxY = y;
+    sum += Math.hypot(x - a[i], y - a[i + 1]);
+  }
+  const extent = Math.max(maxX - minX, maxY - minY, 1e-9);
+  return sum / (b.length / 2) / extent;
+}
+
 export interface GraphOptions {
   sizeBy: string;
   grouped: boolean;
@@ -289,15 +305,37 @@ export class GraphView {
     this.probe.layoutRunning = true;
     this.probe.layoutDoneAt = null;
     this.layout.start();
-    const budget = mode === "new" ? 500 : large ? 1500 : 1000;
-    this.layoutTimer = window.setTimeout(() => {
-      this.stopLayout();
-      for (const id of pinned) if (g.hasNode(id)) g.setNodeAttribute(id, "fixed", false);
-      this.sigma.refresh();
-      requestAnimationFrame(() => {
-        this.probe.layoutDoneAt = performance.now();
-      });
-    }, budget);
+    // Stop when the layout has settled (mean move per check under 0.2% of the drawing's
+    // extent), or at the time budget; new nodes alone get a short budget.
+    const started = performance.now();
+    const budget = mode === "new" ? 500 : large ? 4000 : 3000;
+    let last = this.positions();
+    const check = () => {
+      const now = this.positions();
+      const moved = meanMove(last, now);
+      last = now;
+      const elapsed = performance.now() - started;
+      if (elapsed >= budget || (elapsed >= 300 && moved < 0.002)) {
+        this.stopLayout();
+        for (const id of pinned) if (g.hasNode(id)) g.setNodeAttribute(id, "fixed", false);
+        this.sigma.refresh();
+        requestAnimationFrame(() => {
+          this.probe.layoutDoneAt = performance.now();
+        });
+      } else this.layoutTimer = window.setTimeout(check, 150);
+    };
+    this.layoutTimer = window.setTimeout(check, 150);
+  }
+
+  private positions(): Float64Array {
+    const g = this.graph;
+    const out = new Float64Array(g.order * 2);
+    let i = 0;
+    g.forEachNode((_id, a) => {
+      out[i++] = a.x;
+      out[i++] = a.y;
+    });
+    return out;
   }
 
   private stopLayout(): void {

@@ -37,10 +37,12 @@ export class LiveFeed {
     this.ws = ws;
     ws.onopen = () => {
       this.retry = 0;
+      performance.mark("ui:ws-open");
       this.store.getState().setConn("live");
     };
     ws.onmessage = (ev) => {
       const diff = JSON.parse(ev.data as string) as Diff;
+      if (diff.reset) performance.mark("ui:reset-received");
       this.store.getState().receive(diff);
       (window as unknown as { __uiLastDiffAt?: number }).__uiLastDiffAt = performance.now();
     };
