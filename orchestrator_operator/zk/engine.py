@@ -295,6 +295,7 @@ class SyncEngine:
                     continue
                 self._idle.clear()
                 self._process(items)
+                self._save_state()  # rate-limited; also under constant load
             except RETRYABLE as exc:
                 log.warning(
                     "connection trouble (%s): will re-sync after reconnect", exc.__class__.__name__
@@ -525,6 +526,8 @@ class SyncEngine:
             ops[side] = keep
 
     def _agree(self, path: str, a: NodeState | None, b: NodeState | None) -> None:
+        if not self.config.bidirectional:
+            return
         if a is not None and b is not None and a.content_hash == b.content_hash:
             if self.state.base.get(path) != a.content_hash:
                 self.state.base[path] = a.content_hash
@@ -575,18 +578,20 @@ class SyncEngine:
             name = path.rsplit("/", 1)[-1]
             if node is None:
                 cache.pop(path, None)
-                self.state.base.pop(path, None)
+                if bidi:
+                    self.state.base.pop(path, None)
                 if parent is not None and parent.children is not None and name in parent.children:
                     kids = tuple(c for c in parent.children if c != name)
                     cache[parent.path] = dataclasses.replace(parent, children=kids)
             else:
                 cache[path] = node
-                self.state.base[path] = node.content_hash
+                if bidi:  # the merge base only matters when both sides are merged
+                    self.state.base[path] = node.content_hash
                 siblings = parent.children if parent is not None else None
                 if parent is not None and siblings is not None and name not in siblings:
                     kids = tuple(sorted((*siblings, name)))
                     cache[parent.path] = dataclasses.replace(parent, children=kids)
-            self._state_dirty = True
+            self._state_dirty = self._state_dirty or bidi
             applied = result.applied_at.get(path, time.monotonic())
             origin = seen.get(path)
             if origin is not None and origin[0] is not side:
