@@ -102,7 +102,12 @@ def add_zk_sync_parser(subparsers: argparse._SubParsersAction) -> None:  # type:
     parser = subparsers.add_parser(
         "zk-sync",
         help="replicate ZooKeeper subtrees between two ensembles (or verify them)",
-        description=__doc__,
+        description=(
+            "Replicate ZooKeeper subtrees from --source to --target (one-way, or both ways "
+            "with --bidirectional) and keep following changes; or `verify` both sides. "
+            "Options go before or after the action. Exit codes: 0 ok, 1 differences "
+            "(verify), 2 bad input or unreachable ensemble."
+        ),
     )
     _common(parser, suppress=False)
     _run_options(parser, suppress=False)
