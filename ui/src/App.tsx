@@ -194,7 +194,11 @@ function Main() {
       }
       if (!ch || ch.seq === lastSeq) return;
       lastSeq = ch.seq;
-      if (ch.reset) v.rebuild(shown(), true);
+      if (ch.reset) {
+        performance.mark("ui:build-start");
+        v.rebuild(shown(), true);
+        performance.mark("ui:graph-built");
+      }
       else if (state.filters.metric && state.filters.min) v.rebuild(shown(), true);
       else v.applyChange(state.nodes, ch.added, ch.updated, ch.removed, ch.metricsOnly);
     });
