@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .status import Condition, make_condition, set_condition
+from .status import Condition, Verdict, merge_conditions
 
 
 @dataclass(frozen=True)
@@ -19,14 +19,14 @@ class FleetObservation:
     app_error: str | None = None
 
 
-def conditions_for(obs: FleetObservation) -> dict[str, tuple[bool | None, str, str]]:
+def conditions_for(obs: FleetObservation) -> dict[str, Verdict]:
     app = (
         (True, "Ready", f"{obs.app_ready}/{obs.app_desired} app replicas ready")
         if obs.app_ready >= 1
         else (False, "NotReady", f"{obs.app_ready}/{obs.app_desired} app replicas ready")
     )
     if obs.probes_desired == 0:
-        probes: tuple[bool | None, str, str] = (
+        probes: Verdict = (
             False, "NoneScheduled", "no node runs a probe (check the nodeSelector)",
         )  # fmt: skip
     else:
@@ -36,7 +36,7 @@ def conditions_for(obs: FleetObservation) -> dict[str, tuple[bool | None, str, s
             f"{obs.probes_ready}/{obs.probes_desired} probe pods ready",
         )
     if obs.reporting is None:
-        reporting: tuple[bool | None, str, str] = (
+        reporting: Verdict = (
             None, "AppUnreachable",
             f"cannot ask the app at {obs.app_url}: {obs.app_error or 'no answer'}",
         )  # fmt: skip
@@ -53,12 +53,8 @@ def conditions_for(obs: FleetObservation) -> dict[str, tuple[bool | None, str, s
 def build_fleet_status(
     obs: FleetObservation, generation: int | None, previous: list[Condition] | None, now: str
 ) -> dict[str, Any]:
-    conditions = list(previous or [])
     computed = conditions_for(obs)
-    for type_, (ok, reason, message) in computed.items():
-        conditions = set_condition(
-            conditions, make_condition(type_, ok, reason, message, generation, now)
-        )
+    conditions = merge_conditions(previous, computed, generation, now)
     oks = [ok for ok, _, _ in computed.values()]
     if all(ok is True for ok in oks):
         phase = "Ready"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 Condition = dict[str, Any]
+Verdict = tuple[bool | None, str, str]  # status (None: Unknown), reason, message
 
 
 def now_rfc3339() -> str:
@@ -49,3 +51,18 @@ def set_condition(conditions: list[Condition] | None, new: Condition) -> list[Co
     if not replaced:
         result.append(new)
     return result
+
+
+def merge_conditions(
+    previous: list[Condition] | None,
+    verdicts: Mapping[str, Verdict],
+    generation: int | None,
+    now: str,
+) -> list[Condition]:
+    """`previous` with one condition per verdict set (transition times kept)."""
+    conditions = list(previous or [])
+    for type_, (ok, reason, message) in verdicts.items():
+        conditions = set_condition(
+            conditions, make_condition(type_, ok, reason, message, generation, now)
+        )
+    return conditions

@@ -62,3 +62,28 @@ def accept_spec(
     RECONCILES.labels(kind.kind, "ok").inc()
     RECONCILE_SECONDS.labels(kind.kind).observe(time.perf_counter() - started)
     return parsed
+
+
+def accept_for_children(
+    kind: ResourceKind, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch
+) -> Any:
+    """accept_spec for kinds whose children get applied next: the phase becomes Progressing
+    unless the observer has already said Ready or Degraded (it will say so again)."""
+    return accept_spec(
+        kind,
+        spec,
+        status,
+        meta.get("generation"),
+        patch,
+        "spec is valid; children applied",
+        phase=None if status.get("phase") in ("Ready", "Degraded") else "Progressing",
+    )
+
+
+def patch_changed_status(
+    status: Mapping[str, Any], new_status: Mapping[str, Any], patch: kopf.Patch
+) -> None:
+    """Patch only the fields that changed: an unchanged status costs no API request."""
+    for key, value in new_status.items():
+        if status.get(key) != value:
+            patch.status[key] = value

@@ -29,7 +29,7 @@ from ..ttl_cache import TtlCache
 from ..workloads import WorkloadSummary
 from ..zk.clients import ZkClientPool, ZkUnreachable
 from ..zk.four_letter import ensemble_modes
-from .common import accept_spec
+from .common import accept_for_children, patch_changed_status
 from .workloads import Workloads
 
 OBSERVE_INTERVAL_SECONDS = 1.0
@@ -48,15 +48,7 @@ def _owner(meta: kopf.Meta) -> Owner:
 def reconcile(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
 ) -> None:
-    parsed: MesosClusterSpec = accept_spec(
-        MESOS_CLUSTER,
-        spec,
-        status,
-        meta.get("generation"),
-        patch,
-        "spec is valid; children applied",
-        phase=None if status.get("phase") in ("Ready", "Degraded") else "Progressing",
-    )
+    parsed: MesosClusterSpec = accept_for_children(MESOS_CLUSTER, spec, status, meta, patch)
     api = KubeApi.shared()
     owner = _owner(meta)
     api.apply_all(build_children(owner, parsed))
@@ -168,6 +160,4 @@ def observe(
         new_status["maintenance"] = report if report is not None else status.get("maintenance")
     export_status(owner.namespace, owner.name, new_status, status.get("leadingMaster"))
     # Accepted is the reconcile handler's condition: keep it as it is.
-    for key, value in new_status.items():
-        if status.get(key) != value:
-            patch.status[key] = value
+    patch_changed_status(status, new_status, patch)

@@ -26,7 +26,7 @@ from ..kube_api import KubeApi
 from ..models import API_GROUP, API_VERSION, PROBE_FLEET
 from ..models.probefleet import ProbeFleetSpec
 from ..status import now_rfc3339
-from .common import accept_spec
+from .common import accept_for_children, patch_changed_status
 from .workloads import Workloads
 
 OBSERVE_INTERVAL_SECONDS = 2.0
@@ -42,15 +42,7 @@ def _owner(meta: kopf.Meta) -> Owner:
 def reconcile(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
 ) -> None:
-    parsed: ProbeFleetSpec = accept_spec(
-        PROBE_FLEET,
-        spec,
-        status,
-        meta.get("generation"),
-        patch,
-        "spec is valid; children applied",
-        phase=None if status.get("phase") in ("Ready", "Degraded") else "Progressing",
-    )
+    parsed: ProbeFleetSpec = accept_for_children(PROBE_FLEET, spec, status, meta, patch)
     owner = _owner(meta)
     api = KubeApi.shared()
     secret_name = token_ref(owner, parsed)[0]
@@ -118,6 +110,4 @@ def observe(
     new_status = build_fleet_status(
         observation, status.get("observedGeneration"), previous, now_rfc3339()
     )
-    for key, value in new_status.items():
-        if status.get(key) != value:
-            patch.status[key] = value
+    patch_changed_status(status, new_status, patch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..status import Condition, make_condition, set_condition
+from ..status import Condition, make_condition, merge_conditions, set_condition
 from .discovery import Election, MasterHealth
 
 COMPONENT_CONDITIONS = (
@@ -106,12 +106,8 @@ def build_status(
     obs: Observation, generation: int | None, previous: list[Condition] | None, now: str
 ) -> dict[str, Any]:
     """The status patch: conditions (transition times kept), phase, counts, the leader."""
-    conditions = list(previous or [])
     computed = conditions_for(obs)
-    for type_, (ok, reason, message) in computed.items():
-        conditions = set_condition(
-            conditions, make_condition(type_, ok, reason, message, generation, now)
-        )
+    conditions = merge_conditions(previous, computed, generation, now)
     all_ready = all(ok for ok, _, _ in computed.values())
     conditions = set_condition(
         conditions,

@@ -7,7 +7,6 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +18,10 @@ from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv, node_manifest
 from testenv.operator import OperatorProcess
 from testenv.zookeeper import ZkEnsemble
+from tests.e2e.support import eventually, get_json
 
 pytestmark = [pytest.mark.kube, pytest.mark.zookeeper]
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _get(env: KubeTestEnv, *args: str) -> dict[str, Any] | None:
-    result = env.kubectl_run("get", *args, "-o", "json")
-    return json.loads(result.stdout) if result.returncode == 0 else None
-
-
-def _eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}")
 
 
 def _apply(env: KubeTestEnv, manifest: dict[str, Any]) -> None:
@@ -75,7 +59,7 @@ def _metric_samples(operator: OperatorProcess) -> _Samples:
 
 
 def _condition(env: KubeTestEnv, name: str, type_: str) -> dict[str, Any] | None:
-    obj = _get(env, "mesoscluster", name) or {}
+    obj = get_json(env, "mesoscluster", name) or {}
     for condition in obj.get("status", {}).get("conditions", []):
         if condition["type"] == type_:
             return dict(condition)
@@ -103,20 +87,20 @@ def test_example_creates_every_child_with_an_owner_reference(
 ) -> None:
     manifest = yaml.safe_load((REPO / "examples" / "mesoscluster.yaml").read_text())
     _apply(kube_env, manifest)
-    uid = (_get(kube_env, "mc", "demo") or {}).get("metadata", {}).get("uid")
+    uid = (get_json(kube_env, "mc", "demo") or {}).get("metadata", {}).get("uid")
     for kind, name in CHILDREN:
-        child = _eventually(functools.partial(_get, kube_env, kind, name), 60, f"{kind}/{name}")
+        child = eventually(functools.partial(get_json, kube_env, kind, name), 60, f"{kind}/{name}")
         owners = child["metadata"].get("ownerReferences", [])
         assert [(o["kind"], o["uid"], o.get("controller")) for o in owners] == [
             ("MesosCluster", uid, True)
         ], f"{kind}/{name}"
 
-    masters = _get(kube_env, "statefulset", "demo-master")
+    masters = get_json(kube_env, "statefulset", "demo-master")
     assert masters is not None
     args = masters["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--zk=zk://demo-zookeeper-client.default.svc:2181/mesos" in args
     assert "--quorum=2" in args
-    agents = _get(kube_env, "daemonset", "demo-agent")
+    agents = get_json(kube_env, "daemonset", "demo-agent")
     assert agents is not None
     agent_args = agents["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--containerizers=docker,mesos" in agent_args
@@ -125,10 +109,10 @@ def test_example_creates_every_child_with_an_owner_reference(
 
     # KWOK runs the agent pods on every node, so the DaemonSet counts are real.
     def ready_agents() -> bool:
-        status = (_get(kube_env, "daemonset", "demo-agent") or {}).get("status", {})
+        status = (get_json(kube_env, "daemonset", "demo-agent") or {}).get("status", {})
         return bool(status.get("numberReady") == 3)
 
-    _eventually(ready_agents, 60, "3 ready agents")
+    eventually(ready_agents, 60, "3 ready agents")
 
     # Moving to an external ensemble retires the managed one.
     external = {"zookeeper": {"replicas": None, "external": {"connectString": "zk:2181"}}}
@@ -136,10 +120,10 @@ def test_example_creates_every_child_with_an_owner_reference(
         "patch", "mc", "demo", "--type=merge", "-p", json.dumps({"spec": external})
     )
     assert patched.returncode == 0, patched.stderr
-    _eventually(lambda: _get(kube_env, "statefulset", "demo-zookeeper") is None, 60,
+    eventually(lambda: get_json(kube_env, "statefulset", "demo-zookeeper") is None, 60,
                 "the managed ensemble removed")  # fmt: skip
-    assert _get(kube_env, "service", "demo-zookeeper-client") is None
-    masters_now = _get(kube_env, "statefulset", "demo-master") or {}
+    assert get_json(kube_env, "service", "demo-zookeeper-client") is None
+    masters_now = get_json(kube_env, "statefulset", "demo-master") or {}
     assert (
         "--zk=zk://zk:2181/mesos"
         in masters_now["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -157,12 +141,12 @@ def test_status_names_the_leader_and_follows_a_failover(
         }))  # fmt: skip
 
         def status() -> dict[str, Any]:
-            return dict((_get(kube_env, "mc", "external") or {}).get("status", {}))
+            return dict((get_json(kube_env, "mc", "external") or {}).get("status", {}))
 
         first = sim.leader()
         assert first is not None
         first_address = f"{first['address']['ip']}:{first['address']['port']}"
-        _eventually(lambda: status().get("phase") == "Ready", 90, "phase Ready")
+        eventually(lambda: status().get("phase") == "Ready", 90, "phase Ready")
         assert status()["leadingMaster"] == first_address
         assert status()["mesos"]["agentsActive"] == 2
         assert status()["mesos"]["frameworksActive"] == 1
@@ -185,7 +169,7 @@ def test_status_names_the_leader_and_follows_a_failover(
             condition = _condition(kube_env, "external", "LeaderElected") or {}
             return bool(leader and leader != first_address and condition.get("status") == "True")
 
-        _eventually(moved, 10, "LeaderElected on the new leader")
+        eventually(moved, 10, "LeaderElected on the new leader")
         new_leader = sim.leader()
         assert new_leader is not None and status()["leadingMaster"] == (
             f"{new_leader['address']['ip']}:{new_leader['address']['port']}"
@@ -204,12 +188,12 @@ def test_unreachable_zookeeper_is_a_condition_not_a_crash(
     _apply(
         kube_env, _cluster("nowhere", {"zookeeper": {"external": {"connectString": "127.0.0.1:1"}}})
     )
-    condition = _eventually(lambda: _condition(kube_env, "nowhere", "ZookeeperReady"), 60,
+    condition = eventually(lambda: _condition(kube_env, "nowhere", "ZookeeperReady"), 60,
                             "a ZookeeperReady condition")  # fmt: skip
     assert condition["status"] == "False"
     assert condition["reason"] == "Unreachable"
     assert "cannot reach ZooKeeper at 127.0.0.1:1" in condition["message"]
-    assert (_get(kube_env, "mc", "nowhere") or {})["status"]["phase"] == "Degraded"
+    assert (get_json(kube_env, "mc", "nowhere") or {})["status"]["phase"] == "Degraded"
     assert operator.process.poll() is None, "the operator must keep running"
 
 
@@ -221,16 +205,16 @@ def test_deletion_follows_the_pvc_retention_policy(
     _apply(kube_env, _cluster(name, {"pvcRetentionPolicy": policy, "masters": {"replicas": 1},
                                      "zookeeper": {"replicas": 1}}))  # fmt: skip
     claim = f"work-dir-{name}-master-0"
-    _eventually(lambda: (_get(kube_env, "pvc", claim) or {}).get("status", {}).get("phase")
+    eventually(lambda: (get_json(kube_env, "pvc", claim) or {}).get("status", {}).get("phase")
                 == "Bound", 90, f"PVC {claim} bound")  # fmt: skip
     assert kube_env.kubectl_run("delete", "mc", name, "--wait=true").returncode == 0
-    _eventually(lambda: _get(kube_env, "statefulset", f"{name}-master") is None, 60,
+    eventually(lambda: get_json(kube_env, "statefulset", f"{name}-master") is None, 60,
                 "the masters' StatefulSet garbage-collected")  # fmt: skip
     if policy == "Delete":
-        _eventually(lambda: _get(kube_env, "pvc", claim) is None, 60, "the PVC deleted")
+        eventually(lambda: get_json(kube_env, "pvc", claim) is None, 60, "the PVC deleted")
     else:
         time.sleep(3)  # give the garbage collector time to (wrongly) act
-        assert _get(kube_env, "pvc", claim) is not None, "a retained PVC was deleted"
+        assert get_json(kube_env, "pvc", claim) is not None, "a retained PVC was deleted"
 
 
 class PodSampler:
@@ -277,9 +261,9 @@ def test_image_change_rolls_masters_one_at_a_time_never_below_quorum(
     _apply(kube_env, _cluster("roll", spec))
 
     def statefulset() -> dict[str, Any]:
-        return _get(kube_env, "statefulset", "roll-master") or {}
+        return get_json(kube_env, "statefulset", "roll-master") or {}
 
-    _eventually(lambda: statefulset().get("status", {}).get("readyReplicas") == 3, 90,
+    eventually(lambda: statefulset().get("status", {}).get("readyReplicas") == 3, 90,
                 "3 ready masters")  # fmt: skip
     with PodSampler(kube_env, "roll", "master") as sampler:
         time.sleep(0.5)
@@ -297,9 +281,9 @@ def test_image_change_rolls_masters_one_at_a_time_never_below_quorum(
             )
 
         try:
-            _eventually(rolled, 180, "all three masters on the new template")
+            eventually(rolled, 180, "all three masters on the new template")
         except AssertionError as error:
-            mc = (_get(kube_env, "mc", "roll") or {}).get("status")
+            mc = (get_json(kube_env, "mc", "roll") or {}).get("status")
             raise AssertionError(
                 f"{error}\nstatus: {mc}\nsts: {statefulset().get('status')}"
             ) from None
@@ -346,10 +330,10 @@ def test_cordoning_a_node_drains_its_agent_through_the_maintenance_api(
             assert kube_env.kubectl_run("cordon", drained).returncode == 0
 
             def maintenance() -> list[dict[str, Any]]:
-                status = (_get(kube_env, "mc", "maint") or {}).get("status", {})
+                status = (get_json(kube_env, "mc", "maint") or {}).get("status", {})
                 return list(status.get("maintenance") or [])
 
-            _eventually(lambda: maintenance() == [{"node": drained, "state": "Down", "tasks": 0}],
+            eventually(lambda: maintenance() == [{"node": drained, "state": "Down", "tasks": 0}],
                         60, "the cordoned node's agent drained and down")  # fmt: skip
             mesos_status = sim.get(sim.leader_url() + "/master/maintenance/status")
             assert [m["hostname"] for m in mesos_status["down_machines"]] == [drained]
@@ -360,7 +344,7 @@ def test_cordoning_a_node_drains_its_agent_through_the_maintenance_api(
             assert len(before) == 4
 
             assert kube_env.kubectl_run("uncordon", drained).returncode == 0
-            _eventually(lambda: maintenance() == [], 60, "the machine back up")
+            eventually(lambda: maintenance() == [], 60, "the machine back up")
             mesos_status = sim.get(sim.leader_url() + "/master/maintenance/status")
             assert mesos_status.get("down_machines", []) == []
         finally:

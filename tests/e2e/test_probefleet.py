@@ -3,10 +3,8 @@ loopback: the children it makes, and a status that counts the probes that really
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,25 +14,10 @@ import yaml
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.processes import free_port
+from tests.e2e.support import eventually, get_json
 
 pytestmark = pytest.mark.kube
 TOKEN = "e2e-probe-token"
-
-
-def _get(env: KubeTestEnv, *args: str) -> dict[str, Any] | None:
-    result = env.kubectl_run("get", *args, "-o", "json")
-    return json.loads(result.stdout) if result.returncode == 0 else None
-
-
-def _eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}")
 
 
 def _fleet(name: str, port: int) -> str:
@@ -47,7 +30,7 @@ def _fleet(name: str, port: int) -> str:
 
 
 def _status(env: KubeTestEnv, name: str) -> dict[str, Any]:
-    return dict((_get(env, "probefleet", name) or {}).get("status", {}))
+    return dict((get_json(env, "probefleet", name) or {}).get("status", {}))
 
 
 def _conditions(env: KubeTestEnv, name: str) -> dict[str, dict[str, Any]]:
@@ -80,9 +63,9 @@ def monitoring_app() -> Iterator[tuple[int, Callable[[], subprocess.Popen[bytes]
 
 def test_fleet_children_token_and_rbac(kube_env: KubeTestEnv, operator: OperatorProcess) -> None:
     assert kube_env.kubectl_run("apply", "-f", "-", input=_fleet("scope", 4040)).returncode == 0
-    uid = _eventually(lambda: (_get(kube_env, "pf", "scope") or {}).get("metadata", {}).get("uid"),
-                      30, "the ProbeFleet")  # fmt: skip
-    probe = _eventually(lambda: _get(kube_env, "daemonset", "scope-probe"), 60, "the probes")
+    fleet = eventually(lambda: get_json(kube_env, "pf", "scope"), 30, "the ProbeFleet")
+    uid = fleet["metadata"]["uid"]
+    probe = eventually(lambda: get_json(kube_env, "daemonset", "scope-probe"), 60, "the probes")
     pod = probe["spec"]["template"]["spec"]
     assert pod["hostPID"] and pod["hostNetwork"]
     container = pod["containers"][0]
@@ -91,24 +74,25 @@ def test_fleet_children_token_and_rbac(kube_env: KubeTestEnv, operator: Operator
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     for kind, name in [("deployment", "scope-app"), ("service", "scope-app"),
                        ("serviceaccount", "scope-probe"), ("secret", "scope-token")]:  # fmt: skip
-        child = _eventually(lambda k=kind, n=name: _get(kube_env, k, n), 30, f"{kind}/{name}")  # type: ignore[misc]
+        child = eventually(lambda k=kind, n=name: get_json(kube_env, k, n), 30, f"{kind}/{name}")  # type: ignore[misc]
         assert child["metadata"]["ownerReferences"][0]["uid"] == uid
-    role = _get(kube_env, "clusterrole", "orchestrator-probe-default-scope")
+    role = get_json(kube_env, "clusterrole", "orchestrator-probe-default-scope")
     assert role is not None
     assert role["rules"] == [{"apiGroups": [""], "resources": ["pods", "services"],
                               "verbs": ["get", "list", "watch"]}]  # fmt: skip
 
-    token = (_get(kube_env, "secret", "scope-token") or {})["data"]["token"]
+    token = (get_json(kube_env, "secret", "scope-token") or {})["data"]["token"]
     # A spec change re-applies the children but never rotates the token under the probes.
     kube_env.kubectl_run("patch", "pf", "scope", "--type=merge",
                          "-p", '{"spec": {"probe": {"intervalSeconds": 5}}}')  # fmt: skip
-    _eventually(lambda: "5" in (_get(kube_env, "daemonset", "scope-probe") or {})["spec"]
+    eventually(lambda: "5" in (get_json(kube_env, "daemonset", "scope-probe") or {})["spec"]
                 ["template"]["spec"]["containers"][0]["args"], 30, "the new interval")  # fmt: skip
-    assert (_get(kube_env, "secret", "scope-token") or {})["data"]["token"] == token
+    assert (get_json(kube_env, "secret", "scope-token") or {})["data"]["token"] == token
 
     assert kube_env.kubectl_run("delete", "pf", "scope", "--wait=true").returncode == 0
-    _eventually(lambda: _get(kube_env, "clusterrole", "orchestrator-probe-default-scope") is None,
-                30, "the ClusterRole removed with the fleet")  # fmt: skip
+    role_name = "orchestrator-probe-default-scope"
+    eventually(lambda: get_json(kube_env, "clusterrole", role_name) is None, 30,
+               "the ClusterRole removed with the fleet")  # fmt: skip
 
 
 def test_status_counts_the_probes_that_really_report(
@@ -126,7 +110,7 @@ def test_status_counts_the_probes_that_really_report(
         status = _status(kube_env, "live")
         return status.get("probesExpected") == 3 and status.get("probesReporting") == 1
 
-    _eventually(one_of_three, 60, "1 of 3 probes reporting")
+    eventually(one_of_three, 60, "1 of 3 probes reporting")
     reporting = _conditions(kube_env, "live")["ProbesReporting"]
     assert (reporting["status"], reporting["reason"]) == ("False", "Missing")
     assert reporting["message"] == "1 of 3 expected probes reporting"
@@ -134,7 +118,7 @@ def test_status_counts_the_probes_that_really_report(
 
     start_probe()
     start_probe()
-    _eventually(lambda: _status(kube_env, "live").get("phase") == "Ready", 60, "phase Ready")
+    eventually(lambda: _status(kube_env, "live").get("phase") == "Ready", 60, "phase Ready")
     assert _conditions(kube_env, "live")["ProbesReporting"]["status"] == "True"
 
 
@@ -143,7 +127,7 @@ def test_unreachable_app_is_unknown_not_a_crash(
 ) -> None:
     port = free_port()  # nothing listens there
     assert kube_env.kubectl_run("apply", "-f", "-", input=_fleet("dark", port)).returncode == 0
-    condition = _eventually(lambda: _conditions(kube_env, "dark").get("ProbesReporting"), 60,
+    condition = eventually(lambda: _conditions(kube_env, "dark").get("ProbesReporting"), 60,
                             "a ProbesReporting condition")  # fmt: skip
     assert (condition["status"], condition["reason"]) == ("Unknown", "AppUnreachable")
     assert f"127.0.0.1:{port}" in condition["message"]
