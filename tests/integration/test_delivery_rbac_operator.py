@@ -120,6 +120,18 @@ def operator_as_service_account(
         try:
             yield process, log, port
         finally:
+            # Leave nothing for other operators of the session to reconcile.
+            kube_env.kubectl_run("delete", "namespace", NAMESPACE, "--wait=false")
+            kube_env.kubectl_run(
+                "delete", "mesosclusters", "--all", "-n", NAMESPACE, "--wait=true", "--timeout=15s"
+            )
+            for name in kube_env.kubectl_run(
+                "get", "mesosclusters", "-n", NAMESPACE, "-o", "name"
+            ).stdout.split():
+                kube_env.kubectl_run(
+                    "patch", name, "-n", NAMESPACE, "--type=merge",
+                    "-p", '{"metadata":{"finalizers":null}}',
+                )  # fmt: skip
             process.terminate()
             try:
                 process.wait(timeout=20)
