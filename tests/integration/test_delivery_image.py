@@ -231,3 +231,26 @@ def test_ci_has_lint_tests_build_scan_push_e2e_and_promotion() -> None:
     assert "kind-action" in e2e and "kind load docker-image" in e2e
     promote = (REPO / ".github/workflows/promote.yml").read_text()
     assert "kustomize edit set image" in promote
+
+
+def test_the_image_s_wheel_builds_with_every_module_and_the_entry_point(tmp_path: Path) -> None:
+    """The Dockerfile's first stage (`pip wheel .`), without the dependencies: the wheel has
+    every module of the package and the `orchestrator` console script."""
+    import sys
+    import zipfile
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (wheel,) = tmp_path.glob("orchestrator_operator-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {str(p.relative_to(REPO)) for p in (REPO / "orchestrator_operator").rglob("*.py")}
+    assert modules - names == set()
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "orchestrator = orchestrator_operator.cli:main" in text
