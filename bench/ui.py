@@ -1,0 +1,188 @@
+"""Benchmark of the web UI in headless Chromium (playwright-core, ui/bench/graph.mjs).
+
+For each size, a real app process (with the UI routes, tests/e2e/ui_server.py) is fed
+synthetic probe reports (orchestrator_operator/monitor/synthetic.py; 20 containers per
+probe, connections between containers of different probes) and the browser opens the
+containers view:
+
+1. navigation -> first draw and -> laid out (ForceAtlas2 in its web worker has run its time
+   budget and stopped, and the next frame is drawn), median of ``--runs`` page loads;
+2. (first size only) a report that stops one container -> its new colour drawn on screen
+   (report POST to the ``afterRender`` of sigma that shows it), per sample.
+
+Needs ``npm ci`` in ui/ and Debian's chromium. Prints the figures and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from orchestrator_operator.monitor.report import encode_report  # noqa: E402
+from orchestrator_operator.monitor.synthetic import synthetic_report  # noqa: E402
+from orchestrator_operator.monitor.topology import container_id  # noqa: E402
+
+TOKEN = "bench-ui-token"
+UI = REPO / "ui"
+CONTAINERS = 20  # per probe
+CONNECTIONS = 135  # per probe: ~3 container edges per container node
+
+
+def report_body(i: int, fleet: int, stopped: int | None = None) -> bytes:
+    rep = synthetic_report(
+        i, fleet, containers=CONTAINERS, processes=CONTAINERS + 10, connections=CONNECTIONS
+    )
+    if stopped is not None:
+        c = rep.containers[stopped]
+        c.state = "exited"
+        c.status = "Exited (0) 1 second ago"
+    return gzip.compress(encode_report(rep), 5)
+
+
+def post(url: str, body: bytes) -> None:
+    req = urllib.request.Request(
+        f"{url}/api/report",
+        data=body,
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        resp.read()
+
+
+def get_json(url: str) -> Any:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read())
+
+
+def build_ui() -> Path:
+    if not (UI / "node_modules" / ".package-lock.json").exists():
+        raise SystemExit("ui/node_modules is missing: run `npm ci` in ui/")
+    subprocess.run(
+        ["npx", "--no-install", "vite", "build", "--logLevel", "warn"], cwd=UI, check=True
+    )
+    return UI / "dist"
+
+
+def start_app(dist: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.e2e.ui_server",
+            "--port",
+            "0",
+            "--token",
+            TOKEN,
+            "--probe-ttl",
+            "100000",
+            "--dist",
+            str(dist),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("listening "):
+        proc.kill()
+        raise SystemExit(f"the app did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{int(line.split()[1])}"
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def bench_size(dist: Path, probes: int, runs: int, diff_samples: int) -> dict[str, Any]:
+    proc, url = start_app(dist)
+    try:
+        t0 = time.monotonic()
+        for i in range(probes):
+            post(url, report_body(i, probes))
+        feed_s = time.monotonic() - t0
+        topo = get_json(f"{url}/api/topology/containers")["nodes"]
+        edges = sum(len(n.get("adjacency", [])) for n in topo.values())
+        cmd = ["node", "bench/graph.mjs", "--url", url, "--token", TOKEN, "--runs", str(runs)]
+        with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
+            ids: list[str] = []
+            for k in range(diff_samples):
+                # probe 0 reports container k stopped (and the ones before it still stopped)
+                rep = synthetic_report(
+                    0,
+                    probes,
+                    containers=CONTAINERS,
+                    processes=CONTAINERS + 10,
+                    connections=CONNECTIONS,
+                )
+                for j in range(k + 1):
+                    rep.containers[j].state = "exited"
+                Path(tmp, f"{k}.json.gz").write_bytes(gzip.compress(encode_report(rep), 5))
+                ids.append(container_id(rep.containers[k].id))
+            if diff_samples:
+                cmd += ["--diff-bodies", tmp, "--diff-ids", ",".join(ids)]
+            r = subprocess.run(cmd, cwd=UI, capture_output=True, text=True, timeout=1800)
+        lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+        if r.returncode != 0 or not lines:
+            raise SystemExit(f"graph.mjs failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        res: dict[str, Any] = json.loads(lines[-1])
+        out: dict[str, Any] = {
+            "probes": probes,
+            "api_nodes": len(topo),
+            "api_edges": edges,
+            "feed_seconds": round(feed_s, 1),
+            "runs": res["runs"],
+            "first_draw_ms_median": statistics.median(x["firstDrawMs"] for x in res["runs"]),
+            "laid_out_ms_median": statistics.median(x["laidOutMs"] for x in res["runs"]),
+        }
+        if res["diffs"]:
+            ms = [d["ms"] for d in res["diffs"]]
+            out["diff_to_screen_ms"] = ms
+            out["diff_to_screen_ms_median"] = statistics.median(ms)
+            out["diff_to_screen_ms_max"] = max(ms)
+        return out
+    finally:
+        stop(proc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="50,500", help="probes per size (x20 containers)")
+    parser.add_argument("--runs", type=int, default=3, help="page loads per size")
+    parser.add_argument("--diff-samples", type=int, default=5)
+    args = parser.parse_args()
+    dist = build_ui()
+    results: dict[str, Any] = {"bench": "ui", "cpus": os.cpu_count(), "sizes": []}
+    for n, probes in enumerate(int(x) for x in args.sizes.split(",")):
+        res = bench_size(dist, probes, args.runs, args.diff_samples if n == 0 else 0)
+        print(f"{probes} probes:", json.dumps(res, indent=1), flush=True)
+        results["sizes"].append(res)
+    print(json.dumps(results, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

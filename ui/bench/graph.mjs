@@ -1,0 +1,76 @@
+// Browser side of bench/ui.py: headless Chromium against the app serving the UI.
+// node bench/graph.mjs --url URL --token T --runs N [--diff-bodies DIR --diff-ids a,b,c]
+// Prints one JSON line: per run, navigation -> first draw and -> laid out (ms), nodes, edges;
+// per diff sample, report POST -> the changed colour drawn (ms).
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "ui-bench-chromium-"));
+const ctx = await chromium.launchPersistentContext(userDir, {
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1280, height: 800 },
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync",
+  ],
+});
+const out = { runs: [], diffs: [] };
+const T = 180_000;
+try {
+  await ctx.addInitScript((t) => sessionStorage.setItem("orchestrator.monitor.token", t), args.token);
+  const runs = Number(args.runs ?? 3);
+  let page;
+  for (let r = 0; r < runs; r++) {
+    if (page) await page.close();
+    page = await ctx.newPage();
+    await page.goto(`${args.url}/?view=containers`);
+    await page.waitForFunction(() => window.__ui?.layoutDoneAt != null && window.__ui.nodes > 0, null, { timeout: T, polling: 50 });
+    out.runs.push(await page.evaluate(() => ({
+      firstDrawMs: Math.round(window.__ui.firstDrawAt),
+      laidOutMs: Math.round(window.__ui.layoutDoneAt),
+      nodes: window.__ui.nodes,
+      edges: window.__ui.edges,
+      marks: Object.fromEntries(performance.getEntriesByType("mark").map((m) => [m.name, Math.round(m.startTime)])),
+    })));
+  }
+  if (args["diff-bodies"]) {
+    // let the page settle (no layout running), then change one container per sample
+    await page.waitForTimeout(1000);
+    const ids = args["diff-ids"].split(",");
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k];
+      const before = await page.evaluate((i) => window.__ui.colorOf(i), id);
+      const body = fs.readFileSync(path.join(args["diff-bodies"], `${k}.json.gz`));
+      const t0 = Date.now();
+      const resp = await fetch(`${args.url}/api/report`, {
+        method: "POST", body,
+        headers: { Authorization: `Bearer ${args.token}`, "Content-Type": "application/json", "Content-Encoding": "gzip" },
+      });
+      if (!resp.ok) throw new Error(`report refused: ${resp.status} ${await resp.text()}`);
+      const drawnAt = await page.waitForFunction(
+        (a) => {
+          const ui = window.__ui;
+          return ui.colorOf(a.id) !== a.before && ui.lastRenderAt >= a.t0 ? ui.lastRenderAt : false;
+        },
+        { id, before, t0 }, { timeout: 30_000, polling: "raf" },
+      );
+      out.diffs.push({ id, ms: (await drawnAt.jsonValue()) - t0 });
+      await page.waitForTimeout(300);
+    }
+  }
+  out.ok = true;
+} catch (e) {
+  out.ok = false;
+  out.error = String(e?.stack ?? e);
+} finally {
+  await ctx.close();
+  fs.rmSync(userDir, { recursive: true, force: true });
+}
+console.log(JSON.stringify(out));
+process.exit(out.ok ? 0 : 1);
