@@ -163,6 +163,7 @@ def test_ui_against_real_app_probe_and_docker(
         assert r.returncode == 0 and result["ok"], f"{result}\n{r.stderr[-4000:]}"
         assert result["readOnlyControls"] == 0
         assert result["containerInGraph"] is True
+        assert result["grouped"]["nodes"] >= 1
         assert result["colourAfter"] != result["colourBefore"]
         assert "zzz-nothing" in result["sharedUrl"] and result["sharedSearch"] == "zzz-nothing"
         assert result["unreachableShown"] is True

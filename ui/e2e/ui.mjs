@@ -80,6 +80,17 @@ try {
   }
   step(`views: ${JSON.stringify(out.views)}`);
 
+  // grouping (key g): containers collapse to one node per image
+  await page.click('[data-view="containers"]');
+  await page.waitForFunction(() => (window.__ui?.nodes ?? 0) > 0, null, { timeout: T });
+  await page.keyboard.press("g");
+  await page.waitForFunction(() => new URL(location.href).searchParams.get("group") === "1", null, { timeout: T });
+  out.grouped = await page.evaluate(() => ({ nodes: window.__ui.nodes }));
+  await page.screenshot({ path: path.join(artifacts, "containers-grouped.png") });
+  await page.keyboard.press("g");
+  await page.waitForFunction(() => !new URL(location.href).searchParams.has("group"), null, { timeout: T });
+  step(`grouped: ${JSON.stringify(out.grouped)}`);
+
   // 4. the container the test started is in the graph; stop it from the panel
   await page.click('[data-view="containers"]');
   await page.waitForFunction((id) => window.__ui?.hasNode(id), cid, { timeout: T });

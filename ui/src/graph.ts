@@ -3,6 +3,7 @@ import FA2Layout from "graphology-layout-forceatlas2/worker";
 import Sigma from "sigma";
 import { groupKeyOf, healthOf, HEALTH_COLOURS, type NodeMap } from "./diff";
 import type { TopoNode } from "./types";
+import { meanMove } from "./layout";
 
 interface NodeAttrs {
   x: number;
@@ -39,22 +40,6 @@ const hash = (s: string): number => {
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
   return (h >>> 0) / 4294967296;
 };
-
-/** Mean displacement between two position snapshots, relative to the drawing's extent. */
-export function meanMove(a: Float64Array, b: Float64Array): number {
-  if (a.length !== b.length || a.length === 0) return Infinity;
-  let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity, sum = 0;
-  for (let i = 0; i < b.length; i += 2) {
-    const x = b[i], y = b[i + 1];
-    if (x < minX) minX = x;
-    if (x > maxX) maxX = x;
-    if (y < minY) minY = y;
-    if (y > maxY) maxY = y;
-    sum += Math.hypot(x - a[i], y - a[i + 1]);
-  }
-  const extent = Math.max(maxX - minX, maxY - minY, 1e-9);
-  return sum / (b.length / 2) / extent;
-}
 
 export interface GraphOptions {
   sizeBy: string;
@@ -179,6 +164,8 @@ export class GraphView {
       for (const n of nodes.values()) this.addEdges(n);
     }
     this.sigma.setCustomBBox(null);
+    // small graphs show every label; large ones only the labels of big enough nodes
+    this.sigma.setSetting("labelRenderedSizeThreshold", this.graph.order <= 60 ? 0 : 9);
     this.runLayout(old.size === 0 ? "all" : "new", new Set(old.keys()));
   }
 
