@@ -164,6 +164,7 @@ def test_ui_against_real_app_probe_and_docker(
         assert result["readOnlyControls"] == 0
         assert result["containerInGraph"] is True
         assert result["grouped"]["nodes"] >= 1
+        assert result["logsShown"] is True
         assert result["colourAfter"] != result["colourBefore"]
         assert "zzz-nothing" in result["sharedUrl"] and result["sharedSearch"] == "zzz-nothing"
         assert result["unreachableShown"] is True

@@ -98,6 +98,12 @@ try {
   await page.click(item);
   await page.waitForSelector('.panel [data-control="stop"]', { timeout: T });
   out.colourBefore = await page.evaluate((id) => window.__ui.colorOf(id), cid);
+  // live-following logs
+  await page.check('.panel input[type="checkbox"]');
+  await page.waitForSelector('.logs:has-text("ui-e2e-started")', { timeout: T });
+  out.logsShown = true;
+  await page.uncheck('.panel input[type="checkbox"]');
+  step("logs followed");
   await page.screenshot({ path: path.join(artifacts, "container-panel.png") });
   // keyboard: focus the stop button, Enter opens the confirmation, Enter confirms
   await page.focus('.panel [data-control="stop"]');
