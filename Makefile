@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup system-deps testenv run test lint crds bench clean
+.PHONY: setup system-deps testenv ui-deps run test lint crds bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,12 +19,18 @@ system-deps:
 testenv: setup
 	$(PY) -m testenv build
 
+# The UI's packages, exactly as package-lock.json pins them.
+ui-deps: ui/node_modules/.package-lock.json
+
+ui/node_modules/.package-lock.json: ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+
 ## Run the operator against the current kubeconfig (or a local testenv when there is none).
 run: setup testenv
 	bash scripts/run.sh
 
 ## The whole test suite: unit, integration (real ZooKeeper, Docker, Kubernetes) and e2e.
-test: setup system-deps testenv
+test: setup system-deps testenv ui-deps
 	$(PY) -m pytest
 
 lint: setup
@@ -36,7 +42,7 @@ crds: setup
 	$(VENV)/bin/orchestrator crds
 
 ## Benchmarks; each prints its figures and one JSON line (see docs/performance.md).
-bench: setup system-deps testenv
+bench: setup system-deps testenv ui-deps
 	$(PY) -m testenv measure --nodes 5000
 	@for b in bench/*.py; do [ "$$b" = bench/__init__.py ] || $(PY) -m "bench.$$(basename $$b .py)"; done
 

@@ -4,7 +4,7 @@
 # Idempotent: with everything present it only checks.
 set -euo pipefail
 
-packages=(zookeeper docker.io docker-compose prometheus busybox-static iproute2 openjdk-17-jre-headless)
+packages=(zookeeper docker.io docker-compose prometheus busybox-static iproute2 chromium openjdk-17-jre-headless)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -28,3 +28,4 @@ fi
 
 command -v go >/dev/null || { echo "Go is required to build testenv (go 1.25 or newer)" >&2; exit 1; }
 command -v java >/dev/null || { echo "java is required by ZooKeeper" >&2; exit 1; }
+command -v npm >/dev/null || { echo "Node.js 20 with npm is required by the UI (ui/)" >&2; exit 1; }
