@@ -194,16 +194,18 @@ ALLOWED = [
     ("list", "statefulsets.apps"), ("watch", "daemonsets.apps"), ("watch", "deployments.apps"),
     ("patch", "poddisruptionbudgets.policy"), ("get", "poddisruptionbudgets.policy"),
     ("get", "pods"), ("delete", "pods"),
+    ("delete", "configmaps"), ("delete", "services"), ("delete", "statefulsets.apps"),
+    ("delete", "poddisruptionbudgets.policy"),
     ("list", "nodes"), ("watch", "nodes"),
     ("create", "events"), ("patch", "events"),
 ]  # fmt: skip
 DENIED = [
     ("list", "pods"), ("create", "pods"), ("get", "secrets"), ("list", "secrets"),
-    ("delete", "statefulsets.apps"), ("delete", "mesosclusters.orchestrator.dev"),
+    ("delete", "daemonsets.apps"), ("delete", "mesosclusters.orchestrator.dev"),
     ("create", "mesosclusters.orchestrator.dev"), ("patch", "nodes"), ("update", "nodes"),
     ("create", "customresourcedefinitions.apiextensions.k8s.io"),
     ("create", "clusterroles.rbac.authorization.k8s.io"), ("create", "serviceaccounts"),
-    ("create", "pods/exec"), ("delete", "configmaps"),
+    ("create", "pods/exec"), ("delete", "deployments.apps"), ("delete", "secrets"),
 ]  # fmt: skip
 
 
