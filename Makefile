@@ -37,9 +37,12 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/orchestrator crds --check
+	$(VENV)/bin/orchestrator crds --check --output-dir k8s/base/crds
+	$(PY) deploy/monitoring/dashboards/generate.py --check
 
 crds: setup
 	$(VENV)/bin/orchestrator crds
+	$(VENV)/bin/orchestrator crds --output-dir k8s/base/crds
 
 ## Benchmarks; each prints its figures and one JSON line (see docs/performance.md).
 bench: setup system-deps testenv ui-deps

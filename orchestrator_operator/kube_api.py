@@ -90,7 +90,9 @@ class KubeApi:
         KUBE_API_REQUESTS.labels(verb, kind).inc()
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         # Token sources (service account, exec plugins) refresh through this call.
-        token = self._configuration.get_api_key_with_prefix("authorization")
+        token = self._configuration.get_api_key_with_prefix(
+            "BearerToken"
+        ) or self._configuration.get_api_key_with_prefix("authorization")
         if token:
             headers["Authorization"] = token
         response = self._http.request(
@@ -120,6 +122,22 @@ class KubeApi:
             content_type="application/apply-patch+yaml",
         )
         return result
+
+    def create(self, manifest: Manifest) -> bool:
+        """Create `manifest` unless an object of that name exists; True when it created one.
+
+        For objects written once and never again (a generated Secret): needs only the
+        `create` permission, not `get`.
+        """
+        meta = manifest["metadata"]
+        path = object_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), None)
+        try:
+            self._call("create", manifest["kind"], "POST", path, body=manifest)
+            return True
+        except ApiError as error:
+            if error.status == 409:
+                return False
+            raise
 
     def apply_all(self, manifests: list[Manifest]) -> None:
         """Apply independent objects concurrently: a reconcile waits for the slowest write,

@@ -18,7 +18,6 @@ from ..builders.probefleet import (
     build_children,
     cluster_role_name,
     fleet_owner,
-    token_ref,
     token_secret,
 )
 from ..fleet_health import FleetObservation, build_fleet_status
@@ -45,13 +44,9 @@ def reconcile(
     parsed: ProbeFleetSpec = accept_for_children(PROBE_FLEET, spec, status, meta, patch)
     owner = _owner(meta)
     api = KubeApi.shared()
-    secret_name = token_ref(owner, parsed)[0]
-    if (
-        not parsed.token_secret_ref
-        and api.get("v1", "Secret", owner.namespace, secret_name) is None
-    ):
-        # Created once: rewriting it would cut every probe off the app.
-        api.apply(token_secret(owner, secrets.token_urlsafe(32)))
+    if not parsed.token_secret_ref:
+        # Created once (409 when it exists): rewriting it would cut every probe off the app.
+        api.create(token_secret(owner, secrets.token_urlsafe(32)))
     api.apply_all(build_children(owner, parsed))
 
 

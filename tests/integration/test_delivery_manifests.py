@@ -198,13 +198,19 @@ ALLOWED = [
     ("delete", "poddisruptionbudgets.policy"),
     ("list", "nodes"), ("watch", "nodes"),
     ("create", "events"), ("patch", "events"),
+    # ProbeFleet: the probe's ServiceAccount, token Secret (create only) and cluster RBAC,
+    # and pods/services list/watch held only to grant them to the probes.
+    ("create", "serviceaccounts"), ("patch", "serviceaccounts"), ("create", "secrets"),
+    ("create", "clusterroles.rbac.authorization.k8s.io"),
+    ("delete", "clusterrolebindings.rbac.authorization.k8s.io"),
+    ("list", "pods"), ("watch", "services"),
 ]  # fmt: skip
 DENIED = [
-    ("list", "pods"), ("create", "pods"), ("get", "secrets"), ("list", "secrets"),
+    ("create", "pods"), ("get", "secrets"), ("list", "secrets"),
     ("delete", "daemonsets.apps"), ("delete", "mesosclusters.orchestrator.dev"),
     ("create", "mesosclusters.orchestrator.dev"), ("patch", "nodes"), ("update", "nodes"),
     ("create", "customresourcedefinitions.apiextensions.k8s.io"),
-    ("create", "clusterroles.rbac.authorization.k8s.io"), ("create", "serviceaccounts"),
+    ("escalate", "clusterroles.rbac.authorization.k8s.io"), ("delete", "serviceaccounts"),
     ("create", "pods/exec"), ("delete", "deployments.apps"), ("delete", "secrets"),
 ]  # fmt: skip
 

@@ -158,7 +158,7 @@ def test_the_token_has_no_more_than_the_cluster_role(service_account_kubeconfig:
         )  # fmt: skip
 
     assert as_operator("get", "mesosclusters", "-A").returncode == 0
-    denied = as_operator("get", "secrets", "-A")
+    denied = as_operator("get", "secrets", "-A")  # it may create the probes' token, never read
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
 
 
@@ -188,6 +188,9 @@ from orchestrator_operator.builders import zookeeper
 from orchestrator_operator.builders.meta import Owner
 from orchestrator_operator.kube_api import ApiError, KubeApi
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.builders.probefleet import (
+    build_children as fleet_children, cluster_role_name, fleet_owner, token_secret)
+from orchestrator_operator.models.probefleet import ProbeFleetSpec
 
 namespace, example = sys.argv[1], sys.argv[2]
 spec = MesosClusterSpec.model_validate(yaml.safe_load(open(example))["spec"])
@@ -205,19 +208,20 @@ for child in build_children(owner, spec):
 for child in zookeeper.build(owner, spec):
     attempt(f"delete {child['kind']}", lambda c=child: api.delete(
         c["apiVersion"], c["kind"], namespace, c["metadata"]["name"]))
+fleet = fleet_owner("scope", namespace, "00000000-0000-0000-0000-000000000002")
+attempt("create Secret", lambda: api.create(token_secret(fleet, "t")))
+attempt("create Secret again", lambda: api.create(token_secret(fleet, "t")))
+for child in fleet_children(fleet, ProbeFleetSpec()):
+    attempt(f"apply {child['kind']}", lambda c=child: api.apply(c))
+for kind in ("ClusterRoleBinding", "ClusterRole"):
+    attempt(f"delete {kind}", lambda k=kind: api.delete(
+        "rbac.authorization.k8s.io/v1", k, None, cluster_role_name(fleet)))
 attempt("get Pod", lambda: api.get("v1", "Pod", namespace, "demo-zookeeper-0"))
 attempt("delete Pod", lambda: api.delete("v1", "Pod", namespace, "demo-zookeeper-0"))
 print(json.dumps({"done": done, "refused": refused}))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="orchestrator_operator/kube_api.py reads the token under 'authorization', but the"
-    " kubernetes client keeps it under 'BearerToken': with a ServiceAccount token (in-cluster"
-    " or kubeconfig) the handlers' requests go out anonymous and get 403. Remove this marker"
-    " with the fix.",
-)
 def test_handlers_api_client_writes_children_under_its_service_account(
     kube_env: KubeTestEnv, service_account_kubeconfig: Path
 ) -> None:
@@ -234,6 +238,7 @@ def test_handlers_api_client_writes_children_under_its_service_account(
         report = json.loads(result.stdout.strip().splitlines()[-1])
         assert report["refused"] == []
         kinds = {what.split()[1] for what in report["done"] if what.startswith("apply")}
-        assert {"ConfigMap", "Service", "StatefulSet", "DaemonSet", "PodDisruptionBudget"} <= kinds
+        assert {"ConfigMap", "Service", "StatefulSet", "DaemonSet", "PodDisruptionBudget",
+                "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"} <= kinds
     finally:
         kube_env.kubectl_run("delete", "namespace", namespace, "--wait=false")
