@@ -1,6 +1,8 @@
 """Launch the monitoring app with the built UI routes (what app.py will do once it wires
 ``ui_assets.add_ui_routes``): ``python -m tests.e2e.ui_server --port P --token T
-[--read-only-token R] [--dist ui/dist]``. Prints ``listening <port>`` when ready."""
+[--read-only-token R] [--dist ui/dist] [--platform]``; ``--platform`` also adds the platform
+routes (``platform.add_platform_routes``, reading the cluster of $KUBECONFIG).
+Prints ``listening <port>`` when ready."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from orchestrator_operator.monitor.app import AppConfig, MonitorApp
+from orchestrator_operator.monitor.platform import KubePlatformReader, add_platform_routes
 from orchestrator_operator.monitor.ui_assets import add_ui_routes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +30,8 @@ async def serve(args: argparse.Namespace) -> None:
         )
     )
     app = monitor.web_app()
+    if args.platform:
+        add_platform_routes(app, KubePlatformReader(), authorize=monitor._require_reader)
     add_ui_routes(app, Path(args.dist))
     runner = web.AppRunner(app, access_log=None, auto_decompress=False)
     await runner.setup()
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", required=True)
     parser.add_argument("--read-only-token", default="")
     parser.add_argument("--probe-ttl", type=float, default=15.0)
+    parser.add_argument("--platform", action="store_true")
     parser.add_argument("--dist", default=str(ROOT / "ui" / "dist"))
     asyncio.run(serve(parser.parse_args(argv)))
     return 0
