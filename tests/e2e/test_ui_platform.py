@@ -3,7 +3,9 @@
 A MesosCluster and a ZkMigration are created in a namespace of this test and their status is
 written with ``kubectl patch --subresource=status``; a real app process
 (``tests.e2e.ui_server --platform``, KUBECONFIG = testenv's) then serves them on
-``/api/platform/...``, and (second test) the UI's platform pages show them in headless Chromium.
+``/api/platform/...``, and (``test_platform_pages_in_chromium``) the UI's platform pages show
+them in headless Chromium (``ui/e2e/platform.mjs``, playwright-core and Debian's chromium,
+1280x800), with screenshots in artifacts/ui/platform-*.png.
 
 The session's operator may be running (other tests start it): it watches every namespace and
 its 1 s observer rewrites a MesosCluster's status unless the phase is ``Invalid``, so the
@@ -12,8 +14,10 @@ cluster's patched phase is ``Invalid``, and the patch is repeated until it holds
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,7 +37,7 @@ UI = ROOT / "ui"
 ARTIFACTS = ROOT / "artifacts" / "ui"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TOKEN = "platform-e2e-token"
-NAMESPACE = f"ui-platform-{os.getpid()}"
+_COUNTER = itertools.count()
 
 CLUSTER_STATUS: dict[str, Any] = {
     "phase": "Invalid",
@@ -94,53 +98,67 @@ def _kubectl(env: KubeTestEnv, *args: str, input: str | None = None) -> str:
     return r.stdout
 
 
-def _status_holds(env: KubeTestEnv, kind: str, name: str, status: dict[str, Any]) -> bool:
-    obj = json.loads(_kubectl(env, "get", kind, name, "-n", NAMESPACE, "-o", "json"))
+def _status_holds(env: KubeTestEnv, ns: str, kind: str, name: str, status: dict[str, Any]) -> bool:
+    obj = json.loads(_kubectl(env, "get", kind, name, "-n", ns, "-o", "json"))
     got = obj.get("status") or {}
     return all(got.get(k) == v for k, v in status.items())
 
 
-def _patch_status(env: KubeTestEnv, kind: str, name: str, status: dict[str, Any]) -> None:
+def _patch_status(env: KubeTestEnv, ns: str, kind: str, name: str, status: dict[str, Any]) -> None:
     """Patch until the status holds for 2 s (an operator's create handler may write once)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        _kubectl(env, "patch", kind, name, "-n", NAMESPACE, "--subresource=status",
+        _kubectl(env, "patch", kind, name, "-n", ns, "--subresource=status",
                  "--type=merge", "-p", json.dumps({"status": status}))
         time.sleep(2)
-        if _status_holds(env, kind, name, status):
+        if _status_holds(env, ns, kind, name, status):
             return
     raise AssertionError(f"the status of {kind}/{name} did not hold")
 
 
 @pytest.fixture
-def platform_objects(kube_env: KubeTestEnv) -> Iterator[None]:
-    _kubectl(kube_env, "create", "namespace", NAMESPACE)
+def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
+    """A namespace of this test holding a MesosCluster and a ZkMigration with a status."""
+    ns = f"ui-platform-{os.getpid()}-{next(_COUNTER)}"
+    _kubectl(kube_env, "create", "namespace", ns)
     try:
         objects = [
             {"apiVersion": "orchestrator.dev/v1alpha1", "kind": "MesosCluster",
-             "metadata": {"name": "demo", "namespace": NAMESPACE}, "spec": {}},
+             "metadata": {"name": "demo", "namespace": ns}, "spec": {}},
             {"apiVersion": "orchestrator.dev/v1alpha1", "kind": "ZkMigration",
-             "metadata": {"name": "move-zk", "namespace": NAMESPACE},
+             "metadata": {"name": "move-zk", "namespace": ns},
              "spec": {"clusterRef": "demo",
                       "target": {"external": {"connectString": "zk-b.example:2181"}}}},
         ]
         _kubectl(kube_env, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1",
                  "kind": "List", "items": objects}))
-        _patch_status(kube_env, "mesosclusters", "demo", CLUSTER_STATUS)
-        _patch_status(kube_env, "zkmigrations", "move-zk", MIGRATION_STATUS)
-        yield
+        _patch_status(kube_env, ns, "mesosclusters", "demo", CLUSTER_STATUS)
+        _patch_status(kube_env, ns, "zkmigrations", "move-zk", MIGRATION_STATUS)
+        yield ns
     finally:
-        kube_env.kubectl_run("delete", "namespace", NAMESPACE, "--wait=false")
+        kube_env.kubectl_run("delete", "namespace", ns, "--wait=false")
 
 
-def _start_app(env: KubeTestEnv, dist: Path) -> tuple[subprocess.Popen[str], str]:
+def _unreachable_kubeconfig(directory: Path) -> Path:
+    kubeconfig = directory / "kubeconfig-unreachable"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:9",
+                                                "insecure-skip-tls-verify": True}}],
+        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
+        "users": [{"name": "x", "user": {"token": "nope"}}],
+    }))
+    return kubeconfig
+
+
+def _start_app(kubeconfig: Path, dist: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.e2e.ui_server", "--port", "0", "--token", TOKEN,
          "--platform", "--dist", str(dist)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "KUBECONFIG": str(env.kubeconfig)},
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -172,15 +190,15 @@ def _get(url: str, token: str | None = TOKEN) -> tuple[int, Any]:
 
 @pytest.mark.kube
 def test_platform_routes_read_the_real_api(
-    kube_env: KubeTestEnv, platform_objects: None, tmp_path: Path
+    kube_env: KubeTestEnv, namespace: str, tmp_path: Path
 ) -> None:
     (tmp_path / "index.html").write_text("<!doctype html>")
-    proc, url = _start_app(kube_env, tmp_path)
+    proc, url = _start_app(kube_env.kubeconfig, tmp_path)
     try:
         assert _get(f"{url}/api/platform/mesosclusters", token=None)[0] == 401
         status, body = _get(f"{url}/api/platform/mesosclusters")
         assert status == 200, body
-        [demo] = [i for i in body["items"] if i["namespace"] == NAMESPACE]
+        [demo] = [i for i in body["items"] if i["namespace"] == namespace]
         assert demo["phase"] == "Invalid"
         assert demo["leadingMaster"] == CLUSTER_STATUS["leadingMaster"]
         assert demo["components"]["masters"] == {"ready": 2, "desired": 3}
@@ -189,14 +207,14 @@ def test_platform_routes_read_the_real_api(
 
         status, body = _get(f"{url}/api/platform/zkmigrations")
         assert status == 200, body
-        [mig] = [i for i in body["items"] if i["namespace"] == NAMESPACE]
+        [mig] = [i for i in body["items"] if i["namespace"] == namespace]
         assert mig["currentPhase"] == 2 and mig["clusterRef"] == "demo"
         assert [p["state"] for p in mig["phases"]] == ["Succeeded", "Running"] + ["Pending"] * 4
         assert mig["sync"]["conflicts"] == 1 and mig["sync"]["lagP99Seconds"] == 0.036
 
-        status, one = _get(f"{url}/api/platform/mesosclusters/{NAMESPACE}/demo")
+        status, one = _get(f"{url}/api/platform/mesosclusters/{namespace}/demo")
         assert status == 200 and one["spec"]["masters"]["replicas"] == 3  # CRD defaults
-        status, _ = _get(f"{url}/api/platform/zkmigrations/{NAMESPACE}/nope")
+        status, _ = _get(f"{url}/api/platform/zkmigrations/{namespace}/nope")
         assert status == 404
     finally:
         _stop(proc)
@@ -204,24 +222,55 @@ def test_platform_routes_read_the_real_api(
 
 def test_platform_routes_503_when_the_api_is_unreachable(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<!doctype html>")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "x",
-        "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:9",
-                                                "insecure-skip-tls-verify": True}}],
-        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
-        "users": [{"name": "x", "user": {"token": "nope"}}],
-    }))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.e2e.ui_server", "--port", "0", "--token", TOKEN,
-         "--platform", "--dist", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-    )
+    proc, url = _start_app(_unreachable_kubeconfig(tmp_path), tmp_path)
     try:
-        assert proc.stdout is not None
-        url = f"http://127.0.0.1:{int(proc.stdout.readline().split()[1])}"
         status, body = _get(f"{url}/api/platform/mesosclusters")
         assert status == 503 and body["reason"] == "unreachable", body
     finally:
         _stop(proc)
+
+
+@pytest.mark.kube
+def test_platform_pages_in_chromium(
+    kube_env: KubeTestEnv, namespace: str, tmp_path: Path
+) -> None:
+    if shutil.which("node") is None or not (UI / "node_modules" / ".package-lock.json").exists():
+        pytest.fail("node and `npm ci` in ui/ are needed", pytrace=False)
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium", pytrace=False)
+    dist = tmp_path / "dist"
+    r = subprocess.run(
+        ["npx", "--no-install", "vite", "build", "--logLevel", "warn", "--outDir", str(dist)],
+        cwd=UI, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, f"vite build failed:\n{r.stdout}\n{r.stderr}"
+    app, url = _start_app(kube_env.kubeconfig, dist)
+    broken, broken_url = _start_app(_unreachable_kubeconfig(tmp_path), dist)
+    try:
+        r = subprocess.run(
+            ["node", "e2e/platform.mjs", "--url", url, "--token", TOKEN, "--namespace", namespace,
+             "--artifacts", str(ARTIFACTS), "--broken-url", broken_url],
+            cwd=UI, capture_output=True, text=True, timeout=240,
+        )
+    finally:
+        _stop(app)
+        _stop(broken)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    assert lines, f"no result from platform.mjs (exit {r.returncode}):\n{r.stdout}\n{r.stderr}"
+    result = json.loads(lines[-1])
+    assert r.returncode == 0 and result["ok"], f"{result}\n{r.stderr[-4000:]}"
+    cluster = result["cluster"]
+    assert result["listPhase"] == "Invalid" and cluster["phase"] == "Invalid"
+    assert cluster["leadingMaster"] == CLUSTER_STATUS["leadingMaster"]
+    assert any("QuorumAtRisk" in c and "2 of 3 masters ready" in c for c in cluster["conditions"])
+    assert any(c.startswith("AgentsReady True AllReady") for c in cluster["conditions"])
+    assert "2 / 3" in cluster["masters"] and "kwok-node-2" in cluster["maintenance"]
+    migration = result["migration"]
+    assert migration["phases"] == ["Succeeded", "Running"] + ["Pending"] * 4
+    assert migration["current"] == "2"
+    assert migration["lag"].startswith("36 ms") and migration["conflicts"] == "1"
+    assert migration["differences"] == "2"
+    assert result["reloads"] == 0
+    assert "cannot be reached" in result["errorShown"] and "503" in result["errorShown"]
+    for name in ("platform-mesosclusters.png", "platform-zkmigrations.png", "platform-error.png"):
+        assert (ARTIFACTS / name).stat().st_size > 0

@@ -7,8 +7,12 @@ import { Panel } from "./Panel";
 import { createUiStore, visibleNodes } from "./store";
 import { TOPOLOGIES, type TopologyName } from "./types";
 import { parseUrl, toUrl } from "./url";
+import { createPlatformStore, parsePlatformUrl, PLATFORM_PAGES, withPlatform } from "./platform";
+import { PlatformPage } from "./PlatformPage";
 
 const store = createUiStore(parseUrl(window.location.search));
+const platform = createPlatformStore();
+platform.setState(parsePlatformUrl(window.location.search));
 const TOKEN_KEY = "orchestrator.monitor.token";
 
 const METRICS = ["cpu_percent", "memory_usage_bytes", "memory_used_bytes", "rss_bytes", "connections", "open_files", "containers", "processes", "pods", "load1"];
@@ -147,20 +151,23 @@ function NodeList({ onPick }: { onPick(id: string): void }) {
 
 function Main() {
   const s = useStore(store);
+  const page = useStore(platform, (p) => p.page);
+  const pageItem = useStore(platform, (p) => p.selected);
   const graphEl = useRef<HTMLDivElement>(null);
   const view = useRef<GraphView | null>(null);
   const feed = useRef<LiveFeed | null>(null);
 
   // the URL follows the view (shareable)
   useEffect(() => {
-    const url = toUrl({ topology: s.topology, filters: s.filters, selected: s.selected, sizeBy: s.sizeBy, grouped: s.grouped });
+    const url = withPlatform(toUrl({ topology: s.topology, filters: s.filters, selected: s.selected, sizeBy: s.sizeBy, grouped: s.grouped }), page, pageItem);
     if (url !== window.location.search) window.history.replaceState(null, "", url);
-  }, [s.topology, s.filters, s.selected, s.sizeBy, s.grouped]);
+  }, [s.topology, s.filters, s.selected, s.sizeBy, s.grouped, page, pageItem]);
 
   useEffect(() => {
     const onPop = () => {
       const v = parseUrl(window.location.search);
       store.setState({ ...v });
+      platform.setState(parsePlatformUrl(window.location.search));
     };
     window.addEventListener("popstate", onPop);
     return () => window.removeEventListener("popstate", onPop);
@@ -219,7 +226,9 @@ function Main() {
       if (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA") return;
       if (e.key === "/") { document.getElementById("search")?.focus(); e.preventDefault(); }
       const i = Number(e.key);
-      if (i >= 1 && i <= TOPOLOGIES.length) store.getState().setTopology(TOPOLOGIES[i - 1]);
+      if (i >= 1 && i <= TOPOLOGIES.length) { platform.getState().open(null); store.getState().setTopology(TOPOLOGIES[i - 1]); }
+      if (i > TOPOLOGIES.length && i <= TOPOLOGIES.length + PLATFORM_PAGES.length) platform.getState().open(PLATFORM_PAGES[i - TOPOLOGIES.length - 1].kind);
+      if (e.key === "Escape" && platform.getState().page) { platform.getState().select(null); return; }
       if (e.key === "+" || e.key === "=") view.current?.zoom(1.5);
       if (e.key === "-") view.current?.zoom(1 / 1.5);
       if (e.key === "0") view.current?.zoom(0);
@@ -242,8 +251,15 @@ function Main() {
         <h1>orchestrator</h1>
         <nav aria-label="topologies" className="views">
           {TOPOLOGIES.map((t, i) => (
-            <button key={t} aria-pressed={s.topology === t} data-view={t} title={`${t} (${i + 1})`}
-              onClick={() => store.getState().setTopology(t)}>{t}</button>
+            <button key={t} aria-pressed={!page && s.topology === t} data-view={t} title={`${t} (${i + 1})`}
+              onClick={() => { platform.getState().open(null); store.getState().setTopology(t); }}>{t}</button>
+          ))}
+        </nav>
+        <span className="sep" aria-hidden="true" />
+        <nav aria-label="platform" className="views">
+          {PLATFORM_PAGES.map((p, i) => (
+            <button key={p.kind} aria-pressed={page === p.kind} data-page-link={p.kind} title={`${p.title} (${TOPOLOGIES.length + i + 1})`}
+              onClick={() => platform.getState().open(p.kind)}>{p.title}</button>
           ))}
         </nav>
         <SearchBox />
@@ -253,7 +269,7 @@ function Main() {
         <span className="muted">{s.role === "reader" ? "read-only" : ""}</span>
         <button onClick={() => { sessionStorage.removeItem(TOKEN_KEY); feed.current?.close(); store.getState().setToken(null); }}>sign out</button>
       </header>
-      <div className="bar">
+      <div className="bar" hidden={page != null}>
         <Filters />
         <label>size by{" "}
           <select aria-label="size by" value={s.sizeBy} onChange={(e) => store.getState().setSizeBy(e.target.value)}>
@@ -270,7 +286,9 @@ function Main() {
       {s.conn === "unreachable" && (
         <div role="alert" className="banner" data-unreachable>The monitoring app cannot be reached — showing the last known state; reconnecting…</div>
       )}
-      <div className="body">
+      {page && s.token && <PlatformPage store={platform} token={s.token} page={page} />}
+      {/* the graph stays mounted with a size (sigma needs one) while a platform page shows */}
+      <div className={page ? "body off" : "body"} aria-hidden={page != null} inert={page != null}>
         <NodeList onPick={pick} />
         <div className="graph" ref={graphEl} aria-label={`${s.topology} graph`} role="img" />
         {node && s.token && (

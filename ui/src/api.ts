@@ -74,3 +74,7 @@ export interface SearchResult {
 
 export const search = (token: string, q: string): Promise<{ results: SearchResult[] }> =>
   call(token, `/api/search?q=${encodeURIComponent(q)}&limit=20`);
+
+/** The app's platform routes (MesosClusters, ZkMigrations from the Kubernetes API). */
+export const platformList = <T>(token: string, kind: string): Promise<{ kind: string; items: T[] }> =>
+  call(token, `/api/platform/${kind}`);

@@ -1,0 +1,112 @@
+// End-to-end run of the platform pages against a real app reading a real API server
+// (driven by tests/e2e/test_ui_platform.py).
+// Usage: node e2e/platform.mjs --url URL --token T --namespace NS --artifacts DIR [--broken-url URL]
+// Prints one JSON line with what it saw; exits 1 on failure.
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const out = { ok: false, steps: [], screenshots: [] };
+const step = (s) => {
+  out.steps.push(s);
+  process.stderr.write(`[platform-e2e] ${s}\n`);
+};
+fs.mkdirSync(args.artifacts, { recursive: true });
+const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-e2e-chromium-"));
+const browser = await chromium.launchPersistentContext(userDir, {
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1280, height: 800 },
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync",
+  ],
+});
+const T = 30_000;
+const shot = async (page, name) => {
+  const file = path.join(args.artifacts, name);
+  await page.screenshot({ path: file });
+  out.screenshots.push(file);
+};
+try {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => step(`page error: ${e.message}`));
+  let loads = 0;
+  page.on("load", () => { loads += 1; });
+  await page.goto(`${args.url}/?view=containers`);
+  await page.fill("#token", args.token);
+  await page.press("#token", "Enter");
+  await page.waitForSelector('[data-page-link="mesosclusters"]', { timeout: T });
+  const loadsAtStart = loads;
+
+  // Mesos clusters: list, then the detail of the test's cluster (keyboard: focus the row, Enter)
+  const cluster = `${args.namespace}/demo`;
+  await page.click('[data-page-link="mesosclusters"]');
+  await page.waitForSelector(`[data-item="${cluster}"]`, { timeout: T });
+  out.listPhase = (await page.locator(`[data-item="${cluster}"] .badge`).first().innerText()).trim();
+  await page.focus(`[data-item="${cluster}"]`);
+  await page.keyboard.press("Enter");
+  const detail = `[data-detail="${cluster}"]`;
+  await page.waitForSelector(detail, { timeout: T });
+  out.cluster = {
+    phase: (await page.locator(`${detail} h2 .badge`).innerText()).trim(),
+    leadingMaster: (await page.locator(`${detail} [data-field="leadingMaster"]`).innerText()).trim(),
+    conditions: await page.locator(`${detail} [data-condition]`).evaluateAll((rows) => rows.map((r) => r.innerText.replace(/\s+/g, " ").trim())),
+    masters: (await page.locator(`${detail} [data-component="masters"]`).innerText()).replace(/\s+/g, " ").trim(),
+    maintenance: (await page.locator(`${detail} [aria-label="maintenance"]`).innerText()).replace(/\s+/g, " ").trim(),
+  };
+  await shot(page, "platform-mesosclusters.png");
+  step(`cluster: ${JSON.stringify(out.cluster)}`);
+
+  // ZooKeeper migrations: keyboard 7 opens the page, the row by keyboard, timeline and sync
+  await page.keyboard.press("Escape");
+  await page.locator("body").focus();
+  await page.keyboard.press("7");
+  const migration = `${args.namespace}/move-zk`;
+  await page.waitForSelector(`[data-item="${migration}"]`, { timeout: T });
+  await page.focus(`[data-item="${migration}"]`);
+  await page.keyboard.press("Enter");
+  const mdetail = `[data-detail="${migration}"]`;
+  await page.waitForSelector(mdetail, { timeout: T });
+  // two polls: the lag chart has two samples
+  await page.waitForSelector(`${mdetail} svg path`, { state: "attached", timeout: T });
+  out.migration = {
+    phases: await page.locator(`${mdetail} [data-phase]`).evaluateAll((rows) => rows.map((r) => r.querySelector(".badge")?.textContent)),
+    current: await page.locator(`${mdetail} [aria-current="step"]`).getAttribute("data-phase"),
+    lag: (await page.locator(`${mdetail} [data-field="lag"]`).innerText()).trim(),
+    conflicts: (await page.locator(`${mdetail} [data-field="conflicts"]`).innerText()).trim(),
+    differences: (await page.locator(`${mdetail} [data-field="differences"]`).innerText()).trim(),
+  };
+  await shot(page, "platform-zkmigrations.png");
+  step(`migration: ${JSON.stringify(out.migration)}`);
+
+  // back to a topology view, and no page load happened on the way
+  await page.click('[data-view="containers"]');
+  await page.waitForSelector('[data-page]', { state: "detached", timeout: T });
+  out.reloads = loads - loadsAtStart;
+
+  // an app whose platform API fails: a visible error
+  if (args["broken-url"]) {
+    const p2 = await browser.newPage();
+    await p2.goto(`${args["broken-url"]}/?view=hosts&page=mesosclusters`);
+    await p2.fill("#token", args.token);
+    await p2.press("#token", "Enter");
+    await p2.waitForSelector("[data-platform-error]", { timeout: T });
+    out.errorShown = (await p2.locator("[data-platform-error]").innerText()).trim();
+    await shot(p2, "platform-error.png");
+    await p2.close();
+    step(`error: ${out.errorShown}`);
+  }
+  out.ok = true;
+} catch (e) {
+  out.error = String(e?.stack ?? e);
+} finally {
+  await browser.close();
+  fs.rmSync(userDir, { recursive: true, force: true });
+}
+console.log(JSON.stringify(out));
+process.exit(out.ok ? 0 : 1);
