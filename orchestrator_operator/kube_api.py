@@ -154,6 +154,18 @@ class KubeApi:
                 return None
             raise
 
+    def list(
+        self, api_version: str, kind: str, namespace: str | None, **selectors: str
+    ) -> list[Manifest]:
+        """Objects of a kind; `field_selector=` / `label_selector=` filter on the server."""
+        params = {
+            {"field_selector": "fieldSelector", "label_selector": "labelSelector"}[k]: v
+            for k, v in selectors.items()
+        }
+        path = object_path(api_version, kind, namespace, None)
+        items: list[Manifest] = self._call("list", kind, "GET", path, params=params)["items"]
+        return items
+
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         """Delete an object; False when it was already gone."""
         try:

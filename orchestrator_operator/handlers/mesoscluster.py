@@ -35,6 +35,7 @@ from .workloads import Workloads
 OBSERVE_INTERVAL_SECONDS = 1.0
 ZK_POOL = ZkClientPool()
 # Four-letter words open a connection per server: ask every 10 s, not on every tick.
+CORDONED = TtlCache[str, frozenset[str]](ttl_seconds=5.0)
 ZK_MODES = TtlCache[str, tuple[tuple[str, str | None], ...]](ttl_seconds=10.0)
 
 
@@ -121,16 +122,21 @@ def forget_metrics(meta: kopf.Meta, **_: Any) -> None:
     forget(meta["namespace"], meta["name"])
 
 
-def _is_cordoned(spec: kopf.Spec, **_: Any) -> bool:
-    return bool(spec.get("unschedulable"))
+def cordoned_nodes() -> frozenset[str]:
+    """Nodes marked unschedulable (`kubectl cordon`): their agents go into maintenance.
 
-
-# A filter, not a None result: Kopf drops an object from an index only when it stops
-# matching the handler's filters (a None result would keep the old entry).
-@kopf.index("", "v1", "nodes", when=_is_cordoned)
-def cordoned_nodes(name: str, **_: Any) -> dict[str, bool]:
-    """Nodes marked unschedulable (`kubectl cordon`): their agents go into maintenance."""
-    return {name: True}
+    One server-side filtered LIST, shared by every cluster for a few seconds: watching all
+    nodes instead (a Kopf index) costs the operator every heartbeat of a 5,000-node cluster.
+    """
+    return CORDONED.get_or_compute(
+        "nodes",
+        lambda: frozenset(
+            node["metadata"]["name"]
+            for node in KubeApi.shared().list(
+                "v1", "Node", None, field_selector="spec.unschedulable=true"
+            )
+        ),
+    )
 
 
 @kopf.timer(API_GROUP, API_VERSION, "mesosclusters", interval=OBSERVE_INTERVAL_SECONDS)
@@ -152,8 +158,7 @@ def observe(
         observation, status.get("observedGeneration"), previous, now_rfc3339()
     )
     new_status["rollout"] = roll_quorum_members(owner, parsed, observation, workloads) or None
-    cordoned_index: kopf.Index[str, bool] = kwargs["cordoned_nodes"]  # Kopf passes indices by name
-    cordoned = set(cordoned_index.keys())
+    cordoned = set(cordoned_nodes())
     leader = observation.election.leader if observation.election else None
     if leader and observation.master_health and (cordoned or status.get("maintenance")):
         report = run_maintenance(leader.address, cordoned)

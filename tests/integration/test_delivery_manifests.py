@@ -196,7 +196,7 @@ ALLOWED = [
     ("get", "pods"), ("delete", "pods"),
     ("delete", "configmaps"), ("delete", "services"), ("delete", "statefulsets.apps"),
     ("delete", "poddisruptionbudgets.policy"),
-    ("list", "nodes"), ("watch", "nodes"),
+    ("list", "nodes"),
     ("create", "events"), ("patch", "events"),
     # ProbeFleet: the probe's ServiceAccount, token Secret (create only) and cluster RBAC,
     # and pods/services list/watch held only to grant them to the probes.
@@ -206,7 +206,7 @@ ALLOWED = [
     ("list", "pods"), ("watch", "services"),
 ]  # fmt: skip
 DENIED = [
-    ("create", "pods"), ("get", "secrets"), ("list", "secrets"),
+    ("create", "pods"), ("get", "secrets"), ("list", "secrets"), ("watch", "nodes"),
     ("delete", "daemonsets.apps"), ("delete", "mesosclusters.orchestrator.dev"),
     ("create", "mesosclusters.orchestrator.dev"), ("patch", "nodes"), ("update", "nodes"),
     ("create", "customresourcedefinitions.apiextensions.k8s.io"),
