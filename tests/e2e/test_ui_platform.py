@@ -7,9 +7,11 @@ written with ``kubectl patch --subresource=status``; a real app process
 them in headless Chromium (``ui/e2e/platform.mjs``, playwright-core and Debian's chromium,
 1280x800), with screenshots in artifacts/ui/platform-*.png.
 
-The session's operator may be running (other tests start it): it watches every namespace and
-its 1 s observer rewrites a MesosCluster's status unless the phase is ``Invalid``, so the
-cluster's patched phase is ``Invalid``, and the patch is repeated until it holds.
+The session's operator may be running (other tests start it): it watches every namespace,
+its create handler (and its retries) write the status, and its 1 s observer rewrites a
+MesosCluster's status unless the phase is ``Invalid``. So the cluster's patched phase is
+``Invalid``, a thread re-patches a status the operator changed (checked every second) for as
+long as the test runs, and the checks wait for the patched values rather than read once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -108,12 +111,38 @@ def _patch_status(env: KubeTestEnv, ns: str, kind: str, name: str, status: dict[
     """Patch until the status holds for 2 s (an operator's create handler may write once)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        _kubectl(env, "patch", kind, name, "-n", ns, "--subresource=status",
-                 "--type=merge", "-p", json.dumps({"status": status}))
+        _patch(env, ns, kind, name, status)
         time.sleep(2)
         if _status_holds(env, ns, kind, name, status):
             return
     raise AssertionError(f"the status of {kind}/{name} did not hold")
+
+
+def _patch(env: KubeTestEnv, ns: str, kind: str, name: str, status: dict[str, Any]) -> None:
+    _kubectl(env, "patch", kind, name, "-n", ns, "--subresource=status", "--type=merge",
+             "-p", json.dumps({"status": status}))
+
+
+class _StatusHolder(threading.Thread):
+    """Re-patches the statuses whenever someone else (the session's operator) changed them."""
+
+    def __init__(self, env: KubeTestEnv, ns: str, objects: list[tuple[str, str, dict[str, Any]]]):
+        super().__init__(daemon=True, name="status-holder")
+        self.env, self.ns, self.objects = env, ns, objects
+        self.stopped = threading.Event()
+        self.repatches = 0
+
+    def run(self) -> None:
+        while not self.stopped.wait(1.0):
+            for kind, name, status in self.objects:
+                path = f"/apis/orchestrator.dev/v1alpha1/namespaces/{self.ns}/{kind}/{name}"
+                try:
+                    got = self.env.api("GET", path).get("status") or {}
+                    if any(got.get(k) != v for k, v in status.items()):
+                        _patch(self.env, self.ns, kind, name, status)
+                        self.repatches += 1
+                except Exception:  # an API hiccup: try again next second
+                    continue
 
 
 @pytest.fixture
@@ -134,7 +163,14 @@ def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
                  "kind": "List", "items": objects}))
         _patch_status(kube_env, ns, "mesosclusters", "demo", CLUSTER_STATUS)
         _patch_status(kube_env, ns, "zkmigrations", "move-zk", MIGRATION_STATUS)
-        yield ns
+        holder = _StatusHolder(kube_env, ns, [("mesosclusters", "demo", CLUSTER_STATUS),
+                                              ("zkmigrations", "move-zk", MIGRATION_STATUS)])
+        holder.start()
+        try:
+            yield ns
+        finally:
+            holder.stopped.set()
+            holder.join(30)
     finally:
         kube_env.kubectl_run("delete", "namespace", ns, "--wait=false")
 
@@ -196,18 +232,28 @@ def test_platform_routes_read_the_real_api(
     proc, url = _start_app(kube_env.kubeconfig, tmp_path)
     try:
         assert _get(f"{url}/api/platform/mesosclusters", token=None)[0] == 401
-        status, body = _get(f"{url}/api/platform/mesosclusters")
-        assert status == 200, body
-        [demo] = [i for i in body["items"] if i["namespace"] == namespace]
+        deadline = time.monotonic() + 30
+        while True:  # until the patched status is read (the operator may have changed it)
+            status, body = _get(f"{url}/api/platform/mesosclusters")
+            assert status == 200, body
+            [demo] = [i for i in body["items"] if i["namespace"] == namespace]
+            if demo["phase"] == "Invalid" or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         assert demo["phase"] == "Invalid"
         assert demo["leadingMaster"] == CLUSTER_STATUS["leadingMaster"]
         assert demo["components"]["masters"] == {"ready": 2, "desired": 3}
         assert demo["maintenance"][0]["node"] == "kwok-node-2"
         assert {c["reason"] for c in demo["conditions"]} == {"QuorumAtRisk", "AllReady"}
 
-        status, body = _get(f"{url}/api/platform/zkmigrations")
-        assert status == 200, body
-        [mig] = [i for i in body["items"] if i["namespace"] == namespace]
+        deadline = time.monotonic() + 30
+        while True:
+            status, body = _get(f"{url}/api/platform/zkmigrations")
+            assert status == 200, body
+            [mig] = [i for i in body["items"] if i["namespace"] == namespace]
+            if mig["currentPhase"] == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         assert mig["currentPhase"] == 2 and mig["clusterRef"] == "demo"
         assert [p["state"] for p in mig["phases"]] == ["Succeeded", "Running"] + ["Pending"] * 4
         assert mig["sync"]["conflicts"] == 1 and mig["sync"]["lagP99Seconds"] == 0.036
@@ -249,7 +295,7 @@ def test_platform_pages_in_chromium(
     try:
         r = subprocess.run(
             ["node", "e2e/platform.mjs", "--url", url, "--token", TOKEN, "--namespace", namespace,
-             "--artifacts", str(ARTIFACTS), "--broken-url", broken_url],
+             "--phase", "Invalid", "--artifacts", str(ARTIFACTS), "--broken-url", broken_url],
             cwd=UI, capture_output=True, text=True, timeout=240,
         )
     finally:

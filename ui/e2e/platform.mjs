@@ -1,6 +1,7 @@
 // End-to-end run of the platform pages against a real app reading a real API server
 // (driven by tests/e2e/test_ui_platform.py).
-// Usage: node e2e/platform.mjs --url URL --token T --namespace NS --artifacts DIR [--broken-url URL]
+// Usage: node e2e/platform.mjs --url URL --token T --namespace NS --artifacts DIR
+//          [--phase PHASE] [--broken-url URL]
 // Prints one JSON line with what it saw; exits 1 on failure.
 import { chromium } from "playwright-core";
 import fs from "node:fs";
@@ -47,11 +48,17 @@ try {
   const cluster = `${args.namespace}/demo`;
   await page.click('[data-page-link="mesosclusters"]');
   await page.waitForSelector(`[data-item="${cluster}"]`, { timeout: T });
+  // the page polls every 5 s: wait for the status the test wrote (another writer may race it)
+  const badgeIs = (sel, text) => page.waitForFunction(
+    (a) => document.querySelector(a.sel)?.textContent?.trim() === a.text, { sel, text }, { timeout: T },
+  );
+  if (args.phase) await badgeIs(`[data-item="${cluster}"] .badge`, args.phase);
   out.listPhase = (await page.locator(`[data-item="${cluster}"] .badge`).first().innerText()).trim();
   await page.focus(`[data-item="${cluster}"]`);
   await page.keyboard.press("Enter");
   const detail = `[data-detail="${cluster}"]`;
   await page.waitForSelector(detail, { timeout: T });
+  if (args.phase) await badgeIs(`${detail} h2 .badge`, args.phase);
   out.cluster = {
     phase: (await page.locator(`${detail} h2 .badge`).innerText()).trim(),
     leadingMaster: (await page.locator(`${detail} [data-field="leadingMaster"]`).innerText()).trim(),
@@ -72,6 +79,7 @@ try {
   await page.keyboard.press("Enter");
   const mdetail = `[data-detail="${migration}"]`;
   await page.waitForSelector(mdetail, { timeout: T });
+  await page.waitForSelector(`${mdetail} [data-phase="2"][aria-current="step"]`, { timeout: T });
   // two polls: the lag chart has two samples
   await page.waitForSelector(`${mdetail} svg path`, { state: "attached", timeout: T });
   out.migration = {
