@@ -12,6 +12,7 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -27,6 +28,7 @@ from orchestrator_operator.monitor.render import TopologyRenderer
 from orchestrator_operator.monitor.report import ReportInvalid, decode_report
 from orchestrator_operator.monitor.store import Store, TopologyChanges
 from orchestrator_operator.monitor.topology import TOPOLOGIES, Node, node_filter_from_query
+from orchestrator_operator.monitor.ui_assets import add_ui_routes
 
 log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -42,6 +44,7 @@ class AppConfig:
     control_timeout: float = 30.0
     flush_interval: float = 0.1
     max_probes: int = 10_000  # distinct probes merged at once; more are refused with 429
+    ui_dist: Path | None = None  # the built UI (ui/dist); None: API only
 
 
 class Rejected(Exception):
@@ -395,6 +398,8 @@ class MonitorApp:
         app.router.add_get("/api/openapi.json", self.handle_openapi)
         app.router.add_get("/metrics", self.handle_metrics)
         app.router.add_get("/healthz", self.handle_health)
+        if self.config.ui_dist is not None:
+            add_ui_routes(app, self.config.ui_dist)  # after the API: its fallback is last
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app

@@ -76,6 +76,7 @@ def _app(args: argparse.Namespace) -> int:
         read_only_token=read_only,
         max_report_bytes=args.max_report_bytes,
         probe_ttl=args.probe_ttl,
+        ui_dist=Path(args.ui_dist) if args.ui_dist else None,
     )
 
     async def main() -> None:
@@ -118,6 +119,11 @@ def add_monitor_parsers(subparsers: argparse._SubParsersAction) -> None:  # type
     app.add_argument("--read-only-token-file")
     app.add_argument("--max-report-bytes", type=int, default=8 * 1024 * 1024)
     app.add_argument("--probe-ttl", type=float, default=15.0, help="seconds before expiry")
+    app.add_argument(
+        "--ui-dist",
+        default=os.environ.get("ORCHESTRATOR_UI_DIST"),
+        help="serve the web UI built in this directory (ui/dist); default $ORCHESTRATOR_UI_DIST",
+    )
     app.add_argument("--verbose", action="store_true")
     app.set_defaults(func=_app)
 
