@@ -101,7 +101,7 @@ function MigrationDetail({ m, lag }: { m: ZkMigrationSummary; lag: [number, numb
       {m.sync ? (
         <table className="kv" aria-label="sync">
           <tbody>
-            <tr><th>lag p99</th><td data-field="lag">{formatLag(m.sync.lagP99Seconds)} <Sparkline points={lag} label="sync lag p99 (s), sampled while this page is open" /></td></tr>
+            <tr><th>lag p99</th><td data-field="lag">{formatLag(m.sync.lagP99Seconds)} <Sparkline points={lag} label="sync lag p99 (s)" span="sampled while this page is open" /></td></tr>
             <tr><th>digests</th><td>{m.sync.digestsEqual == null ? "—" : m.sync.digestsEqual ? <Badge health="ok">equal</Badge> : <Badge health="bad">differ</Badge>}</td></tr>
             <tr><th>differences</th><td data-field="differences">{m.sync.differences ?? "—"}</td></tr>
             <tr><th>conflicts</th><td data-field="conflicts">{m.sync.conflicts ? <Badge health="bad">{m.sync.conflicts}</Badge> : m.sync.conflicts ?? "—"}</td></tr>
