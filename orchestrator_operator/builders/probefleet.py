@@ -43,39 +43,46 @@ def token_secret(owner: Owner, token: str) -> Manifest:
     }
 
 
-def cluster_role_name(owner: Owner) -> str:
-    return f"orchestrator-probe-{owner.namespace}-{owner.name}"
+def cluster_role_name(owner: Owner, component: str = PROBE) -> str:
+    return f"orchestrator-{component}-{owner.namespace}-{owner.name}"
+
+
+CLUSTER_RULES = {
+    # The probe's Kubernetes collector reads pods and services.
+    PROBE: [{"apiGroups": [""], "resources": ["pods", "services"],
+             "verbs": ["get", "list", "watch"]}],
+    # The app's platform pages read MesosClusters and ZkMigrations.
+    APP: [{"apiGroups": ["orchestrator.dev"], "resources": ["mesosclusters", "zkmigrations"],
+           "verbs": ["get", "list"]}],
+}  # fmt: skip
 
 
 def rbac(owner: Owner) -> list[Manifest]:
-    """The probe reads the pods and services the Kubernetes collector reports, nothing more.
+    """A ServiceAccount, ClusterRole and binding for the probe and for the app, nothing more.
 
-    ClusterRole and binding are cluster-scoped: a namespaced owner cannot own them, so the
+    ClusterRoles and bindings are cluster-scoped: a namespaced owner cannot own them, so the
     handler deletes them itself when the ProbeFleet goes.
     """
-    account = metadata(owner, PROBE, "orchestrator-probe")
-    role_meta = {k: v for k, v in account.items() if k not in ("namespace", "ownerReferences")}
-    role_meta["name"] = cluster_role_name(owner)
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account,
-         "automountServiceAccountToken": True},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": role_meta,
-            "rules": [{"apiGroups": [""], "resources": ["pods", "services"],
-                       "verbs": ["get", "list", "watch"]}],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": role_meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                        "name": cluster_role_name(owner)},
-            "subjects": [{"kind": "ServiceAccount", "name": account["name"],
-                          "namespace": owner.namespace}],
-        },
-    ]  # fmt: skip
+    manifests: list[Manifest] = []
+    for component, rules in CLUSTER_RULES.items():
+        account = metadata(owner, component, f"orchestrator-{component}")
+        role_meta = {k: v for k, v in account.items() if k not in ("namespace", "ownerReferences")}
+        role_meta["name"] = cluster_role_name(owner, component)
+        manifests += [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": role_meta, "rules": rules},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": role_meta,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": role_meta["name"]},
+                "subjects": [{"kind": "ServiceAccount", "name": account["name"],
+                              "namespace": owner.namespace}],
+            },
+        ]  # fmt: skip
+    return manifests
 
 
 def _token_env(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
@@ -104,7 +111,7 @@ def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
              "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}}
         )  # fmt: skip
     pod: Manifest = {
-        "serviceAccountName": metadata(owner, PROBE, "orchestrator-probe")["name"],
+        "serviceAccountName": owner.child_name(PROBE),
         # Host processes and connections are only visible from the host's namespaces.
         "hostPID": True,
         "hostNetwork": True,
@@ -179,7 +186,7 @@ def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
                     "labels": metadata(owner, APP, "orchestrator-monitoring-app")["labels"]
                 },
                 "spec": {
-                    "automountServiceAccountToken": False,
+                    "serviceAccountName": owner.child_name(APP),
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": 10001,

@@ -13,6 +13,7 @@ import kopf
 from ..builders.meta import Owner
 from ..builders.probefleet import (
     APP,
+    CLUSTER_RULES,
     PROBE,
     app_url,
     build_children,
@@ -54,9 +55,10 @@ def reconcile(
 def remove_cluster_scoped(meta: kopf.Meta, **_: Any) -> None:
     """Namespaced children go by garbage collection; the ClusterRole and binding cannot."""
     api = KubeApi.shared()
-    name = cluster_role_name(_owner(meta))
-    api.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, name)
-    api.delete("rbac.authorization.k8s.io/v1", "ClusterRole", None, name)
+    for component in CLUSTER_RULES:
+        name = cluster_role_name(_owner(meta), component)
+        api.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, name)
+        api.delete("rbac.authorization.k8s.io/v1", "ClusterRole", None, name)
 
 
 def reporting_probes(url: str) -> tuple[int | None, str | None]:

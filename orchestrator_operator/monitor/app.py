@@ -24,6 +24,11 @@ from orchestrator_operator.monitor.controls import ControlFailed, ControlRouter,
 from orchestrator_operator.monitor.hub import Hub
 from orchestrator_operator.monitor.metrics import AppMetrics
 from orchestrator_operator.monitor.openapi import openapi_document
+from orchestrator_operator.monitor.platform import (
+    KubePlatformReader,
+    PlatformReader,
+    add_platform_routes,
+)
 from orchestrator_operator.monitor.render import TopologyRenderer
 from orchestrator_operator.monitor.report import ReportInvalid, decode_report
 from orchestrator_operator.monitor.store import Store, TopologyChanges
@@ -63,10 +68,13 @@ def _error(status: int, message: str) -> web.Response:
 
 
 class MonitorApp:
-    def __init__(self, config: AppConfig) -> None:
+    def __init__(self, config: AppConfig, platform_reader: PlatformReader | None = None) -> None:
         if not config.token:
             raise ValueError("the app needs a token")
         self.config = config
+        # MesosClusters and ZkMigrations for the platform pages; the Kubernetes client is
+        # made on the first request, so the app starts without cluster credentials.
+        self.platform_reader: PlatformReader = platform_reader or KubePlatformReader()
         self.store = Store(ttl=config.probe_ttl)
         self.metrics = AppMetrics()
         self.hub = Hub(config.flush_interval, on_sent=self.metrics.diffs.inc)
@@ -398,6 +406,7 @@ class MonitorApp:
         app.router.add_get("/api/openapi.json", self.handle_openapi)
         app.router.add_get("/metrics", self.handle_metrics)
         app.router.add_get("/healthz", self.handle_health)
+        add_platform_routes(app, self.platform_reader, authorize=self._require_reader)
         if self.config.ui_dist is not None:
             add_ui_routes(app, self.config.ui_dist)  # after the API: its fallback is last
         app.on_startup.append(self._on_startup)

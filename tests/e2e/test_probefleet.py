@@ -73,7 +73,8 @@ def test_fleet_children_token_and_rbac(kube_env: KubeTestEnv, operator: Operator
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     for kind, name in [("deployment", "scope-app"), ("service", "scope-app"),
-                       ("serviceaccount", "scope-probe"), ("secret", "scope-token")]:  # fmt: skip
+                       ("serviceaccount", "scope-probe"), ("serviceaccount", "scope-app"),
+                       ("secret", "scope-token")]:  # fmt: skip
         child = eventually(lambda k=kind, n=name: get_json(kube_env, k, n), 30, f"{kind}/{name}")  # type: ignore[misc]
         assert child["metadata"]["ownerReferences"][0]["uid"] == uid
     role = get_json(kube_env, "clusterrole", "orchestrator-probe-default-scope")
@@ -90,9 +91,9 @@ def test_fleet_children_token_and_rbac(kube_env: KubeTestEnv, operator: Operator
     assert (get_json(kube_env, "secret", "scope-token") or {})["data"]["token"] == token
 
     assert kube_env.kubectl_run("delete", "pf", "scope", "--wait=true").returncode == 0
-    role_name = "orchestrator-probe-default-scope"
-    eventually(lambda: get_json(kube_env, "clusterrole", role_name) is None, 30,
-               "the ClusterRole removed with the fleet")  # fmt: skip
+    for role_name in ("orchestrator-probe-default-scope", "orchestrator-app-default-scope"):
+        eventually(lambda r=role_name: get_json(kube_env, "clusterrole", r) is None, 30,  # type: ignore[misc]
+                   f"{role_name} removed with the fleet")  # fmt: skip
 
 
 def test_status_counts_the_probes_that_really_report(

@@ -1,7 +1,7 @@
 """Launch the monitoring app with the built UI routes (what app.py will do once it wires
 ``ui_assets.add_ui_routes``): ``python -m tests.e2e.ui_server --port P --token T
-[--read-only-token R] [--dist ui/dist] [--platform]``; ``--platform`` also adds the platform
-routes (``platform.add_platform_routes``, reading the cluster of $KUBECONFIG).
+[--read-only-token R] [--dist ui/dist]``; the app's platform routes read the cluster of
+$KUBECONFIG (``--platform`` is accepted and changes nothing, for older callers).
 Prints ``listening <port>`` when ready."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 from aiohttp import web
 
 from orchestrator_operator.monitor.app import AppConfig, MonitorApp
-from orchestrator_operator.monitor.platform import KubePlatformReader, add_platform_routes
 from orchestrator_operator.monitor.ui_assets import add_ui_routes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +29,6 @@ async def serve(args: argparse.Namespace) -> None:
         )
     )
     app = monitor.web_app()
-    if args.platform:
-        add_platform_routes(app, KubePlatformReader(), authorize=monitor._require_reader)
     add_ui_routes(app, Path(args.dist))
     runner = web.AppRunner(app, access_log=None, auto_decompress=False)
     await runner.setup()

@@ -16,7 +16,6 @@ from orchestrator_operator.monitor.platform import (
     KubePlatformReader,
     ListingKubeApi,
     PlatformUnavailable,
-    add_platform_routes,
 )
 
 TOKEN = "t0k"
@@ -89,9 +88,8 @@ class FakeReader:
 
 
 def _app(reader: FakeReader) -> web.Application:
-    monitor = MonitorApp(AppConfig(token=TOKEN, read_only_token="ro"))
+    monitor = MonitorApp(AppConfig(token=TOKEN, read_only_token="ro"), platform_reader=reader)
     app = monitor.web_app()
-    add_platform_routes(app, reader, authorize=monitor._require_reader)
     return app
 
 

@@ -27,12 +27,18 @@ def test_own_token_secret_is_used_as_given() -> None:
     assert token_ref(OWNER, ProbeFleetSpec()) == ("scope-token", "token")
 
 
-def test_cluster_scoped_rbac_has_no_owner_reference() -> None:
-    kinds = _kinds(ProbeFleetSpec())
-    assert "ownerReferences" not in kinds["ClusterRole"]["metadata"]  # type: ignore[operator]
-    assert kinds["ClusterRoleBinding"]["subjects"] == [
-        {"kind": "ServiceAccount", "name": "scope-probe", "namespace": "monitoring"}
-    ]
+def test_probe_and_app_each_get_their_own_cluster_rbac_without_owner() -> None:
+    children = build_children(OWNER, ProbeFleetSpec())
+    bindings = {c["metadata"]["name"]: c for c in children if c["kind"] == "ClusterRoleBinding"}
+    assert {name: b["subjects"][0]["name"] for name, b in bindings.items()} == {
+        "orchestrator-probe-monitoring-scope": "scope-probe",
+        "orchestrator-app-monitoring-scope": "scope-app",
+    }
+    for child in children:
+        if child["kind"].startswith("Cluster"):
+            assert "ownerReferences" not in child["metadata"]
+    roles = {c["metadata"]["name"]: c["rules"] for c in children if c["kind"] == "ClusterRole"}
+    assert roles["orchestrator-app-monitoring-scope"][0]["verbs"] == ["get", "list"]
 
 
 def _status(**changes: object) -> dict[str, object]:
