@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 from pathlib import Path
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the parent dies, even by SIGKILL (Linux
+    PR_SET_PDEATHSIG; atexit does not run then). Note: it fires when the *thread* that
+    started the child exits, so start children from a long-lived thread."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -34,6 +46,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group: a Ctrl-C of ours is not its
+                preexec_fn=die_with_parent,  # a killed test or bench leaves nothing running
             )
 
     @property

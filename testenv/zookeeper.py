@@ -32,6 +32,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from .processes import die_with_parent
+
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 JAVA_LIB_DIR = Path("/usr/share/java")
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
@@ -151,17 +153,6 @@ class ZkServer:
         except OSError as exc:
             return f"(no log at {self.log_path}: {exc})"
         return "\n".join(text.splitlines()[-lines:])
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when the parent dies, even by SIGKILL (Linux
-    PR_SET_PDEATHSIG; atexit does not run then). Note: it fires when the *thread* that
-    started the server exits, so start ensembles from a long-lived thread."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 # Every live ensemble, so that interpreter exit never leaves a JVM behind.
@@ -416,7 +407,7 @@ class ZkEnsemble:
             stderr=subprocess.STDOUT,
             cwd=server.config_path.parent,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     def _terminate(self, server: ZkServer, sig: signal.Signals, grace: float) -> None:

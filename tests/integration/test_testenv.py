@@ -4,7 +4,10 @@ the controller manager runs Deployments, and stopping it leaves nothing running.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -54,3 +57,23 @@ def test_stop_leaves_nothing_running() -> None:
     time.sleep(0.5)
     assert [pid for pid in pids if psutil.pid_exists(pid)] == []
     assert not base_dir.exists()
+
+
+def test_a_killed_owner_leaves_no_component_running(tmp_path: Path) -> None:
+    """SIGKILL of the process that started testenv (no atexit) still stops every component."""
+    owner = subprocess.Popen(
+        [sys.executable, "-m", "testenv", "up", "--nodes", "1", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "ready").exists():
+            assert owner.poll() is None and time.monotonic() < deadline, "testenv did not start"
+            time.sleep(0.5)
+        children = psutil.Process(owner.pid).children(recursive=True)
+        assert len(children) >= 5
+    finally:
+        owner.kill()
+        owner.wait()
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert alive == [], f"left running: {[p.pid for p in alive]}"
