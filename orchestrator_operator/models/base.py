@@ -122,3 +122,20 @@ def cel_rule(rule: str, message: str, field_path: str | None = None) -> dict[str
     if field_path:
         entry["fieldPath"] = field_path
     return entry
+
+
+class ZooKeeperEndpoint(Model):
+    """An existing ensemble, reached by its connect string (the operator does not manage it)."""
+
+    connect_string: ZkConnectString
+    auth_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding 'user:password' for ZooKeeper digest auth."
+    )
+
+
+class ResourceStatus(StatusModel):
+    """What every kind's status has: a short phase, conditions, the generation they describe."""
+
+    phase: str | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)

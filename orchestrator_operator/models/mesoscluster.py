@@ -8,18 +8,18 @@ from pydantic import ConfigDict, Field
 
 from .base import (
     Component,
-    Condition,
     ImageName,
     ImageVersion,
     Model,
     ObjectName,
     ResourceRequirements,
+    ResourceStatus,
     SecretKeyRef,
     StatusModel,
     Storage,
     Toleration,
-    ZkConnectString,
     ZkPath,
+    ZooKeeperEndpoint,
     cel_rule,
 )
 
@@ -47,15 +47,6 @@ Isolator = Literal[
 
 DEFAULT_CONTAINERIZERS: list[Containerizer] = ["docker", "mesos"]
 DEFAULT_ISOLATION: list[Isolator] = ["cgroups/cpu", "cgroups/mem"]
-
-
-class ExternalZooKeeper(Model):
-    """An ensemble the operator does not manage."""
-
-    connect_string: ZkConnectString
-    auth_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret key holding 'user:password' for ZooKeeper digest auth."
-    )
 
 
 class ZooKeeperSpec(Model):
@@ -87,7 +78,7 @@ class ZooKeeperSpec(Model):
     version: ImageVersion = "3.8.4"
     resources: ResourceRequirements | None = None
     storage: Storage = Field(default_factory=Storage)
-    external: ExternalZooKeeper | None = None
+    external: ZooKeeperEndpoint | None = None
 
     @property
     def managed_replicas(self) -> int:
@@ -229,12 +220,9 @@ class MaintenanceEntry(StatusModel):
     tasks: int = 0
 
 
-class MesosClusterStatus(StatusModel):
+class MesosClusterStatus(ResourceStatus):
     """Observed state; conditions per component, the leading master read from ZooKeeper."""
 
-    phase: str | None = None
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
     zookeeper_connect_string: str | None = None
     leading_master: str | None = None
     zookeeper: ComponentStatus | None = None

@@ -7,14 +7,13 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .base import (
-    Condition,
     ImageName,
     ImageVersion,
     Model,
     ObjectName,
     ResourceRequirements,
+    ResourceStatus,
     SecretKeyRef,
-    StatusModel,
     Toleration,
 )
 
@@ -61,10 +60,7 @@ class ProbeFleetSpec(Model):
     service_account_name: ObjectName | None = None
 
 
-class ProbeFleetStatus(StatusModel):
-    phase: str | None = None
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+class ProbeFleetStatus(ResourceStatus):
     probes_expected: int | None = None
     probes_reporting: int | None = None
     app_ready: bool | None = None

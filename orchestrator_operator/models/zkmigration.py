@@ -8,17 +8,16 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 
 from .base import (
-    Condition,
     ImageName,
     ImageVersion,
     Model,
     ObjectName,
     ResourceRequirements,
-    SecretKeyRef,
+    ResourceStatus,
     StatusModel,
     Storage,
-    ZkConnectString,
     ZkPath,
+    ZooKeeperEndpoint,
     cel_rule,
 )
 
@@ -30,15 +29,6 @@ PHASES: tuple[str, ...] = (
     "DrainSource",  # 5. drain what must leave A
     "RetireSource",  # 6. stop syncing, archive A, mark the cluster as using B
 )
-
-
-class EnsembleEndpoint(Model):
-    """An existing ensemble, reached by its connect string."""
-
-    connect_string: ZkConnectString
-    auth_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret key holding 'user:password' for ZooKeeper digest auth."
-    )
 
 
 class ManagedEnsemble(Model):
@@ -77,7 +67,7 @@ class MigrationTarget(Model):
         }
     )
 
-    external: EnsembleEndpoint | None = None
+    external: ZooKeeperEndpoint | None = None
     managed: ManagedEnsemble | None = None
 
 
@@ -108,7 +98,7 @@ class ZkMigrationSpec(Model):
     )
 
     cluster_ref: ObjectName = Field(description="Name of the MesosCluster in this namespace.")
-    source: EnsembleEndpoint | None = Field(
+    source: ZooKeeperEndpoint | None = Field(
         default=None, description="Ensemble A. Default: the one the MesosCluster uses now."
     )
     target: MigrationTarget
@@ -140,11 +130,8 @@ class SyncStatus(StatusModel):
     last_reconcile_time: datetime | None = None
 
 
-class ZkMigrationStatus(StatusModel):
-    phase: str | None = None
+class ZkMigrationStatus(ResourceStatus):
     current_phase: int | None = None
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
     phases: list[PhaseRecord] = Field(default_factory=list)
     sync: SyncStatus | None = None
     report: str | None = None
