@@ -111,6 +111,11 @@ class ZkMigrationSpec(Model):
     rollback_retention: Annotated[str, Field(pattern=r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$")] = Field(
         default="72h", description="How long ensemble A's archived data is kept for a rollback."
     )
+    rollback_to_phase: Annotated[int, Field(ge=0, le=5)] | None = Field(
+        default=None,
+        description="Undo every phase after this one (0: all the way back to ensemble A)."
+        " Unset: go forward.",
+    )
 
 
 class PhaseRecord(StatusModel):
@@ -122,16 +127,38 @@ class PhaseRecord(StatusModel):
     message: str = ""
 
 
+class SyncRequest(StatusModel):
+    """What the migration asks of the sync controller (written by the operator's handlers)."""
+
+    active: bool = False
+    source: str
+    target: str
+    paths: list[str]
+    strategy: Literal["SourceWins", "LastWriteWins", "Manual"] = "SourceWins"
+
+
 class SyncStatus(StatusModel):
+    """What the sync controller reports about the engine it runs for this migration."""
+
+    state: Literal["Stopped", "Starting", "Running", "Failed"] = "Stopped"
+    message: str = ""
+    bootstrapped: bool = False
+    bootstrap_znodes: int | None = None
+    bootstrap_seconds: float | None = None
     lag_p99_seconds: float | None = None
     digests_equal: bool | None = None
     differences: int | None = None
     conflicts: int | None = None
+    znodes_source: int | None = None
+    znodes_target: int | None = None
     last_reconcile_time: datetime | None = None
+    last_verify_time: datetime | None = None
+    updated_at: datetime | None = None
 
 
 class ZkMigrationStatus(ResourceStatus):
     current_phase: int | None = None
     phases: list[PhaseRecord] = Field(default_factory=list)
+    sync_request: SyncRequest | None = None
     sync: SyncStatus | None = None
     report: str | None = None
