@@ -1,0 +1,548 @@
+"""Make the KWOK pods of Mesos components real: one `python -m sim` process per pod.
+
+KWOK pods run nothing. `SimPodRunner` watches the pods of a namespace (it polls the API
+server every 0.3 s) and, for every Running pod that is not being deleted and whose container
+image is a Mesos master, a Mesos agent or Marathon, runs the matching simulator process
+(`sim/`) with the pod's arguments translated. So a test can drive real workloads (or the real
+operator): a StatefulSet scale-down stops a master, a DaemonSet rolling update replaces an
+agent, which recovers its checkpoint, changed args start a process with the new args; and the
+effect is real Mesos behaviour in a real ZooKeeper.
+
+    with SimPodRunner(kube_env, namespace="default", base_dir=tmp_path) as pods:
+        pods.wait_for(lambda: len(pods.master_urls()) == 3, 60, "3 masters")
+        httpx.get(pods.leader_url() + "/master/state")
+
+Which process a pod gets (the first container whose image matches):
+
+- image name with `mesos-master`: `sim master --zk=<its --zk> --quorum=<its --quorum>
+  --port=<free port> --zk_session_timeout=<its, else 4 s>`; `--work_dir`, `--ip`,
+  `--hostname`, `--port`, `--cluster`, `--registry`, credentials flags are ignored.
+- `mesos-slave` or `mesos-agent`: `sim agent --zk=<its --master> --hostname=<its --hostname
+  with $(NODE_NAME) substituted, else the node name> --port=<one port per node, kept>
+  --work-dir=<base_dir>/agents/<node> --recover=reconnect --resources=<agent_resources>`.
+  The port and the work dir belong to the node, so an agent pod replaced on the same node
+  (a DaemonSet rolling update) recovers its checkpoint: the same agent id and its tasks.
+- `marathon` (not `marathon-lb`): `sim marathon --master <its --master> --zk <its --zk>
+  --port=<free port> --zk_session_timeout=<its, else 4 s>`.
+
+Both `--flag=value` and `--flag value` are understood, and `$(VAR)` is expanded from the
+container's env (`value` and `fieldRef`), with `NODE_NAME`, `POD_NAME`, `POD_NAMESPACE`,
+`POD_IP` and `HOST_IP` as fallbacks. All processes listen on 127.0.0.1.
+
+A pod that gets a deletionTimestamp, disappears or is replaced by a pod with another uid
+has its process SIGTERMed (it closes its ZooKeeper session), then SIGKILLed after `grace`
+seconds. A process that exits while its pod still exists is restarted after
+`restart_delay` seconds with the same arguments and port, as a kubelet restarts a
+container. `stop()` stops everything; the processes are started from the runner's own
+long-lived thread with PR_SET_PDEATHSIG (sim/procs.py), so they die with the test process.
+Each process logs to `<base_dir>/logs/<pod>.log`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import urllib.error
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from sim.procs import SimProcess, free_ports, wait_until
+from testenv.kube import KubeTestEnv
+
+log = logging.getLogger(__name__)
+
+MASTER = "master"
+AGENT = "agent"
+MARATHON = "marathon"
+DEFAULT_AGENT_RESOURCES = "cpus:4;mem:4096;disk:10240"
+_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def component_of(image: str) -> str | None:
+    """`master`, `agent` or `marathon` for a container image, else None."""
+    name = image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0].lower()
+    if "mesos-master" in name:
+        return MASTER
+    if "mesos-slave" in name or "mesos-agent" in name:
+        return AGENT
+    if "marathon" in name and "marathon-lb" not in name:
+        return MARATHON
+    return None
+
+
+def parse_flags(args: list[str]) -> dict[str, str]:
+    """`--a=1 --b 2 --c` -> {"a": "1", "b": "2", "c": "true"}; the last one of a name wins."""
+    flags: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        if not token.startswith("--"):
+            continue
+        name, sep, value = token[2:].partition("=")
+        if not sep:
+            if i < len(args) and not args[i].startswith("--"):
+                value = args[i]
+                i += 1
+            else:
+                value = "true"
+        flags[name] = value
+    return flags
+
+
+def pod_variables(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+    """The variables `$(VAR)` may name in a container's args, as the kubelet resolves them."""
+    meta, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
+    fields = {
+        "metadata.name": meta.get("name", ""),
+        "metadata.namespace": meta.get("namespace", ""),
+        "metadata.uid": meta.get("uid", ""),
+        "spec.nodeName": spec.get("nodeName", ""),
+        "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+        "status.podIP": status.get("podIP", ""),
+        "status.hostIP": status.get("hostIP", ""),
+    }
+    variables = {
+        "NODE_NAME": fields["spec.nodeName"],
+        "POD_NAME": fields["metadata.name"],
+        "POD_NAMESPACE": fields["metadata.namespace"],
+        "POD_IP": fields["status.podIP"],
+        "HOST_IP": fields["status.hostIP"],
+    }
+    for env in container.get("env") or []:
+        if "value" in env:
+            variables[env["name"]] = expand(str(env["value"]), variables)
+        elif (path := (env.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath")) in fields:
+            variables[env["name"]] = fields[path]
+    return variables
+
+
+def expand(text: str, variables: dict[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion: unknown names stay as they are, `$$` is a `$`."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return variables.get(match.group(1), match.group(0))
+
+    return _VAR.sub(one, text)
+
+
+@dataclass(frozen=True)
+class SimPodInfo:
+    """One simulator process and the pod it stands for."""
+
+    pod: str
+    uid: str
+    component: str
+    node: str
+    pid: int | None
+    port: int
+    url: str
+    args: list[str]
+    alive: bool
+    returncode: int | None
+    restarts: int
+    terminating: bool
+    log_path: Path
+
+
+@dataclass
+class _Record:
+    pod: str
+    uid: str
+    component: str
+    node: str
+    port: int
+    args: list[str]
+    process: SimProcess
+    restarts: int = 0
+    exited_at: float | None = None
+    stop_deadline: float | None = None
+
+    @property
+    def slot(self) -> str:
+        """What two processes may not share at once: an agent's node, else the pod name."""
+        return f"node/{self.node}" if self.component == AGENT else f"pod/{self.pod}"
+
+    def info(self) -> SimPodInfo:
+        popen = self.process.popen
+        return SimPodInfo(
+            pod=self.pod,
+            uid=self.uid,
+            component=self.component,
+            node=self.node,
+            pid=popen.pid if popen is not None else None,
+            port=self.port,
+            url=f"http://127.0.0.1:{self.port}",
+            args=list(self.args),
+            alive=self.process.running,
+            returncode=self.process.returncode,
+            restarts=self.restarts,
+            terminating=self.stop_deadline is not None,
+            log_path=self.process.log_path,
+        )
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    pod: str
+    uid: str
+    component: str
+    node: str
+    pod_obj: dict[str, Any]
+    container: dict[str, Any]
+
+
+class SimPodRunner:
+    """Runs a simulator process for every Mesos master, agent and Marathon pod of a namespace."""
+
+    def __init__(
+        self,
+        env: KubeTestEnv,
+        namespace: str = "default",
+        base_dir: Path | None = None,
+        *,
+        interval: float = 0.3,
+        grace: float = 5.0,
+        restart_delay: float = 1.0,
+        zk_session_timeout: float = 4.0,
+        agent_resources: str = DEFAULT_AGENT_RESOURCES,
+    ) -> None:
+        self.env = env
+        self.namespace = namespace
+        self._owns_dir = base_dir is None
+        self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix="simpods-"))
+        self.interval = interval
+        self.grace = grace
+        self.restart_delay = restart_delay
+        self.zk_session_timeout = zk_session_timeout
+        self.agent_resources = agent_resources
+        self.errors: list[str] = []  # the last failures of the polling loop, newest last
+        self._lock = threading.RLock()
+        self._running: dict[str, _Record] = {}
+        self._stopping: list[_Record] = []
+        self._stopped: list[SimPodInfo] = []
+        self._node_ports: dict[str, int] = {}
+        self._used_ports: set[int] = set()
+        self._halt = threading.Event()
+        self._synced = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._http = httpx.Client(timeout=3.0)
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> SimPodRunner:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 30.0) -> SimPodRunner:
+        """Start the polling thread; returns once the pods have been read once."""
+        if self._thread is not None:
+            return self
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._halt.clear()
+        # The processes are started from this thread: PR_SET_PDEATHSIG fires when it exits.
+        self._thread = threading.Thread(target=self._loop, name="simpods", daemon=True)
+        self._thread.start()
+        if not self._synced.wait(timeout):
+            self.stop()
+            raise TimeoutError(f"SimPodRunner could not list pods: {self.errors[-3:]}")
+        return self
+
+    def stop(self) -> None:
+        """Stop polling and every process (SIGTERM, SIGKILL after `grace`)."""
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.grace + 30.0)
+            self._thread = None
+        self._stop_all()  # anything the thread left (it normally leaves nothing)
+        self._http.close()
+        if self._owns_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def logs_dir(self) -> Path:
+        return self.base_dir / "logs"
+
+    def log_path(self, pod: str) -> Path:
+        return self.logs_dir / f"{pod}.log"
+
+    def processes(self) -> dict[str, SimPodInfo]:
+        """Pod name -> its process, including processes still terminating."""
+        with self._lock:
+            infos = {r.pod: r.info() for r in self._stopping}
+            infos.update((r.pod, r.info()) for r in self._running.values())
+            return infos
+
+    def stopped(self) -> list[SimPodInfo]:
+        """Processes stopped because their pod went away, oldest first."""
+        with self._lock:
+            return list(self._stopped)
+
+    def _live(self, component: str) -> list[SimPodInfo]:
+        return sorted(
+            (
+                i
+                for i in self.processes().values()
+                if i.component == component and i.alive and not i.terminating
+            ),
+            key=lambda i: i.pod,
+        )
+
+    def master_urls(self) -> list[str]:
+        """URLs of the live masters whose pods are not terminating, by pod name."""
+        return [i.url for i in self._live(MASTER)]
+
+    def agent_urls(self) -> dict[str, str]:
+        """Node name -> URL of its live agent."""
+        return {i.node: i.url for i in self._live(AGENT)}
+
+    def agent_url(self, node: str) -> str:
+        urls = self.agent_urls()
+        if node not in urls:
+            raise KeyError(f"no live agent on node {node!r} (agents on: {sorted(urls)})")
+        return urls[node]
+
+    def marathon_urls(self) -> list[str]:
+        return [i.url for i in self._live(MARATHON)]
+
+    def marathon_url(self) -> str:
+        """A live Marathon that answers (followers proxy to the leader)."""
+        urls = self.marathon_urls()
+        for url in urls:
+            with contextlib.suppress(httpx.HTTPError):
+                if self._http.get(url + "/ping").status_code == 200:
+                    return url
+        raise RuntimeError(f"no Marathon answers (live processes: {urls})")
+
+    def leader_url(self) -> str | None:
+        """The elected master (`master/elected` 1 in its metrics), if any."""
+        for url in self.master_urls():
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                snapshot = self._http.get(url + "/metrics/snapshot").json()
+                if snapshot.get("master/elected"):
+                    return url
+        return None
+
+    def logs(self, lines: int = 30) -> str:
+        """The last lines of every process log (for failure messages)."""
+        with self._lock:
+            records = list(self._running.values()) + list(self._stopping)
+        return "\n".join(f"--- {r.pod} ---\n{r.process.log_tail(lines)}" for r in records)
+
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
+    ) -> None:
+        """Poll `predicate` (exceptions count as False); TimeoutError with the logs."""
+        try:
+            wait_until(predicate, timeout, what)
+        except TimeoutError as exc:
+            errors = f"\nrunner errors: {self.errors[-5:]}" if self.errors else ""
+            raise TimeoutError(f"{exc}{errors}\n{self.logs()}") from None
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        try:
+            while not self._halt.is_set():
+                try:
+                    self._sync()
+                    self._synced.set()
+                except Exception as exc:  # the API server may be busy: try again
+                    self.errors = [*self.errors[-19:], repr(exc)]
+                    log.warning("simpods: %r", exc)
+                self._halt.wait(self.interval)
+        finally:
+            self._stop_all()
+
+    def _pods(self) -> dict[str, _Wanted]:
+        pods = self.env.api("GET", f"/api/v1/namespaces/{self.namespace}/pods")["items"]
+        wanted: dict[str, _Wanted] = {}
+        for pod in pods:
+            meta, spec = pod.get("metadata", {}), pod.get("spec", {})
+            if meta.get("deletionTimestamp") or pod.get("status", {}).get("phase") != "Running":
+                continue
+            for container in spec.get("containers") or []:
+                component = component_of(str(container.get("image", "")))
+                if component is not None:
+                    wanted[meta["name"]] = _Wanted(
+                        meta["name"],
+                        meta["uid"],
+                        component,
+                        spec.get("nodeName", ""),
+                        pod,
+                        container,
+                    )
+                    break
+        return wanted
+
+    def _sync(self) -> None:
+        try:
+            wanted = self._pods()
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:  # a namespace not created yet has no pods
+                raise
+            wanted = {}
+        now = time.monotonic()
+        with self._lock:
+            for name, record in list(self._running.items()):
+                want = wanted.get(name)
+                if want is None or want.uid != record.uid:
+                    del self._running[name]
+                    self._begin_stop(record, now)
+            self._reap(now)
+            # An agent's node (its port and work dir) holds one agent at a time: a new pod
+            # waits until the process of the previous one (or of a surge twin) has gone.
+            busy = {r.slot for r in self._stopping} | {r.slot for r in self._running.values()}
+            for name, want in wanted.items():
+                current = self._running.get(name)
+                if current is not None:
+                    self._restart_if_exited(current, now)
+                    continue
+                slot = f"node/{want.node}" if want.component == AGENT else f"pod/{name}"
+                if slot in busy:
+                    continue
+                try:
+                    self._running[name] = self._launch(want)
+                    busy.add(slot)
+                except ValueError as exc:
+                    self.errors = [*self.errors[-19:], f"{name}: {exc}"]
+
+    def _begin_stop(self, record: _Record, now: float) -> None:
+        log.info("simpods: stopping %s (%s)", record.pod, record.component)
+        record.process.signal(signal.SIGTERM)
+        record.stop_deadline = now + self.grace
+        self._stopping.append(record)
+
+    def _reap(self, now: float) -> None:
+        for record in list(self._stopping):
+            deadline = record.stop_deadline or 0.0
+            if record.process.running and now < deadline:
+                continue
+            record.process.kill()  # SIGKILL when still running; closes the log in any case
+            self._stopping.remove(record)
+            self._stopped.append(record.info())
+
+    def _restart_if_exited(self, record: _Record, now: float) -> None:
+        if record.process.running:
+            return
+        if record.exited_at is None:
+            record.exited_at = now
+            log.info("simpods: %s exited with %s", record.pod, record.process.returncode)
+            return
+        if now - record.exited_at >= self.restart_delay:
+            record.exited_at = None
+            record.restarts += 1
+            self._start_process(record, "restart")
+
+    def _launch(self, want: _Wanted) -> _Record:
+        variables = pod_variables(want.pod_obj, want.container)
+        raw = [expand(str(a), variables) for a in want.container.get("args") or []]
+        flags = parse_flags(raw)
+        if want.component == AGENT:
+            if want.node not in self._node_ports:
+                self._node_ports[want.node] = self._free_port()
+            port = self._node_ports[want.node]
+        else:
+            port = self._free_port()
+        args = self._sim_args(want, flags, port)
+        record = _Record(
+            pod=want.pod,
+            uid=want.uid,
+            component=want.component,
+            node=want.node,
+            port=port,
+            args=args,
+            process=SimProcess(want.pod, args, self.log_path(want.pod)),
+        )
+        self._start_process(record, "start")
+        return record
+
+    def _sim_args(self, want: _Wanted, flags: dict[str, str], port: int) -> list[str]:
+        session = flags.get("zk_session_timeout", str(self.zk_session_timeout))
+        if want.component == MASTER:
+            if "zk" not in flags:
+                raise ValueError("a master pod without --zk")
+            return [
+                "master",
+                f"--zk={flags['zk']}",
+                f"--quorum={flags.get('quorum', '1')}",
+                f"--port={port}",
+                f"--zk_session_timeout={session}",
+            ]
+        if want.component == AGENT:
+            master = flags.get("master") or flags.get("zk")
+            if not master:
+                raise ValueError("an agent pod without --master")
+            hostname = flags.get("hostname", "")
+            if not hostname or "$(" in hostname:
+                hostname = want.node
+            work_dir = self.base_dir / "agents" / (want.node or want.pod)
+            return [
+                "agent",
+                f"--zk={master}",
+                f"--hostname={hostname}",
+                f"--port={port}",
+                f"--work-dir={work_dir}",
+                "--recover=reconnect",
+                f"--resources={self.agent_resources}",
+            ]
+        if "master" not in flags or "zk" not in flags:
+            raise ValueError("a Marathon pod without --master and --zk")
+        return [
+            "marathon",
+            "--master",
+            flags["master"],
+            "--zk",
+            flags["zk"],
+            f"--port={port}",
+            f"--zk_session_timeout={session}",
+        ]
+
+    def _start_process(self, record: _Record, why: str) -> None:
+        record.process.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with record.process.log_path.open("a") as out:
+            out.write(
+                f"=== simpods {why}: pod {record.pod} uid {record.uid} node {record.node}: "
+                f"python -m sim {' '.join(record.args)}\n"
+            )
+        record.process.start()
+        log.info("simpods: %s %s: %s", why, record.pod, record.args)
+
+    def _free_port(self) -> int:
+        while True:
+            port = free_ports(1)[0]
+            if port not in self._used_ports:
+                self._used_ports.add(port)
+                return port
+
+    def _stop_all(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for record in list(self._running.values()):
+                self._begin_stop(record, now)
+            self._running.clear()
+            deadline = now + self.grace
+            while any(r.process.running for r in self._stopping):
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
+            self._reap(float("inf"))
