@@ -16,17 +16,20 @@ from .processes import free_port
 REPO = Path(__file__).resolve().parents[1]
 
 
-class OperatorProcess:
-    """`orchestrator run` as a real subprocess against the testenv cluster."""
+class ServedProcess:
+    """An `orchestrator ...` command as a real subprocess against the testenv cluster, with
+    /healthz, /readyz and /metrics on a free loopback port (`--health-port`)."""
 
-    def __init__(self, env: KubeTestEnv, log_path: Path, *extra_args: str) -> None:
+    what = "process"
+
+    def __init__(self, env: KubeTestEnv, log_path: Path, *args: str) -> None:
         self.health_port = free_port()
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator_operator.cli", "run",
-             "--health-host", "127.0.0.1", "--health-port", str(self.health_port), *extra_args],
-            env={**os.environ, "KUBECONFIG": str(env.kubeconfig)},
+            [sys.executable, "-m", "orchestrator_operator.cli", *args,
+             "--health-host", "127.0.0.1", "--health-port", str(self.health_port)],
+            env={**os.environ, "KUBECONFIG": str(env.kubeconfig), "PYTHONUNBUFFERED": "1"},
             stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
         )  # fmt: skip
 
@@ -40,6 +43,9 @@ class OperatorProcess:
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
 
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -51,7 +57,7 @@ class OperatorProcess:
             except OSError:
                 pass
             time.sleep(0.3)
-        raise AssertionError(f"operator not ready; its log:\n{self.log_path.read_text()[-4000:]}")
+        raise AssertionError(f"{self.what} not ready; its log:\n{self.log_tail()}")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -61,3 +67,12 @@ class OperatorProcess:
             self.process.kill()
             self.process.wait()
         self._log.close()
+
+
+class OperatorProcess(ServedProcess):
+    """`orchestrator run` as a real subprocess against the testenv cluster."""
+
+    what = "operator"
+
+    def __init__(self, env: KubeTestEnv, log_path: Path, *extra_args: str) -> None:
+        super().__init__(env, log_path, "run", *extra_args)

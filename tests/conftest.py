@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.zookeeper",
     "tests.fixtures.docker",
+    "tests.fixtures.sync_controller",
 ]

@@ -98,7 +98,7 @@ def _run_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 
 def add_zk_sync_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``zk-sync`` (actions ``run`` [default] and ``verify``)."""
+    """Register ``zk-sync`` (actions ``run`` [default], ``verify`` and ``controller``)."""
     parser = subparsers.add_parser(
         "zk-sync",
         help="replicate ZooKeeper subtrees between two ensembles (or verify them)",
@@ -112,7 +112,7 @@ def add_zk_sync_parser(subparsers: argparse._SubParsersAction) -> None:  # type:
     _common(parser, suppress=False)
     _run_options(parser, suppress=False)
     parser.set_defaults(func=run_command)
-    actions = parser.add_subparsers(dest="zk_sync_action", metavar="{run,verify}")
+    actions = parser.add_subparsers(dest="zk_sync_action", metavar="{run,verify,controller}")
     run = actions.add_parser("run", help="bootstrap, then follow changes (default)")
     _common(run, suppress=True)
     _run_options(run, suppress=True)
@@ -121,6 +121,62 @@ def add_zk_sync_parser(subparsers: argparse._SubParsersAction) -> None:  # type:
     _common(check, suppress=True)
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(func=verify_command)
+    _controller_parser(actions)
+
+
+def _controller_parser(actions: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ctl = actions.add_parser(
+        "controller",
+        help="run one bidirectional engine per active ZkMigration and report into its status",
+        description=(
+            "Poll ZkMigrations (all namespaces or --namespace); for each one whose "
+            "status.syncRequest is active run a bidirectional sync engine, and write "
+            "status.sync (state, bootstrap, lag p99, digests, conflicts) every "
+            "--report-interval seconds. /healthz, /readyz and /metrics (labelled per "
+            "migration) on --health-host:--health-port."
+        ),
+    )
+    ctl.add_argument("--namespace", help="watch one namespace (default: all namespaces)")
+    ctl.add_argument(
+        "--state-dir",
+        type=Path,
+        help="directory for the engines' state files, <namespace>_<name>.json "
+        "(default: none; a restarted engine then has no merge base)",
+    )
+    ctl.add_argument("--health-host", default="0.0.0.0")
+    ctl.add_argument(
+        "--health-port", type=int, default=8081, help="/healthz /readyz /metrics (default 8081)"
+    )
+    ctl.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="seconds between polls of the ZkMigration list (default 1)",
+    )
+    ctl.add_argument(
+        "--report-interval",
+        type=float,
+        default=2.0,
+        help="seconds between status.sync reports of a running engine (default 2)",
+    )
+    ctl.add_argument(
+        "--verify-interval",
+        type=float,
+        default=5.0,
+        help="seconds between digest comparisons of both sides (default 5)",
+    )
+    # Given before the action (zk-sync --log-level DEBUG controller) or after it.
+    for flag, kind, default, text in (
+        ("--connect-timeout", float, 15.0, "seconds to wait for a ZooKeeper session"),
+        ("--session-timeout", float, 10.0, "ZooKeeper session timeout"),
+        ("--reconcile-interval", float, 60.0, "seconds between an engine's full reconciles"),
+    ):
+        ctl.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=f"{text} ({default:g})")
+    ctl.add_argument(
+        "--log-level", default=argparse.SUPPRESS, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    ctl.add_argument("--json-logs", action="store_true", default=argparse.SUPPRESS)
+    ctl.set_defaults(func=controller_command)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -208,6 +264,29 @@ def run_command(args: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
     return EXIT_OK
+
+
+def controller_command(args: argparse.Namespace) -> int:
+    _setup_logging(args)
+    from .controller import ControllerOptions, run_controller  # the Kubernetes client is large
+
+    options = ControllerOptions(
+        namespace=args.namespace,
+        state_dir=args.state_dir,
+        health_host=args.health_host,
+        health_port=int(args.health_port),
+        interval=float(args.interval),
+        report_interval=float(args.report_interval),
+        verify_interval=float(args.verify_interval),
+        connect_timeout=float(args.connect_timeout),
+        session_timeout=float(args.session_timeout),
+        reconcile_interval=float(args.reconcile_interval),
+    )
+    try:
+        return run_controller(options)
+    except OSError as exc:  # e.g. the health port is taken
+        print(f"zk-sync controller: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def verify_command(args: argparse.Namespace) -> int:

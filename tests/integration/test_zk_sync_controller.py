@@ -1,0 +1,201 @@
+"""``orchestrator zk-sync controller`` as a real process against testenv's API server and
+real ZooKeeper ensembles: ZkMigrations are created and their status.syncRequest written
+here, as the operator's handlers would (the operator does not run in these tests)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from testenv.kube import KubeTestEnv
+from tests.fixtures.sync_controller import SyncControllerFactory
+from tests.fixtures.zk_sync import zk_client
+from tests.fixtures.zookeeper import ZkEnsembleFactory
+
+pytestmark = [pytest.mark.kube, pytest.mark.zookeeper]
+
+GROUP_PATH = "/apis/orchestrator.dev/v1alpha1"
+T = TypeVar("T")
+
+
+@pytest.fixture
+def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
+    name = f"zk-sync-ctl-{uuid.uuid4().hex[:6]}"
+    kube_env.api("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+    yield name
+    kube_env.kubectl_run("delete", "namespace", name, "--wait=false")
+
+
+def create_migration(env: KubeTestEnv, namespace: str, name: str, target: str) -> None:
+    env.api(
+        "POST",
+        f"{GROUP_PATH}/namespaces/{namespace}/zkmigrations",
+        {
+            "apiVersion": "orchestrator.dev/v1alpha1",
+            "kind": "ZkMigration",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"clusterRef": "demo", "target": {"external": {"connectString": target}}},
+        },
+    )
+
+
+def request_sync(env: KubeTestEnv, namespace: str, name: str, **request: Any) -> None:
+    """Write status.syncRequest through the status subresource, as the operator does."""
+    body = json.dumps({"status": {"syncRequest": request}})
+    result = env.kubectl_run(
+        "patch", "zkmigration", name, "-n", namespace, "--subresource=status",
+        "--type=merge", "-p", body,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def sync_status(env: KubeTestEnv, namespace: str, name: str) -> dict[str, Any]:
+    obj = env.api("GET", f"{GROUP_PATH}/namespaces/{namespace}/zkmigrations/{name}")
+    sync: dict[str, Any] = (obj.get("status") or {}).get("sync") or {}
+    return sync
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: Callable[[], str]) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s: {what()}")
+
+
+def test_controller_syncs_reports_stops_and_survives_an_unreachable_ensemble(
+    kube_env: KubeTestEnv,
+    namespace: str,
+    zk_ensemble_factory: ZkEnsembleFactory,
+    sync_controller_factory: SyncControllerFactory,
+) -> None:
+    a = zk_ensemble_factory(size=1)
+    b = zk_ensemble_factory(size=1)
+    controller = sync_controller_factory(
+        "--namespace", namespace, "--connect-timeout", "3", "--interval", "0.5"
+    )
+    with zk_client(a.connect_string) as ca, zk_client(b.connect_string) as cb:
+        ca.create("/mesos/seed", b"seed", makepath=True)
+        ca.create("/marathon/state", b"s", makepath=True)
+
+        create_migration(kube_env, namespace, "m1", b.connect_string)
+        request = {
+            "active": True,
+            "source": a.connect_string,
+            "target": b.connect_string,
+            "paths": ["/mesos", "/marathon"],
+            "strategy": "SourceWins",
+        }
+        request_sync(kube_env, namespace, "m1", **request)
+
+        def status(name: str = "m1") -> dict[str, Any]:
+            return sync_status(kube_env, namespace, name)
+
+        def explain(name: str = "m1") -> Callable[[], str]:
+            return lambda: f"status.sync {status(name)}\ncontroller log:\n{controller.log_tail()}"
+
+        running = wait_for(
+            lambda: (s := status()).get("state") == "Running" and s.get("bootstrapped") and s,
+            60,
+            explain(),
+        )
+        assert running["bootstrapZnodes"] >= 4  # /mesos, /mesos/seed, /marathon, /marathon/state
+        assert running["bootstrapSeconds"] >= 0
+        assert "lastReconcileTime" in running and "updatedAt" in running
+        assert cb.get("/mesos/seed")[0] == b"seed"
+
+        # A -> B, then the report: digests equal, no differences, a lag p99 from the events.
+        for i in range(10):
+            ca.create(f"/mesos/n{i}", f"v{i}".encode())
+        wait_for(lambda: cb.exists("/mesos/n9") is not None, 30, explain())
+        settled = wait_for(  # a verify that saw the new znodes
+            lambda: (
+                (s := status()).get("znodesSource") == 14
+                and s.get("digestsEqual") is True
+                and s.get("differences") == 0
+                and s.get("lagP99Seconds") is not None
+                and s
+            ),
+            30,
+            explain(),
+        )
+        assert settled["state"] == "Running"
+        assert settled["znodesTarget"] == 14
+        assert settled["conflicts"] == 0
+        assert 0 <= settled["lagP99Seconds"] < 30
+        assert "lastVerifyTime" in settled
+
+        # B -> A: the controller runs the engine bidirectionally.
+        cb.create("/marathon/from-b", b"b")
+        wait_for(lambda: ca.exists("/marathon/from-b") is not None, 30, explain())
+
+        # An unreachable source: Failed with a clear message, retried, and m1 goes on.
+        create_migration(kube_env, namespace, "m2", b.connect_string)
+        request_sync(kube_env, namespace, "m2", **{**request, "source": "127.0.0.1:1"})
+        failed = wait_for(
+            lambda: (s := status("m2")).get("state") == "Failed" and s, 60, explain("m2")
+        )
+        assert "source ensemble 127.0.0.1:1 unreachable" in failed["message"], failed
+        assert "retrying in" in failed["message"]
+        before = status()["updatedAt"]
+        ca.create("/mesos/while-m2-fails", b"x")
+        wait_for(lambda: cb.exists("/mesos/while-m2-fails") is not None, 30, explain())
+        wait_for(lambda: status()["updatedAt"] != before, 10, explain())
+        assert status()["state"] == "Running"
+        assert controller.get("/healthz")[0] == 200
+        assert controller.get("/readyz")[0] == 200
+
+        # /metrics: the engine's metrics, labelled per migration.
+        lag = controller.metric_samples(
+            "orchestrator_zk_sync_replication_lag_seconds_count",
+            namespace=namespace,
+            migration="m1",
+            direction="a_to_b",
+        )
+        assert lag and lag[0][1] >= 10, lag
+        assert (
+            controller.metric_samples(
+                "orchestrator_zk_sync_connected", namespace=namespace, migration="m1", side="b"
+            )[0][1]
+            == 1
+        )
+        failed_gauge = controller.metric_samples(
+            "orchestrator_zk_sync_controller_migrations", state="Failed"
+        )
+        assert failed_gauge and failed_gauge[0][1] == 1
+
+        # Inactive: Stopped, and changes stop flowing.
+        request_sync(kube_env, namespace, "m1", **{**request, "active": False})
+        stopped = wait_for(lambda: (s := status()).get("state") == "Stopped" and s, 30, explain())
+        assert "syncRequest.active is false" in stopped["message"]
+        assert stopped["bootstrapped"] is False
+        assert "lagP99Seconds" not in stopped
+        ca.create("/mesos/after-stop", b"x")
+        cb.create("/marathon/after-stop", b"x")
+        time.sleep(4)
+        assert cb.exists("/mesos/after-stop") is None
+        assert ca.exists("/marathon/after-stop") is None
+        assert not controller.metric_samples(
+            "orchestrator_zk_sync_replication_lag_seconds_count", migration="m1"
+        )
+
+        # Deleting the failing migration ends its retries.
+        kube_env.api("DELETE", f"{GROUP_PATH}/namespaces/{namespace}/zkmigrations/m2")
+        wait_for(
+            lambda: (
+                controller.metric_samples(
+                    "orchestrator_zk_sync_controller_migrations", state="Failed"
+                )[0][1]
+                == 0
+            ),
+            30,
+            lambda: controller.log_tail(),
+        )
+        assert controller.process.poll() is None
