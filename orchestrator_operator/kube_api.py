@@ -166,6 +166,16 @@ class KubeApi:
         items: list[Manifest] = self._call("list", kind, "GET", path, params=params)["items"]
         return items
 
+    def merge_patch(
+        self, api_version: str, kind: str, namespace: str | None, name: str, body: Manifest
+    ) -> Manifest:
+        """JSON merge patch (RFC 7386): for fields another manager owns, e.g. annotations."""
+        path = object_path(api_version, kind, namespace, name)
+        result: Manifest = self._call(
+            "patch", kind, "PATCH", path, body=body, content_type="application/merge-patch+json"
+        )
+        return result
+
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         """Delete an object; False when it was already gone."""
         try:

@@ -48,9 +48,10 @@ def master_args(owner: Owner, spec: MesosClusterSpec) -> list[str]:
     ]
 
 
-def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
+def build(owner: Owner, spec: MesosClusterSpec, component: str = COMPONENT) -> list[Manifest]:
+    """One masters set; a ZkMigration runs a second (`master-b`) on the other ensemble."""
     masters = spec.masters
-    pod_labels = metadata(owner, COMPONENT, "mesos-master", masters.version)["labels"]
+    pod_labels = metadata(owner, component, "mesos-master", masters.version)["labels"]
     mounts: list[Manifest] = [{"name": "work-dir", "mountPath": WORK_DIR}]
     volumes: list[Manifest] = []
     if masters.credentials_secret_ref:
@@ -68,9 +69,9 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
     statefulset = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": metadata(owner, COMPONENT, "mesos-master", masters.version),
+        "metadata": metadata(owner, component, "mesos-master", masters.version),
         "spec": {
-            "serviceName": f"{owner.child_name(COMPONENT)}-headless",
+            "serviceName": f"{owner.child_name(component)}-headless",
             "replicas": masters.replicas,
             # The replicated log needs a quorum of masters up at once to start.
             "podManagementPolicy": "Parallel",
@@ -79,7 +80,7 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
                 "whenDeleted": spec.pvc_retention_policy,
                 "whenScaled": "Retain",
             },
-            "selector": {"matchLabels": selector_labels(owner, COMPONENT)},
+            "selector": {"matchLabels": selector_labels(owner, component)},
             "template": {
                 "metadata": {"labels": pod_labels},
                 "spec": {
@@ -114,8 +115,8 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
         },
     }
     return [
-        service(owner, COMPONENT, "mesos-master", [("http", PORT)], headless=True),
-        service(owner, COMPONENT, "mesos-master", [("http", PORT)]),
-        pod_disruption_budget(owner, COMPONENT, "mesos-master"),
+        service(owner, component, "mesos-master", [("http", PORT)], headless=True),
+        service(owner, component, "mesos-master", [("http", PORT)]),
+        pod_disruption_budget(owner, component, "mesos-master"),
         statefulset,
     ]

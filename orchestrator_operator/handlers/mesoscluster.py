@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from ..builders import agents, marathon, masters, zookeeper
+from ..builders import agents, marathon, zookeeper
 from ..builders.cluster import build_children, stale_children
 from ..builders.meta import Owner
 from ..kube_api import KubeApi
@@ -23,6 +23,7 @@ from ..mesos.maintenance_runner import run_maintenance
 from ..mesos.metrics_export import export_status, forget
 from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from ..models.mesoscluster import MesosClusterSpec
+from ..models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
 from ..rollout.members import roll_statefulset, zookeeper_leader_ip
 from ..status import now_rfc3339
 from ..ttl_cache import TtlCache
@@ -46,22 +47,37 @@ def _owner(meta: kopf.Meta) -> Owner:
 @kopf.on.resume(API_GROUP, API_VERSION, "mesosclusters")
 @kopf.on.create(API_GROUP, API_VERSION, "mesosclusters")
 @kopf.on.update(API_GROUP, API_VERSION, "mesosclusters", field="spec")
+@kopf.on.update(API_GROUP, API_VERSION, "mesosclusters", field="metadata.annotations")
 def reconcile(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
 ) -> None:
     parsed: MesosClusterSpec = accept_for_children(MESOS_CLUSTER, spec, status, meta, patch)
+    routing = _routing(meta)
     api = KubeApi.shared()
     owner = _owner(meta)
-    api.apply_all(build_children(owner, parsed))
-    for api_version, kind, name in stale_children(owner, parsed):
+    api.apply_all(build_children(owner, parsed, routing))
+    for api_version, kind, name in stale_children(owner, parsed, routing):
         api.delete(api_version, kind, owner.namespace, name)
+
+
+def _routing(meta: kopf.Meta) -> ZkRouting | None:
+    """The ZkMigration's routing, or None on a cluster no migration has touched."""
+    annotations = dict(meta.get("annotations") or {})
+    if ROUTING_ANNOTATION not in annotations:
+        return None
+    try:
+        return parse_routing(annotations)
+    except ValueError as error:
+        raise kopf.PermanentError(str(error)) from error
 
 
 def _replicas(summary: WorkloadSummary | None) -> Replicas:
     return Replicas(summary.desired, summary.ready) if summary else Replicas(0, 0)
 
 
-def observe_cluster(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) -> Observation:
+def observe_cluster(
+    owner: Owner, spec: MesosClusterSpec, workloads: Workloads, routing: ZkRouting | None = None
+) -> Observation:
     connect = zookeeper.connect_string(owner, spec)
     zk_error, election, health = None, None, None
     try:
@@ -77,6 +93,14 @@ def observe_cluster(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) 
     def replicas(kind: str, component: str) -> Replicas:
         return _replicas(workloads.get(kind, owner.namespace, owner.child_name(component)))
 
+    routing = routing or ZkRouting()
+    masters_ready = replicas("StatefulSet", routing.masters_component)
+    if routing.migrating:  # both sets count while masters move across ensembles
+        other = replicas("StatefulSet", routing.target_masters_component)
+        masters_ready = Replicas(
+            masters_ready.desired + other.desired, masters_ready.ready + other.ready
+        )
+
     return Observation(
         zookeeper_connect_string=connect,
         zookeeper=None if spec.zookeeper.external else replicas("StatefulSet", zookeeper.COMPONENT),
@@ -84,7 +108,7 @@ def observe_cluster(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) 
         zookeeper_servers=servers,
         election=election,
         master_health=health,
-        masters=replicas("StatefulSet", masters.COMPONENT),
+        masters=masters_ready,
         quorum=spec.masters.effective_quorum,
         agents=replicas("DaemonSet", agents.COMPONENT),
         marathon=replicas("Deployment", marathon.COMPONENT),
@@ -92,12 +116,18 @@ def observe_cluster(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) 
 
 
 def roll_quorum_members(
-    owner: Owner, spec: MesosClusterSpec, observation: Observation, workloads: Workloads
+    owner: Owner,
+    spec: MesosClusterSpec,
+    observation: Observation,
+    workloads: Workloads,
+    routing: ZkRouting | None = None,
 ) -> str:
     """Advance the rolling restart of ZooKeeper, then of the masters, by at most one pod.
 
-    ZooKeeper goes first and alone: masters are only restarted on a settled ensemble.
+    ZooKeeper goes first and alone: masters are only restarted on a settled ensemble, and
+    not while a ZkMigration moves them (it adds and removes whole masters itself).
     """
+    routing = routing or ZkRouting()
     api = KubeApi.shared()
     if not spec.zookeeper.external:
         name = owner.child_name(zookeeper.COMPONENT)
@@ -107,8 +137,10 @@ def roll_quorum_members(
         )  # fmt: skip
         if zk.message:
             return zk.message
+    if routing.migrating:
+        return ""
     leader = observation.election.leader if observation.election else None
-    name = owner.child_name(masters.COMPONENT)
+    name = owner.child_name(routing.masters_component)
     result = roll_statefulset(
         api, owner.namespace, name, workloads.get("StatefulSet", owner.namespace, name),
         spec.masters.effective_quorum, lambda _: leader.ip if leader else None,
@@ -151,13 +183,16 @@ def observe(
         return
     parsed = MesosClusterSpec.model_validate(copy.deepcopy(dict(spec)))
     owner = _owner(meta)
+    routing = _routing(meta)
     workloads = Workloads(kwargs)
-    observation = observe_cluster(owner, parsed, workloads)
+    observation = observe_cluster(owner, parsed, workloads, routing)
     previous = copy.deepcopy(list(status.get("conditions") or []))
     new_status = build_status(
         observation, status.get("observedGeneration"), previous, now_rfc3339()
     )
-    new_status["rollout"] = roll_quorum_members(owner, parsed, observation, workloads) or None
+    new_status["rollout"] = (
+        roll_quorum_members(owner, parsed, observation, workloads, routing) or None
+    )
     cordoned = set(cordoned_nodes())
     leader = observation.election.leader if observation.election else None
     if leader and observation.master_health and (cordoned or status.get("maintenance")):

@@ -1,21 +1,284 @@
-"""Kopf handlers for ZK_MIGRATION: validate the spec and report it as accepted."""
+"""Kopf handlers for ZkMigration: validate the spec, then drive the six phases on a timer.
+
+Every tick reads the truth (both ensembles, the Mesos election and leader, the cluster's
+workloads, the sync controller's report in status.sync), asks the pure state machine
+(`migration.machine.step`) what comes next, carries it out (the cluster's routing
+annotation, the sync request, maintenance drains, retiring ensemble A) and writes status.
+All progress is in status, so a restarted operator continues where it stopped.
+"""
 
 from __future__ import annotations
 
+import copy
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
 
-from ..models import API_GROUP, API_VERSION, ZK_MIGRATION
-from .common import accept_spec
+from ..builders import agents, zookeeper
+from ..builders.meta import Owner, selector_labels
+from ..kube_api import KubeApi
+from ..mesos.maintenance_runner import run_maintenance
+from ..migration import archive
+from ..migration.machine import Decision, other_component, step
+from ..migration.observe import ZK_POOL, observe
+from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER, ZK_MIGRATION
+from ..models.mesoscluster import MesosClusterSpec
+from ..models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
+from ..models.zkmigration import SyncRequest, ZkMigrationSpec, ZkMigrationStatus
+from ..status import make_condition, set_condition
+from ..zk.clients import ZkUnreachable
+from .common import accept_spec, patch_changed_status
 
-PENDING_MESSAGE = "spec is valid; reconciliation has not started yet"
+log = logging.getLogger(__name__)
+TICK_SECONDS = 2.0
+ACCEPTED_MESSAGE = "spec is valid"
 
 
 @kopf.on.resume(API_GROUP, API_VERSION, "zkmigrations")
 @kopf.on.create(API_GROUP, API_VERSION, "zkmigrations")
-@kopf.on.update(API_GROUP, API_VERSION, "zkmigrations")
-def reconcile(
+@kopf.on.update(API_GROUP, API_VERSION, "zkmigrations", field="spec")
+def validate(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
 ) -> None:
-    accept_spec(ZK_MIGRATION, spec, status, meta.get("generation"), patch, PENDING_MESSAGE)
+    started = status.get("phase") not in (None, "Invalid")
+    accept_spec(
+        ZK_MIGRATION, spec, status, meta.get("generation"), patch, ACCEPTED_MESSAGE,
+        phase=None if started else "Pending",
+    )  # fmt: skip
+
+
+def _owner_ref(meta: kopf.Meta) -> dict[str, Any]:
+    return {
+        "apiVersion": ZK_MIGRATION.api_version,
+        "kind": ZK_MIGRATION.kind,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _target_connect(spec: ZkMigrationSpec, meta: kopf.Meta) -> str:
+    if spec.target.external:
+        return spec.target.external.connect_string
+    return f"{meta['name']}-zookeeper-client.{meta['namespace']}.svc:{zookeeper.CLIENT_PORT}"
+
+
+def _ensure_managed_target(
+    spec: ZkMigrationSpec, meta: kopf.Meta, cluster: MesosClusterSpec
+) -> None:
+    """Ensemble B made by the operator: the MesosCluster ZooKeeper builders, owned by the
+    migration until phase 6 hands it to the cluster."""
+    managed = spec.target.managed
+    if managed is None:
+        return
+    owner = Owner(
+        name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
+        kind=ZK_MIGRATION.kind, api_version=ZK_MIGRATION.api_version, part_of="mesos",
+    )  # fmt: skip
+    ensemble = cluster.zookeeper.model_copy(
+        update={
+            "external": None,
+            "replicas": managed.replicas,
+            "image": managed.image,
+            "version": managed.version,
+            "resources": managed.resources,
+            "storage": managed.storage,
+        }
+    )
+    KubeApi.shared().apply_all(
+        zookeeper.build(owner, cluster.model_copy(update={"zookeeper": ensemble}))
+    )
+
+
+def _status_fields(status: ZkMigrationStatus) -> dict[str, Any]:
+    """Status as camelCase JSON, without `sync`: that belongs to the sync controller."""
+    dumped: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude={"sync"})
+    return dumped
+
+
+def _conditions(
+    previous: list[Any], status: ZkMigrationStatus, generation: int | None
+) -> list[Any]:
+    phase = status.phase or "Pending"
+    checks = "; ".join(status.checks)
+    current = status.current_phase
+    progressing = make_condition(
+        "Progressing",
+        phase in ("Running", "RollingBack"),
+        phase,
+        (f"phase {current}: " + (checks or "exit checks pass")) if current else checks,
+        generation,
+    )
+    completed = make_condition(
+        "Completed",
+        phase == "Succeeded",
+        "Succeeded" if phase == "Succeeded" else "NotFinished",
+        "the cluster runs on ensemble B" if phase == "Succeeded" else f"phase is {phase}",
+        generation,
+    )
+    return set_condition(set_condition(previous, progressing), completed)
+
+
+def _finalize(
+    spec: ZkMigrationSpec,
+    meta: kopf.Meta,
+    cluster_meta: dict[str, Any],
+    status: ZkMigrationStatus,
+    sync_stopped: bool,
+    source_sessions: int | None,
+) -> None:
+    """Phase 6, in order: archive A (once), then point the cluster at B for good."""
+    if not (sync_stopped and source_sessions == 0):
+        return
+    api = KubeApi.shared()
+    if not status.archive:
+        blob = archive.read_archive(ZK_POOL.get(status.source_connect_string or ""), spec.paths)
+        expires = datetime.now(UTC) + timedelta(
+            seconds=archive.parse_retention(spec.rollback_retention)
+        )
+        configmaps = archive.archive_configmaps(
+            meta["name"], meta["namespace"], _owner_ref(meta), blob, expires
+        )
+        api.apply_all(configmaps)
+        status.archive = [c["metadata"]["name"] for c in configmaps]
+        status.archive_expires_at = expires
+    current = parse_routing(cluster_meta.get("annotations"))
+    if not current.migrating:
+        return  # done already: one merge patch changed both the spec and the routing
+    final = ZkRouting(masters_component=other_component(current.masters_component))
+    body = {
+        "metadata": {"annotations": {ROUTING_ANNOTATION: final.to_annotation()}},
+        "spec": {
+            "zookeeper": {
+                "replicas": None,
+                "external": {"connectString": status.target_connect_string},
+            }
+        },
+    }
+    api.merge_patch(
+        MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, cluster_meta["namespace"],
+        cluster_meta["name"], body,
+    )  # fmt: skip
+
+
+@kopf.timer(API_GROUP, API_VERSION, "zkmigrations", interval=TICK_SECONDS, initial_delay=1.0)
+def drive(
+    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+) -> None:
+    if status.get("phase") in (None, "Invalid"):
+        return  # not validated yet, or invalid: the validate handler said why
+    parsed = ZkMigrationSpec.model_validate(copy.deepcopy(dict(spec)))
+    current = ZkMigrationStatus.model_validate(copy.deepcopy(dict(status)))
+    api = KubeApi.shared()
+    generation = meta.get("generation")
+    cluster = api.get(
+        MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, meta["namespace"], parsed.cluster_ref
+    )
+    if cluster is None:
+        current.checks = [f"MesosCluster {parsed.cluster_ref} not found in {meta['namespace']}"]
+        _write(status, current, patch, generation)
+        return
+    cluster_spec = MesosClusterSpec.model_validate(cluster.get("spec") or {})
+    cluster_meta = cluster["metadata"]
+    owner = Owner(
+        name=cluster_meta["name"], namespace=cluster_meta["namespace"], uid=cluster_meta["uid"]
+    )
+    if current.source_connect_string is None:
+        current.source_connect_string = (
+            parsed.source.connect_string
+            if parsed.source
+            else zookeeper.connect_string(owner, cluster_spec)
+        )
+        current.target_connect_string = _target_connect(parsed, meta)
+    source = current.source_connect_string
+    target = current.target_connect_string or _target_connect(parsed, meta)
+    if current.phase != "Succeeded":
+        _ensure_managed_target(parsed, meta, cluster_spec)
+    annotations = cluster_meta.get("annotations") or {}
+    try:
+        routing = parse_routing(annotations) if ROUTING_ANNOTATION in annotations else None
+    except ValueError as error:
+        current.checks = [str(error)]
+        _write(status, current, patch, generation)
+        return
+    if current.phase == "Succeeded":
+        _expire_archive(meta, current)
+        _write(status, current, patch, generation)
+        return
+    try:
+        observation = observe(
+            owner=owner,
+            cluster_spec=cluster_spec,
+            cluster_connect=zookeeper.connect_string(owner, cluster_spec),
+            routing=routing,
+            source=source,
+            target=target,
+            paths=list(parsed.paths),
+            count_source_sessions=current.current_phase == 6,
+            sync=current.sync,
+            since=current.baseline.recorded_at if current.baseline else None,
+            now=datetime.now(UTC),
+        )
+    except ZkUnreachable as error:
+        current.checks = [str(error)]
+        _write(status, current, patch, generation)
+        return
+    decision = step(meta["name"], parsed, current, observation)
+    new = decision.status
+    if decision.routing is not None and decision.routing != (routing or ZkRouting()):
+        api.merge_patch(
+            MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, owner.namespace, owner.name,
+            {"metadata": {"annotations": {ROUTING_ANNOTATION: decision.routing.to_annotation()}}},
+        )  # fmt: skip
+    new.sync_request = SyncRequest(
+        active=decision.sync_active,
+        source=source,
+        target=target,
+        paths=list(parsed.paths),
+        strategy=parsed.conflict_strategy,
+    )
+    if new.current_phase == 5 and not new.rolling_back and observation.mesos.leader_address:
+        _drain_agents_left_on_source(owner, observation.mesos.leader_address, decision)
+    if decision.finalize:
+        sync_stopped = observation.sync is None or observation.sync.state == "Stopped"
+        _finalize(parsed, meta, cluster_meta, new, sync_stopped, observation.source.ephemerals)
+    _write(status, new, patch, generation)
+
+
+def _drain_agents_left_on_source(owner: Owner, leader: str, decision: Decision) -> None:
+    """Agents whose pods still run the template pointing at A: drain them through the
+    maintenance API; once a machine is down (no tasks left), delete its pod so the DaemonSet
+    brings the agent back on B. The next step, with the node no longer listed, brings the
+    machine up again."""
+    report = run_maintenance(leader, set(decision.drain_nodes)) or []
+    down = {entry["node"] for entry in report if entry.get("state") == "Down"}
+    if not down & decision.drain_nodes:
+        return
+    api = KubeApi.shared()
+    selector = ",".join(f"{k}={v}" for k, v in selector_labels(owner, agents.COMPONENT).items())
+    for pod in api.list("v1", "Pod", owner.namespace, label_selector=selector):
+        if pod["spec"].get("nodeName") in down & decision.drain_nodes:
+            log.info("agent on %s drained; replacing its pod", pod["spec"]["nodeName"])
+            api.delete("v1", "Pod", owner.namespace, pod["metadata"]["name"])
+
+
+def _expire_archive(meta: kopf.Meta, status: ZkMigrationStatus) -> None:
+    if not status.archive or status.archive_expires_at is None:
+        return
+    if datetime.now(UTC) < status.archive_expires_at:
+        return
+    api = KubeApi.shared()
+    for name in status.archive:
+        api.delete("v1", "ConfigMap", meta["namespace"], name)
+    status.archive = []
+
+
+def _write(
+    status: kopf.Status, new: ZkMigrationStatus, patch: kopf.Patch, generation: int | None
+) -> None:
+    fields = _status_fields(new)
+    fields["conditions"] = _conditions(list(status.get("conditions") or []), new, generation)
+    patch_changed_status(status, fields, patch)

@@ -1,0 +1,1 @@
+"""ZkMigration: the six-phase state machine (pure), what it observes, and what it archives."""

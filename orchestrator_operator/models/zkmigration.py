@@ -156,9 +156,38 @@ class SyncStatus(StatusModel):
     updated_at: datetime | None = None
 
 
+class Baseline(StatusModel):
+    """The cluster's tasks and frameworks when the migration started: what must survive it."""
+
+    recorded_at: datetime
+    task_count: int
+    task_digest: str
+    task_ids: list[str] = Field(default_factory=list, description="Up to 2,000 task ids.")
+    framework_ids: list[str] = Field(default_factory=list)
+
+
+class LeaderRecord(StatusModel):
+    id: str | None = None
+    address: str | None = None
+    since: datetime | None = None
+    changes: int = 0
+
+
 class ZkMigrationStatus(ResourceStatus):
     current_phase: int | None = None
+    rolling_back: bool = False
     phases: list[PhaseRecord] = Field(default_factory=list)
+    source_connect_string: str | None = None
+    target_connect_string: str | None = None
+    baseline: Baseline | None = None
+    leader: LeaderRecord | None = None
+    checks: list[str] = Field(
+        default_factory=list, description="Checks that hold the current phase, in words."
+    )
     sync_request: SyncRequest | None = None
     sync: SyncStatus | None = None
+    archive: list[str] = Field(
+        default_factory=list, description="ConfigMaps holding ensemble A's archived data."
+    )
+    archive_expires_at: datetime | None = None
     report: str | None = None

@@ -1,0 +1,241 @@
+"""The ZkMigration state machine against a small deterministic world: workloads follow the
+routing the machine writes, one tick per second."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from orchestrator_operator.migration.machine import Decision, routing_for, step
+from orchestrator_operator.migration.observation import (
+    EnsembleView,
+    MesosView,
+    Observation,
+    WorkloadView,
+)
+from orchestrator_operator.models.routing import ZkRouting
+from orchestrator_operator.models.zkmigration import SyncStatus, ZkMigrationSpec, ZkMigrationStatus
+
+A, B = "a1:2181,a2:2181,a3:2181", "b1:2181,b2:2181,b3:2181"
+TASKS = frozenset(f"web.{i}" for i in range(200))
+
+
+def _spec(**changes: object) -> ZkMigrationSpec:
+    raw: dict[str, object] = {"clusterRef": "demo", "target": {"external": {"connectString": B}}}
+    raw.update(changes)
+    return ZkMigrationSpec.model_validate(raw)
+
+
+@dataclass
+class World:
+    """What a tick observes, given the routing the cluster has been given."""
+
+    replicas: int = 3
+    agents: int = 4
+    routing: ZkRouting | None = None
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 27, tzinfo=UTC))
+    target_servers_up: int = 3
+    running: frozenset[str] = TASKS
+    failed: frozenset[str] = frozenset()
+    cluster_connect: str = A
+    archived: list[str] = field(default_factory=list)
+    sync_active: bool = False
+    history: list[tuple[int, int]] = field(default_factory=list)  # (masters on A, on B)
+
+    def observe(self) -> Observation:
+        routing = self.routing or ZkRouting()
+        source = self.replicas if routing.source_masters is None else routing.source_masters
+        target = routing.target_masters if routing.migrating else 0
+        leader = "master-a" if source else ("master-b" if target else None)
+        sync = (
+            SyncStatus(state="Running", bootstrapped=True, digests_equal=True, lag_p99_seconds=0.01)
+            if self.sync_active
+            else SyncStatus(state="Stopped")
+        )
+        both = self.sync_active
+        return Observation(
+            now=self.now,
+            source=EnsembleView(A, 3, 3, ephemerals=0),
+            target=EnsembleView(B, 3, self.target_servers_up),
+            mesos=MesosView(
+                leader_id=leader,
+                leader_address="127.0.0.1:5050",
+                leader_on_source=leader,
+                leader_on_target=leader if both else None,
+                contenders_source=source + target,
+                contenders_target=(source + target) if both else 0,
+                agents_active=self.agents,
+                frameworks={"marathon": True},
+                running_tasks=self.running,
+                failed_tasks=self.failed,
+            ),
+            routing=self.routing,
+            masters_replicas=self.replicas,
+            source_masters=WorkloadView(source, source, source),
+            target_masters=WorkloadView(target, target, target, exists=routing.migrating),
+            agents=WorkloadView(self.agents, self.agents, self.agents),
+            marathon=WorkloadView(2, 2, 2),
+            sync=sync,
+            cluster_connect=self.cluster_connect,
+        )
+
+    def apply(self, decision: Decision) -> None:
+        if decision.routing is not None:
+            self.routing = decision.routing
+        self.sync_active = decision.sync_active
+        if decision.finalize and not self.sync_active and (self.routing or ZkRouting()).migrating:
+            # What the handler does in phase 6: archive A, then point the cluster at B.
+            self.archived = ["demo-archive-0"]
+            decision.status.archive = self.archived
+            self.cluster_connect = B
+            component = (
+                "master-b"
+                if (self.routing or ZkRouting()).masters_component == "master"
+                else "master"
+            )
+            self.routing = ZkRouting(masters_component=component)
+        routing = self.routing or ZkRouting()
+        source = self.replicas if routing.source_masters is None else routing.source_masters
+        pair = (source, routing.target_masters if routing.migrating else 0)
+        if not self.history or self.history[-1] != pair:
+            self.history.append(pair)
+        self.now += timedelta(seconds=1)
+
+
+def run(
+    world: World, spec: ZkMigrationSpec, status: ZkMigrationStatus, until: str, ticks: int = 400
+) -> ZkMigrationStatus:
+    for _ in range(ticks):
+        decision = step("move", spec, status, world.observe())
+        world.apply(decision)
+        status = decision.status
+        if status.phase == until:
+            return status
+    raise AssertionError(f"never reached {until}: phase {status.phase}, checks {status.checks}")
+
+
+def fresh() -> ZkMigrationStatus:
+    return ZkMigrationStatus(phase="Pending", source_connect_string=A, target_connect_string=B)
+
+
+def test_forward_runs_six_phases_and_moves_masters_one_at_a_time() -> None:
+    world = World()
+    status = run(world, _spec(), fresh(), "Succeeded")
+    assert [(r.number, r.state) for r in status.phases] == [(n, "Succeeded") for n in range(1, 7)]
+    assert all(r.started_at and r.finished_at for r in status.phases)
+    # Never fewer masters than the cluster's replicas while they move.
+    assert min(a + b for a, b in world.history[:-1]) >= 3
+    assert world.cluster_connect == B
+    assert world.routing == ZkRouting(masters_component="master-b")
+    assert status.baseline is not None and status.baseline.task_count == 200
+    assert status.report and "cutover" in status.report
+
+
+def test_masters_sequence_is_exact() -> None:
+    world = World()
+    run(world, _spec(), fresh(), "Succeeded")
+    steps = world.history[: world.history.index((0, 3)) + 1]
+    assert steps == [(3, 0), (3, 1), (3, 2), (3, 3), (2, 3), (1, 3), (0, 3)]
+
+
+def test_rollback_from_phase_four_returns_everything_to_a() -> None:
+    world = World()
+    spec = _spec()
+    status = fresh()
+    for _ in range(400):
+        decision = step("move", spec, status, world.observe())
+        world.apply(decision)
+        status = decision.status
+        if status.phases[3].state == "Succeeded":
+            break
+    assert world.routing is not None and world.routing.agents_on_target
+    back = _spec(rollbackToPhase=0)
+    status = run(world, back, status, "RolledBack")
+    assert [r.state for r in status.phases[:4]] == ["RolledBack"] * 4
+    assert world.routing == ZkRouting()
+    assert not world.sync_active
+    # Undoing goes back the way it came: A refills before B empties.
+    tail = world.history[world.history.index((0, 3)) :]
+    assert tail[:7] == [(0, 3), (1, 3), (2, 3), (3, 3), (3, 2), (3, 1), (3, 0)]
+
+
+def test_rollback_to_a_middle_phase_holds_there_until_cleared() -> None:
+    world = World()
+    status = fresh()
+    for _ in range(400):
+        decision = step("move", _spec(), status, world.observe())
+        world.apply(decision)
+        status = decision.status
+        if status.phases[2].state == "Succeeded":
+            break
+    status = run(world, _spec(rollbackToPhase=2), status, "RolledBack")
+    assert status.phases[2].state == "RolledBack"
+    assert world.routing is not None and world.routing.target_masters == 3
+    assert world.routing.source_masters == 3
+    for _ in range(20):  # it stays there
+        decision = step("move", _spec(rollbackToPhase=2), status, world.observe())
+        world.apply(decision)
+        status = decision.status
+    assert status.phase == "RolledBack" and status.current_phase == 3
+    status = run(world, _spec(), status, "Succeeded")  # cleared: forward again
+
+
+def test_manual_approval_waits_at_each_unapproved_phase() -> None:
+    world = World()
+    manual = _spec(approval={"mode": "Manual", "approvedThroughPhase": 0})
+    status = run(world, manual, fresh(), "AwaitingApproval", ticks=5)
+    assert status.current_phase == 1 and world.routing is None
+    approved = _spec(approval={"mode": "Manual", "approvedThroughPhase": 2})
+    for _ in range(200):
+        decision = step("move", approved, status, world.observe())
+        world.apply(decision)
+        status = decision.status
+        if status.phase == "AwaitingApproval":
+            break
+    assert status.current_phase == 3
+    assert [r.state for r in status.phases[:3]] == ["Succeeded", "Succeeded", "Pending"]
+
+
+def test_an_unhealthy_target_ensemble_holds_the_phase_with_a_clear_message() -> None:
+    world = World()
+    status = fresh()
+    for _ in range(400):
+        decision = step("move", _spec(), status, world.observe())
+        world.apply(decision)
+        status = decision.status
+        if status.current_phase == 2:
+            break
+    world.target_servers_up = 2
+    for _ in range(30):
+        decision = step("move", _spec(), status, world.observe())
+        world.apply(decision)
+        status = decision.status
+    assert status.current_phase == 2 and status.phases[1].state == "Running"
+    assert any(
+        "ensemble B (b1:2181,b2:2181,b3:2181): 2 of 3 servers answer" in c for c in status.checks
+    )
+    world.target_servers_up = 3
+    run(world, _spec(), status, "Succeeded")
+
+
+def test_a_failed_task_holds_the_migration() -> None:
+    world = World()
+    status = run(world, _spec(), fresh(), "Running", ticks=3)
+    world.failed = frozenset({"web.7"})
+    world.running = TASKS - {"web.7"}
+    for _ in range(60):
+        decision = step("move", _spec(), status, world.observe())
+        world.apply(decision)
+        status = decision.status
+    assert status.phase == "Running" and status.current_phase == 1
+    assert any("1 tasks failed" in c for c in status.checks)
+    assert any("baseline tasks not running (e.g. web.7)" in c for c in status.checks)
+
+
+def test_routing_for_each_level() -> None:
+    assert routing_for(0, "m", B, 3, "master") == ZkRouting()
+    assert routing_for(2, "m", B, 3, "master").target_masters == 3
+    third = routing_for(3, "m", B, 3, "master")
+    assert (third.source_masters, third.agents_on_target) == (0, False)
+    assert routing_for(4, "m", B, 3, "master").agents_on_target
+    assert routing_for(6, "m", B, 3, "master") == ZkRouting(masters_component="master-b")
