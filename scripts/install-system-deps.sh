@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests start for real (ZooKeeper, Docker Engine, Prometheus,
-# a static busybox for locally made images) when they are missing, and checks the toolchains.
+# a static busybox and debootstrap for locally made images) when they are missing, and checks
+# the toolchains.
 # Idempotent: with everything present it only checks.
 set -euo pipefail
 
-packages=(zookeeper docker.io docker-compose prometheus busybox-static iproute2 chromium openjdk-17-jre-headless)
+packages=(zookeeper docker.io docker-compose prometheus busybox-static iproute2 chromium openjdk-17-jre-headless
+  debootstrap)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -5,9 +5,15 @@ this machine allows (no registry to pull base images from, no GitHub runner):
   without the `mesos` profile, and `promtool check config` its Prometheus configuration;
 - every command line that the compose services, the operator Deployment and the monitoring
   Rollout give the image is accepted by the real argument parsers of those commands;
-- the Dockerfile is multi-stage on the pinned python:3.11-slim-bookworm, runs as a numeric
-  non-root user, has `orchestrator` as entry point, and copies only what .dockerignore lets in;
-- actionlint (built from its Go module) accepts .github/workflows.
+- the Dockerfile is multi-stage on the pinned python:3.11-slim-bookworm (and a pinned node
+  image for the UI), runs as a numeric non-root user, has `orchestrator` as entry point, and
+  copies only what .dockerignore lets in;
+- actionlint (built from its Go module) accepts .github/workflows;
+- the image itself, built offline by a private Docker Engine (tests/fixtures/docker.py) with
+  BuildKit: the Python base made locally (scripts/make-base-image.sh: debootstrap + `docker
+  import`, cached), wheels made on the host (build/wheels), the UI built on the host
+  (build/ui-dist); the image runs `--help`, as uid 10001, and its monitoring app serves the UI
+  from the path its `--ui-dist` default names.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +35,16 @@ from orchestrator_operator.cli import build_parser
 from orchestrator_operator.monitor.cli import add_monitor_parsers
 from orchestrator_operator.zk.cli import add_zk_sync_parser
 from sim.cli import parser as sim_parser
+from testenv.docker import DockerEngine
 
 from .delivery_crds import cache_root
 
 REPO = Path(__file__).resolve().parents[2]
 ACTIONLINT = "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 BASE = "python:3.11-slim-bookworm"
+NODE_BASE = "node:20-bookworm-slim"
+LOCAL_BASE = "orchestrator-base:bookworm-py311"
+OFFLINE_IMAGE = "orchestrator:offline-test"
 
 
 def _compose(*args: str) -> subprocess.CompletedProcess[str]:
@@ -144,18 +155,33 @@ def _dockerfile() -> list[tuple[str, str]]:
     return instructions
 
 
-def test_dockerfile_is_multi_stage_pinned_non_root_with_orchestrator_entrypoint() -> None:
-    instructions = _dockerfile()
-    args = dict(
+def _resolve(value: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], value)
+
+
+def _build_args(instructions: list[tuple[str, str]]) -> dict[str, str]:
+    """Every ARG default of the Dockerfile (global and per stage; the names do not clash)."""
+    return dict(
         rest.split("=", 1) for keyword, rest in instructions if keyword == "ARG" and "=" in rest
     )
-    stages = [rest for keyword, rest in instructions if keyword == "FROM"]
-    assert len(stages) >= 2
-    for stage in stages:
-        image = stage.split()[0]
-        resolved = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image)
-        assert resolved == BASE, stage
+
+
+def test_dockerfile_is_multi_stage_pinned_non_root_with_orchestrator_entrypoint() -> None:
+    instructions = _dockerfile()
+    args = _build_args(instructions)
+    stages: list[str] = []
+    for keyword, rest in instructions:
+        if keyword != "FROM":
+            continue
+        image = _resolve(rest.split()[0], args)
+        # A pinned base, `scratch`, or an earlier stage (the UI stage chosen by ARG UI).
+        assert image in (BASE, NODE_BASE, "scratch") or image in stages, rest
+        if " AS " in rest.upper():
+            stages.append(rest.split()[-1])
+    assert {"ui-node", "ui-prebuilt", "ui", "build"} <= set(stages)
+    assert args["UI"] == "ui-node", "real builds build the UI in the node image"
     final = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    assert _resolve(instructions[final][1].split()[0], args) == BASE
     users = [rest for keyword, rest in instructions[final:] if keyword == "USER"]
     assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
     entrypoints = [rest for keyword, rest in instructions[final:] if keyword == "ENTRYPOINT"]
@@ -163,9 +189,19 @@ def test_dockerfile_is_multi_stage_pinned_non_root_with_orchestrator_entrypoint(
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:
+    """Docker's .dockerignore rule, for the patterns used here: the last pattern that matches
+    the path or one of its parents wins; `!` lets a path back in."""
     import fnmatch
 
-    return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path.split("/")[0], p) for p in patterns)
+    parts = path.strip("/").split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        if any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes):
+            ignored = not negated
+    return ignored
 
 
 def test_dockerfile_copies_only_what_the_context_contains() -> None:
@@ -174,15 +210,23 @@ def test_dockerfile_copies_only_what_the_context_contains() -> None:
         for line in (REPO / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
+    instructions = _dockerfile()
+    args = _build_args(instructions)
     sources = []
-    for keyword, rest in _dockerfile():
+    for keyword, rest in instructions:
         if keyword == "COPY" and "--from" not in rest:
-            sources += rest.split()[:-1]
+            sources += [_resolve(source, args) for source in rest.split()[:-1]]
     assert sources
+    optional = [s for s in sources if "[" in s]  # patterns that may match nothing
+    assert optional == ["build/wheel[s]"]
+    built = args["UI_DIST"]  # ui/dist exists once the UI is built (cd ui && npm run build)
     for source in sources:
-        assert (REPO / source).exists(), source
-        assert not _ignored(source, patterns), f"{source} is excluded by .dockerignore"
-    for heavy in (".git", ".venv", "tests", "testenv", ".testenv"):
+        if source not in optional and source != built:
+            assert (REPO / source).exists(), source
+        assert not _ignored(source.replace("[s]", "s"), patterns), f"{source} is excluded"
+    for allowed in ("build/wheels/x.whl", "build/ui-dist/index.html", "ui/src/App.tsx"):
+        assert not _ignored(allowed, patterns), allowed
+    for heavy in (".git", ".venv", "tests", "testenv", ".testenv", "ui/node_modules", "build/lib"):
         assert _ignored(heavy, patterns), heavy
 
 
@@ -254,3 +298,142 @@ def test_the_image_s_wheel_builds_with_every_module_and_the_entry_point(tmp_path
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "orchestrator = orchestrator_operator.cli:main" in text
+
+
+# --- the image, built offline by a private Docker Engine --------------------------------------
+
+
+def _docker_cli() -> str:
+    """Debian's docker CLI (package docker.io, the same version as dockerd): its built-in
+    BuildKit client needs no buildx plugin. A newer CLI elsewhere on PATH may lack buildx."""
+    debian = Path("/usr/bin/docker")
+    binary = str(debian) if debian.exists() else shutil.which("docker")
+    assert binary, "docker CLI not found: install the Debian package docker.io"
+    return binary
+
+
+def _run(cmd: list[str], *, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, timeout=timeout, **kwargs
+    )
+    assert result.returncode == 0, (
+        f"{' '.join(cmd)} exited with {result.returncode}:\n"
+        f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    )
+    return result
+
+
+@pytest.fixture(scope="module")
+def offline_image(docker_engine: DockerEngine) -> Iterator[tuple[str, dict[str, str]]]:
+    """Builds the Dockerfile as docs/delivery.md says for offline builds; yields the image tag
+    and the environment that points the docker CLI at the private engine."""
+    import sys
+
+    env = {
+        **os.environ,
+        "DOCKER_HOST": docker_engine.base_url,
+        "DOCKER": _docker_cli(),
+        "DOCKER_BUILDKIT": "1",
+    }
+    # Wheels for the package, its dependencies and its build backend, made on the host.
+    wheels = ["wheel", "-q", str(REPO), "setuptools", "-w", str(REPO / "build/wheels")]
+    _run([sys.executable, "-m", "pip", *wheels], timeout=600)
+    # The UI, built on the host into build/ui-dist (ui/dist is left to the UI's own tests).
+    if not (REPO / "ui/node_modules/.package-lock.json").exists():
+        _run(["npm", "ci", "--no-audit", "--no-fund"], cwd=REPO / "ui", timeout=600)
+    _run(
+        ["npm", "run", "build", "--", "--outDir", str(REPO / "build/ui-dist")],
+        cwd=REPO / "ui",
+        timeout=600,
+    )
+    # The Python base: debootstrap (first run, about 1.5 min) or the cached rootfs tarball.
+    make_base = ["bash", str(REPO / "scripts/make-base-image.sh"), LOCAL_BASE]
+    base = _run(make_base, env=env, timeout=900)
+    assert base.stdout.strip() == LOCAL_BASE, base.stdout + base.stderr
+    build_args = {"PYTHON_IMAGE": LOCAL_BASE, "UI": "ui-prebuilt", "UI_DIST": "build/ui-dist"}
+    build = [env["DOCKER"], "build", "--progress=plain", "-t", OFFLINE_IMAGE]
+    for name, value in build_args.items():
+        build += ["--build-arg", f"{name}={value}"]
+    _run([*build, str(REPO)], env=env, timeout=900)
+    yield OFFLINE_IMAGE, env
+
+
+def _docker(env: dict[str, str], *args: str) -> str:
+    return _run([env["DOCKER"], *args], env=env, timeout=120).stdout
+
+
+@pytest.mark.docker
+def test_offline_image_runs_help_with_every_subcommand(
+    offline_image: tuple[str, dict[str, str]],
+) -> None:
+    image, env = offline_image
+    out = _docker(env, "run", "--rm", image, "--help")
+    assert out.startswith("usage: orchestrator"), out
+    assert "{run,crds,zk-sync,probe,app}" in out, out
+    listed = {line.split()[0] for line in out.splitlines() if line.startswith("    ")}
+    assert {"run", "crds", "zk-sync", "probe", "app"} <= listed, out
+    # The default command is --help too; the simulator runs from the working directory.
+    assert _docker(env, "run", "--rm", image) == out
+    sim = _docker(env, "run", "--rm", "--entrypoint", "python", image, "-m", "sim", "--help")
+    assert sim.startswith("usage:"), sim
+
+
+@pytest.mark.docker
+def test_offline_image_runs_as_a_non_root_numeric_user(
+    offline_image: tuple[str, dict[str, str]],
+) -> None:
+    image, env = offline_image
+    config = json.loads(_docker(env, "image", "inspect", "--format", "{{json .Config}}", image))
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["orchestrator"]
+    ids = _docker(env, "run", "--rm", "--entrypoint", "id", image).strip()
+    assert ids.startswith("uid=10001(orchestrator) gid=10001(orchestrator)"), ids
+
+
+_SERVE_UI = """
+import argparse, json, subprocess, sys, time, urllib.request
+from orchestrator_operator.monitor.cli import add_monitor_parsers
+
+parser = argparse.ArgumentParser()
+add_monitor_parsers(parser.add_subparsers(dest="command"))
+ui_dist = parser.parse_args(["app"]).ui_dist
+app = subprocess.Popen(["orchestrator", "app", "--listen", "127.0.0.1", "--port", "4040",
+                        "--token", "t"])
+try:
+    for _ in range(100):
+        try:
+            index = urllib.request.urlopen("http://127.0.0.1:4040/").read().decode()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        sys.exit("the app did not answer")
+    assets = {}
+    for line in index.split('"'):
+        if line.startswith("/assets/"):
+            assets[line] = len(urllib.request.urlopen("http://127.0.0.1:4040" + line).read())
+    print(json.dumps({"ui_dist": ui_dist, "index": index, "assets": assets}))
+finally:
+    app.terminate()
+    app.wait()
+"""
+
+
+@pytest.mark.docker
+def test_offline_image_serves_the_ui_from_the_app_s_default_ui_dist(
+    offline_image: tuple[str, dict[str, str]],
+) -> None:
+    image, env = offline_image
+    out = _docker(env, "run", "--rm", "--entrypoint", "python", image, "-c", _SERVE_UI)
+    served = json.loads(out.strip().splitlines()[-1])
+    assert served["ui_dist"] == "/opt/orchestrator/ui"  # $ORCHESTRATOR_UI_DIST of the image
+    host = REPO / "build/ui-dist"
+    assert served["index"] == (host / "index.html").read_text()
+    expected = {
+        f"/assets/{p.name}": p.stat().st_size
+        for p in (host / "assets").iterdir()
+        if f"/assets/{p.name}" in served["index"]
+    }
+    assert expected and served["assets"] == expected
+    listing = _docker(env, "run", "--rm", "--entrypoint", "ls", image, "/opt/orchestrator/ui")
+    assert set(listing.split()) == {"index.html", "assets"}
