@@ -173,8 +173,33 @@ def test_overlays_set_image_tag_resources_and_log_level(delivery_env: KubeTestEn
         assert deployment["spec"]["strategy"]["type"] == "Recreate"
 
 
+def test_sync_controller_container(delivery_env: KubeTestEnv) -> None:
+    """The Deployment's second container runs `zk-sync controller` from the same image, with
+    its own health port and probes, the restricted security context and a writable state
+    directory (the root filesystem is read-only)."""
+    from orchestrator_operator.cli import build_parser
+
+    for directory in ("k8s/base", "k8s/overlays/prod"):
+        deployment = next(d for d in _render(directory, delivery_env) if d["kind"] == "Deployment")
+        pod = deployment["spec"]["template"]["spec"]
+        operator, sync = pod["containers"]
+        assert sync["name"] == "sync-controller" and sync["image"] == operator["image"]
+        args = build_parser().parse_args(sync["args"])
+        assert (args.command, args.zk_sync_action) == ("zk-sync", "controller")
+        ports = {p["name"]: p["containerPort"] for p in sync["ports"]}
+        assert ports == {"http-sync": args.health_port} and args.health_port != 8080
+        assert sync["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-sync"}
+        assert sync["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-sync"}
+        assert sync["securityContext"] == operator["securityContext"]
+        mounts = {m["mountPath"]: m["name"] for m in sync["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes[mounts[str(args.state_dir)]]
+        assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
 # What the operator's code does with the API (handlers/, kube_api.py, rollout/, operator.py,
-# and Kopf: watches, finalizers and annotations, events), and a few things it must not do.
+# and Kopf: watches, finalizers and annotations, events; the sync controller lists
+# zkmigrations and patches zkmigrations/status), and a few things it must not do.
 ALLOWED = [
     ("list", "mesosclusters.orchestrator.dev"), ("watch", "mesosclusters.orchestrator.dev"),
     ("get", "mesosclusters.orchestrator.dev"), ("patch", "mesosclusters.orchestrator.dev"),
@@ -212,6 +237,7 @@ DENIED = [
     ("create", "customresourcedefinitions.apiextensions.k8s.io"),
     ("escalate", "clusterroles.rbac.authorization.k8s.io"), ("delete", "serviceaccounts"),
     ("create", "pods/exec"), ("delete", "deployments.apps"), ("delete", "secrets"),
+    ("delete", "zkmigrations.orchestrator.dev"), ("create", "zkmigrations.orchestrator.dev"),
 ]  # fmt: skip
 
 

@@ -238,7 +238,70 @@ def test_handlers_api_client_writes_children_under_its_service_account(
         report = json.loads(result.stdout.strip().splitlines()[-1])
         assert report["refused"] == []
         kinds = {what.split()[1] for what in report["done"] if what.startswith("apply")}
-        assert {"ConfigMap", "Service", "StatefulSet", "DaemonSet", "PodDisruptionBudget",
-                "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"} <= kinds
+        assert {
+            "ConfigMap",
+            "Service",
+            "StatefulSet",
+            "DaemonSet",
+            "PodDisruptionBudget",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+        } <= kinds
     finally:
         kube_env.kubectl_run("delete", "namespace", namespace, "--wait=false")
+
+
+def test_sync_controller_lists_and_reports_under_the_service_account(
+    kube_env: KubeTestEnv,
+    service_account_kubeconfig: Path,
+    operator_as_service_account: tuple[subprocess.Popen[bytes], Path, int],
+    tmp_path: Path,
+) -> None:
+    """The second container of the Deployment (`zk-sync controller`) under the same
+    ServiceAccount: it lists ZkMigrations and merge-patches status.sync, and is refused
+    nothing. A stale Running report with an inactive request is corrected to Stopped."""
+    group = "/apis/orchestrator.dev/v1alpha1"
+    kube_env.api(
+        "POST",
+        f"{group}/namespaces/{NAMESPACE}/zkmigrations",
+        {
+            "apiVersion": "orchestrator.dev/v1alpha1",
+            "kind": "ZkMigration",
+            "metadata": {"name": "rbac-sync", "namespace": NAMESPACE},
+            "spec": {"clusterRef": "demo", "target": {"external": {"connectString": "b:2181"}}},
+        },
+    )
+    status = {"syncRequest": {"active": False, "source": "a:2181", "target": "b:2181",
+                              "paths": ["/mesos"]}, "sync": {"state": "Running"}}  # fmt: skip
+    patched = kube_env.kubectl_run(
+        "patch", "zkmigration", "rbac-sync", "-n", NAMESPACE, "--subresource=status",
+        "--type=merge", "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+    port = free_port()
+    log = tmp_path / "sync-controller.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator_operator.cli", "zk-sync", "controller",
+             "--namespace", NAMESPACE, "--state-dir", str(tmp_path / "state"),
+             "--health-host", "127.0.0.1", "--health-port", str(port)],
+            env={**os.environ, "KUBECONFIG": str(service_account_kubeconfig)},
+            stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        state = None
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()[-4000:]
+            obj = kube_env.api("GET", f"{group}/namespaces/{NAMESPACE}/zkmigrations/rbac-sync")
+            state = obj["status"].get("sync", {}).get("state")
+            if state == "Stopped" and _ready(port):
+                break
+            time.sleep(0.5)
+        assert state == "Stopped", log.read_text()[-4000:]
+        assert _refusals(log) == [], log.read_text()[-4000:]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
