@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -198,4 +199,56 @@ def test_controller_syncs_reports_stops_and_survives_an_unreachable_ensemble(
             30,
             lambda: controller.log_tail(),
         )
+        assert controller.process.poll() is None
+
+
+def test_changed_request_restarts_the_engine_and_deletion_forgets_its_state(
+    kube_env: KubeTestEnv,
+    namespace: str,
+    zk_ensemble_factory: ZkEnsembleFactory,
+    sync_controller_factory: SyncControllerFactory,
+    tmp_path: Path,
+) -> None:
+    a, b, c = (zk_ensemble_factory(size=1) for _ in range(3))
+    controller = sync_controller_factory("--namespace", namespace, "--interval", "0.5")
+    state_file = tmp_path / "sync-state-0" / f"{namespace}_m.json"
+    with zk_client(a.connect_string) as ca, zk_client(c.connect_string) as cc:
+        ca.create("/mesos/one", b"1", makepath=True)
+        create_migration(kube_env, namespace, "m", b.connect_string)
+        request = {"active": True, "source": a.connect_string, "target": b.connect_string,
+                   "paths": ["/mesos"], "strategy": "Manual"}  # fmt: skip
+        request_sync(kube_env, namespace, "m", **request)
+
+        def status() -> dict[str, Any]:
+            return sync_status(kube_env, namespace, "m")
+
+        def explain() -> str:
+            return f"status.sync {status()}\ncontroller log:\n{controller.log_tail()}"
+
+        wait_for(lambda: status().get("state") == "Running", 60, explain)
+        assert "(bidirectional, Manual)" in status()["message"]
+        wait_for(state_file.exists, 10, explain)
+
+        # Another target: the engine for B stops, one for C starts and bootstraps C.
+        request_sync(kube_env, namespace, "m", **{**request, "target": c.connect_string})
+        wait_for(lambda: cc.exists("/mesos/one") is not None, 60, explain)
+        wait_for(
+            lambda: (
+                (s := status()).get("state") == "Running"
+                and c.connect_string in s.get("message", "")
+            ),
+            30,
+            explain,
+        )
+        ca.create("/mesos/two", b"2")
+        wait_for(lambda: cc.exists("/mesos/two") is not None, 30, explain)
+        with zk_client(b.connect_string) as cb:
+            assert cb.exists("/mesos/one") is not None and cb.exists("/mesos/two") is None
+
+        # Deleted: the engine stops and its state file goes.
+        kube_env.api("DELETE", f"{GROUP_PATH}/namespaces/{namespace}/zkmigrations/m")
+        wait_for(lambda: not state_file.exists(), 30, explain)
+        ca.create("/mesos/three", b"3")
+        time.sleep(3)
+        assert cc.exists("/mesos/three") is None
         assert controller.process.poll() is None
