@@ -168,7 +168,7 @@ class SyncEngine:
                 f"{cfg.source}"
             )
         t0 = time.monotonic()
-        self.full_reconcile()
+        self._bootstrap()
         self.bootstrap = BootstrapStats(
             znodes=len(self.cache[Side.A]), seconds=time.monotonic() - t0
         )
@@ -181,6 +181,31 @@ class SyncEngine:
         )
         self._worker = threading.Thread(target=self._run, name="zk-sync-worker", daemon=True)
         self._worker.start()
+
+    def _bootstrap(self) -> None:
+        """The first full reconcile. A server of either ensemble may die meanwhile: kazoo
+        moves to another server within the session, so wait for it and start over rather
+        than fail the whole start (up to the connect timeout, at least twice)."""
+        cfg = self.config
+        deadline = time.monotonic() + max(cfg.connect_timeout, 2 * cfg.session_timeout)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.full_reconcile()
+                return
+            except RETRYABLE as exc:
+                if self._stop.is_set() or (attempt >= 2 and time.monotonic() >= deadline):
+                    raise
+                log.warning(
+                    "connection trouble during the bootstrap (%s): starting it over",
+                    exc.__class__.__name__,
+                )
+                self.metrics.errors.labels("connection").inc()
+                while not all(self._connected.values()) and time.monotonic() < deadline:
+                    if self._stop.wait(0.2):
+                        raise
+                self._stop.wait(0.2)
 
     def stop(self) -> None:
         self._stop.set()
@@ -598,6 +623,11 @@ class SyncEngine:
                 self.metrics.lag.labels(direction).observe(max(0.0, applied - origin[1]))
             if self.on_applied is not None:
                 self.on_applied(path, side, applied)
+        for path, aversion in result.acl_versions.items():
+            # a closed parent opened for a create and closed again: same ACL, new version
+            node = cache.get(path)
+            if node is not None:
+                cache[path] = dataclasses.replace(node, aversion=aversion)
         for op, count in result.ops.items():
             self.metrics.operations.labels(op, direction).inc(count)
         self.metrics.bytes.labels(direction).inc(result.bytes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -22,9 +23,11 @@ from kazoo.exceptions import (
     NoNodeError,
     NotEmptyError,
 )
+from kazoo.security import ACL, Id, make_digest_acl_credential
 
 from .model import (
     OPEN_ACL,
+    PERM_CREATE,
     NodeState,
     acl_to_kazoo,
     depth,
@@ -40,6 +43,9 @@ MULTI_MAX_OPS = 500
 MULTI_MAX_BYTES = 512 * 1024
 MULTI_IN_FLIGHT = 8
 TIMEOUT = 60.0
+# The engine's own digest identity (a fresh random password per Applier), granted CREATE
+# on a parent whose ACL forbids it only for as long as it takes to create a child there.
+ENGINE_DIGEST_USER = "orchestrator-zk-sync"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,9 @@ class ApplyResult:
     # children); nothing was written and the caller must look again.
     raced: set[str] = field(default_factory=set)
     created: set[str] = field(default_factory=set)
+    # Nodes whose ACL version moved as a side effect (a closed parent opened for a create
+    # and closed again): path -> new aversion, for the caller's cache.
+    acl_versions: dict[str, int] = field(default_factory=dict)
     ops: Counter[str] = field(default_factory=Counter)
     bytes: int = 0
     applied_at: dict[str, float] = field(default_factory=dict)
@@ -88,6 +97,16 @@ class Applier:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.conditional = False
+        self._identity: str | None = None
+
+    def _engine_identity(self) -> str:
+        """The digest id this session is authenticated as (authenticating on first use;
+        kazoo re-sends the credential after a reconnect)."""
+        if self._identity is None:
+            password = secrets.token_urlsafe(24)
+            self.client.add_auth("digest", f"{ENGINE_DIGEST_USER}:{password}")
+            self._identity = make_digest_acl_credential(ENGINE_DIGEST_USER, password)
+        return self._identity
 
     @property
     def session_id(self) -> int:
@@ -272,7 +291,7 @@ class Applier:
         try:
             if isinstance(exc, NoNodeError):
                 self.client.ensure_path(parent_of(put.path))
-                self.client.create(put.path, put.want.data, acl=acl, ephemeral=put.want.ephemeral)
+                self._create(put, acl, result)
                 self._create_ok(put, result)
             elif isinstance(exc, NodeExistsError):
                 _data, stat = self.client.get(put.path)
@@ -280,9 +299,7 @@ class Applier:
                 wrong_kind = (owner != 0) != put.want.ephemeral
                 if wrong_kind or (put.want.ephemeral and owner != self.session_id):
                     self.client.delete(put.path)
-                    self.client.create(
-                        put.path, put.want.data, acl=acl, ephemeral=put.want.ephemeral
-                    )
+                    self._create(put, acl, result)
                     self._create_ok(put, result)
                 else:
                     self.client.set(put.path, put.want.data)
@@ -292,9 +309,48 @@ class Applier:
                     result.ops["set"] += 1
                     result.bytes += len(put.want.data)
             else:
-                result.failed[put.path] = f"not authorized to create: {exc!r}"
-        except (NodeExistsError, NoNodeError, NoAuthError, NotEmptyError) as again:
+                # The parent's ACL forbids CREATE on this side: the other side legitimately
+                # has children under such a parent (created before the ACL was closed, or
+                # the ACL came from a conflict resolution), so copy the child through.
+                self._create_in_closed_parent(put, acl, result)
+                self._create_ok(put, result)
+        except BadVersionError:
+            # The parent's ACL moved while we were opening it: look again.
+            result.raced.add(put.path)
+        except NoAuthError as exc:
+            result.failed[put.path] = f"not authorized to create: {exc!r}"
+        except (NodeExistsError, NoNodeError, NotEmptyError) as again:
             result.failed[put.path] = f"create failed: {again!r}"
+
+    def _create(self, put: Put, acl: list[Any], result: ApplyResult) -> None:
+        try:
+            self.client.create(put.path, put.want.data, acl=acl, ephemeral=put.want.ephemeral)
+        except NoAuthError:
+            self._create_in_closed_parent(put, acl, result)
+
+    def _create_in_closed_parent(self, put: Put, acl: list[Any], result: ApplyResult) -> None:
+        """Create ``put.path`` under a parent whose ACL denies this session CREATE: grant
+        CREATE to the engine's own digest identity on the parent (an ADMIN right the engine
+        needs anyway to copy ACLs), create, and put the parent's ACL back exactly.
+
+        Raises NoAuthError when the parent's ACL cannot be changed either, BadVersionError
+        when the parent's ACL changed meanwhile."""
+        parent = parent_of(put.path)
+        acls, stat = self.client.get_acls(parent)
+        grant = ACL(PERM_CREATE, Id("digest", self._engine_identity()))
+        opened = self.client.set_acls(parent, [*acls, grant], version=stat.aversion)
+        log.info("%s forbids CREATE: opened for the engine to create %s", parent, put.path)
+        try:
+            self.client.create(put.path, put.want.data, acl=acl, ephemeral=put.want.ephemeral)
+        finally:
+            try:
+                closed = self.client.set_acls(parent, acls, version=opened.aversion)
+            except BadVersionError:
+                # Somebody set the parent's ACL after we opened it: theirs stands.
+                result.raced.add(parent)
+            else:
+                result.acl_versions[parent] = int(closed.aversion)
+                result.ops["set_acl"] += 2
 
     # ------------------------------------------------------------------ updates
     def _updates(

@@ -276,3 +276,31 @@ def test_metrics_and_healthz_endpoints(
             server.stop()
     report = verify_clients(ca, ca, [root])
     assert report.ok
+
+
+NO_CREATE = [ACL(1 | 2 | 8 | 16, Id("world", "anyone"))]  # read, write, delete, admin
+
+
+def test_bidirectional_child_under_parent_that_forbids_create(
+    pair: ZkPair, clients: tuple[KazooClient, KazooClient], tmp_path: Path
+) -> None:
+    """While the engine is down, B opens a closed parent's ACL and adds a child, A edits the
+    parent: source-wins puts A's closed ACL on B's parent, and B's child must still reach A
+    (under a parent whose ACL forbids CREATE there) instead of failing on every reconcile."""
+    ca, cb = clients
+    root = unique_root()
+    ca.ensure_path(root)
+    ca.create(f"{root}/p", b"p0", acl=NO_CREATE)
+    state = tmp_path / "state.json"
+    with engine_for(pair, [root], bidirectional=True, state_file=state):
+        wait_in_sync(ca, cb, [root], timeout=30)
+    cb.set_acls(f"{root}/p", [ACL(31, Id("world", "anyone"))])
+    cb.create(f"{root}/p/x", b"from-b")
+    ca.set(f"{root}/p", b"p1")
+    with engine_for(pair, [root], bidirectional=True, state_file=state) as engine:
+        wait_in_sync(ca, cb, [root], timeout=30)
+        assert engine.wait_idle(30)
+        assert ca.get(f"{root}/p/x")[0] == b"from-b"
+        assert cb.get(f"{root}/p")[0] == b"p1"
+        assert cb.get_acls(f"{root}/p")[0] == NO_CREATE
+        assert ca.get_acls(f"{root}/p")[0] == NO_CREATE
