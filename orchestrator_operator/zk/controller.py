@@ -505,8 +505,7 @@ class Controller:
 
 
 # ============================================================================ process
-async def _serve(options: ControllerOptions) -> int:
-    api = ZkMigrationApi()
+async def _serve(options: ControllerOptions, api: ZkMigrationApi) -> int:
     collector = PerMigrationCollector()
     REGISTRY.register(collector)
     report = reporter_for(api)
@@ -555,4 +554,9 @@ async def _serve(options: ControllerOptions) -> int:
 
 
 def run_controller(options: ControllerOptions) -> int:
-    return asyncio.run(_serve(options))
+    try:
+        api = ZkMigrationApi()
+    except Exception as exc:  # no kubeconfig and not in a pod
+        log.error("no Kubernetes API credentials (kubeconfig or in-cluster): %s", exc)
+        return 2
+    return asyncio.run(_serve(options, api))
