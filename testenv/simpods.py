@@ -19,7 +19,8 @@ Which process a pod gets (the first container whose image matches):
   `--hostname`, `--port`, `--cluster`, `--registry`, credentials flags are ignored.
 - `mesos-slave` or `mesos-agent`: `sim agent --zk=<its --master> --hostname=<its --hostname
   with $(NODE_NAME) substituted, else the node name> --port=<one port per node, kept>
-  --work-dir=<base_dir>/agents/<node> --recover=reconnect --resources=<agent_resources>`.
+  --work-dir=<base_dir>/agents/<node> --recover=reconnect --resources=<its --resources, else
+  agent_resources>` (the simulator keeps the scalar parts).
   The port and the work dir belong to the node, so an agent pod replaced on the same node
   (a DaemonSet rolling update) recovers its checkpoint: the same agent id and its tasks.
 - `marathon` (not `marathon-lb`): `sim marathon --master <its --master> --zk <its --zk>
@@ -503,7 +504,7 @@ class SimPodRunner:
                 f"--port={port}",
                 f"--work-dir={work_dir}",
                 "--recover=reconnect",
-                f"--resources={self.agent_resources}",
+                f"--resources={flags.get('resources') or self.agent_resources}",
             ]
         if "master" not in flags or "zk" not in flags:
             raise ValueError("a Marathon pod without --master and --zk")

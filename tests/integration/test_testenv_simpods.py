@@ -1,10 +1,14 @@
 """SimPodRunner makes KWOK pods of Mesos components real: raw workloads (no operator) on the
 local control plane get one simulator process per pod, registered in a real ZooKeeper; a
-StatefulSet scale-down stops one master, a deleted agent pod comes back (DaemonSet) and its
-agent recovers its checkpoint (same agent id, same tasks)."""
+StatefulSet scale-down stops one master, a crashed master is restarted, a deleted agent pod
+comes back (DaemonSet) and a DaemonSet rolling update with changed args replaces every agent,
+each recovering its checkpoint (same agent id, same tasks)."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,8 +135,11 @@ def test_workload_pods_run_as_simulated_mesos(
         result: dict[str, Any] = get(leader + "/master/state")
         return result
 
+    def contenders_now() -> list[str]:
+        return [c for c in zk.get_children(mesos_path) if c.startswith("json.info_")]
+
     nodes = {f"kwok-node-{i}" for i in range(3)}
-    with SimPodRunner(kube_env, namespace, base_dir=tmp_path / "simpods") as pods:
+    with SimPodRunner(kube_env, namespace, base_dir=tmp_path / "simpods", grace=10.0) as pods:
         try:
             _kubectl(kube_env, "apply", "-f", "-", input=yaml.safe_dump_all(manifests))
 
@@ -162,8 +169,7 @@ def test_workload_pods_run_as_simulated_mesos(
             leader = detect(zk, mesos_path).leader
             assert leader is not None
             assert masterinfo.base_url(leader) == pods.leader_url()
-            contenders = [c for c in zk.get_children(mesos_path) if c.startswith("json.info_")]
-            assert len(contenders) == 3
+            pods.wait_for(lambda: len(contenders_now()) == 3, 30, "3 contenders in ZooKeeper")
 
             # Agents register with their node names; Marathon registers a framework.
             pods.wait_for(
@@ -176,8 +182,11 @@ def test_workload_pods_run_as_simulated_mesos(
                 60,
                 "Marathon registered as a framework",
             )
-            info = get(pods.marathon_url() + "/v2/info")
-            assert info["elected"] and info["frameworkId"]
+            pods.wait_for(
+                lambda: bool(get(pods.marathon_url() + "/v2/info")["frameworkId"]),
+                30,
+                "Marathon's /v2/info with its framework id",
+            )
 
             # Three tasks through Marathon, one per agent (most free cpus first).
             created = http.post(
@@ -210,13 +219,26 @@ def test_workload_pods_run_as_simulated_mesos(
             assert {n: i.pid for n, i in _live(pods, MASTER).items()} == {
                 n: pids[n] for n in ("mesos-master-0", "mesos-master-1")
             }
-            pods.wait_for(
-                lambda: (
-                    len([c for c in zk.get_children(mesos_path) if c.startswith("json.info_")]) == 2
-                ),
-                30,
-                "2 contenders in ZooKeeper",
-            )
+            pods.wait_for(lambda: len(contenders_now()) == 2, 30, "2 contenders in ZooKeeper")
+            pods.wait_for(lambda: pods.leader_url() is not None, 60, "an elected master")
+            pods.wait_for(lambda: len(running_tasks()) == 3, 60, "3 running tasks")
+
+            # A master that crashes while its pod lives is restarted, as a kubelet restarts a
+            # container: same pod and port, a new process; a restart is not a stop.
+            crashed = _live(pods, MASTER)["mesos-master-0"]
+            assert crashed.pid is not None
+            os.kill(crashed.pid, signal.SIGKILL)
+
+            def restarted() -> bool:
+                info = pods.processes()["mesos-master-0"]
+                return info.restarts == 1 and info.alive
+
+            pods.wait_for(restarted, 30, "mesos-master-0 restarted")
+            again = pods.processes()["mesos-master-0"]
+            assert (again.uid, again.port) == (crashed.uid, crashed.port)
+            assert again.pid != crashed.pid
+            assert len(pods.stopped()) == 1
+            pods.wait_for(lambda: len(contenders_now()) == 2, 30, "2 contenders again")
             pods.wait_for(lambda: pods.leader_url() is not None, 60, "an elected master")
             pods.wait_for(lambda: len(running_tasks()) == 3, 60, "3 running tasks")
 
@@ -255,6 +277,39 @@ def test_workload_pods_run_as_simulated_mesos(
 
             pods.wait_for(reregistered, 60, "the agent re-registered with its old id")
             assert len(state()["slaves"]) == 3
+            pods.wait_for(lambda: running_tasks() == tasks_before, 30, "the same 3 tasks")
+
+            # A DaemonSet rolling update with changed args: every agent pod is replaced, each new
+            # agent runs the new args on its node's port and work dir and keeps its id and tasks.
+            ids = {node: get(url + "/state")["id"] for node, url in pods.agent_urls().items()}
+            uids = {i.uid for i in _live(pods, AGENT).values()}
+            resources = "--resources=cpus:8;mem:4096;disk:10240"
+            patch = [
+                {"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": resources}
+            ]
+            _kubectl(
+                kube_env, "-n", namespace, "patch", "daemonset/mesos-agent", "--type=json",
+                "-p", json.dumps(patch),
+            )  # fmt: skip
+
+            def rolled() -> bool:
+                live = list(_live(pods, AGENT).values())
+                return (
+                    len(live) == 3
+                    and not {i.uid for i in live} & uids
+                    and all(resources in i.args for i in live)
+                )
+
+            pods.wait_for(rolled, 120, "every agent pod replaced, with the new args")
+
+            def recovered() -> bool:
+                return {
+                    s["hostname"]: s["id"]
+                    for s in state()["slaves"]
+                    if s["active"] and s["resources"]["cpus"] == 8
+                } == ids
+
+            pods.wait_for(recovered, 60, "every agent re-registered with its id and 8 cpus")
             pods.wait_for(lambda: running_tasks() == tasks_before, 30, "the same 3 tasks")
         finally:
             for kind, name in (
