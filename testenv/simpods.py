@@ -34,9 +34,16 @@ A pod that gets a deletionTimestamp, disappears or is replaced by a pod with ano
 has its process SIGTERMed (it closes its ZooKeeper session), then SIGKILLed after `grace`
 seconds. A process that exits while its pod still exists is restarted after
 `restart_delay` seconds with the same arguments and port, as a kubelet restarts a
-container. `stop()` stops everything; the processes are started from the runner's own
-long-lived thread with PR_SET_PDEATHSIG (sim/procs.py), so they die with the test process.
-Each process logs to `<base_dir>/logs/<pod>.log`.
+container (a crash loop backs off, doubling the delay up to 10 s). `stop()` stops
+everything; the processes are started from the runner's own long-lived thread with
+PR_SET_PDEATHSIG (sim/procs.py), so they die with the test process. Each process logs to
+`<base_dir>/logs/<pod>.log`.
+
+Limits: the ZooKeeper in `--zk`/`--master` must be reachable from the test process, so with
+the operator use a MesosCluster with an external ZooKeeper (a real ensemble on loopback); a
+cluster Service name does not resolve here and the process never comes up. Pods are matched by
+image only; readiness is KWOK's (the pod is Ready before the process listens: wait on the
+process, e.g. `wait_for(lambda: pods.leader_url() is not None)`).
 """
 
 from __future__ import annotations
@@ -67,6 +74,8 @@ MASTER = "master"
 AGENT = "agent"
 MARATHON = "marathon"
 DEFAULT_AGENT_RESOURCES = "cpus:4;mem:4096;disk:10240"
+MAX_RESTART_DELAY = 10.0
+STABLE_SECONDS = 10.0
 _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -142,7 +151,9 @@ def expand(text: str, variables: dict[str, str]) -> str:
 
 @dataclass(frozen=True)
 class SimPodInfo:
-    """One simulator process and the pod it stands for."""
+    """One simulator process and the pod it stands for. `terminating`: its pod went away
+    (deleted, gone or replaced) and the process was told to stop; `restarts`: how often it
+    was restarted after exiting on its own while its pod lived."""
 
     pod: str
     uid: str
@@ -170,6 +181,8 @@ class _Record:
     process: SimProcess
     restarts: int = 0
     exited_at: float | None = None
+    started_at: float = 0.0
+    crash_loop: int = 0
     stop_deadline: float | None = None
 
     @property
@@ -448,10 +461,16 @@ class SimPodRunner:
         if record.exited_at is None:
             record.exited_at = now
             log.info("simpods: %s exited with %s", record.pod, record.process.returncode)
+            if now - record.started_at >= STABLE_SECONDS:
+                record.crash_loop = 0  # it ran long enough: no back-off, as a kubelet resets it
             return
-        if now - record.exited_at >= self.restart_delay:
+        # A crash loop backs off (restart_delay, doubling, at most MAX_RESTART_DELAY), e.g. a
+        # --zk naming a cluster Service, which does not resolve outside the cluster.
+        delay = min(self.restart_delay * 2**record.crash_loop, MAX_RESTART_DELAY)
+        if now - record.exited_at >= delay:
             record.exited_at = None
             record.restarts += 1
+            record.crash_loop += 1
             self._start_process(record, "restart")
 
     def _launch(self, want: _Wanted) -> _Record:
@@ -526,6 +545,7 @@ class SimPodRunner:
                 f"python -m sim {' '.join(record.args)}\n"
             )
         record.process.start()
+        record.started_at = time.monotonic()
         log.info("simpods: %s %s: %s", why, record.pod, record.args)
 
     def _free_port(self) -> int:
