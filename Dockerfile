@@ -48,9 +48,10 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # Wheels made on the host (`pip wheel . setuptools -w build/wheels`), if any: then pip
-# installs from them only (--no-index), with no network. The bracket makes the COPY a
-# pattern, which may match nothing: without build/wheels pip uses PyPI as usual.
-COPY build/wheel[s] /wheels/
+# installs from them only (--no-index), with no network. The brackets make the COPY a
+# pattern, which may match nothing (also when build/ itself is missing: hence one on each
+# part of the path): without build/wheels pip uses PyPI as usual.
+COPY buil[d]/wheel[s] /wheels/
 COPY pyproject.toml README.md ./
 COPY orchestrator_operator ./orchestrator_operator
 RUN set -eu; \
