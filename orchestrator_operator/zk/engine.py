@@ -43,7 +43,7 @@ from .conflict import (
 from .connection import SyncError, close, connect
 from .metrics import SyncMetrics
 from .model import NodeState, Side, is_under, join, normalize_root, parent_of
-from .reader import Watches, read_tree
+from .reader import ReadAborted, Watches, read_tree
 from .state import ConflictRecord, EngineState, load_state, save_state
 from .writer import Applier, ApplyResult, Op, Put, Remove
 
@@ -56,6 +56,9 @@ RETRYABLE = (
     OperationTimeoutError,
     KazooTimeoutError,
 )
+
+# How long stop() lets the worker finish what it is doing before closing the sessions.
+STOP_GRACE = 10.0
 
 # A hook for benchmarks and tests: (path, side written, monotonic time applied).
 AppliedHook = Callable[[str, Side, float], None]
@@ -207,11 +210,25 @@ class SyncEngine:
                         raise
                 self._stop.wait(0.2)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_GRACE) -> None:
+        """Stop following, save the state, close the sessions. Prompt: a full reconcile
+        checks for the stop between windows of reads and before writing; a worker still
+        busy after ``timeout`` seconds (a request stuck on a slow ensemble) is cut short by
+        closing the sessions under it, which fails its pending requests at once."""
         self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout=60)
-        self._save_state(force=True)
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=timeout)
+            if worker.is_alive():
+                log.warning(
+                    "sync worker still busy %.0fs after the stop: closing the sessions", timeout
+                )
+                self._close_clients()
+                worker.join(timeout=timeout)
+        if worker is not None and worker.is_alive():
+            log.error("sync worker did not stop: the state file is not saved")
+        else:
+            self._save_state(force=True)
         self._close_clients()
 
     def __enter__(self) -> SyncEngine:
@@ -321,7 +338,11 @@ class SyncEngine:
                 self._idle.clear()
                 self._process(items)
                 self._save_state()  # rate-limited; also under constant load
+            except ReadAborted:
+                break  # stopping
             except RETRYABLE as exc:
+                if self._stop.is_set():
+                    break  # stop() closed the sessions under a pending request
                 log.warning(
                     "connection trouble (%s): will re-sync after reconnect", exc.__class__.__name__
                 )
@@ -329,6 +350,8 @@ class SyncEngine:
                 self._need_full.set()
                 self._stop.wait(0.5)
             except Exception:
+                if self._stop.is_set():
+                    break  # stop() closed the sessions under the worker
                 log.exception("sync worker error; a full reconcile follows")
                 self.metrics.errors.labels("internal").inc()
                 self._need_full.set()
@@ -530,7 +553,7 @@ class SyncEngine:
         if bidi:
             self._keep_nonempty(ops)
         for side in (Side.B, Side.A):
-            if ops[side]:
+            if ops[side] and not self._stop.is_set():
                 self._apply(side, ops[side], seen, bulk=bulk)
 
     def _keep_nonempty(self, ops: dict[Side, list[Op]]) -> None:
@@ -678,9 +701,12 @@ class SyncEngine:
             for side in Side:
                 self.state.remember_session(side.value, self.appliers[side].session_id)
             watch_b = self._watches[Side.B] if self.config.bidirectional else None
+            abort = self._stop.is_set  # a stop does not wait for a long read to finish
             snaps = {
-                Side.A: read_tree(self.clients[Side.A], self.roots, self._watches[Side.A]),
-                Side.B: read_tree(self.clients[Side.B], self.roots, watch_b),
+                Side.A: read_tree(
+                    self.clients[Side.A], self.roots, self._watches[Side.A], abort=abort
+                ),
+                Side.B: read_tree(self.clients[Side.B], self.roots, watch_b, abort=abort),
             }
             for side, snap in snaps.items():
                 self.cache[side] = snap.nodes

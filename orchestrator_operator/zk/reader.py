@@ -23,6 +23,10 @@ DEFAULT_WINDOW = 500
 DEFAULT_TIMEOUT = 60.0
 
 
+class ReadAborted(Exception):
+    """The reader's ``abort`` check said stop (the engine is shutting down)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Watches:
     data: Watch | None = None
@@ -54,17 +58,21 @@ def read_nodes(
     children: bool = True,
     window: int = DEFAULT_WINDOW,
     timeout: float = DEFAULT_TIMEOUT,
+    abort: Callable[[], bool] | None = None,
 ) -> tuple[dict[str, NodeState | None], dict[str, str]]:
     """Read data, stat, ACL (and children) of ``paths``, pipelined.
 
     Returns ({path: NodeState or None when absent}, {path: reason} for unreadable paths).
     Connection errors propagate. With ``children=False`` the children of znodes whose stat
-    says they have none are not requested (and no child watch is armed).
+    says they have none are not requested (and no child watch is armed). ``abort`` is
+    checked before each window of requests: when it returns True, ReadAborted is raised.
     """
     w = watches or Watches()
     found: dict[str, NodeState | None] = {}
     unreadable: dict[str, str] = {}
     for start in range(0, len(paths), window):
+        if abort is not None and abort():
+            raise ReadAborted()
         chunk = paths[start : start + window]
         pending = [
             (
@@ -123,11 +131,13 @@ def read_tree(
     window: int = DEFAULT_WINDOW,
     timeout: float = DEFAULT_TIMEOUT,
     leaf_children: bool = True,
+    abort: Callable[[], bool] | None = None,
 ) -> TreeSnapshot:
     """Read every znode under ``roots`` breadth-first, pipelined per level.
 
     ``leaf_children=False`` skips the children request of leaves (faster; only for reads
-    that arm no watches, e.g. verify and bootstrap-only copies).
+    that arm no watches, e.g. verify and bootstrap-only copies). ``abort``: see read_nodes
+    (a long read stops within one window of requests; no partial snapshot is returned).
     """
     snap = TreeSnapshot()
     frontier = list(dict.fromkeys(roots))
@@ -140,6 +150,7 @@ def read_tree(
             children=leaf_children or watches is not None,
             window=window,
             timeout=timeout,
+            abort=abort,
         )
         snap.unreadable.update(unreadable)
         nxt: list[str] = []
