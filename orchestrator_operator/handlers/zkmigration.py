@@ -228,6 +228,11 @@ def drive(
         return
     decision = step(meta["name"], parsed, current, observation)
     new = decision.status
+    if new.checks != current.checks or new.phase != current.phase:
+        log.info(
+            "%s/%s: %s phase %s; holding on: %s", meta["namespace"], meta["name"], new.phase,
+            new.current_phase, "; ".join(new.checks) or "nothing",
+        )  # fmt: skip
     if decision.routing is not None and decision.routing != (routing or ZkRouting()):
         api.merge_patch(
             MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, owner.namespace, owner.name,

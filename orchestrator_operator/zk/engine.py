@@ -618,7 +618,15 @@ class SyncEngine:
         self, side: Side, ops: list[Op], seen: dict[str, tuple[Side, float]], *, bulk: bool
     ) -> None:
         bidi = self.config.bidirectional
-        result: ApplyResult = self.appliers[side].apply(ops, bulk=bulk, conditional=bidi)
+        copied_from = self.cache[Side.A if side is Side.B else Side.B]
+
+        def ceiling(parent: str) -> int | None:
+            node = copied_from.get(parent)
+            return node.cversion if node is not None else None
+
+        result: ApplyResult = self.appliers[side].apply(
+            ops, bulk=bulk, conditional=bidi, sequence_ceiling=ceiling
+        )
         direction = "a_to_b" if side is Side.B else "b_to_a"
         cache = self.cache[side]
         for path, node in result.written.items():

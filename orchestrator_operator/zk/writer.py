@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,9 @@ from .model import (
 
 log = logging.getLogger(__name__)
 
-SEQUENCE_SUFFIX = re.compile(r"(\d{10})$")
+# Without the source parent's cversion, suffixes beyond this are taken for plain names.
+UNKNOWN_SEQUENCE_CEILING = 10_000_000
+SEQUENCE_SUFFIX = re.compile(r"(?<!\d)(\d{10})$")
 SEQUENCE_BUMP_NAME = ".orchestrator-sequence-bump"
 MULTI_MAX_OPS = 500
 MULTI_MAX_BYTES = 512 * 1024
@@ -97,6 +99,7 @@ class Applier:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.conditional = False
+        self.sequence_ceiling: Callable[[str], int | None] | None = None
         self._identity: str | None = None
 
     def _engine_identity(self) -> str:
@@ -141,11 +144,18 @@ class Applier:
 
     # ------------------------------------------------------------------ entry point
     def apply(
-        self, ops: Sequence[Op], *, bulk: bool = False, conditional: bool = False
+        self,
+        ops: Sequence[Op],
+        *,
+        bulk: bool = False,
+        conditional: bool = False,
+        sequence_ceiling: Callable[[str], int | None] | None = None,
     ) -> ApplyResult:
         """Apply ``ops``. ``conditional``: only where the node is still as last seen
-        (versions); otherwise report it in ``raced`` and leave it."""
+        (versions); otherwise report it in ``raced`` and leave it. ``sequence_ceiling``:
+        the cversion of a parent on the side copied from (None when unknown)."""
         self.conditional = conditional
+        self.sequence_ceiling = sequence_ceiling
         result = ApplyResult()
         removes, puts = _order(ops)
         self._removes(removes, result)
@@ -469,7 +479,7 @@ class Applier:
         need: dict[str, int] = {}
         for put in created:
             match = SEQUENCE_SUFFIX.search(put.path.rsplit("/", 1)[-1])
-            if match:
+            if match and self._could_be_sequence(put.path, int(match.group(1))):
                 parent = parent_of(put.path)
                 need[parent] = max(need.get(parent, 0), int(match.group(1)) + 1)
         for parent, at_least in need.items():
@@ -480,6 +490,15 @@ class Applier:
                 continue
             if bumped:
                 result.ops["sequence_bump"] += bumped
+
+    def _could_be_sequence(self, path: str, suffix: int) -> bool:
+        """A sequential create's suffix is below its parent's cversion on the side it was
+        made on; a name like a UUID that merely ends in ten digits is not one (bumping a
+        counter to its value would take billions of creates)."""
+        ceiling = self.sequence_ceiling(parent_of(path)) if self.sequence_ceiling else None
+        if ceiling is None:
+            return suffix < UNKNOWN_SEQUENCE_CEILING
+        return suffix < ceiling
 
 
 def _ancestors(paths: Iterable[str]) -> set[str]:

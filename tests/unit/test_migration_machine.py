@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from orchestrator_operator.migration.machine import Decision, routing_for, step
 from orchestrator_operator.migration.observation import (
     EnsembleView,
@@ -239,3 +241,24 @@ def test_routing_for_each_level() -> None:
     assert (third.source_masters, third.agents_on_target) == (0, False)
     assert routing_for(4, "m", B, 3, "master").agents_on_target
     assert routing_for(6, "m", B, 3, "master") == ZkRouting(masters_component="master-b")
+
+
+@pytest.mark.parametrize("phase", [1, 2, 3, 4, 5, 6])
+def test_rollback_from_each_phase_returns_the_cluster_to_a(phase: int) -> None:
+    """Rolled back as soon as phase `phase` has started (or, when its checks pass at once,
+    just finished)."""
+    world = World()
+    status = fresh()
+    for _ in range(400):
+        decision = step("move", _spec(), status, world.observe())
+        status = decision.status
+        if status.phases[phase - 1].state in ("Running", "Succeeded"):
+            break
+        world.apply(decision)
+    assert status.phase != "Succeeded"
+    status = run(world, _spec(rollbackToPhase=0), status, "RolledBack")
+    assert [r.state for r in status.phases[:phase]] == ["RolledBack"] * phase
+    assert world.routing in (None, ZkRouting())
+    assert world.cluster_connect == A and not world.sync_active
+    assert world.history[-1] == (3, 0)
+    assert status.checks == []
