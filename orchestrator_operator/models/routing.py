@@ -1,8 +1,10 @@
 """Where each part of a MesosCluster points while a ZkMigration moves it (and after).
 
 The ZkMigration handlers write it as JSON into the MesosCluster's annotation
-`orchestrator.dev/zk-routing`; the MesosCluster builders read it. An annotation rather than
-a spec field, so that a GitOps tool syncing the cluster's spec from git does not revert it.
+`migration.orchestrator.dev/zk-routing`; the MesosCluster builders read it. An annotation
+rather than a spec field, so that a GitOps tool syncing the cluster's spec from git does not
+revert it. Not under `orchestrator.dev/`: Kopf keeps its own state there and leaves every
+annotation with that prefix out of the diffs that trigger handlers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-ROUTING_ANNOTATION = "orchestrator.dev/zk-routing"
+ROUTING_ANNOTATION = "migration.orchestrator.dev/zk-routing"
 MastersComponent = Literal["master", "master-b"]
 
 

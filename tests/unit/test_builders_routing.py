@@ -81,5 +81,13 @@ def test_routing_annotation_round_trip_and_bad_json() -> None:
     routing = routing_for(4, "move", B, 3, "master")
     assert parse_routing({ROUTING_ANNOTATION: routing.to_annotation()}) == routing
     assert parse_routing({}) == ZkRouting()
-    with pytest.raises(ValueError, match=r"orchestrator\.dev/zk-routing is not valid"):
+    with pytest.raises(ValueError, match=r"migration\.orchestrator\.dev/zk-routing is not valid"):
         parse_routing({ROUTING_ANNOTATION: '{"targetMasters": -1}'})
+
+
+def test_routing_annotation_is_outside_kopfs_own_prefix() -> None:
+    """Kopf leaves annotations under its storage prefix out of the diffs that trigger the
+    MesosCluster's reconcile: a routing there would never be applied."""
+    from orchestrator_operator.operator import ANNOTATION_PREFIX
+
+    assert not ROUTING_ANNOTATION.startswith(f"{ANNOTATION_PREFIX}/")
