@@ -63,11 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("--check", action="store_true", help="fail if the files are out of date")
     crds.set_defaults(func=_crds)
 
+    from .migration.cli import add_zk_migrate_parser
     from .monitor.cli import add_monitor_parsers
     from .zk.cli import add_zk_sync_parser
 
     add_zk_sync_parser(sub)
     add_monitor_parsers(sub)
+    add_zk_migrate_parser(sub)
     return parser
 
 

@@ -139,6 +139,22 @@ class KubeApi:
                 return False
             raise
 
+    def submit(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest:
+        """POST a new object and return what the server made of it (defaults applied).
+
+        `dry_run=True` (`dryRun=All`): the server validates it (schema, CEL rules,
+        admission) and stores nothing. An existing object of that name raises ApiError 409.
+        """
+        meta = manifest["metadata"]
+        path = object_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), None)
+        params = {"fieldManager": FIELD_MANAGER}
+        if dry_run:
+            params["dryRun"] = "All"
+        result: Manifest = self._call(
+            "create", manifest["kind"], "POST", path, body=manifest, params=params
+        )
+        return result
+
     def apply_all(self, manifests: list[Manifest]) -> None:
         """Apply independent objects concurrently: a reconcile waits for the slowest write,
         not for the sum of them."""
