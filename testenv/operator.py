@@ -25,13 +25,27 @@ class ServedProcess:
     def __init__(self, env: KubeTestEnv, log_path: Path, *args: str) -> None:
         self.health_port = free_port()
         self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator_operator.cli", *args,
-             "--health-host", "127.0.0.1", "--health-port", str(self.health_port)],
-            env={**os.environ, "KUBECONFIG": str(env.kubeconfig), "PYTHONUNBUFFERED": "1"},
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
-        )  # fmt: skip
+        self._log = log_path.open("ab")
+        self._command = [
+            sys.executable, "-m", "orchestrator_operator.cli", *args,
+            "--health-host", "127.0.0.1", "--health-port", str(self.health_port),
+        ]  # fmt: skip
+        self._env = {**os.environ, "KUBECONFIG": str(env.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        self.process = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self._command, env=self._env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO
+        )
+
+    def crash_and_restart(self) -> None:
+        """SIGKILL (no cleanup, as a node failure would), then start again, same port."""
+        self.process.kill()
+        self.process.wait(timeout=30)
+        self._log.write(b"\n=== killed and restarted by the test ===\n")
+        self._log.flush()
+        self.process = self._spawn()
+        self.wait_ready()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.health_port}{path}"

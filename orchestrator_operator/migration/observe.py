@@ -54,7 +54,8 @@ def mesos_view(source: str, target: str, zk_path: str, since: datetime | None) -
             views[side] = read_election(ZK_POOL.get(connect), zk_path)
         except ZkUnreachable:
             views[side] = None
-    election = views["A"] or views["B"]
+    # Either side's view: with the sync engine stopped (phase 6), only B has the masters.
+    election = next((v for v in (views["A"], views["B"]) if v and v.leader), None)
     leader = election.leader if election else None
     base = MesosView(
         leader_id=leader.id if leader else None,

@@ -1,0 +1,293 @@
+"""ZkMigration end to end: the operator and the sync controller against testenv, two real
+3-server ZooKeeper ensembles, and sim processes behind every master, agent and Marathon pod
+(SimPodRunner), with Marathon running 200 tasks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from orchestrator_operator.models.routing import ROUTING_ANNOTATION
+from testenv.kube import KubeTestEnv
+from testenv.operator import OperatorProcess
+from testenv.simpods import SimPodRunner
+from testenv.zookeeper import ZkEnsemble
+from tests.e2e.support import get_json
+from tests.fixtures.sync_controller import SyncControllerFactory
+from tests.fixtures.zookeeper import ZkEnsembleFactory
+
+pytestmark = [pytest.mark.kube, pytest.mark.zookeeper]
+TASKS = 200
+
+
+def _apply(env: KubeTestEnv, manifest: dict[str, Any]) -> None:
+    result = env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(manifest))
+    assert result.returncode == 0, result.stderr
+
+
+@dataclass
+class LeaderSampler:
+    """Counts the masters that say they lead (`master/elected`), twice a second."""
+
+    pods: SimPodRunner
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=1.0) as http:
+            while not self._stop.wait(0.5):
+                elected = 0
+                for url in self.pods.master_urls():
+                    with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                        snapshot = http.get(url + "/metrics/snapshot").json()
+                        elected += int(snapshot["master/elected"])  # a master may be going
+                self.samples.append((time.monotonic(), elected))
+
+    def __enter__(self) -> LeaderSampler:
+        threading.Thread(target=self._run, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def longest_gap(self) -> float:
+        """The longest stretch of samples with no leader, in seconds."""
+        longest, since = 0.0, None
+        for when, elected in self.samples:
+            if elected == 0 and since is None:
+                since = when
+            elif elected and since is not None:
+                longest, since = max(longest, when - since), None
+        return longest
+
+
+@pytest.fixture
+def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
+    name = f"mig-{int(time.time()) % 100000}"
+    assert kube_env.kubectl_run("create", "namespace", name).returncode == 0
+    yield name
+    # Custom resources first, while the operator can still remove their finalizers.
+    kube_env.kubectl_run(
+        "delete", "zkmigrations,mesosclusters", "--all", "-n", name, "--timeout=60s"
+    )
+    kube_env.kubectl_run("delete", "namespace", name, "--wait=false")
+
+
+def _migration(name: str, namespace: str, target: ZkEnsemble, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "orchestrator.dev/v1alpha1",
+        "kind": "ZkMigration",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "clusterRef": "demo",
+            "target": {"external": {"connectString": target.connect_string}},
+            **spec,
+        },
+    }
+
+
+def _status(env: KubeTestEnv, namespace: str, name: str) -> dict[str, Any]:
+    obj = get_json(env, "zkmigration", name, "-n", namespace) or {}
+    status: dict[str, Any] = obj.get("status", {})
+    return status
+
+
+def _running_tasks(pods: SimPodRunner) -> set[str]:
+    tasks = httpx.get(pods.marathon_url() + "/v2/tasks", timeout=5).json()["tasks"]
+    return {t["id"] for t in tasks if t["state"] == "TASK_RUNNING"}
+
+
+@pytest.fixture
+def platform(
+    kube_env: KubeTestEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    zk_ensemble_factory: ZkEnsembleFactory,
+    tmp_path: Path,
+) -> Iterator[tuple[SimPodRunner, ZkEnsemble, ZkEnsemble]]:
+    """A MesosCluster on ensemble A with Marathon running TASKS tasks."""
+    source, target = zk_ensemble_factory(3), zk_ensemble_factory(3)
+    cluster = {
+        "apiVersion": "orchestrator.dev/v1alpha1",
+        "kind": "MesosCluster",
+        "metadata": {"name": "demo", "namespace": namespace},
+        "spec": {
+            "zookeeper": {"external": {"connectString": source.connect_string}},
+            "masters": {"replicas": 3},
+            "marathon": {"replicas": 1},
+        },
+    }
+    with SimPodRunner(kube_env, namespace, base_dir=tmp_path / "simpods") as pods:
+        _apply(kube_env, cluster)
+        pods.wait_for(lambda: pods.leader_url() is not None, 90, "an elected master")
+        pods.wait_for(
+            lambda: httpx.get(pods.marathon_url() + "/v2/leader", timeout=3).status_code == 200,
+            60,
+            "a leading Marathon",
+        )
+        app = {"id": "/web", "instances": TASKS, "cpus": 0.01, "mem": 1, "cmd": "sleep 1000"}
+        created = httpx.post(pods.marathon_url() + "/v2/apps", json=app, timeout=10)
+        assert created.status_code == 201, created.text
+        pods.wait_for(lambda: len(_running_tasks(pods)) == TASKS, 120, f"{TASKS} running tasks")
+        yield pods, source, target
+
+
+def _wait_for(
+    env: KubeTestEnv,
+    pods: SimPodRunner,
+    namespace: str,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float,
+    what: str,
+) -> dict[str, Any]:
+    """The migration's status once `check(status)` holds; else a failure that says what the
+    migration was waiting for."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = _status(env, namespace, "move")
+        if check(status):
+            return status
+        time.sleep(1)
+    raise AssertionError(
+        f"{what}: phase {status.get('currentPhase')} {status.get('phase')}: "
+        f"{status.get('checks')}\nsync: {status.get('sync')}\n{pods.logs(10)}"
+    )
+
+
+def _on_a(env: KubeTestEnv, namespace: str, source: ZkEnsemble) -> None:
+    """Every part of the cluster registers in ensemble A, with no second masters set."""
+    assert get_json(env, "statefulset", "demo-master-b", "-n", namespace) is None
+    masters = get_json(env, "statefulset", "demo-master", "-n", namespace) or {}
+    assert masters["spec"]["replicas"] == 3
+    for kind, name in (("statefulset", "demo-master"), ("daemonset", "demo-agent")):
+        body = get_json(env, kind, name, "-n", namespace) or {}
+        args = " ".join(body["spec"]["template"]["spec"]["containers"][0]["args"])
+        assert f"zk://{source.connect_string}/mesos" in args, (kind, args)
+
+
+def test_migration_moves_the_cluster_to_b_with_no_task_failures(
+    kube_env: KubeTestEnv,
+    platform: tuple[SimPodRunner, ZkEnsemble, ZkEnsemble],
+    sync_controller_factory: SyncControllerFactory,
+    namespace: str,
+) -> None:
+    pods, _, target = platform
+    sync_controller_factory("--namespace", namespace)
+    before = _running_tasks(pods)
+    started = time.monotonic()
+    with LeaderSampler(pods) as sampler:
+        _apply(kube_env, _migration("move", namespace, target))
+        status = _wait_for(
+            kube_env, pods, namespace, lambda s: s.get("phase") == "Succeeded", 420, "Succeeded"
+        )
+    took = time.monotonic() - started
+    print(f"\nmigration of {TASKS} tasks: {took:.1f} s\n{status['report']}")
+
+    assert _running_tasks(pods) == before  # the same task ids, still running
+    assert max(elected for _, elected in sampler.samples) == 1  # never two leaders
+    assert sampler.longest_gap() < 15, sampler.samples
+    assert [p["state"] for p in status["phases"]] == ["Succeeded"] * 6
+    cluster = get_json(kube_env, "mesoscluster", "demo", "-n", namespace) or {}
+    assert cluster["spec"]["zookeeper"]["external"]["connectString"] == target.connect_string
+    routing = json.loads(cluster["metadata"]["annotations"][ROUTING_ANNOTATION])
+    assert routing == {"mastersComponent": "master-b"}
+    assert get_json(kube_env, "statefulset", "demo-master", "-n", namespace) is None
+    # Every master now registers in B.
+    masters = [p for p in pods.processes().values() if p.component == "master" and p.alive]
+    assert len(masters) == 3
+    assert all(target.connect_string in " ".join(p.args) for p in masters)
+    assert status["archive"], "A's data archived"
+    assert "cutover" in status["report"]
+
+
+def test_a_lost_b_server_holds_phase_two_and_an_operator_crash_in_phase_three_resumes(
+    kube_env: KubeTestEnv,
+    operator: OperatorProcess,
+    platform: tuple[SimPodRunner, ZkEnsemble, ZkEnsemble],
+    sync_controller_factory: SyncControllerFactory,
+    namespace: str,
+) -> None:
+    pods, _, target = platform
+    sync_controller_factory("--namespace", namespace)
+    before = _running_tasks(pods)
+    manual = {"approval": {"mode": "Manual", "approvedThroughPhase": 1}}
+    _apply(kube_env, _migration("move", namespace, target, **manual))
+    _wait_for(
+        kube_env, pods, namespace,
+        lambda s: s.get("phase") == "AwaitingApproval" and s.get("currentPhase") == 2,
+        240, "phase 1 done, phase 2 awaiting approval",
+    )  # fmt: skip
+
+    target.kill_server(0)
+    manual["approval"]["approvedThroughPhase"] = 2
+    _apply(kube_env, _migration("move", namespace, target, **manual))
+    held = _wait_for(
+        kube_env, pods, namespace,
+        lambda s: any("2 of 3 servers answer" in c for c in s.get("checks", [])),
+        60, "phase 2 held by the lost B server",
+    )  # fmt: skip
+    progressing = next(c for c in held["conditions"] if c["type"] == "Progressing")
+    assert "2 of 3 servers answer" in progressing["message"]
+    time.sleep(10)
+    still = _status(kube_env, namespace, "move")
+    assert still["currentPhase"] == 2 and still["phases"][1]["state"] == "Running"
+    target.start_server(0)
+
+    manual["approval"]["approvedThroughPhase"] = 6
+    _apply(kube_env, _migration("move", namespace, target, **manual))
+
+    def removing_a_masters(status: dict[str, Any]) -> bool:
+        cluster = get_json(kube_env, "mesoscluster", "demo", "-n", namespace) or {}
+        routing = json.loads(
+            cluster["metadata"].get("annotations", {}).get(ROUTING_ANNOTATION, "{}")
+        )
+        return status.get("currentPhase") == 3 and routing.get("sourceMasters", 3) < 3
+
+    _wait_for(kube_env, pods, namespace, removing_a_masters, 240, "phase 3 under way")
+    operator.crash_and_restart()
+    status = _wait_for(
+        kube_env, pods, namespace, lambda s: s.get("phase") == "Succeeded", 420, "Succeeded"
+    )
+    assert [p["state"] for p in status["phases"]] == ["Succeeded"] * 6
+    assert _running_tasks(pods) == before
+
+
+def test_rollback_from_phase_four_returns_the_cluster_to_a(
+    kube_env: KubeTestEnv,
+    platform: tuple[SimPodRunner, ZkEnsemble, ZkEnsemble],
+    sync_controller_factory: SyncControllerFactory,
+    namespace: str,
+) -> None:
+    pods, source, target = platform
+    sync_controller_factory("--namespace", namespace)
+    before = _running_tasks(pods)
+    manual = {"approval": {"mode": "Manual", "approvedThroughPhase": 4}}
+    _apply(kube_env, _migration("move", namespace, target, **manual))
+    _wait_for(
+        kube_env, pods, namespace,
+        lambda s: s.get("phase") == "AwaitingApproval" and s.get("currentPhase") == 5,
+        420, "phases 1-4 done",
+    )  # fmt: skip
+    agents = get_json(kube_env, "daemonset", "demo-agent", "-n", namespace) or {}
+    assert f"zk://{target.connect_string}/mesos" in " ".join(
+        agents["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+
+    _apply(kube_env, _migration("move", namespace, target, rollbackToPhase=0, **manual))
+    status = _wait_for(
+        kube_env, pods, namespace, lambda s: s.get("phase") == "RolledBack", 420, "RolledBack"
+    )
+    assert [p["state"] for p in status["phases"][:4]] == ["RolledBack"] * 4
+    _on_a(kube_env, namespace, source)
+    assert _running_tasks(pods) == before
+    assert pods.leader_url() is not None
