@@ -3,6 +3,7 @@ routing the machine writes, one tick per second."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -104,15 +105,23 @@ class World:
         self.now += timedelta(seconds=1)
 
 
+Until = str | Callable[[ZkMigrationStatus], bool] | None
+
+
 def run(
-    world: World, spec: ZkMigrationSpec, status: ZkMigrationStatus, until: str, ticks: int = 400
+    world: World, spec: ZkMigrationSpec, status: ZkMigrationStatus, until: Until, ticks: int = 400
 ) -> ZkMigrationStatus:
+    """Tick until the phase is `until` (or `until(status)` holds); with None, `ticks` ticks."""
     for _ in range(ticks):
         decision = step("move", spec, status, world.observe())
         world.apply(decision)
         status = decision.status
-        if status.phase == until:
+        if until is not None and (
+            status.phase == until if isinstance(until, str) else until(status)
+        ):
             return status
+    if until is None:
+        return status
     raise AssertionError(f"never reached {until}: phase {status.phase}, checks {status.checks}")
 
 
@@ -144,12 +153,7 @@ def test_rollback_from_phase_four_returns_everything_to_a() -> None:
     world = World()
     spec = _spec()
     status = fresh()
-    for _ in range(400):
-        decision = step("move", spec, status, world.observe())
-        world.apply(decision)
-        status = decision.status
-        if status.phases[3].state == "Succeeded":
-            break
+    status = run(world, spec, status, lambda s: s.phases[3].state == "Succeeded")
     assert world.routing is not None and world.routing.agents_on_target
     back = _spec(rollbackToPhase=0)
     status = run(world, back, status, "RolledBack")
@@ -164,20 +168,12 @@ def test_rollback_from_phase_four_returns_everything_to_a() -> None:
 def test_rollback_to_a_middle_phase_holds_there_until_cleared() -> None:
     world = World()
     status = fresh()
-    for _ in range(400):
-        decision = step("move", _spec(), status, world.observe())
-        world.apply(decision)
-        status = decision.status
-        if status.phases[2].state == "Succeeded":
-            break
+    status = run(world, _spec(), status, lambda s: s.phases[2].state == "Succeeded")
     status = run(world, _spec(rollbackToPhase=2), status, "RolledBack")
     assert status.phases[2].state == "RolledBack"
     assert world.routing is not None and world.routing.target_masters == 3
     assert world.routing.source_masters == 3
-    for _ in range(20):  # it stays there
-        decision = step("move", _spec(rollbackToPhase=2), status, world.observe())
-        world.apply(decision)
-        status = decision.status
+    status = run(world, _spec(rollbackToPhase=2), status, None, ticks=20)  # it stays there
     assert status.phase == "RolledBack" and status.current_phase == 3
     status = run(world, _spec(), status, "Succeeded")  # cleared: forward again
 
@@ -188,12 +184,7 @@ def test_manual_approval_waits_at_each_unapproved_phase() -> None:
     status = run(world, manual, fresh(), "AwaitingApproval", ticks=5)
     assert status.current_phase == 1 and world.routing is None
     approved = _spec(approval={"mode": "Manual", "approvedThroughPhase": 2})
-    for _ in range(200):
-        decision = step("move", approved, status, world.observe())
-        world.apply(decision)
-        status = decision.status
-        if status.phase == "AwaitingApproval":
-            break
+    status = run(world, approved, status, "AwaitingApproval", ticks=200)
     assert status.current_phase == 3
     assert [r.state for r in status.phases[:3]] == ["Succeeded", "Succeeded", "Pending"]
 
@@ -201,17 +192,9 @@ def test_manual_approval_waits_at_each_unapproved_phase() -> None:
 def test_an_unhealthy_target_ensemble_holds_the_phase_with_a_clear_message() -> None:
     world = World()
     status = fresh()
-    for _ in range(400):
-        decision = step("move", _spec(), status, world.observe())
-        world.apply(decision)
-        status = decision.status
-        if status.current_phase == 2:
-            break
+    status = run(world, _spec(), status, lambda s: s.current_phase == 2)
     world.target_servers_up = 2
-    for _ in range(30):
-        decision = step("move", _spec(), status, world.observe())
-        world.apply(decision)
-        status = decision.status
+    status = run(world, _spec(), status, None, ticks=30)
     assert status.current_phase == 2 and status.phases[1].state == "Running"
     assert any(
         "ensemble B (b1:2181,b2:2181,b3:2181): 2 of 3 servers answer" in c for c in status.checks
@@ -225,10 +208,7 @@ def test_a_failed_task_holds_the_migration() -> None:
     status = run(world, _spec(), fresh(), "Running", ticks=3)
     world.failed = frozenset({"web.7"})
     world.running = TASKS - {"web.7"}
-    for _ in range(60):
-        decision = step("move", _spec(), status, world.observe())
-        world.apply(decision)
-        status = decision.status
+    status = run(world, _spec(), status, None, ticks=60)
     assert status.phase == "Running" and status.current_phase == 1
     assert any("1 tasks failed" in c for c in status.checks)
     assert any("baseline tasks not running (e.g. web.7)" in c for c in status.checks)
