@@ -7,12 +7,13 @@ multi transactions (far fewer round trips); a failed multi is retried op by op.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,7 @@ TIMEOUT = 60.0
 # The engine's own digest identity (a fresh random password per Applier), granted CREATE
 # on a parent whose ACL forbids it only for as long as it takes to create a child there.
 ENGINE_DIGEST_USER = "orchestrator-zk-sync"
+PERM_DELETE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,19 +341,23 @@ class Applier:
             self._create_in_closed_parent(put, acl, result)
 
     def _create_in_closed_parent(self, put: Put, acl: list[Any], result: ApplyResult) -> None:
-        """Create ``put.path`` under a parent whose ACL denies this session CREATE: grant
-        CREATE to the engine's own digest identity on the parent (an ADMIN right the engine
-        needs anyway to copy ACLs), create, and put the parent's ACL back exactly.
-
-        Raises NoAuthError when the parent's ACL cannot be changed either, BadVersionError
-        when the parent's ACL changed meanwhile."""
-        parent = parent_of(put.path)
-        acls, stat = self.client.get_acls(parent)
-        grant = ACL(PERM_CREATE, Id("digest", self._engine_identity()))
-        opened = self.client.set_acls(parent, [*acls, grant], version=stat.aversion)
-        log.info("%s forbids CREATE: opened for the engine to create %s", parent, put.path)
-        try:
+        """Create ``put.path`` under a parent whose ACL denies this session CREATE (see
+        _opened). Raises NoAuthError when the parent's ACL cannot be changed either,
+        BadVersionError when the parent's ACL changed meanwhile."""
+        with self._opened(parent_of(put.path), PERM_CREATE, result, f"to create {put.path}"):
             self.client.create(put.path, put.want.data, acl=acl, ephemeral=put.want.ephemeral)
+
+    @contextlib.contextmanager
+    def _opened(self, parent: str, perms: int, result: ApplyResult, why: str) -> Iterator[None]:
+        """Grant ``perms`` on ``parent`` to the engine's own digest identity (an ADMIN right
+        the engine needs anyway to copy ACLs) for the duration of the block, then put the
+        parent's ACL back exactly as it was (unless somebody changed it meanwhile)."""
+        acls, stat = self.client.get_acls(parent)
+        grant = ACL(perms, Id("digest", self._engine_identity()))
+        opened = self.client.set_acls(parent, [*acls, grant], version=stat.aversion)
+        log.info("%s: ACL forbids it, opened for the engine %s", parent, why)
+        try:
+            yield
         finally:
             try:
                 closed = self.client.set_acls(parent, acls, version=opened.aversion)
@@ -484,8 +490,14 @@ class Applier:
                 need[parent] = max(need.get(parent, 0), int(match.group(1)) + 1)
         for parent, at_least in need.items():
             try:
-                bumped = advance_sequence(self.client, parent, at_least)
-            except (NoNodeError, NoAuthError, NodeExistsError) as exc:
+                try:
+                    bumped = advance_sequence(self.client, parent, at_least)
+                except NoAuthError:
+                    # a closed parent (copied children get there the same way): the scratch
+                    # child needs CREATE and DELETE
+                    with self._opened(parent, PERM_CREATE | PERM_DELETE, result, "to bump"):
+                        bumped = advance_sequence(self.client, parent, at_least)
+            except (NoNodeError, NoAuthError, NodeExistsError, BadVersionError) as exc:
                 result.failed[parent] = f"could not advance sequence: {exc!r}"
                 continue
             if bumped:

@@ -81,7 +81,23 @@ class FakeZk:
         if not self._allowed(parent, PERM_CREATE):
             raise NoAuthError()
         self.data[path], self.acls[path], self.stats[path] = value, list(acl or []), Stat()
+        self.stats[parent].cversion += 1
         return path
+
+    def delete(self, path: str) -> None:
+        parent = path.rsplit("/", 1)[0] or "/"
+        if path not in self.data:
+            raise NoNodeError()
+        if not self._allowed(parent, 8):
+            raise NoAuthError()
+        del self.data[path], self.acls[path], self.stats[path]
+        self.stats[parent].cversion += 1
+
+    def exists(self, path: str) -> Stat | None:
+        return self.stats.get(path)
+
+    def transaction(self) -> Txn:
+        return Txn(self)
 
     def create_async(self, path: str, value: bytes = b"", **kw: Any) -> Done:
         try:
@@ -109,6 +125,39 @@ class FakeZk:
         if opened and self.on_open is not None:
             self.on_open(self)
         return answer
+
+
+@dataclass
+class Txn:
+    """kazoo's transaction: all or nothing (the fake checks by running, then undoing)."""
+
+    zk: FakeZk
+    ops: list[tuple[str, str]] = field(default_factory=list)
+
+    def create(self, path: str, value: bytes = b"") -> None:
+        self.ops.append(("create", path))
+
+    def delete(self, path: str) -> None:
+        self.ops.append(("delete", path))
+
+    def commit(self) -> list[Any]:
+        saved = (dict(self.zk.data), {p: replace(st) for p, st in self.zk.stats.items()})
+        outcomes: list[Any] = []
+        for op, path in self.ops:
+            try:
+                if op == "create":
+                    outcomes.append(self.zk.create(path, b"", acl=OPEN_KAZOO))
+                else:
+                    self.zk.delete(path)
+                    outcomes.append(True)
+            except Exception as exc:  # ZooKeeper reports the failing op, rolls back all
+                self.zk.data, self.zk.stats = saved
+                self.zk.acls = {p: a for p, a in self.zk.acls.items() if p in saved[0]}
+                return [*outcomes, exc]
+        return outcomes
+
+
+OPEN_KAZOO = [ACL(31, Id("world", "anyone"))]
 
 
 def node(path: str, data: bytes = b"x") -> NodeState:
@@ -171,3 +220,19 @@ def test_open_parent_needs_no_acl_change() -> None:
     zk.data["/p"], zk.acls["/p"], zk.stats["/p"] = b"p", [ACL(31, Id("world", "anyone"))], Stat()
     result = Applier(zk).apply([Put("/p/x", node("/p/x"), None)], conditional=True)
     assert "/p/x" in zk.data and not result.acl_versions and not zk.auth
+
+
+def test_sequence_counter_of_a_closed_parent_is_pushed_forward() -> None:
+    """A copied ``json.info_0000000004`` under a closed parent: the parent's counter must
+    still pass it, so a sequential create on this side never reuses the name."""
+    zk = closed_parent()
+    name = "/p/json.info_0000000004"
+    result = Applier(zk).apply(
+        [Put(name, node(name), None)], conditional=True, sequence_ceiling=lambda _: 10
+    )
+    assert name in zk.data and not result.failed
+    assert zk.stats["/p"].cversion >= 5
+    assert result.ops["sequence_bump"] >= 1
+    assert result.ops["set_acl"] == 4  # opened and closed for the create, then the bump
+    assert zk.acls["/p"] == NO_CREATE
+    assert sorted(zk.data) == ["/", "/p", name]  # no scratch child left behind
