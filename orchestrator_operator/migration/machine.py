@@ -162,10 +162,17 @@ def level_checks(
         )
     elif not _stable(leader, obs.now):
         problems.append(f"leader {mesos.leader_id} not yet stable for {STABLE_SECONDS:.0f}s")
-    if 1 <= level <= 5 and mesos.contenders_source != mesos.contenders_target:
-        problems.append(
-            f"contenders: {mesos.contenders_source} on A, {mesos.contenders_target} on B"
+    if 1 <= level <= 5:
+        # Every master of both sets registered, and seen alike on both sides (sync).
+        source_masters = (
+            obs.masters_replicas if routing.source_masters is None else routing.source_masters
         )
+        expected = source_masters + routing.target_masters
+        if not mesos.contenders_source == mesos.contenders_target == expected:
+            problems.append(
+                f"contenders: {mesos.contenders_source} on A, {mesos.contenders_target} on B,"
+                f" want {expected} on both"
+            )
     baseline = status.baseline
     if baseline and mesos.running_tasks is not None:
         missing = sorted(set(baseline.task_ids) - mesos.running_tasks)
