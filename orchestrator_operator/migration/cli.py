@@ -233,6 +233,8 @@ def _guarded(action: Callable[[argparse.Namespace, KubeApi], int]) -> Callable[.
             )
         except ValueError as error:  # e.g. a status or cluster this version cannot read
             print(f"zk-migrate {args.action}: {error}".splitlines()[0], file=sys.stderr)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
         return EXIT_ERROR
 
     return run

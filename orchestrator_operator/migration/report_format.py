@@ -175,7 +175,7 @@ def _phase_actions(number: int, spec: ZkMigrationSpec, target: str, replicas: in
 def _common_checks() -> list[str]:
     """The exit checks of every phase from 1 to 5 (machine.level_checks)."""
     return [
-        "ensembles A and B healthy (a quorum answers)",
+        "ensembles A and B healthy (every server answers)",
         f"a leading master in ZooKeeper, the same one for {STABLE_SECONDS:.0f}s; A and B"
         " agree on the leader and list the same contenders",
         "every baseline task running, every baseline framework connected, no task failed,"
@@ -189,7 +189,7 @@ def _common_checks() -> list[str]:
 def _exit_checks(level: int, replicas: int, wanted: ZkRouting) -> list[str]:
     if level == 6:
         return [
-            "ensemble B healthy",
+            "ensemble B healthy (every server answers)",
             f"a leading master, the same one for {STABLE_SECONDS:.0f}s",
             "every baseline task running and framework connected, none failed",
             "sync engine stopped",
