@@ -177,7 +177,7 @@ def _common_checks() -> list[str]:
     return [
         "ensembles A and B healthy (every server answers)",
         f"a leading master in ZooKeeper, the same one for {STABLE_SECONDS:.0f}s; A and B"
-        " agree on the leader and list the same contenders",
+        " agree on the leader",
         "every baseline task running, every baseline framework connected, no task failed,"
         " lost or killed since the start",
         "sync engine running and bootstrapped, digests equal,"
@@ -200,7 +200,8 @@ def _exit_checks(level: int, replicas: int, wanted: ZkRouting) -> list[str]:
     source = replicas if wanted.source_masters is None else wanted.source_masters
     checks = [
         "the checks of every phase (above)",
-        f"masters ready: {source} on A, {wanted.target_masters} on B",
+        f"masters ready: {source} on A, {wanted.target_masters} on B; all"
+        f" {source + wanted.target_masters} in the election, seen alike on A and B",
     ]
     if level == 1:
         checks.append("baseline recorded")

@@ -107,6 +107,7 @@ def test_plan_for_a_three_master_cluster() -> None:
     assert "after:  all 3 masters, the agents and Marathon on B; sync off" in plan
     assert "entry:  phase 1 succeeded, and approvedThroughPhase >= 2" in plan
     assert "exit:   no agent left on A" in plan
+    assert "masters ready: 3 on A, 3 on B; all 6 in the election, seen alike on A and B" in plan
     assert "exit:   the MesosCluster names ensemble B" in plan
     assert "digests equal, lag p99 <= 100 ms" in plan
 
