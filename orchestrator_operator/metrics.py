@@ -42,3 +42,20 @@ MESOS_AGENTS_IN_MAINTENANCE = Gauge(
     "Agents of cordoned nodes, by maintenance state (Draining, Down).",
     ["namespace", "name", "state"],
 )
+MIGRATION_PHASE = Gauge(
+    "orchestrator_zkmigration_phase",
+    "The phase a ZkMigration works on (1-6; 0 before it starts), with its overall state"
+    " (Pending, Running, AwaitingApproval, RollingBack, RolledBack, Succeeded) as a label"
+    " whose series is 1 for the current state.",
+    ["namespace", "name", "state"],
+)
+MIGRATION_PHASE_STARTED = Gauge(
+    "orchestrator_zkmigration_phase_started_timestamp_seconds",
+    "Unix time the current phase started (a stalled migration keeps an old one).",
+    ["namespace", "name"],
+)
+MIGRATION_HOLDING_CHECKS = Gauge(
+    "orchestrator_zkmigration_holding_checks",
+    "Checks that currently hold a ZkMigration's phase (0: it moves on).",
+    ["namespace", "name"],
+)

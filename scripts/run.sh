@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: run the operator against the current kubeconfig; with none, start the local
-# control plane (testenv) first, install the CRDs, apply examples/mesoscluster.yaml and
-# print how to watch it. Ctrl-C stops the operator and, if it was started here, testenv.
+# `make run`: run the operator and its sync controller (the two containers of the operator's
+# pod) against the current kubeconfig; with none, start the local control plane (testenv)
+# first, install the CRDs, apply examples/mesoscluster.yaml and print how to watch it.
+# Ctrl-C stops them and, if it was started here, testenv.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -40,12 +41,18 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
+mkdir -p .zk-sync-state
+.venv/bin/orchestrator zk-sync controller --state-dir .zk-sync-state \
+  --health-port "${SYNC_HEALTH_PORT:-8081}" &
+pids+=($!)
+
 if [[ -n "${started_testenv:-}" ]]; then
   "$kubectl" apply -f examples/mesoscluster.yaml
 fi
 cat <<MSG
 
-The operator is running (health, readiness and metrics on :${HEALTH_PORT:-8080}).
+The operator is running (health, readiness and metrics on :${HEALTH_PORT:-8080}), and
+the sync controller beside it (on :${SYNC_HEALTH_PORT:-8081}).
 Watch it with:
   export KUBECONFIG=$KUBECONFIG
   $kubectl get mesosclusters -A -w

@@ -20,7 +20,7 @@ from ..builders import agents, zookeeper
 from ..builders.meta import Owner, selector_labels
 from ..kube_api import KubeApi
 from ..mesos.maintenance_runner import run_maintenance
-from ..migration import archive
+from ..migration import archive, metrics_export
 from ..migration.machine import Decision, other_component, step
 from ..migration.observe import ZK_POOL, observe
 from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER, ZK_MIGRATION
@@ -66,11 +66,26 @@ def _target_connect(spec: ZkMigrationSpec, meta: kopf.Meta) -> str:
     return f"{meta['name']}-zookeeper-client.{meta['namespace']}.svc:{zookeeper.CLIENT_PORT}"
 
 
-def _ensure_managed_target(
-    spec: ZkMigrationSpec, meta: kopf.Meta, cluster: MesosClusterSpec
+def _cluster_owner_ref(cluster_meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": MESOS_CLUSTER.api_version,
+        "kind": MESOS_CLUSTER.kind,
+        "name": cluster_meta["name"],
+        "uid": cluster_meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _apply_managed_target(
+    spec: ZkMigrationSpec,
+    meta: kopf.Meta,
+    cluster: MesosClusterSpec,
+    owner_ref: dict[str, Any],
 ) -> None:
-    """Ensemble B made by the operator: the MesosCluster ZooKeeper builders, owned by the
-    migration until phase 6 hands it to the cluster."""
+    """Ensemble B made by the operator with the MesosCluster's ZooKeeper builders, named
+    after the migration. The migration owns it until phase 6 hands it to the cluster, so
+    that deleting a finished migration leaves the cluster's ensemble alone."""
     managed = spec.target.managed
     if managed is None:
         return
@@ -88,9 +103,10 @@ def _ensure_managed_target(
             "storage": managed.storage,
         }
     )
-    KubeApi.shared().apply_all(
-        zookeeper.build(owner, cluster.model_copy(update={"zookeeper": ensemble}))
-    )
+    children = zookeeper.build(owner, cluster.model_copy(update={"zookeeper": ensemble}))
+    for child in children:
+        child["metadata"]["ownerReferences"] = [owner_ref]
+    KubeApi.shared().apply_all(children)
 
 
 def _status_fields(status: ZkMigrationStatus) -> dict[str, Any]:
@@ -126,6 +142,7 @@ def _finalize(
     spec: ZkMigrationSpec,
     meta: kopf.Meta,
     cluster_meta: dict[str, Any],
+    cluster_spec: dict[str, Any],
     status: ZkMigrationStatus,
     sync_stopped: bool,
     source_sessions: int | None,
@@ -148,6 +165,8 @@ def _finalize(
     current = parse_routing(cluster_meta.get("annotations"))
     if not current.migrating:
         return  # done already: one merge patch changed both the spec and the routing
+    cluster = MesosClusterSpec.model_validate(cluster_spec)
+    _apply_managed_target(spec, meta, cluster, _cluster_owner_ref(cluster_meta))
     final = ZkRouting(masters_component=other_component(current.masters_component))
     body = {
         "metadata": {"annotations": {ROUTING_ANNOTATION: final.to_annotation()}},
@@ -173,13 +192,12 @@ def drive(
     parsed = ZkMigrationSpec.model_validate(copy.deepcopy(dict(spec)))
     current = ZkMigrationStatus.model_validate(copy.deepcopy(dict(status)))
     api = KubeApi.shared()
-    generation = meta.get("generation")
     cluster = api.get(
         MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, meta["namespace"], parsed.cluster_ref
     )
     if cluster is None:
         current.checks = [f"MesosCluster {parsed.cluster_ref} not found in {meta['namespace']}"]
-        _write(status, current, patch, generation)
+        _write(meta, status, current, patch)
         return
     cluster_spec = MesosClusterSpec.model_validate(cluster.get("spec") or {})
     cluster_meta = cluster["metadata"]
@@ -195,18 +213,18 @@ def drive(
         current.target_connect_string = _target_connect(parsed, meta)
     source = current.source_connect_string
     target = current.target_connect_string or _target_connect(parsed, meta)
-    if current.phase != "Succeeded":
-        _ensure_managed_target(parsed, meta, cluster_spec)
     annotations = cluster_meta.get("annotations") or {}
+    if current.phase != "Succeeded" and not current.archive:  # not yet handed to the cluster
+        _apply_managed_target(parsed, meta, cluster_spec, _owner_ref(meta))
     try:
         routing = parse_routing(annotations) if ROUTING_ANNOTATION in annotations else None
     except ValueError as error:
         current.checks = [str(error)]
-        _write(status, current, patch, generation)
+        _write(meta, status, current, patch)
         return
     if current.phase == "Succeeded":
         _expire_archive(meta, current)
-        _write(status, current, patch, generation)
+        _write(meta, status, current, patch)
         return
     try:
         observation = observe(
@@ -224,7 +242,7 @@ def drive(
         )
     except ZkUnreachable as error:
         current.checks = [str(error)]
-        _write(status, current, patch, generation)
+        _write(meta, status, current, patch)
         return
     decision = step(meta["name"], parsed, current, observation)
     new = decision.status
@@ -249,8 +267,11 @@ def drive(
         _drain_agents_left_on_source(owner, observation.mesos.leader_address, decision)
     if decision.finalize:
         sync_stopped = observation.sync is None or observation.sync.state == "Stopped"
-        _finalize(parsed, meta, cluster_meta, new, sync_stopped, observation.source.ephemerals)
-    _write(status, new, patch, generation)
+        _finalize(
+            parsed, meta, cluster_meta, cluster.get("spec") or {}, new, sync_stopped,
+            observation.source.ephemerals,
+        )  # fmt: skip
+    _write(meta, status, new, patch)
 
 
 def _drain_agents_left_on_source(owner: Owner, leader: str, decision: Decision) -> None:
@@ -281,9 +302,14 @@ def _expire_archive(meta: kopf.Meta, status: ZkMigrationStatus) -> None:
     status.archive = []
 
 
-def _write(
-    status: kopf.Status, new: ZkMigrationStatus, patch: kopf.Patch, generation: int | None
-) -> None:
+@kopf.on.delete(API_GROUP, API_VERSION, "zkmigrations", optional=True)
+def forget_metrics(meta: kopf.Meta, **_: Any) -> None:
+    metrics_export.forget(meta["namespace"], meta["name"])
+
+
+def _write(meta: kopf.Meta, status: kopf.Status, new: ZkMigrationStatus, patch: kopf.Patch) -> None:
+    metrics_export.export_status(meta["namespace"], meta["name"], new)
+    generation = meta.get("generation")
     fields = _status_fields(new)
     fields["conditions"] = _conditions(list(status.get("conditions") or []), new, generation)
     patch_changed_status(status, fields, patch)

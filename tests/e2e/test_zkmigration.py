@@ -291,3 +291,51 @@ def test_rollback_from_phase_four_returns_the_cluster_to_a(
     _on_a(kube_env, namespace, source)
     assert _running_tasks(pods) == before
     assert pods.leader_url() is not None
+
+
+def test_a_managed_target_is_created_owned_by_the_migration_and_reported_unreachable(
+    kube_env: KubeTestEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    zk_ensemble_factory: ZkEnsembleFactory,
+) -> None:
+    """Ensemble B made by the operator: its StatefulSet and Services appear owned by the
+    migration; KWOK runs no ZooKeeper, so phase 1 holds with a condition that says so."""
+    source = zk_ensemble_factory(1)
+    _apply(
+        kube_env,
+        {
+            "apiVersion": "orchestrator.dev/v1alpha1",
+            "kind": "MesosCluster",
+            "metadata": {"name": "demo", "namespace": namespace},
+            "spec": {"zookeeper": {"external": {"connectString": source.connect_string}}},
+        },
+    )
+    migration = _migration("move", namespace, source)
+    migration["spec"]["target"] = {"managed": {"replicas": 3}}
+    _apply(kube_env, migration)
+
+    def created() -> dict[str, Any] | None:
+        return get_json(kube_env, "statefulset", "move-zookeeper", "-n", namespace)
+
+    deadline = time.monotonic() + 60
+    while (ensemble := created()) is None and time.monotonic() < deadline:
+        time.sleep(1)
+    assert ensemble is not None, "no StatefulSet move-zookeeper"
+    assert ensemble["spec"]["replicas"] == 3
+    [owner] = ensemble["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"]) == ("ZkMigration", "move")
+    for service in ("move-zookeeper-client", "move-zookeeper-headless"):
+        assert get_json(kube_env, "service", service, "-n", namespace) is not None
+
+    deadline = time.monotonic() + 60
+    wanted = f"ensemble B (move-zookeeper-client.{namespace}.svc:2181)"
+    while time.monotonic() < deadline:
+        status = _status(kube_env, namespace, "move")
+        if any(wanted in check for check in status.get("checks", [])):
+            break
+        time.sleep(1)
+    assert status.get("currentPhase") == 1 and status.get("phase") == "Running", status
+    assert any(wanted in check for check in status["checks"]), status["checks"]
+    progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
+    assert wanted in progressing["message"]
