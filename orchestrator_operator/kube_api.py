@@ -183,10 +183,18 @@ class KubeApi:
         return items
 
     def merge_patch(
-        self, api_version: str, kind: str, namespace: str | None, name: str, body: Manifest
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        body: Manifest,
+        subresource: str | None = None,
     ) -> Manifest:
-        """JSON merge patch (RFC 7386): for fields another manager owns, e.g. annotations."""
+        """JSON merge patch (RFC 7386): for fields another manager owns, e.g. annotations,
+        or one part of a `status` subresource that another process writes the rest of."""
         path = object_path(api_version, kind, namespace, name)
+        path += f"/{subresource}" if subresource else ""
         result: Manifest = self._call(
             "patch", kind, "PATCH", path, body=body, content_type="application/merge-patch+json"
         )

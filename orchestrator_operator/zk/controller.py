@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from prometheus_client import REGISTRY, Gauge
 
 from ..health import Readiness, start_server
-from ..kube_api import ApiError, KubeApi, object_path
+from ..kube_api import ApiError, KubeApi
 from ..models.base import API_GROUP, API_VERSION
 from .connection import SyncError, close, connect
 from .controller_metrics import PerMigrationCollector, controller_gauge
@@ -95,15 +95,7 @@ class ZkMigrationApi(KubeApi):
 
     def patch_sync(self, namespace: str, name: str, sync: StatusDoc) -> None:
         """Merge patch of ``status.sync`` only, on the status subresource."""
-        path = object_path(API, KIND, namespace, name) + "/status"
-        self._call(
-            "patch",
-            KIND,
-            "PATCH",
-            path,
-            body={"status": {"sync": sync}},
-            content_type="application/merge-patch+json",
-        )
+        self.merge_patch(API, KIND, namespace, name, {"status": {"sync": sync}}, "status")
 
 
 def reporter_for(api: MigrationApi) -> Reporter:
