@@ -1,6 +1,8 @@
 """A real Prometheus (Debian package) scrapes the operator running against testenv, loads the
 alert rules of deploy/monitoring and evaluates them, and executes every dashboard panel
-query and canary analysis query through its HTTP API."""
+query and canary analysis query through its HTTP API. test_delivery_dashboards.py goes
+further: the operator, the sync controller and the monitoring app at work, and every panel
+and alert returns data."""
 
 from __future__ import annotations
 
@@ -71,6 +73,7 @@ def prometheus(
         "scrape_configs": [
             {
                 "job_name": JOB,
+                "honor_labels": True,  # as the ServiceMonitor's honorLabels
                 "static_configs": [
                     {
                         "targets": [f"127.0.0.1:{operator.health_port}"],

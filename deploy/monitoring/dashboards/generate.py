@@ -4,8 +4,11 @@ below; `--check` fails when the committed JSON differs (tests run it).
     python deploy/monitoring/dashboards/generate.py [--check]
 
 Metric names are those of orchestrator_operator/metrics.py (operator),
-orchestrator_operator/zk/metrics.py (sync engine) and orchestrator_operator/monitor/metrics.py
-(monitoring app); counters carry `_total`, histograms `_bucket`.
+orchestrator_operator/zk/metrics.py and zk/controller_metrics.py (the sync controller: every
+engine's series labelled namespace and migration, plus the engines-by-state gauge) and
+orchestrator_operator/monitor/metrics.py (monitoring app); counters carry `_total`,
+histograms `_bucket`. tests/integration/test_delivery_dashboards.py proves every panel
+query returns data against the real processes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 OPERATOR_JOB = 'job="orchestrator-metrics"'
 CLUSTER = 'namespace=~"$namespace", name=~"$cluster"'
 POD = 'namespace=~"$namespace", pod=~"$pod"'
+# The sync controller labels every engine's series with its ZkMigration (namespace, migration).
+MIGRATION = 'namespace=~"$namespace", migration=~"$migration"'
+SYNC_JOB = 'job="orchestrator-sync-controller"'
 
 
 @dataclass(frozen=True)
@@ -344,11 +350,15 @@ OPERATOR = Dashboard(
 SYNC = Dashboard(
     uid="orchestrator-zk-sync",
     title="Orchestrator / ZooKeeper sync and migrations",
-    description="The sync engine between two ZooKeeper ensembles (replication lag, "
-    "operations, conflicts, sessions) and the ZkMigration reconciles.",
+    description="The sync controller (the operator pod's sync-controller container) and "
+    "its engines, one per active ZkMigration: replication lag, operations, conflicts, "
+    "sessions; the ZkMigration reconciles.",
     variables=(
         ("namespace", "label_values(orchestrator_zk_sync_connected, namespace)"),
-        ("pod", 'label_values(orchestrator_zk_sync_connected{namespace=~"$namespace"}, pod)'),
+        (
+            "migration",
+            'label_values(orchestrator_zk_sync_connected{namespace=~"$namespace"}, migration)',
+        ),
     ),
     rows=(
         Row(
@@ -359,13 +369,13 @@ SYNC = Dashboard(
                     (
                         q(
                             f"histogram_quantile(0.5, sum by (direction, le) (rate("
-                            f"orchestrator_zk_sync_replication_lag_seconds_bucket{{{POD}}}"
+                            f"orchestrator_zk_sync_replication_lag_seconds_bucket{{{MIGRATION}}}"
                             f"[$__rate_interval])))",
                             "p50 {{direction}}",
                         ),
                         q(
                             f"histogram_quantile(0.99, sum by (direction, le) (rate("
-                            f"orchestrator_zk_sync_replication_lag_seconds_bucket{{{POD}}}"
+                            f"orchestrator_zk_sync_replication_lag_seconds_bucket{{{MIGRATION}}}"
                             f"[$__rate_interval])))",
                             "p99 {{direction}}",
                         ),
@@ -377,7 +387,7 @@ SYNC = Dashboard(
                     (
                         q(
                             f"sum by (op, direction) (rate(orchestrator_zk_sync_operations_total"
-                            f"{{{POD}}}[$__rate_interval]))",
+                            f"{{{MIGRATION}}}[$__rate_interval]))",
                             "{{op}} {{direction}}",
                         ),
                     ),
@@ -387,7 +397,8 @@ SYNC = Dashboard(
                     "Bytes written",
                     (
                         q(
-                            f"sum by (direction) (rate(orchestrator_zk_sync_bytes_total{{{POD}}}"
+                            f"sum by (direction) (rate(orchestrator_zk_sync_bytes_total"
+                            f"{{{MIGRATION}}}"
                             f"[$__rate_interval]))",
                             "{{direction}}",
                         ),
@@ -398,7 +409,8 @@ SYNC = Dashboard(
                     "Watch events",
                     (
                         q(
-                            f"sum by (side) (rate(orchestrator_zk_sync_watch_events_total{{{POD}}}"
+                            f"sum by (side) (rate(orchestrator_zk_sync_watch_events_total"
+                            f"{{{MIGRATION}}}"
                             f"[$__rate_interval]))",
                             "{{side}}",
                         ),
@@ -409,14 +421,21 @@ SYNC = Dashboard(
                     "Pending changes",
                     (
                         q(
-                            f"sum by (pod) (orchestrator_zk_sync_pending_changes{{{POD}}})",
-                            "{{pod}}",
+                            "sum by (namespace, migration) ("
+                            f"orchestrator_zk_sync_pending_changes{{{MIGRATION}}})",
+                            "{{namespace}}/{{migration}}",
                         ),
                     ),
                 ),
                 Panel(
                     "Znodes by side",
-                    (q(f"sum by (side) (orchestrator_zk_sync_znodes{{{POD}}})", "{{side}}"),),
+                    (
+                        q(
+                            "sum by (migration, side) ("
+                            f"orchestrator_zk_sync_znodes{{{MIGRATION}}})",
+                            "{{migration}} {{side}}",
+                        ),
+                    ),
                 ),
             ),
         ),
@@ -427,8 +446,9 @@ SYNC = Dashboard(
                     "Sessions connected",
                     (
                         q(
-                            f"min by (pod, side) (orchestrator_zk_sync_connected{{{POD}}})",
-                            "{{pod}} {{side}}",
+                            "min by (namespace, migration, side) ("
+                            f"orchestrator_zk_sync_connected{{{MIGRATION}}})",
+                            "{{migration}} {{side}}",
                         ),
                     ),
                     width=8,
@@ -438,10 +458,13 @@ SYNC = Dashboard(
                     (
                         q(
                             f"sum by (resolution) (rate(orchestrator_zk_sync_conflicts_total"
-                            f"{{{POD}}}[$__rate_interval]))",
+                            f"{{{MIGRATION}}}[$__rate_interval]))",
                             "{{resolution}}",
                         ),
-                        q(f"sum(orchestrator_zk_sync_unresolved_conflicts{{{POD}}})", "unresolved"),
+                        q(
+                            f"sum(orchestrator_zk_sync_unresolved_conflicts{{{MIGRATION}}})",
+                            "unresolved",
+                        ),
                     ),
                     width=8,
                 ),
@@ -449,7 +472,7 @@ SYNC = Dashboard(
                     "Errors",
                     (
                         q(
-                            f"sum by (kind) (rate(orchestrator_zk_sync_errors_total{{{POD}}}"
+                            f"sum by (kind) (rate(orchestrator_zk_sync_errors_total{{{MIGRATION}}}"
                             f"[$__rate_interval]))",
                             "{{kind}}",
                         ),
@@ -461,9 +484,9 @@ SYNC = Dashboard(
                     "Since the last full reconcile",
                     (
                         q(
-                            f"time() - max by (pod) ("
-                            f"orchestrator_zk_sync_last_full_reconcile_timestamp_seconds{{{POD}}})",
-                            "{{pod}}",
+                            f"time() - max by (namespace, migration) ("
+                            f"orchestrator_zk_sync_last_full_reconcile_timestamp_seconds{{{MIGRATION}}})",
+                            "{{namespace}}/{{migration}}",
                         ),
                     ),
                     unit="s",
@@ -474,7 +497,7 @@ SYNC = Dashboard(
                     (
                         q(
                             f"histogram_quantile(0.99, sum by (le) (rate("
-                            f"orchestrator_zk_sync_full_reconcile_duration_seconds_bucket{{{POD}}}"
+                            f"orchestrator_zk_sync_full_reconcile_duration_seconds_bucket{{{MIGRATION}}}"
                             f"[$__rate_interval])))",
                             "p99",
                         ),
@@ -486,9 +509,9 @@ SYNC = Dashboard(
                     "Bootstrap throughput",
                     (
                         q(
-                            f"max by (pod) (orchestrator_zk_sync_bootstrap_znodes_per_second"
-                            f"{{{POD}}})",
-                            "{{pod}}",
+                            "max by (namespace, migration) ("
+                            f"orchestrator_zk_sync_bootstrap_znodes_per_second{{{MIGRATION}}})",
+                            "{{namespace}}/{{migration}}",
                         ),
                     ),
                     width=8,
@@ -496,8 +519,49 @@ SYNC = Dashboard(
             ),
         ),
         Row(
-            "Migrations",
+            "Sync controller and migrations",
             (
+                Panel(
+                    "Sync controller up",
+                    (q(f"max(up{{{SYNC_JOB}}})"),),
+                    "stat",
+                    width=6,
+                    height=4,
+                ),
+                Panel(
+                    "Engines running",
+                    (q('sum(orchestrator_zk_sync_controller_migrations{state="Running"})'),),
+                    "stat",
+                    width=6,
+                    height=4,
+                ),
+                Panel(
+                    "Engines failed",
+                    (q('sum(orchestrator_zk_sync_controller_migrations{state="Failed"})'),),
+                    "stat",
+                    width=6,
+                    height=4,
+                ),
+                Panel(
+                    "Sync controller memory",
+                    (q(f"process_resident_memory_bytes{{{SYNC_JOB}}}", "{{pod}}"),),
+                    "stat",
+                    unit="bytes",
+                    width=6,
+                    height=4,
+                ),
+                Panel(
+                    "Engines by state",
+                    (
+                        q(
+                            "sum by (state) (orchestrator_zk_sync_controller_migrations)",
+                            "{{state}}",
+                        ),
+                    ),
+                    description="ZkMigrations with an engine in the sync controller, by the "
+                    "state it reports in status.sync (Starting, Running, Failed, Stopping). "
+                    "The migration's phase is in the ZkMigration's status, not a metric.",
+                ),
                 Panel(
                     "ZkMigration reconciles",
                     (
@@ -508,6 +572,7 @@ SYNC = Dashboard(
                         ),
                     ),
                     unit="ops",
+                    width=6,
                 ),
                 Panel(
                     "ZkMigration reconcile duration p99",
@@ -520,6 +585,7 @@ SYNC = Dashboard(
                         ),
                     ),
                     unit="s",
+                    width=6,
                 ),
             ),
         ),
