@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
+from kazoo.exceptions import KazooException
 
 from ..builders import agents, zookeeper
 from ..builders.meta import Owner, selector_labels
@@ -240,8 +241,8 @@ def drive(
             since=current.baseline.recorded_at if current.baseline else None,
             now=datetime.now(UTC),
         )
-    except ZkUnreachable as error:
-        current.checks = [str(error)]
+    except (ZkUnreachable, KazooException) as error:
+        current.checks = [f"cannot observe the ensembles: {error}"]
         _write(meta, status, current, patch)
         return
     decision = step(meta["name"], parsed, current, observation)

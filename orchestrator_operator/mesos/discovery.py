@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import ConnectionLoss, NoNodeError, SessionExpiredError
 
+from ..zk.clients import ZkUnreachable
 from .leader import MasterInfo, lowest_contender, parse_master_info
 
 
@@ -19,7 +20,18 @@ class Election:
 
 
 def read_election(client: Any, cluster_path: str) -> Election:
-    """Who leads, read the way Mesos clients do (a lost race with a vanishing znode retries)."""
+    """Who leads, read the way Mesos clients do (a lost race with a vanishing znode retries).
+
+    A connection lost during the reads raises ZkUnreachable, like a connection never had."""
+    try:
+        return _read_election(client, cluster_path)
+    except (ConnectionLoss, SessionExpiredError) as error:
+        raise ZkUnreachable(
+            f"lost the ZooKeeper connection while reading {cluster_path}: {error!r}"
+        ) from error
+
+
+def _read_election(client: Any, cluster_path: str) -> Election:
     for _ in range(3):
         try:
             children = client.get_children(cluster_path)

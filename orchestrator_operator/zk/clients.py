@@ -9,6 +9,7 @@ at a dead ensemble do not each block a worker on every tick.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import defaultdict
@@ -16,8 +17,10 @@ from typing import Any
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
 
 CONNECT_TIMEOUT_SECONDS = 3.0
+RETRY_MAX_DELAY_SECONDS = 2.0  # so a client being stopped notices soon
 RETRY_AFTER_SECONDS = 15.0
 
 
@@ -41,25 +44,45 @@ class ZkClientPool:
         """A connected KazooClient for `hosts`."""
         with self._locks[hosts]:
             client = self._clients.get(hosts)
-            if client is not None and client.state == KazooState.CONNECTED:
-                return client
+            if client is not None:
+                if self._reconnected(client):
+                    return client
+                # Never start() a client that lost its connection again: kazoo would join
+                # its connection thread, which can block a handler for as long as that
+                # thread keeps retrying. Drop it off the handler's thread instead.
+                del self._clients[hosts]
+                _discard(client)
+                message = f"lost ZooKeeper at {hosts}: no reconnection within {self._timeout:g}s"
+                self._failures[hosts] = (time.monotonic(), message)
+                raise ZkUnreachable(message)
             failed = self._failures.get(hosts)
             if failed and time.monotonic() - failed[0] < self._retry_after:
                 raise ZkUnreachable(failed[1])
-            if client is None:
-                client = KazooClient(hosts=hosts, timeout=10.0)
-                self._clients[hosts] = client
+            client = KazooClient(
+                hosts=hosts,
+                timeout=10.0,
+                connection_retry=KazooRetry(max_tries=-1, max_delay=RETRY_MAX_DELAY_SECONDS),
+            )
             try:
                 client.start(timeout=self._timeout)
             except KazooTimeoutError as error:
-                client.stop()
-                client.close()
-                del self._clients[hosts]
+                _discard(client)
                 message = f"cannot reach ZooKeeper at {hosts}: no session within {self._timeout:g}s"
                 self._failures[hosts] = (time.monotonic(), message)
                 raise ZkUnreachable(message) from error
+            self._clients[hosts] = client
             self._failures.pop(hosts, None)
             return client
+
+    def _reconnected(self, client: Any) -> bool:
+        """Connected, or connected again within the connect timeout (kazoo reconnects by
+        itself while the session lives)."""
+        deadline = time.monotonic() + self._timeout
+        while client.state != KazooState.CONNECTED:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def close(self) -> None:
         for hosts, client in list(self._clients.items()):
@@ -67,3 +90,14 @@ class ZkClientPool:
                 client.stop()
                 client.close()
         self._clients.clear()
+
+
+def _discard(client: Any) -> None:
+    """Stop and close a client in the background: kazoo's stop can wait on its threads."""
+
+    def stop() -> None:
+        with contextlib.suppress(Exception):
+            client.stop()
+            client.close()
+
+    threading.Thread(target=stop, name="zk-client-discard", daemon=True).start()
