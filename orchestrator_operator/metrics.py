@@ -59,3 +59,12 @@ MIGRATION_HOLDING_CHECKS = Gauge(
     "Checks that currently hold a ZkMigration's phase (0: it moves on).",
     ["namespace", "name"],
 )
+
+
+def create_reconcile_series(kinds: list[str]) -> None:
+    """Every kind's reconcile series at 0 from the start: `rate()` cannot see a counter's
+    first increment when the series appears with it."""
+    for kind in kinds:
+        for result in ("ok", "invalid", "error"):
+            RECONCILES.labels(kind, result)
+        RECONCILE_SECONDS.labels(kind)

@@ -11,6 +11,7 @@ import kopf
 
 from . import handlers  # noqa: F401  (importing registers the handlers)
 from .health import Readiness, start_server
+from .metrics import create_reconcile_series
 from .models import KINDS
 
 ANNOTATION_PREFIX = "orchestrator.dev"
@@ -61,6 +62,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # starve the reconciles of every other cluster.
     settings.execution.max_workers = options.max_workers
 
+    create_reconcile_series([kind.kind for kind in KINDS])
     readiness = Readiness()
     memo["readiness"] = readiness
     memo["health_runner"] = await start_server(readiness, options.health_host, options.health_port)

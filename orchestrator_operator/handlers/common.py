@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import functools
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 
 import kopf
 from pydantic import ValidationError
@@ -15,6 +16,27 @@ from ..models import ResourceKind
 from ..status import make_condition, set_condition
 
 ACCEPTED = "Accepted"
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def counted(kind: ResourceKind) -> Callable[[Handler], Handler]:
+    """Count a handler's failures as `orchestrator_reconcile_total{result="error"}` (an
+    invalid spec is counted as `invalid` where it is found)."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return handler(*args, **kwargs)
+            except kopf.PermanentError:
+                raise
+            except Exception:
+                RECONCILES.labels(kind.kind, "error").inc()
+                raise
+
+        return cast(Handler, counting)
+
+    return decorate
 
 
 def validation_message(error: ValidationError) -> str:

@@ -30,7 +30,7 @@ from ..ttl_cache import TtlCache
 from ..workloads import WorkloadSummary
 from ..zk.clients import ZkClientPool, ZkUnreachable
 from ..zk.four_letter import ensemble_modes
-from .common import accept_for_children, patch_changed_status
+from .common import accept_for_children, counted, patch_changed_status
 from .workloads import Workloads
 
 OBSERVE_INTERVAL_SECONDS = 1.0
@@ -48,6 +48,7 @@ def _owner(meta: kopf.Meta) -> Owner:
 @kopf.on.create(API_GROUP, API_VERSION, "mesosclusters")
 @kopf.on.update(API_GROUP, API_VERSION, "mesosclusters", field="spec")
 @kopf.on.update(API_GROUP, API_VERSION, "mesosclusters", field="metadata.annotations")
+@counted(MESOS_CLUSTER)
 def reconcile(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
 ) -> None:
@@ -172,6 +173,7 @@ def cordoned_nodes() -> frozenset[str]:
 
 
 @kopf.timer(API_GROUP, API_VERSION, "mesosclusters", interval=OBSERVE_INTERVAL_SECONDS)
+@counted(MESOS_CLUSTER)
 def observe(
     spec: kopf.Spec,
     status: kopf.Status,

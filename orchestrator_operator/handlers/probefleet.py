@@ -26,7 +26,7 @@ from ..kube_api import KubeApi
 from ..models import API_GROUP, API_VERSION, PROBE_FLEET
 from ..models.probefleet import ProbeFleetSpec
 from ..status import now_rfc3339
-from .common import accept_for_children, patch_changed_status
+from .common import accept_for_children, counted, patch_changed_status
 from .workloads import Workloads
 
 OBSERVE_INTERVAL_SECONDS = 2.0
@@ -39,6 +39,7 @@ def _owner(meta: kopf.Meta) -> Owner:
 @kopf.on.resume(API_GROUP, API_VERSION, "probefleets")
 @kopf.on.create(API_GROUP, API_VERSION, "probefleets")
 @kopf.on.update(API_GROUP, API_VERSION, "probefleets", field="spec")
+@counted(PROBE_FLEET)
 def reconcile(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
 ) -> None:
@@ -72,6 +73,7 @@ def reporting_probes(url: str) -> tuple[int | None, str | None]:
 
 
 @kopf.timer(API_GROUP, API_VERSION, "probefleets", interval=OBSERVE_INTERVAL_SECONDS)
+@counted(PROBE_FLEET)
 def observe(
     spec: kopf.Spec,
     status: kopf.Status,

@@ -30,7 +30,7 @@ from ..models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
 from ..models.zkmigration import SyncRequest, ZkMigrationSpec, ZkMigrationStatus
 from ..status import make_condition, set_condition
 from ..zk.clients import ZkUnreachable
-from .common import accept_spec, patch_changed_status
+from .common import accept_spec, counted, patch_changed_status
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 2.0
@@ -185,6 +185,7 @@ def _finalize(
 
 
 @kopf.timer(API_GROUP, API_VERSION, "zkmigrations", interval=TICK_SECONDS, initial_delay=1.0)
+@counted(ZK_MIGRATION)
 def drive(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
 ) -> None:
