@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +46,11 @@ sys.path.insert(0, str(REPO))
 
 from orchestrator_operator.monitor.report import decode_report, encode_report  # noqa: E402
 from orchestrator_operator.monitor.synthetic import synthetic_report  # noqa: E402
+from testenv.processes import free_port  # noqa: E402
 
 TOKEN = "bench-token"
 STAMP = re.compile(r'"label\.bench\.sent":"([0-9.]+)"')
 PY = sys.executable
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], q: float) -> float:

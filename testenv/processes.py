@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 
@@ -20,13 +22,34 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def free_port() -> int:
-    import socket
+_HANDED_OUT: set[int] = set()  # ports this process has given out; never given twice
+_PORTS_LOCK = threading.Lock()
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+
+def free_ports(count: int) -> list[int]:
+    """Distinct TCP ports on 127.0.0.1, free a moment ago and never handed out before in this
+    process: a ZooKeeper follower does not bind its quorum port, so without the memory a
+    second ensemble could be given a port the first one's next leader needs."""
+    with _PORTS_LOCK:
+        socks: list[socket.socket] = []
+        ports: list[int] = []
+        try:
+            while len(ports) < count:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.bind(("127.0.0.1", 0))
+                socks.append(sock)  # held open while choosing: no duplicates in one call
+                port = int(sock.getsockname()[1])
+                if port not in _HANDED_OUT:
+                    ports.append(port)
+        finally:
+            for sock in socks:
+                sock.close()
+        _HANDED_OUT.update(ports)
+        return ports
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 class ManagedProcess:

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from .processes import die_with_parent
+from .processes import die_with_parent, free_ports
 
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 JAVA_LIB_DIR = Path("/usr/share/java")
@@ -59,28 +59,6 @@ def zookeeper_missing_reason() -> str | None:
     if shutil.which("java") is None:
         return "`java` not found on PATH: install a JRE (the `zookeeper` package depends on one)"
     return None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _free_ports(count: int) -> list[int]:
-    """Distinct free ports (holding all sockets open while choosing avoids duplicates)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def four_letter_word(host: str, port: int, word: str, timeout: float = 5.0) -> str:
@@ -338,7 +316,7 @@ class ZkEnsemble:
             "log4j.appender.CONSOLE.layout.ConversionPattern="
             "%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n\n"
         )
-        ports = _free_ports(3 * self.size)
+        ports = free_ports(3 * self.size)
         for i in range(self.size):
             server_dir = self.base_dir / f"zk{i + 1}"
             data_dir = server_dir / "data"

@@ -15,7 +15,7 @@ from kazoo.security import make_digest_acl
 
 from orchestrator_operator.zk.cli import main
 from orchestrator_operator.zk.engine import SyncConfig, SyncEngine
-from testenv.zookeeper import free_port
+from testenv.processes import free_port
 from tests.fixtures import zk_sync as support
 from tests.fixtures.zk_sync import EngineProcess, ZkPair, unique_root, wait_until, zk_client
 
