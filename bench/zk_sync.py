@@ -136,9 +136,18 @@ def raw_write(c: KazooClient, root: str, paths: list[tuple[str, bool]]) -> float
     return len(paths) / (time.perf_counter() - t0)
 
 
-def naive_copy(ca: KazooClient, cb: KazooClient, root: str, seconds: float) -> tuple[int, float]:
-    """Synchronous, one znode at a time, breadth-first: get, getACL, getChildren, create."""
-    cb.ensure_path("/naive")
+def naive_copy(
+    ca: KazooClient,
+    cb: KazooClient,
+    root: str,
+    seconds: float = float("inf"),
+    dest_prefix: str = "/naive",
+) -> tuple[int, float]:
+    """Synchronous, one znode at a time, breadth-first: get, getACL, getChildren, create
+    (on B under ``dest_prefix``; ``""`` copies to the same path, which must not exist).
+    Stops after ``seconds``; returns (znodes copied, znodes/s)."""
+    if dest_prefix:
+        cb.ensure_path(dest_prefix)
     queue = [root]
     copied = 0
     t0 = time.perf_counter()
@@ -147,7 +156,7 @@ def naive_copy(ca: KazooClient, cb: KazooClient, root: str, seconds: float) -> t
         data, _ = ca.get(path)
         acl, _ = ca.get_acls(path)
         kids = ca.get_children(path)
-        cb.create("/naive" + path, data, acl=acl)
+        cb.create(dest_prefix + path, data, acl=acl)
         queue.extend(f"{path}/{k}" for k in kids)
         copied += 1
     return copied, copied / (time.perf_counter() - t0)
