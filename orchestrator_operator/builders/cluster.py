@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..models.base import ZooKeeperEndpoint
 from ..models.mesoscluster import MesosClusterSpec
 from ..models.routing import ZkRouting
-from . import agents, marathon, masters, zookeeper
+from . import addons, agents, marathon, masters, zookeeper
 from .meta import Manifest, Owner
 
 
@@ -49,6 +49,11 @@ def build_children(
         children += masters.build(owner, target_set, routing.target_masters_component)
     children += agents.build(owner, on_target if routing.agents_on_target else spec)
     children += marathon.build(owner, on_target if routing.marathon_on_target else spec)
+    # The addons follow Marathon to its ensemble; Mesos-DNS falls back to that side's masters.
+    if routing.marathon_on_target:
+        children += addons.build(owner, on_target, routing.target_masters_component)
+    else:
+        children += addons.build(owner, spec, routing.masters_component)
     return children
 
 
@@ -58,7 +63,8 @@ def stale_children(
     """(apiVersion, kind, name) of children an earlier spec or routing may have made that
     this one does not want: the managed ensemble once the cluster moves to an external one,
     and, on a cluster a migration has touched (it has a routing), the masters set that the
-    finished or rolled-back migration no longer uses."""
+    finished or rolled-back migration no longer uses; and the addons a spec with an `addons`
+    block does not enable."""
     wanted = {(c["kind"], c["metadata"]["name"]) for c in build_children(owner, spec, routing)}
     managed = spec.model_copy(
         update={"zookeeper": spec.zookeeper.model_copy(update={"external": None})}
@@ -66,6 +72,8 @@ def stale_children(
     candidates = zookeeper.build(owner, managed)
     if routing is not None:
         candidates += masters.build(owner, spec, "master") + masters.build(owner, spec, "master-b")
+    if "addons" in spec.model_fields_set:  # a cluster that never named an addon has none
+        candidates += addons.build(owner, addons.all_enabled(spec))
     return [
         (c["apiVersion"], c["kind"], c["metadata"]["name"])
         for c in candidates

@@ -174,13 +174,84 @@ class MarathonSpec(Component):
     )
 
 
-class AddonSpec(Model):
+IpAddress = Annotated[
+    str,
+    Field(pattern=r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$", max_length=45),
+]
+DnsDomain = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=253,
+    ),
+]
+
+
+class MesosDnsSpec(Component):
+    """Mesos-DNS: DNS names for Mesos tasks, read from the leader it finds in ZooKeeper."""
+
     enabled: bool = False
+    image: ImageName = "mesosphere/mesos-dns"
+    version: ImageVersion = "v0.9.0"
+    replicas: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=2, json_schema_extra={"default": 2}
+    )
+    domain: DnsDomain = Field(default="mesos", description="The domain Mesos-DNS answers for.")
+    resolvers: Annotated[list[IpAddress], Field(max_length=8)] = Field(
+        default_factory=list,
+        description="Upstream DNS servers for other names; empty: the pod's own nameserver.",
+    )
+    refresh_seconds: Annotated[int, Field(ge=5, le=3600)] = Field(
+        default=60, description="How often the records are rebuilt from the leading master."
+    )
+
+
+class PortRange(Model):
+    """Inclusive range of ports."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "self.end >= self.start && self.end - self.start < 256",
+                    "servicePorts: end must be at least start, and the range at most 256 ports",
+                    ".end",
+                ),
+            ]
+        }
+    )
+
+    start: Annotated[int, Field(ge=1, le=65535)]
+    end: Annotated[int, Field(ge=1, le=65535)]
+
+
+class MarathonLbSpec(Component):
+    """marathon-lb: HAProxy configured from Marathon's apps (those labelled with its group)."""
+
+    enabled: bool = False
+    image: ImageName = "mesosphere/marathon-lb"
+    version: ImageVersion = "v1.15.0"
+    replicas: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=2, json_schema_extra={"default": 2}
+    )
+    group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=63)] = Field(
+        default="external", description="HAPROXY_GROUP of the Marathon apps it exposes."
+    )
+    service_ports: PortRange = Field(
+        default_factory=lambda: PortRange(start=10000, end=10100),
+        json_schema_extra={"default": {"start": 10000, "end": 10100}},
+        description="Marathon service ports HAProxy binds, exposed on the Service.",
+    )
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP", description="Type of the marathon-lb Service."
+    )
 
 
 class AddonsSpec(Model):
-    mesos_dns: AddonSpec = Field(default_factory=AddonSpec)
-    marathon_lb: AddonSpec = Field(default_factory=AddonSpec)
+    """Optional parts; an addon set to `enabled: false` has its objects deleted."""
+
+    mesos_dns: MesosDnsSpec = Field(default_factory=MesosDnsSpec)
+    marathon_lb: MarathonLbSpec = Field(default_factory=MarathonLbSpec)
 
 
 class MesosClusterSpec(Model):
