@@ -63,8 +63,8 @@ def stale_children(
     """(apiVersion, kind, name) of children an earlier spec or routing may have made that
     this one does not want: the managed ensemble once the cluster moves to an external one,
     and, on a cluster a migration has touched (it has a routing), the masters set that the
-    finished or rolled-back migration no longer uses; and the addons a spec with an `addons`
-    block does not enable."""
+    finished or rolled-back migration no longer uses; and every addon the spec does not
+    enable (also when a GitOps user removes the whole `addons` block)."""
     wanted = {(c["kind"], c["metadata"]["name"]) for c in build_children(owner, spec, routing)}
     managed = spec.model_copy(
         update={"zookeeper": spec.zookeeper.model_copy(update={"external": None})}
@@ -72,8 +72,7 @@ def stale_children(
     candidates = zookeeper.build(owner, managed)
     if routing is not None:
         candidates += masters.build(owner, spec, "master") + masters.build(owner, spec, "master-b")
-    if "addons" in spec.model_fields_set:  # a cluster that never named an addon has none
-        candidates += addons.build(owner, addons.all_enabled(spec))
+    candidates += addons.build(owner, addons.all_enabled(spec))
     return [
         (c["apiVersion"], c["kind"], c["metadata"]["name"])
         for c in candidates

@@ -200,8 +200,9 @@ def test_disabling_an_addon_makes_its_objects_stale() -> None:
     }  # fmt: skip
 
 
-def test_a_cluster_that_never_named_an_addon_has_nothing_stale() -> None:
-    assert stale_children(OWNER, _spec({})) == []
+def test_removing_the_whole_addons_block_deletes_the_addons() -> None:
+    stale = {name for _, _, name in stale_children(OWNER, _spec({}))}
+    assert {"prod-mesos-dns", "prod-marathon-lb"} <= stale
 
 
 def test_addons_follow_marathon_through_a_migration() -> None:
