@@ -257,6 +257,47 @@ class ZkEnsemble:
         self._wait_ruok(server, deadline)
         self._wait_joined(server, deadline)
 
+    def add_server(
+        self, members: list[str] | None = None, timeout: float | None = None, *, wait: bool = True
+    ) -> int:
+        """Start one more server (myid = len(servers) + 1) that joins the running ensemble.
+
+        Its starting configuration is ``members`` (``server.N=...`` lines; by default those
+        of every running server) plus itself as a participant: the way a new member is
+        brought up before a ``reconfig`` adds it. Until then the leader keeps it as a
+        non-voting follower. Waits (unless ``wait`` is false) until it answers ``ruok`` and
+        has synced with the leader; returns its index.
+        """
+        if not self._started or self._stopped:
+            raise RuntimeError("add_server needs a running ensemble")
+        index = len(self.servers)
+        server_dir = self.base_dir / f"zk{index + 1}"
+        data_dir = server_dir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "myid").write_text(f"{index + 1}\n")
+        ports = free_ports(3)
+        server = ZkServer(
+            index=index,
+            myid=index + 1,
+            client_port=ports[0],
+            peer_port=ports[1],
+            election_port=ports[2],
+            data_dir=data_dir,
+            config_path=server_dir / "zoo.cfg",
+            log_path=server_dir / "server.log",
+        )
+        if members is None:
+            members = [s.server_line() for s in self.servers if s.running]
+        body = "".join(f"{k}={v}\n" for k, v in self._base_config(server).items())
+        server.config_path.write_text(body + "\n".join([*members, server.server_line()]) + "\n")
+        self.servers.append(server)
+        self._spawn(server)
+        if wait:
+            deadline = time.monotonic() + (timeout if timeout is not None else self.start_timeout)
+            self._wait_ruok(server, deadline)
+            self._wait_joined(server, deadline)
+        return index
+
     def ensure_all_running(self) -> None:
         """Restart any server that is not running and wait until the ensemble serves."""
         for server in self.servers:
@@ -336,22 +377,24 @@ class ZkEnsemble:
             )
         members = "\n".join(s.server_line() for s in self.servers)
         for server in self.servers:
-            config = {
-                "tickTime": str(self.tick_time_ms),
-                "initLimit": "20",
-                "syncLimit": "10",
-                "dataDir": str(server.data_dir),
-                "standaloneEnabled": "false",
-                "reconfigEnabled": "true",
-                "4lw.commands.whitelist": "*",
-                "admin.enableServer": "false",
-                "maxClientCnxns": "0",
-                "preAllocSize": "4096",
-                "autopurge.purgeInterval": "0",
-                **self.extra_config,
-            }
-            body = "".join(f"{k}={v}\n" for k, v in config.items())
+            body = "".join(f"{k}={v}\n" for k, v in self._base_config(server).items())
             server.config_path.write_text(body + members + "\n")
+
+    def _base_config(self, server: ZkServer) -> dict[str, str]:
+        return {
+            "tickTime": str(self.tick_time_ms),
+            "initLimit": "20",
+            "syncLimit": "10",
+            "dataDir": str(server.data_dir),
+            "standaloneEnabled": "false",
+            "reconfigEnabled": "true",
+            "4lw.commands.whitelist": "*",
+            "admin.enableServer": "false",
+            "maxClientCnxns": "0",
+            "preAllocSize": "4096",
+            "autopurge.purgeInterval": "0",
+            **self.extra_config,
+        }
 
     def _java_command(self, server: ZkServer) -> list[str]:
         classpath = f"{ZOOKEEPER_JAR}:{JAVA_LIB_DIR}/*"
