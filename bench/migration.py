@@ -53,7 +53,7 @@ import httpx
 import yaml
 from kazoo.client import KazooClient
 
-from bench.zk_sync import client, naive_copy
+from bench.zk_sync import client, naive_copy, raw_read, raw_write
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.simpods import SimPodRunner, component_of
@@ -123,8 +123,11 @@ def span(start: str | None, end: str | None) -> float | None:
     return round((b - a).total_seconds(), 1) if a and b else None
 
 
-def all_paths(c: KazooClient, roots: tuple[str, ...]) -> list[tuple[str, bool]]:
-    """Every znode under ``roots`` (parents first) and whether it is ephemeral; pipelined."""
+def all_paths(
+    c: KazooClient, roots: tuple[str, ...], skip: str | None = None
+) -> list[tuple[str, bool]]:
+    """Every znode under ``roots`` (parents first, not below ``skip``) and whether it is
+    ephemeral; pipelined."""
     found: list[tuple[str, bool]] = []
     level = [r for r in roots if c.exists(r)]
     while level:
@@ -133,7 +136,8 @@ def all_paths(c: KazooClient, roots: tuple[str, ...]) -> list[tuple[str, bool]]:
         for path, result in pending:
             kids, stat = result.get(timeout=60)
             found.append((path, bool(stat.ephemeralOwner)))
-            level.extend(f"{path.rstrip('/')}/{k}" for k in kids)
+            if path != skip:
+                level.extend(f"{path.rstrip('/')}/{k}" for k in kids)
     return found
 
 
@@ -340,6 +344,22 @@ def count_znodes(hosts: str) -> tuple[int, int]:
     return len(nodes) - ephemeral, ephemeral
 
 
+def copy_ceiling(a: ZkEnsemble, b: ZkEnsemble) -> dict[str, float]:
+    """bench/zk_sync.py's raw ceiling over the same znodes: pipelined get+getACL+getChildren
+    of A's paths (best of two windows) and 500-op multi creates of as many znodes on B
+    (under /raw, deleted again); one process copies at most 1 / (1/read + 1/write)."""
+    with client(a.connect_string) as ca, client(b.connect_string) as cb:
+        paths = [p for p, ephemeral in all_paths(ca, PATHS) if not ephemeral]
+        read = max(raw_read(ca, paths, window) for window in (500, 2000))
+        write = raw_write(cb, "", [(p, False) for p in paths])
+        delete_trees(cb, ("/raw",))
+    return {
+        "read_znodes_per_s": round(read, 1),
+        "write_znodes_per_s": round(write, 1),
+        "copy_znodes_per_s": round(1 / (1 / read + 1 / write), 1),
+    }
+
+
 # --------------------------------------------------------------------------- operator run
 def run_operator_migration(
     env: KubeTestEnv, pods: SimPodRunner, sync: SyncControllerProcess, b: ZkEnsemble, tasks: int
@@ -469,7 +489,9 @@ def run_baseline(
     stopped = time.monotonic()
     with client(source.connect_string) as cs:
         wait_until(
-            lambda: not any(e for _, e in all_paths(cs, PATHS)), 60, "no ephemeral znodes left"
+            lambda: not any(e for _, e in all_paths(cs, PATHS, skip=BENCH_ROOT)),
+            60,
+            "no ephemeral znodes left",
         )
     quiet = time.monotonic()
     with client(source.connect_string) as cs, client(target.connect_string) as ct:
@@ -572,6 +594,10 @@ def print_table(result: dict[str, Any]) -> None:
         ("operator: cutover (phase 2 start -> phase 6 end)", f"{op['cutover_seconds']} s"),
         ("sync bootstrap", f"{op['bootstrap_znodes']} znodes in {op['bootstrap_seconds']} s "
                            f"= {op['bootstrap_znodes_per_s']} znodes/s"),
+        ("  vs one-process copy ceiling / vs naive copy (same run)",
+         f"{result['bootstrap_fraction_of_ceiling']:.0%} of "
+         f"{result['ceiling']['copy_znodes_per_s']:,.0f} znodes/s / "
+         f"{result['bootstrap_multiple_of_naive']:.1f}x"),
         ("replication lag over the migration (histogram, both directions)",
          f"{lag['count']} changes: p50 {ms(lag['p50_le_s'])}, p99 {ms(lag['p99_le_s'])}, "
          f"max {ms(lag['max_le_s'])}, mean {op['lag_mean_ms']} ms"),
@@ -677,6 +703,11 @@ def main(argv: list[str] | None = None) -> int:
                     added = add_znodes(ca, args.znodes)
                 print(f"added {added} znodes on A in {time.perf_counter() - t:.1f}s", flush=True)
                 persistent, ephemeral = count_znodes(a.connect_string)
+                result["ceiling"] = copy_ceiling(a, b)
+                c = result["ceiling"]
+                print(f"ceiling: reads {c['read_znodes_per_s']:,.0f}/s, multi creates "
+                      f"{c['write_znodes_per_s']:,.0f}/s, copy {c['copy_znodes_per_s']:,.0f}/s",
+                      flush=True)  # fmt: skip
                 result["znodes_on_source"] = persistent
                 result["ephemeral_on_source"] = ephemeral
                 print(f"A: {persistent} persistent + {ephemeral} ephemeral znodes under "
@@ -701,6 +732,13 @@ def main(argv: list[str] | None = None) -> int:
 
             shutil.rmtree(tmp, ignore_errors=True)
     result["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    rate = result["operator"]["bootstrap_znodes_per_s"] or 0.0
+    result["bootstrap_fraction_of_ceiling"] = round(
+        rate / result["ceiling"]["copy_znodes_per_s"], 3
+    )
+    result["bootstrap_multiple_of_naive"] = round(
+        rate / result["baseline"]["naive_copy_znodes_per_s"], 2
+    )
     report = result["operator"].pop("report")
     print(report)
     print_table(result)
