@@ -198,8 +198,10 @@ def drive(
         MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, meta["namespace"], parsed.cluster_ref
     )
     if cluster is None:
-        current.checks = [f"MesosCluster {parsed.cluster_ref} not found in {meta['namespace']}"]
-        _write(meta, status, current, patch)
+        _hold(meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} not found")
+        return
+    if (cluster.get("status") or {}).get("phase") == "Invalid":
+        _hold(meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} is Invalid")
         return
     cluster_spec = MesosClusterSpec.model_validate(cluster.get("spec") or {})
     cluster_meta = cluster["metadata"]
@@ -221,8 +223,7 @@ def drive(
     try:
         routing = parse_routing(annotations) if ROUTING_ANNOTATION in annotations else None
     except ValueError as error:
-        current.checks = [str(error)]
-        _write(meta, status, current, patch)
+        _hold(meta, status, current, patch, str(error))
         return
     if current.phase == "Succeeded":
         _expire_archive(meta, current)
@@ -243,8 +244,7 @@ def drive(
             now=datetime.now(UTC),
         )
     except (ZkUnreachable, KazooException) as error:
-        current.checks = [f"cannot observe the ensembles: {error}"]
-        _write(meta, status, current, patch)
+        _hold(meta, status, current, patch, f"cannot observe the ensembles: {error}")
         return
     decision = step(meta["name"], parsed, current, observation)
     new = decision.status
@@ -307,6 +307,15 @@ def _expire_archive(meta: kopf.Meta, status: ZkMigrationStatus) -> None:
 @kopf.on.delete(API_GROUP, API_VERSION, "zkmigrations", optional=True)
 def forget_metrics(meta: kopf.Meta, **_: Any) -> None:
     metrics_export.forget(meta["namespace"], meta["name"])
+
+
+def _hold(
+    meta: kopf.Meta, status: kopf.Status, current: ZkMigrationStatus, patch: kopf.Patch, why: str
+) -> None:
+    """Nothing can be observed or decided: say why, and touch nothing else in status."""
+    current.checks = [why]
+    conditions = _conditions(list(status.get("conditions") or []), current, meta.get("generation"))
+    patch_changed_status(status, {"checks": current.checks, "conditions": conditions}, patch)
 
 
 def _write(meta: kopf.Meta, status: kopf.Status, new: ZkMigrationStatus, patch: kopf.Patch) -> None:
