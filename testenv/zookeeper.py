@@ -286,17 +286,43 @@ class ZkEnsemble:
             config_path=server_dir / "zoo.cfg",
             log_path=server_dir / "server.log",
         )
+        self.servers.append(server)
+        self.join_server(index, members, timeout, wait=wait)
+        return index
+
+    def join_server(
+        self,
+        index: int,
+        members: list[str] | None = None,
+        timeout: float | None = None,
+        *,
+        wait: bool = True,
+    ) -> None:
+        """Start a stopped server as a joiner: its configuration is rewritten to ``members``
+        (default: the lines of every running server) plus itself, whatever dynamic
+        configuration it had (e.g. one it was removed from); its data directory is kept."""
+        server = self.servers[index]
+        if server.running:
+            raise RuntimeError(f"server {server.myid} is running")
         if members is None:
             members = [s.server_line() for s in self.servers if s.running]
+        lines = [m for m in members if not m.startswith(f"server.{server.myid}=")]
         body = "".join(f"{k}={v}\n" for k, v in self._base_config(server).items())
-        server.config_path.write_text(body + "\n".join([*members, server.server_line()]) + "\n")
-        self.servers.append(server)
+        server.config_path.write_text(body + "\n".join([*lines, server.server_line()]) + "\n")
         self._spawn(server)
         if wait:
             deadline = time.monotonic() + (timeout if timeout is not None else self.start_timeout)
             self._wait_ruok(server, deadline)
             self._wait_joined(server, deadline)
-        return index
+
+    def dynamic_config(self, index: int) -> str:
+        """The dynamic configuration file a server last wrote ('' before its first start)."""
+        text = self.servers[index].config_path.read_text()
+        for line in text.splitlines():
+            if line.startswith("dynamicConfigFile="):
+                with contextlib.suppress(OSError):
+                    return Path(line.partition("=")[2]).read_text()
+        return ""
 
     def ensure_all_running(self) -> None:
         """Restart any server that is not running and wait until the ensemble serves."""

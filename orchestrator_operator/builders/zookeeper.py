@@ -1,6 +1,19 @@
-"""The managed ZooKeeper ensemble of a MesosCluster."""
+"""The managed ZooKeeper ensemble of a MesosCluster.
+
+With SCALE_BY_RECONFIG on (below; off for now), members are added and removed with
+ZooKeeper's dynamic reconfiguration (rollout.zk_scale): the StatefulSet's size is then the scaling's current step, not the spec's final size
+(`with_replicas`, `held_replicas`). Each server keeps the dynamic configuration ZooKeeper
+maintains on its volume; the ConfigMap's `server.N` lines only seed a server that has none
+that lists it (its first start, or a start after it was reconfigured out): those lines plus
+itself, which is how a new member joins a running ensemble before a `reconfig` makes it a
+voter. `reconfig` needs ZooKeeper's super user: its digest comes from a Secret the operator
+creates once (`super_secret`).
+"""
 
 from __future__ import annotations
+
+import base64
+import hashlib
 
 from ..models.mesoscluster import MesosClusterSpec
 from .meta import (
@@ -34,6 +47,87 @@ def server_lines(owner: Owner, replicas: int) -> list[str]:
         f":{PEER_PORT}:{ELECTION_PORT};{CLIENT_PORT}"
         for ordinal in range(replicas)
     ]
+
+
+SUPER_USER = "super"
+# Scaling by dynamic reconfiguration (the servers' start script and super digest here, the
+# scaling step and the held StatefulSet size in handlers.mesoscluster). OFF until the
+# operator's ClusterRole may `get` the Secrets it creates (k8s/base/rbac.yaml grants only
+# `create`): the reconfig authenticates as ZooKeeper's super user with the password kept in
+# the cluster's `<name>-zookeeper-super` Secret. While off, everything is as before: the
+# StatefulSet and the ConfigMap follow spec.zookeeper.replicas directly and each server
+# starts from the ConfigMap's zoo.cfg.
+SCALE_BY_RECONFIG = False
+
+
+def super_secret_name(owner: Owner) -> str:
+    return owner.child_name("zookeeper-super")
+
+
+def super_digest(password: str) -> str:
+    """`super:<base64 sha1>` as ZooKeeper's DigestAuthenticationProvider.superDigest wants."""
+    raw = hashlib.sha1(f"{SUPER_USER}:{password}".encode()).digest()
+    return f"{SUPER_USER}:{base64.b64encode(raw).decode()}"
+
+
+def super_secret(owner: Owner, password: str) -> Manifest:
+    """The super user's password (for the operator's reconfig) and its digest (for the
+    servers). Created once and never rewritten: the servers read the digest at start."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            **metadata(owner, COMPONENT, "zookeeper"),
+            "name": super_secret_name(owner),
+        },
+        "type": "Opaque",
+        "stringData": {"password": password, "digest": super_digest(password)},
+    }
+
+
+def with_replicas(spec: MesosClusterSpec, replicas: int) -> MesosClusterSpec:
+    """The same cluster with its managed ensemble at `replicas` pods."""
+    zk = spec.zookeeper.model_copy(update={"replicas": replicas})
+    return spec.model_copy(update={"zookeeper": zk})
+
+
+def held_replicas(spec: MesosClusterSpec, statefulset: Manifest | None) -> int:
+    """The size the reconcile applies: the live StatefulSet's (only the scaling step changes
+    it, one member at a time), or the spec's for a StatefulSet not created yet."""
+    if statefulset is None or spec.zookeeper.external:
+        return spec.zookeeper.managed_replicas
+    replicas = statefulset.get("spec", {}).get("replicas")
+    return int(replicas) if replicas is not None else spec.zookeeper.managed_replicas
+
+
+def start_script(owner: Owner, data: str = "/data", config: str = "/config") -> str:
+    """The container's start: myid from the ordinal; the static configuration from the
+    ConfigMap (plus the super digest); the dynamic one the server's own when it still lists
+    the server, else the ConfigMap's `server.N` lines plus the server itself (a joiner)."""
+    sts, domain = owner.child_name(COMPONENT), f"{owner.namespace}.svc.cluster.local"
+    own = (
+        f"server.$MYID=$HOSTNAME.{sts}-headless.{domain}:{PEER_PORT}:{ELECTION_PORT};{CLIENT_PORT}"
+    )
+    return "\n".join(
+        [
+            f"MYID=$(( ${{HOSTNAME##*-}} + 1 )); echo $MYID > {data}/myid",
+            f"DYN=$(sed -n 's/^dynamicConfigFile=//p' {data}/zoo.cfg 2>/dev/null)",
+            f"grep -v '^server\\.' {config}/zoo.cfg > {data}/zoo.cfg.next",
+            'if [ -n "$ZK_SUPER_DIGEST" ]; then',
+            '  echo "DigestAuthenticationProvider.superDigest=$ZK_SUPER_DIGEST"'
+            f" >> {data}/zoo.cfg.next",
+            "fi",
+            'if [ -n "$DYN" ] && grep -q "^server\\.$MYID=" "$DYN" 2>/dev/null; then',
+            f'  echo "dynamicConfigFile=$DYN" >> {data}/zoo.cfg.next',
+            "else",
+            f"  grep '^server\\.' {config}/zoo.cfg | grep -v \"^server\\.$MYID=\""
+            f" >> {data}/zoo.cfg.next",
+            f'  echo "{own}" >> {data}/zoo.cfg.next',
+            "fi",
+            f"mv {data}/zoo.cfg.next {data}/zoo.cfg",
+            f"exec zkServer.sh start-foreground {data}/zoo.cfg",
+        ]
+    )
 
 
 def zoo_cfg(owner: Owner, replicas: int) -> str:
@@ -76,6 +170,12 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
         "echo $(( ${HOSTNAME##*-} + 1 )) > /data/myid && "
         "cp /config/zoo.cfg /data/zoo.cfg && exec zkServer.sh start-foreground /data/zoo.cfg"
     )
+    env: list[Manifest] = []
+    if SCALE_BY_RECONFIG:
+        start = start_script(owner)
+        # Optional: a server without it simply has no super user.
+        secret = {"name": super_secret_name(owner), "key": "digest", "optional": True}
+        env = [{"name": "ZK_SUPER_DIGEST", "valueFrom": {"secretKeyRef": secret}}]
     statefulset = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -102,6 +202,7 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
                             "image": f"{zk.image}:{zk.version}",
                             "command": ["sh", "-c", start],
                             "ports": [{"name": n, "containerPort": p} for n, p in ports],
+                            **({"env": env} if env else {}),
                             "readinessProbe": {
                                 "exec": {"command": ["zkServer.sh", "status", "/data/zoo.cfg"]},
                                 "periodSeconds": 10,

@@ -8,7 +8,9 @@ master's metrics) and writes the truth into status.
 
 from __future__ import annotations
 
+import base64
 import copy
+import secrets
 from typing import Any
 
 import kopf
@@ -16,7 +18,7 @@ import kopf
 from ..builders import agents, marathon, zookeeper
 from ..builders.cluster import build_children, stale_children
 from ..builders.meta import Owner
-from ..kube_api import KubeApi
+from ..kube_api import ApiError, KubeApi
 from ..mesos.discovery import read_election, read_master_metrics
 from ..mesos.health import Observation, Replicas, build_status
 from ..mesos.maintenance_runner import run_maintenance
@@ -25,6 +27,13 @@ from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from ..models.mesoscluster import MesosClusterSpec
 from ..models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
 from ..rollout.members import roll_statefulset, zookeeper_leader_ip
+from ..rollout.zk_scale import Reconfig
+from ..rollout.zk_scale_runner import (
+    ReconfigUnavailable,
+    StatefulSetFleet,
+    kazoo_reconfigure,
+    scale_step,
+)
 from ..status import now_rfc3339
 from ..ttl_cache import TtlCache
 from ..workloads import WorkloadSummary
@@ -56,9 +65,21 @@ def reconcile(
     routing = _routing(meta)
     api = KubeApi.shared()
     owner = _owner(meta)
+    if zookeeper.SCALE_BY_RECONFIG and not parsed.zookeeper.external:
+        # Created once (409 when it exists): the servers read its digest when they start.
+        api.create(zookeeper.super_secret(owner, secrets.token_urlsafe(32)))
+        parsed = _zookeeper_held(api, owner, parsed)
     api.apply_all(build_children(owner, parsed, routing))
     for api_version, kind, name in stale_children(owner, parsed, routing):
         api.delete(api_version, kind, owner.namespace, name)
+
+
+def _zookeeper_held(api: KubeApi, owner: Owner, spec: MesosClusterSpec) -> MesosClusterSpec:
+    """The spec with the managed ensemble at the live StatefulSet's size: only the scaling
+    step (`scale_zookeeper`, one member at a time) changes an existing ensemble's size."""
+    name = owner.child_name(zookeeper.COMPONENT)
+    live = api.get("apps/v1", "StatefulSet", owner.namespace, name)
+    return zookeeper.with_replicas(spec, zookeeper.held_replicas(spec, live))
 
 
 def _routing(meta: kopf.Meta) -> ZkRouting | None:
@@ -116,6 +137,50 @@ def observe_cluster(
     )
 
 
+def scale_zookeeper(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) -> str:
+    """Advance the scaling of the managed ensemble towards spec.zookeeper.replicas by at
+    most one step (rollout.zk_scale); a status message while it is not done, else ""."""
+    api = KubeApi.shared()
+    name = owner.child_name(zookeeper.COMPONENT)
+    summary = workloads.get("StatefulSet", owner.namespace, name)
+    desired = spec.zookeeper.managed_replicas
+    connect = zookeeper.connect_string(owner, spec)
+    try:
+        client = ZK_POOL.get(connect)
+    except ZkUnreachable as error:
+        # Nothing is known to be pending at the spec's size; the ZooKeeper condition says
+        # why the ensemble cannot be read.
+        if summary is None or summary.desired == desired:
+            return ""
+        return f"zookeeper scaling to {desired}: waiting: {error}"
+
+    def apply_config_map(replicas: int) -> None:
+        # The ConfigMap's members follow the StatefulSet's size (they seed new servers).
+        api.apply(zookeeper.build(owner, zookeeper.with_replicas(spec, replicas))[0])
+
+    def reconfigure(action: Reconfig, version: int | None) -> None:
+        name = zookeeper.super_secret_name(owner)
+        try:
+            secret = api.get("v1", "Secret", owner.namespace, name)
+            password = base64.b64decode((secret or {})["data"]["password"]).decode()
+        except (ApiError, KeyError, ValueError) as error:
+            raise ReconfigUnavailable(f"no super user password from Secret {name}") from error
+        auth = ("digest", f"{zookeeper.SUPER_USER}:{password}")
+        kazoo_reconfigure(connect, auth)(action, version)
+
+    fleet = StatefulSetFleet(
+        api, owner.namespace, name, summary, zookeeper.CLIENT_PORT, before_scale=apply_config_map
+    )
+    result = scale_step(
+        client,
+        fleet,
+        desired,
+        lambda server_id: zookeeper.server_lines(owner, server_id)[-1],
+        reconfigure,
+    )
+    return result.message
+
+
 def roll_quorum_members(
     owner: Owner,
     spec: MesosClusterSpec,
@@ -126,10 +191,17 @@ def roll_quorum_members(
     """Advance the rolling restart of ZooKeeper, then of the masters, by at most one pod.
 
     ZooKeeper goes first and alone: masters are only restarted on a settled ensemble, and
-    not while a ZkMigration moves them (it adds and removes whole masters itself).
+    not while a ZkMigration moves them (it adds and removes whole masters itself). Before
+    any restart, a managed ensemble is scaled to its spec's size (`scale_zookeeper`), never
+    while a ZkMigration routes the cluster: nothing is restarted while members are added or
+    removed.
     """
     routing = routing or ZkRouting()
     api = KubeApi.shared()
+    if zookeeper.SCALE_BY_RECONFIG and not spec.zookeeper.external and not routing.migrating:
+        scaling = scale_zookeeper(owner, spec, workloads)
+        if scaling:
+            return scaling
     if not spec.zookeeper.external:
         name = owner.child_name(zookeeper.COMPONENT)
         zk = roll_statefulset(

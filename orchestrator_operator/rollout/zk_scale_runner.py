@@ -72,6 +72,10 @@ class Fleet(Protocol):
 Reconfigure = Callable[[Reconfig, int | None], None]
 
 
+class ReconfigUnavailable(Exception):
+    """A `Reconfigure` could not even try (e.g. no credentials); the message says why."""
+
+
 @dataclass(frozen=True)
 class ScaleResult:
     action: Action
@@ -124,6 +128,8 @@ def scale_step(
     except ConnectionLoss:
         # A removed member drops its clients; whether it took effect is read next time.
         return ScaleResult(action, f"zookeeper scaling to {desired}: {action.reason} (sent)")
+    except ReconfigUnavailable as error:
+        return ScaleResult(action, f"zookeeper scaling: cannot reconfig: {error}")
     except NoAuthError:
         return ScaleResult(
             action, "zookeeper scaling: reconfig refused (NoAuthError): not the super user"
@@ -160,8 +166,11 @@ def kazoo_reconfigure(
 
 
 class StatefulSetFleet:
-    """The ZooKeeper StatefulSet: its size from Kopf's index, pods read by name, each
-    server's mode from `srvr` on its pod IP; scaling patches `spec.replicas`."""
+    """The ZooKeeper StatefulSet: its size from Kopf's index, pods read by name (only while
+    a step is pending), each server's mode from `srvr` on its pod IP; scaling calls
+    `before_scale(n)` (the handler applies the ConfigMap for n members) and then patches
+    `spec.replicas`. The reconcile applies the StatefulSet at its live size, so the two
+    never disagree for long (see builders.zookeeper.held_replicas)."""
 
     def __init__(
         self,
@@ -170,9 +179,11 @@ class StatefulSetFleet:
         name: str,
         summary: WorkloadSummary | None,
         client_port: int,
+        before_scale: Callable[[int], None] | None = None,
     ) -> None:
         self._api, self._namespace, self._name = api, namespace, name
         self._summary, self._port = summary, client_port
+        self._before_scale = before_scale
 
     def replicas(self) -> int | None:
         return self._summary.desired if self._summary else None
@@ -190,6 +201,8 @@ class StatefulSetFleet:
         return result
 
     def scale(self, replicas: int) -> None:
+        if self._before_scale is not None:
+            self._before_scale(replicas)
         self._api.merge_patch(
             "apps/v1", "StatefulSet", self._namespace, self._name, {"spec": {"replicas": replicas}}
         )

@@ -75,7 +75,13 @@ class ProcessFleet:
         while self.count < replicas:
             lower = [s.server_line() for s in self.ensemble.servers[: self.count]]
             if self.count < len(self.ensemble.servers):
-                self.ensemble.start_server(self.count)
+                # A pod coming back on its retained volume (the pod's start script): its own
+                # dynamic configuration if that still lists it, else it joins afresh.
+                myid = self.count + 1
+                if f"server.{myid}=" in self.ensemble.dynamic_config(self.count):
+                    self.ensemble.start_server(self.count)
+                else:
+                    self.ensemble.join_server(self.count, lower, wait=False)
             else:
                 self.ensemble.add_server(lower, wait=False)
             self.count += 1
@@ -131,7 +137,7 @@ def read_on_every_member(ensemble: ZkEnsemble, count: int, path: str) -> list[by
     return values
 
 
-def test_three_to_five_and_back_one_member_at_a_time(
+def test_three_to_five_to_three_to_five_one_member_at_a_time(
     zk_ensemble_factory: ZkEnsembleFactory,
 ) -> None:
     ensemble = zk_ensemble_factory(
@@ -192,6 +198,15 @@ def test_three_to_five_and_back_one_member_at_a_time(
         assert app.state == KazooState.CONNECTED and app.client_id[0] == session
         assert KazooState.LOST not in states
         app.set("/app/before", b"still writable")
+
+        # Up again: servers 4 and 5 come back on their old data directories (a pod on its
+        # retained volume); their last dynamic configuration no longer lists them, so they
+        # join afresh and are reconfigured in again.
+        again = drive(operator, fleet, 5, reconfigure)
+        assert [type(a) for a in again] == [ScaleStatefulSet, Reconfig, ScaleStatefulSet, Reconfig]
+        assert voters(operator) == {1, 2, 3, 4, 5}
+        assert read_on_every_member(ensemble, 5, "/app/before") == [b"still writable"] * 5
+        assert app.client_id[0] == session and KazooState.LOST not in states
     finally:
         for client in (app, operator):
             client.stop()

@@ -3,6 +3,17 @@ reconfig before pod on the way down, followers before the leader, never without 
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from orchestrator_operator.builders import zookeeper
+from orchestrator_operator.builders.meta import Owner
+from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.rollout import zk_scale_runner
 from orchestrator_operator.rollout.zk_scale import (
     Action,
     ConfigMember,
@@ -15,6 +26,8 @@ from orchestrator_operator.rollout.zk_scale import (
     next_scale_action,
     parse_config,
 )
+from orchestrator_operator.rollout.zk_scale_runner import StatefulSetFleet, scale_step
+from orchestrator_operator.workloads import WorkloadSummary
 
 
 def line(server_id: int, role: str = "participant") -> str:
@@ -185,3 +198,195 @@ def test_scale_from_one_to_three_and_back() -> None:
     assert isinstance(step, Reconfig) and step.joining == (line(2),)
     step = plan(1, 3, config(1, 2, 3), pods(3, leader=3))
     assert isinstance(step, Reconfig) and step.leaving == (2,)
+
+
+# ---------------------------------------------------------------- builder and executor level
+
+OWNER = Owner(name="prod", namespace="mesos", uid="uid-1")
+SPEC5 = MesosClusterSpec.model_validate({"zookeeper": {"replicas": 5}})
+
+
+def _statefulset(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(m for m in manifests if m["kind"] == "StatefulSet")
+
+
+def test_the_reconcile_holds_the_live_size_and_the_config_map_follows_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(zookeeper, "SCALE_BY_RECONFIG", True)
+    assert zookeeper.held_replicas(SPEC5, None) == 5  # a new cluster starts at its size
+    held = zookeeper.held_replicas(SPEC5, {"spec": {"replicas": 3}})
+    assert held == 3
+    built = zookeeper.build(OWNER, zookeeper.with_replicas(SPEC5, held))
+    assert _statefulset(built)["spec"]["replicas"] == 3
+    assert built[0]["data"]["zoo.cfg"].count("server.") == 3
+    container = _statefulset(built)["spec"]["template"]["spec"]["containers"][0]
+    assert container["env"][0]["valueFrom"]["secretKeyRef"] == {
+        "name": "prod-zookeeper-super",
+        "key": "digest",
+        "optional": True,
+    }
+    secret = zookeeper.super_secret(OWNER, "pw")
+    assert secret["metadata"]["name"] == "prod-zookeeper-super"
+    assert secret["stringData"]["digest"] == zookeeper.super_digest("pw")
+    assert zookeeper.super_digest("pw").startswith("super:")
+
+
+def test_while_off_the_ensemble_is_built_as_before() -> None:
+    assert zookeeper.SCALE_BY_RECONFIG is False
+    container = _statefulset(zookeeper.build(OWNER, SPEC5))["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert "env" not in container
+    assert "cp /config/zoo.cfg /data/zoo.cfg" in container["command"][2]
+    assert _statefulset(zookeeper.build(OWNER, SPEC5))["spec"]["replicas"] == 5
+
+
+def _run_start_script(tmp_path: Path, hostname: str, config_lines: list[str]) -> str:
+    """Run the container's start script with sh; a fake zkServer.sh prints the config."""
+    data, config, bin_dir = tmp_path / "data", tmp_path / "config", tmp_path / "bin"
+    for directory in (data, config, bin_dir):
+        directory.mkdir(exist_ok=True)
+    (config / "zoo.cfg").write_text("tickTime=2000\ndataDir=/data\n" + "".join(config_lines))
+    fake = bin_dir / "zkServer.sh"
+    fake.write_text('#!/bin/sh\ncat "$2"\n')
+    fake.chmod(0o755)
+    script = zookeeper.start_script(OWNER, data=str(data), config=str(config))
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "HOSTNAME": hostname,
+        "ZK_SUPER_DIGEST": "super:abc=",
+    }
+    done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_start_script_seeds_a_joiner_and_keeps_a_members_own_dynamic_config(
+    tmp_path: Path,
+) -> None:
+    cm_lines = [line + "\n" for line in zookeeper.server_lines(OWNER, 3)]
+    # First start of pod 3 (server 4): the ConfigMap's members plus itself.
+    out = _run_start_script(tmp_path, "prod-zookeeper-3", cm_lines)
+    assert (tmp_path / "data" / "myid").read_text().strip() == "4"
+    server_lines = [line for line in out.splitlines() if line.startswith("server.")]
+    assert server_lines == zookeeper.server_lines(OWNER, 4)
+    assert "DigestAuthenticationProvider.superDigest=super:abc=" in out
+    assert "tickTime=2000" in out
+    # ZooKeeper moved the members to its own dynamic file and lists server 4 there: kept.
+    dynamic = tmp_path / "data" / "zoo.cfg.dynamic.100000004"
+    dynamic.write_text("".join(line + "\n" for line in zookeeper.server_lines(OWNER, 5)))
+    (tmp_path / "data" / "zoo.cfg").write_text(f"tickTime=2000\ndynamicConfigFile={dynamic}\n")
+    out = _run_start_script(tmp_path, "prod-zookeeper-3", cm_lines)
+    assert f"dynamicConfigFile={dynamic}" in out
+    assert not [line for line in out.splitlines() if line.startswith("server.")]
+    # Reconfigured out earlier (its last dynamic file lacks it): it joins afresh.
+    dynamic.write_text("".join(line + "\n" for line in zookeeper.server_lines(OWNER, 3)))
+    out = _run_start_script(tmp_path, "prod-zookeeper-3", cm_lines)
+    assert "dynamicConfigFile" not in out
+    assert [line for line in out.splitlines() if line.startswith("server.")] == (
+        zookeeper.server_lines(OWNER, 4)
+    )
+    # A first member of a new ensemble: the ConfigMap's lines, itself not twice.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    out = _run_start_script(fresh, "prod-zookeeper-0", cm_lines)
+    assert sorted(line for line in out.splitlines() if line.startswith("server.")) == (
+        zookeeper.server_lines(OWNER, 3)
+    )
+
+
+class FakeKube:
+    """A StatefulSet whose pods are ready as soon as it has them."""
+
+    def __init__(self, replicas: int) -> None:
+        self.replicas = replicas
+        self.patches: list[int] = []
+        self.config_maps: list[int] = []
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Any:
+        if kind == "StatefulSet":
+            return {"spec": {"replicas": self.replicas}}
+        ordinal = int(name.rsplit("-", 1)[1])
+        if kind == "Pod" and ordinal < self.replicas:
+            ready = [{"type": "Ready", "status": "True"}]
+            return {"metadata": {"name": name}, "status": {"podIP": f"10.0.0.{ordinal}",
+                                                           "conditions": ready}}  # fmt: skip
+        return None
+
+    def merge_patch(self, api_version: str, kind: str, ns: str, name: str, body: Any) -> None:
+        self.replicas = body["spec"]["replicas"]
+        self.patches.append(self.replicas)
+
+
+class FakeZk:
+    def __init__(self, voters: int) -> None:
+        self.lines = {i: zookeeper.server_lines(OWNER, i)[-1] for i in range(1, voters + 1)}
+        self.version = 0x100000000
+
+    def get(self, path: str) -> tuple[bytes, None]:
+        assert path == "/zookeeper/config"
+        text = "".join(f"{line}\n" for line in self.lines.values())
+        return (text + f"version={self.version:x}\n").encode(), None
+
+    def reconfigure(self, action: Reconfig, version: int | None) -> None:
+        assert version == self.version
+        for line in action.joining:
+            self.lines[int(line.split("=", 1)[0][len("server.") :])] = line
+        for server_id in action.leaving:
+            del self.lines[server_id]
+        self.version += 1
+
+
+def _drive(kube: FakeKube, zk: FakeZk, spec: MesosClusterSpec) -> list[tuple[str, int]]:
+    """Observer ticks, each followed by a reconcile; what the StatefulSet was applied with."""
+    applied: list[tuple[str, int]] = []
+    desired = spec.zookeeper.managed_replicas
+    for _ in range(20):
+        summary = WorkloadSummary(kube.replicas, kube.replicas, kube.replicas, 1, 1, "r")
+        fleet = StatefulSetFleet(
+            cast(Any, kube), "mesos", "prod-zookeeper", summary, 2181,
+            before_scale=kube.config_maps.append,
+        )  # fmt: skip
+        result = scale_step(
+            zk,
+            fleet,
+            desired,
+            lambda i: zookeeper.server_lines(OWNER, i)[-1],
+            zk.reconfigure,
+        )
+        live = kube.get("apps/v1", "StatefulSet", "mesos", "prod-zookeeper")
+        held = zookeeper.with_replicas(spec, zookeeper.held_replicas(spec, live))
+        replicas = _statefulset(zookeeper.build(OWNER, held))["spec"]["replicas"]
+        applied.append((type(result.action).__name__, replicas))
+        if result.done:
+            return applied
+    raise AssertionError(f"not done: {applied}")
+
+
+def test_the_statefulset_steps_one_member_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zookeeper, "SCALE_BY_RECONFIG", True)
+    monkeypatch.setattr(
+        zk_scale_runner, "server_mode", lambda ip, port, timeout: "follower" if ip[-1] != "0"
+        else "leader"
+    )  # fmt: skip
+    kube, zk = FakeKube(3), FakeZk(3)
+    up = _drive(kube, zk, SPEC5)
+    assert up == [
+        ("ScaleStatefulSet", 4),
+        ("Reconfig", 4),
+        ("ScaleStatefulSet", 5),
+        ("Reconfig", 5),
+        ("Done", 5),
+    ]
+    assert kube.patches == [4, 5] and kube.config_maps == [4, 5]
+    assert sorted(zk.lines) == [1, 2, 3, 4, 5]
+    down = _drive(kube, zk, zookeeper.with_replicas(SPEC5, 3))
+    assert down == [
+        ("Reconfig", 5),
+        ("ScaleStatefulSet", 4),
+        ("Reconfig", 4),
+        ("ScaleStatefulSet", 3),
+        ("Done", 3),
+    ]
+    assert kube.patches == [4, 5, 4, 3] and sorted(zk.lines) == [1, 2, 3]
