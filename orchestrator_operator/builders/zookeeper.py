@@ -1,13 +1,13 @@
 """The managed ZooKeeper ensemble of a MesosCluster.
 
 With SCALE_BY_RECONFIG on (below; off for now), members are added and removed with
-ZooKeeper's dynamic reconfiguration (rollout.zk_scale): the StatefulSet's size is then the scaling's current step, not the spec's final size
-(`with_replicas`, `held_replicas`). Each server keeps the dynamic configuration ZooKeeper
-maintains on its volume; the ConfigMap's `server.N` lines only seed a server that has none
-that lists it (its first start, or a start after it was reconfigured out): those lines plus
-itself, which is how a new member joins a running ensemble before a `reconfig` makes it a
-voter. `reconfig` needs ZooKeeper's super user: its digest comes from a Secret the operator
-creates once (`super_secret`).
+ZooKeeper's dynamic reconfiguration (rollout.zk_scale): the StatefulSet's size is then the
+scaling's current step, not the spec's final size (`with_replicas`, `held_replicas`). Each
+server keeps the dynamic configuration ZooKeeper maintains on its volume; the ConfigMap's
+`server.N` lines only seed a server that has none that lists it (its first start, or a start
+after it was reconfigured out): those lines plus itself, which is how a new member joins a
+running ensemble before a `reconfig` makes it a voter. `reconfig` needs ZooKeeper's super
+user: its digest comes from a Secret the operator creates once (`super_secret`).
 """
 
 from __future__ import annotations
