@@ -246,6 +246,7 @@ class Sampler:
     lag_p99: list[float] = field(default_factory=list)
     last_sync: dict[str, Any] = field(default_factory=dict)
     last_metrics: str = ""
+    load_1m: list[float] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -277,6 +278,7 @@ class Sampler:
                 with contextlib.suppress(Exception):
                     count = len(running_tasks(http, self.pods))
                 self.tasks.append((time.monotonic(), count))
+                self.load_1m.append(os.getloadavg()[0])
 
     def __enter__(self) -> Sampler:
         for target in (self._leader_loop, self._status_loop):
@@ -435,6 +437,12 @@ def run_operator_migration(
         "tasks_failed_lost_killed_on_leader": sum(
             int(snap.get(f"master/tasks_{s}", 0)) for s in ("failed", "lost", "killed")
         ),
+        "loadavg_1m_min_max_during": [
+            round(min(sampler.load_1m), 2),
+            round(max(sampler.load_1m), 2),
+        ]
+        if sampler.load_1m
+        else None,
         "report": status.get("report", ""),
     }
 
@@ -587,6 +595,9 @@ def print_table(result: dict[str, Any]) -> None:
         return "n/a" if v is None else f"<= {1000 * v:g} ms"
 
     rows = [
+        ("load average (1 min): start / during the migration (min-max) / end",
+         f"{result['loadavg_at_start'][0]} / {op['loadavg_1m_min_max_during']} / "
+         f"{result['loadavg_at_end'][0]}"),
         ("extra znodes / carried (persistent under /mesos, /marathon)",
          f"{result['extra_znodes']:,} / {result['znodes_on_source']:,}"),
         ("operator: total (apply -> Succeeded)", f"{op['total_seconds']} s"),
