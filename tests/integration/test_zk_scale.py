@@ -281,3 +281,38 @@ def test_a_leaving_leader_goes_last_and_leadership_moves(
     finally:
         operator.stop()
         operator.close()
+
+
+def test_a_voter_whose_pod_was_removed_by_hand_is_repaired(
+    zk_ensemble_factory: ZkEnsembleFactory,
+) -> None:
+    """Half-done states with real servers: the StatefulSet scaled 5 -> 4 by hand (server 5
+    is still a voter, its pod gone); spec 5 gives the pod back; spec 3 reconfigures the
+    orphan out; server 5, which never learnt it was removed, later rejoins on its stale
+    volume and is reconfigured in again."""
+    ensemble = zk_ensemble_factory(
+        3, extra_config={"DigestAuthenticationProvider.superDigest": super_digest(SUPER_PASSWORD)}
+    )
+    fleet = ProcessFleet(ensemble)
+    stable = ",".join(s.address for s in ensemble.servers[:3])
+    reconfigure = kazoo_reconfigure(stable, ("digest", f"super:{SUPER_PASSWORD}"))
+    operator = KazooClient(hosts=stable, timeout=10.0)
+    operator.start(timeout=15)
+    try:
+        drive(operator, fleet, 5, reconfigure)
+        fleet.scale(4)  # by hand
+        assert drive(operator, fleet, 5, reconfigure) == [
+            ScaleStatefulSet(5, "server 5 is a voter without its pod: restoring it")
+        ]
+        fleet.scale(4)  # by hand, again
+        repaired = drive(operator, fleet, 3, reconfigure)
+        assert [a.leaving for a in repaired if isinstance(a, Reconfig)] == [(5,), (4,)]
+        assert voters(operator) == {1, 2, 3}
+        assert "server.5=" in ensemble.dynamic_config(4)  # it was down when removed
+        operator.create("/app/after", b"at 3", makepath=True)
+        drive(operator, fleet, 5, reconfigure)
+        assert voters(operator) == {1, 2, 3, 4, 5}
+        assert read_on_every_member(ensemble, 5, "/app/after") == [b"at 3"] * 5
+    finally:
+        operator.stop()
+        operator.close()
