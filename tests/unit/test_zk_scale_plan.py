@@ -3,16 +3,21 @@ reconfig before pod on the way down, followers before the leader, never without 
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
 from orchestrator_operator.builders import zookeeper
 from orchestrator_operator.builders.meta import Owner
+from orchestrator_operator.handlers import mesoscluster
+from orchestrator_operator.kube_api import KubeApi
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.rollout import zk_scale_runner
 from orchestrator_operator.rollout.zk_scale import (
     Action,
@@ -28,6 +33,7 @@ from orchestrator_operator.rollout.zk_scale import (
 )
 from orchestrator_operator.rollout.zk_scale_runner import StatefulSetFleet, scale_step
 from orchestrator_operator.workloads import WorkloadSummary
+from orchestrator_operator.zk.clients import ZkUnreachable
 
 
 def line(server_id: int, role: str = "participant") -> str:
@@ -390,3 +396,115 @@ def test_the_statefulset_steps_one_member_at_a_time(monkeypatch: pytest.MonkeyPa
         ("Done", 3),
     ]
     assert kube.patches == [4, 5, 4, 3] and sorted(zk.lines) == [1, 2, 3]
+
+
+# ---------------------------------------------------------------- the handler's call site
+
+
+class FakeWorkloads:
+    def __init__(self, summary: WorkloadSummary | None) -> None:
+        self.summary = summary
+
+    def get(self, kind: str, namespace: str, name: str) -> WorkloadSummary | None:
+        return self.summary if (kind, name) == ("StatefulSet", "prod-zookeeper") else None
+
+
+class HandlerKube(FakeKube):
+    def __init__(self, replicas: int, password: str | None) -> None:
+        super().__init__(replicas)
+        self.password = password
+        self.applied: list[dict[str, Any]] = []
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Any:
+        if kind == "Secret":
+            if self.password is None:
+                return None
+            return {"data": {"password": base64.b64encode(self.password.encode()).decode()}}
+        return super().get(api_version, kind, namespace, name)
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        self.applied.append(manifest)
+
+
+class FakePool:
+    def __init__(self, zk: FakeZk | None) -> None:
+        self.zk = zk
+
+    def get(self, hosts: str) -> FakeZk:
+        assert hosts == "prod-zookeeper-client.mesos.svc:2181"
+        if self.zk is None:
+            raise ZkUnreachable(f"cannot reach ZooKeeper at {hosts}")
+        return self.zk
+
+
+def _scale(
+    monkeypatch: pytest.MonkeyPatch, kube: HandlerKube, zk: FakeZk | None, desired: int
+) -> str:
+    spec = zookeeper.with_replicas(SPEC5, desired)
+    monkeypatch.setattr(KubeApi, "shared", classmethod(lambda cls: kube))
+    monkeypatch.setattr(mesoscluster, "ZK_POOL", FakePool(zk))
+    summary = WorkloadSummary(kube.replicas, kube.replicas, kube.replicas, 1, 1, "r")
+    return mesoscluster.scale_zookeeper(OWNER, spec, cast(Any, FakeWorkloads(summary)))
+
+
+def test_call_site_reads_the_super_password_and_applies_the_config_map_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(zookeeper, "SCALE_BY_RECONFIG", True)
+    monkeypatch.setattr(zk_scale_runner, "server_mode", lambda ip, port, timeout: "follower")
+    auths: list[Any] = []
+
+    def fake_kazoo_reconfigure(hosts: str, auth: Any) -> Any:
+        auths.append(auth)
+        return zk.reconfigure
+
+    monkeypatch.setattr(mesoscluster, "kazoo_reconfigure", fake_kazoo_reconfigure)
+    kube, zk = HandlerKube(3, password=None), FakeZk(3)
+    message = _scale(monkeypatch, kube, zk, 5)
+    assert message == (
+        "zookeeper scaling to 5: adding the pod of server 4 before reconfiguring it in"
+    )
+    assert kube.patches == [4]
+    assert kube.applied[0]["kind"] == "ConfigMap"
+    assert kube.applied[0]["data"]["zoo.cfg"].count("server.") == 4
+    # No Secret: the reconfig cannot be tried, and the status says why.
+    message = _scale(monkeypatch, kube, zk, 5)
+    assert message == (
+        "zookeeper scaling: cannot reconfig: no super user password from Secret "
+        "prod-zookeeper-super"
+    )
+    assert sorted(zk.lines) == [1, 2, 3]
+    kube.password = "pw"
+    assert _scale(monkeypatch, kube, zk, 5) == "zookeeper scaling to 5: reconfiguring server 4 in"
+    assert auths == [("digest", "super:pw")] and sorted(zk.lines) == [1, 2, 3, 4]
+
+
+def test_call_site_with_zookeeper_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # At the spec's size nothing is known to be pending: the roll is not held up.
+    assert _scale(monkeypatch, HandlerKube(3, "pw"), None, 3) == ""
+    message = _scale(monkeypatch, HandlerKube(3, "pw"), None, 5)
+    assert message == (
+        "zookeeper scaling to 5: waiting: cannot reach ZooKeeper at "
+        "prod-zookeeper-client.mesos.svc:2181"
+    )
+
+
+def test_no_scaling_while_off_or_during_a_zk_migration(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def fake_scale(*args: Any) -> str:
+        calls.append(1)
+        return "x"
+
+    monkeypatch.setattr(mesoscluster, "scale_zookeeper", fake_scale)
+    monkeypatch.setattr(KubeApi, "shared", classmethod(lambda cls: HandlerKube(5, "")))
+    observation = cast(Any, SimpleNamespace(election=None))
+    workloads = cast(Any, FakeWorkloads(None))
+    assert mesoscluster.roll_quorum_members(OWNER, SPEC5, observation, workloads) == ""
+    assert calls == []
+    monkeypatch.setattr(zookeeper, "SCALE_BY_RECONFIG", True)
+    migrating = ZkRouting(migration="m", target="b:2181")
+    assert mesoscluster.roll_quorum_members(OWNER, SPEC5, observation, workloads, migrating) == ""
+    assert calls == []
+    assert mesoscluster.roll_quorum_members(OWNER, SPEC5, observation, workloads) == "x"
+    assert calls == [1]
