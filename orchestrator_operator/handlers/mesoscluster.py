@@ -27,9 +27,10 @@ from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from ..models.mesoscluster import MesosClusterSpec
 from ..models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
 from ..rollout.members import roll_statefulset, zookeeper_leader_ip
-from ..rollout.zk_scale import Reconfig
+from ..rollout.zk_scale import Done, Reconfig, Wait
 from ..rollout.zk_scale_runner import (
     ReconfigUnavailable,
+    ScaleResult,
     StatefulSetFleet,
     kazoo_reconfigure,
     scale_step,
@@ -137,9 +138,10 @@ def observe_cluster(
     )
 
 
-def scale_zookeeper(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) -> str:
+def scale_zookeeper(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) -> ScaleResult:
     """Advance the scaling of the managed ensemble towards spec.zookeeper.replicas by at
-    most one step (rollout.zk_scale); a status message while it is not done, else ""."""
+    most one step (rollout.zk_scale); its message is for status ("" when nothing is
+    pending)."""
     api = KubeApi.shared()
     name = owner.child_name(zookeeper.COMPONENT)
     summary = workloads.get("StatefulSet", owner.namespace, name)
@@ -151,8 +153,9 @@ def scale_zookeeper(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) 
         # Nothing is known to be pending at the spec's size; the ZooKeeper condition says
         # why the ensemble cannot be read.
         if summary is None or summary.desired == desired:
-            return ""
-        return f"zookeeper scaling to {desired}: waiting: {error}"
+            return ScaleResult(Done(), "")
+        unread = Wait(str(error))
+        return ScaleResult(unread, f"zookeeper scaling to {desired}: waiting: {error}")
 
     def apply_config_map(replicas: int) -> None:
         # The ConfigMap's members follow the StatefulSet's size (they seed new servers).
@@ -171,14 +174,13 @@ def scale_zookeeper(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) 
     fleet = StatefulSetFleet(
         api, owner.namespace, name, summary, zookeeper.CLIENT_PORT, before_scale=apply_config_map
     )
-    result = scale_step(
+    return scale_step(
         client,
         fleet,
         desired,
         lambda server_id: zookeeper.server_lines(owner, server_id)[-1],
         reconfigure,
     )
-    return result.message
 
 
 def roll_quorum_members(
@@ -194,13 +196,16 @@ def roll_quorum_members(
     not while a ZkMigration moves them (it adds and removes whole masters itself). Before
     any restart, a managed ensemble is scaled to its spec's size (`scale_zookeeper`), never
     while a ZkMigration routes the cluster: nothing is restarted while members are added or
-    removed.
+    removed, except when the servers refuse the super user's reconfig (started before its
+    Secret existed): the roll that restarts them with its digest is what unblocks it.
     """
     routing = routing or ZkRouting()
     api = KubeApi.shared()
+    scaling = ""
     if zookeeper.SCALE_BY_RECONFIG and not spec.zookeeper.external and not routing.migrating:
-        scaling = scale_zookeeper(owner, spec, workloads)
-        if scaling:
+        scaled = scale_zookeeper(owner, spec, workloads)
+        scaling = scaled.message
+        if scaling and not scaled.auth_refused:
             return scaling
     if not spec.zookeeper.external:
         name = owner.child_name(zookeeper.COMPONENT)
@@ -210,6 +215,8 @@ def roll_quorum_members(
         )  # fmt: skip
         if zk.message:
             return zk.message
+    if scaling:
+        return scaling
     if routing.migrating:
         return ""
     leader = observation.election.leader if observation.election else None

@@ -80,6 +80,9 @@ class ReconfigUnavailable(Exception):
 class ScaleResult:
     action: Action
     message: str  # for status; empty once the ensemble has its desired size
+    # The servers refused the super user: they were started without its digest (before
+    # the Secret existed); the rolling restart that gives it to them must not wait.
+    auth_refused: bool = False
 
     @property
     def done(self) -> bool:
@@ -131,9 +134,8 @@ def scale_step(
     except ReconfigUnavailable as error:
         return ScaleResult(action, f"zookeeper scaling: cannot reconfig: {error}")
     except NoAuthError:
-        return ScaleResult(
-            action, "zookeeper scaling: reconfig refused (NoAuthError): not the super user"
-        )
+        message = "zookeeper scaling: reconfig refused (NoAuthError): not the super user"
+        return ScaleResult(action, message, auth_refused=True)
     except (KazooException, KazooTimeoutError) as error:
         return ScaleResult(action, f"zookeeper scaling: reconfig failed ({type(error).__name__})")
     return ScaleResult(action, f"zookeeper scaling to {desired}: {action.reason}")

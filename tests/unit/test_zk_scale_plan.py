@@ -31,7 +31,7 @@ from orchestrator_operator.rollout.zk_scale import (
     next_scale_action,
     parse_config,
 )
-from orchestrator_operator.rollout.zk_scale_runner import StatefulSetFleet, scale_step
+from orchestrator_operator.rollout.zk_scale_runner import ScaleResult, StatefulSetFleet, scale_step
 from orchestrator_operator.workloads import WorkloadSummary
 from orchestrator_operator.zk.clients import ZkUnreachable
 
@@ -444,7 +444,7 @@ def _scale(
     monkeypatch.setattr(KubeApi, "shared", classmethod(lambda cls: kube))
     monkeypatch.setattr(mesoscluster, "ZK_POOL", FakePool(zk))
     summary = WorkloadSummary(kube.replicas, kube.replicas, kube.replicas, 1, 1, "r")
-    return mesoscluster.scale_zookeeper(OWNER, spec, cast(Any, FakeWorkloads(summary)))
+    return mesoscluster.scale_zookeeper(OWNER, spec, cast(Any, FakeWorkloads(summary))).message
 
 
 def test_call_site_reads_the_super_password_and_applies_the_config_map_first(
@@ -492,9 +492,9 @@ def test_call_site_with_zookeeper_unreachable(monkeypatch: pytest.MonkeyPatch) -
 def test_no_scaling_while_off_or_during_a_zk_migration(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    def fake_scale(*args: Any) -> str:
+    def fake_scale(*args: Any) -> ScaleResult:
         calls.append(1)
-        return "x"
+        return ScaleResult(Wait("w"), "x")
 
     monkeypatch.setattr(mesoscluster, "scale_zookeeper", fake_scale)
     monkeypatch.setattr(KubeApi, "shared", classmethod(lambda cls: HandlerKube(5, "")))
@@ -508,3 +508,29 @@ def test_no_scaling_while_off_or_during_a_zk_migration(monkeypatch: pytest.Monke
     assert calls == []
     assert mesoscluster.roll_quorum_members(OWNER, SPEC5, observation, workloads) == "x"
     assert calls == [1]
+
+
+def test_a_refused_super_user_lets_the_roll_restart_the_servers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Servers started before the Secret existed refuse the reconfig; the rolling restart
+    (which gives them the digest) goes on, and status shows the refusal until then."""
+    monkeypatch.setattr(zookeeper, "SCALE_BY_RECONFIG", True)
+    refused = ScaleResult(Reconfig((), (5,), "r"), "refused", auth_refused=True)
+    monkeypatch.setattr(mesoscluster, "scale_zookeeper", lambda *args: refused)
+    monkeypatch.setattr(KubeApi, "shared", classmethod(lambda cls: HandlerKube(5, "")))
+    rolled: list[str] = []
+
+    def fake_roll(api: Any, namespace: str, name: str, *args: Any) -> Any:
+        rolled.append(name)
+        message = "prod-zookeeper: restarted prod-zookeeper-4" if "zookeeper" in name else ""
+        return SimpleNamespace(message=message)
+
+    monkeypatch.setattr(mesoscluster, "roll_statefulset", fake_roll)
+    observation = cast(Any, SimpleNamespace(election=None))
+    workloads = cast(Any, FakeWorkloads(None))
+    result = mesoscluster.roll_quorum_members(OWNER, SPEC5, observation, workloads)
+    assert result == "prod-zookeeper: restarted prod-zookeeper-4" and rolled == ["prod-zookeeper"]
+    # Nothing left to roll: the refusal is what status shows; the masters wait.
+    monkeypatch.setattr(mesoscluster, "roll_statefulset", lambda *args: SimpleNamespace(message=""))
+    assert mesoscluster.roll_quorum_members(OWNER, SPEC5, observation, workloads) == "refused"
