@@ -14,21 +14,34 @@ it as its external ensemble, each under its own path), with the operator as a su
 - the operator's resident memory, and Kubernetes API requests per reconcile (by verb);
 - at 5,000 nodes: one MesosCluster whose agent DaemonSet covers every node.
 
+Every time is taken from watches, not polling: one watch per child kind (all namespaces)
+is open before the first apply, and each child's first ADDED event is timestamped as it
+arrives; `status` figures come from a watch on MesosClusters. So the bench adds no
+LISTs or GETs of its own while it waits, and the baseline is timed the same way as the
+operator (from the first write to the watch delivering the last child).
+
 Prints the figures and one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.client
 import json
+import socket
+import ssl
 import statistics
 import tempfile
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
+import yaml
 from kazoo.client import KazooClient
 
 from orchestrator_operator.builders.cluster import build_children
@@ -70,33 +83,222 @@ def cluster_manifest(name: str, namespace: str, zk: str, index: int) -> dict[str
     }
 
 
-def children_present(env: KubeTestEnv, namespace: str) -> dict[str, int]:
-    """instance label -> number of its children that exist."""
-    counts: dict[str, int] = {}
-    for prefix, plural in CHILD_KINDS:
-        items = env.api("GET", f"/{prefix}/namespaces/{namespace}/{plural}")["items"]
-        for item in items:
-            instance = item["metadata"].get("labels", {}).get("app.kubernetes.io/instance")
-            if instance:
-                counts[instance] = counts.get(instance, 0) + 1
-    return counts
+class Watch:
+    """One watch on one collection: LIST once for a resourceVersion, then WATCH from it.
+
+    `on_event(type, object, seen)` runs on the watch's thread for every object the LIST
+    returns ("ADDED") and every event after it, with `seen` the `time.perf_counter()` when
+    the event's line arrived. The watch resumes from the last resourceVersion it saw (a
+    BOOKMARK included) when the server ends it, and LISTs again on 410 Gone.
+    """
+
+    def __init__(
+        self,
+        env: KubeTestEnv,
+        path: str,
+        on_event: Callable[[str, dict[str, Any], float], None],
+    ) -> None:
+        config = yaml.safe_load(env.kubeconfig.read_text())
+        cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+        self._context = ssl.create_default_context(cafile=cluster["certificate-authority"])
+        self._context.load_cert_chain(user["client-certificate"], user["client-key"])
+        server = urllib.parse.urlsplit(cluster["server"])
+        self._host, self._port = server.hostname or "127.0.0.1", server.port or 443
+        self.path = path
+        self._on_event = on_event
+        self._resource_version = ""
+        self._connection: http.client.HTTPSConnection | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._watching = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"watch {path}", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        """Returns once the WATCH request is answered, so nothing later is missed or late."""
+        self._list()
+        self._thread.start()
+        if not self._watching.wait(timeout):
+            raise TimeoutError(f"watch on {self.path}: {self.error!r}")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped.set()
+            connection = self._connection
+        if connection is not None and connection.sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                connection.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read
+        if self._thread.ident is not None:
+            self._thread.join(timeout=10)
+
+    def _request(self, query: str) -> tuple[http.client.HTTPSConnection, Any]:
+        connection = http.client.HTTPSConnection(self._host, self._port, context=self._context)
+        with self._lock:  # connected under the lock, so stop() can always shut it down
+            if self._stopped.is_set():
+                raise RuntimeError("stopped")
+            connection.connect()
+            self._connection = connection
+        connection.request("GET", f"{self.path}?{query}", headers={"Accept": "application/json"})
+        return connection, connection.getresponse()
+
+    def _list(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            connection, response = self._request("resourceVersion=")
+            try:
+                body = json.loads(response.read())
+            finally:
+                connection.close()
+            if response.status == 200:
+                break
+            # 429 while a new CRD's storage initializes: retry as the server asks
+            if response.status != 429 or time.monotonic() > deadline:
+                raise RuntimeError(f"LIST {self.path}: {response.status} {body}")
+            time.sleep(float(response.getheader("Retry-After") or 1))
+        seen = time.perf_counter()
+        for item in body["items"]:
+            self._on_event("ADDED", item, seen)
+        self._resource_version = body["metadata"]["resourceVersion"]
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._watch_once()
+            except Exception as error:  # a dropped connection: resume from the last version
+                if self._stopped.is_set():
+                    return
+                self.error = error
+                time.sleep(0.2)
+
+    def _watch_once(self) -> None:
+        query = urllib.parse.urlencode(
+            {"watch": "1", "allowWatchBookmarks": "true", "timeoutSeconds": "1800",
+             "resourceVersion": self._resource_version}
+        )  # fmt: skip
+        connection, response = self._request(query)
+        try:
+            if response.status == 410:
+                self._list()
+                return
+            if response.status != 200:
+                raise RuntimeError(f"WATCH {self.path}: {response.status} {response.read()!r}")
+            self._watching.set()
+            for line in response:
+                seen = time.perf_counter()
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind, obj = event["type"], event["object"]
+                if kind == "ERROR":
+                    if obj.get("code") == 410:  # too old: LIST again, then watch from there
+                        self._list()
+                        return
+                    raise RuntimeError(f"WATCH {self.path}: {obj}")
+                self._resource_version = obj["metadata"]["resourceVersion"]
+                if kind != "BOOKMARK":
+                    self._on_event(kind, obj, seen)
+        finally:
+            connection.close()
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
+class ChildWatches:
+    """One watch per child kind (all namespaces): when each labelled child first appeared."""
+
+    def __init__(self, env: KubeTestEnv) -> None:
+        self._changed = threading.Condition()
+        # (namespace, instance label) -> (plural, name) -> first time seen
+        self._first_seen: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
+        self._watches = [
+            Watch(env, f"/{prefix}/{plural}", lambda t, o, s, p=plural: self._record(p, t, o, s))  # type: ignore[misc]
+            for prefix, plural in CHILD_KINDS
+        ]
+
+    def __enter__(self) -> ChildWatches:
+        try:
+            for watch in self._watches:
+                watch.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        for watch in self._watches:
+            watch.stop()
+
+    def _record(self, plural: str, kind: str, obj: dict[str, Any], seen: float) -> None:
+        meta = obj["metadata"]
+        instance = (meta.get("labels") or {}).get("app.kubernetes.io/instance")
+        if kind == "DELETED" or not instance:
             return
-        time.sleep(0.05)
-    raise TimeoutError(what)
+        with self._changed:
+            children = self._first_seen.setdefault((meta["namespace"], instance), {})
+            if (plural, meta["name"]) not in children:
+                children[(plural, meta["name"])] = seen
+                self._changed.notify_all()
+
+    def wait_for(self, namespace: str, instance: str, count: int, timeout: float) -> float:
+        """The time the `count`-th child of `instance` first appeared (waits for it)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                times = sorted(self._first_seen.get((namespace, instance), {}).values())
+                if len(times) >= count:
+                    return times[count - 1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    errors = [w.error for w in self._watches if w.error]
+                    raise TimeoutError(f"{len(times)}/{count} children of {instance}: {errors}")
+                self._changed.wait(left)
+
+
+class ClusterWatch:
+    """A watch on the MesosClusters of one namespace, keeping every version with its time."""
+
+    def __init__(self, env: KubeTestEnv, namespace: str) -> None:
+        self._changed = threading.Condition()
+        self._versions: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        path = f"/apis/orchestrator.dev/v1alpha1/namespaces/{namespace}/mesosclusters"
+        self._watch = Watch(env, path, self._record)
+
+    def __enter__(self) -> ClusterWatch:
+        self._watch.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._watch.stop()
+
+    def _record(self, kind: str, obj: dict[str, Any], seen: float) -> None:
+        with self._changed:
+            self._versions.setdefault(obj["metadata"]["name"], []).append((seen, obj))
+            self._changed.notify_all()
+
+    def wait_for(
+        self, name: str, since: float, check: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> float | None:
+        """The arrival time of the first version after `since` that passes `check`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for seen, obj in self._versions.get(name, []):
+                    if seen >= since and check(obj):
+                        return seen
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)
 
 
 def ensure_namespace(env: KubeTestEnv, name: str) -> None:
     env.kubectl_run("create", "namespace", name)
 
 
-def baseline_apply(env: KubeTestEnv, clusters: int, zk: str) -> list[float]:
-    """Seconds to server-side-apply each cluster's children straight from a client."""
+def baseline_apply(env: KubeTestEnv, watches: ChildWatches, clusters: int, zk: str) -> list[float]:
+    """Seconds from server-side-applying each cluster's children straight from a client to
+    the watches seeing the last of them (the same end point as the operator's figure)."""
     namespace = "bench-baseline"
     ensure_namespace(env, namespace)
     durations = []
@@ -109,7 +311,7 @@ def baseline_apply(env: KubeTestEnv, clusters: int, zk: str) -> list[float]:
             del child["metadata"]["ownerReferences"]  # no owner: nothing to garbage-collect
             path = _object_path(child)
             env.api_patch_apply(path, child)
-        durations.append(time.perf_counter() - started)
+        durations.append(watches.wait_for(namespace, name, len(children), 60) - started)
     return durations
 
 
@@ -120,8 +322,8 @@ def _object_path(child: dict[str, Any]) -> str:
     return object_path(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
 
 
-def operator_apply(env: KubeTestEnv, clusters: int, zk: str) -> list[float]:
-    """Seconds from creating each MesosCluster to all of its children existing."""
+def operator_apply(env: KubeTestEnv, watches: ChildWatches, clusters: int, zk: str) -> list[float]:
+    """Seconds from creating each MesosCluster to the watches seeing all of its children."""
     namespace = "bench-operator"
     ensure_namespace(env, namespace)
     latencies = []
@@ -132,14 +334,13 @@ def operator_apply(env: KubeTestEnv, clusters: int, zk: str) -> list[float]:
         wanted = expected_children(manifest)
         env.api("POST", f"/apis/orchestrator.dev/v1alpha1/namespaces/{namespace}/mesosclusters",
                 manifest)  # fmt: skip
-        wait_until(lambda n=name, w=wanted: children_present(env, namespace).get(n, 0) >= w,  # type: ignore[misc]
-                   60, f"children of {name}")  # fmt: skip
-        latencies.append(time.perf_counter() - started)
+        latencies.append(watches.wait_for(namespace, name, wanted, 60) - started)
     return latencies
 
 
-def status_lag(env: KubeTestEnv, zk_hosts: str, names: list[str], namespace: str) -> list[float]:
-    """Seconds from a master registering in ZooKeeper to the cluster's status naming it."""
+def status_lag(clusters: ClusterWatch, zk_hosts: str, names: list[str]) -> list[float]:
+    """Seconds from a master registering in ZooKeeper to the watch seeing the cluster's
+    status name it."""
     lags = []
     for port, name in enumerate(names, start=30000):
         session = KazooClient(hosts=zk_hosts)
@@ -149,10 +350,14 @@ def status_lag(env: KubeTestEnv, zk_hosts: str, names: list[str], namespace: str
         started = time.perf_counter()
         session.create(f"/bench/{name}/mesos/json.info_", json.dumps(info).encode(),
                        ephemeral=True, sequence=True, makepath=True)  # fmt: skip
-        path = f"/apis/orchestrator.dev/v1alpha1/namespaces/{namespace}/mesosclusters/{name}"
-        wait_until(lambda p=path, q=port: env.api("GET", p).get("status", {}).get("leadingMaster")  # type: ignore[misc]
-                   == f"127.0.0.1:{q}", 30, f"status of {name}")  # fmt: skip
-        lags.append(time.perf_counter() - started)
+        leader = f"127.0.0.1:{port}"
+        seen = clusters.wait_for(
+            name, started, lambda o, q=leader: (o.get("status") or {}).get("leadingMaster") == q,  # type: ignore[misc]
+            30,
+        )  # fmt: skip
+        if seen is None:
+            raise TimeoutError(f"status of {name}")
+        lags.append(seen - started)
         session.stop()
         session.close()
     return lags
@@ -182,18 +387,19 @@ def run_many_clusters(clusters: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, ZkEnsemble(1, base_dir=Path(tmp) / "zk") as zk, \
             KubeTestEnv(nodes=3) as env:  # fmt: skip
         env.install_crds()
-        baseline = baseline_apply(env, clusters, zk.connect_string)
-        operator = OperatorProcess(env, Path(tmp) / "operator.log")
-        try:
-            operator.wait_ready()
-            latencies = operator_apply(env, clusters, zk.connect_string)
-            time.sleep(10)  # let the observers run over all clusters a few times
-            names = [f"c{i}" for i in range(0, clusters, max(1, clusters // 20))]
-            lags = status_lag(env, zk.connect_string, names, "bench-operator")
-            rss = psutil.Process(operator.process.pid).memory_info().rss
-            requests = api_requests(operator)
-        finally:
-            operator.stop()
+        with ChildWatches(env) as watches, ClusterWatch(env, "bench-operator") as cluster_watch:
+            baseline = baseline_apply(env, watches, clusters, zk.connect_string)
+            operator = OperatorProcess(env, Path(tmp) / "operator.log")
+            try:
+                operator.wait_ready()
+                latencies = operator_apply(env, watches, clusters, zk.connect_string)
+                time.sleep(10)  # let the observers run over all clusters a few times
+                names = [f"c{i}" for i in range(0, clusters, max(1, clusters // 20))]
+                lags = status_lag(cluster_watch, zk.connect_string, names)
+                rss = psutil.Process(operator.process.pid).memory_info().rss
+                requests = api_requests(operator)
+            finally:
+                operator.stop()
     reconciles = sum(v for k, v in requests.items() if k.startswith("orchestrator_reconcile_total"))
     applies = sum(v for k, v in requests.items() if 'verb="apply"' in k)
     lists = sum(v for k, v in requests.items() if 'verb="list"' in k and 'kind="Pod"' in k)
@@ -212,28 +418,24 @@ def run_many_nodes(nodes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, ZkEnsemble(1, base_dir=Path(tmp) / "zk") as zk, \
             KubeTestEnv(nodes=nodes) as env:  # fmt: skip
         env.install_crds()
+        ensure_namespace(env, "bench-large")
         operator = OperatorProcess(env, Path(tmp) / "operator.log")
         try:
             operator.wait_ready(timeout=300)
-            ensure_namespace(env, "bench-large")
-            started = time.perf_counter()
-            manifest = cluster_manifest("large", "bench-large", zk.connect_string, 0)
-            wanted = expected_children(manifest)
-            env.api("POST", "/apis/orchestrator.dev/v1alpha1/namespaces/bench-large/mesosclusters",
-                    manifest)  # fmt: skip
-            wait_until(lambda: children_present(env, "bench-large").get("large", 0) >= wanted,
-                       120, "children")  # fmt: skip
-            created = time.perf_counter() - started
-            path = "/apis/orchestrator.dev/v1alpha1/namespaces/bench-large/mesosclusters/large"
+            with ChildWatches(env) as watches, ClusterWatch(env, "bench-large") as cluster_watch:
+                started = time.perf_counter()
+                manifest = cluster_manifest("large", "bench-large", zk.connect_string, 0)
+                wanted = expected_children(manifest)
+                env.api("POST", "/apis/orchestrator.dev/v1alpha1/namespaces/bench-large/"
+                        "mesosclusters", manifest)  # fmt: skip
+                created = watches.wait_for("bench-large", "large", wanted, 120) - started
 
-            def agents_ready() -> bool:
-                agents = env.api("GET", path).get("status", {}).get("agents") or {}
-                return bool(agents.get("desired") == nodes and agents.get("ready") == nodes)
+                def agents_ready(obj: dict[str, Any]) -> bool:
+                    agents = (obj.get("status") or {}).get("agents") or {}
+                    return bool(agents.get("desired") == nodes and agents.get("ready") == nodes)
 
-            deadline = time.monotonic() + 900
-            while time.monotonic() < deadline and not agents_ready():
-                time.sleep(1)
-            all_agents = time.perf_counter() - started
+                ready = cluster_watch.wait_for("large", started, agents_ready, 900)
+                all_agents = (ready if ready is not None else time.perf_counter()) - started
             rss = psutil.Process(operator.process.pid).memory_info().rss
         finally:
             operator.stop()
