@@ -76,11 +76,28 @@ def _json_type(value: object) -> str:
     return "string"
 
 
+def without_defaults(schema: JsonSchema) -> JsonSchema:
+    """A schema with no `default` anywhere: status says what its writer wrote, and a partial
+    status patch (another process's part of it) must not come back with fields filled in."""
+    result: JsonSchema = {}
+    for key, value in schema.items():
+        if key == "default":
+            continue
+        if key == "properties":  # field names, not keywords: a field may be called "default"
+            value = {name: without_defaults(field) for name, field in value.items()}
+        elif isinstance(value, dict):
+            value = without_defaults(value)
+        elif isinstance(value, list):
+            value = [without_defaults(v) if isinstance(v, dict) else v for v in value]
+        result[key] = value
+    return result
+
+
 def build_crd(kind: ResourceKind) -> JsonSchema:
     """The CustomResourceDefinition of one kind."""
     spec_schema = openapi_schema(kind.spec.model_json_schema(by_alias=True, mode="validation"))
-    status_schema = openapi_schema(
-        kind.status.model_json_schema(by_alias=True, mode="serialization")
+    status_schema = without_defaults(
+        openapi_schema(kind.status.model_json_schema(by_alias=True, mode="serialization"))
     )
     spec_schema["description"] = f"Desired state of the {kind.kind}."
     status_schema["description"] = f"Observed state of the {kind.kind}, written by the operator."

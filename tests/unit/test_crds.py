@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,12 @@ def test_printer_columns_short_names_and_category() -> None:
         columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
         assert "Phase" in columns
         assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
+
+
+def test_status_schemas_carry_no_defaults_and_specs_keep_theirs() -> None:
+    """A partial status patch (the sync controller writes only status.sync) must come back as
+    written, not with fields the API server filled in."""
+    for kind in KINDS:
+        version = build_crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        assert '"default"' not in json.dumps(version["properties"]["status"]), kind.kind
+        assert '"default"' in json.dumps(version["properties"]["spec"]), kind.kind
