@@ -113,9 +113,12 @@ def platform(
     operator: OperatorProcess,
     namespace: str,
     zk_ensemble_factory: ZkEnsembleFactory,
+    sync_controller_factory: SyncControllerFactory,
     tmp_path: Path,
 ) -> Iterator[tuple[SimPodRunner, ZkEnsemble, ZkEnsemble]]:
-    """A MesosCluster on ensemble A with Marathon running TASKS tasks."""
+    """A MesosCluster on ensemble A with Marathon running TASKS tasks, and the sync
+    controller for the namespace (the operator's second container)."""
+    sync_controller_factory("--namespace", namespace)
     source, target = zk_ensemble_factory(3), zk_ensemble_factory(3)
     cluster = {
         "apiVersion": "orchestrator.dev/v1alpha1",
@@ -164,6 +167,21 @@ def _wait_for(
     )
 
 
+def _start_approved_through(
+    env: KubeTestEnv, pods: SimPodRunner, namespace: str, target: ZkEnsemble, phase: int
+) -> dict[str, Any]:
+    """Start a manually approved migration; return its spec's approval once it has done
+    phases 1..`phase` and waits for approval of the next."""
+    manual: dict[str, Any] = {"approval": {"mode": "Manual", "approvedThroughPhase": phase}}
+    _apply(env, _migration("move", namespace, target, **manual))
+    _wait_for(
+        env, pods, namespace,
+        lambda s: s.get("phase") == "AwaitingApproval" and s.get("currentPhase") == phase + 1,
+        120 + 60 * phase, f"phases 1-{phase} done, phase {phase + 1} awaiting approval",
+    )  # fmt: skip
+    return manual
+
+
 def _on_a(env: KubeTestEnv, namespace: str, source: ZkEnsemble) -> None:
     """Every part of the cluster registers in ensemble A, with no second masters set."""
     assert get_json(env, "statefulset", "demo-master-b", "-n", namespace) is None
@@ -178,11 +196,9 @@ def _on_a(env: KubeTestEnv, namespace: str, source: ZkEnsemble) -> None:
 def test_migration_moves_the_cluster_to_b_with_no_task_failures(
     kube_env: KubeTestEnv,
     platform: tuple[SimPodRunner, ZkEnsemble, ZkEnsemble],
-    sync_controller_factory: SyncControllerFactory,
     namespace: str,
 ) -> None:
     pods, _, target = platform
-    sync_controller_factory("--namespace", namespace)
     before = _running_tasks(pods)
     started = time.monotonic()
     with LeaderSampler(pods) as sampler:
@@ -214,19 +230,11 @@ def test_a_lost_b_server_holds_phase_two_and_an_operator_crash_in_phase_three_re
     kube_env: KubeTestEnv,
     operator: OperatorProcess,
     platform: tuple[SimPodRunner, ZkEnsemble, ZkEnsemble],
-    sync_controller_factory: SyncControllerFactory,
     namespace: str,
 ) -> None:
     pods, _, target = platform
-    sync_controller_factory("--namespace", namespace)
     before = _running_tasks(pods)
-    manual = {"approval": {"mode": "Manual", "approvedThroughPhase": 1}}
-    _apply(kube_env, _migration("move", namespace, target, **manual))
-    _wait_for(
-        kube_env, pods, namespace,
-        lambda s: s.get("phase") == "AwaitingApproval" and s.get("currentPhase") == 2,
-        240, "phase 1 done, phase 2 awaiting approval",
-    )  # fmt: skip
+    manual = _start_approved_through(kube_env, pods, namespace, target, 1)
 
     target.kill_server(0)
     manual["approval"]["approvedThroughPhase"] = 2
@@ -265,19 +273,11 @@ def test_a_lost_b_server_holds_phase_two_and_an_operator_crash_in_phase_three_re
 def test_rollback_from_phase_four_returns_the_cluster_to_a(
     kube_env: KubeTestEnv,
     platform: tuple[SimPodRunner, ZkEnsemble, ZkEnsemble],
-    sync_controller_factory: SyncControllerFactory,
     namespace: str,
 ) -> None:
     pods, source, target = platform
-    sync_controller_factory("--namespace", namespace)
     before = _running_tasks(pods)
-    manual = {"approval": {"mode": "Manual", "approvedThroughPhase": 4}}
-    _apply(kube_env, _migration("move", namespace, target, **manual))
-    _wait_for(
-        kube_env, pods, namespace,
-        lambda s: s.get("phase") == "AwaitingApproval" and s.get("currentPhase") == 5,
-        420, "phases 1-4 done",
-    )  # fmt: skip
+    manual = _start_approved_through(kube_env, pods, namespace, target, 4)
     agents = get_json(kube_env, "daemonset", "demo-agent", "-n", namespace) or {}
     assert f"zk://{target.connect_string}/mesos" in " ".join(
         agents["spec"]["template"]["spec"]["containers"][0]["args"]
