@@ -102,6 +102,10 @@ def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
         args.append("--kubernetes")  # pods on this node, with the ServiceAccount below
     if not collectors.containers:
         args.append("--no-docker")
+    if not collectors.processes:
+        args.append("--no-processes")
+    if not collectors.connections:
+        args.append("--no-connections")
     mounts: list[Manifest] = []
     volumes: list[Manifest] = []
     if collectors.containers:
@@ -110,10 +114,29 @@ def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
             {"name": "docker-socket",
              "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}}
         )  # fmt: skip
+    # Least privilege per collector. Host processes, and the sockets and fds of host
+    # processes, are only visible in the host's PID namespace; container CPU and memory are
+    # read through /proc/<container pid>/cgroup, a host pid too. Pods come from the API alone.
+    host_pids = collectors.processes or collectors.connections or collectors.containers
+    # SYS_PTRACE and DAC_READ_SEARCH: list other users' /proc/<pid>/fd (socket owners, open
+    # fd counts) and read their ns links. SYS_ADMIN: setns for sock_diag in other network
+    # namespaces. Process names, command lines, CPU, memory and cgroups need none of them.
+    fds = collectors.processes or collectors.connections
+    wanted = (("SYS_PTRACE", fds), ("SYS_ADMIN", collectors.connections), ("DAC_READ_SEARCH", fds))
+    capabilities = [name for name, needed in wanted if needed]
+    # Root to read every /proc/<pid> and use the Docker socket; else the image's user (10001).
+    security: Manifest = {"runAsUser": 0} if host_pids else {"runAsNonRoot": True}
+    security.update(
+        readOnlyRootFilesystem=True,
+        allowPrivilegeEscalation=False,
+        capabilities={"drop": ["ALL"], **({"add": capabilities} if capabilities else {})},
+    )
     pod: Manifest = {
         "serviceAccountName": owner.child_name(PROBE),
-        # Host processes and connections are only visible from the host's namespaces.
-        "hostPID": True,
+        # The host's PID namespace only for the collectors that read host /proc (above).
+        "hostPID": host_pids,
+        # Always: the report's host addresses are the interfaces of the probe's network
+        # namespace, which must be the host's.
         "hostNetwork": True,
         "dnsPolicy": "ClusterFirstWithHostNet",
         "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in probe.tolerations]
@@ -132,17 +155,9 @@ def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
                 ],
                 "resources": resources(probe.resources)
                 or {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
-                # The least that works: root to read every /proc/<pid>, SYS_PTRACE for other
-                # users' fds, SYS_ADMIN for sock_diag in other network namespaces; nothing else.
-                "securityContext": {
-                    "runAsUser": 0,
-                    "readOnlyRootFilesystem": True,
-                    "allowPrivilegeEscalation": False,
-                    "capabilities": {
-                        "drop": ["ALL"],
-                        "add": ["SYS_PTRACE", "SYS_ADMIN", "DAC_READ_SEARCH"],
-                    },
-                },
+                # The least that works for the collectors switched on (see above); with all
+                # of them: root, SYS_PTRACE, DAC_READ_SEARCH and SYS_ADMIN, nothing else.
+                "securityContext": security,
                 "volumeMounts": mounts,
             }
         ],

@@ -10,6 +10,10 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator_operator.monitor.probe import ProbeConfig
 
 
 def _secret(value: str | None, file: str | None, env: str) -> str | None:
@@ -25,8 +29,25 @@ def _logging(verbose: bool) -> None:
     )
 
 
+def probe_config(args: argparse.Namespace, token: str) -> ProbeConfig:
+    """The probe's configuration from its parsed command line."""
+    from orchestrator_operator.monitor.probe import ProbeConfig
+
+    return ProbeConfig(
+        app_url=args.app,
+        token=token,
+        interval=args.interval,
+        docker_url=None if args.no_docker else args.docker_host,
+        hostname=args.hostname,
+        kubernetes=args.kubernetes,
+        kubeconfig=args.kubeconfig,
+        processes=not args.no_processes,
+        connections=not args.no_connections,
+    )
+
+
 def _probe(args: argparse.Namespace) -> int:
-    from orchestrator_operator.monitor.probe import Probe, ProbeConfig
+    from orchestrator_operator.monitor.probe import Probe
 
     _logging(args.verbose)
     token = _secret(args.token, args.token_file, "ORCHESTRATOR_MONITOR_TOKEN")
@@ -36,15 +57,7 @@ def _probe(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    config = ProbeConfig(
-        app_url=args.app,
-        token=token,
-        interval=args.interval,
-        docker_url=None if args.no_docker else args.docker_host,
-        hostname=args.hostname,
-        kubernetes=args.kubernetes,
-        kubeconfig=args.kubeconfig,
-    )
+    config = probe_config(args, token)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -102,6 +115,12 @@ def add_monitor_parsers(subparsers: argparse._SubParsersAction) -> None:  # type
         help="Docker Engine API URL (default $DOCKER_HOST or the standard socket)",
     )
     probe.add_argument("--no-docker", action="store_true", help="do not collect containers")
+    probe.add_argument("--no-processes", action="store_true", help="do not collect processes")
+    probe.add_argument(
+        "--no-connections",
+        action="store_true",
+        help="do not collect TCP/UDP connections (no socket or fd scan)",
+    )
     probe.add_argument("--hostname", help="host name to report (default: this host's)")
     probe.add_argument(
         "--kubernetes", action="store_true", help="collect pods on this node and services"

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from orchestrator_operator.monitor.collectors.connections import ConnectionCollector
+from orchestrator_operator.monitor.collectors.connections import ConnectionCollector, SocketScan
 from orchestrator_operator.monitor.collectors.docker import ControlError, DockerCollector
 from orchestrator_operator.monitor.collectors.host import HostCollector
 from orchestrator_operator.monitor.collectors.k8s import KubernetesCollector
@@ -37,6 +37,8 @@ class ProbeConfig:
     kubernetes: bool = False
     kubeconfig: str | None = None
     probe_id: str | None = None
+    processes: bool = True  # --no-processes turns the process collector off
+    connections: bool = True  # --no-connections turns the socket scan off
 
 
 class Probe:
@@ -45,8 +47,9 @@ class Probe:
         self.hostname = config.hostname or socket.gethostname()
         self.probe_id = config.probe_id or f"{self.hostname}-{secrets.token_hex(4)}"
         self.host = HostCollector(self.hostname)
-        self.processes = ProcessCollector()
-        self.connections = ConnectionCollector()
+        # A collector switched off is never built: nothing is read for it, nothing is sent.
+        self.processes = ProcessCollector() if config.processes else None
+        self.connections = ConnectionCollector() if config.connections else None
         self.docker = DockerCollector(config.docker_url) if config.docker_url else None
         self.k8s = (
             KubernetesCollector(self.hostname, config.kubeconfig) if config.kubernetes else None
@@ -58,8 +61,12 @@ class Probe:
         self._control_tasks: set[asyncio.Task[None]] = set()
 
     def collect(self) -> Report:
-        scan = self.connections.collect()
-        processes = self.processes.collect(scan.fd_counts)
+        # The socket scan also yields fd counts and each pid's network namespace. Without it
+        # the process collector counts fds itself, and containers carry no netns (only
+        # connections are attributed through it).
+        scan = self.connections.collect() if self.connections else SocketScan()
+        fd_counts = scan.fd_counts if self.connections else None
+        processes = self.processes.collect(fd_counts) if self.processes else []
         containers = self.docker.collect(scan.pid_netns) if self.docker else []
         pods, services = self.k8s.collect() if self.k8s else ([], [])
         self.seq += 1

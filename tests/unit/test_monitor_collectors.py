@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 
+import msgspec
+import pytest
+
+from orchestrator_operator.monitor.app import AppConfig, MonitorApp
+from orchestrator_operator.monitor.cli import add_monitor_parsers, probe_config
 from orchestrator_operator.monitor.collectors.connections import ConnectionCollector
 from orchestrator_operator.monitor.collectors.host import HostCollector
 from orchestrator_operator.monitor.collectors.processes import ProcessCollector
+from orchestrator_operator.monitor.probe import Probe
+from orchestrator_operator.monitor.report import encode_report
 from orchestrator_operator.monitor.sender import Backoff
 
 
@@ -55,3 +63,55 @@ def test_backoff_grows_and_resets() -> None:
     assert delays[-1] >= 4.0
     b.reset()
     assert b.delay() <= 1.0
+
+
+def _probe(*flags: str) -> Probe:
+    parser = argparse.ArgumentParser()
+    add_monitor_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["probe", "--app", "http://127.0.0.1:1", "--no-docker", *flags])
+    return Probe(probe_config(args, "t"))
+
+
+def test_processes_get_their_own_fd_counts_without_a_socket_scan() -> None:
+    me = {p.pid: p for p in ProcessCollector().collect()}[os.getpid()]
+    assert me.open_files > 0
+    given = {p.pid: p for p in ProcessCollector().collect({os.getpid(): 7})}
+    assert given[os.getpid()].open_files == 7
+
+
+def test_no_processes_no_connections_report_has_host_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def never(*args: object) -> None:
+        raise AssertionError("a disabled collector ran")
+
+    monkeypatch.setattr(ProcessCollector, "collect", never)
+    monkeypatch.setattr(ConnectionCollector, "collect", never)
+    probe = _probe("--no-processes", "--no-connections", "--hostname", "quiet-node")
+    assert probe.processes is None and probe.connections is None
+    report = probe.collect()
+    assert report.processes == [] and report.connections == [] and report.host_netns == 0
+    assert report.host.hostname == "quiet-node"
+    assert report.host.cpus >= 1 and report.host.memory_total > 0
+    assert "127.0.0.1" in report.host.addresses
+    body = encode_report(report)
+    sent = msgspec.json.decode(body)
+    assert "processes" not in sent and "connections" not in sent  # nothing sent for them
+    app = MonitorApp(AppConfig(token="t"))
+    app.ingest_bytes(body)  # the app takes it as a valid report
+    assert list(app.store.topology("hosts")) == ["host:quiet-node"]
+    assert app.store.topology("processes") == {}
+
+
+def test_each_switch_leaves_the_other_collector_on() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        only_connections = _probe("--no-processes").collect()
+        only_processes = _probe("--no-connections").collect()
+    assert only_connections.processes == []
+    assert any(c.local_port == port and c.pid == os.getpid() for c in only_connections.connections)
+    assert only_processes.connections == []
+    me = {p.pid: p for p in only_processes.processes}[os.getpid()]
+    assert me.open_files > 0  # counted by the process collector itself

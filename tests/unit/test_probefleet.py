@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from orchestrator_operator.builders.probefleet import build_children, fleet_owner, token_ref
 from orchestrator_operator.fleet_health import FleetObservation, build_fleet_status
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
@@ -53,3 +57,50 @@ def test_phase_follows_what_reports() -> None:
     assert _status(reporting=2)["phase"] == "Degraded"
     assert _status(reporting=None, app_error="refused")["phase"] == "Progressing"
     assert _status(app_ready=0, reporting=None)["appReady"] is False
+
+
+def _probe_pod(**collectors: bool) -> dict[str, Any]:
+    spec = ProbeFleetSpec.model_validate({"probe": {"collectors": collectors}})
+    pod: dict[str, Any] = _kinds(spec)["DaemonSet"]["spec"]["template"]["spec"]  # type: ignore[index]
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("switch", "flag"),
+    [
+        ("processes", "--no-processes"),
+        ("connections", "--no-connections"),
+        ("containers", "--no-docker"),
+    ],
+)
+def test_each_disabled_collector_adds_its_flag(switch: str, flag: str) -> None:
+    flags = {"--no-processes", "--no-connections", "--no-docker"}
+    all_on = _probe_pod()["containers"][0]["args"]
+    assert flags.isdisjoint(all_on) and "--kubernetes" in all_on
+    args = _probe_pod(**{switch: False})["containers"][0]["args"]
+    assert flag in args and flags.intersection(args) == {flag}
+    assert "--kubernetes" not in _probe_pod(pods=False)["containers"][0]["args"]
+
+
+def test_privileges_follow_the_collectors() -> None:
+    def caps(pod: dict[str, Any]) -> list[str]:
+        added: list[str] = pod["containers"][0]["securityContext"]["capabilities"].get("add", [])
+        return added
+
+    full = _probe_pod()
+    assert full["hostPID"] and full["hostNetwork"]
+    assert caps(full) == ["SYS_PTRACE", "SYS_ADMIN", "DAC_READ_SEARCH"]
+    assert full["containers"][0]["securityContext"]["runAsUser"] == 0
+    # Processes alone: host pids and fd counts, no setns.
+    processes = _probe_pod(connections=False)
+    assert processes["hostPID"] and caps(processes) == ["SYS_PTRACE", "DAC_READ_SEARCH"]
+    # Containers alone: host pids for the cgroup stats, root for the socket, no capability.
+    containers = _probe_pod(processes=False, connections=False)
+    assert containers["hostPID"] and caps(containers) == []
+    assert containers["containers"][0]["securityContext"]["runAsUser"] == 0
+    # Pods alone: the API only; host network still (host addresses), the image's own user.
+    pods = _probe_pod(processes=False, connections=False, containers=False)
+    security = pods["containers"][0]["securityContext"]
+    assert pods["hostPID"] is False and pods["hostNetwork"] is True and caps(pods) == []
+    assert security["runAsNonRoot"] is True and "runAsUser" not in security
+    assert security["capabilities"]["drop"] == ["ALL"] and pods["volumes"] == []

@@ -45,9 +45,12 @@ class ProcessCollector:
         return name
 
     def collect(self, fd_counts: dict[int, int] | None = None) -> list[Process]:
+        """``fd_counts`` comes from the connection scan, which lists every fd anyway; without
+        one (connections off) each process's fds are counted here."""
         out: list[Process] = []
         seen: set[tuple[int, float]] = set()
-        for p in psutil.process_iter(_ATTRS, ad_value=None):
+        attrs = _ATTRS if fd_counts is not None else [*_ATTRS, "num_fds"]
+        for p in psutil.process_iter(attrs, ad_value=None):
             info = p.info
             pid = int(info["pid"])
             key = (pid, float(info.get("create_time") or 0.0))
@@ -68,7 +71,11 @@ class ProcessCollector:
                     user=self._user(uids.real) if uids is not None else "",
                     cpu_percent=round(float(info.get("cpu_percent") or 0.0), 2),
                     rss=int(mem.rss) if mem is not None else 0,
-                    open_files=(fd_counts or {}).get(pid, 0),
+                    open_files=(
+                        fd_counts.get(pid, 0)
+                        if fd_counts is not None
+                        else int(info.get("num_fds") or 0)
+                    ),
                     container_id=cid,
                 )
             )
