@@ -25,6 +25,10 @@ the migration carries them besides the cluster's own.
    registered, and every task running in Marathon. Its downtime is from the stop to the
    elected master with all agents registered (and, separately, to all tasks running).
 
+Also in the same run, before the migration: bench/zk_sync.py's raw one-process copy
+ceiling over the same znodes (pipelined reads of A, multi creates on B under /raw), so the
+bootstrap is reported as a fraction of it and as a multiple of the naive copy.
+
 Prints a table and one JSON line. ``--znodes 200 --tasks 20`` is a smoke run of a few
 minutes.
 """
