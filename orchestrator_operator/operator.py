@@ -89,6 +89,8 @@ def run(options: OperatorOptions, log_format: str = "plain", verbose: bool = Fal
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN,
     )
+    if not verbose:  # one line per event, not one per HTTP request to the API server
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     kopf.run(
         standalone=True,
         clusterwide=options.namespace is None,

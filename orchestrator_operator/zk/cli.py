@@ -201,6 +201,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     root.handlers[:] = [handler]
     root.setLevel(getattr(args, "log_level", "INFO"))
     logging.getLogger("kazoo").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the controller polls every second
 
 
 def _required(args: argparse.Namespace) -> tuple[str, str, list[str]]:
