@@ -52,16 +52,19 @@ def metadata(owner: Owner, component: str, name: str, version: str | None = None
         "name": owner.child_name(component),
         "namespace": owner.namespace,
         "labels": labels(owner, component, name, version),
-        "ownerReferences": [
-            {
-                "apiVersion": owner.api_version,
-                "kind": owner.kind,
-                "name": owner.name,
-                "uid": owner.uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ],
+        "ownerReferences": [owner_reference(owner)],
+    }
+
+
+def owner_reference(owner: Owner) -> Manifest:
+    """The controller reference to `owner` (garbage collection deletes the child with it)."""
+    return {
+        "apiVersion": owner.api_version,
+        "kind": owner.kind,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
     }
 
 

@@ -38,13 +38,12 @@ from ..rollout.zk_scale_runner import (
 from ..status import now_rfc3339
 from ..ttl_cache import TtlCache
 from ..workloads import WorkloadSummary
-from ..zk.clients import ZkClientPool, ZkUnreachable
+from ..zk.clients import ZK_POOL, ZkUnreachable
 from ..zk.four_letter import ensemble_modes
 from .common import accept_for_children, counted, patch_changed_status
 from .workloads import Workloads
 
 OBSERVE_INTERVAL_SECONDS = 1.0
-ZK_POOL = ZkClientPool()
 # Four-letter words open a connection per server: ask every 10 s, not on every tick.
 CORDONED = TtlCache[str, frozenset[str]](ttl_seconds=5.0)
 ZK_MODES = TtlCache[str, tuple[tuple[str, str | None], ...]](ttl_seconds=10.0)

@@ -17,19 +17,19 @@ from typing import Any
 import kopf
 from kazoo.exceptions import KazooException
 
-from ..builders import agents, zookeeper
-from ..builders.meta import Owner, selector_labels
+from ..builders import zookeeper
+from ..builders.meta import Owner, owner_reference
 from ..kube_api import KubeApi
 from ..mesos.maintenance_runner import run_maintenance
 from ..migration import archive, metrics_export
 from ..migration.machine import Decision, other_component, step
-from ..migration.observe import ZK_POOL, observe
+from ..migration.observe import agent_pods, observe
 from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER, ZK_MIGRATION
 from ..models.mesoscluster import MesosClusterSpec
 from ..models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
 from ..models.zkmigration import SyncRequest, ZkMigrationSpec, ZkMigrationStatus
 from ..status import make_condition, set_condition
-from ..zk.clients import ZkUnreachable
+from ..zk.clients import ZK_POOL, ZkUnreachable
 from .common import accept_spec, counted, patch_changed_status
 
 log = logging.getLogger(__name__)
@@ -50,15 +50,15 @@ def validate(
     )  # fmt: skip
 
 
+def _migration_owner(meta: kopf.Meta) -> Owner:
+    return Owner(
+        name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
+        kind=ZK_MIGRATION.kind, api_version=ZK_MIGRATION.api_version,
+    )  # fmt: skip
+
+
 def _owner_ref(meta: kopf.Meta) -> dict[str, Any]:
-    return {
-        "apiVersion": ZK_MIGRATION.api_version,
-        "kind": ZK_MIGRATION.kind,
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return owner_reference(_migration_owner(meta))
 
 
 def _target_connect(spec: ZkMigrationSpec, meta: kopf.Meta) -> str:
@@ -68,14 +68,11 @@ def _target_connect(spec: ZkMigrationSpec, meta: kopf.Meta) -> str:
 
 
 def _cluster_owner_ref(cluster_meta: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": MESOS_CLUSTER.api_version,
-        "kind": MESOS_CLUSTER.kind,
-        "name": cluster_meta["name"],
-        "uid": cluster_meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return owner_reference(
+        Owner(
+            name=cluster_meta["name"], namespace=cluster_meta["namespace"], uid=cluster_meta["uid"]
+        )
+    )
 
 
 def _apply_managed_target(
@@ -90,10 +87,7 @@ def _apply_managed_target(
     managed = spec.target.managed
     if managed is None:
         return
-    owner = Owner(
-        name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
-        kind=ZK_MIGRATION.kind, api_version=ZK_MIGRATION.api_version, part_of="mesos",
-    )  # fmt: skip
+    owner = _migration_owner(meta)
     ensemble = cluster.zookeeper.model_copy(
         update={
             "external": None,
@@ -286,8 +280,7 @@ def _drain_agents_left_on_source(owner: Owner, leader: str, decision: Decision) 
     if not down & decision.drain_nodes:
         return
     api = KubeApi.shared()
-    selector = ",".join(f"{k}={v}" for k, v in selector_labels(owner, agents.COMPONENT).items())
-    for pod in api.list("v1", "Pod", owner.namespace, label_selector=selector):
+    for pod in agent_pods(api, owner):
         if pod["spec"].get("nodeName") in down & decision.drain_nodes:
             log.info("agent on %s drained; replacing its pod", pod["spec"]["nodeName"])
             api.delete("v1", "Pod", owner.namespace, pod["metadata"]["name"])

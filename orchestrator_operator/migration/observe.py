@@ -13,12 +13,12 @@ from ..mesos.master_api import MasterApiError, MasterClient
 from ..models.mesoscluster import MesosClusterSpec
 from ..models.routing import ZkRouting
 from ..models.zkmigration import SyncStatus
-from ..zk.clients import ZkClientPool, ZkUnreachable
+from ..workloads import summarize
+from ..zk.clients import ZK_POOL, ZkUnreachable
 from ..zk.four_letter import ensemble_modes
 from ..zk.reader import read_tree
 from .observation import EnsembleView, MesosView, Observation, WorkloadView
 
-ZK_POOL = ZkClientPool()
 BAD_TASK_STATES = frozenset(
     {"TASK_FAILED", "TASK_LOST", "TASK_KILLED", "TASK_ERROR", "TASK_DROPPED"}
 )
@@ -113,16 +113,15 @@ def workload_view(api: KubeApi, kind: str, namespace: str, name: str) -> Workloa
     body = api.get("apps/v1", kind, namespace, name)
     if body is None:
         return WorkloadView(exists=False)
-    spec, status = body.get("spec", {}), body.get("status", {})
-    if kind == "DaemonSet":
-        desired = status.get("desiredNumberScheduled", 0)
-        ready, updated = status.get("numberReady", 0), status.get("updatedNumberScheduled", 0)
-    else:
-        desired = spec.get("replicas", 0)
-        ready, updated = status.get("readyReplicas", 0), status.get("updatedReplicas", 0)
-    if body["metadata"].get("generation") != status.get("observedGeneration"):
-        updated = -1  # the controller has not seen the latest spec yet
-    return WorkloadView(desired, ready, updated)
+    summary = summarize(kind, body)
+    # -1 while the workload controller has not seen the latest spec: nothing is updated yet.
+    return WorkloadView(summary.desired, summary.ready, summary.updated if summary.settled else -1)
+
+
+def agent_pods(api: KubeApi, owner: Owner) -> list[dict[str, Any]]:
+    """The pods of the cluster's agent DaemonSet."""
+    selector = ",".join(f"{k}={v}" for k, v in selector_labels(owner, agents.COMPONENT).items())
+    return api.list("v1", "Pod", owner.namespace, label_selector=selector)
 
 
 def stale_agent_nodes(api: KubeApi, owner: Owner) -> frozenset[str]:
@@ -131,8 +130,7 @@ def stale_agent_nodes(api: KubeApi, owner: Owner) -> frozenset[str]:
     if daemonset is None:
         return frozenset()
     generation = str(daemonset["metadata"].get("generation"))
-    selector = ",".join(f"{k}={v}" for k, v in selector_labels(owner, agents.COMPONENT).items())
-    pods = api.list("v1", "Pod", owner.namespace, label_selector=selector)
+    pods = agent_pods(api, owner)
     return frozenset(
         pod["spec"].get("nodeName", "")
         for pod in pods

@@ -101,3 +101,8 @@ def _discard(client: Any) -> None:
             client.close()
 
     threading.Thread(target=stop, name="zk-client-discard", daemon=True).start()
+
+
+# One session per ensemble for the whole operator: the MesosCluster observer and the
+# ZkMigration handlers often watch the same ensembles.
+ZK_POOL = ZkClientPool()
