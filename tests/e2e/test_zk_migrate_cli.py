@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,38 @@ def write_status(env: KubeTestEnv, name: str, status: dict[str, Any]) -> None:
         "-p", json.dumps({"status": status}),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def _operators_of(env: KubeTestEnv) -> list[int]:
+    """Pids of `orchestrator run` processes pointed at this control plane."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        running = b"orchestrator_operator.cli" in argv and b"run" in argv
+        if running and f"KUBECONFIG={env.kubeconfig}".encode() in environ:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.fixture
+def operator_frozen(kube_env: KubeTestEnv) -> Iterator[None]:
+    """These tests write a ZkMigration's status themselves; the session's operator, when an
+    earlier test started it, would drive the migration and overwrite that status. SIGSTOP it
+    meanwhile (its watches resume after SIGCONT)."""
+    pids = _operators_of(kube_env)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 @pytest.fixture
@@ -138,6 +172,7 @@ def test_target_equal_to_source_is_refused(kube_env: KubeTestEnv, cluster: str) 
     assert migrations(kube_env) == []
 
 
+@pytest.mark.usefixtures("operator_frozen")
 def test_advance_and_rollback_patch_the_spec(kube_env: KubeTestEnv, cluster: str) -> None:
     assert cli(kube_env, "start", "mig", "-n", NS, "--cluster", cluster,
                "--target-connect", TARGET, "--manual").returncode == 0  # fmt: skip
@@ -174,6 +209,7 @@ def test_advance_is_refused_in_automatic_mode(kube_env: KubeTestEnv, cluster: st
     assert spec["approval"] == {"mode": "Automatic", "approvedThroughPhase": 0}
 
 
+@pytest.mark.usefixtures("operator_frozen")
 def test_status_validate_and_report_read_the_status(kube_env: KubeTestEnv, cluster: str) -> None:
     assert cli(kube_env, "start", "mig", "-n", NS, "--cluster", cluster,
                "--target-connect", TARGET).returncode == 0  # fmt: skip
