@@ -79,11 +79,11 @@ from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.processes import free_port
+from testenv.prometheus import PrometheusServer
 from testenv.sync_controller import SyncControllerProcess
 from testenv.zookeeper import ZkEnsemble
 
 from .test_delivery_monitoring import MONITORING, _alerts, _dashboards, _rule_groups
-from .test_delivery_prometheus import Prometheus
 
 pytestmark = [pytest.mark.kube, pytest.mark.zookeeper]
 
@@ -103,7 +103,7 @@ ROOT = "/dashboards"
 
 @dataclass
 class Stack:
-    prometheus: Prometheus
+    prometheus: PrometheusServer
     namespace: str
     started: float  # Unix time Prometheus first scraped all three
     variables: dict[str, dict[str, str]]  # dashboard file -> variable -> value
@@ -185,35 +185,6 @@ class _App:
             self.process.wait()
 
 
-def _start_prometheus(directory: Path, targets: dict[str, tuple[int, dict[str, str]]]) -> Any:
-    """Prometheus with the PrometheusRule's groups and one static job per target."""
-    binary = "prometheus"
-    (directory / "orchestrator.rules.yaml").write_text(yaml.safe_dump(_rule_groups()))
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": ["orchestrator.rules.yaml"],
-        "scrape_configs": [
-            {
-                "job_name": job,
-                "honor_labels": True,
-                "static_configs": [{"targets": [f"127.0.0.1:{port}"], "labels": labels}],
-            }
-            for job, (port, labels) in targets.items()
-        ],
-    }
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = directory / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [binary, f"--config.file={directory / 'prometheus.yml'}",
-             f"--storage.tsdb.path={directory / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=directory,
-        )  # fmt: skip
-    return Prometheus(port, process, log)
-
-
 @pytest.fixture(scope="module")
 def stack(
     kube_env: KubeTestEnv, operator: OperatorProcess, tmp_path_factory: pytest.TempPathFactory
@@ -245,13 +216,14 @@ def stack(
         cleanup.callback(app.stop)
         _wait("the monitoring app listening", app.ready, 60, lambda: app.log.read_text())
         target_labels = {"namespace": SYSTEM_NAMESPACE, "pod": "orchestrator-0"}
-        prometheus = _start_prometheus(directory, {
+        prometheus = PrometheusServer(directory, _rule_groups(), {
             OPERATOR_JOB: (operator.health_port, {**target_labels, "container": "operator"}),
             SYNC_JOB: (controller.health_port,
                        {**target_labels, "container": "sync-controller"}),
             APP_JOB: (app.port, {"namespace": APP_NAMESPACE, "pod": APP_POD}),
         })  # fmt: skip
-        cleanup.callback(_stop_process, prometheus.process)
+        prometheus.start()
+        cleanup.callback(prometheus.stop, 20)
         prometheus.wait("all three jobs scraped", lambda: len(prometheus.query("up == 1")) == 3)
         started = time.time()
 
@@ -380,15 +352,6 @@ def stack(
         )
 
 
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 # --- dashboards ---------------------------------------------------------------------------
 
 
@@ -404,7 +367,7 @@ def _substitute(expr: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
 
 
-def _label_values(prometheus: Prometheus, definition: str) -> set[str]:
+def _label_values(prometheus: PrometheusServer, definition: str) -> set[str]:
     match = re.fullmatch(r"label_values\((.*), *(\w+)\)", definition)
     assert match, definition
     return {s["metric"].get(match.group(2), "") for s in prometheus.query(match.group(1))}
