@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -137,18 +139,42 @@ def read_on_every_member(ensemble: ZkEnsemble, count: int, path: str) -> list[by
     return values
 
 
-def test_three_to_five_to_three_to_five_one_member_at_a_time(
-    zk_ensemble_factory: ZkEnsembleFactory,
-) -> None:
+@dataclass
+class Scaling:
+    ensemble: ZkEnsemble
+    fleet: ProcessFleet
+    reconfigure: Any  # as the operator's: super user, the three members that stay
+    operator: KazooClient  # the operator's session, on the members that stay
+    stable: str
+
+
+@pytest.fixture
+def scaling(zk_ensemble_factory: ZkEnsembleFactory) -> Iterator[Scaling]:
+    """Three servers that accept the super user, the fleet standing in for their pods."""
     ensemble = zk_ensemble_factory(
         3, extra_config={"DigestAuthenticationProvider.superDigest": super_digest(SUPER_PASSWORD)}
     )
-    fleet = ProcessFleet(ensemble)
-    stable = ",".join(s.address for s in ensemble.servers[:3])  # the members that stay
-    reconfigure = kazoo_reconfigure(stable, ("digest", f"super:{SUPER_PASSWORD}"))
-
+    stable = ",".join(s.address for s in ensemble.servers[:3])
     operator = KazooClient(hosts=stable, timeout=10.0)
     operator.start(timeout=15)
+    try:
+        yield Scaling(
+            ensemble,
+            ProcessFleet(ensemble),
+            kazoo_reconfigure(stable, ("digest", f"super:{SUPER_PASSWORD}")),
+            operator,
+            stable,
+        )
+    finally:
+        operator.stop()
+        operator.close()
+
+
+def test_three_to_five_to_three_to_five_one_member_at_a_time(scaling: Scaling) -> None:
+    ensemble, fleet, reconfigure, operator = (
+        scaling.ensemble, scaling.fleet, scaling.reconfigure, scaling.operator
+    )
+    stable = scaling.stable  # the members that stay
     app = KazooClient(hosts=stable, timeout=10.0)
     states: list[str] = []
     app.add_listener(lambda state: states.append(state))
@@ -208,111 +234,78 @@ def test_three_to_five_to_three_to_five_one_member_at_a_time(
         assert read_on_every_member(ensemble, 5, "/app/before") == [b"still writable"] * 5
         assert app.client_id[0] == session and KazooState.LOST not in states
     finally:
-        for client in (app, operator):
-            client.stop()
-            client.close()
+        app.stop()
+        app.close()
 
 
 def test_a_reconfig_without_the_super_user_is_refused_and_planned_again(
-    zk_ensemble_factory: ZkEnsembleFactory,
+    scaling: Scaling,
 ) -> None:
     """A wrong credential changes nothing; the next step with the right one goes on."""
-    ensemble = zk_ensemble_factory(
-        3, extra_config={"DigestAuthenticationProvider.superDigest": super_digest(SUPER_PASSWORD)}
+    ensemble, fleet, operator = scaling.ensemble, scaling.fleet, scaling.operator
+    wrong = kazoo_reconfigure(scaling.stable, ("digest", "super:wrong"))
+    deadline = time.monotonic() + 120
+    while True:
+        result = scale_step(
+            operator, fleet, 5, lambda i: ensemble.servers[i - 1].server_line(), wrong
+        )
+        if isinstance(result.action, Reconfig):
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert "NoAuth" in result.message
+    assert voters(operator) == {1, 2, 3}
+    assert drive(operator, fleet, 5, scaling.reconfigure)[-1:] == [
+        Reconfig((ensemble.servers[4].server_line(),), (), "reconfiguring server 5 in")
+    ]
+    assert voters(operator) == {1, 2, 3, 4, 5}
+
+
+def test_a_leaving_leader_goes_last_and_leadership_moves(scaling: Scaling) -> None:
+    ensemble, fleet, reconfigure, operator = (
+        scaling.ensemble, scaling.fleet, scaling.reconfigure, scaling.operator
     )
-    fleet = ProcessFleet(ensemble)
-    operator = KazooClient(hosts=ensemble.connect_string, timeout=10.0)
-    operator.start(timeout=15)
-    try:
-        wrong = kazoo_reconfigure(ensemble.connect_string, ("digest", "super:wrong"))
-        deadline = time.monotonic() + 120
-        while True:
-            result = scale_step(
-                operator, fleet, 5, lambda i: ensemble.servers[i - 1].server_line(), wrong
-            )
-            if isinstance(result.action, Reconfig):
-                break
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
-        assert "NoAuth" in result.message
-        assert voters(operator) == {1, 2, 3}
-        right = kazoo_reconfigure(ensemble.connect_string, ("digest", f"super:{SUPER_PASSWORD}"))
-        assert drive(operator, fleet, 5, right)[-1:] == [
-            Reconfig((ensemble.servers[4].server_line(),), (), "reconfiguring server 5 in")
-        ]
-        assert voters(operator) == {1, 2, 3, 4, 5}
-    finally:
-        operator.stop()
-        operator.close()
+    drive(operator, fleet, 5, reconfigure)
+    operator.create("/app/data", b"kept", makepath=True)
+    # Restart leaders until server 5 leads (an election prefers the highest id among
+    # the most up-to-date servers, so this takes one or two restarts).
+    for _ in range(5):
+        leader = ensemble.wait_for_leader()
+        if leader == 4:
+            break
+        ensemble.stop_server(leader)
+        ensemble.wait_for_leader()
+        ensemble.start_server(leader)
+    assert ensemble.wait_for_leader() == 4, "could not make server 5 the leader"
+
+    down = drive(operator, fleet, 3, reconfigure)
+    assert [a.leaving for a in down if isinstance(a, Reconfig)] == [(4,), (5,)]
+    assert [a.replicas for a in down if isinstance(a, ScaleStatefulSet)] == [4, 3]
+    assert isinstance(down[1], Reconfig) and "(the leader)" in down[1].reason
+    assert voters(operator) == {1, 2, 3}
+    assert ensemble.wait_for_leader() in (0, 1, 2)
+    assert read_on_every_member(ensemble, 3, "/app/data") == [b"kept"] * 3
 
 
-def test_a_leaving_leader_goes_last_and_leadership_moves(
-    zk_ensemble_factory: ZkEnsembleFactory,
-) -> None:
-    ensemble = zk_ensemble_factory(
-        3, extra_config={"DigestAuthenticationProvider.superDigest": super_digest(SUPER_PASSWORD)}
-    )
-    fleet = ProcessFleet(ensemble)
-    stable = ",".join(s.address for s in ensemble.servers[:3])
-    reconfigure = kazoo_reconfigure(stable, ("digest", f"super:{SUPER_PASSWORD}"))
-    operator = KazooClient(hosts=stable, timeout=10.0)
-    operator.start(timeout=15)
-    try:
-        drive(operator, fleet, 5, reconfigure)
-        operator.create("/app/data", b"kept", makepath=True)
-        # Restart leaders until server 5 leads (an election prefers the highest id among
-        # the most up-to-date servers, so this takes one or two restarts).
-        for _ in range(5):
-            leader = ensemble.wait_for_leader()
-            if leader == 4:
-                break
-            ensemble.stop_server(leader)
-            ensemble.wait_for_leader()
-            ensemble.start_server(leader)
-        assert ensemble.wait_for_leader() == 4, "could not make server 5 the leader"
-
-        down = drive(operator, fleet, 3, reconfigure)
-        assert [a.leaving for a in down if isinstance(a, Reconfig)] == [(4,), (5,)]
-        assert [a.replicas for a in down if isinstance(a, ScaleStatefulSet)] == [4, 3]
-        assert isinstance(down[1], Reconfig) and "(the leader)" in down[1].reason
-        assert voters(operator) == {1, 2, 3}
-        assert ensemble.wait_for_leader() in (0, 1, 2)
-        assert read_on_every_member(ensemble, 3, "/app/data") == [b"kept"] * 3
-    finally:
-        operator.stop()
-        operator.close()
-
-
-def test_a_voter_whose_pod_was_removed_by_hand_is_repaired(
-    zk_ensemble_factory: ZkEnsembleFactory,
-) -> None:
+def test_a_voter_whose_pod_was_removed_by_hand_is_repaired(scaling: Scaling) -> None:
     """Half-done states with real servers: the StatefulSet scaled 5 -> 4 by hand (server 5
     is still a voter, its pod gone); spec 5 gives the pod back; spec 3 reconfigures the
     orphan out; server 5, which never learnt it was removed, later rejoins on its stale
     volume and is reconfigured in again."""
-    ensemble = zk_ensemble_factory(
-        3, extra_config={"DigestAuthenticationProvider.superDigest": super_digest(SUPER_PASSWORD)}
+    ensemble, fleet, reconfigure, operator = (
+        scaling.ensemble, scaling.fleet, scaling.reconfigure, scaling.operator
     )
-    fleet = ProcessFleet(ensemble)
-    stable = ",".join(s.address for s in ensemble.servers[:3])
-    reconfigure = kazoo_reconfigure(stable, ("digest", f"super:{SUPER_PASSWORD}"))
-    operator = KazooClient(hosts=stable, timeout=10.0)
-    operator.start(timeout=15)
-    try:
-        drive(operator, fleet, 5, reconfigure)
-        fleet.scale(4)  # by hand
-        assert drive(operator, fleet, 5, reconfigure) == [
-            ScaleStatefulSet(5, "server 5 is a voter without its pod: restoring it")
-        ]
-        fleet.scale(4)  # by hand, again
-        repaired = drive(operator, fleet, 3, reconfigure)
-        assert [a.leaving for a in repaired if isinstance(a, Reconfig)] == [(5,), (4,)]
-        assert voters(operator) == {1, 2, 3}
-        assert "server.5=" in ensemble.dynamic_config(4)  # it was down when removed
-        operator.create("/app/after", b"at 3", makepath=True)
-        drive(operator, fleet, 5, reconfigure)
-        assert voters(operator) == {1, 2, 3, 4, 5}
-        assert read_on_every_member(ensemble, 5, "/app/after") == [b"at 3"] * 5
-    finally:
-        operator.stop()
-        operator.close()
+    drive(operator, fleet, 5, reconfigure)
+    fleet.scale(4)  # by hand
+    assert drive(operator, fleet, 5, reconfigure) == [
+        ScaleStatefulSet(5, "server 5 is a voter without its pod: restoring it")
+    ]
+    fleet.scale(4)  # by hand, again
+    repaired = drive(operator, fleet, 3, reconfigure)
+    assert [a.leaving for a in repaired if isinstance(a, Reconfig)] == [(5,), (4,)]
+    assert voters(operator) == {1, 2, 3}
+    assert "server.5=" in ensemble.dynamic_config(4)  # it was down when removed
+    operator.create("/app/after", b"at 3", makepath=True)
+    drive(operator, fleet, 5, reconfigure)
+    assert voters(operator) == {1, 2, 3, 4, 5}
+    assert read_on_every_member(ensemble, 5, "/app/after") == [b"at 3"] * 5
