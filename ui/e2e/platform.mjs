@@ -3,37 +3,19 @@
 // Usage: node e2e/platform.mjs --url URL --token T --namespace NS --artifacts DIR
 //          [--phase PHASE] [--broken-url URL]
 // Prints one JSON line with what it saw; exits 1 on failure.
-import { chromium } from "playwright-core";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { args, recorder, runInChromium } from "./harness.mjs";
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
-const out = { ok: false, steps: [], screenshots: [] };
-const step = (s) => {
-  out.steps.push(s);
-  process.stderr.write(`[platform-e2e] ${s}\n`);
-};
+const { out, step } = recorder("platform-e2e");
 fs.mkdirSync(args.artifacts, { recursive: true });
-const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "platform-e2e-chromium-"));
-const browser = await chromium.launchPersistentContext(userDir, {
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 800 },
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync",
-  ],
-});
 const T = 30_000;
 const shot = async (page, name) => {
   const file = path.join(args.artifacts, name);
   await page.screenshot({ path: file });
   out.screenshots.push(file);
 };
-try {
+await runInChromium("platform-e2e", out, async (browser) => {
   const page = await browser.newPage();
   page.on("pageerror", (e) => step(`page error: ${e.message}`));
   let loads = 0;
@@ -109,12 +91,4 @@ try {
     await p2.close();
     step(`error: ${out.errorShown}`);
   }
-  out.ok = true;
-} catch (e) {
-  out.error = String(e?.stack ?? e);
-} finally {
-  await browser.close();
-  fs.rmSync(userDir, { recursive: true, force: true });
-}
-console.log(JSON.stringify(out));
-process.exit(out.ok ? 0 : 1);
+});

@@ -2,35 +2,15 @@
 // Usage: node e2e/ui.mjs --url URL --token T --read-only-token R --container ID
 //          --artifacts DIR [--app-pid PID]
 // Prints one JSON line with what it saw; exits 1 on failure.
-import { chromium } from "playwright-core";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { args, recorder, runInChromium } from "./harness.mjs";
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
-const out = { ok: false, steps: [], screenshots: [] };
-const step = (s) => {
-  out.steps.push(s);
-  process.stderr.write(`[ui-e2e] ${s}\n`);
-};
+const { out, step } = recorder("ui-e2e");
 const artifacts = args.artifacts;
 fs.mkdirSync(artifacts, { recursive: true });
-const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "ui-e2e-chromium-"));
-
-// a fresh profile directory (Playwright passes it as --user-data-dir)
-const browser = await chromium.launchPersistentContext(userDir, {
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 800 },
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync",
-  ],
-});
 const T = 30_000;
-try {
+await runInChromium("ui-e2e", out, async (browser) => {
   const page = await browser.newPage();
   page.on("pageerror", (e) => step(`page error: ${e.message}`));
   const signIn = async (token) => {
@@ -145,12 +125,4 @@ try {
     out.unreachableShown = true;
     step("unreachable banner shown");
   }
-  out.ok = true;
-} catch (e) {
-  out.error = String(e?.stack ?? e);
-} finally {
-  await browser.close();
-  fs.rmSync(userDir, { recursive: true, force: true });
-}
-console.log(JSON.stringify(out));
-process.exit(out.ok ? 0 : 1);
+});
