@@ -1,6 +1,6 @@
 """Benchmark of the web UI in headless Chromium (playwright-core, ui/bench/graph.mjs).
 
-For each size, a real app process (with the UI routes, tests/e2e/ui_server.py) is fed
+For each size, a real app process (`orchestrator app --ui-dist`) is fed
 synthetic probe reports (orchestrator_operator/monitor/synthetic.py; 20 containers per
 probe, connections between containers of different probes) and the browser opens the
 containers view:
@@ -19,7 +19,6 @@ import argparse
 import gzip
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from orchestrator_operator.monitor.report import encode_report  # noqa: E402
 from orchestrator_operator.monitor.synthetic import synthetic_report  # noqa: E402
 from orchestrator_operator.monitor.topology import container_id  # noqa: E402
+from testenv.monitor_app import MonitorAppProcess, build_ui  # noqa: E402
 
 TOKEN = "bench-ui-token"
 UI = REPO / "ui"
@@ -73,53 +73,11 @@ def get_json(url: str) -> Any:
         return json.loads(resp.read())
 
 
-def build_ui() -> Path:
-    if not (UI / "node_modules" / ".package-lock.json").exists():
-        raise SystemExit("ui/node_modules is missing: run `npm ci` in ui/")
-    subprocess.run(
-        ["npx", "--no-install", "vite", "build", "--logLevel", "warn"], cwd=UI, check=True
-    )
-    return UI / "dist"
-
-
-def start_app(dist: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.e2e.ui_server",
-            "--port",
-            "0",
-            "--token",
-            TOKEN,
-            "--probe-ttl",
-            "100000",
-            "--dist",
-            str(dist),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("listening "):
-        proc.kill()
-        raise SystemExit(f"the app did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{int(line.split()[1])}"
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 def bench_size(dist: Path, probes: int, runs: int, diff_samples: int) -> dict[str, Any]:
-    proc, url = start_app(dist)
-    try:
+    with tempfile.TemporaryDirectory(prefix="bench-ui-app-") as logs, MonitorAppProcess(
+        Path(logs), TOKEN, ui_dist=dist, probe_ttl=100000
+    ) as app:
+        url = app.url
         t0 = time.monotonic()
         for i in range(probes):
             post(url, report_body(i, probes))
@@ -164,8 +122,6 @@ def bench_size(dist: Path, probes: int, runs: int, diff_samples: int) -> dict[st
             out["diff_to_screen_ms_median"] = statistics.median(ms)
             out["diff_to_screen_ms_max"] = max(ms)
         return out
-    finally:
-        stop(proc)
 
 
 def main() -> int:

@@ -55,9 +55,12 @@ def free_port() -> int:
 class ManagedProcess:
     """One long-running component; its output goes to `<log_dir>/<name>.log`."""
 
-    def __init__(self, name: str, argv: list[str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.argv = argv
+        self.env = env  # None: ours
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -68,6 +71,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=self.env,
                 start_new_session=True,  # its own process group: a Ctrl-C of ours is not its
                 preexec_fn=die_with_parent,  # a killed test or bench leaves nothing running
             )

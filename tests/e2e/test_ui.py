@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from testenv.docker import DockerEngine
+from testenv.monitor_app import MonitorAppProcess, UiNotBuilt, build_ui
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "ui"
@@ -39,57 +40,23 @@ def _need_node_modules() -> None:
 
 @pytest.fixture(scope="module")
 def ui_dist() -> Path:
-    _need_node_modules()
-    r = subprocess.run(
-        ["npx", "--no-install", "vite", "build", "--logLevel", "warn"],
-        cwd=UI,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, f"vite build failed:\n{r.stdout}\n{r.stderr}"
-    return UI / "dist"
+    try:
+        return build_ui()
+    except UiNotBuilt as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture(scope="module")
-def ui_app(ui_dist: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.e2e.ui_server",
-            "--port",
-            "0",
-            "--token",
-            TOKEN,
-            "--read-only-token",
-            RO_TOKEN,
-            "--dist",
-            str(ui_dist),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("listening "):
-        proc.kill()
-        pytest.fail(f"the app did not start: {line!r}", pytrace=False)
-    try:
-        yield proc, f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+def ui_app(ui_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorAppProcess]:
+    with MonitorAppProcess(
+        tmp_path_factory.mktemp("ui-app"), TOKEN, read_only_token=RO_TOKEN, ui_dist=ui_dist
+    ) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
 def probe(
-    ui_app: tuple[subprocess.Popen[str], str], docker_engine: DockerEngine
+    ui_app: MonitorAppProcess, docker_engine: DockerEngine
 ) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
         [
@@ -98,7 +65,7 @@ def probe(
             "orchestrator_operator.monitor.cli",
             "probe",
             "--app",
-            ui_app[1],
+            ui_app.url,
             "--token",
             TOKEN,
             "--interval",
@@ -120,7 +87,7 @@ def probe(
 
 @pytest.mark.docker
 def test_ui_against_real_app_probe_and_docker(
-    ui_app: tuple[subprocess.Popen[str], str],
+    ui_app: MonitorAppProcess,
     probe: subprocess.Popen[bytes],
     docker_engine: DockerEngine,
     busybox_image: str,
@@ -140,7 +107,7 @@ def test_ui_against_real_app_probe_and_docker(
                 "node",
                 "e2e/ui.mjs",
                 "--url",
-                ui_app[1],
+                ui_app.url,
                 "--token",
                 TOKEN,
                 "--read-only-token",
@@ -150,7 +117,7 @@ def test_ui_against_real_app_probe_and_docker(
                 "--artifacts",
                 str(ARTIFACTS),
                 "--app-pid",
-                str(ui_app[0].pid),
+                str(ui_app.pid),
             ],
             cwd=UI,
             capture_output=True,

@@ -2,7 +2,7 @@
 
 A MesosCluster and a ZkMigration are created in a namespace of this test and their status is
 written with ``kubectl patch --subresource=status``; a real app process
-(``tests.e2e.ui_server --platform``, KUBECONFIG = testenv's) then serves them on
+(``orchestrator app``, KUBECONFIG = testenv's) then serves them on
 ``/api/platform/...``, and (``test_platform_pages_in_chromium``) the UI's platform pages show
 them in headless Chromium (``ui/e2e/platform.mjs``, playwright-core and Debian's chromium,
 1280x800), with screenshots in artifacts/ui/platform-*.png.
@@ -19,10 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -34,6 +31,7 @@ from typing import Any
 import pytest
 
 from testenv.kube import KubeTestEnv
+from testenv.monitor_app import MonitorAppProcess, UiNotBuilt, build_ui
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "ui"
@@ -187,32 +185,6 @@ def _unreachable_kubeconfig(directory: Path) -> Path:
     return kubeconfig
 
 
-def _start_app(kubeconfig: Path, dist: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.e2e.ui_server", "--port", "0", "--token", TOKEN,
-         "--platform", "--dist", str(dist)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("listening "):
-        proc.kill()
-        pytest.fail(f"the app did not start: {line!r}", pytrace=False)
-    return proc, f"http://127.0.0.1:{int(line.split()[1])}"
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def _get(url: str, token: str | None = TOKEN) -> tuple[int, Any]:
     req = urllib.request.Request(url)
     if token:
@@ -228,9 +200,8 @@ def _get(url: str, token: str | None = TOKEN) -> tuple[int, Any]:
 def test_platform_routes_read_the_real_api(
     kube_env: KubeTestEnv, namespace: str, tmp_path: Path
 ) -> None:
-    (tmp_path / "index.html").write_text("<!doctype html>")
-    proc, url = _start_app(kube_env.kubeconfig, tmp_path)
-    try:
+    with MonitorAppProcess(tmp_path, TOKEN, kubeconfig=kube_env.kubeconfig) as app:
+        url = app.url
         assert _get(f"{url}/api/platform/mesosclusters", token=None)[0] == 401
         deadline = time.monotonic() + 30
         while True:  # until the patched status is read (the operator may have changed it)
@@ -262,45 +233,37 @@ def test_platform_routes_read_the_real_api(
         assert status == 200 and one["spec"]["masters"]["replicas"] == 3  # CRD defaults
         status, _ = _get(f"{url}/api/platform/zkmigrations/{namespace}/nope")
         assert status == 404
-    finally:
-        _stop(proc)
 
 
 def test_platform_routes_503_when_the_api_is_unreachable(tmp_path: Path) -> None:
-    (tmp_path / "index.html").write_text("<!doctype html>")
-    proc, url = _start_app(_unreachable_kubeconfig(tmp_path), tmp_path)
-    try:
+    with MonitorAppProcess(tmp_path, TOKEN, kubeconfig=_unreachable_kubeconfig(tmp_path)) as app:
+        url = app.url
         status, body = _get(f"{url}/api/platform/mesosclusters")
         assert status == 503 and body["reason"] == "unreachable", body
-    finally:
-        _stop(proc)
 
 
 @pytest.mark.kube
 def test_platform_pages_in_chromium(
     kube_env: KubeTestEnv, namespace: str, tmp_path: Path
 ) -> None:
-    if shutil.which("node") is None or not (UI / "node_modules" / ".package-lock.json").exists():
-        pytest.fail("node and `npm ci` in ui/ are needed", pytrace=False)
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium", pytrace=False)
-    dist = tmp_path / "dist"
-    r = subprocess.run(
-        ["npx", "--no-install", "vite", "build", "--logLevel", "warn", "--outDir", str(dist)],
-        cwd=UI, capture_output=True, text=True, timeout=300,
-    )
-    assert r.returncode == 0, f"vite build failed:\n{r.stdout}\n{r.stderr}"
-    app, url = _start_app(kube_env.kubeconfig, dist)
-    broken, broken_url = _start_app(_unreachable_kubeconfig(tmp_path), dist)
     try:
+        dist = build_ui(tmp_path / "dist")
+    except UiNotBuilt as e:
+        pytest.fail(str(e), pytrace=False)
+    with (
+        MonitorAppProcess(tmp_path, TOKEN, ui_dist=dist, kubeconfig=kube_env.kubeconfig) as app,
+        MonitorAppProcess(
+            tmp_path, TOKEN, ui_dist=dist, kubeconfig=_unreachable_kubeconfig(tmp_path)
+        ) as broken,
+    ):
         r = subprocess.run(
-            ["node", "e2e/platform.mjs", "--url", url, "--token", TOKEN, "--namespace", namespace,
-             "--phase", "Invalid", "--artifacts", str(ARTIFACTS), "--broken-url", broken_url],
+            ["node", "e2e/platform.mjs", "--url", app.url, "--token", TOKEN,
+             "--namespace", namespace, "--phase", "Invalid", "--artifacts", str(ARTIFACTS),
+             "--broken-url", broken.url],
             cwd=UI, capture_output=True, text=True, timeout=240,
-        )
-    finally:
-        _stop(app)
-        _stop(broken)
+        )  # fmt: skip
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
     assert lines, f"no result from platform.mjs (exit {r.returncode}):\n{r.stdout}\n{r.stderr}"
     result = json.loads(lines[-1])

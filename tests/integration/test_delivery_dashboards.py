@@ -55,8 +55,6 @@ import gzip
 import json
 import math
 import re
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -67,7 +65,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from kazoo.client import KazooClient
@@ -77,8 +74,8 @@ from orchestrator_operator.monitor.report import encode_report
 from orchestrator_operator.monitor.synthetic import synthetic_report
 from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv
+from testenv.monitor_app import MonitorAppProcess
 from testenv.operator import OperatorProcess
-from testenv.processes import free_port
 from testenv.prometheus import PrometheusServer
 from testenv.sync_controller import SyncControllerProcess
 from testenv.zookeeper import ZkEnsemble
@@ -129,31 +126,13 @@ def _get(env: KubeTestEnv, plural: str, namespace: str, name: str) -> dict[str, 
     return obj
 
 
-class _App:
+class _App(MonitorAppProcess):
     """`orchestrator app` as a real process, fed synthetic probe reports."""
 
     def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.log = directory / "app.log"
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator_operator.monitor.cli", "app",
-                 "--listen", "127.0.0.1", "--port", str(self.port), "--token", TOKEN],
-                stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-            )  # fmt: skip
-        self.http = httpx.Client(
-            base_url=f"http://127.0.0.1:{self.port}",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=30,
-        )
+        super().__init__(directory, TOKEN)
+        self.http = self.client()
         self.seq = 0
-
-    def ready(self) -> bool:
-        assert self.process.poll() is None, self.log.read_text()[-3000:]
-        try:
-            return self.http.get("/metrics").status_code == 200
-        except httpx.TransportError:
-            return False
 
     def report(self) -> None:
         self.seq += 1
@@ -175,14 +154,9 @@ class _App:
         control = self.http.post(f"/api/control/{node}/restart")
         assert control.status_code == 503, control.text  # no control channel: counted
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15) -> None:
         self.http.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        super().stop(timeout)
 
 
 @pytest.fixture(scope="module")
@@ -213,8 +187,9 @@ def stack(
         cleanup.callback(controller.stop)
         controller.wait_ready()
         app = _App(directory)
+        app.start()
         cleanup.callback(app.stop)
-        _wait("the monitoring app listening", app.ready, 60, lambda: app.log.read_text())
+        app.wait_ready()
         target_labels = {"namespace": SYSTEM_NAMESPACE, "pod": "orchestrator-0"}
         prometheus = PrometheusServer(directory, _rule_groups(), {
             OPERATOR_JOB: (operator.health_port, {**target_labels, "container": "operator"}),
