@@ -77,11 +77,11 @@ class Probe:
             interval=self.config.interval,
             seq=self.seq,
             host_netns=scan.host_netns,
-            processes=processes,
-            connections=scan.connections,
-            containers=containers,
-            pods=pods,
-            services=services,
+            processes=tuple(processes),
+            connections=tuple(scan.connections),
+            containers=tuple(containers),
+            pods=tuple(pods),
+            services=tuple(services),
         )
 
     async def report_loop(self, stop: asyncio.Event) -> None:

@@ -3,6 +3,11 @@
 A report is a full snapshot of one host, never a delta: the app replaces the probe's previous
 report with it. Field names are short-ish but readable; every list is bounded by the probe
 (see ``LIMITS``) and checked again by the app when it decodes.
+
+Arrays are tuples, not lists: the app holds every probe's newest report, and tuples of
+untracked values (str, numbers, ``gc=False`` structs) leave the cyclic garbage collector,
+whereas lists stay tracked (about 70 per report, which made full collections walk hundreds of
+thousands of objects at 1,000 probes). On the wire they are JSON arrays either way.
 """
 
 from __future__ import annotations
@@ -29,14 +34,14 @@ LIMITS = Limits()
 
 class Host(msgspec.Struct, omit_defaults=True, gc=False):
     hostname: str
-    addresses: list[str] = []
+    addresses: tuple[str, ...] = ()
     os: str = ""
     kernel: str = ""
     cpus: int = 0
     memory_total: int = 0
     memory_used: int = 0
     cpu_percent: float = 0.0
-    load: list[float] = []
+    load: tuple[float, ...] = ()
     uptime: float = 0.0
 
 
@@ -81,8 +86,8 @@ class Container(msgspec.Struct, omit_defaults=True, gc=False):
     state: str = ""  # running | exited | paused | created | restarting | dead
     status: str = ""
     labels: dict[str, str] = {}
-    ports: list[Port] = []
-    ips: list[str] = []
+    ports: tuple[Port, ...] = ()
+    ips: tuple[str, ...] = ()
     pid: int = 0
     created: float = 0.0
     memory_limit: int = 0
@@ -100,7 +105,7 @@ class Pod(msgspec.Struct, omit_defaults=True, gc=False):
     phase: str = ""
     ip: str = ""
     labels: dict[str, str] = {}
-    containers: list[str] = []  # container ids (docker://… stripped)
+    containers: tuple[str, ...] = ()  # container ids (docker://… stripped)
 
 
 class Service(msgspec.Struct, omit_defaults=True, gc=False):
@@ -109,7 +114,7 @@ class Service(msgspec.Struct, omit_defaults=True, gc=False):
     namespace: str
     cluster_ip: str = ""
     selector: dict[str, str] = {}
-    ports: list[int] = []
+    ports: tuple[int, ...] = ()
 
 
 class Report(msgspec.Struct, omit_defaults=True, gc=False):
@@ -120,11 +125,11 @@ class Report(msgspec.Struct, omit_defaults=True, gc=False):
     version: int = REPORT_VERSION
     seq: int = 0
     host_netns: int = 0
-    processes: list[Process] = []
-    connections: list[Connection] = []
-    containers: list[Container] = []
-    pods: list[Pod] = []
-    services: list[Service] = []
+    processes: tuple[Process, ...] = ()
+    connections: tuple[Connection, ...] = ()
+    containers: tuple[Container, ...] = ()
+    pods: tuple[Pod, ...] = ()
+    services: tuple[Service, ...] = ()
 
 
 class ReportInvalid(ValueError):

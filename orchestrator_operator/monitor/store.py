@@ -24,6 +24,7 @@ from orchestrator_operator.monitor.topology import (
     ProcessCache,
     build_services,
     build_topology,
+    container_edges,
     listen_endpoints,
     resolve_edges,
     series_points,
@@ -43,7 +44,6 @@ class ProbeState:
     built: set[str] = field(default_factory=set)  # topologies built from ``report``
     edges: Edges | None = None
     container_edges: dict[str, tuple[str, ...]] | None = None
-    local: Local | None = None
     process_cache: ProcessCache | None = None
     reports: int = 1
 
@@ -52,7 +52,7 @@ class ProbeState:
         return self.report.host.hostname
 
     @property
-    def services(self) -> list[Service]:
+    def services(self) -> tuple[Service, ...]:
         return self.report.services
 
 
@@ -99,7 +99,7 @@ class Store:
         endpoints = listen_endpoints(report, local)
         self._add_endpoints(probe, endpoints)
         if prev is None:
-            state = ProbeState(report=report, received=now, endpoints=endpoints, local=local)
+            state = ProbeState(report=report, received=now, endpoints=endpoints)
             self.probes[probe] = state
             self._services_dirty = self._services_dirty or bool(report.services)
         else:
@@ -109,7 +109,6 @@ class Store:
             state.report = report
             state.received = now
             state.endpoints = endpoints
-            state.local = local
             state.edges = None
             state.container_edges = None
             state.built = set()
@@ -119,7 +118,7 @@ class Store:
         changes: TopologyChanges = {}
         for topo in PER_PROBE_TOPOLOGIES:
             if topo in self.eager:
-                ch = self._materialize(state, topo)
+                ch = self._materialize(state, topo, local)
                 if ch:
                     changes[topo] = ch
             else:
@@ -170,17 +169,18 @@ class Store:
             if current is None or current.probe == probe_id or current.service:
                 self.endpoints[key] = owner
 
-    def _materialize(self, state: ProbeState, topo: str) -> Changes:
-        """Build one probe's nodes of one topology from its newest report; apply the diff."""
+    def _materialize(self, state: ProbeState, topo: str, local: Local | None = None) -> Changes:
+        """Build one probe's nodes of one topology from its newest report; apply the diff.
+
+        ``local`` (the report's lookups) is passed at ingest and made again for a lazy build:
+        it is not kept, since its lists would stay tracked by the cyclic GC for every probe."""
         if topo in state.built:
             return {}
         report = state.report
-        local = state.local or Local(report)
+        local = local or Local(report)
         if topo == "containers" and state.edges is None and state.container_edges is None:
             # Only containers are wanted now: resolve just the containers' connections.
-            state.container_edges = resolve_edges(
-                report, self.endpoints.get, local, containers_only=True
-            )["containers"]
+            state.container_edges = container_edges(report, self.endpoints.get, local)
         if topo == "containers" and state.container_edges is not None:
             adjacency = state.container_edges
         else:
@@ -194,8 +194,6 @@ class Store:
         state.nodes[topo] = nodes
         state.built.add(topo)
         self.stale[topo].discard(report.probe_id)
-        if len(state.built) == len(PER_PROBE_TOPOLOGIES):
-            state.local = None  # every topology is built: drop the lookups
         return self._apply(report.probe_id, topo, changes)
 
     def _apply(self, probe_id: str, topo: str, changes: Changes) -> Changes:

@@ -151,10 +151,10 @@ def test_metrics_only_change_goes_out_as_a_slim_update(harness: MonitorHarness) 
         assert c.post("/api/report", content=encode_report(report)).status_code == 200
     hotter = msgspec.structs.replace(
         report,
-        containers=[
+        containers=(
             msgspec.structs.replace(report.containers[0], cpu_percent=77.5),
             report.containers[1],
-        ],
+        ),
     )
 
     def send() -> None:

@@ -112,7 +112,7 @@ def test_pod_collector_sees_this_nodes_pods_only(kube_env: KubeTestEnv, namespac
     }
     # The report is what the probe would send: no processes or connections (switched off).
     report = probe.collect()
-    assert report.processes == [] and report.connections == []
+    assert report.processes == () and report.connections == ()
     assert report.host.hostname == NODE
 
     deleted = kube_env.kubectl_run(

@@ -90,7 +90,7 @@ def test_no_processes_no_connections_report_has_host_only(
     probe = _probe("--no-processes", "--no-connections", "--hostname", "quiet-node")
     assert probe.processes is None and probe.connections is None
     report = probe.collect()
-    assert report.processes == [] and report.connections == [] and report.host_netns == 0
+    assert report.processes == () and report.connections == () and report.host_netns == 0
     assert report.host.hostname == "quiet-node"
     assert report.host.cpus >= 1 and report.host.memory_total > 0
     assert "127.0.0.1" in report.host.addresses
@@ -110,8 +110,8 @@ def test_each_switch_leaves_the_other_collector_on() -> None:
         port = server.getsockname()[1]
         only_connections = _probe("--no-processes").collect()
         only_processes = _probe("--no-connections").collect()
-    assert only_connections.processes == []
+    assert only_connections.processes == ()
     assert any(c.local_port == port and c.pid == os.getpid() for c in only_connections.connections)
-    assert only_processes.connections == []
+    assert only_processes.connections == ()
     me = {p.pid: p for p in only_processes.processes}[os.getpid()]
     assert me.open_files > 0  # counted by the process collector itself

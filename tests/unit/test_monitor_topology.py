@@ -45,38 +45,48 @@ def two_hosts() -> tuple[Report, Report]:
     cid_server = "b" * 64
     a = Report(
         probe_id="pa",
-        host=Host(hostname="a", addresses=["127.0.0.1", "192.168.1.10"]),
+        host=Host(hostname="a", addresses=("127.0.0.1", "192.168.1.10")),
         timestamp=1.0,
         host_netns=NS_A,
-        processes=[
+        processes=(
             Process(pid=100, name="curl", cmdline="curl http://10.0.0.2"),
             Process(pid=200, name="client", container_id=cid_client),
-        ],
-        containers=[
+        ),
+        containers=(
             Container(
-                id=cid_client, name="client", state="running", ips=["10.0.1.5"], pid=200, netns=NS_C
+                id=cid_client,
+                name="client",
+                state="running",
+                ips=("10.0.1.5",),
+                pid=200,
+                netns=NS_C,
             ),
-        ],
-        connections=[
+        ),
+        connections=(
             Connection("tcp", "192.168.1.10", 40000, "10.0.0.2", 80, "ESTABLISHED", 100, NS_A),
             Connection("tcp", "10.0.1.5", 40001, "10.0.0.2", 80, "ESTABLISHED", 200, NS_C),
-        ],
+        ),
     )
     b = Report(
         probe_id="pb",
-        host=Host(hostname="b", addresses=["127.0.0.1", "192.168.1.11"]),
+        host=Host(hostname="b", addresses=("127.0.0.1", "192.168.1.11")),
         timestamp=1.0,
         host_netns=NS_A,
-        processes=[Process(pid=300, name="httpd", container_id=cid_server)],
-        containers=[
+        processes=(Process(pid=300, name="httpd", container_id=cid_server),),
+        containers=(
             Container(
-                id=cid_server, name="server", state="running", ips=["10.0.0.2"], pid=300, netns=NS_B
+                id=cid_server,
+                name="server",
+                state="running",
+                ips=("10.0.0.2",),
+                pid=300,
+                netns=NS_B,
             ),
-        ],
-        connections=[
+        ),
+        connections=(
             Connection("tcp", "0.0.0.0", 80, state="LISTEN", pid=300, netns=NS_B),
             Connection("tcp", "10.0.0.2", 80, "192.168.1.10", 40000, "ESTABLISHED", 300, NS_B),
-        ],
+        ),
     )
     return a, b
 
@@ -148,7 +158,7 @@ def test_merge_replaces_a_probes_snapshot_and_expires_it() -> None:
     store.ingest(b, 0.0)
     assert len(store.topology("containers")) == 2
     # b's next snapshot has no container: it is removed, a's stays.
-    b2 = msgspec.structs.replace(b, containers=[], processes=[], connections=[])
+    b2 = msgspec.structs.replace(b, containers=(), processes=(), connections=())
     changes = store.ingest(b2, 5.0)
     assert changes["containers"] == {container_id("b" * 64): None}
     assert set(store.topology("containers")) == {container_id("a" * 64)}
@@ -188,39 +198,39 @@ def test_pods_and_services() -> None:
     a, b = two_hosts()
     a = msgspec.structs.replace(
         a,
-        pods=[
+        pods=(
             Pod(
                 uid="pa1",
                 name="client-pod",
                 namespace="ns",
                 labels={"app": "client"},
-                containers=["a" * 64],
-            )
-        ],
+                containers=("a" * 64,),
+            ),
+        ),
     )
     b = msgspec.structs.replace(
         b,
-        pods=[
+        pods=(
             Pod(
                 uid="pb1",
                 name="server-pod",
                 namespace="ns",
                 labels={"app": "server"},
-                containers=["b" * 64],
+                containers=("b" * 64,),
                 ip="10.0.0.2",
-            )
-        ],
-        services=[
+            ),
+        ),
+        services=(
             Service(
                 uid="s1",
                 name="server",
                 namespace="ns",
                 selector={"app": "server"},
                 cluster_ip="10.96.0.10",
-                ports=[80],
+                ports=(80,),
             ),
             Service(uid="s2", name="client", namespace="ns", selector={"app": "client"}),
-        ],
+        ),
     )
     store = Store()
     store.ingest(b, 1.0)
@@ -341,7 +351,7 @@ def test_metrics_only_changes_become_slim_updates() -> None:
     store.ingest(a, 1.0)
     server = container_id("b" * 64)
     hotter = msgspec.structs.replace(
-        b, containers=[msgspec.structs.replace(b.containers[0], cpu_percent=42.0)]
+        b, containers=(msgspec.structs.replace(b.containers[0], cpu_percent=42.0),)
     )
     changes = store.ingest(hotter, 2.0)
     assert store.metrics_only["containers"] == {server}
@@ -352,7 +362,7 @@ def test_metrics_only_changes_become_slim_updates() -> None:
     diff = view_diff("containers", set(), changes["containers"], None, {server})
     assert [n.id for n in diff.add] == [server] and diff.metrics == []
     renamed = msgspec.structs.replace(
-        hotter, containers=[msgspec.structs.replace(hotter.containers[0], name="renamed")]
+        hotter, containers=(msgspec.structs.replace(hotter.containers[0], name="renamed"),)
     )
     store.ingest(renamed, 3.0)
     assert store.metrics_only["containers"] == set()

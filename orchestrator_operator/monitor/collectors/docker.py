@@ -81,7 +81,7 @@ class _Inspected:
     pid: int
     memory_limit: int
     cpu_quota: float
-    ips: list[str]
+    ips: tuple[str, ...]
     created: float
 
 
@@ -135,7 +135,7 @@ class DockerCollector:
             pid=int((data.get("State") or {}).get("Pid") or 0),
             memory_limit=int(host_config.get("Memory") or 0),
             cpu_quota=nano / 1e9 if nano else (quota / period if quota > 0 else 0.0),
-            ips=sorted({n["IPAddress"] for n in networks.values() if n.get("IPAddress")}),
+            ips=tuple(sorted({n["IPAddress"] for n in networks.values() if n.get("IPAddress")})),
             created=_parse_created(str(data.get("Created", ""))),
         )
 
@@ -176,7 +176,7 @@ class DockerCollector:
                     self._cpu[cid] = (cpu_ns, now)
             else:
                 self._cpu.pop(cid, None)
-            ports = [
+            ports = tuple(
                 Port(
                     container_port=int(p.get("PrivatePort") or 0),
                     proto=str(p.get("Type") or "tcp"),
@@ -184,7 +184,7 @@ class DockerCollector:
                     host_port=int(p.get("PublicPort") or 0),
                 )
                 for p in s.get("Ports") or []
-            ]
+            )
             names = s.get("Names") or [cid[:12]]
             out.append(
                 Container(

@@ -45,13 +45,13 @@ class HostCollector:
         mem = psutil.virtual_memory()
         return Host(
             hostname=self.hostname,
-            addresses=host_addresses(),
+            addresses=tuple(host_addresses()),
             os=self._os,
             kernel=self._kernel,
             cpus=os.cpu_count() or 0,
             memory_total=int(mem.total),
             memory_used=int(mem.total - mem.available),
             cpu_percent=float(psutil.cpu_percent(None)),
-            load=[round(x, 2) for x in os.getloadavg()],
+            load=tuple(round(x, 2) for x in os.getloadavg()),
             uptime=round(time.time() - psutil.boot_time(), 1),
         )

@@ -64,7 +64,7 @@ class KubernetesCollector:
             phase=(p.status.phase or "") if p.status else "",
             ip=(p.status.pod_ip or "") if p.status else "",
             labels=dict(p.metadata.labels or {}),
-            containers=[_strip_runtime(s.container_id) for s in statuses if s.container_id],
+            containers=tuple(_strip_runtime(s.container_id) for s in statuses if s.container_id),
         )
 
     @staticmethod
@@ -75,5 +75,5 @@ class KubernetesCollector:
             namespace=s.metadata.namespace,
             cluster_ip=s.spec.cluster_ip or "",
             selector=dict(s.spec.selector or {}),
-            ports=[int(p.port) for p in (s.spec.ports or [])],
+            ports=tuple(int(p.port) for p in (s.spec.ports or [])),
         )
