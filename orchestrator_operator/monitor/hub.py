@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 
 import msgspec
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from orchestrator_operator.monitor.diff import Changes, Diff, view_diff
 from orchestrator_operator.monitor.topology import Node, NodeFilter
@@ -70,7 +70,7 @@ class Hub:
         try:
             first = view_diff(topology, viewer.visible, dict(snapshot()), viewer.filter)
             first.reset = True
-            await ws.send_str(_encoder.encode(first).decode())
+            await ws.send_frame(_encoder.encode(first), WSMsgType.TEXT)
             reader = asyncio.create_task(self._drain(ws))
             try:
                 while not ws.closed and not reader.done():
@@ -85,7 +85,9 @@ class Hub:
                     flags, viewer.metrics_only = viewer.metrics_only, set()
                     diff: Diff = view_diff(topology, viewer.visible, pending, viewer.filter, flags)
                     if not diff.empty():
-                        await ws.send_str(_encoder.encode(diff).decode())
+                        # a text frame straight from the encoder's UTF-8 bytes (send_str
+                        # would decode and encode again)
+                        await ws.send_frame(_encoder.encode(diff), WSMsgType.TEXT)
                         if self.on_sent is not None:
                             self.on_sent()
             finally:

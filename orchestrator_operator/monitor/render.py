@@ -40,14 +40,14 @@ class TopologyRenderer:
         touched.clear()
         for probe in [p for p in fragments if p not in store.probes]:
             del fragments[probe]
-        body = b"".join(
-            (
-                b'{"topology":',
-                _encoder.encode(topology),
-                b',"nodes":{',
-                b",".join(f for f in fragments.values() if f),
-                b"}}",
-            )
-        )
+        # one join (25 MiB at 20,000 containers): fragments and separators in one list
+        parts = [b'{"topology":', _encoder.encode(topology), b',"nodes":{']
+        for fragment in fragments.values():
+            parts.append(fragment)
+            parts.append(b",")
+        if fragments:
+            parts.pop()
+        parts.append(b"}}")
+        body = b"".join(parts)
         self._full[topology] = (store.version, body)
         return body

@@ -256,13 +256,8 @@ def edge_ids(src: Owner, dst: Owner) -> dict[str, tuple[str, str]]:
 Edges = dict[str, dict[str, tuple[str, ...]]]  # topology -> source id -> destination ids
 
 
-def resolve_edges(
-    report: Report, lookup: Lookup, local: Local | None = None, containers_only: bool = False
-) -> Edges:
-    """topology -> source node id -> destination node ids, for one report's connections.
-
-    ``containers_only`` resolves just the connections of containers (the other topologies'
-    edges then come out incomplete: use the result for containers only)."""
+def resolve_edges(report: Report, lookup: Lookup, local: Local | None = None) -> Edges:
+    """topology -> source node id -> destination node ids, for one report's connections."""
     local = local or Local(report)
     pairs: set[tuple[Owner, Owner]] = set()
     service_edges: set[tuple[str, str]] = set()
@@ -271,12 +266,6 @@ def resolve_edges(
     processes: dict[str, set[str]] = {}
     pods: dict[str, set[str]] = {}
     for src, key in client_connections(report, local):
-        if containers_only:
-            if src.container:
-                dst = lookup(key)
-                if dst is not None and dst.container and src.container != dst.container:
-                    containers.setdefault(src.container, set()).add(dst.container)
-            continue
         dst = lookup(key)
         if dst is None:
             continue
@@ -311,6 +300,45 @@ def resolve_edges(
             for a, bs in pods.items()
         },
     }
+
+
+def container_edges(
+    report: Report, lookup: Lookup, local: Local | None = None
+) -> dict[str, tuple[str, ...]]:
+    """The containers topology's adjacency alone: what ``resolve_edges`` gives for
+    containers, without making an owner for every socket (the ingest path while only the
+    containers topology is watched)."""
+    local = local or Local(report)
+    procs = local.procs
+    netns_container = local.netns_container
+    host_netns = report.host_netns
+    probe = report.probe_id
+    listening: set[tuple[int, str, int]] = set()
+    for conn in report.connections:
+        if conn.state == "LISTEN":
+            listening.add((conn.netns, conn.proto, conn.local_port))
+    out: dict[str, set[str]] = {}
+    for conn in report.connections:
+        if conn.state not in CLIENT_STATES or not conn.remote_port:
+            continue
+        # the source container, as Local.owner names it
+        proc = procs.get(conn.pid)
+        src = proc.container_id if proc is not None else ""
+        if not src and conn.netns != host_netns:
+            src = netns_container.get(conn.netns, "")
+        if not src or (conn.netns, conn.proto, conn.local_port) in listening:
+            continue
+        if _is_loopback(conn.remote_ip):
+            key = (conn.proto, _loopback_scope(probe, conn.netns), conn.remote_port)
+        else:
+            key = (conn.proto, conn.remote_ip, conn.remote_port)
+        dst = lookup(key)
+        if dst is not None and dst.container and dst.container != src:
+            targets = out.get(src)
+            if targets is None:
+                targets = out[src] = set()
+            targets.add(dst.container)
+    return {container_id(a): tuple(sorted(container_id(b) for b in bs)) for a, bs in out.items()}
 
 
 # -- nodes ---------------------------------------------------------------------------------
