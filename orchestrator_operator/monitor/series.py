@@ -52,6 +52,7 @@ class SeriesStore:
         self.series: dict[str, dict[str, Ring]] = {}
         self.max_series = max_series
         self._count = 0
+        self._to_prune: list[str] = []  # node ids left in the current pruning pass
 
     def put(self, node_id: str, metrics: Iterable[tuple[str, float]], ts: float) -> None:
         rings = self.series.get(node_id)
@@ -69,12 +70,24 @@ class SeriesStore:
     def get(self, node_id: str, now: float | None = None) -> dict[str, list[tuple[float, float]]]:
         return {name: ring.points(now) for name, ring in self.series.get(node_id, {}).items()}
 
-    def prune(self, now: float) -> int:
-        """Drop series whose newest point is older than the window; returns how many."""
+    def prune(self, now: float, budget: int | None = None) -> int:
+        """Drop series whose newest point is older than the window; returns how many.
+
+        With a ``budget``, look at no more than that many nodes and go on from there on the
+        next call (a pass over 20,000 nodes at once held the event loop for tens of ms)."""
         horizon = int(now // STEP) - SLOTS
         dropped = 0
-        for node_id in list(self.series):
-            rings = self.series[node_id]
+        if not self._to_prune:
+            self._to_prune = list(self.series)
+        if budget is None or budget >= len(self._to_prune):
+            batch, self._to_prune = self._to_prune, []
+        else:
+            batch = self._to_prune[-budget:]
+            del self._to_prune[-budget:]
+        for node_id in batch:
+            rings = self.series.get(node_id)
+            if rings is None:
+                continue
             for name in [n for n, r in rings.items() if r.last < horizon]:
                 del rings[name]
                 dropped += 1

@@ -290,6 +290,19 @@ def test_series_store_prunes_stale_series() -> None:
     assert list(store.series) == ["n2"]
 
 
+def test_series_store_prunes_in_slices() -> None:
+    store = SeriesStore()
+    for k in range(5):
+        store.put(f"old{k}", [("cpu", 1.0)], 0.0)
+    store.put("new", [("cpu", 1.0)], 10_000.0)
+    # two nodes per call: a pass over the six takes three calls, then a new pass starts
+    assert sum(store.prune(10_000.0, budget=2) for _ in range(3)) == 5
+    assert list(store.series) == ["new"] and len(store) == 1
+    store.put("old5", [("cpu", 1.0)], 0.0)
+    assert store.prune(10_000.0, budget=2) == 1
+    assert list(store.series) == ["new"]
+
+
 def test_synthetic_fleet_resolves_edges() -> None:
     store = Store()
     fleet = 5
@@ -326,6 +339,23 @@ def test_rendered_topology_matches_the_merged_view() -> None:
     rendered = msgspec.json.decode(renderer.render("containers"))
     assert set(rendered["nodes"]) == set(store.topology("containers"))
     assert len(rendered["nodes"]) == 3 + 1 + 3
+    # a topology read recently is kept warm: its changed fragments are encoded ahead of the
+    # next read, which then has nothing left to encode
+    store.ingest(synthetic_report(3, fleet, containers=2, processes=5, connections=12), 3.0)
+    assert store.touched["containers"]
+    renderer.warm()
+    assert not store.touched["containers"]
+    rendered = msgspec.json.decode(renderer.render("containers"))
+    expected = msgspec.json.decode(
+        msgspec.json.encode({"topology": "containers", "nodes": store.topology("containers")})
+    )
+    assert rendered == expected
+    # not read within warm_seconds: no longer kept warm
+    renderer.warm_seconds = 0.0
+    store.ingest(synthetic_report(3, fleet, containers=3, processes=5, connections=12), 4.0)
+    renderer.warm()
+    assert store.touched["containers"]
+    assert len(msgspec.json.decode(renderer.render("containers"))["nodes"]) == 3 + 1 + 3
 
 
 def test_lazy_and_eager_materialization_agree() -> None:
