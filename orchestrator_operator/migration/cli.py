@@ -1,4 +1,4 @@
-"""``orchestrator zk-migrate start|status|advance|rollback|validate|report``.
+"""``orchestrator zk-migrate start|status|advance|rollback|validate|report|restore``.
 
 Drives ZkMigration objects through the Kubernetes API with the credentials the operator
 would use (in-cluster, else the kubeconfig: ``KUBECONFIG`` or ``~/.kube/config``). The
@@ -212,6 +212,71 @@ def _report(args: argparse.Namespace, api: KubeApi) -> int:
     return _finished_code(status)
 
 
+def _archive_configmaps(api: KubeApi, namespace: str, status: dict[str, Any]) -> list[Any]:
+    names = status.get("archive") or []
+    if not names:
+        raise CliError(
+            "no archive: it is written in phase 6 (RetireSource) and deleted when it expires"
+            " (rollbackRetention) or with the ZkMigration"
+        )
+    found = [api.get("v1", "ConfigMap", namespace, name) for name in names]
+    gone = [name for name, cm in zip(names, found, strict=True) if cm is None]
+    if gone:
+        raise CliError(f"archive ConfigMaps not found (expired or deleted): {', '.join(gone)}")
+    return found
+
+
+def _restore(args: argparse.Namespace, api: KubeApi) -> int:
+    from kazoo.exceptions import KazooException
+
+    from ..zk.connection import SyncError, close, connect
+    from ..zk.model import parent_of
+    from ..zk.reader import read_tree
+    from ..zk.writer import Applier
+    from . import archive
+
+    obj = _get_migration(api, args.namespace, args.name)
+    status = obj.get("status") or {}
+    try:
+        nodes = archive.archived_nodes(
+            archive.joined_parts(_archive_configmaps(api, args.namespace, status))
+        )
+    except archive.ArchiveError as error:
+        raise CliError(f"the archive of {args.name} cannot be read: {error}") from None
+    target = args.to or status.get("sourceConnectString")
+    if not target:
+        raise CliError("no ensemble to restore to: give --to HOSTS")
+    roots = archive.archive_roots(nodes)
+    try:
+        client = connect(target, "restore target", timeout=15, session_timeout=30)
+    except SyncError as error:
+        raise CliError(str(error)) from None
+    try:
+        current = read_tree(client, roots)
+        if current.unreadable:
+            bad = ", ".join(f"{p} ({why})" for p, why in sorted(current.unreadable.items())[:5])
+            raise CliError(f"cannot read the target's znodes to compare: {bad}")
+        plan = archive.restore_plan(nodes, current, overwrite=args.overwrite)
+        print(fmt.restore_summary(args.name, target, len(nodes), plan, dry_run=args.dry_run))
+        if args.dry_run or not plan.puts:
+            return EXIT_OK
+        for root in roots:  # a root's own parents, if gone, come back with an open ACL
+            if parent_of(root) != "/":
+                client.ensure_path(parent_of(root))
+        result = Applier(client).apply(plan.puts, bulk=True)
+    except KazooException as error:
+        raise CliError(f"ZooKeeper {target}: {type(error).__name__} {error}") from None
+    finally:
+        close(client)
+    print(f"written: {len(result.written)} znodes")
+    if result.failed:
+        for path, reason in sorted(result.failed.items())[:20]:
+            print(f"  failed {path}: {reason}", file=sys.stderr)
+        print(f"{len(result.failed)} znodes could not be written", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
 def _guarded(action: Callable[[argparse.Namespace, KubeApi], int]) -> Callable[..., int]:
     """Run an action: every failure becomes one line on stderr and exit code 2."""
 
@@ -329,4 +394,15 @@ def add_zk_migrate_parser(subparsers: Any) -> argparse.ArgumentParser:
     report = action("report", "the final report (exit 1 while not Succeeded)")
     report.add_argument("--json", action="store_true", help="a JSON document")
     report.set_defaults(func=_guarded(_report))
+
+    restore = action("restore", "write ensemble A's archive (phase 6) back onto an ensemble")
+    restore.add_argument(
+        "--to", metavar="HOSTS", help="default: ensemble A, the migration's source"
+    )
+    restore.add_argument(
+        "--overwrite", action="store_true",
+        help="also overwrite znodes whose data or ACL differ (default: keep them, list them)",
+    )  # fmt: skip
+    restore.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    restore.set_defaults(func=_guarded(_restore))
     return parser

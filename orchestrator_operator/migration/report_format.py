@@ -22,6 +22,7 @@ from ..models import ZK_MIGRATION
 from ..models.mesoscluster import MesosClusterSpec
 from ..models.routing import MastersComponent, ZkRouting
 from ..models.zkmigration import PHASES, ZkMigrationSpec
+from .archive import RestorePlan
 from .machine import MAX_LAG_SECONDS, STABLE_SECONDS, routing_for
 
 TERMINAL_PHASES = ("Succeeded", "RolledBack", "Invalid")
@@ -556,4 +557,21 @@ def report_text(obj: Manifest) -> str:
             f"leader changes: {doc['leader']['changes']}; leader now {doc['leader']['id']}"
         )
     lines.append(sync_line(status.get("sync")))
+    return "\n".join(lines)
+
+
+def restore_summary(
+    name: str, target: str, archived: int, plan: RestorePlan, *, dry_run: bool
+) -> str:
+    overwrites = len(plan.puts) - plan.creates
+    lines = [
+        f"archive of {name}: {archived} znodes; on {target}: {plan.unchanged} already equal,"
+        f" {plan.creates} to create, {overwrites} to overwrite, {len(plan.kept)} differ and"
+        " are kept" + (" (dry run: nothing written)" if dry_run else ""),
+    ]
+    if plan.kept:
+        lines.append("kept as they are (--overwrite replaces them; an ephemeral znode never):")
+        lines += [f"  {path}" for path in plan.kept[:20]]
+        if len(plan.kept) > 20:
+            lines.append(f"  ... and {len(plan.kept) - 20} more")
     return "\n".join(lines)

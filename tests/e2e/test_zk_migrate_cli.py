@@ -10,13 +10,18 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kazoo.client import KazooClient
+from kazoo.security import make_acl
 
+from orchestrator_operator.migration import archive
 from testenv.kube import KubeTestEnv
+from testenv.zookeeper import ZkEnsemble
 
 pytestmark = pytest.mark.kube
 NS = "default"
@@ -297,3 +302,80 @@ def test_errors_are_one_line_and_exit_2(kube_env: KubeTestEnv, tmp_path: Path) -
     assert no_config.returncode == 2
     assert "no Kubernetes credentials" in no_config.stderr
     assert "Traceback" not in no_config.stderr
+
+
+@pytest.mark.zookeeper
+@pytest.mark.usefixtures("operator_frozen")
+def test_restore_writes_the_archive_back(
+    kube_env: KubeTestEnv, cluster: str, zk_ensemble: ZkEnsemble
+) -> None:
+    """Phase 6's archive of A (real ZooKeeper, real ConfigMaps, three parts) written back
+    after A lost a subtree and one znode changed."""
+    zk = KazooClient(hosts=zk_ensemble.connect_string)
+    zk.start(timeout=15)
+    try:
+        zk.create("/rt/mesos/log", b"entries", makepath=True)
+        for i in range(30):  # incompressible, so the archive takes several ConfigMaps
+            zk.create(f"/rt/mesos/log/{i:02}", os.urandom(60_000))
+        zk.create("/rt/marathon/state", b"v1", makepath=True)
+        zk.create("/rt/marathon/frozen", b"ro", acl=[make_acl("world", "anyone", read=True)])
+        blob = archive.read_archive(zk, ["/rt/mesos", "/rt/marathon"])
+
+        assert cli(kube_env, "start", "mig", "-n", NS, "--cluster", cluster,
+                   "--target-connect", TARGET).returncode == 0  # fmt: skip
+        mig = kubectl_json(kube_env, "get", "zkmigration", "mig", "-n", NS)
+        owner = {"apiVersion": mig["apiVersion"], "kind": "ZkMigration", "name": "mig",
+                 "uid": mig["metadata"]["uid"]}  # fmt: skip
+        parts = archive.archive_configmaps("mig", NS, owner, blob, datetime.now(UTC))
+        assert len(parts) >= 2
+        applied = kube_env.kubectl_run("create", "-f", "-",
+                                       input=yaml.safe_dump({"apiVersion": "v1", "kind": "List",
+                                                             "items": parts}))  # fmt: skip
+        assert applied.returncode == 0, applied.stderr
+        names = [p["metadata"]["name"] for p in parts]
+        write_status(kube_env, "mig", {"phase": "Succeeded", "archive": names,
+                                       "sourceConnectString": zk_ensemble.connect_string})
+
+        zk.delete("/rt/mesos", recursive=True)  # lost on A
+        zk.set("/rt/marathon/state", b"v2")  # changed since
+
+        dry = cli(kube_env, "restore", "mig", "-n", NS, "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert "35 znodes" in dry.stdout and "2 already equal, 32 to create" in dry.stdout
+        assert "1 differ and are kept" in dry.stdout and "/rt/marathon/state" in dry.stdout
+        assert not zk.exists("/rt/mesos")
+
+        restored = cli(kube_env, "restore", "mig", "-n", NS)
+        assert restored.returncode == 0, restored.stderr
+        assert "written: 32 znodes" in restored.stdout
+        assert zk.get("/rt/mesos/log")[0] == b"entries"
+        assert sorted(zk.get_children("/rt/mesos/log")) == [f"{i:02}" for i in range(30)]
+        assert zk.get("/rt/marathon/state")[0] == b"v2"  # kept
+        assert zk.get_acls("/rt/marathon/frozen")[0] == [make_acl("world", "anyone", read=True)]
+
+        again = cli(kube_env, "restore", "mig", "-n", NS, "--overwrite")
+        assert again.returncode == 0, again.stderr
+        assert "34 already equal" in again.stdout and "1 to overwrite" in again.stdout
+        assert zk.get("/rt/marathon/state")[0] == b"v1"
+
+        kube_env.kubectl_run("delete", "configmap", names[1], "-n", NS)
+        gone = cli(kube_env, "restore", "mig", "-n", NS, "--to", zk_ensemble.connect_string)
+        assert gone.returncode == 2
+        assert gone.stderr.strip() == (
+            f"zk-migrate restore: archive ConfigMaps not found (expired or deleted): {names[1]}"
+        )
+    finally:
+        kube_env.kubectl_run("delete", "configmap", "-n", NS,
+                             "-l", "orchestrator.dev/zkmigration=mig")  # fmt: skip
+        zk.delete("/rt", recursive=True)
+        zk.stop()
+        zk.close()
+
+
+@pytest.mark.usefixtures("operator_frozen")
+def test_restore_without_an_archive_says_why(kube_env: KubeTestEnv, cluster: str) -> None:
+    assert cli(kube_env, "start", "mig", "-n", NS, "--cluster", cluster,
+               "--target-connect", TARGET).returncode == 0  # fmt: skip
+    result = cli(kube_env, "restore", "mig", "-n", NS)
+    assert result.returncode == 2
+    assert "no archive: it is written in phase 6" in result.stderr
