@@ -4,7 +4,8 @@ kazoo's client is blocking; Kopf runs sync handlers and timers in its thread poo
 pool is thread-safe, with one lock per connect string (a slow ensemble does not hold up the
 others). A connect string that cannot be reached raises ZkUnreachable with a message for the
 user, and keeps raising it without a new attempt for a while, so that many clusters pointing
-at a dead ensemble do not each block a worker on every tick.
+at a dead ensemble do not each block a worker on every tick. A session nobody has asked for
+in a while (its MesosCluster or ZkMigration is gone) is closed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kazoo.retry import KazooRetry
 CONNECT_TIMEOUT_SECONDS = 3.0
 RETRY_MAX_DELAY_SECONDS = 2.0  # so a client being stopped notices soon
 RETRY_AFTER_SECONDS = 15.0
+IDLE_SECONDS = 300.0  # observers ask every second or two while their object exists
 
 
 class ZkUnreachable(Exception):
@@ -33,15 +35,20 @@ class ZkClientPool:
         self,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
         retry_after: float = RETRY_AFTER_SECONDS,
+        idle_after: float = IDLE_SECONDS,
     ) -> None:
         self._clients: dict[str, Any] = {}
+        self._last_used: dict[str, float] = {}
         self._failures: dict[str, tuple[float, str]] = {}  # hosts -> (when, message)
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._timeout = connect_timeout
         self._retry_after = retry_after
+        self._idle_after = idle_after
 
     def get(self, hosts: str) -> Any:
         """A connected KazooClient for `hosts`."""
+        self._close_idle(except_for=hosts)
+        self._last_used[hosts] = time.monotonic()
         with self._locks[hosts]:
             client = self._clients.get(hosts)
             if client is not None:
@@ -83,6 +90,26 @@ class ZkClientPool:
                 return False
             time.sleep(0.1)
         return True
+
+    def _close_idle(self, except_for: str) -> None:
+        now = time.monotonic()
+        for hosts, used in list(self._last_used.items()):
+            if hosts == except_for or now - used < self._idle_after:
+                continue
+            lock = self._locks[hosts]
+            if not lock.acquire(blocking=False):
+                continue  # someone is using it right now
+            try:
+                client = self._clients.pop(hosts, None)
+                self._last_used.pop(hosts, None)
+                self._failures.pop(hosts, None)
+            finally:
+                lock.release()
+            if client is not None:
+                _discard(client)
+
+    def open_sessions(self) -> list[str]:
+        return sorted(self._clients)
 
     def close(self) -> None:
         for hosts, client in list(self._clients.items()):

@@ -41,3 +41,25 @@ def test_a_lost_ensemble_gives_a_clear_error_quickly_and_a_new_session_once_back
         assert client.get_children("/") is not None
     finally:
         pool.close()
+
+
+def test_a_session_nobody_asks_for_is_closed(zk_ensemble_factory: ZkEnsembleFactory) -> None:
+    """A MesosCluster deleted while its ensemble lives: its session does not stay open."""
+    first, second = zk_ensemble_factory(1), zk_ensemble_factory(1)
+    pool = ZkClientPool(idle_after=1.0)
+    try:
+        gone = pool.get(first.connect_string)
+        kept = pool.get(second.connect_string)
+        assert pool.open_sessions() == sorted([first.connect_string, second.connect_string])
+        for _ in range(4):  # only the second ensemble's observer keeps asking
+            time.sleep(0.5)
+            assert pool.get(second.connect_string) is kept
+        assert pool.open_sessions() == [second.connect_string]
+        deadline = time.monotonic() + 15
+        while gone.connected:  # closed in the background
+            assert time.monotonic() < deadline, "the idle session was not closed"
+            time.sleep(0.1)
+        assert kept.connected
+        assert pool.get(first.connect_string) is not gone  # asked again: a new session
+    finally:
+        pool.close()
