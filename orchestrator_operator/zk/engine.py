@@ -41,8 +41,11 @@ from .conflict import (
     decide_one_way,
 )
 from .connection import SyncError, close, connect
+from .features import has_multi_read
 from .metrics import SyncMetrics
 from .model import NodeState, Side, is_under, join, normalize_root, parent_of
+from .multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
+from .persistent import add_recursive_watch
 from .reader import ReadAborted, Watches, read_tree
 from .state import ConflictRecord, EngineState, load_state, save_state
 from .writer import Applier, ApplyResult, Op, Put, Remove
@@ -136,6 +139,9 @@ class SyncEngine:
         self._watches: dict[Side, Watches] = {
             side: Watches(data=self._watcher(side), children=self._watcher(side)) for side in Side
         }
+        # ZooKeeper >= 3.6 (multiRead and addWatch): one persistent recursive watch per root
+        # and bulk reads without watches; older servers: a data and a child watch per znode.
+        self._recursive: dict[Side, bool] = {Side.A: False, Side.B: False}
         self._worker: threading.Thread | None = None
         self._state_dirty = False
         self._state_saved_at = 0.0
@@ -158,6 +164,7 @@ class SyncEngine:
                 self._close_clients()
                 raise
             self.clients[side] = client
+            self._recursive[side] = has_multi_read(client)
             self.appliers[side] = Applier(client)
             self._connected[side] = True
             self.metrics.connected.labels(side.value).set(1)
@@ -294,6 +301,34 @@ class SyncEngine:
 
         return on_event
 
+    def _recursive_watcher(self, side: Side) -> Callable[[Any], None]:
+        """Events of a persistent recursive watch: exact paths, no child events, so a create
+        or delete also queues a look at its parent's children (the cached child list)."""
+        kinds = {EventType.CHANGED: "data", EventType.CREATED: "data", EventType.DELETED: "deleted"}
+
+        def on_event(event: Any) -> None:
+            kind = kinds.get(event.type)
+            if kind is None or not event.path:
+                return
+            self.metrics.events.labels(side.value).inc()
+            self._idle.clear()
+            now = time.monotonic()
+            self._queue.put((side, kind, event.path, now))
+            parent = parent_of(event.path)
+            if event.type != EventType.CHANGED and any(is_under(parent, r) for r in self.roots):
+                self._queue.put((side, "child", parent, now))
+
+        return on_event
+
+    def _watched(self, side: Side) -> bool:
+        return side is Side.A or self.config.bidirectional
+
+    def _per_znode_watches(self, side: Side) -> Watches | None:
+        """The watches to arm on every znode read on ``side`` (None: none needed)."""
+        if not self._watched(side) or self._recursive[side]:
+            return None
+        return self._watches[side]
+
     def _listener(self, side: Side) -> Callable[[Any], None]:
         def on_state(state: Any) -> None:
             if self._stop.is_set():
@@ -415,22 +450,28 @@ class SyncEngine:
 
     def _refresh(self, side: Side, entries: dict[str, _Pending]) -> set[str]:
         """Re-read what the events point at (re-arming the watches that fired)."""
-        client, cache, w = self.clients[side], self.cache[side], self._watches[side]
+        client, cache = self.clients[side], self.cache[side]
+        w = self._per_znode_watches(side) or Watches()
         touched: set[str] = set()
         full: list[str] = []
         data_paths = [p for p, e in entries.items() if e.kinds & {"data", "deleted"}]
         child_paths = [p for p, e in entries.items() if "child" in e.kinds]
-        gets = [(p, client.get_async(p, watch=w.data)) for p in data_paths]
-        kids = [(p, client.get_children_async(p, watch=w.children)) for p in child_paths]
+        ops = [ReadOp(GET_DATA, p, w.data) for p in data_paths]
+        ops += [ReadOp(GET_CHILDREN, p, w.children) for p in child_paths]
+        results = run_reads(client, ops, multi=self._recursive[side])
+        gets = zip(data_paths, results[: len(data_paths)], strict=True)
+        kids = zip(child_paths, results[len(data_paths) :], strict=True)
         for path, res in gets:
-            try:
-                data, stat = res.get(timeout=60)
-            except NoNodeError:
+            if isinstance(res, NoNodeError):
                 self._forget(side, path, touched)
                 continue
-            except NoAuthError:
+            if isinstance(res, NoAuthError):
                 self._unreadable(side, path, "not authorized to read (ACL)")
                 continue
+            if isinstance(res, Exception):
+                raise res
+            assert isinstance(res, tuple)
+            data, stat = res
             old = cache.get(path)
             if (
                 old is None
@@ -448,15 +489,16 @@ class SyncEngine:
                 num_children=stat.numChildren,
             )
             touched.add(path)
-        for path, res in kids:
-            try:
-                names = res.get(timeout=60)
-            except NoNodeError:
+        for path, names in kids:
+            if isinstance(names, NoNodeError):
                 self._forget(side, path, touched)
                 continue
-            except NoAuthError:
+            if isinstance(names, NoAuthError):
                 self._unreadable(side, path, "not authorized to list children (ACL)")
                 continue
+            if isinstance(names, Exception):
+                raise names
+            assert isinstance(names, list)
             old = cache.get(path)
             if old is None:
                 full.append(path)
@@ -467,7 +509,7 @@ class SyncEngine:
                 self._forget(side, join(path, gone), touched)
             cache[path] = dataclasses.replace(old, children=tuple(sorted(now)))
         if full:
-            snap = read_tree(client, list(dict.fromkeys(full)), w)
+            snap = read_tree(client, list(dict.fromkeys(full)), self._per_znode_watches(side))
             for path, node in snap.nodes.items():
                 cache[path] = node
                 touched.add(path)
@@ -476,7 +518,7 @@ class SyncEngine:
             for path, why in snap.unreadable.items():
                 self._unreadable(side, path, why)
         for root in self.roots:
-            if root in touched and root not in cache:
+            if root in touched and root not in cache and not self._recursive[side]:
                 client.exists_async(root, watch=w.data)  # tell us when it comes back
         return touched
 
@@ -665,7 +707,7 @@ class SyncEngine:
         for path, why in result.failed.items():
             log.error("side %s: could not write %s: %s", side.value, path, why)
             self.metrics.errors.labels("write_failed").inc()
-        if result.created and (side is Side.A or bidi):
+        if result.created and self._watched(side) and not self._recursive[side]:
             self._arm_created(side, sorted(result.created))
         now = time.monotonic()
         for path in result.raced:
@@ -708,13 +750,18 @@ class SyncEngine:
             t0 = time.monotonic()
             for side in Side:
                 self.state.remember_session(side.value, self.appliers[side].session_id)
-            watch_b = self._watches[Side.B] if self.config.bidirectional else None
+            for side in Side:
+                if self._watched(side) and self._recursive[side]:
+                    # before the read, so that nothing changed meanwhile goes unseen
+                    watcher = self._recursive_watcher(side)
+                    for root in self.roots:
+                        add_recursive_watch(self.clients[side], root, watcher)
             abort = self._stop.is_set  # a stop does not wait for a long read to finish
             snaps = {
-                Side.A: read_tree(
-                    self.clients[Side.A], self.roots, self._watches[Side.A], abort=abort
-                ),
-                Side.B: read_tree(self.clients[Side.B], self.roots, watch_b, abort=abort),
+                side: read_tree(
+                    self.clients[side], self.roots, self._per_znode_watches(side), abort=abort
+                )
+                for side in Side
             }
             for side, snap in snaps.items():
                 self.cache[side] = snap.nodes
@@ -725,7 +772,7 @@ class SyncEngine:
                 if snap.missing_roots and side is Side.A:
                     log.warning("source path(s) %s absent on source", ", ".join(snap.missing_roots))
                 for root in snap.missing_roots:
-                    if side is Side.A or self.config.bidirectional:
+                    if self._per_znode_watches(side) is not None:
                         self.clients[side].exists(root, watch=self._watches[side].data)
             paths = set(self.cache[Side.A]) | set(self.cache[Side.B])
             paths |= {p for p in self.state.base if any(is_under(p, r) for r in self.roots)}

@@ -1,9 +1,12 @@
-"""Pipelined reads of znodes and subtrees with kazoo (many requests in flight at once).
+"""Bulk reads of znodes and subtrees with kazoo.
 
-kazoo 2.11 has neither multiRead nor persistent recursive watches, so a subtree is read
-breadth-first, one level at a time, with every request of a level in flight together
-(bounded by ``window``). When watch callbacks are given, the same requests arm a data watch
-and a child watch on every znode read, which is how the engine follows changes.
+A subtree is read breadth-first, one level at a time. Where the server has multiRead
+(ZooKeeper >= 3.6) the data and children of a whole level go in a few multiRead requests
+and the ACLs through a short-lived raw session pipelining getACL (kazoo has neither
+multiRead nor a cheap request); on an older server every znode costs three kazoo requests
+(data, ACL, children), pipelined up to ``window`` at a time. When watch callbacks are
+given, the same reads arm a data watch and a child watch on every znode read, which is
+how the engine follows changes.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.exceptions import NoAuthError, NoNodeError
+from kazoo.protocol.states import ZnodeStat
 
-from .model import NodeState, TreeSnapshot, acl_from_kazoo, join
+from .acls import AclReader
+from .features import has_multi_read
+from .model import Acl, NodeState, TreeSnapshot, acl_from_kazoo, join
+from .multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
 
 Watch = Callable[[Any], None]
 
@@ -34,16 +41,21 @@ class Watches:
 
 
 def _state(
-    path: str, data: bytes, stat: Any, acl: Any, children: Sequence[str] | None
+    path: str,
+    data: bytes,
+    stat: Any,
+    acl: Acl,
+    children: Sequence[str] | None,
+    aversion: int | None = None,
 ) -> NodeState:
     return NodeState(
         path=path,
         data=data or b"",
-        acl=acl_from_kazoo(acl),
+        acl=acl,
         ephemeral_owner=int(stat.ephemeralOwner),
         mtime_ms=int(stat.mtime),
         version=int(stat.version),
-        aversion=int(stat.aversion),
+        aversion=int(stat.aversion if aversion is None else aversion),
         cversion=int(stat.cversion),
         num_children=int(stat.numChildren),
         children=None if children is None else tuple(sorted(children)),
@@ -59,14 +71,80 @@ def read_nodes(
     window: int = DEFAULT_WINDOW,
     timeout: float = DEFAULT_TIMEOUT,
     abort: Callable[[], bool] | None = None,
+    acls: AclReader | None = None,
 ) -> tuple[dict[str, NodeState | None], dict[str, str]]:
-    """Read data, stat, ACL (and children) of ``paths``, pipelined.
+    """Read data, stat, ACL (and children) of ``paths``.
 
     Returns ({path: NodeState or None when absent}, {path: reason} for unreadable paths).
     Connection errors propagate. With ``children=False`` the children of znodes whose stat
-    says they have none are not requested (and no child watch is armed). ``abort`` is
-    checked before each window of requests: when it returns True, ReadAborted is raised.
+    says they have none may be left unrequested (no child watch armed; the multiRead path
+    reads them anyway, it costs nothing there). ``abort`` is checked before each window of
+    requests: when it returns True, ReadAborted is raised. ``acls``: an open AclReader to
+    reuse (read_tree shares one across levels).
     """
+    if not has_multi_read(client):
+        return _read_nodes_singly(client, paths, watches, children, window, timeout, abort)
+    if acls is not None:
+        return _read_nodes_multi(client, paths, watches, timeout, abort, acls)
+    with AclReader(client, timeout) as own:
+        return _read_nodes_multi(client, paths, watches, timeout, abort, own)
+
+
+def _read_nodes_multi(
+    client: Any,
+    paths: Sequence[str],
+    watches: Watches | None,
+    timeout: float,
+    abort: Callable[[], bool] | None,
+    acls: AclReader,
+) -> tuple[dict[str, NodeState | None], dict[str, str]]:
+    w = watches or Watches()
+    ops: list[ReadOp] = []
+    for path in paths:
+        ops.append(ReadOp(GET_DATA, path, w.data))
+        ops.append(ReadOp(GET_CHILDREN, path, w.children))
+    results = run_reads(client, ops, multi=True, timeout=timeout, abort=abort)
+    found: dict[str, NodeState | None] = {}
+    unreadable: dict[str, str] = {}
+    readable: list[tuple[str, bytes, ZnodeStat, list[str]]] = []
+    for i, path in enumerate(paths):
+        got, kids = results[2 * i], results[2 * i + 1]
+        if isinstance(got, NoAuthError) or isinstance(kids, NoAuthError):
+            what = "read" if isinstance(got, NoAuthError) else "list children"
+            unreadable[path] = f"not authorized to {what} (ACL)"
+        elif isinstance(got, NoNodeError) or isinstance(kids, NoNodeError):
+            found[path] = None  # gone (a watch armed by a read that succeeded will fire)
+        elif isinstance(got, Exception):
+            raise got
+        elif isinstance(kids, Exception):
+            raise kids
+        else:
+            assert isinstance(got, tuple) and isinstance(kids, list)
+            readable.append((path, got[0], got[1], kids))
+    if abort is not None and abort():
+        raise ReadAborted()
+    acl_of = acls.read([(p, stat) for p, _, stat, _ in readable])
+    for path, data, stat, kids in readable:
+        acl = acl_of.get(path)
+        if isinstance(acl, str):
+            unreadable[path] = acl
+        elif acl is None:
+            found[path] = None
+        else:
+            found[path] = _state(path, data, stat, acl[0], kids, aversion=acl[1])
+    return found, unreadable
+
+
+def _read_nodes_singly(
+    client: Any,
+    paths: Sequence[str],
+    watches: Watches | None,
+    children: bool,
+    window: int,
+    timeout: float,
+    abort: Callable[[], bool] | None,
+) -> tuple[dict[str, NodeState | None], dict[str, str]]:
+    """Servers without multiRead: three pipelined kazoo requests per znode."""
     w = watches or Watches()
     found: dict[str, NodeState | None] = {}
     unreadable: dict[str, str] = {}
@@ -100,7 +178,9 @@ def read_nodes(
             if names is None and stat.numChildren > 0:
                 second.append((path, data, stat, acl, client.get_children_async(path)))
                 continue
-            found[path] = _state(path, data, stat, acl, names if names is not None else ())
+            found[path] = _state(
+                path, data, stat, acl_from_kazoo(acl), names if names is not None else ()
+            )
         for path, data, stat, acl, kids in second:
             try:
                 names = kids.get(timeout=timeout)
@@ -110,7 +190,7 @@ def read_nodes(
             except NoAuthError:
                 unreadable[path] = "not authorized to list children (ACL)"
                 continue
-            found[path] = _state(path, data, stat, acl, names)
+            found[path] = _state(path, data, stat, acl_from_kazoo(acl), names)
     return found, unreadable
 
 
@@ -139,6 +219,20 @@ def read_tree(
     that arm no watches, e.g. verify and bootstrap-only copies). ``abort``: see read_nodes
     (a long read stops within one window of requests; no partial snapshot is returned).
     """
+    with AclReader(client, timeout) as acls:
+        return _read_tree(client, roots, watches, window, timeout, leaf_children, abort, acls)
+
+
+def _read_tree(
+    client: Any,
+    roots: Iterable[str],
+    watches: Watches | None,
+    window: int,
+    timeout: float,
+    leaf_children: bool,
+    abort: Callable[[], bool] | None,
+    acls: AclReader,
+) -> TreeSnapshot:
     snap = TreeSnapshot()
     frontier = list(dict.fromkeys(roots))
     first = True
@@ -151,6 +245,7 @@ def read_tree(
             window=window,
             timeout=timeout,
             abort=abort,
+            acls=acls,
         )
         snap.unreadable.update(unreadable)
         nxt: list[str] = []

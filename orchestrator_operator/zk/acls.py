@@ -1,0 +1,98 @@
+"""ACLs of many znodes: pipelined getACL on a raw session, kazoo for small batches.
+
+Each ACL is checked against the data read it belongs to: an ACL from another incarnation
+of the znode (czxid differs) or older than the data's stat (aversion lower: the raw
+session's server was behind) is read again through the kazoo session.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from kazoo.exceptions import NoAuthError, NoNodeError
+from kazoo.protocol.states import ZnodeStat
+
+from .model import Acl, acl_from_kazoo
+from .rawsession import RawSession, RawSessionError
+
+log = logging.getLogger(__name__)
+
+RAW_MIN = 200  # fewer ACLs than this go through kazoo (a session costs two quorum writes)
+KAZOO_WINDOW = 500
+UNREADABLE_ACL = "not authorized to read its ACL"
+
+# path -> (ACL, ACL version), a reason it is unreadable, or None when the znode is gone
+AclOutcome = tuple[Acl, int] | str | None
+
+
+class AclReader:
+    """Opened once per bulk read; the raw session, if any, is made on first need."""
+
+    def __init__(self, client: Any, timeout: float) -> None:
+        self.client = client
+        self.timeout = timeout
+        self._raw: RawSession | None = None
+        self._raw_failed = False
+
+    def __enter__(self) -> AclReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    def read(self, items: Sequence[tuple[str, ZnodeStat]]) -> dict[str, AclOutcome]:
+        """The ACL of each (path, stat of its data read)."""
+        out: dict[str, AclOutcome] = {}
+        again: list[str] = []
+        results = self._read_raw([p for p, _ in items]) if len(items) >= RAW_MIN else None
+        if results is None:
+            again = [p for p, _ in items]
+        else:
+            for (path, stat), res in zip(items, results, strict=True):
+                if isinstance(res, NoAuthError):
+                    out[path] = UNREADABLE_ACL
+                elif isinstance(res, Exception):
+                    again.append(path)  # NoNode on a server behind ours, or any other error
+                elif res[1].czxid != stat.czxid or res[1].aversion < stat.aversion:
+                    again.append(path)
+                else:
+                    out[path] = (res[0], int(res[1].aversion))
+        out.update(self._read_kazoo(again))
+        return out
+
+    def _read_raw(self, paths: list[str]) -> list[Any] | None:
+        if self._raw_failed:
+            return None
+        try:
+            if self._raw is None:
+                self._raw = RawSession.open(self.client, timeout=self.timeout)
+            return self._raw.get_acls(self.client, paths)
+        except RawSessionError as exc:
+            log.warning("raw session for ACL reads failed (%s): using kazoo", exc)
+            self.close()
+            self._raw_failed = True
+            return None
+
+    def _read_kazoo(self, paths: list[str]) -> dict[str, AclOutcome]:
+        out: dict[str, AclOutcome] = {}
+        for start in range(0, len(paths), KAZOO_WINDOW):
+            chunk = paths[start : start + KAZOO_WINDOW]
+            pending = [(p, self.client.get_acls_async(p)) for p in chunk]
+            for path, res in pending:
+                try:
+                    acl, stat = res.get(timeout=self.timeout)
+                except NoNodeError:
+                    out[path] = None
+                    continue
+                except NoAuthError:
+                    out[path] = UNREADABLE_ACL
+                    continue
+                out[path] = (acl_from_kazoo(acl), int(stat.aversion))
+        return out
