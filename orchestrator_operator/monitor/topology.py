@@ -83,8 +83,11 @@ def service_id(uid: str) -> str:
     return f"service:{uid}"
 
 
+_LOOPBACK_PREFIXES = ("127.", "::ffff:127.")
+
+
 def _is_loopback(ip: str) -> bool:
-    return ip.startswith(("127.", "::ffff:127.")) or ip == "::1"
+    return ip.startswith(_LOOPBACK_PREFIXES) or ip == "::1"
 
 
 def _loopback_scope(probe: str, netns: int) -> str:
@@ -307,37 +310,44 @@ def container_edges(
 ) -> dict[str, tuple[str, ...]]:
     """The containers topology's adjacency alone: what ``resolve_edges`` gives for
     containers, without making an owner for every socket (the ingest path while only the
-    containers topology is watched)."""
+    containers topology is watched, so the loop is kept tight)."""
     local = local or Local(report)
-    procs = local.procs
     netns_container = local.netns_container
+    pid_container = {pid: p.container_id for pid, p in local.procs.items() if p.container_id}
     host_netns = report.host_netns
     probe = report.probe_id
-    listening: set[tuple[int, str, int]] = set()
-    for conn in report.connections:
-        if conn.state == "LISTEN":
-            listening.add((conn.netns, conn.proto, conn.local_port))
+    connections = report.connections
+    listening = {(c.netns, c.proto, c.local_port) for c in connections if c.state == "LISTEN"}
     out: dict[str, set[str]] = {}
-    for conn in report.connections:
-        if conn.state not in CLIENT_STATES or not conn.remote_port:
+    for conn in connections:
+        remote_port = conn.remote_port
+        if not remote_port or conn.state not in CLIENT_STATES:
             continue
         # the source container, as Local.owner names it
-        proc = procs.get(conn.pid)
-        src = proc.container_id if proc is not None else ""
-        if not src and conn.netns != host_netns:
-            src = netns_container.get(conn.netns, "")
-        if not src or (conn.netns, conn.proto, conn.local_port) in listening:
-            continue
-        if _is_loopback(conn.remote_ip):
-            key = (conn.proto, _loopback_scope(probe, conn.netns), conn.remote_port)
+        netns = conn.netns
+        src = pid_container.get(conn.pid)
+        if src is None:
+            if netns == host_netns:
+                continue
+            src = netns_container.get(netns)
+            if src is None:
+                continue
+        proto = conn.proto
+        if (netns, proto, conn.local_port) in listening:
+            continue  # server side of an accepted connection
+        ip = conn.remote_ip
+        if ip.startswith(_LOOPBACK_PREFIXES) or ip == "::1":
+            dst = lookup((proto, _loopback_scope(probe, netns), remote_port))
         else:
-            key = (conn.proto, conn.remote_ip, conn.remote_port)
-        dst = lookup(key)
-        if dst is not None and dst.container and dst.container != src:
+            dst = lookup((proto, ip, remote_port))
+        if dst is None:
+            continue
+        target = dst.container
+        if target and target != src:
             targets = out.get(src)
             if targets is None:
                 targets = out[src] = set()
-            targets.add(dst.container)
+            targets.add(target)
     return {container_id(a): tuple(sorted(container_id(b) for b in bs)) for a, bs in out.items()}
 
 

@@ -30,10 +30,12 @@ from orchestrator_operator.monitor.topology import (
     Node,
     NodeFilter,
     build_contribution,
+    container_edges,
     container_id,
     host_id,
     listen_endpoints,
     process_id,
+    resolve_edges,
 )
 
 NS_A, NS_B, NS_C = 4026531840, 4026532001, 4026532002
@@ -319,6 +321,29 @@ def test_synthetic_fleet_resolves_edges() -> None:
     assert all(d.startswith("container:") for d in some.adjacency)
     contribution = build_contribution(synthetic_report(1, fleet), store.endpoints.get)
     assert contribution.nodes["hosts"][host_id("host-1")].adjacency
+
+
+def test_container_edges_agree_with_the_full_resolution() -> None:
+    """The containers-only path gives the containers edges of the full resolution."""
+    store = Store()
+    fleet = 30
+    for i in range(fleet):
+        store.ingest(synthetic_report(i, fleet, containers=4, processes=10, connections=40), 1.0)
+    a, b = two_hosts()
+    store.ingest(a, 1.0)
+    store.ingest(b, 1.0)
+    edges = 0
+    # the reports merged, and the next ones (10% of their connections re-drawn)
+    reports = [
+        synthetic_report(i, fleet, containers=4, processes=10, connections=40, seed=seed)
+        for seed in (0, 1)
+        for i in range(fleet)
+    ]
+    for report in [*reports, a, b]:
+        full = resolve_edges(report, store.endpoints.get)["containers"]
+        assert container_edges(report, store.endpoints.get) == full
+        edges += len(full)
+    assert edges > fleet
 
 
 def test_rendered_topology_matches_the_merged_view() -> None:
