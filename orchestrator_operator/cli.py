@@ -10,14 +10,20 @@ from pathlib import Path
 
 def _run(args: argparse.Namespace) -> int:
     from .operator import OperatorOptions, run
+    from .rollout.zk_super_key import SuperKeyInvalid
 
     options = OperatorOptions(
         namespace=args.namespace,
         health_host=args.health_host,
         health_port=args.health_port,
         monitoring_app_url=args.monitoring_app_url,
+        zk_super_key_file=args.zk_super_key_file,
     )
-    return run(options, log_format=args.log_format, verbose=args.verbose)
+    try:
+        return run(options, log_format=args.log_format, verbose=args.verbose)
+    except SuperKeyInvalid as error:
+        print(f"orchestrator run: {error}", file=sys.stderr)
+        return 2
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -55,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--monitoring-app-url",
         help="URL template of a ProbeFleet's app, over {name} {namespace} {port}"
         " (default: http://{name}-app.{namespace}.svc:{port})",
+    )
+    run.add_argument(
+        "--zk-super-key-file",
+        help="ZooKeeper super key: turns on scaling managed ensembles by reconfiguration"
+        " (default: $ORCHESTRATOR_ZK_SUPER_KEY_FILE, else /etc/orchestrator/zk-super-key/key"
+        " if it exists; docs/mesoscluster.md)",
     )
     run.set_defaults(func=_run)
 

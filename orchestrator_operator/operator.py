@@ -13,6 +13,7 @@ from . import handlers  # noqa: F401  (importing registers the handlers)
 from .health import Readiness, start_server
 from .metrics import create_reconcile_series
 from .models import KINDS
+from .rollout import zk_super_key
 
 ANNOTATION_PREFIX = "orchestrator.dev"
 
@@ -26,6 +27,9 @@ class OperatorOptions:
     # Where the operator asks each ProbeFleet's app how many probes report; a template
     # over {name}, {namespace} and {port}. None: the app's Service DNS name.
     monitoring_app_url: str | None = None
+    # ZooKeeper's super key (rollout.zk_super_key); None: $ORCHESTRATOR_ZK_SUPER_KEY_FILE or
+    # the Secret's mount. No key: managed ensembles are resized without reconfiguration.
+    zk_super_key_file: str | None = None
 
 
 def _missing_crds() -> list[str]:
@@ -85,12 +89,14 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 def run(options: OperatorOptions, log_format: str = "plain", verbose: bool = False) -> int:
+    """Raises SuperKeyInvalid (before anything starts) for a key file that cannot serve."""
     kopf.configure(
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN,
     )
     if not verbose:  # one line per event, not one per HTTP request to the API server
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    zk_super_key.configure(options.zk_super_key_file)
     kopf.run(
         standalone=True,
         clusterwide=options.namespace is None,

@@ -1,13 +1,14 @@
 """The managed ZooKeeper ensemble of a MesosCluster.
 
-With SCALE_BY_RECONFIG on (below; off for now), members are added and removed with
-ZooKeeper's dynamic reconfiguration (rollout.zk_scale): the StatefulSet's size is then the
-scaling's current step, not the spec's final size (`with_replicas`, `held_replicas`). Each
-server keeps the dynamic configuration ZooKeeper maintains on its volume; the ConfigMap's
-`server.N` lines only seed a server that has none that lists it (its first start, or a start
-after it was reconfigured out): those lines plus itself, which is how a new member joins a
-running ensemble before a `reconfig` makes it a voter. `reconfig` needs ZooKeeper's super
-user: its digest comes from a Secret the operator creates once (`super_secret`).
+With SCALE_BY_RECONFIG on (below; when the operator has a super key), members are added and
+removed with ZooKeeper's dynamic reconfiguration (rollout.zk_scale): the StatefulSet's size
+is then the scaling's current step, not the spec's final size (`with_replicas`,
+`held_replicas`). Each server keeps the dynamic configuration ZooKeeper maintains on its
+volume; the ConfigMap's `server.N` lines only seed a server that has none that lists it (its
+first start, or a start after it was reconfigured out): those lines plus itself, which is
+how a new member joins a running ensemble before a `reconfig` makes it a voter. `reconfig`
+needs ZooKeeper's super user: its digest comes from a Secret the operator creates
+(`super_secret`).
 """
 
 from __future__ import annotations
@@ -51,12 +52,10 @@ def server_lines(owner: Owner, replicas: int) -> list[str]:
 
 SUPER_USER = "super"
 # Scaling by dynamic reconfiguration (the servers' start script and super digest here, the
-# scaling step and the held StatefulSet size in handlers.mesoscluster). OFF until the
-# operator's ClusterRole may `get` the Secrets it creates (k8s/base/rbac.yaml grants only
-# `create`): the reconfig authenticates as ZooKeeper's super user with the password kept in
-# the cluster's `<name>-zookeeper-super` Secret. While off, everything is as before: the
-# StatefulSet and the ConfigMap follow spec.zookeeper.replicas directly and each server
-# starts from the ConfigMap's zoo.cfg.
+# scaling step and the held StatefulSet size in handlers.mesoscluster). Switched on at
+# start-up when the operator has a super key (rollout.zk_super_key.configure). While off,
+# everything is as before: the StatefulSet and the ConfigMap follow spec.zookeeper.replicas
+# directly and each server starts from the ConfigMap's zoo.cfg.
 SCALE_BY_RECONFIG = False
 
 
@@ -71,8 +70,8 @@ def super_digest(password: str) -> str:
 
 
 def super_secret(owner: Owner, password: str) -> Manifest:
-    """The super user's password (for the operator's reconfig) and its digest (for the
-    servers). Created once and never rewritten: the servers read the digest at start."""
+    """The digest of the super user's password, for the servers (which read it when they
+    start). The password itself is derived from the operator's key, never stored here."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -81,7 +80,7 @@ def super_secret(owner: Owner, password: str) -> Manifest:
             "name": super_secret_name(owner),
         },
         "type": "Opaque",
-        "stringData": {"password": password, "digest": super_digest(password)},
+        "stringData": {"digest": super_digest(password)},
     }
 
 

@@ -8,9 +8,7 @@ master's metrics) and writes the truth into status.
 
 from __future__ import annotations
 
-import base64
 import copy
-import secrets
 from typing import Any
 
 import kopf
@@ -18,7 +16,7 @@ import kopf
 from ..builders import agents, marathon, zookeeper
 from ..builders.cluster import build_children, stale_children
 from ..builders.meta import Owner
-from ..kube_api import ApiError, KubeApi
+from ..kube_api import KubeApi
 from ..mesos.discovery import read_election, read_master_metrics
 from ..mesos.health import Observation, Replicas, build_status
 from ..mesos.maintenance_runner import run_maintenance
@@ -26,10 +24,10 @@ from ..mesos.metrics_export import export_status, forget
 from ..models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from ..models.mesoscluster import MesosClusterSpec
 from ..models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
+from ..rollout import zk_super_key
 from ..rollout.members import roll_statefulset, zookeeper_leader_ip
 from ..rollout.zk_scale import Done, Reconfig, Wait
 from ..rollout.zk_scale_runner import (
-    ReconfigUnavailable,
     ScaleResult,
     StatefulSetFleet,
     kazoo_reconfigure,
@@ -66,8 +64,10 @@ def reconcile(
     api = KubeApi.shared()
     owner = _owner(meta)
     if zookeeper.SCALE_BY_RECONFIG and not parsed.zookeeper.external:
-        # Created once (409 when it exists): the servers read its digest when they start.
-        api.create(zookeeper.super_secret(owner, secrets.token_urlsafe(32)))
+        # Created once (409 when it exists; the operator may create Secrets, never read
+        # them): the servers read its digest when they start.
+        password = zk_super_key.password_for(owner.namespace, owner.name)
+        api.create(zookeeper.super_secret(owner, password))
         parsed = _zookeeper_held(api, owner, parsed)
     api.apply_all(build_children(owner, parsed, routing))
     for api_version, kind, name in stale_children(owner, parsed, routing):
@@ -161,12 +161,7 @@ def scale_zookeeper(owner: Owner, spec: MesosClusterSpec, workloads: Workloads) 
         api.apply(zookeeper.build(owner, zookeeper.with_replicas(spec, replicas))[0])
 
     def reconfigure(action: Reconfig, version: int | None) -> None:
-        name = zookeeper.super_secret_name(owner)
-        try:
-            secret = api.get("v1", "Secret", owner.namespace, name)
-            password = base64.b64decode((secret or {})["data"]["password"]).decode()
-        except (ApiError, KeyError, ValueError) as error:
-            raise ReconfigUnavailable(f"no super user password from Secret {name}") from error
+        password = zk_super_key.password_for(owner.namespace, owner.name)
         auth = ("digest", f"{zookeeper.SUPER_USER}:{password}")
         kazoo_reconfigure(connect, auth)(action, version)
 

@@ -197,6 +197,29 @@ def test_sync_controller_container(delivery_env: KubeTestEnv) -> None:
         assert "emptyDir" in volumes[mounts["/tmp"]]
 
 
+def test_the_zookeeper_super_key_is_mounted_where_the_operator_reads_it(
+    delivery_env: KubeTestEnv,
+) -> None:
+    """The key comes from a Secret the kubelet mounts (optional: no key, no scaling by
+    reconfiguration), at the path `orchestrator run` reads by default; no RBAC on Secrets."""
+    from pathlib import PurePosixPath
+
+    from orchestrator_operator.rollout.zk_super_key import DEFAULT_KEY_FILE
+
+    for directory in ("k8s/base", "k8s/overlays/prod"):
+        deployment = next(d for d in _render(directory, delivery_env) if d["kind"] == "Deployment")
+        pod = deployment["spec"]["template"]["spec"]
+        operator = pod["containers"][0]
+        mounts = {m["mountPath"]: m for m in operator["volumeMounts"]}
+        key = PurePosixPath(DEFAULT_KEY_FILE)
+        mount = mounts[str(key.parent)]
+        assert mount["readOnly"] is True
+        secret = {v["name"]: v for v in pod["volumes"]}[mount["name"]]["secret"]
+        assert secret["secretName"] == "orchestrator-zk-super-key" and secret["optional"] is True
+        assert [item["path"] for item in secret["items"]] == [key.name]
+        assert "--zk-super-key-file" not in operator["args"]  # the default path serves
+
+
 # What the operator's code does with the API (handlers/, kube_api.py, rollout/, operator.py,
 # and Kopf: watches, finalizers and annotations, events; the sync controller lists
 # zkmigrations and patches zkmigrations/status), and a few things it must not do.

@@ -10,8 +10,6 @@ throughout, and data written before is readable on every member afterwards.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +18,8 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient, KazooState
 
+from orchestrator_operator.builders import zookeeper
+from orchestrator_operator.builders.meta import Owner
 from orchestrator_operator.rollout.zk_scale import (
     Action,
     PodState,
@@ -33,17 +33,18 @@ from orchestrator_operator.rollout.zk_scale_runner import (
     kazoo_reconfigure,
     scale_step,
 )
+from orchestrator_operator.rollout.zk_super_key import cluster_password
 from testenv.zookeeper import ZkEnsemble, parse_srvr_mode
 from tests.fixtures.zookeeper import ZkEnsembleFactory
 
 pytestmark = pytest.mark.zookeeper
 
-SUPER_PASSWORD = "scale-test-secret"
-
-
-def super_digest(password: str) -> str:
-    digest = hashlib.sha1(f"super:{password}".encode()).digest()
-    return "super:" + base64.b64encode(digest).decode()
+# As the operator does it: the password derived from its key for one cluster, the servers
+# given the digest the cluster's Secret holds.
+SUPER_PASSWORD = cluster_password(b"scale-test-operator-key-0123456789", "mesos", "prod")
+SUPER_DIGEST = zookeeper.super_secret(Owner("prod", "mesos", "uid"), SUPER_PASSWORD)[
+    "stringData"
+]["digest"]
 
 
 class ProcessFleet:
@@ -152,7 +153,7 @@ class Scaling:
 def scaling(zk_ensemble_factory: ZkEnsembleFactory) -> Iterator[Scaling]:
     """Three servers that accept the super user, the fleet standing in for their pods."""
     ensemble = zk_ensemble_factory(
-        3, extra_config={"DigestAuthenticationProvider.superDigest": super_digest(SUPER_PASSWORD)}
+        3, extra_config={"DigestAuthenticationProvider.superDigest": SUPER_DIGEST}
     )
     stable = ",".join(s.address for s in ensemble.servers[:3])
     operator = KazooClient(hosts=stable, timeout=10.0)

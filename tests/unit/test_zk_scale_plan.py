@@ -18,7 +18,7 @@ from orchestrator_operator.handlers import mesoscluster
 from orchestrator_operator.kube_api import KubeApi
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
-from orchestrator_operator.rollout import zk_scale_runner
+from orchestrator_operator.rollout import zk_scale_runner, zk_super_key
 from orchestrator_operator.rollout.zk_scale import (
     Action,
     ConfigMember,
@@ -234,7 +234,7 @@ def test_the_reconcile_holds_the_live_size_and_the_config_map_follows_it(
     }
     secret = zookeeper.super_secret(OWNER, "pw")
     assert secret["metadata"]["name"] == "prod-zookeeper-super"
-    assert secret["stringData"]["digest"] == zookeeper.super_digest("pw")
+    assert secret["stringData"] == {"digest": zookeeper.super_digest("pw")}  # no password
     assert zookeeper.super_digest("pw").startswith("super:")
 
 
@@ -447,10 +447,11 @@ def _scale(
     return mesoscluster.scale_zookeeper(OWNER, spec, cast(Any, FakeWorkloads(summary))).message
 
 
-def test_call_site_reads_the_super_password_and_applies_the_config_map_first(
+def test_call_site_derives_the_super_password_and_applies_the_config_map_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(zookeeper, "SCALE_BY_RECONFIG", True)
+    monkeypatch.setattr(zk_super_key, "_key", b"k" * 32)
     monkeypatch.setattr(zk_scale_runner, "server_mode", lambda ip, port, timeout: "follower")
     auths: list[Any] = []
 
@@ -467,16 +468,10 @@ def test_call_site_reads_the_super_password_and_applies_the_config_map_first(
     assert kube.patches == [4]
     assert kube.applied[0]["kind"] == "ConfigMap"
     assert kube.applied[0]["data"]["zoo.cfg"].count("server.") == 4
-    # No Secret: the reconfig cannot be tried, and the status says why.
-    message = _scale(monkeypatch, kube, zk, 5)
-    assert message == (
-        "zookeeper scaling: cannot reconfig: no super user password from Secret "
-        "prod-zookeeper-super"
-    )
     assert sorted(zk.lines) == [1, 2, 3]
-    kube.password = "pw"
     assert _scale(monkeypatch, kube, zk, 5) == "zookeeper scaling to 5: reconfiguring server 4 in"
-    assert auths == [("digest", "super:pw")] and sorted(zk.lines) == [1, 2, 3, 4]
+    password = zk_super_key.cluster_password(b"k" * 32, OWNER.namespace, OWNER.name)
+    assert auths == [("digest", f"super:{password}")] and sorted(zk.lines) == [1, 2, 3, 4]
 
 
 def test_call_site_with_zookeeper_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
