@@ -2,27 +2,13 @@
 // node bench/graph.mjs --url URL --token T --runs N [--diff-bodies DIR --diff-ids a,b,c]
 // Prints one JSON line: per run, navigation -> first draw and -> laid out (ms), nodes, edges;
 // per diff sample, report POST -> the changed colour drawn (ms).
-import { chromium } from "playwright-core";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { args, runInChromium } from "../e2e/harness.mjs";
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
-const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "ui-bench-chromium-"));
-const ctx = await chromium.launchPersistentContext(userDir, {
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 800 },
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync",
-  ],
-});
-const out = { runs: [], diffs: [] };
+const out = { ok: false, runs: [], diffs: [] };
 const T = 180_000;
-try {
+await runInChromium("ui-bench", out, async (ctx) => {
   await ctx.addInitScript((t) => sessionStorage.setItem("orchestrator.monitor.token", t), args.token);
   const runs = Number(args.runs ?? 3);
   let page;
@@ -64,13 +50,4 @@ try {
       await page.waitForTimeout(300);
     }
   }
-  out.ok = true;
-} catch (e) {
-  out.ok = false;
-  out.error = String(e?.stack ?? e);
-} finally {
-  await ctx.close();
-  fs.rmSync(userDir, { recursive: true, force: true });
-}
-console.log(JSON.stringify(out));
-process.exit(out.ok ? 0 : 1);
+});
