@@ -7,15 +7,18 @@ Two real 3-server ZooKeeper ensembles (A = source, B = target) on loopback.
    - naive baseline: one synchronous read (get, getACL, getChildren) and one create per
      znode, as simple copy tools do (time-capped: the rate is measured over the znodes it
      copied within ``--naive-seconds``);
-   - raw ceiling: pipelined reads of the same znodes from a known path list (no tree
-     walk, no watches, no processing) and pipelined 500-op multi creates on B; the copy
-     ceiling of one process is 1 / (1/read rate + 1/write rate).
+   - raw ceiling: reads of the same znodes from a known path list (no tree walk, no
+     watches, no processing), the best of one kazoo request per read (get, getACL,
+     getChildren) and the engine's bulk primitives (multiRead for data and children,
+     getACL pipelined over raw sessions), and pipelined multi creates on B (best of 500-
+     and 1,000-op multis); the copy ceiling of one process is 1 / (1/read + 1/write).
 2. Steady-state lag p50/p99 over a 10,000-znode tree at 100, 300, 500 and 1,000 writes/s:
    a separate load process sets random znodes of A on an open-loop schedule; the lag of a
    write is from its acknowledgement on A to the engine's acknowledged write of the same
-   value on B (CLOCK_MONOTONIC is shared by the two processes). Ceiling in the same run:
-   one kazoo client's async get rate and async set rate; a single-process watch-based
-   replicator cannot exceed 1 / (1/get rate + 1/set rate) changes/s.
+   value on B (CLOCK_MONOTONIC is shared by the two processes). Ceilings in the same run:
+   one kazoo client's async get rate and async set rate (one request per change:
+   1 / (1/get rate + 1/set rate) changes/s), and the same with reads batched in multiRead
+   and sets in multis of 50.
 
 Run: ``.venv/bin/python -m bench.zk_sync`` (``--quick`` for a small smoke run).
 Prints the figures and one JSON line.
@@ -44,8 +47,11 @@ if __package__ in (None, ""):
 from kazoo.client import KazooClient
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, make_digest_acl
 
+from orchestrator_operator.zk.acls import RAW_SESSIONS_MAX
 from orchestrator_operator.zk.engine import SyncConfig, SyncEngine
 from orchestrator_operator.zk.model import Side
+from orchestrator_operator.zk.multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
+from orchestrator_operator.zk.rawsession import RawSession, get_acls, servers
 from orchestrator_operator.zk.verify import verify_clients
 from testenv.zookeeper import ZkEnsemble
 
@@ -87,12 +93,12 @@ def tree_paths(root: str, n: int) -> list[tuple[str, bool]]:
     return paths[:n]
 
 
-def populate(c: KazooClient, paths: list[tuple[str, bool]]) -> None:
+def populate(c: KazooClient, paths: list[tuple[str, bool]], multi: int = 500) -> None:
     rng = random.Random(7)
     inflight: list[Any] = []
-    for start in range(0, len(paths), 500):
+    for start in range(0, len(paths), multi):
         txn = c.transaction()
-        for path, secret in paths[start : start + 500]:
+        for path, secret in paths[start : start + multi]:
             data = rng.randbytes(DATA_BYTES)
             txn.create(path, data, acl=SECRET_ACL if secret else OPEN_ACL_UNSAFE)
         inflight.append(txn.commit_async())
@@ -128,11 +134,28 @@ def raw_read(c: KazooClient, paths: list[str], window: int) -> float:
     return len(paths) / (time.perf_counter() - t0)
 
 
-def raw_write(c: KazooClient, root: str, paths: list[tuple[str, bool]]) -> float:
-    c.ensure_path("/raw")
-    shifted = [("/raw" + p, s) for p, s in paths]
+def raw_read_bulk(c: KazooClient, paths: list[str]) -> float:
+    """ZooKeeper >= 3.6 ceiling: data and children by multiRead, ACLs pipelined over raw
+    sessions (the engine's primitives, over a known path list, no tree walk)."""
+    ops = [ReadOp(kind, p) for p in paths for kind in (GET_DATA, GET_CHILDREN)]
+    hosts = servers(c)
+    sessions = [RawSession.open(c, only=hosts[i % len(hosts)]) for i in range(RAW_SESSIONS_MAX)]
+    try:
+        t0 = time.perf_counter()
+        run_reads(c, ops, multi=True)
+        get_acls(sessions, c, paths)
+        return len(paths) / (time.perf_counter() - t0)
+    finally:
+        for session in sessions:
+            session.close()
+
+
+def raw_write(c: KazooClient, root: str, paths: list[tuple[str, bool]], multi: int) -> float:
+    prefix = f"/raw{multi}"
+    c.ensure_path(prefix)
+    shifted = [(prefix + p, s) for p, s in paths]
     t0 = time.perf_counter()
-    populate(c, shifted)
+    populate(c, shifted, multi)
     return len(paths) / (time.perf_counter() - t0)
 
 
@@ -181,12 +204,15 @@ def bench_bootstrap(a: ZkEnsemble, b: ZkEnsemble, n: int, naive_seconds: float) 
         print(f"  populated {n} znodes on A in {time.perf_counter() - t0:.1f}s", flush=True)
         # best of a few pipeline windows (a ceiling, not one setting); one window at 100k
         windows = (250, 500, 2000) if n <= 20_000 else (500,)
-        read_rate = max(raw_read(ca, [p for p, _ in paths], w) for w in windows)
-        write_rate = raw_write(cb, root, paths)
+        kazoo_rate = max(raw_read(ca, [p for p, _ in paths], w) for w in windows)
+        bulk_rate = max(raw_read_bulk(ca, [p for p, _ in paths]) for _ in range(2))
+        read_rate = max(kazoo_rate, bulk_rate)
+        write_rate = max(raw_write(cb, root, paths, m) for m in (500, 1000))
         ceiling = 1 / (1 / read_rate + 1 / write_rate)
         print(
-            f"  ceiling: reads {read_rate:,.0f} znodes/s, multi creates {write_rate:,.0f}/s, "
-            f"copy {ceiling:,.0f}/s",
+            f"  ceiling: reads {read_rate:,.0f} znodes/s (multiRead + raw getACL; "
+            f"{kazoo_rate:,.0f}/s with one kazoo request per read), "
+            f"multi creates {write_rate:,.0f}/s, copy {ceiling:,.0f}/s",
             flush=True,
         )
         naive_n, naive_rate = naive_copy(ca, cb, root, naive_seconds)
@@ -206,6 +232,7 @@ def bench_bootstrap(a: ZkEnsemble, b: ZkEnsemble, n: int, naive_seconds: float) 
         "naive_znodes_per_s": round(naive_rate, 1),
         "naive_sampled_znodes": naive_n,
         "ceiling_read_znodes_per_s": round(read_rate, 1),
+        "ceiling_read_kazoo_requests_znodes_per_s": round(kazoo_rate, 1),
         "ceiling_write_znodes_per_s": round(write_rate, 1),
         "ceiling_copy_znodes_per_s": round(ceiling, 1),
         "fraction_of_ceiling": round(rate / ceiling, 3),
@@ -263,16 +290,35 @@ def _collect(proc: Any, out: Any, timeout: float) -> dict[str, Any]:
     raise RuntimeError("load process timed out")
 
 
-def raw_ops_ceiling(hosts_a: str, hosts_b: str, paths: list[str]) -> tuple[float, float]:
+def raw_ops_ceiling(
+    hosts_a: str, hosts_b: str, paths: list[str], batch: int | None = None
+) -> tuple[float, float]:
+    """Gets on A and sets on B per second: one kazoo request each, or (``batch``) in
+    multiRead / multi requests of ``batch`` operations, 8 in flight."""
     with client(hosts_a) as ca, client(hosts_b) as cb:
         sample = paths[:5000]
         t0 = time.perf_counter()
-        for res in [ca.get_async(p) for p in sample]:
-            res.get(timeout=120)
+        if batch is None:
+            for res in [ca.get_async(p) for p in sample]:
+                res.get(timeout=120)
+        else:
+            run_reads(ca, [ReadOp(GET_DATA, p) for p in sample], multi=True)
         get_rate = len(sample) / (time.perf_counter() - t0)
         t0 = time.perf_counter()
-        for res in [cb.set_async(p, b"ceiling") for p in sample]:
-            res.get(timeout=120)
+        if batch is None:
+            for res in [cb.set_async(p, b"ceiling") for p in sample]:
+                res.get(timeout=120)
+        else:
+            pending: list[Any] = []
+            for start in range(0, len(sample), batch):
+                txn = cb.transaction()
+                for p in sample[start : start + batch]:
+                    txn.set_data(p, b"ceiling")
+                pending.append(txn.commit_async())
+                if len(pending) >= 8:
+                    pending.pop(0).get(timeout=120)
+            for res in pending:
+                res.get(timeout=120)
         set_rate = len(sample) / (time.perf_counter() - t0)
     return get_rate, set_rate
 
@@ -353,10 +399,13 @@ def bench_lag(
         engine.stop()
     get_rate, set_rate = raw_ops_ceiling(a.connect_string, b.connect_string, leaves)
     ceiling = 1 / (1 / get_rate + 1 / set_rate)
+    bget, bset = raw_ops_ceiling(a.connect_string, b.connect_string, leaves, batch=50)
+    batched = 1 / (1 / bget + 1 / bset)
     print(
         f"  ceiling: async gets {get_rate:,.0f}/s, async sets {set_rate:,.0f}/s -> "
-        f"a one-process replicator saturates near {ceiling:,.0f} changes/s; "
-        f"digests equal after the run: {in_sync}",
+        f"one request per read and write saturates near {ceiling:,.0f} changes/s; "
+        f"batched by 50 (multiRead gets {bget:,.0f}/s, multi sets {bset:,.0f}/s) near "
+        f"{batched:,.0f} changes/s; digests equal after the run: {in_sync}",
         flush=True,
     )
     return {
@@ -365,6 +414,9 @@ def bench_lag(
         "ceiling_get_per_s": round(get_rate, 1),
         "ceiling_set_per_s": round(set_rate, 1),
         "ceiling_changes_per_s": round(ceiling, 1),
+        "ceiling_batched50_get_per_s": round(bget, 1),
+        "ceiling_batched50_set_per_s": round(bset, 1),
+        "ceiling_batched50_changes_per_s": round(batched, 1),
         "digests_equal": in_sync,
     }
 

@@ -56,11 +56,13 @@ class RawSession:
 
     # ------------------------------------------------------------------ setup
     @classmethod
-    def open(cls, client: Any, timeout: float = 10.0) -> RawSession:
+    def open(
+        cls, client: Any, timeout: float = 10.0, only: tuple[str, int] | None = None
+    ) -> RawSession:
         """A session on the server the kazoo ``client`` is connected to (else any of its
-        hosts), with the client's credentials."""
+        hosts; ``only``: that server), with the client's credentials."""
         errors: list[str] = []
-        for host, port in _servers(client):
+        for host, port in [only] if only is not None else servers(client):
             try:
                 sock = socket.create_connection((host, port), timeout=timeout)
             except OSError as exc:
@@ -126,29 +128,25 @@ class RawSession:
 
     def get_acls(self, client: Any, paths: Sequence[str]) -> list[AclResult]:
         """The ACL and stat of each path (or the error of that path), pipelined."""
-        wire = server_paths(client, paths)
-        chunks = [wire[i : i + WINDOW] for i in range(0, len(wire), WINDOW)]
-        out: list[AclResult] = []
-        if chunks:
-            self._send_acl_requests(chunks[0])
-        for i, chunk in enumerate(chunks):
-            if i + 1 < len(chunks):
-                self._send_acl_requests(chunks[i + 1])  # the server works while we parse
-            for _ in chunk:
-                frame = self._frame()
-                _, _, err = reply_header_struct.unpack_from(frame, 0)
-                if err:
-                    out.append(EXCEPTIONS[err]())
-                    continue
-                acls, stat = GetACL.deserialize(frame, reply_header_struct.size)
-                out.append((acl_from_kazoo(acls), stat))
-        return out
+        return get_acls([self], client, paths)
 
-    def _send_acl_requests(self, paths: Sequence[str]) -> None:
+    def send_acl_requests(self, wire_paths: Sequence[str]) -> None:
         out = bytearray()
-        for path in paths:
+        for path in wire_paths:
             out += _frame_bytes(self._next_xid(), GetACL.type, write_string(path))
         self._send(out)
+
+    def read_acl_replies(self, count: int) -> list[AclResult]:
+        out: list[AclResult] = []
+        for _ in range(count):
+            frame = self._frame()
+            _, _, err = reply_header_struct.unpack_from(frame, 0)
+            if err:
+                out.append(EXCEPTIONS[err]())
+                continue
+            acls, stat = GetACL.deserialize(frame, reply_header_struct.size)
+            out.append((acl_from_kazoo(acls), stat))
+        return out
 
     # ------------------------------------------------------------------ wire
     def _next_xid(self) -> int:
@@ -184,11 +182,38 @@ class RawSession:
             buf += chunk
 
 
+def get_acls(sessions: Sequence[RawSession], client: Any, paths: Sequence[str]) -> list[AclResult]:
+    """The ACLs of ``paths`` split over ``sessions`` (each server works on its share while
+    the replies of another are parsed; one session's requests are served one at a time),
+    two windows in flight per session. Results in the order of ``paths``."""
+    wire = server_paths(client, paths)
+    share = -(-len(wire) // len(sessions)) if wire else 0
+    plans = [
+        (session, [part[i : i + WINDOW] for i in range(0, len(part), WINDOW)])
+        for session, part in (
+            (session, wire[k * share : (k + 1) * share]) for k, session in enumerate(sessions)
+        )
+    ]
+    results: list[list[AclResult]] = [[] for _ in sessions]
+    for session, windows in plans:
+        if windows:
+            session.send_acl_requests(windows[0])
+    rounds = max((len(windows) for _, windows in plans), default=0)
+    for i in range(rounds):
+        for k, (session, windows) in enumerate(plans):
+            if i >= len(windows):
+                continue
+            if i + 1 < len(windows):
+                session.send_acl_requests(windows[i + 1])
+            results[k].extend(session.read_acl_replies(len(windows[i])))
+    return [res for part in results for res in part]
+
+
 def _frame_bytes(xid: int, op: int, body: bytes | bytearray) -> bytes:
     return _HEADER.pack(8 + len(body), xid, op) + bytes(body)
 
 
-def _servers(client: Any) -> list[tuple[str, int]]:
+def servers(client: Any) -> list[tuple[str, int]]:
     """The kazoo client's current server first, then the rest of its host list."""
     hosts: list[tuple[str, int]] = []
     with contextlib.suppress(Exception):
