@@ -49,7 +49,7 @@ from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, make_digest_acl
 
 from orchestrator_operator.zk.acls import RAW_SESSIONS_MAX
 from orchestrator_operator.zk.engine import SyncConfig, SyncEngine
-from orchestrator_operator.zk.model import Side
+from orchestrator_operator.zk.model import NodeState, Side
 from orchestrator_operator.zk.multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
 from orchestrator_operator.zk.rawsession import RawSession, get_acls, servers
 from orchestrator_operator.zk.verify import verify_clients
@@ -324,19 +324,20 @@ def raw_ops_ceiling(
 
 
 def bench_lag(
-    a: ZkEnsemble, b: ZkEnsemble, rates: list[int], seconds: float, warmup: float
+    a: ZkEnsemble,
+    b: ZkEnsemble,
+    rates: list[int],
+    seconds: float,
+    warmup: float,
+    root: str = "/lag",
 ) -> dict[str, Any]:
-    root = "/lag"
     paths = tree_paths(root, 10_000)
     with client(a.connect_string) as ca:
         populate(ca, paths)
     leaves = [p for p, secret in paths if not secret and p.rsplit("/", 1)[-1].startswith("n")]
     applied: dict[int, float] = {}
-    engine: SyncEngine | None = None
 
-    def on_applied(path: str, side: Side, t: float) -> None:
-        assert engine is not None
-        node = engine.cache[Side.B].get(path)
+    def on_applied(path: str, side: Side, t: float, node: NodeState | None) -> None:
         if node is not None and node.data.isdigit():
             applied.setdefault(int(node.data), t)
 

@@ -63,8 +63,9 @@ RETRYABLE = (
 # How long stop() lets the worker finish what it is doing before closing the sessions.
 STOP_GRACE = 10.0
 
-# A hook for benchmarks and tests: (path, side written, monotonic time applied).
-AppliedHook = Callable[[str, Side, float], None]
+# A hook for benchmarks and tests: (path, side written, monotonic time applied, the
+# state written there or None for a delete).
+AppliedHook = Callable[[str, Side, float, NodeState | None], None]
 
 
 @dataclass
@@ -695,7 +696,7 @@ class SyncEngine:
             if origin is not None and origin[0] is not side:
                 self.metrics.lag.labels(direction).observe(max(0.0, applied - origin[1]))
             if self.on_applied is not None:
-                self.on_applied(path, side, applied)
+                self.on_applied(path, side, applied, node)
         for path, aversion in result.acl_versions.items():
             # a closed parent opened for a create and closed again: same ACL, new version
             node = cache.get(path)
