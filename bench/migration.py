@@ -353,12 +353,12 @@ def count_znodes(hosts: str) -> tuple[int, int]:
 def copy_ceiling(a: ZkEnsemble, b: ZkEnsemble) -> dict[str, float]:
     """bench/zk_sync.py's raw ceiling over the same znodes: pipelined get+getACL+getChildren
     of A's paths (best of two windows) and 500-op multi creates of as many znodes on B
-    (under /raw, deleted again); one process copies at most 1 / (1/read + 1/write)."""
+    (under /raw500, deleted again); one process copies at most 1 / (1/read + 1/write)."""
     with client(a.connect_string) as ca, client(b.connect_string) as cb:
         paths = [p for p, ephemeral in all_paths(ca, PATHS) if not ephemeral]
         read = max(raw_read(ca, paths, window) for window in (500, 2000))
-        write = raw_write(cb, "", [(p, False) for p in paths])
-        delete_trees(cb, ("/raw",))
+        write = raw_write(cb, "", [(p, False) for p in paths], 500)
+        delete_trees(cb, ("/raw500",))
     return {
         "read_znodes_per_s": round(read, 1),
         "write_znodes_per_s": round(write, 1),
