@@ -57,7 +57,7 @@ import httpx
 import yaml
 from kazoo.client import KazooClient
 
-from bench.zk_sync import client, naive_copy, raw_read, raw_write
+from bench.zk_sync import client, naive_copy, raw_read, raw_read_bulk, raw_write
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.simpods import SimPodRunner, component_of
@@ -351,12 +351,14 @@ def count_znodes(hosts: str) -> tuple[int, int]:
 
 
 def copy_ceiling(a: ZkEnsemble, b: ZkEnsemble) -> dict[str, float]:
-    """bench/zk_sync.py's raw ceiling over the same znodes: pipelined get+getACL+getChildren
-    of A's paths (best of two windows) and 500-op multi creates of as many znodes on B
+    """bench/zk_sync.py's raw ceiling over the same znodes: reads of A's paths, the best of
+    pipelined get+getACL+getChildren (two windows) and the engine's bulk reads (multiRead,
+    getACL over raw sessions), and 500-op multi creates of as many znodes on B
     (under /raw500, deleted again); one process copies at most 1 / (1/read + 1/write)."""
     with client(a.connect_string) as ca, client(b.connect_string) as cb:
         paths = [p for p, ephemeral in all_paths(ca, PATHS) if not ephemeral]
-        read = max(raw_read(ca, paths, window) for window in (500, 2000))
+        kazoo_reads = max(raw_read(ca, paths, window) for window in (500, 2000))
+        read = max(kazoo_reads, raw_read_bulk(ca, paths))  # the engine's bulk reads too
         write = raw_write(cb, "", [(p, False) for p in paths], 500)
         delete_trees(cb, ("/raw500",))
     return {
