@@ -5,8 +5,8 @@ A subtree is read breadth-first, one level at a time. Where the server has multi
 and the ACLs through a short-lived raw session pipelining getACL (kazoo has neither
 multiRead nor a cheap request); on an older server every znode costs three kazoo requests
 (data, ACL, children), pipelined up to ``window`` at a time. When watch callbacks are
-given, the same reads arm a data watch and a child watch on every znode read, which is
-how the engine follows changes.
+given, every znode is read that way on any server, arming a data watch and a child watch
+on it (multiRead arms none), which is how the engine follows changes on an older server.
 """
 
 from __future__ import annotations
@@ -82,27 +82,22 @@ def read_nodes(
     requests: when it returns True, ReadAborted is raised. ``acls``: an open AclReader to
     reuse (read_tree shares one across levels).
     """
-    if not has_multi_read(client):
+    if watches is not None or not has_multi_read(client):
         return _read_nodes_singly(client, paths, watches, children, window, timeout, abort)
     if acls is not None:
-        return _read_nodes_multi(client, paths, watches, timeout, abort, acls)
+        return _read_nodes_multi(client, paths, timeout, abort, acls)
     with AclReader(client, timeout) as own:
-        return _read_nodes_multi(client, paths, watches, timeout, abort, own)
+        return _read_nodes_multi(client, paths, timeout, abort, own)
 
 
 def _read_nodes_multi(
     client: Any,
     paths: Sequence[str],
-    watches: Watches | None,
     timeout: float,
     abort: Callable[[], bool] | None,
     acls: AclReader,
 ) -> tuple[dict[str, NodeState | None], dict[str, str]]:
-    w = watches or Watches()
-    ops: list[ReadOp] = []
-    for path in paths:
-        ops.append(ReadOp(GET_DATA, path, w.data))
-        ops.append(ReadOp(GET_CHILDREN, path, w.children))
+    ops = [ReadOp(kind, path) for path in paths for kind in (GET_DATA, GET_CHILDREN)]
     results = run_reads(client, ops, multi=True, timeout=timeout, abort=abort)
     found: dict[str, NodeState | None] = {}
     unreadable: dict[str, str] = {}
@@ -113,7 +108,7 @@ def _read_nodes_multi(
             what = "read" if isinstance(got, NoAuthError) else "list children"
             unreadable[path] = f"not authorized to {what} (ACL)"
         elif isinstance(got, NoNodeError) or isinstance(kids, NoNodeError):
-            found[path] = None  # gone (a watch armed by a read that succeeded will fire)
+            found[path] = None  # gone
         elif isinstance(got, Exception):
             raise got
         elif isinstance(kids, Exception):
