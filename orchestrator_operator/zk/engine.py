@@ -294,13 +294,18 @@ class SyncEngine:
 
         def on_event(event: Any) -> None:
             kind = kinds.get(event.type)
-            if kind is None or not event.path:
-                return
-            self.metrics.events.labels(side.value).inc()
-            self._idle.clear()
-            self._queue.put((side, kind, event.path, time.monotonic()))
+            if kind is not None and event.path:
+                self._enqueue(side, kind, event.path)
 
         return on_event
+
+    def _enqueue(self, side: Side, kind: str, path: str) -> float:
+        """Count a watch event and queue the look it asks for; the time it was seen."""
+        self.metrics.events.labels(side.value).inc()
+        self._idle.clear()
+        now = time.monotonic()
+        self._queue.put((side, kind, path, now))
+        return now
 
     def _recursive_watcher(self, side: Side) -> Callable[[Any], None]:
         """Events of a persistent recursive watch: exact paths, no child events, so a create
@@ -311,10 +316,7 @@ class SyncEngine:
             kind = kinds.get(event.type)
             if kind is None or not event.path:
                 return
-            self.metrics.events.labels(side.value).inc()
-            self._idle.clear()
-            now = time.monotonic()
-            self._queue.put((side, kind, event.path, now))
+            now = self._enqueue(side, kind, event.path)
             parent = parent_of(event.path)
             if event.type != EventType.CHANGED and any(is_under(parent, r) for r in self.roots):
                 self._queue.put((side, "child", parent, now))
