@@ -31,9 +31,9 @@ class TopologyRenderer:
         self._read_at: dict[str, float] = {}  # topology -> monotonic time of its last full read
 
     def _update(self, topology: str) -> None:
-        """Encode the fragments of the probes whose nodes changed since the last update."""
+        """Encode the fragments of the probes whose nodes changed since the last update
+        (the store refreshed first)."""
         store = self.store
-        store.refresh(topology)
         fragments = self.fragments[topology]
         touched = store.touched[topology]
         for probe in touched:
@@ -54,6 +54,7 @@ class TopologyRenderer:
             if now - read_at > self.warm_seconds:
                 del self._read_at[topology]
             elif self.store.touched[topology] or self.store.stale[topology]:
+                self.store.refresh(topology)
                 self._update(topology)
 
     def render(self, topology: str) -> bytes:
