@@ -49,6 +49,7 @@ from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, make_digest_acl
 
 from orchestrator_operator.zk.acls import RAW_SESSIONS_MAX
 from orchestrator_operator.zk.engine import SyncConfig, SyncEngine
+from orchestrator_operator.zk.handler import PollHandler
 from orchestrator_operator.zk.model import NodeState, Side
 from orchestrator_operator.zk.multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
 from orchestrator_operator.zk.rawsession import RawSession, get_acls, servers
@@ -62,7 +63,7 @@ DATA_BYTES = 64
 # --------------------------------------------------------------------------- helpers
 @contextlib.contextmanager
 def client(hosts: str) -> Iterator[KazooClient]:
-    c = KazooClient(hosts=hosts, timeout=30.0)
+    c = KazooClient(hosts=hosts, timeout=30.0, handler=PollHandler())
     c.start(timeout=60)
     try:
         yield c
@@ -247,7 +248,7 @@ def _writer(hosts: str, paths: list[str], rate: float, seconds: float, seq0: int
     rng = random.Random(seq0)
     acks: dict[int, float] = {}
     sent: list[tuple[int, str]] = []
-    c = KazooClient(hosts=hosts, timeout=30.0)
+    c = KazooClient(hosts=hosts, timeout=30.0, handler=PollHandler())
     c.start(timeout=60)
     try:
         t0 = time.monotonic()

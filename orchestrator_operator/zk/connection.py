@@ -8,6 +8,9 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 
+from .four_letter import connect_string_hosts, server_mode
+from .handler import PollHandler
+
 log = logging.getLogger(__name__)
 
 
@@ -26,10 +29,36 @@ def validate_hosts(hosts: str, what: str) -> str:
     return hosts
 
 
-def connect(hosts: str, what: str, *, timeout: float, session_timeout: float) -> Any:
-    """A started KazooClient, or SyncError naming the ensemble when it is unreachable."""
+def leader_first(hosts: str, timeout: float = 0.5) -> str | None:
+    """``hosts`` with the server that says it leads (``srvr``) moved to the front, or None
+    when none does (``srvr`` not allowed, servers down, a one-server connect string)."""
+    servers, slash, chroot = hosts.partition("/")
+    parts = [p.strip() for p in servers.split(",")]
+    if len(parts) < 2:
+        return None
+    for index, (host, port) in enumerate(connect_string_hosts(servers)):
+        if server_mode(host, port, timeout) == "leader":
+            ordered = [parts[index], *parts[:index], *parts[index + 1 :]]
+            return ",".join(ordered) + slash + chroot
+    return None
+
+
+def connect(
+    hosts: str, what: str, *, timeout: float, session_timeout: float, prefer_leader: bool = False
+) -> Any:
+    """A started KazooClient, or SyncError naming the ensemble when it is unreachable.
+
+    ``prefer_leader``: connect to the ensemble's leader first (writes skip the hop from a
+    follower to the leader, and watch events come from the server that commits first);
+    after a connection loss kazoo tries the servers in that order."""
     validate_hosts(hosts, what)
-    client = KazooClient(hosts=hosts, timeout=session_timeout)
+    ordered = leader_first(hosts) if prefer_leader else None
+    client = KazooClient(
+        hosts=ordered or hosts,
+        timeout=session_timeout,
+        randomize_hosts=ordered is None,
+        handler=PollHandler(),
+    )
     try:
         client.start(timeout=timeout)
     except KazooTimeoutError as exc:

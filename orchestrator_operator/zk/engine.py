@@ -48,7 +48,7 @@ from .multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
 from .persistent import add_recursive_watch
 from .reader import ReadAborted, Watches, read_tree
 from .state import ConflictRecord, EngineState, load_state, save_state
-from .writer import Applier, ApplyResult, Op, Put, Remove
+from .writer import Applier, ApplyResult, Op, Put, Remove, SentUpdates
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,8 @@ class SyncEngine:
         self._state_dirty = False
         self._state_saved_at = 0.0
         self._lock = threading.Lock()  # serialises full reconciles requested from outside
+        # live writes sent and not yet settled: (side, sent, when their changes were seen)
+        self._sent: tuple[Side, SentUpdates, dict[str, tuple[Side, float]]] | None = None
 
     # ================================================================== lifecycle
     def start(self) -> None:
@@ -159,7 +161,11 @@ class SyncEngine:
         for side, hosts, what in ((Side.A, cfg.source, "source"), (Side.B, cfg.target, "target")):
             try:
                 client = connect(
-                    hosts, what, timeout=cfg.connect_timeout, session_timeout=cfg.session_timeout
+                    hosts,
+                    what,
+                    timeout=cfg.connect_timeout,
+                    session_timeout=cfg.session_timeout,
+                    prefer_leader=True,
                 )
             except SyncError:
                 self._close_clients()
@@ -369,6 +375,7 @@ class SyncEngine:
                 items = self._drain()
                 self.metrics.pending.set(self._queue.qsize())
                 if not items:
+                    self._settle_sent()
                     self._save_state()
                     if self._queue.empty() and not self._need_full.is_set():
                         self._idle.set()
@@ -385,6 +392,7 @@ class SyncEngine:
                     "connection trouble (%s): will re-sync after reconnect", exc.__class__.__name__
                 )
                 self.metrics.errors.labels("connection").inc()
+                self._sent = None  # the full reconcile that follows reads B again
                 self._need_full.set()
                 self._stop.wait(0.5)
             except Exception:
@@ -392,6 +400,7 @@ class SyncEngine:
                     break  # stop() closed the sessions under the worker
                 log.exception("sync worker error; a full reconcile follows")
                 self.metrics.errors.labels("internal").inc()
+                self._sent = None
                 self._need_full.set()
                 self._stop.wait(1.0)
 
@@ -404,7 +413,8 @@ class SyncEngine:
 
     def _drain(self) -> dict[Side, dict[str, _Pending]]:
         try:
-            first = self._queue.get(timeout=0.1)
+            # writes on their way: settle them soon if nothing else comes
+            first = self._queue.get(timeout=0.1 if self._sent is None else 0.005)
         except queue.Empty:
             return {}
         items = [first]
@@ -561,6 +571,7 @@ class SyncEngine:
     def _sync_paths(
         self, paths: Iterable[str], seen: dict[str, tuple[Side, float]], *, bulk: bool
     ) -> None:
+        self._settle_sent()  # the decisions below need what the last writes did
         ops: dict[Side, list[Op]] = {Side.A: [], Side.B: []}
         bidi = self.config.bidirectional
         for path in sorted(paths):
@@ -598,7 +609,9 @@ class SyncEngine:
         if bidi:
             self._keep_nonempty(ops)
         for side in (Side.B, Side.A):
-            if ops[side] and not self._stop.is_set():
+            if not ops[side] or self._stop.is_set():
+                continue
+            if bulk or not self._send_ahead(side, ops[side], seen):
                 self._apply(side, ops[side], seen, bulk=bulk)
 
     def _keep_nonempty(self, ops: dict[Side, list[Op]]) -> None:
@@ -672,26 +685,47 @@ class SyncEngine:
         result: ApplyResult = self.appliers[side].apply(
             ops, bulk=bulk, conditional=bidi, sequence_ceiling=ceiling
         )
+        self._record(side, result, seen)
+
+    def _send_ahead(self, side: Side, ops: list[Op], seen: dict[str, tuple[Side, float]]) -> bool:
+        """One-way live changes that are data only (nearly all of them) are sent to B
+        without waiting for the replies: the worker reads the next changes on A while they
+        travel, and settles them before it decides anything again (_settle_sent)."""
+        applier = self.appliers[side]
+        if self.config.bidirectional or side is not Side.B or not applier.is_data_only(ops):
+            return False
+        puts = [op for op in ops if isinstance(op, Put)]
+        self._sent = (side, applier.send_updates(puts), seen)
+        return True
+
+    def _settle_sent(self) -> None:
+        """Read the replies of the writes _send_ahead sent; the caches follow them."""
+        if self._sent is not None:
+            side, sent, seen = self._sent
+            self._sent = None
+            self._record(side, sent.settle(), seen)
+
+    def _record(self, side: Side, result: ApplyResult, seen: dict[str, tuple[Side, float]]) -> None:
+        """Bring the cache, the merge base and the metrics up to date with what was written
+        on ``side``; queue another look at whatever changed under the writes."""
+        bidi = self.config.bidirectional
         direction = "a_to_b" if side is Side.B else "b_to_a"
         cache = self.cache[side]
+        # child names that came and went, per parent: each parent's list is rebuilt once
+        added: dict[str, set[str]] = {}
+        removed: dict[str, set[str]] = {}
         for path, node in result.written.items():
-            parent = cache.get(parent_of(path))
-            name = path.rsplit("/", 1)[-1]
+            above, name = path.rsplit("/", 1)
             if node is None:
                 cache.pop(path, None)
                 if bidi:
                     self.state.base.pop(path, None)
-                if parent is not None and parent.children is not None and name in parent.children:
-                    kids = tuple(c for c in parent.children if c != name)
-                    cache[parent.path] = dataclasses.replace(parent, children=kids)
+                removed.setdefault(above or "/", set()).add(name)
             else:
                 cache[path] = node
                 if bidi:  # the merge base only matters when both sides are merged
                     self.state.base[path] = node.content_hash
-                siblings = parent.children if parent is not None else None
-                if parent is not None and siblings is not None and name not in siblings:
-                    kids = tuple(sorted((*siblings, name)))
-                    cache[parent.path] = dataclasses.replace(parent, children=kids)
+                added.setdefault(above or "/", set()).add(name)
             self._state_dirty = self._state_dirty or bidi
             applied = result.applied_at.get(path, time.monotonic())
             origin = seen.get(path)
@@ -699,6 +733,14 @@ class SyncEngine:
                 self.metrics.lag.labels(direction).observe(max(0.0, applied - origin[1]))
             if self.on_applied is not None:
                 self.on_applied(path, side, applied, node)
+        for parent_path in added.keys() | removed.keys():
+            parent = cache.get(parent_path)
+            if parent is None or parent.children is None:
+                continue
+            before = set(parent.children)
+            kids = (before - removed.get(parent_path, set())) | added.get(parent_path, set())
+            if kids != before:
+                cache[parent_path] = dataclasses.replace(parent, children=tuple(sorted(kids)))
         for path, aversion in result.acl_versions.items():
             # a closed parent opened for a create and closed again: same ACL, new version
             node = cache.get(path)
@@ -751,6 +793,7 @@ class SyncEngine:
         """Read both sides completely (re-arming all watches), repair every difference."""
         with self._lock:
             t0 = time.monotonic()
+            self._settle_sent()
             for side in Side:
                 self.state.remember_session(side.value, self.appliers[side].session_id)
             for side in Side:

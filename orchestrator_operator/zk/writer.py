@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from kazoo.exceptions import (
     BadVersionError,
@@ -29,12 +29,14 @@ from kazoo.security import ACL, Id, make_digest_acl_credential
 from .model import (
     OPEN_ACL,
     PERM_CREATE,
+    Acl,
     NodeState,
     acl_to_kazoo,
     depth,
     parent_of,
     world_can_create,
 )
+from .multicreate import CreateOp, multi_create_async
 
 log = logging.getLogger(__name__)
 
@@ -225,13 +227,13 @@ class Applier:
         """Create nodes; returns puts whose restrictive ACL must be set after their children."""
         above_puts = _ancestors(p.path for p in all_puts)
         deferred: list[Put] = []
-        plan: list[tuple[Put, list[Any]]] = []
+        plan: list[tuple[Put, Acl]] = []
         for put in creates:
             acl = put.want.acl
             if not world_can_create(acl) and put.path in above_puts:
                 deferred.append(put)
                 acl = OPEN_ACL
-            plan.append((put, acl_to_kazoo(acl)))
+            plan.append((put, acl))
         if bulk and len(plan) > 1:
             self._creates_multi(plan, result)
         else:
@@ -245,36 +247,25 @@ class Applier:
         result.ops["create"] += 1
         result.bytes += len(put.want.data)
 
-    def _creates_async(self, plan: Sequence[tuple[Put, list[Any]]], result: ApplyResult) -> None:
-        pending = [
-            (
-                put,
-                acl,
-                self.client.create_async(
-                    put.path, put.want.data, acl=acl, ephemeral=put.want.ephemeral
-                ),
+    def _creates_async(self, plan: Sequence[tuple[Put, Acl]], result: ApplyResult) -> None:
+        pending = []
+        for put, acl in plan:
+            kacl = acl_to_kazoo(acl)
+            created = self.client.create_async(
+                put.path, put.want.data, acl=kacl, ephemeral=put.want.ephemeral
             )
-            for put, acl in plan
-        ]
-        for put, acl, res in pending:
+            pending.append((put, kacl, created))
+        for put, kacl, res in pending:
             try:
                 res.get(timeout=TIMEOUT)
                 self._create_ok(put, result)
             except (NodeExistsError, NoNodeError, NoAuthError) as exc:
-                self._create_fallback(put, acl, exc, result)
+                self._create_fallback(put, kacl, exc, result)
 
-    def _creates_multi(self, plan: Sequence[tuple[Put, list[Any]]], result: ApplyResult) -> None:
-        batches: list[list[tuple[Put, list[Any]]]] = [[]]
-        size = 0
-        for item in plan:
-            if len(batches[-1]) >= MULTI_MAX_OPS or size + len(item[0].want.data) > MULTI_MAX_BYTES:
-                batches.append([])
-                size = 0
-            batches[-1].append(item)
-            size += len(item[0].want.data) + len(item[0].path) + 64
-        inflight: list[tuple[list[tuple[Put, list[Any]]], Any]] = []
+    def _creates_multi(self, plan: Sequence[tuple[Put, Acl]], result: ApplyResult) -> None:
+        inflight: list[tuple[list[tuple[Put, Acl]], Any]] = []
 
-        def settle(batch: list[tuple[Put, list[Any]]], res: Any) -> None:
+        def settle(batch: list[tuple[Put, Acl]], res: Any) -> None:
             outcomes = res.get(timeout=TIMEOUT)
             if any(isinstance(o, Exception) for o in outcomes):
                 self._creates_async(batch, result)  # roll forward op by op
@@ -282,13 +273,9 @@ class Applier:
             for put, _ in batch:
                 self._create_ok(put, result)
 
-        for batch in batches:
-            if not batch:
-                continue
-            txn = self.client.transaction()
-            for put, kacl in batch:
-                txn.create(put.path, put.want.data, acl=kacl, ephemeral=put.want.ephemeral)
-            inflight.append((batch, txn.commit_async()))
+        for batch in _batches(plan, lambda item: item[0]):
+            ops = [CreateOp(p.path, p.want.data, acl, p.want.ephemeral) for p, acl in batch]
+            inflight.append((batch, multi_create_async(self.client, ops)))
             if len(inflight) >= MULTI_IN_FLIGHT:
                 settle(*inflight.pop(0))
         for done, res in inflight:
@@ -388,41 +375,24 @@ class Applier:
         self._updates_async(others, result, skip)
 
     def _updates_multi(self, updates: Sequence[Put], result: ApplyResult) -> None:
-        batches: list[list[Put]] = [[]]
-        size = 0
-        for put in updates:
-            if len(batches[-1]) >= MULTI_MAX_OPS or size + len(put.want.data) > MULTI_MAX_BYTES:
-                batches.append([])
-                size = 0
-            batches[-1].append(put)
-            size += len(put.want.data) + len(put.path) + 64
-        inflight: list[tuple[list[Put], Any]] = []
+        window = MULTI_MAX_OPS * MULTI_IN_FLIGHT
+        for start in range(0, len(updates), window):
+            self.send_updates(updates[start : start + window]).settle(result)
 
-        def settle(batch: list[Put], res: Any) -> None:
-            outcomes = res.get(timeout=TIMEOUT)
-            if any(isinstance(o, Exception) for o in outcomes):
-                self._updates_async(batch, result, set())  # one by one, with fallbacks
-                return
-            now = time.monotonic()
-            for put, stat in zip(batch, outcomes, strict=True):
-                result.ops["set"] += 1
-                result.bytes += len(put.want.data)
-                result.written[put.path] = self._result_state(put.want, put.existing, stat)
-                result.applied_at[put.path] = now
+    def send_updates(self, updates: Sequence[Put]) -> SentUpdates:
+        """Send data-only updates (see is_data_only) in multis without waiting for the
+        replies: the caller reads them with ``settle()``, after doing something else."""
+        return SentUpdates(self, updates)
 
-        for batch in batches:
-            if not batch:
-                continue
-            txn = self.client.transaction()
-            for put in batch:
-                assert put.existing is not None
-                version = put.existing.version if self.conditional else -1
-                txn.set_data(put.path, put.want.data, version=version)
-            inflight.append((batch, txn.commit_async()))
-            if len(inflight) >= MULTI_IN_FLIGHT:
-                settle(*inflight.pop(0))
-        for done, res in inflight:
-            settle(done, res)
+    def is_data_only(self, ops: Sequence[Op]) -> bool:
+        """Every op is a data change of a znode that stays as it is otherwise."""
+        return all(
+            isinstance(op, Put)
+            and op.existing is not None
+            and op.existing.acl == op.want.acl
+            and not self._needs_replace(op)
+            for op in ops
+        )
 
     def _updates_async(self, updates: Sequence[Put], result: ApplyResult, skip: set[str]) -> None:
         pending: list[tuple[Put, Any, Any]] = []
@@ -511,6 +481,61 @@ class Applier:
         if ceiling is None:
             return suffix < UNKNOWN_SEQUENCE_CEILING
         return suffix < ceiling
+
+
+class SentUpdates:
+    """Data-only updates sent in multis; ``settle()`` reads the replies into an
+    ApplyResult, redoing a failed multi op by op (with the fallbacks) then. The time each
+    reply arrived is kept, so ``applied_at`` does not include the caller's wait."""
+
+    def __init__(self, applier: Applier, updates: Sequence[Put]) -> None:
+        self._applier = applier
+        self._sent: list[tuple[list[Put], Any, list[float]]] = []
+        for batch in _batches(updates, lambda put: put):
+            txn = applier.client.transaction()
+            for put in batch:
+                assert put.existing is not None
+                version = put.existing.version if applier.conditional else -1
+                txn.set_data(put.path, put.want.data, version=version)
+            res = txn.commit_async()
+            arrived = [0.0]
+            res.rawlink(lambda _res, box=arrived: box.__setitem__(0, time.monotonic()))
+            self._sent.append((batch, res, arrived))
+
+    def settle(self, result: ApplyResult | None = None) -> ApplyResult:
+        result = result if result is not None else ApplyResult()
+        for batch, res, arrived in self._sent:
+            outcomes = res.get(timeout=TIMEOUT)
+            if any(isinstance(o, Exception) for o in outcomes):
+                self._applier._updates_async(batch, result, set())  # one by one
+                continue
+            when = arrived[0] or time.monotonic()
+            for put, stat in zip(batch, outcomes, strict=True):
+                result.ops["set"] += 1
+                result.bytes += len(put.want.data)
+                result.written[put.path] = self._applier._result_state(put.want, put.existing, stat)
+                result.applied_at[put.path] = when
+        self._sent = []
+        return result
+
+
+T = TypeVar("T")
+
+
+def _batches(items: Sequence[T], put_of: Callable[[T], Put]) -> Iterator[list[T]]:
+    """``items`` in runs that fit one multi (MULTI_MAX_OPS ops, about MULTI_MAX_BYTES)."""
+    batch: list[T] = []
+    size = 0
+    for item in items:
+        put = put_of(item)
+        item_size = len(put.want.data) + len(put.path) + 64
+        if batch and (len(batch) >= MULTI_MAX_OPS or size + item_size > MULTI_MAX_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item_size
+    if batch:
+        yield batch
 
 
 def _ancestors(paths: Iterable[str]) -> set[str]:

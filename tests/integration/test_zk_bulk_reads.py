@@ -1,4 +1,5 @@
-"""multiRead, persistent recursive watches and the raw ACL session against real ZooKeeper 3.8."""
+"""multiRead, multi creates, persistent recursive watches, the raw ACL session, the leader-first
+connection and the poll handler, against real ZooKeeper 3.8."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoAuthError, NoNodeError
+from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError
 from kazoo.security import ACL, Id, make_digest_acl
 
 from orchestrator_operator.zk.acls import UNREADABLE_ACL, AclReader
+from orchestrator_operator.zk.connection import close, connect, leader_first
 from orchestrator_operator.zk.features import has_multi_read, set_multi_read
-from orchestrator_operator.zk.model import acl_from_kazoo
+from orchestrator_operator.zk.four_letter import ensemble_modes
+from orchestrator_operator.zk.handler import PollHandler
+from orchestrator_operator.zk.model import OPEN_ACL, acl_from_kazoo
+from orchestrator_operator.zk.multicreate import CreateOp, multi_create_async
 from orchestrator_operator.zk.multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
 from orchestrator_operator.zk.persistent import add_recursive_watch
 from orchestrator_operator.zk.rawsession import RawSession
@@ -131,3 +136,48 @@ def test_tree_read_is_the_same_with_and_without_multi_read(
     assert set(fast.unreadable) == {f"{root}/secret"}
     assert fast.unreadable == slow.unreadable
     assert fast.nodes[f"{root}/d1"].aversion == 1
+
+
+def test_multi_create_copies_data_acl_and_kind_and_fails_as_a_whole(client: KazooClient) -> None:
+    root = unique_root("mc")
+    client.ensure_path(root)
+    read_admin_only = ((17, "world", "anyone"),)
+    ops = [
+        CreateOp(f"{root}/p", b"parent", OPEN_ACL),
+        CreateOp(f"{root}/p/s", b"\x00bytes", read_admin_only),
+        CreateOp(f"{root}/p/e", b"mine", OPEN_ACL, ephemeral=True),
+    ]
+    assert multi_create_async(client, ops).get(timeout=10) == [op.path for op in ops]
+    assert client.get(f"{root}/p")[0] == b"parent"
+    assert acl_from_kazoo(client.get_acls(f"{root}/p/s")[0]) == read_admin_only
+    assert client.exists(f"{root}/p/e").ephemeralOwner == client.client_id[0]
+    # one op that cannot be done fails the multi: nothing of it is created
+    again = [CreateOp(f"{root}/q", b"", OPEN_ACL), CreateOp(f"{root}/p", b"", OPEN_ACL)]
+    outcomes = multi_create_async(client, again).get(timeout=10)
+    assert any(isinstance(o, NodeExistsError) for o in outcomes)
+    assert client.exists(f"{root}/q") is None
+
+
+def test_leader_first_puts_the_leader_in_front(zk_ensemble: ZkEnsemble) -> None:
+    hosts = zk_ensemble.connect_string
+    ordered = leader_first(hosts + "/chroot")
+    assert ordered is not None and ordered.endswith("/chroot")
+    front = ordered.split("/", 1)[0].split(",")
+    assert sorted(front) == sorted(hosts.split(","))
+    assert dict(ensemble_modes(hosts))[front[0]] == "leader"
+    assert leader_first(front[0]) is None  # one server: nothing to order
+
+
+def test_poll_handler_client_reads_writes_and_gets_events(zk_ensemble: ZkEnsemble) -> None:
+    root = unique_root("poll")
+    events: list[Any] = []
+    client = connect(zk_ensemble.connect_string, "test", timeout=10, session_timeout=10)
+    try:
+        assert isinstance(client.handler, PollHandler)
+        client.create(root, b"1", makepath=True)
+        client.get(root, watch=events.append)
+        client.set(root, b"2")
+        wait_until(lambda: len(events) == 1, 10, "data watch event")
+        assert client.get(root)[0] == b"2"
+    finally:
+        close(client)
