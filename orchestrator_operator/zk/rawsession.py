@@ -148,6 +148,18 @@ class RawSession:
             out.append((acl_from_kazoo(acls), stat))
         return out
 
+    # ------------------------------------------------------------------ any request
+    def send_request(self, op: int, body: bytes | bytearray) -> int:
+        """Send one request (``body`` serialized); its xid. Replies come in the order sent."""
+        xid = self._next_xid()
+        self._send(_frame_bytes(xid, op, body))
+        return xid
+
+    def read_reply(self) -> tuple[int, int]:
+        """The xid and error code (0: none) of the next reply."""
+        xid, _, err = reply_header_struct.unpack_from(self._frame(), 0)
+        return int(xid), int(err)
+
     # ------------------------------------------------------------------ wire
     def _next_xid(self) -> int:
         self._xid += 1
