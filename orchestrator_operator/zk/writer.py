@@ -359,7 +359,7 @@ class Applier:
     def _updates(
         self, updates: Sequence[Put], result: ApplyResult, skip_acl: set[str] | None = None
     ) -> None:
-        """Data-only updates go in multi transactions (one request for up to 500 sets: far
+        """Data-only updates go in multi transactions (one request for up to 1,000 sets: far
         less per-request work than single sets); ACL changes and failed multis op by op."""
         skip = skip_acl or set()
         data_only: list[Put] = []

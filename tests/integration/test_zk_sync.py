@@ -115,6 +115,31 @@ def test_one_way_bootstrap_and_live_changes(
         assert metric(engine, "orchestrator_zk_sync_errors_total", kind="write_failed") == 0
 
 
+def test_one_way_bursts_of_updates_with_target_znodes_deleted_meanwhile(
+    pair: ZkPair, clients: tuple[KazooClient, KazooClient]
+) -> None:
+    """Live data updates go to B ahead of their replies; a multi that fails because a znode
+    vanished on B (B is not watched in one-way mode) is redone op by op, recreating it."""
+    ca, cb = clients
+    root = unique_root("burst")
+    paths = [f"{root}/g{i % 4}/n{i}" for i in range(200)]
+    for path in paths:
+        ca.create(path, b"start", makepath=True)
+    with engine_for(pair, [root], reconcile_interval=600.0) as engine:
+        wait_in_sync(ca, cb, [root], timeout=30)
+        for burst in range(5):
+            cb.delete(paths[burst])  # behind the engine's back
+            pending = [ca.set_async(p, f"burst{burst}".encode()) for p in paths]
+            for res in pending:
+                res.get(timeout=30)
+        assert engine.wait_idle(30)
+        wait_in_sync(ca, cb, [root], timeout=15)
+        assert all(cb.get(p)[0] == b"burst4" for p in paths)
+        assert engine.full_reconciles == 1  # the live path repaired it, not a reconcile
+        assert ops(engine, "set", "a_to_b") >= 200
+        assert metric(engine, "orchestrator_zk_sync_errors_total", kind="write_failed") == 0
+
+
 def test_bidirectional_no_echo_and_both_directions(
     pair: ZkPair, clients: tuple[KazooClient, KazooClient]
 ) -> None:
