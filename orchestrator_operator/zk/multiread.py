@@ -33,6 +33,8 @@ from kazoo.protocol.serialization import (
 )
 from kazoo.protocol.states import ZnodeStat
 
+from .overdue import get_reply
+
 Watch = Callable[[Any], None]
 
 GET_DATA = 4
@@ -141,7 +143,7 @@ def run_reads(
 
     def collect(chunk: Sequence[ReadOp], handle: Any) -> None:
         if multi:
-            out.extend(handle.get(timeout=timeout))
+            out.extend(get_reply(client, handle, timeout))
             return
         for res in handle:
             try:

@@ -37,6 +37,7 @@ from .model import (
     world_can_create,
 )
 from .multicreate import CreateOp, multi_create_async
+from .overdue import get_reply
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ class Applier:
         inflight: list[tuple[list[tuple[Put, Acl]], Any]] = []
 
         def settle(batch: list[tuple[Put, Acl]], res: Any) -> None:
-            outcomes = res.get(timeout=TIMEOUT)
+            outcomes = get_reply(self.client, res, TIMEOUT)
             if any(isinstance(o, Exception) for o in outcomes):
                 self._creates_async(batch, result)  # roll forward op by op
                 return
@@ -505,7 +506,7 @@ class SentUpdates:
     def settle(self, result: ApplyResult | None = None) -> ApplyResult:
         result = result if result is not None else ApplyResult()
         for batch, res, arrived in self._sent:
-            outcomes = res.get(timeout=TIMEOUT)
+            outcomes = get_reply(self._applier.client, res, TIMEOUT)
             if any(isinstance(o, Exception) for o in outcomes):
                 self._applier._updates_async(batch, result, set())  # one by one
                 continue
