@@ -147,7 +147,7 @@ def run_reads(
             return
         for res in handle:
             try:
-                out.append(res.get(timeout=timeout))
+                out.append(get_reply(client, res, timeout))
             except (NoNodeError, NoAuthError) as exc:
                 out.append(exc)
 

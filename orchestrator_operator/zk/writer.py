@@ -197,7 +197,7 @@ class Applier:
         ]
         for rem, res in pending:
             try:
-                res.get(timeout=TIMEOUT)
+                get_reply(self.client, res, TIMEOUT)
             except NoNodeError:
                 pass
             except BadVersionError:
@@ -258,7 +258,7 @@ class Applier:
             pending.append((put, kacl, created))
         for put, kacl, res in pending:
             try:
-                res.get(timeout=TIMEOUT)
+                get_reply(self.client, res, TIMEOUT)
                 self._create_ok(put, result)
             except (NodeExistsError, NoNodeError, NoAuthError) as exc:
                 self._create_fallback(put, kacl, exc, result)
@@ -418,7 +418,7 @@ class Applier:
             stat: Any = None
             try:
                 try:
-                    stat = set_res.get(timeout=TIMEOUT)
+                    stat = get_reply(self.client, set_res, TIMEOUT)
                 finally:
                     if acl_res is not None:
                         acl_stat = _quiet(acl_res)
