@@ -44,9 +44,9 @@ import psutil
 import yaml
 from kazoo.client import KazooClient
 
-from orchestrator_operator.builders.cluster import build_children
-from orchestrator_operator.builders.meta import Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.operator.builders.cluster import build_children
+from orchestrator_operator.operator.builders.meta import Owner
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.zookeeper import ZkEnsemble
@@ -316,7 +316,7 @@ def baseline_apply(env: KubeTestEnv, watches: ChildWatches, clusters: int, zk: s
 
 
 def _object_path(child: dict[str, Any]) -> str:
-    from orchestrator_operator.kube_api import object_path
+    from orchestrator_operator.common.kube_api import object_path
 
     meta = child["metadata"]
     return object_path(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])

@@ -44,8 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from orchestrator_operator.monitor.report import decode_report, encode_report  # noqa: E402
-from orchestrator_operator.monitor.synthetic import synthetic_report  # noqa: E402
 from testenv.processes import free_port  # noqa: E402
+from testenv.synthetic_reports import synthetic_report  # noqa: E402
 
 TOKEN = "bench-token"
 STAMP = re.compile(r'"label\.bench\.sent":"([0-9.]+)"')
@@ -63,7 +63,7 @@ def pct(values: list[float], q: float) -> float:
 def start_app(port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [PY, "-m", "orchestrator_operator.monitor.cli", "app", "--listen", "127.0.0.1",
+            [PY, "-m", "orchestrator_operator.cli", "app", "--listen", "127.0.0.1",
              "--port", str(port), "--token", TOKEN],
             stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
         )  # fmt: skip
@@ -146,7 +146,7 @@ def bench_probe(seconds: float, containers: int, work: Path) -> dict[str, Any]:
         app = start_app(port, work / "probe-bench-app.log")
         probe_log = (work / "probe.log").open("ab")
         probe = subprocess.Popen(
-            [PY, "-m", "orchestrator_operator.monitor.cli", "probe", "--app",
+            [PY, "-m", "orchestrator_operator.cli", "probe", "--app",
              f"http://127.0.0.1:{port}", "--token", TOKEN, "--interval", "3",
              "--docker-host", engine.base_url],
             stdout=probe_log, stderr=subprocess.STDOUT, cwd=REPO,
@@ -350,7 +350,7 @@ async def observe(port: int, seconds: float, warmup: float) -> dict[str, Any]:
 
 def ingest_ceiling(probes: int) -> dict[str, float]:
     """CPU ms per merged report in this process (no HTTP), lazy and containers-eager."""
-    from orchestrator_operator.monitor.app import AppConfig, MonitorApp
+    from orchestrator_operator.monitor.app.server import AppConfig, MonitorApp
 
     n = min(probes, 500)
     bodies = [[encode_report(synthetic_report(i, n, seed=s)) for s in (0, 1)] for i in range(n)]

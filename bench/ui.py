@@ -31,10 +31,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from orchestrator_operator.monitor.app.topology import container_id  # noqa: E402
 from orchestrator_operator.monitor.report import encode_report  # noqa: E402
-from orchestrator_operator.monitor.synthetic import synthetic_report  # noqa: E402
-from orchestrator_operator.monitor.topology import container_id  # noqa: E402
 from testenv.monitor_app import MonitorAppProcess, build_ui  # noqa: E402
+from testenv.synthetic_reports import synthetic_report  # noqa: E402
 
 TOKEN = "bench-ui-token"
 UI = REPO / "ui"

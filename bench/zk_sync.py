@@ -49,13 +49,13 @@ from kazoo.client import KazooClient
 from kazoo.protocol.serialization import SetData
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, make_digest_acl
 
+from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
+from orchestrator_operator.sync.verify import verify_clients
 from orchestrator_operator.zk.acls import RAW_SESSIONS_MAX
-from orchestrator_operator.zk.engine import SyncConfig, SyncEngine
 from orchestrator_operator.zk.handler import PollHandler
 from orchestrator_operator.zk.model import NodeState, Side
-from orchestrator_operator.zk.multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
-from orchestrator_operator.zk.rawsession import RawSession, get_acls, servers
-from orchestrator_operator.zk.verify import verify_clients
+from orchestrator_operator.zk.wire.multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
+from orchestrator_operator.zk.wire.rawsession import RawSession, get_acls, servers
 from testenv.zookeeper import ZkEnsemble
 
 SECRET_ACL = [make_digest_acl("bench", "pw", all=True), ACL(1, Id("world", "anyone"))]

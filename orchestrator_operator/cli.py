@@ -9,8 +9,8 @@ from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .operator import OperatorOptions, run
-    from .rollout.zk_super_key import SuperKeyInvalid
+    from orchestrator_operator.operator.main import OperatorOptions, run
+    from orchestrator_operator.operator.zk_super_key import SuperKeyInvalid
 
     options = OperatorOptions(
         namespace=args.namespace,
@@ -27,7 +27,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _crds(args: argparse.Namespace) -> int:
-    from .crds import stale_crds, write_crds
+    from orchestrator_operator.operator.crds import stale_crds, write_crds
 
     directory = Path(args.output_dir)
     if args.check:
@@ -75,12 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("--check", action="store_true", help="fail if the files are out of date")
     crds.set_defaults(func=_crds)
 
-    from .migration.cli import add_zk_migrate_parser
-    from .monitor.cli import add_monitor_parsers
-    from .zk.cli import add_zk_sync_parser
+    from orchestrator_operator.monitor.app.main import add_app_parser
+    from orchestrator_operator.monitor.probe.main import add_probe_parser
+    from orchestrator_operator.sync.main import add_zk_sync_parser
+    from orchestrator_operator.zkmigrate.main import add_zk_migrate_parser
 
     add_zk_sync_parser(sub)
-    add_monitor_parsers(sub)
+    add_probe_parser(sub)
+    add_app_parser(sub)
     add_zk_migrate_parser(sub)
     return parser
 

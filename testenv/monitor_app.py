@@ -51,7 +51,7 @@ class MonitorAppProcess(ManagedProcess):
     ) -> None:
         self.port = free_port()
         self.token = token
-        argv = [sys.executable, "-m", "orchestrator_operator.monitor.cli", "app",
+        argv = [sys.executable, "-m", "orchestrator_operator.cli", "app",
                 "--listen", "127.0.0.1", "--port", str(self.port), "--token", token]  # fmt: skip
         if read_only_token:
             argv += ["--read-only-token", read_only_token]

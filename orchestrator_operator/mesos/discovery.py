@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from kazoo.exceptions import ConnectionLoss, NoNodeError, SessionExpiredError
 
-from ..zk.clients import ZkUnreachable
-from .leader import MasterInfo, lowest_contender, parse_master_info
+from orchestrator_operator.mesos.leader import MasterInfo, lowest_contender, parse_master_info
+from orchestrator_operator.zk.clients import ZkUnreachable
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from .maintenance import Machine
+from orchestrator_operator.mesos.maintenance import Machine
 
 
 class MasterApiError(Exception):

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from .base import API_GROUP, API_VERSION
-from .mesoscluster import MesosClusterSpec, MesosClusterStatus
-from .probefleet import ProbeFleetSpec, ProbeFleetStatus
-from .zkmigration import ZkMigrationSpec, ZkMigrationStatus
+from orchestrator_operator.models.base import API_GROUP, API_VERSION
+from orchestrator_operator.models.mesoscluster import MesosClusterSpec, MesosClusterStatus
+from orchestrator_operator.models.probefleet import ProbeFleetSpec, ProbeFleetStatus
+from orchestrator_operator.models.zkmigration import ZkMigrationSpec, ZkMigrationStatus
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from .base import (
+from orchestrator_operator.models.base import (
     Component,
     ImageName,
     ImageVersion,

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import (
+from orchestrator_operator.models.base import (
     ImageName,
     ImageVersion,
     Model,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from .base import (
+from orchestrator_operator.models.base import (
     ImageName,
     ImageVersion,
     Model,

@@ -30,6 +30,8 @@ class Limits(msgspec.Struct, frozen=True):
 
 
 LIMITS = Limits()
+# The container controls a user may ask of a probe (the app checks them; the probe runs them).
+CONTROLS = ("start", "stop", "pause", "unpause", "restart", "remove", "logs")
 
 
 class Host(msgspec.Struct, omit_defaults=True, gc=False):

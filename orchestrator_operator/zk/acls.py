@@ -14,8 +14,8 @@ from typing import Any
 from kazoo.exceptions import NoAuthError, NoNodeError
 from kazoo.protocol.states import ZnodeStat
 
-from .model import Acl, acl_from_kazoo
-from .rawsession import RawSession, RawSessionError, get_acls, servers
+from orchestrator_operator.zk.model import Acl, acl_from_kazoo
+from orchestrator_operator.zk.wire.rawsession import RawSession, RawSessionError, get_acls, servers
 
 log = logging.getLogger(__name__)
 

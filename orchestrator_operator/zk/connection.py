@@ -8,8 +8,8 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 
-from .four_letter import connect_string_hosts, server_mode
-from .handler import PollHandler
+from orchestrator_operator.zk.four_letter import connect_string_hosts, server_mode
+from orchestrator_operator.zk.handler import PollHandler
 
 log = logging.getLogger(__name__)
 

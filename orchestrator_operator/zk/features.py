@@ -7,7 +7,7 @@ import threading
 import weakref
 from typing import Any
 
-from .rawsession import RawSession, RawSessionError
+from orchestrator_operator.zk.wire.rawsession import RawSession, RawSessionError
 
 log = logging.getLogger(__name__)
 

@@ -117,3 +117,7 @@ def normalize_root(path: str) -> str:
         raise ValueError(f"ZooKeeper paths are absolute, got {path!r}")
     stripped = path.rstrip("/")
     return stripped or "/"
+
+
+class ReadAborted(Exception):
+    """A reader's ``abort`` check said stop (the engine is shutting down)."""

@@ -19,19 +19,22 @@ from typing import Any
 from kazoo.exceptions import NoAuthError, NoNodeError
 from kazoo.protocol.states import ZnodeStat
 
-from .acls import AclReader
-from .features import has_multi_read
-from .model import Acl, NodeState, TreeSnapshot, acl_from_kazoo, join
-from .multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
+from orchestrator_operator.zk.acls import AclReader
+from orchestrator_operator.zk.features import has_multi_read
+from orchestrator_operator.zk.model import (
+    Acl,
+    NodeState,
+    ReadAborted,
+    TreeSnapshot,
+    acl_from_kazoo,
+    join,
+)
+from orchestrator_operator.zk.wire.multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
 
 Watch = Callable[[Any], None]
 
 DEFAULT_WINDOW = 500
 DEFAULT_TIMEOUT = 60.0
-
-
-class ReadAborted(Exception):
-    """The reader's ``abort`` check said stop (the engine is shutting down)."""
 
 
 @dataclass(frozen=True, slots=True)

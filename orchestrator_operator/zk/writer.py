@@ -26,7 +26,7 @@ from kazoo.exceptions import (
 )
 from kazoo.security import ACL, Id, make_digest_acl_credential
 
-from .model import (
+from orchestrator_operator.zk.model import (
     OPEN_ACL,
     PERM_CREATE,
     Acl,
@@ -36,8 +36,8 @@ from .model import (
     parent_of,
     world_can_create,
 )
-from .multicreate import CreateOp, multi_create_async
-from .overdue import get_reply
+from orchestrator_operator.zk.wire.multicreate import CreateOp, multi_create_async
+from orchestrator_operator.zk.wire.overdue import get_reply
 
 log = logging.getLogger(__name__)
 

@@ -62,7 +62,7 @@ def probe(
         [
             sys.executable,
             "-m",
-            "orchestrator_operator.monitor.cli",
+            "orchestrator_operator.cli",
             "probe",
             "--app",
             ui_app.url,

@@ -19,7 +19,7 @@ import yaml
 from kazoo.client import KazooClient
 from kazoo.security import make_acl
 
-from orchestrator_operator.migration import archive
+from orchestrator_operator.operator.zkmigration import archive
 from testenv.kube import KubeTestEnv
 from testenv.zookeeper import ZkEnsemble
 

@@ -71,13 +71,13 @@ from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl
 
 from orchestrator_operator.monitor.report import encode_report
-from orchestrator_operator.monitor.synthetic import synthetic_report
 from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv
 from testenv.monitor_app import MonitorAppProcess
 from testenv.operator import OperatorProcess
 from testenv.prometheus import PrometheusServer
 from testenv.sync_controller import SyncControllerProcess
+from testenv.synthetic_reports import synthetic_report
 from testenv.zookeeper import ZkEnsemble
 
 from .test_delivery_monitoring import MONITORING, _alerts, _dashboards, _rule_groups

@@ -32,8 +32,6 @@ import pytest
 import yaml
 
 from orchestrator_operator.cli import build_parser
-from orchestrator_operator.monitor.cli import add_monitor_parsers
-from orchestrator_operator.zk.cli import add_zk_sync_parser
 from sim.cli import parser as sim_parser
 from testenv.docker import DockerEngine
 
@@ -90,13 +88,7 @@ def test_compose_has_two_ensembles_sync_monitoring_prometheus_grafana_and_a_meso
 
 def _orchestrator_parser() -> argparse.ArgumentParser:
     """The operator's CLI plus the sync engine's and the monitor's commands."""
-    parser = build_parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "zk-sync" not in subparsers.choices:
-        add_zk_sync_parser(subparsers)
-    if "app" not in subparsers.choices:
-        add_monitor_parsers(subparsers)
-    return parser
+    return build_parser()
 
 
 def _parses(argv: list[str]) -> argparse.Namespace:
@@ -402,10 +394,10 @@ def test_offline_image_runs_as_a_non_root_numeric_user(
 
 _SERVE_UI = """
 import argparse, json, subprocess, sys, time, urllib.request
-from orchestrator_operator.monitor.cli import add_monitor_parsers
+from orchestrator_operator.monitor.app.main import add_app_parser
 
 parser = argparse.ArgumentParser()
-add_monitor_parsers(parser.add_subparsers(dest="command"))
+add_app_parser(parser.add_subparsers(dest="command"))
 ui_dist = parser.parse_args(["app"]).ui_dist
 app = subprocess.Popen(["orchestrator", "app", "--listen", "127.0.0.1", "--port", "4040",
                         "--token", "t"])

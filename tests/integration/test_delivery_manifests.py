@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator_operator.crds import stale_crds
+from orchestrator_operator.operator.crds import stale_crds
 from testenv.kube import KubeTestEnv
 
 from .delivery_crds import third_party_crds
@@ -204,7 +204,7 @@ def test_the_zookeeper_super_key_is_mounted_where_the_operator_reads_it(
     reconfiguration), at the path `orchestrator run` reads by default; no RBAC on Secrets."""
     from pathlib import PurePosixPath
 
-    from orchestrator_operator.rollout.zk_super_key import DEFAULT_KEY_FILE
+    from orchestrator_operator.operator.zk_super_key import DEFAULT_KEY_FILE
 
     for directory in ("k8s/base", "k8s/overlays/prod"):
         deployment = next(d for d in _render(directory, delivery_env) if d["kind"] == "Deployment")

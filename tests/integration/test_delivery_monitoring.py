@@ -165,10 +165,10 @@ def test_every_panel_and_analysis_query_parses(promtool: str, tmp_path: Path) ->
 def _exported_names() -> set[str]:
     """Sample names the three components (operator, sync controller, app) export (counters
     with _total, histograms with _bucket/_sum/_count), from their real registries."""
-    from orchestrator_operator import metrics as operator_metrics
-    from orchestrator_operator.monitor.metrics import AppMetrics
-    from orchestrator_operator.zk.controller_metrics import controller_gauge
-    from orchestrator_operator.zk.metrics import SyncMetrics
+    from orchestrator_operator.monitor.app.metrics import AppMetrics
+    from orchestrator_operator.operator import metrics as operator_metrics
+    from orchestrator_operator.sync.controller.metrics import controller_gauge
+    from orchestrator_operator.sync.metrics import SyncMetrics
 
     controller_registry = CollectorRegistry()
     controller_gauge(controller_registry)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator_operator.monitor.app import AppConfig
-from orchestrator_operator.monitor.probe import ProbeConfig
+from orchestrator_operator.monitor.app.server import AppConfig
+from orchestrator_operator.monitor.probe.agent import ProbeConfig
 from testenv.docker import DockerEngine
 from tests.fixtures.monitor import MonitorHarness, quote, wait_for
 

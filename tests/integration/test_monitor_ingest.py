@@ -11,9 +11,9 @@ import httpx
 import msgspec
 import pytest
 
-from orchestrator_operator.monitor.app import AppConfig, MonitorApp, Rejected
+from orchestrator_operator.monitor.app.server import AppConfig, MonitorApp, Rejected
 from orchestrator_operator.monitor.report import encode_report
-from orchestrator_operator.monitor.synthetic import synthetic_report
+from testenv.synthetic_reports import synthetic_report
 from tests.fixtures.monitor import MonitorHarness, quote
 
 TOKEN = "write-token"

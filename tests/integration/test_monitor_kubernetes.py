@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator_operator.monitor.cli import add_monitor_parsers, probe_config
-from orchestrator_operator.monitor.probe import Probe
+from orchestrator_operator.monitor.probe.agent import Probe
+from orchestrator_operator.monitor.probe.main import add_probe_parser, probe_config
 from orchestrator_operator.monitor.report import Pod
 from testenv.kube import KubeTestEnv
 
@@ -51,7 +51,7 @@ def _probe(kube_env: KubeTestEnv) -> Probe:
     """The probe as `orchestrator probe --kubernetes` would run it on kwok-node-0 (the host
     collectors off: only the pod collector and host facts)."""
     parser = argparse.ArgumentParser()
-    add_monitor_parsers(parser.add_subparsers(dest="command", required=True))
+    add_probe_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(
         ["probe", "--app", "http://127.0.0.1:1", "--kubernetes",
          "--kubeconfig", str(kube_env.kubeconfig), "--hostname", NODE,

@@ -19,11 +19,11 @@ from orchestrator_operator.zk.features import has_multi_read, set_multi_read
 from orchestrator_operator.zk.four_letter import ensemble_modes
 from orchestrator_operator.zk.handler import PollHandler
 from orchestrator_operator.zk.model import OPEN_ACL, acl_from_kazoo
-from orchestrator_operator.zk.multicreate import CreateOp, multi_create_async
-from orchestrator_operator.zk.multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
-from orchestrator_operator.zk.persistent import add_recursive_watch
-from orchestrator_operator.zk.rawsession import RawSession
 from orchestrator_operator.zk.reader import read_tree
+from orchestrator_operator.zk.wire.multicreate import CreateOp, multi_create_async
+from orchestrator_operator.zk.wire.multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
+from orchestrator_operator.zk.wire.persistent import add_recursive_watch
+from orchestrator_operator.zk.wire.rawsession import RawSession
 from testenv.zookeeper import ZkEnsemble
 from tests.fixtures.zk_sync import unique_root, wait_until, zk_client
 from tests.fixtures.zookeeper import _zk_ensemble_module, zk_ensemble

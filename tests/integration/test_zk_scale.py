@@ -18,9 +18,14 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient, KazooState
 
-from orchestrator_operator.builders import zookeeper
-from orchestrator_operator.builders.meta import Owner
-from orchestrator_operator.rollout.zk_scale import (
+from orchestrator_operator.operator.builders import zookeeper
+from orchestrator_operator.operator.builders.meta import Owner
+from orchestrator_operator.operator.mesoscluster.zk_scale import (
+    ScaleResult,
+    kazoo_reconfigure,
+    scale_step,
+)
+from orchestrator_operator.operator.mesoscluster.zk_scale_plan import (
     Action,
     PodState,
     Reconfig,
@@ -28,12 +33,7 @@ from orchestrator_operator.rollout.zk_scale import (
     Wait,
     parse_config,
 )
-from orchestrator_operator.rollout.zk_scale_runner import (
-    ScaleResult,
-    kazoo_reconfigure,
-    scale_step,
-)
-from orchestrator_operator.rollout.zk_super_key import cluster_password
+from orchestrator_operator.operator.zk_super_key import cluster_password
 from testenv.zookeeper import ZkEnsemble, parse_srvr_mode
 from tests.fixtures.zookeeper import ZkEnsembleFactory
 

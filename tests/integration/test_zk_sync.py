@@ -11,11 +11,11 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.security import ACL, Id, make_digest_acl
 
-from orchestrator_operator.zk.conflict import Strategy
-from orchestrator_operator.zk.engine import SyncConfig, SyncEngine
-from orchestrator_operator.zk.http import MonitoringServer
+from orchestrator_operator.common.health_server_threaded import MonitoringServer
+from orchestrator_operator.sync.conflict import Strategy
+from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
+from orchestrator_operator.sync.verify import verify_clients
 from orchestrator_operator.zk.model import Side
-from orchestrator_operator.zk.verify import verify_clients
 from tests.fixtures import zk_sync as support
 from tests.fixtures.zk_sync import ZkPair, unique_root, wait_in_sync, wait_until, zk_client
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from kazoo.security import make_digest_acl
 
-from orchestrator_operator.zk.cli import main
-from orchestrator_operator.zk.engine import SyncConfig, SyncEngine
+from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
+from orchestrator_operator.sync.main import main
 from testenv.processes import free_port
 from tests.fixtures import zk_sync as support
 from tests.fixtures.zk_sync import EngineProcess, ZkPair, unique_root, wait_until, zk_client

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from orchestrator_operator.monitor.app import AppConfig, MonitorApp
+from orchestrator_operator.monitor.app.server import AppConfig, MonitorApp
 
 
 def _fetch(config: AppConfig, *paths: str) -> list[tuple[int, str]]:

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator_operator.builders.cluster import build_children, stale_children
-from orchestrator_operator.builders.meta import Owner
-from orchestrator_operator.migration.machine import routing_for
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
+from orchestrator_operator.operator.builders.cluster import build_children, stale_children
+from orchestrator_operator.operator.builders.meta import Owner
+from orchestrator_operator.operator.zkmigration.machine import routing_for
 
 OWNER = Owner(name="demo", namespace="default", uid="u-1")
 A, B = "a1:2181,a2:2181,a3:2181", "b1:2181,b2:2181,b3:2181"
@@ -88,6 +88,6 @@ def test_routing_annotation_round_trip_and_bad_json() -> None:
 def test_routing_annotation_is_outside_kopfs_own_prefix() -> None:
     """Kopf leaves annotations under its storage prefix out of the diffs that trigger the
     MesosCluster's reconcile: a routing there would never be applied."""
-    from orchestrator_operator.operator import ANNOTATION_PREFIX
+    from orchestrator_operator.operator.main import ANNOTATION_PREFIX
 
     assert not ROUTING_ANNOTATION.startswith(f"{ANNOTATION_PREFIX}/")

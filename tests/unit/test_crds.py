@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from orchestrator_operator.builders.crd import build_crd
-from orchestrator_operator.crds import render_crds
 from orchestrator_operator.models import KINDS, MESOS_CLUSTER
+from orchestrator_operator.operator.builders.crd import build_crd
+from orchestrator_operator.operator.crds import render_crds
 
 CRD_DIR = Path(__file__).parents[2] / "crds"
 

@@ -7,9 +7,9 @@ import kopf
 import pytest
 from prometheus_client import REGISTRY
 
-from orchestrator_operator.handlers.common import counted
-from orchestrator_operator.metrics import create_reconcile_series
 from orchestrator_operator.models import MESOS_CLUSTER
+from orchestrator_operator.operator.metrics import create_reconcile_series
+from orchestrator_operator.operator.reconcile import counted
 
 
 def _errors() -> float:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from orchestrator_operator.mesos.discovery import Election
-from orchestrator_operator.mesos.health import Observation, Replicas, build_status
 from orchestrator_operator.mesos.leader import MasterInfo
+from orchestrator_operator.operator.mesoscluster.status import Observation, Replicas, build_status
 
 LEADER = MasterInfo(id="m", hostname="m0", ip="10.0.0.5", port=5050, znode="json.info_1")
 NOW = "2026-01-01T00:00:00Z"

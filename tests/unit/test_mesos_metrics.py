@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from orchestrator_operator.mesos.metrics_export import export_status, forget
+from orchestrator_operator.operator.mesoscluster.metrics import export_status, forget
 
 STATUS = {
     "conditions": [

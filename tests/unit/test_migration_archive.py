@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator_operator.migration.archive import (
+from orchestrator_operator.operator.zkmigration.archive import (
     PART_BYTES,
     ArchiveError,
     archive_configmaps,

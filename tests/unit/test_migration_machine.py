@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestrator_operator.migration.machine import Decision, routing_for, step
-from orchestrator_operator.migration.observation import (
+from orchestrator_operator.models.routing import ZkRouting
+from orchestrator_operator.models.zkmigration import SyncStatus, ZkMigrationSpec, ZkMigrationStatus
+from orchestrator_operator.operator.zkmigration.machine import Decision, routing_for, step
+from orchestrator_operator.operator.zkmigration.observation import (
     EnsembleView,
     MesosView,
     Observation,
     WorkloadView,
 )
-from orchestrator_operator.models.routing import ZkRouting
-from orchestrator_operator.models.zkmigration import SyncStatus, ZkMigrationSpec, ZkMigrationStatus
 
 A, B = "a1:2181,a2:2181,a3:2181", "b1:2181,b2:2181,b3:2181"
 TASKS = frozenset(f"web.{i}" for i in range(200))

@@ -9,14 +9,14 @@ import socket
 import msgspec
 import pytest
 
-from orchestrator_operator.monitor.app import AppConfig, MonitorApp
-from orchestrator_operator.monitor.cli import add_monitor_parsers, probe_config
-from orchestrator_operator.monitor.collectors.connections import ConnectionCollector
-from orchestrator_operator.monitor.collectors.host import HostCollector
-from orchestrator_operator.monitor.collectors.processes import ProcessCollector
-from orchestrator_operator.monitor.probe import Probe
+from orchestrator_operator.monitor.app.server import AppConfig, MonitorApp
+from orchestrator_operator.monitor.probe.agent import Probe
+from orchestrator_operator.monitor.probe.collectors.connections import ConnectionCollector
+from orchestrator_operator.monitor.probe.collectors.host import HostCollector
+from orchestrator_operator.monitor.probe.collectors.processes import ProcessCollector
+from orchestrator_operator.monitor.probe.main import add_probe_parser, probe_config
+from orchestrator_operator.monitor.probe.sender import Backoff
 from orchestrator_operator.monitor.report import encode_report
-from orchestrator_operator.monitor.sender import Backoff
 
 
 def test_sock_diag_and_proc_net_agree_on_our_sockets() -> None:
@@ -67,7 +67,7 @@ def test_backoff_grows_and_resets() -> None:
 
 def _probe(*flags: str) -> Probe:
     parser = argparse.ArgumentParser()
-    add_monitor_parsers(parser.add_subparsers(dest="command", required=True))
+    add_probe_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["probe", "--app", "http://127.0.0.1:1", "--no-docker", *flags])
     return Probe(probe_config(args, "t"))
 

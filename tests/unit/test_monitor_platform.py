@@ -10,13 +10,13 @@ import httpx
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from orchestrator_operator.kube_api import ApiError, Manifest
-from orchestrator_operator.monitor.app import AppConfig, MonitorApp
-from orchestrator_operator.monitor.platform import (
+from orchestrator_operator.common.kube_api import ApiError, Manifest
+from orchestrator_operator.monitor.app.platform import (
     KubePlatformReader,
     ListingKubeApi,
     PlatformUnavailable,
 )
+from orchestrator_operator.monitor.app.server import AppConfig, MonitorApp
 
 TOKEN = "t0k"
 CLUSTER: Manifest = {

@@ -7,9 +7,26 @@ import math
 import msgspec
 import pytest
 
-from orchestrator_operator.monitor.collectors.connections import decode_address, parse_proc_net
-from orchestrator_operator.monitor.diff import changes_between, view_diff
-from orchestrator_operator.monitor.render import TopologyRenderer
+from orchestrator_operator.monitor.app.diff import changes_between, view_diff
+from orchestrator_operator.monitor.app.render import TopologyRenderer
+from orchestrator_operator.monitor.app.series import SLOTS, STEP, Ring, SeriesStore
+from orchestrator_operator.monitor.app.store import Store
+from orchestrator_operator.monitor.app.topology import (
+    PER_PROBE_TOPOLOGIES,
+    Node,
+    NodeFilter,
+    build_contribution,
+    container_edges,
+    container_id,
+    host_id,
+    listen_endpoints,
+    process_id,
+    resolve_edges,
+)
+from orchestrator_operator.monitor.probe.collectors.connections import (
+    decode_address,
+    parse_proc_net,
+)
 from orchestrator_operator.monitor.report import (
     Connection,
     Container,
@@ -22,21 +39,7 @@ from orchestrator_operator.monitor.report import (
     decode_report,
     encode_report,
 )
-from orchestrator_operator.monitor.series import SLOTS, STEP, Ring, SeriesStore
-from orchestrator_operator.monitor.store import Store
-from orchestrator_operator.monitor.synthetic import container_hex, synthetic_report
-from orchestrator_operator.monitor.topology import (
-    PER_PROBE_TOPOLOGIES,
-    Node,
-    NodeFilter,
-    build_contribution,
-    container_edges,
-    container_id,
-    host_id,
-    listen_endpoints,
-    process_id,
-    resolve_edges,
-)
+from testenv.synthetic_reports import container_hex, synthetic_report
 
 NS_A, NS_B, NS_C = 4026531840, 4026532001, 4026532002
 

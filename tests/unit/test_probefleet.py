@@ -6,9 +6,13 @@ from typing import Any
 
 import pytest
 
-from orchestrator_operator.builders.probefleet import build_children, fleet_owner, token_ref
-from orchestrator_operator.fleet_health import FleetObservation, build_fleet_status
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
+from orchestrator_operator.operator.builders.probefleet import (
+    build_children,
+    fleet_owner,
+    token_ref,
+)
+from orchestrator_operator.operator.probefleet.status import FleetObservation, build_fleet_status
 
 OWNER = fleet_owner("scope", "monitoring", "u1")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator_operator.rollout.plan import Member, Step, Wait, next_restart
+from orchestrator_operator.operator.mesoscluster.roll_plan import Member, Step, Wait, next_restart
 
 
 def _members(revisions: list[str], ready: list[bool] | None = None) -> list[Member]:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from orchestrator_operator.status import make_condition, set_condition
+from orchestrator_operator.common.conditions import make_condition, set_condition
 
 
 def test_transition_time_kept_while_status_unchanged() -> None:

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from orchestrator_operator.monitor.ui_assets import add_ui_routes
+from orchestrator_operator.monitor.app.ui_assets import add_ui_routes
 
 
 def _dist(tmp_path: Path) -> Path:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from orchestrator_operator.workloads import summarize
+from orchestrator_operator.operator.workloads import summarize
 
 
 def test_daemonset_counts_scheduled_pods() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator_operator.zk.conflict import (
+from orchestrator_operator.sync.conflict import (
     Action,
     Owner,
     Peer,

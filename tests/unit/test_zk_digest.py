@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator_operator.zk.digest import DiffKind, diff_trees, subtree_digest
+from orchestrator_operator.sync.digest import DiffKind, diff_trees, subtree_digest
 from orchestrator_operator.zk.model import OPEN_ACL, Acl, NodeState
 
 

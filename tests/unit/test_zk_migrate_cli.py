@@ -11,10 +11,10 @@ import pytest
 from rich.console import Console
 
 from orchestrator_operator.cli import build_parser
-from orchestrator_operator.kube_api import ApiError
-from orchestrator_operator.migration import report_format as fmt
-from orchestrator_operator.migration.cli import api_error_words
+from orchestrator_operator.common.kube_api import ApiError
 from orchestrator_operator.models.routing import ZkRouting
+from orchestrator_operator.zkmigrate import report_format as fmt
+from orchestrator_operator.zkmigrate.main import api_error_words
 
 CLUSTER: dict[str, Any] = {
     "apiVersion": "orchestrator.dev/v1alpha1",

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from kazoo.handlers.threading import KazooTimeoutError
 
-from orchestrator_operator.zk import overdue
-from orchestrator_operator.zk.overdue import get_reply
+from orchestrator_operator.zk.wire import overdue
+from orchestrator_operator.zk.wire.overdue import get_reply
 
 
 @dataclass

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator_operator.zk.connection import SyncError, validate_hosts
-from orchestrator_operator.zk.engine import SyncConfig
-from orchestrator_operator.zk.model import is_under, join, normalize_root, parent_of
-from orchestrator_operator.zk.state import (
+from orchestrator_operator.sync.engine import SyncConfig
+from orchestrator_operator.sync.state import (
     MAX_SESSIONS,
     ConflictRecord,
     EngineState,
     load_state,
     save_state,
 )
+from orchestrator_operator.zk.connection import SyncError, validate_hosts
+from orchestrator_operator.zk.model import is_under, join, normalize_root, parent_of
 from orchestrator_operator.zk.writer import _ancestors
 
 

@@ -12,14 +12,20 @@ from typing import Any, cast
 
 import pytest
 
-from orchestrator_operator.builders import zookeeper
-from orchestrator_operator.builders.meta import Owner
-from orchestrator_operator.handlers import mesoscluster
-from orchestrator_operator.kube_api import KubeApi
+from orchestrator_operator.common.kube_api import KubeApi
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
-from orchestrator_operator.rollout import zk_scale_runner, zk_super_key
-from orchestrator_operator.rollout.zk_scale import (
+from orchestrator_operator.operator import zk_super_key
+from orchestrator_operator.operator.builders import zookeeper
+from orchestrator_operator.operator.builders.meta import Owner
+from orchestrator_operator.operator.mesoscluster import handlers as mesoscluster
+from orchestrator_operator.operator.mesoscluster import zk_scale as zk_scale_runner
+from orchestrator_operator.operator.mesoscluster.zk_scale import (
+    ScaleResult,
+    StatefulSetFleet,
+    scale_step,
+)
+from orchestrator_operator.operator.mesoscluster.zk_scale_plan import (
     Action,
     ConfigMember,
     Done,
@@ -31,8 +37,7 @@ from orchestrator_operator.rollout.zk_scale import (
     next_scale_action,
     parse_config,
 )
-from orchestrator_operator.rollout.zk_scale_runner import ScaleResult, StatefulSetFleet, scale_step
-from orchestrator_operator.workloads import WorkloadSummary
+from orchestrator_operator.operator.workloads import WorkloadSummary
 from orchestrator_operator.zk.clients import ZkUnreachable
 
 

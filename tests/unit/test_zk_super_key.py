@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator_operator.builders import zookeeper
-from orchestrator_operator.rollout import zk_super_key
-from orchestrator_operator.rollout.zk_super_key import (
+from orchestrator_operator.operator import zk_super_key
+from orchestrator_operator.operator.builders import zookeeper
+from orchestrator_operator.operator.zk_super_key import (
     SuperKeyInvalid,
     cluster_password,
     configure,

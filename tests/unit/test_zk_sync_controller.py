@@ -10,16 +10,15 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from orchestrator_operator.zk.cli import main as zk_main
-from orchestrator_operator.zk.conflict import Strategy
-from orchestrator_operator.zk.controller import (
+from orchestrator_operator.sync.conflict import Strategy
+from orchestrator_operator.sync.controller.main import (
     Controller,
     ControllerOptions,
     forget_state,
     prepare_state_file,
 )
-from orchestrator_operator.zk.controller_metrics import PerMigrationCollector
-from orchestrator_operator.zk.controller_status import (
+from orchestrator_operator.sync.controller.metrics import PerMigrationCollector
+from orchestrator_operator.sync.controller.status import (
     EngineView,
     Key,
     LagWindow,
@@ -31,7 +30,8 @@ from orchestrator_operator.zk.controller_status import (
     quantile,
     running_message,
 )
-from orchestrator_operator.zk.metrics import SyncMetrics
+from orchestrator_operator.sync.main import main as zk_main
+from orchestrator_operator.sync.metrics import SyncMetrics
 
 REQUEST = {
     "active": True,

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from kazoo.exceptions import ConnectionClosedError
 
-from orchestrator_operator.zk.engine import SyncConfig, SyncEngine
-from orchestrator_operator.zk.model import Side
-from orchestrator_operator.zk.reader import ReadAborted, read_tree
+from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
+from orchestrator_operator.zk.model import ReadAborted, Side
+from orchestrator_operator.zk.reader import read_tree
 
 
 class StuckClient:

@@ -1,0 +1,212 @@
+"""The few Kubernetes API calls the handlers make: server-side apply and get.
+
+The official client only reads the credentials (kubeconfig or in-cluster); requests go
+through httpx. Children are written with server-side apply, so the operator owns exactly
+the fields it sets and leaves the rest (HPA replicas, other controllers' fields) alone.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from orchestrator_operator.operator.metrics import KUBE_API_REQUESTS
+
+Manifest = dict[str, Any]
+FIELD_MANAGER = "orchestrator"
+APPLY_CONCURRENCY = 8
+_IRREGULAR_PLURALS: dict[str, str] = {}
+
+
+def object_path(api_version: str, kind: str, namespace: str | None, name: str | None) -> str:
+    """The REST path of an object (or of its collection when `name` is None)."""
+    plural = _IRREGULAR_PLURALS.get(kind, kind.lower() + "s")
+    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    path = prefix + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"
+    return path + (f"/{name}" if name else "")
+
+
+def _ssl_context(configuration: Any) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
+class KubeApi:
+    """Thread-safe: Kopf runs sync handlers in a thread pool."""
+
+    _lock = threading.Lock()
+    _shared: KubeApi | None = None
+
+    def __init__(self) -> None:
+        from kubernetes import client, config  # imported lazily: large, and only needed here
+
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        self._configuration = configuration
+        self._http = httpx.Client(
+            base_url=configuration.host,
+            verify=_ssl_context(configuration),
+            timeout=30.0,
+            limits=httpx.Limits(max_connections=APPLY_CONCURRENCY * 4),
+        )
+        self._pool = ThreadPoolExecutor(APPLY_CONCURRENCY, thread_name_prefix="kube-apply")
+
+    @classmethod
+    def shared(cls) -> KubeApi:
+        with cls._lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    def _call(
+        self,
+        verb: str,
+        kind: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        KUBE_API_REQUESTS.labels(verb, kind).inc()
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        # Token sources (service account, exec plugins) refresh through this call.
+        token = self._configuration.get_api_key_with_prefix(
+            "BearerToken"
+        ) or self._configuration.get_api_key_with_prefix("authorization")
+        if token:
+            headers["Authorization"] = token
+        response = self._http.request(
+            method,
+            path,
+            params=params,
+            headers=headers,
+            content=json.dumps(body) if body is not None else None,
+        )
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, response.text[:2000])
+        return response.json()
+
+    def apply(self, manifest: Manifest) -> Manifest:
+        """Server-side apply `manifest` (create or update the fields we own)."""
+        meta = manifest["metadata"]
+        path = object_path(
+            manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
+        )
+        result: Manifest = self._call(
+            "apply",
+            manifest["kind"],
+            "PATCH",
+            path,
+            body=manifest,  # JSON is YAML: the apply content type takes it as it is
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
+        return result
+
+    def create(self, manifest: Manifest) -> bool:
+        """Create `manifest` unless an object of that name exists; True when it created one.
+
+        For objects written once and never again (a generated Secret): needs only the
+        `create` permission, not `get`.
+        """
+        meta = manifest["metadata"]
+        path = object_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), None)
+        try:
+            self._call("create", manifest["kind"], "POST", path, body=manifest)
+            return True
+        except ApiError as error:
+            if error.status == 409:
+                return False
+            raise
+
+    def submit(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest:
+        """POST a new object and return what the server made of it (defaults applied).
+
+        `dry_run=True` (`dryRun=All`): the server validates it (schema, CEL rules,
+        admission) and stores nothing. An existing object of that name raises ApiError 409.
+        """
+        meta = manifest["metadata"]
+        path = object_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), None)
+        params = {"fieldManager": FIELD_MANAGER}
+        if dry_run:
+            params["dryRun"] = "All"
+        result: Manifest = self._call(
+            "create", manifest["kind"], "POST", path, body=manifest, params=params
+        )
+        return result
+
+    def apply_all(self, manifests: list[Manifest]) -> None:
+        """Apply independent objects concurrently: a reconcile waits for the slowest write,
+        not for the sum of them."""
+        list(self._pool.map(self.apply, manifests))  # re-raises the first failure
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Manifest | None:
+        try:
+            path = object_path(api_version, kind, namespace, name)
+            result: Manifest = self._call("get", kind, "GET", path)
+            return result
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None, **selectors: str
+    ) -> list[Manifest]:
+        """Objects of a kind; `field_selector=` / `label_selector=` filter on the server."""
+        params = {
+            {"field_selector": "fieldSelector", "label_selector": "labelSelector"}[k]: v
+            for k, v in selectors.items()
+        }
+        path = object_path(api_version, kind, namespace, None)
+        items: list[Manifest] = self._call("list", kind, "GET", path, params=params)["items"]
+        return items
+
+    def merge_patch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        body: Manifest,
+        subresource: str | None = None,
+    ) -> Manifest:
+        """JSON merge patch (RFC 7386): for fields another manager owns, e.g. annotations,
+        or one part of a `status` subresource that another process writes the rest of."""
+        path = object_path(api_version, kind, namespace, name)
+        path += f"/{subresource}" if subresource else ""
+        result: Manifest = self._call(
+            "patch", kind, "PATCH", path, body=body, content_type="application/merge-patch+json"
+        )
+        return result
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+        """Delete an object; False when it was already gone."""
+        try:
+            path = object_path(api_version, kind, namespace, name)
+            self._call("delete", kind, "DELETE", path)
+            return True
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise

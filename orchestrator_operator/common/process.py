@@ -1,0 +1,21 @@
+"""What every program's main needs: logging and secrets from a flag, a file or the env."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+
+def read_secret(value: str | None, file: str | None, env: str) -> str | None:
+    """A secret from its file (preferred: nothing in argv), its flag, or its variable."""
+    if file:
+        return Path(file).read_text().strip()
+    return value or os.environ.get(env) or None
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )

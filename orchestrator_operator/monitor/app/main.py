@@ -1,0 +1,65 @@
+"""`orchestrator app`: the monitoring app's process (registered on the main CLI by
+``add_app_parser``, which sets ``func`` returning an exit code)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from orchestrator_operator.common.process import configure_logging, read_secret
+
+
+def _app(args: argparse.Namespace) -> int:
+    from orchestrator_operator.monitor.app.server import AppConfig, MonitorApp
+
+    configure_logging(args.verbose)
+    token = read_secret(args.token, args.token_file, "ORCHESTRATOR_MONITOR_TOKEN")
+    if not token:
+        print(
+            "app: a token is required (--token, --token-file or $ORCHESTRATOR_MONITOR_TOKEN)",
+            file=sys.stderr,
+        )
+        return 2
+    read_only = read_secret(
+        args.read_only_token, args.read_only_token_file, "ORCHESTRATOR_MONITOR_READ_ONLY_TOKEN"
+    )
+    config = AppConfig(
+        token=token,
+        read_only_token=read_only,
+        max_report_bytes=args.max_report_bytes,
+        probe_ttl=args.probe_ttl,
+        ui_dist=Path(args.ui_dist) if args.ui_dist else None,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await MonitorApp(config).serve(args.listen, args.port, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def add_app_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    app = subparsers.add_parser("app", help="run the monitoring app")
+    app.add_argument("--listen", default="0.0.0.0")
+    app.add_argument("--port", type=int, default=4040)
+    app.add_argument("--token", help="read-write token (or $ORCHESTRATOR_MONITOR_TOKEN)")
+    app.add_argument("--token-file", help="read the read-write token from this file")
+    app.add_argument("--read-only-token", help="token that may read but not run controls")
+    app.add_argument("--read-only-token-file")
+    app.add_argument("--max-report-bytes", type=int, default=8 * 1024 * 1024)
+    app.add_argument("--probe-ttl", type=float, default=15.0, help="seconds before expiry")
+    app.add_argument(
+        "--ui-dist",
+        default=os.environ.get("ORCHESTRATOR_UI_DIST"),
+        help="serve the web UI built in this directory (ui/dist); default $ORCHESTRATOR_UI_DIST",
+    )
+    app.add_argument("--verbose", action="store_true")
+    app.set_defaults(func=_app)

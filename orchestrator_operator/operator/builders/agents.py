@@ -1,0 +1,129 @@
+"""Mesos agents: a DaemonSet with the Docker containerizer, cgroups isolation and
+checkpointing on a host path so tasks survive an agent pod restart."""
+
+from __future__ import annotations
+
+from orchestrator_operator.models.mesoscluster import AgentResources, MesosClusterSpec
+from orchestrator_operator.operator.builders.masters import mesos_zk_url
+from orchestrator_operator.operator.builders.meta import (
+    Manifest,
+    Owner,
+    metadata,
+    resources,
+    selector_labels,
+)
+
+COMPONENT = "agent"
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+def offered_resources(offered: AgentResources) -> str | None:
+    """Mesos' `--resources` value, e.g. `cpus:4;mem:8192;ports:[31000-32000]`."""
+    parts = []
+    if offered.cpus is not None:
+        parts.append(f"cpus:{offered.cpus:g}")
+    if offered.mem_mb is not None:
+        parts.append(f"mem:{offered.mem_mb}")
+    if offered.disk_mb is not None:
+        parts.append(f"disk:{offered.disk_mb}")
+    if offered.ports is not None:
+        parts.append(f"ports:{offered.ports}")
+    return ";".join(parts) or None
+
+
+def agent_args(owner: Owner, spec: MesosClusterSpec) -> list[str]:
+    agents = spec.agents
+    args = [
+        f"--master={mesos_zk_url(owner, spec)}",
+        f"--containerizers={','.join(agents.containerizers)}",
+        f"--work_dir={agents.work_dir}",
+        f"--port={agents.port}",
+        "--hostname=$(NODE_NAME)",
+        "--ip=$(HOST_IP)",
+        # Tasks keep running while the agent restarts and reconnect to the new agent.
+        "--recover=reconnect",
+        "--strict=false",
+        "--systemd_enable_support=false",
+    ]
+    if agents.isolation:
+        args.append(f"--isolation={','.join(agents.isolation)}")
+    if "docker" in agents.containerizers:
+        args += [
+            f"--docker_socket={DOCKER_SOCKET}",
+            # The agent runs in a container: executors must run in one too, or they die
+            # with the agent's container.
+            f"--docker_mesos_image={agents.image_ref}",
+        ]
+    offered = offered_resources(agents.offered)
+    if offered:
+        args.append(f"--resources={offered}")
+    if agents.attributes:
+        args.append(
+            "--attributes=" + ";".join(f"{k}:{v}" for k, v in sorted(agents.attributes.items()))
+        )
+    return args
+
+
+def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
+    agents = spec.agents
+    pod_labels = metadata(owner, COMPONENT, "mesos-agent", agents.version)["labels"]
+    host_paths = [
+        ("work-dir", agents.work_dir, "DirectoryOrCreate"),
+        ("cgroup", "/sys/fs/cgroup", "Directory"),
+    ]
+    if "docker" in agents.containerizers:
+        host_paths.append(("docker-socket", DOCKER_SOCKET, "Socket"))
+    pod_spec: Manifest = {
+        # Mesos offers the node's ports and addresses: the agent lives in the host's network.
+        "hostNetwork": True,
+        "hostPID": True,
+        "dnsPolicy": "ClusterFirstWithHostNet",
+        "terminationGracePeriodSeconds": 60,
+        "containers": [
+            {
+                "name": "mesos-agent",
+                "image": agents.image_ref,
+                "args": agent_args(owner, spec),
+                "env": [
+                    {
+                        "name": "NODE_NAME",
+                        "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
+                    },
+                    {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+                ],
+                "ports": [{"name": "http", "containerPort": agents.port, "hostPort": agents.port}],
+                # cgroups isolation and the Docker containerizer need the host's cgroups.
+                "securityContext": {"privileged": True},
+                "readinessProbe": {
+                    "httpGet": {"path": "/health", "port": agents.port},
+                    "periodSeconds": 5,
+                },
+                "resources": resources(agents.resources),
+                "volumeMounts": [{"name": name, "mountPath": path} for name, path, _ in host_paths],
+            }
+        ],
+        "volumes": [
+            {"name": name, "hostPath": {"path": path, "type": kind}}
+            for name, path, kind in host_paths
+        ],
+    }
+    if agents.node_selector:
+        pod_spec["nodeSelector"] = dict(agents.node_selector)
+    if agents.tolerations:
+        pod_spec["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True) for t in agents.tolerations
+        ]
+    daemonset = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": metadata(owner, COMPONENT, "mesos-agent", agents.version),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(owner, COMPONENT)},
+            "updateStrategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": agents.max_unavailable},
+            },
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+        },
+    }
+    return [daemonset]

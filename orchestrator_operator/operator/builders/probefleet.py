@@ -1,0 +1,253 @@
+"""ProbeFleet: the probe DaemonSet, the app Deployment and Service, the token Secret, RBAC."""
+
+from __future__ import annotations
+
+from orchestrator_operator.models import PROBE_FLEET
+from orchestrator_operator.models.probefleet import ProbeFleetSpec
+from orchestrator_operator.operator.builders.meta import (
+    Manifest,
+    Owner,
+    metadata,
+    resources,
+    selector_labels,
+)
+
+PROBE, APP = "probe", "app"
+TOKEN_KEY = "token"
+
+
+def fleet_owner(name: str, namespace: str, uid: str) -> Owner:
+    return Owner(
+        name=name,
+        namespace=namespace,
+        uid=uid,
+        kind=PROBE_FLEET.kind,
+        api_version=PROBE_FLEET.api_version,
+        part_of="monitoring",
+    )
+
+
+def token_ref(owner: Owner, spec: ProbeFleetSpec) -> tuple[str, str]:
+    """(Secret name, key) of the probe/app token."""
+    if spec.token_secret_ref:
+        return spec.token_secret_ref.name, spec.token_secret_ref.key
+    return owner.child_name("token"), TOKEN_KEY
+
+
+def app_url(owner: Owner, spec: ProbeFleetSpec) -> str:
+    return f"http://{owner.child_name(APP)}.{owner.namespace}.svc:{spec.app.port}"
+
+
+def token_secret(owner: Owner, token: str) -> Manifest:
+    """The generated token (only when the spec names no Secret of its own)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(owner, "token", "orchestrator-monitoring"),
+        "type": "Opaque",
+        "stringData": {TOKEN_KEY: token},
+    }
+
+
+def cluster_role_name(owner: Owner, component: str = PROBE) -> str:
+    return f"orchestrator-{component}-{owner.namespace}-{owner.name}"
+
+
+CLUSTER_RULES = {
+    # The probe's Kubernetes collector reads pods and services.
+    PROBE: [{"apiGroups": [""], "resources": ["pods", "services"],
+             "verbs": ["get", "list", "watch"]}],
+    # The app's platform pages read MesosClusters and ZkMigrations.
+    APP: [{"apiGroups": ["orchestrator.dev"], "resources": ["mesosclusters", "zkmigrations"],
+           "verbs": ["get", "list"]}],
+}  # fmt: skip
+
+
+def rbac(owner: Owner) -> list[Manifest]:
+    """A ServiceAccount, ClusterRole and binding for the probe and for the app, nothing more.
+
+    ClusterRoles and bindings are cluster-scoped: a namespaced owner cannot own them, so the
+    handler deletes them itself when the ProbeFleet goes.
+    """
+    manifests: list[Manifest] = []
+    for component, rules in CLUSTER_RULES.items():
+        account = metadata(owner, component, f"orchestrator-{component}")
+        role_meta = {k: v for k, v in account.items() if k not in ("namespace", "ownerReferences")}
+        role_meta["name"] = cluster_role_name(owner, component)
+        manifests += [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": role_meta, "rules": rules},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": role_meta,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": role_meta["name"]},
+                "subjects": [{"kind": "ServiceAccount", "name": account["name"],
+                              "namespace": owner.namespace}],
+            },
+        ]  # fmt: skip
+    return manifests
+
+
+def _token_env(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
+    secret, key = token_ref(owner, spec)
+    return {
+        "name": "ORCHESTRATOR_MONITOR_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": secret, "key": key}},
+    }
+
+
+def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
+    probe = spec.probe
+    collectors = probe.collectors
+    args = ["probe", "--app", app_url(owner, spec), "--interval", str(probe.interval_seconds),
+            "--hostname", "$(NODE_NAME)"]  # fmt: skip
+    if collectors.pods:
+        args.append("--kubernetes")  # pods on this node, with the ServiceAccount below
+    if not collectors.containers:
+        args.append("--no-docker")
+    if not collectors.processes:
+        args.append("--no-processes")
+    if not collectors.connections:
+        args.append("--no-connections")
+    mounts: list[Manifest] = []
+    volumes: list[Manifest] = []
+    if collectors.containers:
+        mounts.append({"name": "docker-socket", "mountPath": "/var/run/docker.sock"})
+        volumes.append(
+            {"name": "docker-socket",
+             "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}}
+        )  # fmt: skip
+    # Least privilege per collector. Host processes, and the sockets and fds of host
+    # processes, are only visible in the host's PID namespace; container CPU and memory are
+    # read through /proc/<container pid>/cgroup, a host pid too. Pods come from the API alone.
+    host_pids = collectors.processes or collectors.connections or collectors.containers
+    # SYS_PTRACE and DAC_READ_SEARCH: list other users' /proc/<pid>/fd (socket owners, open
+    # fd counts) and read their ns links. SYS_ADMIN: setns for sock_diag in other network
+    # namespaces. Process names, command lines, CPU, memory and cgroups need none of them.
+    fds = collectors.processes or collectors.connections
+    wanted = (("SYS_PTRACE", fds), ("SYS_ADMIN", collectors.connections), ("DAC_READ_SEARCH", fds))
+    capabilities = [name for name, needed in wanted if needed]
+    # Root to read every /proc/<pid> and use the Docker socket; else the image's user (10001).
+    security: Manifest = {"runAsUser": 0} if host_pids else {"runAsNonRoot": True}
+    security.update(
+        readOnlyRootFilesystem=True,
+        allowPrivilegeEscalation=False,
+        capabilities={"drop": ["ALL"], **({"add": capabilities} if capabilities else {})},
+    )
+    pod: Manifest = {
+        "serviceAccountName": owner.child_name(PROBE),
+        # The host's PID namespace only for the collectors that read host /proc (above).
+        "hostPID": host_pids,
+        # Always: the report's host addresses are the interfaces of the probe's network
+        # namespace, which must be the host's.
+        "hostNetwork": True,
+        "dnsPolicy": "ClusterFirstWithHostNet",
+        "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in probe.tolerations]
+        or [{"operator": "Exists"}],  # a probe belongs on every node, tainted ones too
+        "containers": [
+            {
+                "name": "probe",
+                "image": f"{probe.image}:{probe.version}",
+                "args": args,
+                "env": [
+                    _token_env(owner, spec),
+                    {
+                        "name": "NODE_NAME",
+                        "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
+                    },
+                ],
+                "resources": resources(probe.resources)
+                or {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+                # The least that works for the collectors switched on (see above); with all
+                # of them: root, SYS_PTRACE, DAC_READ_SEARCH and SYS_ADMIN, nothing else.
+                "securityContext": security,
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": volumes,
+    }
+    if probe.node_selector:
+        pod["nodeSelector"] = dict(probe.node_selector)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": metadata(owner, PROBE, "orchestrator-probe", probe.version),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(owner, PROBE)},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}},
+            "template": {
+                "metadata": {"labels": metadata(owner, PROBE, "orchestrator-probe")["labels"]},
+                "spec": pod,
+            },
+        },
+    }
+
+
+def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
+    app = spec.app
+    args = ["app", "--listen", "0.0.0.0", "--port", str(app.port)]
+    env = [_token_env(owner, spec)]
+    if spec.read_only_token_secret_ref:
+        ref = spec.read_only_token_secret_ref
+        env.append({"name": "ORCHESTRATOR_MONITOR_READ_ONLY_TOKEN",
+                    "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})  # fmt: skip
+    probe_http = {"httpGet": {"path": "/healthz", "port": app.port}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(owner, APP, "orchestrator-monitoring-app", app.version),
+        "spec": {
+            "replicas": app.replicas,
+            "selector": {"matchLabels": selector_labels(owner, APP)},
+            "template": {
+                "metadata": {
+                    "labels": metadata(owner, APP, "orchestrator-monitoring-app")["labels"]
+                },
+                "spec": {
+                    "serviceAccountName": owner.child_name(APP),
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": f"{app.image}:{app.version}",
+                            "args": args,
+                            "env": env,
+                            "ports": [{"name": "http", "containerPort": app.port}],
+                            "readinessProbe": {**probe_http, "periodSeconds": 5},
+                            "livenessProbe": {**probe_http, "initialDelaySeconds": 10},
+                            "resources": resources(app.resources)
+                            or {"requests": {"cpu": "200m", "memory": "256Mi"}},
+                            "securityContext": {
+                                "readOnlyRootFilesystem": True,
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, APP, "orchestrator-monitoring-app"),
+        "spec": {
+            "type": app.service_type,
+            "selector": selector_labels(owner, APP),
+            "ports": [{"name": "http", "port": app.port, "targetPort": app.port}],
+        },
+    }
+    return [deployment, service]
+
+
+def build_children(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
+    """Everything but the token Secret (created once, never rewritten)."""
+    return [*rbac(owner), *app_workload(owner, spec), probe_daemonset(owner, spec)]

@@ -1,0 +1,228 @@
+"""The managed ZooKeeper ensemble of a MesosCluster.
+
+With SCALE_BY_RECONFIG on (below; when the operator has a super key), members are added and
+removed with ZooKeeper's dynamic reconfiguration (rollout.zk_scale): the StatefulSet's size
+is then the scaling's current step, not the spec's final size (`with_replicas`,
+`held_replicas`). Each server keeps the dynamic configuration ZooKeeper maintains on its
+volume; the ConfigMap's `server.N` lines only seed a server that has none that lists it (its
+first start, or a start after it was reconfigured out): those lines plus itself, which is
+how a new member joins a running ensemble before a `reconfig` makes it a voter. `reconfig`
+needs ZooKeeper's super user: its digest comes from a Secret the operator creates
+(`super_secret`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.operator.builders.meta import (
+    Manifest,
+    Owner,
+    metadata,
+    pod_disruption_budget,
+    resources,
+    selector_labels,
+    volume_claim,
+)
+from orchestrator_operator.operator.builders.meta import service as build_service
+
+COMPONENT = "zookeeper"
+CLIENT_PORT, PEER_PORT, ELECTION_PORT = 2181, 2888, 3888
+FOUR_LETTER_WORDS = "ruok,mntr,srvr,stat,conf,isro"
+
+
+def connect_string(owner: Owner, spec: MesosClusterSpec) -> str:
+    """What Mesos, Marathon and the operator connect to (without a chroot path)."""
+    if spec.zookeeper.external:
+        return spec.zookeeper.external.connect_string
+    return f"{owner.child_name(COMPONENT)}-client.{owner.namespace}.svc:{CLIENT_PORT}"
+
+
+def server_lines(owner: Owner, replicas: int) -> list[str]:
+    """`server.N=` lines; N = pod ordinal + 1, each peer by its stable headless DNS name."""
+    sts, domain = owner.child_name(COMPONENT), f"{owner.namespace}.svc.cluster.local"
+    return [
+        f"server.{ordinal + 1}={sts}-{ordinal}.{sts}-headless.{domain}"
+        f":{PEER_PORT}:{ELECTION_PORT};{CLIENT_PORT}"
+        for ordinal in range(replicas)
+    ]
+
+
+SUPER_USER = "super"
+# Scaling by dynamic reconfiguration (the servers' start script and super digest here, the
+# scaling step and the held StatefulSet size in handlers.mesoscluster). Switched on at
+# start-up when the operator has a super key (rollout.zk_super_key.configure). While off,
+# everything is as before: the StatefulSet and the ConfigMap follow spec.zookeeper.replicas
+# directly and each server starts from the ConfigMap's zoo.cfg.
+SCALE_BY_RECONFIG = False
+
+
+def super_secret_name(owner: Owner) -> str:
+    return owner.child_name("zookeeper-super")
+
+
+def super_digest(password: str) -> str:
+    """`super:<base64 sha1>` as ZooKeeper's DigestAuthenticationProvider.superDigest wants."""
+    raw = hashlib.sha1(f"{SUPER_USER}:{password}".encode()).digest()
+    return f"{SUPER_USER}:{base64.b64encode(raw).decode()}"
+
+
+def super_secret(owner: Owner, password: str) -> Manifest:
+    """The digest of the super user's password, for the servers (which read it when they
+    start). The password itself is derived from the operator's key, never stored here."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            **metadata(owner, COMPONENT, "zookeeper"),
+            "name": super_secret_name(owner),
+        },
+        "type": "Opaque",
+        "stringData": {"digest": super_digest(password)},
+    }
+
+
+def with_replicas(spec: MesosClusterSpec, replicas: int) -> MesosClusterSpec:
+    """The same cluster with its managed ensemble at `replicas` pods."""
+    zk = spec.zookeeper.model_copy(update={"replicas": replicas})
+    return spec.model_copy(update={"zookeeper": zk})
+
+
+def held_replicas(spec: MesosClusterSpec, statefulset: Manifest | None) -> int:
+    """The size the reconcile applies: the live StatefulSet's (only the scaling step changes
+    it, one member at a time), or the spec's for a StatefulSet not created yet."""
+    if statefulset is None or spec.zookeeper.external:
+        return spec.zookeeper.managed_replicas
+    replicas = statefulset.get("spec", {}).get("replicas")
+    return int(replicas) if replicas is not None else spec.zookeeper.managed_replicas
+
+
+def start_script(owner: Owner, data: str = "/data", config: str = "/config") -> str:
+    """The container's start: myid from the ordinal; the static configuration from the
+    ConfigMap (plus the super digest); the dynamic one the server's own when it still lists
+    the server, else the ConfigMap's `server.N` lines plus the server itself (a joiner)."""
+    sts, domain = owner.child_name(COMPONENT), f"{owner.namespace}.svc.cluster.local"
+    own = (
+        f"server.$MYID=$HOSTNAME.{sts}-headless.{domain}:{PEER_PORT}:{ELECTION_PORT};{CLIENT_PORT}"
+    )
+    return "\n".join(
+        [
+            f"MYID=$(( ${{HOSTNAME##*-}} + 1 )); echo $MYID > {data}/myid",
+            f"DYN=$(sed -n 's/^dynamicConfigFile=//p' {data}/zoo.cfg 2>/dev/null)",
+            f"grep -v '^server\\.' {config}/zoo.cfg > {data}/zoo.cfg.next",
+            'if [ -n "$ZK_SUPER_DIGEST" ]; then',
+            '  echo "DigestAuthenticationProvider.superDigest=$ZK_SUPER_DIGEST"'
+            f" >> {data}/zoo.cfg.next",
+            "fi",
+            'if [ -n "$DYN" ] && grep -q "^server\\.$MYID=" "$DYN" 2>/dev/null; then',
+            f'  echo "dynamicConfigFile=$DYN" >> {data}/zoo.cfg.next',
+            "else",
+            f"  grep '^server\\.' {config}/zoo.cfg | grep -v \"^server\\.$MYID=\""
+            f" >> {data}/zoo.cfg.next",
+            f'  echo "{own}" >> {data}/zoo.cfg.next',
+            "fi",
+            f"mv {data}/zoo.cfg.next {data}/zoo.cfg",
+            f"exec zkServer.sh start-foreground {data}/zoo.cfg",
+        ]
+    )
+
+
+def zoo_cfg(owner: Owner, replicas: int) -> str:
+    lines = [
+        "tickTime=2000",
+        "initLimit=10",
+        "syncLimit=5",
+        "dataDir=/data",
+        f"clientPort={CLIENT_PORT}",
+        "standaloneEnabled=false",
+        "reconfigEnabled=true",
+        "admin.enableServer=false",
+        f"4lw.commands.whitelist={FOUR_LETTER_WORDS}",
+        "autopurge.snapRetainCount=5",
+        "autopurge.purgeInterval=1",
+        *server_lines(owner, replicas),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
+    """ConfigMap (zoo.cfg), headless and client Services, PDB and the StatefulSet."""
+    zk = spec.zookeeper
+    if zk.external:
+        return []
+    replicas = zk.managed_replicas
+    name = owner.child_name(COMPONENT)
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(owner, COMPONENT, "zookeeper", zk.version),
+        "data": {"zoo.cfg": zoo_cfg(owner, replicas)},
+    }
+    ports = [("client", CLIENT_PORT), ("peer", PEER_PORT), ("election", ELECTION_PORT)]
+    headless = build_service(owner, COMPONENT, "zookeeper", ports, headless=True)
+    client = build_service(owner, COMPONENT, "zookeeper", [("client", CLIENT_PORT)])
+    client["metadata"]["name"] = f"{name}-client"
+    # The server id comes from the pod ordinal, so a rescheduled pod keeps its identity.
+    start = (
+        "echo $(( ${HOSTNAME##*-} + 1 )) > /data/myid && "
+        "cp /config/zoo.cfg /data/zoo.cfg && exec zkServer.sh start-foreground /data/zoo.cfg"
+    )
+    env: list[Manifest] = []
+    if SCALE_BY_RECONFIG:
+        start = start_script(owner)
+        # Optional: a server without it simply has no super user.
+        secret = {"name": super_secret_name(owner), "key": "digest", "optional": True}
+        env = [{"name": "ZK_SUPER_DIGEST", "valueFrom": {"secretKeyRef": secret}}]
+    statefulset = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata(owner, COMPONENT, "zookeeper", zk.version),
+        "spec": {
+            "serviceName": f"{name}-headless",
+            "replicas": replicas,
+            "podManagementPolicy": "Parallel",
+            # The operator rolls members itself, followers first, leader last.
+            "updateStrategy": {"type": "OnDelete"},
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": spec.pvc_retention_policy,
+                "whenScaled": "Retain",
+            },
+            "selector": {"matchLabels": selector_labels(owner, COMPONENT)},
+            "template": {
+                "metadata": {
+                    "labels": metadata(owner, COMPONENT, "zookeeper", zk.version)["labels"]
+                },
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "zookeeper",
+                            "image": f"{zk.image}:{zk.version}",
+                            "command": ["sh", "-c", start],
+                            "ports": [{"name": n, "containerPort": p} for n, p in ports],
+                            **({"env": env} if env else {}),
+                            "readinessProbe": {
+                                "exec": {"command": ["zkServer.sh", "status", "/data/zoo.cfg"]},
+                                "periodSeconds": 10,
+                                "timeoutSeconds": 5,
+                            },
+                            "livenessProbe": {
+                                "tcpSocket": {"port": CLIENT_PORT},
+                                "initialDelaySeconds": 30,
+                            },
+                            "resources": resources(zk.resources),
+                            "volumeMounts": [
+                                {"name": "data", "mountPath": "/data"},
+                                {"name": "config", "mountPath": "/config"},
+                            ],
+                        }
+                    ],
+                    "volumes": [{"name": "config", "configMap": {"name": name}}],
+                },
+            },
+            "volumeClaimTemplates": [volume_claim("data", zk.storage)],
+        },
+    }
+    pdb = pod_disruption_budget(owner, COMPONENT, "zookeeper")
+    return [config_map, headless, client, pdb, statefulset]

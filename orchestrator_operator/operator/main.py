@@ -1,0 +1,113 @@
+"""`orchestrator run`: the Kopf operator with its health and metrics endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from orchestrator_operator.common.health_server import Readiness, start_server
+from orchestrator_operator.models import KINDS
+
+# Importing the kinds' handler modules and the indexes registers them with Kopf.
+from orchestrator_operator.operator import (
+    indexes,  # noqa: F401
+    zk_super_key,
+)
+from orchestrator_operator.operator.mesoscluster import handlers as _mesoscluster  # noqa: F401
+from orchestrator_operator.operator.metrics import create_reconcile_series
+from orchestrator_operator.operator.probefleet import handlers as _probefleet  # noqa: F401
+from orchestrator_operator.operator.zkmigration import handlers as _zkmigration  # noqa: F401
+
+ANNOTATION_PREFIX = "orchestrator.dev"
+
+
+@dataclass(frozen=True)
+class OperatorOptions:
+    namespace: str | None
+    health_host: str
+    health_port: int
+    max_workers: int = 32
+    # Where the operator asks each ProbeFleet's app how many probes report; a template
+    # over {name}, {namespace} and {port}. None: the app's Service DNS name.
+    monitoring_app_url: str | None = None
+    # ZooKeeper's super key (rollout.zk_super_key); None: $ORCHESTRATOR_ZK_SUPER_KEY_FILE or
+    # the Secret's mount. No key: managed ensembles are resized without reconfiguration.
+    zk_super_key_file: str | None = None
+
+
+def _missing_crds() -> list[str]:
+    """Names of our CRDs that the API server does not have (blocking: runs in a thread)."""
+    from kubernetes import client, config  # imported lazily: it is large and used once
+
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    api = client.ApiextensionsV1Api()
+    present = {
+        crd.metadata.name for crd in api.list_custom_resource_definition().items if crd.metadata
+    }
+    return [kind.crd_name for kind in KINDS if kind.crd_name not in present]
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    options: OperatorOptions = memo["options"]
+    # Progress and the last-handled spec live in annotations: our status schema is strict.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.posting.level = logging.INFO
+    # Sync handlers and timers share this pool; one slow ZooKeeper or master must not
+    # starve the reconciles of every other cluster.
+    settings.execution.max_workers = options.max_workers
+
+    create_reconcile_series([kind.kind for kind in KINDS])
+    readiness = Readiness()
+    memo["readiness"] = readiness
+    memo["health_runner"] = await start_server(readiness, options.health_host, options.health_port)
+    missing = await asyncio.to_thread(_missing_crds)
+    if missing:
+        raise kopf.PermanentError(
+            f"CRDs not installed: {', '.join(missing)}; apply crds/ first (kubectl apply -f crds/)"
+        )
+    readiness.set(True)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    readiness: Readiness | None = memo.get("readiness")
+    if readiness:
+        readiness.set(False)
+    runner = memo.get("health_runner")
+    if runner is not None:
+        await runner.cleanup()
+
+
+def run(options: OperatorOptions, log_format: str = "plain", verbose: bool = False) -> int:
+    """Raises SuperKeyInvalid (before anything starts) for a key file that cannot serve."""
+    kopf.configure(
+        verbose=verbose,
+        log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    if not verbose:  # one line per event, not one per HTTP request to the API server
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    zk_super_key.configure(options.zk_super_key_file)
+    kopf.run(
+        standalone=True,
+        clusterwide=options.namespace is None,
+        namespaces=[options.namespace] if options.namespace else [],
+        memo=kopf.Memo(options=options),
+    )
+    return 0

@@ -1,0 +1,154 @@
+"""Pure: what a MesosCluster's status says, given what the operator observed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator_operator.common.conditions import (
+    Condition,
+    make_condition,
+    merge_conditions,
+    set_condition,
+)
+from orchestrator_operator.mesos.discovery import Election, MasterHealth
+
+COMPONENT_CONDITIONS = (
+    "ZookeeperReady",
+    "MastersReady",
+    "LeaderElected",
+    "AgentsReady",
+    "MarathonReady",
+)
+
+
+@dataclass(frozen=True)
+class Replicas:
+    desired: int
+    ready: int
+
+    def as_status(self) -> dict[str, int]:
+        return {"desired": self.desired, "ready": self.ready}
+
+
+@dataclass(frozen=True)
+class Observation:
+    zookeeper_connect_string: str
+    zookeeper: Replicas | None  # None: an external ensemble
+    zookeeper_error: str | None
+    # Each server of the connect string and its `srvr` mode (None: no answer); None: not asked.
+    zookeeper_servers: tuple[tuple[str, str | None], ...] | None
+    election: Election | None
+    master_health: MasterHealth | None
+    masters: Replicas
+    quorum: int
+    agents: Replicas
+    marathon: Replicas
+
+
+def _zookeeper(obs: Observation) -> tuple[bool, str, str]:
+    if obs.zookeeper is not None and obs.zookeeper.ready * 2 <= obs.zookeeper.desired:
+        return (
+            False,
+            "NoQuorum",
+            (
+                f"{obs.zookeeper.ready}/{obs.zookeeper.desired} ZooKeeper servers ready;"
+                " a majority is needed"
+            ),
+        )
+    if obs.zookeeper_error:
+        return False, "Unreachable", obs.zookeeper_error
+    message = f"ZooKeeper at {obs.zookeeper_connect_string} serves"
+    if obs.zookeeper_servers:
+        answering = [(server, mode) for server, mode in obs.zookeeper_servers if mode]
+        total = len(obs.zookeeper_servers)
+        leaders = [server for server, mode in answering if mode in ("leader", "standalone")]
+        if total > 1 and len(answering) * 2 <= total:
+            return False, "NoQuorum", f"{len(answering)}/{total} servers answer srvr"
+        message += f"; {len(answering)}/{total} servers answer srvr"
+        if leaders:
+            message += f", leader {leaders[0]}"
+    return True, "Serving", message
+
+
+def _leader(obs: Observation) -> tuple[bool, str, str]:
+    if obs.election is None:
+        return False, "Unknown", "ZooKeeper cannot be read, so the leader is unknown"
+    leader = obs.election.leader
+    if leader is None:
+        return False, "NoLeader", "no Mesos master is registered in ZooKeeper"
+    message = (
+        f"leading master {leader.hostname} at {leader.address} ({leader.znode});"
+        f" {obs.election.contenders} contender(s)"
+    )
+    if obs.master_health is not None and not obs.master_health.elected:
+        return False, "NotElected", message + "; it does not report itself elected yet"
+    return True, "Elected", message
+
+
+def _replicas(what: str, replicas: Replicas, needed: int) -> tuple[bool, str, str]:
+    message = f"{replicas.ready}/{replicas.desired} {what} ready"
+    if replicas.desired == 0 and needed > 0:
+        return False, "NoneScheduled", f"no {what} scheduled (check the nodeSelector)"
+    if replicas.ready >= needed:
+        return True, "Ready", message
+    return False, "NotReady", message + f"; {needed} needed"
+
+
+def conditions_for(obs: Observation) -> dict[str, tuple[bool, str, str]]:
+    agents_needed = max(obs.agents.desired, 1)
+    marathon_needed = 1 if obs.marathon.desired else 0
+    return {
+        "ZookeeperReady": _zookeeper(obs),
+        "MastersReady": _replicas("masters", obs.masters, obs.quorum),
+        "LeaderElected": _leader(obs),
+        "AgentsReady": _replicas("agents", obs.agents, agents_needed),
+        "MarathonReady": _replicas("Marathon instances", obs.marathon, marathon_needed),
+    }
+
+
+def build_status(
+    obs: Observation, generation: int | None, previous: list[Condition] | None, now: str
+) -> dict[str, Any]:
+    """The status patch: conditions (transition times kept), phase, counts, the leader."""
+    computed = conditions_for(obs)
+    conditions = merge_conditions(previous, computed, generation, now)
+    all_ready = all(ok for ok, _, _ in computed.values())
+    conditions = set_condition(
+        conditions,
+        make_condition(
+            "Ready",
+            all_ready,
+            "AllComponentsReady" if all_ready else "ComponentsNotReady",
+            ", ".join(t for t, (ok, _, _) in computed.items() if not ok) or "all components ready",
+            generation,
+            now,
+        ),
+    )
+    if all_ready:
+        phase = "Ready"
+    elif not computed["ZookeeperReady"][0] or (
+        obs.masters.ready >= obs.quorum and not computed["LeaderElected"][0]
+    ):
+        phase = "Degraded"
+    else:
+        phase = "Progressing"
+    leader = obs.election.leader if obs.election else None
+    health = obs.master_health
+    return {
+        "phase": phase,
+        "conditions": conditions,
+        "zookeeperConnectString": obs.zookeeper_connect_string,
+        "leadingMaster": leader.address if leader else None,
+        "zookeeper": obs.zookeeper.as_status() if obs.zookeeper else None,
+        "masters": obs.masters.as_status(),
+        "agents": obs.agents.as_status(),
+        "marathon": obs.marathon.as_status(),
+        "mesos": {
+            "agentsActive": health.agents_active,
+            "frameworksActive": health.frameworks_active,
+            "tasksRunning": health.tasks_running,
+        }
+        if health
+        else None,
+    }

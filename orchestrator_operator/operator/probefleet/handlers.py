@@ -1,0 +1,116 @@
+"""Kopf handlers for ProbeFleet: apply the probe DaemonSet, the app and their RBAC, then
+observe how many probes really report to the app."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from typing import Any
+
+import httpx
+import kopf
+
+from orchestrator_operator.common.conditions import now_rfc3339
+from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.models import API_GROUP, API_VERSION, PROBE_FLEET
+from orchestrator_operator.models.probefleet import ProbeFleetSpec
+from orchestrator_operator.operator.builders.meta import Owner
+from orchestrator_operator.operator.builders.probefleet import (
+    APP,
+    CLUSTER_RULES,
+    PROBE,
+    app_url,
+    build_children,
+    cluster_role_name,
+    fleet_owner,
+    token_secret,
+)
+from orchestrator_operator.operator.indexes import Workloads
+from orchestrator_operator.operator.probefleet.status import FleetObservation, build_fleet_status
+from orchestrator_operator.operator.reconcile import (
+    accept_for_children,
+    counted,
+    patch_changed_status,
+)
+
+OBSERVE_INTERVAL_SECONDS = 2.0
+
+
+def _owner(meta: kopf.Meta) -> Owner:
+    return fleet_owner(meta["name"], meta["namespace"], meta["uid"])
+
+
+@kopf.on.resume(API_GROUP, API_VERSION, "probefleets")
+@kopf.on.create(API_GROUP, API_VERSION, "probefleets")
+@kopf.on.update(API_GROUP, API_VERSION, "probefleets", field="spec")
+@counted(PROBE_FLEET)
+def reconcile(
+    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+) -> None:
+    parsed: ProbeFleetSpec = accept_for_children(PROBE_FLEET, spec, status, meta, patch)
+    owner = _owner(meta)
+    api = KubeApi.shared()
+    if not parsed.token_secret_ref:
+        # Created once (409 when it exists): rewriting it would cut every probe off the app.
+        api.create(token_secret(owner, secrets.token_urlsafe(32)))
+    api.apply_all(build_children(owner, parsed))
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, "probefleets")
+def remove_cluster_scoped(meta: kopf.Meta, **_: Any) -> None:
+    """Namespaced children go by garbage collection; the ClusterRole and binding cannot."""
+    api = KubeApi.shared()
+    for component in CLUSTER_RULES:
+        name = cluster_role_name(_owner(meta), component)
+        api.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, name)
+        api.delete("rbac.authorization.k8s.io/v1", "ClusterRole", None, name)
+
+
+def reporting_probes(url: str) -> tuple[int | None, str | None]:
+    """Probes with an unexpired report, from the app's unauthenticated /healthz."""
+    try:
+        response = httpx.get(f"{url}/healthz", timeout=1.0)
+        response.raise_for_status()
+        return int(response.json()["probes"]), None
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        return None, str(error) or type(error).__name__
+
+
+@kopf.timer(API_GROUP, API_VERSION, "probefleets", interval=OBSERVE_INTERVAL_SECONDS)
+@counted(PROBE_FLEET)
+def observe(
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    if status.get("phase") == "Invalid":
+        return
+    parsed = ProbeFleetSpec.model_validate(copy.deepcopy(dict(spec)))
+    owner = _owner(meta)
+    workloads = Workloads(kwargs)
+    probes = workloads.get("DaemonSet", owner.namespace, owner.child_name(PROBE))
+    app = workloads.get("Deployment", owner.namespace, owner.child_name(APP))
+    template: str | None = memo["options"].monitoring_app_url
+    url = (
+        template.format(name=owner.name, namespace=owner.namespace, port=parsed.app.port)
+        if template
+        else app_url(owner, parsed)
+    )
+    reporting, error = reporting_probes(url)
+    observation = FleetObservation(
+        probes_desired=probes.desired if probes else 0,
+        probes_ready=probes.ready if probes else 0,
+        app_desired=app.desired if app else parsed.app.replicas,
+        app_ready=app.ready if app else 0,
+        app_url=url,
+        reporting=reporting,
+        app_error=error,
+    )
+    previous = copy.deepcopy(list(status.get("conditions") or []))
+    new_status = build_fleet_status(
+        observation, status.get("observedGeneration"), previous, now_rfc3339()
+    )
+    patch_changed_status(status, new_status, patch)

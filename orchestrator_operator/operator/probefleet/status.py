@@ -1,0 +1,71 @@
+"""Pure: what a ProbeFleet's status says, given what the operator observed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator_operator.common.conditions import Condition, Verdict, merge_conditions
+
+
+@dataclass(frozen=True)
+class FleetObservation:
+    probes_desired: int
+    probes_ready: int
+    app_desired: int
+    app_ready: int
+    app_url: str
+    reporting: int | None  # probes the app has an unexpired report from; None: app unreachable
+    app_error: str | None = None
+
+
+def conditions_for(obs: FleetObservation) -> dict[str, Verdict]:
+    app = (
+        (True, "Ready", f"{obs.app_ready}/{obs.app_desired} app replicas ready")
+        if obs.app_ready >= 1
+        else (False, "NotReady", f"{obs.app_ready}/{obs.app_desired} app replicas ready")
+    )
+    if obs.probes_desired == 0:
+        probes: Verdict = (
+            False, "NoneScheduled", "no node runs a probe (check the nodeSelector)",
+        )  # fmt: skip
+    else:
+        probes = (
+            obs.probes_ready == obs.probes_desired,
+            "Ready" if obs.probes_ready == obs.probes_desired else "NotReady",
+            f"{obs.probes_ready}/{obs.probes_desired} probe pods ready",
+        )
+    if obs.reporting is None:
+        reporting: Verdict = (
+            None, "AppUnreachable",
+            f"cannot ask the app at {obs.app_url}: {obs.app_error or 'no answer'}",
+        )  # fmt: skip
+    else:
+        enough = obs.reporting >= obs.probes_desired > 0
+        reporting = (
+            enough,
+            "AllReporting" if enough else "Missing",
+            f"{obs.reporting} of {obs.probes_desired} expected probes reporting",
+        )
+    return {"AppReady": app, "ProbesReady": probes, "ProbesReporting": reporting}
+
+
+def build_fleet_status(
+    obs: FleetObservation, generation: int | None, previous: list[Condition] | None, now: str
+) -> dict[str, Any]:
+    computed = conditions_for(obs)
+    conditions = merge_conditions(previous, computed, generation, now)
+    oks = [ok for ok, _, _ in computed.values()]
+    if all(ok is True for ok in oks):
+        phase = "Ready"
+    elif computed["AppReady"][0] and computed["ProbesReady"][0] and oks[2] is False:
+        phase = "Degraded"  # everything runs, yet probes are not getting through
+    else:
+        phase = "Progressing"
+    return {
+        "phase": phase,
+        "conditions": conditions,
+        "probesExpected": obs.probes_desired,
+        "probesReporting": obs.reporting,
+        "appReady": obs.app_ready >= 1,
+    }

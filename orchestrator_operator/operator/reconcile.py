@@ -1,0 +1,111 @@
+"""What every kind's handler does first: validate the spec and record it in status."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
+
+import kopf
+from pydantic import ValidationError
+
+from orchestrator_operator.common.conditions import make_condition, set_condition
+from orchestrator_operator.models import ResourceKind
+from orchestrator_operator.operator.metrics import RECONCILE_SECONDS, RECONCILES
+
+ACCEPTED = "Accepted"
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def counted(kind: ResourceKind) -> Callable[[Handler], Handler]:
+    """Count a handler's failures as `orchestrator_reconcile_total{result="error"}` (an
+    invalid spec is counted as `invalid` where it is found)."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return handler(*args, **kwargs)
+            except kopf.PermanentError:
+                raise
+            except Exception:
+                RECONCILES.labels(kind.kind, "error").inc()
+                raise
+
+        return cast(Handler, counting)
+
+    return decorate
+
+
+def validation_message(error: ValidationError) -> str:
+    """One line per problem, naming the field the way the user wrote it (camelCase path)."""
+    lines = []
+    for item in error.errors():
+        where = "spec." + ".".join(str(part) for part in item["loc"])
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def accept_spec(
+    kind: ResourceKind,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    generation: int | None,
+    patch: kopf.Patch,
+    accepted_message: str,
+    phase: str | None = "Pending",
+) -> Any:
+    """Validate `spec` against the kind's model and patch status: `phase`, or Invalid.
+
+    Returns the parsed spec. Invalid input raises kopf.PermanentError: retrying cannot help,
+    the user must change the resource; the condition says what to change.
+    """
+    started = time.perf_counter()
+    conditions = copy.deepcopy(list(status.get("conditions") or []))
+    try:
+        parsed = kind.spec.model_validate(copy.deepcopy(dict(spec)))
+    except ValidationError as error:
+        message = validation_message(error)
+        patch.status["phase"] = "Invalid"
+        patch.status["observedGeneration"] = generation
+        patch.status["conditions"] = set_condition(
+            conditions, make_condition(ACCEPTED, False, "InvalidSpec", message, generation)
+        )
+        RECONCILES.labels(kind.kind, "invalid").inc()
+        raise kopf.PermanentError(f"invalid {kind.kind} spec: {message}") from error
+    if phase:
+        patch.status["phase"] = phase
+    patch.status["observedGeneration"] = generation
+    patch.status["conditions"] = set_condition(
+        conditions, make_condition(ACCEPTED, True, "SpecValid", accepted_message, generation)
+    )
+    RECONCILES.labels(kind.kind, "ok").inc()
+    RECONCILE_SECONDS.labels(kind.kind).observe(time.perf_counter() - started)
+    return parsed
+
+
+def accept_for_children(
+    kind: ResourceKind, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch
+) -> Any:
+    """accept_spec for kinds whose children get applied next: the phase becomes Progressing
+    unless the observer has already said Ready or Degraded (it will say so again)."""
+    return accept_spec(
+        kind,
+        spec,
+        status,
+        meta.get("generation"),
+        patch,
+        "spec is valid; children applied",
+        phase=None if status.get("phase") in ("Ready", "Degraded") else "Progressing",
+    )
+
+
+def patch_changed_status(
+    status: Mapping[str, Any], new_status: Mapping[str, Any], patch: kopf.Patch
+) -> None:
+    """Patch only the fields that changed: an unchanged status costs no API request."""
+    for key, value in new_status.items():
+        if status.get(key) != value:
+            patch.status[key] = value

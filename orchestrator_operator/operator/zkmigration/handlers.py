@@ -1,0 +1,320 @@
+"""Kopf handlers for ZkMigration: validate the spec, then drive the six phases on a timer.
+
+Every tick reads the truth (both ensembles, the Mesos election and leader, the cluster's
+workloads, the sync controller's report in status.sync), asks the pure state machine
+(`migration.machine.step`) what comes next, carries it out (the cluster's routing
+annotation, the sync request, maintenance drains, retiring ensemble A) and writes status.
+All progress is in status, so a restarted operator continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+from kazoo.exceptions import KazooException
+
+from orchestrator_operator.common.conditions import make_condition, set_condition
+from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.models import API_GROUP, API_VERSION, MESOS_CLUSTER, ZK_MIGRATION
+from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
+from orchestrator_operator.models.zkmigration import SyncRequest, ZkMigrationSpec, ZkMigrationStatus
+from orchestrator_operator.operator.builders import zookeeper
+from orchestrator_operator.operator.builders.meta import Owner, owner_reference
+from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
+from orchestrator_operator.operator.reconcile import accept_spec, counted, patch_changed_status
+from orchestrator_operator.operator.zkmigration import archive
+from orchestrator_operator.operator.zkmigration import metrics as metrics_export
+from orchestrator_operator.operator.zkmigration.machine import Decision, other_component, step
+from orchestrator_operator.operator.zkmigration.observe import agent_pods, observe
+from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable
+
+log = logging.getLogger(__name__)
+TICK_SECONDS = 2.0
+ACCEPTED_MESSAGE = "spec is valid"
+
+
+@kopf.on.resume(API_GROUP, API_VERSION, "zkmigrations")
+@kopf.on.create(API_GROUP, API_VERSION, "zkmigrations")
+@kopf.on.update(API_GROUP, API_VERSION, "zkmigrations", field="spec")
+def validate(
+    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+) -> None:
+    started = status.get("phase") not in (None, "Invalid")
+    accept_spec(
+        ZK_MIGRATION, spec, status, meta.get("generation"), patch, ACCEPTED_MESSAGE,
+        phase=None if started else "Pending",
+    )  # fmt: skip
+
+
+def _migration_owner(meta: kopf.Meta) -> Owner:
+    return Owner(
+        name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
+        kind=ZK_MIGRATION.kind, api_version=ZK_MIGRATION.api_version,
+    )  # fmt: skip
+
+
+def _owner_ref(meta: kopf.Meta) -> dict[str, Any]:
+    return owner_reference(_migration_owner(meta))
+
+
+def _target_connect(spec: ZkMigrationSpec, meta: kopf.Meta) -> str:
+    if spec.target.external:
+        return spec.target.external.connect_string
+    return f"{meta['name']}-zookeeper-client.{meta['namespace']}.svc:{zookeeper.CLIENT_PORT}"
+
+
+def _cluster_owner_ref(cluster_meta: dict[str, Any]) -> dict[str, Any]:
+    return owner_reference(
+        Owner(
+            name=cluster_meta["name"], namespace=cluster_meta["namespace"], uid=cluster_meta["uid"]
+        )
+    )
+
+
+def _apply_managed_target(
+    spec: ZkMigrationSpec,
+    meta: kopf.Meta,
+    cluster: MesosClusterSpec,
+    owner_ref: dict[str, Any],
+) -> None:
+    """Ensemble B made by the operator with the MesosCluster's ZooKeeper builders, named
+    after the migration. The migration owns it until phase 6 hands it to the cluster, so
+    that deleting a finished migration leaves the cluster's ensemble alone."""
+    managed = spec.target.managed
+    if managed is None:
+        return
+    owner = _migration_owner(meta)
+    ensemble = cluster.zookeeper.model_copy(
+        update={
+            "external": None,
+            "replicas": managed.replicas,
+            "image": managed.image,
+            "version": managed.version,
+            "resources": managed.resources,
+            "storage": managed.storage,
+        }
+    )
+    children = zookeeper.build(owner, cluster.model_copy(update={"zookeeper": ensemble}))
+    for child in children:
+        child["metadata"]["ownerReferences"] = [owner_ref]
+    KubeApi.shared().apply_all(children)
+
+
+def _status_fields(status: ZkMigrationStatus) -> dict[str, Any]:
+    """Status as camelCase JSON, without `sync`: that belongs to the sync controller."""
+    dumped: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude={"sync"})
+    return dumped
+
+
+def _conditions(
+    previous: list[Any], status: ZkMigrationStatus, generation: int | None
+) -> list[Any]:
+    phase = status.phase or "Pending"
+    checks = "; ".join(status.checks)
+    current = status.current_phase
+    progressing = make_condition(
+        "Progressing",
+        phase in ("Running", "RollingBack"),
+        phase,
+        (f"phase {current}: " + (checks or "exit checks pass")) if current else checks,
+        generation,
+    )
+    completed = make_condition(
+        "Completed",
+        phase == "Succeeded",
+        "Succeeded" if phase == "Succeeded" else "NotFinished",
+        "the cluster runs on ensemble B" if phase == "Succeeded" else f"phase is {phase}",
+        generation,
+    )
+    return set_condition(set_condition(previous, progressing), completed)
+
+
+def _finalize(
+    spec: ZkMigrationSpec,
+    meta: kopf.Meta,
+    cluster_meta: dict[str, Any],
+    cluster_spec: dict[str, Any],
+    status: ZkMigrationStatus,
+    sync_stopped: bool,
+    source_sessions: int | None,
+) -> None:
+    """Phase 6, in order: archive A (once), then point the cluster at B for good."""
+    if not (sync_stopped and source_sessions == 0):
+        return
+    api = KubeApi.shared()
+    if not status.archive:
+        blob = archive.read_archive(ZK_POOL.get(status.source_connect_string or ""), spec.paths)
+        expires = datetime.now(UTC) + timedelta(
+            seconds=archive.parse_retention(spec.rollback_retention)
+        )
+        configmaps = archive.archive_configmaps(
+            meta["name"], meta["namespace"], _owner_ref(meta), blob, expires
+        )
+        api.apply_all(configmaps)
+        status.archive = [c["metadata"]["name"] for c in configmaps]
+        status.archive_expires_at = expires
+    current = parse_routing(cluster_meta.get("annotations"))
+    if not current.migrating:
+        return  # done already: one merge patch changed both the spec and the routing
+    cluster = MesosClusterSpec.model_validate(cluster_spec)
+    _apply_managed_target(spec, meta, cluster, _cluster_owner_ref(cluster_meta))
+    final = ZkRouting(masters_component=other_component(current.masters_component))
+    body = {
+        "metadata": {"annotations": {ROUTING_ANNOTATION: final.to_annotation()}},
+        "spec": {
+            "zookeeper": {
+                "replicas": None,
+                "external": {"connectString": status.target_connect_string},
+            }
+        },
+    }
+    api.merge_patch(
+        MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, cluster_meta["namespace"],
+        cluster_meta["name"], body,
+    )  # fmt: skip
+
+
+@kopf.timer(API_GROUP, API_VERSION, "zkmigrations", interval=TICK_SECONDS, initial_delay=1.0)
+@counted(ZK_MIGRATION)
+def drive(
+    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+) -> None:
+    if status.get("phase") in (None, "Invalid"):
+        return  # not validated yet, or invalid: the validate handler said why
+    parsed = ZkMigrationSpec.model_validate(copy.deepcopy(dict(spec)))
+    current = ZkMigrationStatus.model_validate(copy.deepcopy(dict(status)))
+    api = KubeApi.shared()
+    cluster = api.get(
+        MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, meta["namespace"], parsed.cluster_ref
+    )
+    if cluster is None:
+        _hold(meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} not found")
+        return
+    if (cluster.get("status") or {}).get("phase") == "Invalid":
+        _hold(meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} is Invalid")
+        return
+    cluster_spec = MesosClusterSpec.model_validate(cluster.get("spec") or {})
+    cluster_meta = cluster["metadata"]
+    owner = Owner(
+        name=cluster_meta["name"], namespace=cluster_meta["namespace"], uid=cluster_meta["uid"]
+    )
+    if current.source_connect_string is None:
+        current.source_connect_string = (
+            parsed.source.connect_string
+            if parsed.source
+            else zookeeper.connect_string(owner, cluster_spec)
+        )
+        current.target_connect_string = _target_connect(parsed, meta)
+    source = current.source_connect_string
+    target = current.target_connect_string or _target_connect(parsed, meta)
+    annotations = cluster_meta.get("annotations") or {}
+    if current.phase != "Succeeded" and not current.archive:  # not yet handed to the cluster
+        _apply_managed_target(parsed, meta, cluster_spec, _owner_ref(meta))
+    try:
+        routing = parse_routing(annotations) if ROUTING_ANNOTATION in annotations else None
+    except ValueError as error:
+        _hold(meta, status, current, patch, str(error))
+        return
+    if current.phase == "Succeeded":
+        _expire_archive(meta, current)
+        _write(meta, status, current, patch)
+        return
+    try:
+        observation = observe(
+            owner=owner,
+            cluster_spec=cluster_spec,
+            cluster_connect=zookeeper.connect_string(owner, cluster_spec),
+            routing=routing,
+            source=source,
+            target=target,
+            paths=list(parsed.paths),
+            count_source_sessions=current.current_phase == 6,
+            sync=current.sync,
+            since=current.baseline.recorded_at if current.baseline else None,
+            now=datetime.now(UTC),
+        )
+    except (ZkUnreachable, KazooException) as error:
+        _hold(meta, status, current, patch, f"cannot observe the ensembles: {error}")
+        return
+    decision = step(meta["name"], parsed, current, observation)
+    new = decision.status
+    if new.checks != current.checks or new.phase != current.phase:
+        log.info(
+            "%s/%s: %s phase %s; holding on: %s", meta["namespace"], meta["name"], new.phase,
+            new.current_phase, "; ".join(new.checks) or "nothing",
+        )  # fmt: skip
+    if decision.routing is not None and decision.routing != (routing or ZkRouting()):
+        api.merge_patch(
+            MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, owner.namespace, owner.name,
+            {"metadata": {"annotations": {ROUTING_ANNOTATION: decision.routing.to_annotation()}}},
+        )  # fmt: skip
+    new.sync_request = SyncRequest(
+        active=decision.sync_active,
+        source=source,
+        target=target,
+        paths=list(parsed.paths),
+        strategy=parsed.conflict_strategy,
+    )
+    if new.current_phase == 5 and not new.rolling_back and observation.mesos.leader_address:
+        _drain_agents_left_on_source(owner, observation.mesos.leader_address, decision)
+    if decision.finalize:
+        sync_stopped = observation.sync is None or observation.sync.state == "Stopped"
+        _finalize(
+            parsed, meta, cluster_meta, cluster.get("spec") or {}, new, sync_stopped,
+            observation.source.ephemerals,
+        )  # fmt: skip
+    _write(meta, status, new, patch)
+
+
+def _drain_agents_left_on_source(owner: Owner, leader: str, decision: Decision) -> None:
+    """Agents whose pods still run the template pointing at A: drain them through the
+    maintenance API; once a machine is down (no tasks left), delete its pod so the DaemonSet
+    brings the agent back on B. The next step, with the node no longer listed, brings the
+    machine up again."""
+    report = run_maintenance(leader, set(decision.drain_nodes)) or []
+    down = {entry["node"] for entry in report if entry.get("state") == "Down"}
+    if not down & decision.drain_nodes:
+        return
+    api = KubeApi.shared()
+    for pod in agent_pods(api, owner):
+        if pod["spec"].get("nodeName") in down & decision.drain_nodes:
+            log.info("agent on %s drained; replacing its pod", pod["spec"]["nodeName"])
+            api.delete("v1", "Pod", owner.namespace, pod["metadata"]["name"])
+
+
+def _expire_archive(meta: kopf.Meta, status: ZkMigrationStatus) -> None:
+    if not status.archive or status.archive_expires_at is None:
+        return
+    if datetime.now(UTC) < status.archive_expires_at:
+        return
+    api = KubeApi.shared()
+    for name in status.archive:
+        api.delete("v1", "ConfigMap", meta["namespace"], name)
+    status.archive = []
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, "zkmigrations", optional=True)
+def forget_metrics(meta: kopf.Meta, **_: Any) -> None:
+    metrics_export.forget(meta["namespace"], meta["name"])
+
+
+def _hold(
+    meta: kopf.Meta, status: kopf.Status, current: ZkMigrationStatus, patch: kopf.Patch, why: str
+) -> None:
+    """Nothing can be observed or decided: say why, and touch nothing else in status."""
+    current.checks = [why]
+    conditions = _conditions(list(status.get("conditions") or []), current, meta.get("generation"))
+    patch_changed_status(status, {"checks": current.checks, "conditions": conditions}, patch)
+
+
+def _write(meta: kopf.Meta, status: kopf.Status, new: ZkMigrationStatus, patch: kopf.Patch) -> None:
+    metrics_export.export_status(meta["namespace"], meta["name"], new)
+    generation = meta.get("generation")
+    fields = _status_fields(new)
+    fields["conditions"] = _conditions(list(status.get("conditions") or []), new, generation)
+    patch_changed_status(status, fields, patch)

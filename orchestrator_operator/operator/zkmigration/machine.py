@@ -1,0 +1,353 @@
+"""Pure: the six phases of a ZkMigration as a state machine over its status.
+
+One call of `step` per tick: it reads the status (where all progress lives, so a restarted
+operator resumes where it stopped), the spec and an Observation, and returns the new status
+and what the handler must do. Going forward works on the first phase not yet Succeeded;
+rolling back undoes the highest started phase, one at a time, down to `rollbackToPhase`.
+
+Each phase has a *level*: the routing of the cluster once the phase is done
+(`routing_for`). Working on phase N moves the routing toward level N; undoing phase N moves
+it toward level N-1. Masters move one at a time, and only while the set is settled and the
+leader stable; a phase (or its undoing) ends when the routing is reached and every check of
+that level passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from orchestrator_operator.models.routing import MastersComponent, ZkRouting
+from orchestrator_operator.models.zkmigration import (
+    PHASES,
+    Baseline,
+    LeaderRecord,
+    PhaseRecord,
+    ZkMigrationSpec,
+    ZkMigrationStatus,
+)
+from orchestrator_operator.operator.zkmigration.observation import Observation, WorkloadView
+
+STABLE_SECONDS = 5.0  # a leader must hold this long before a master is added or removed
+MAX_LAG_SECONDS = 0.1
+BASELINE_IDS_KEPT = 2000
+STARTED = ("Running", "Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: ZkMigrationStatus
+    routing: ZkRouting | None  # write this routing on the cluster; None: leave it
+    sync_active: bool
+    drain_nodes: frozenset[str] = frozenset()
+    finalize: bool = False  # phase 6: archive ensemble A, then point the cluster at B
+
+
+def other_component(component: MastersComponent) -> MastersComponent:
+    return "master-b" if component == "master" else "master"
+
+
+def routing_for(
+    level: int, name: str, target: str, replicas: int, component: MastersComponent
+) -> ZkRouting:
+    """Where every part of the cluster points once phase `level` is done."""
+    if level <= 0:
+        return ZkRouting(masters_component=component)
+    if level >= 6:
+        return ZkRouting(masters_component=other_component(component))
+    return ZkRouting(
+        migration=name,
+        target=target,
+        masters_component=component,
+        source_masters=0 if level >= 3 else replicas,
+        target_masters=replicas if level >= 2 else 0,
+        agents_on_target=level >= 4,
+        marathon_on_target=level >= 4,
+    )
+
+
+def _one_step(current: int, wanted: int, workload: WorkloadView, stable: bool) -> int:
+    """Move a masters set one member toward `wanted`, once it has settled on `current`."""
+    if current == wanted:
+        return current
+    settled = workload.desired == current and workload.ready == current
+    if not (settled and stable):
+        return current
+    return current + (1 if wanted > current else -1)
+
+
+def approach(current: ZkRouting, wanted: ZkRouting, obs: Observation, stable: bool) -> ZkRouting:
+    """The next routing on the way from `current` to `wanted`."""
+    if not wanted.migrating or current.target != wanted.target:
+        return wanted  # entering or leaving migration mode: the sets keep their sizes
+    source_now = obs.masters_replicas if current.source_masters is None else current.source_masters
+    source_wanted = obs.masters_replicas if wanted.source_masters is None else wanted.source_masters
+    return wanted.model_copy(
+        update={
+            "source_masters": _one_step(source_now, source_wanted, obs.source_masters, stable),
+            "target_masters": _one_step(
+                current.target_masters, wanted.target_masters, obs.target_masters, stable
+            ),
+        }
+    )
+
+
+def task_digest(task_ids: frozenset[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(task_ids)).encode()).hexdigest()[:16]
+
+
+def _leader(previous: LeaderRecord | None, obs: Observation) -> LeaderRecord:
+    record = previous or LeaderRecord()
+    if obs.mesos.leader_id == record.id:
+        return record
+    return LeaderRecord(
+        id=obs.mesos.leader_id,
+        address=obs.mesos.leader_address,
+        since=obs.now,
+        changes=record.changes + (1 if record.id else 0),
+    )
+
+
+def _stable(leader: LeaderRecord, now: datetime) -> bool:
+    return bool(
+        leader.id and leader.since and (now - leader.since).total_seconds() >= STABLE_SECONDS
+    )
+
+
+def _sets_checks(level: int, routing: ZkRouting, obs: Observation) -> list[str]:
+    problems = []
+    source_wanted = (
+        obs.masters_replicas if routing.source_masters is None else routing.source_masters
+    )
+    if (obs.source_masters.desired, obs.source_masters.ready) != (source_wanted, source_wanted):
+        problems.append(
+            f"masters on A: {obs.source_masters.ready} ready of {obs.source_masters.desired},"
+            f" want {source_wanted}"
+        )
+    target_wanted = routing.target_masters if routing.migrating else 0
+    if obs.target_masters.exists and obs.target_masters.ready != target_wanted:
+        problems.append(f"masters on B: {obs.target_masters.ready} ready, want {target_wanted}")
+    for what, workload in (("agents", obs.agents), ("marathon", obs.marathon)):
+        if not workload.settled:
+            problems.append(
+                f"{what}: {workload.updated} updated and {workload.ready} ready of"
+                f" {workload.desired}"
+            )
+    active = obs.mesos.agents_active
+    if level >= 4 and active is not None and active < obs.agents.desired:
+        problems.append(f"{obs.mesos.agents_active} agents registered of {obs.agents.desired}")
+    return problems
+
+
+def level_checks(
+    level: int, routing: ZkRouting, obs: Observation, status: ZkMigrationStatus
+) -> list[str]:
+    """Everything that must hold once phase `level` is done, as plain sentences."""
+    problems: list[str] = []
+    if level < 6 and not obs.source.healthy:
+        problems.append(obs.source.describe("A"))
+    if level >= 1 and not obs.target.healthy:
+        problems.append(obs.target.describe("B"))
+    mesos = obs.mesos
+    leader = status.leader or LeaderRecord()
+    if mesos.error:
+        problems.append(f"leading master: {mesos.error}")
+    if mesos.leader_id is None:
+        problems.append("no leading master in ZooKeeper")
+    elif 1 <= level <= 5 and mesos.leader_on_source != mesos.leader_on_target:
+        problems.append(
+            f"the elections disagree: A says {mesos.leader_on_source}, B says"
+            f" {mesos.leader_on_target}"
+        )
+    elif not _stable(leader, obs.now):
+        problems.append(f"leader {mesos.leader_id} not yet stable for {STABLE_SECONDS:.0f}s")
+    if 1 <= level <= 5:
+        # Every master of both sets registered, and seen alike on both sides (sync).
+        source_masters = (
+            obs.masters_replicas if routing.source_masters is None else routing.source_masters
+        )
+        expected = source_masters + routing.target_masters
+        if not mesos.contenders_source == mesos.contenders_target == expected:
+            problems.append(
+                f"contenders: {mesos.contenders_source} on A, {mesos.contenders_target} on B,"
+                f" want {expected} on both"
+            )
+    baseline = status.baseline
+    if baseline and mesos.running_tasks is not None:
+        missing = sorted(set(baseline.task_ids) - mesos.running_tasks)
+        if missing or len(mesos.running_tasks) < baseline.task_count:
+            problems.append(
+                f"{baseline.task_count - len(mesos.running_tasks & set(baseline.task_ids))}"
+                f" baseline tasks not running (e.g. {', '.join(missing[:3])})"
+            )
+        disconnected = [f for f in baseline.framework_ids if not mesos.frameworks.get(f)]
+        if disconnected:
+            problems.append(f"frameworks not connected: {', '.join(disconnected)}")
+    if mesos.failed_tasks:
+        problems.append(
+            f"{len(mesos.failed_tasks)} tasks failed, lost or killed since the start"
+            f" (e.g. {', '.join(sorted(mesos.failed_tasks)[:3])})"
+        )
+    sync = obs.sync
+    if 1 <= level <= 5:
+        if sync is None or sync.state != "Running" or not sync.bootstrapped:
+            state = f"{sync.state}: {sync.message}" if sync else "not started"
+            problems.append(f"sync engine not running and bootstrapped ({state})")
+        elif sync.digests_equal is False:
+            problems.append(f"digests differ ({sync.differences} differences)")
+        elif sync.lag_p99_seconds is not None and sync.lag_p99_seconds > MAX_LAG_SECONDS:
+            problems.append(f"sync lag p99 {sync.lag_p99_seconds * 1000:.0f} ms > 100 ms")
+    if level <= 5:
+        problems += _sets_checks(level, routing, obs)
+    if level == 5 and obs.stale_agent_nodes:
+        problems.append(f"agents still on A: {', '.join(sorted(obs.stale_agent_nodes))}")
+    if level == 6:
+        if sync is not None and sync.state not in ("Stopped",):
+            problems.append(f"sync engine still {sync.state}")
+        if obs.source.ephemerals:
+            problems.append(f"{obs.source.ephemerals} sessions still hold znodes on A")
+        if not status.archive:
+            problems.append("ensemble A not archived yet")
+        if obs.cluster_connect != status.target_connect_string:
+            problems.append("the MesosCluster does not name ensemble B yet")
+    return problems
+
+
+def _records(status: ZkMigrationStatus) -> list[PhaseRecord]:
+    known = {record.number: record for record in status.phases}
+    return [
+        known.get(n) or PhaseRecord(number=n, name=name) for n, name in enumerate(PHASES, start=1)
+    ]
+
+
+def _baseline(obs: Observation) -> Baseline | None:
+    tasks = obs.mesos.running_tasks
+    if tasks is None:
+        return None
+    return Baseline(
+        recorded_at=obs.now,
+        task_count=len(tasks),
+        task_digest=task_digest(tasks),
+        task_ids=sorted(tasks)[:BASELINE_IDS_KEPT],
+        framework_ids=sorted(f for f, connected in obs.mesos.frameworks.items() if connected),
+    )
+
+
+def step(name: str, spec: ZkMigrationSpec, status: ZkMigrationStatus, obs: Observation) -> Decision:
+    st = status.model_copy(deep=True)
+    st.phases = _records(st)
+    st.leader = _leader(st.leader, obs)
+    target = st.target_connect_string or ""
+    component: MastersComponent = obs.routing.masters_component if obs.routing else "master"
+    if st.phase == "Succeeded":
+        st.checks = (
+            ["finished: rolling back now means a new ZkMigration from B to A"]
+            if spec.rollback_to_phase is not None
+            else []
+        )
+        return Decision(st, None, sync_active=False)
+
+    started = [r.number for r in st.phases if r.state in STARTED]
+    highest = max(started, default=0)
+    rollback_to = spec.rollback_to_phase
+    record: PhaseRecord | None = None
+    if rollback_to is not None and highest > rollback_to:
+        st.rolling_back, st.current_phase, st.phase = True, highest, "RollingBack"
+        record = st.phases[highest - 1]
+        level = highest - 1
+        record.message = f"undoing: returning to the state after phase {level}"
+    else:
+        st.rolling_back = False
+        current = next((r.number for r in st.phases if r.state != "Succeeded"), 7)
+        st.current_phase = min(current, 6)
+        manual = spec.approval.mode == "Manual"
+        if rollback_to is not None and current > rollback_to:
+            level = current - 1
+            st.phase = "RolledBack"
+        elif manual and current > spec.approval.approved_through_phase and current not in started:
+            level = current - 1
+            st.phase = "AwaitingApproval"
+        else:
+            level = current
+            st.phase = "Running"
+            record = st.phases[current - 1]
+            if record.state != "Running":
+                record.state, record.started_at, record.finished_at = "Running", obs.now, None
+                record.message = ""
+            if current == 1 and st.baseline is None:
+                st.baseline = _baseline(obs)
+
+    wanted = routing_for(level, name, target, obs.masters_replicas, component)
+    current_routing = obs.routing or ZkRouting(masters_component=component)
+    routing: ZkRouting | None = None
+    if level < 6:
+        routing = approach(current_routing, wanted, obs, _stable(st.leader, obs.now))
+        if routing == current_routing:
+            routing = None  # nothing to write
+    problems = level_checks(level, wanted if level < 6 else current_routing, obs, st)
+    if level == 1 and st.baseline is None:
+        problems.append("waiting to record the baseline of running tasks")
+    if level < 6 and current_routing != wanted:
+        problems.append("routing the cluster: " + _routing_words(routing or wanted))
+    st.checks = problems
+    if record is not None and not problems:
+        if st.rolling_back:
+            record.state, record.finished_at = "RolledBack", obs.now
+            record.message = f"rolled back to the state after phase {level}"
+        else:
+            record.state, record.finished_at = "Succeeded", obs.now
+            record.message = "exit checks passed"
+            if record.number == 6:
+                st.phase = "Succeeded"
+                st.report = report(st)
+    elif record is not None and problems:
+        record.message = "; ".join(problems)[:1000]
+    sync_active = 1 <= level <= 5
+    drain = obs.stale_agent_nodes if level == 5 and not st.rolling_back else frozenset()
+    finalize = level == 6 and record is not None and record.state == "Running"
+    return Decision(st, routing, sync_active, drain, finalize)
+
+
+def _routing_words(routing: ZkRouting) -> str:
+    if not routing.migrating:
+        return f"every part on the spec's ensemble (masters set {routing.masters_component})"
+    source = "all" if routing.source_masters is None else routing.source_masters
+    return (
+        f"masters on A {source}, on B {routing.target_masters};"
+        f" agents on {'B' if routing.agents_on_target else 'A'};"
+        f" Marathon on {'B' if routing.marathon_on_target else 'A'}"
+    )
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start and end else None
+
+
+def report(status: ZkMigrationStatus) -> str:
+    """The human report: per-phase durations, cutover time, tasks and leader changes."""
+    lines = [
+        "ZkMigration report",
+        f"from {status.source_connect_string} to {status.target_connect_string}",
+    ]
+    for record in status.phases:
+        took = _seconds(record.started_at, record.finished_at)
+        lines.append(
+            f"  phase {record.number} {record.name:<20} {record.state:<10}"
+            + (f" {took:7.1f} s" if took is not None else "")
+        )
+    phases = {r.number: r for r in status.phases}
+    cutover = _seconds(
+        phases[2].started_at if 2 in phases else None,
+        phases[6].finished_at if 6 in phases else None,
+    )
+    if cutover is not None:
+        lines.append(f"cutover (phase 2 start to phase 6 end): {cutover:.1f} s")
+    if status.baseline:
+        lines.append(
+            f"tasks: {status.baseline.task_count} running at the start (digest"
+            f" {status.baseline.task_digest}); all still running, none failed"
+        )
+    if status.leader:
+        lines.append(f"leader changes: {status.leader.changes}; leader now {status.leader.id}")
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""The I/O side of a migration tick: read both ensembles, the Mesos leader and the workloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.mesos.discovery import Election, read_election
+from orchestrator_operator.mesos.master_api import MasterApiError, MasterClient
+from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.models.routing import ZkRouting
+from orchestrator_operator.models.zkmigration import SyncStatus
+from orchestrator_operator.operator.builders import agents, marathon
+from orchestrator_operator.operator.builders.meta import Owner, selector_labels
+from orchestrator_operator.operator.workloads import summarize
+from orchestrator_operator.operator.zkmigration.observation import (
+    EnsembleView,
+    MesosView,
+    Observation,
+    WorkloadView,
+)
+from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable
+from orchestrator_operator.zk.four_letter import ensemble_modes
+from orchestrator_operator.zk.reader import read_tree
+
+BAD_TASK_STATES = frozenset(
+    {"TASK_FAILED", "TASK_LOST", "TASK_KILLED", "TASK_ERROR", "TASK_DROPPED"}
+)
+
+
+def count_ephemerals(client: Any, paths: list[str]) -> int:
+    """Ephemeral znodes under `paths`: each is a session someone still holds."""
+    return sum(1 for node in read_tree(client, paths).nodes.values() if node.ephemeral)
+
+
+def ensemble_view(connect: str, paths: list[str] | None = None) -> EnsembleView:
+    modes = ensemble_modes(connect)
+    answering = sum(1 for _, mode in modes if mode)
+    ephemerals = None
+    try:
+        client = ZK_POOL.get(connect)
+        if paths is not None:
+            ephemerals = count_ephemerals(client, paths)
+    except ZkUnreachable as error:
+        return EnsembleView(connect, len(modes), answering, error=str(error))
+    return EnsembleView(connect, len(modes), answering, ephemerals)
+
+
+def _epoch(when: datetime) -> float:
+    return when.timestamp()
+
+
+def mesos_view(source: str, target: str, zk_path: str, since: datetime | None) -> MesosView:
+    """The election as each side sees it, and the leading master's frameworks and tasks."""
+    views: dict[str, Election | None] = {}
+    for side, connect in (("A", source), ("B", target)):
+        try:
+            views[side] = read_election(ZK_POOL.get(connect), zk_path)
+        except ZkUnreachable:
+            views[side] = None
+    # Either side's view: with the sync engine stopped (phase 6), only B has the masters.
+    election = next((v for v in (views["A"], views["B"]) if v and v.leader), None)
+    leader = election.leader if election else None
+    base = MesosView(
+        leader_id=leader.id if leader else None,
+        leader_address=leader.address if leader else None,
+        leader_on_source=views["A"].leader.id if views["A"] and views["A"].leader else None,
+        leader_on_target=views["B"].leader.id if views["B"] and views["B"].leader else None,
+        contenders_source=views["A"].contenders if views["A"] else 0,
+        contenders_target=views["B"].contenders if views["B"] else 0,
+    )
+    if leader is None:
+        return base
+    client = MasterClient(leader.address)
+    try:
+        state = client.state()
+    except MasterApiError as error:
+        return MesosView(**{**base.__dict__, "error": str(error)})
+    finally:
+        client.close()
+    return MesosView(
+        **{
+            **base.__dict__,
+            **_from_state(state, _epoch(since) if since else None),
+        }
+    )
+
+
+def _from_state(state: dict[str, Any], since: float | None) -> dict[str, Any]:
+    frameworks = {
+        f["id"]: bool(f.get("connected", f.get("active"))) for f in state.get("frameworks", [])
+    }
+    running = frozenset(
+        task["id"]
+        for framework in state.get("frameworks", [])
+        for task in framework.get("tasks", [])
+        if task.get("state") == "TASK_RUNNING"
+    )
+    failed = set()
+    for framework in state.get("frameworks", []) + state.get("completed_frameworks", []):
+        for task in framework.get("completed_tasks", []) + framework.get("tasks", []):
+            if task.get("state") not in BAD_TASK_STATES:
+                continue
+            stamps = [s.get("timestamp", 0) for s in task.get("statuses", [])]
+            if since is None or max(stamps, default=0) >= since:
+                failed.add(task["id"])
+    agents_active = sum(1 for agent in state.get("slaves", []) if agent.get("active"))
+    return {
+        "frameworks": frameworks,
+        "running_tasks": running,
+        "failed_tasks": frozenset(failed),
+        "agents_active": agents_active,
+    }
+
+
+def workload_view(api: KubeApi, kind: str, namespace: str, name: str) -> WorkloadView:
+    body = api.get("apps/v1", kind, namespace, name)
+    if body is None:
+        return WorkloadView(exists=False)
+    summary = summarize(kind, body)
+    # -1 while the workload controller has not seen the latest spec: nothing is updated yet.
+    return WorkloadView(summary.desired, summary.ready, summary.updated if summary.settled else -1)
+
+
+def agent_pods(api: KubeApi, owner: Owner) -> list[dict[str, Any]]:
+    """The pods of the cluster's agent DaemonSet."""
+    selector = ",".join(f"{k}={v}" for k, v in selector_labels(owner, agents.COMPONENT).items())
+    return api.list("v1", "Pod", owner.namespace, label_selector=selector)
+
+
+def stale_agent_nodes(api: KubeApi, owner: Owner) -> frozenset[str]:
+    """Nodes whose agent pod still runs an older template than the DaemonSet's."""
+    daemonset = api.get("apps/v1", "DaemonSet", owner.namespace, owner.child_name(agents.COMPONENT))
+    if daemonset is None:
+        return frozenset()
+    generation = str(daemonset["metadata"].get("generation"))
+    pods = agent_pods(api, owner)
+    return frozenset(
+        pod["spec"].get("nodeName", "")
+        for pod in pods
+        if pod["metadata"].get("labels", {}).get("pod-template-generation", generation)
+        != generation
+        and not pod["metadata"].get("deletionTimestamp")
+    )
+
+
+def observe(
+    *,
+    owner: Owner,
+    cluster_spec: MesosClusterSpec,
+    cluster_connect: str,
+    routing: ZkRouting | None,
+    source: str,
+    target: str,
+    paths: list[str],
+    count_source_sessions: bool,
+    sync: SyncStatus | None,
+    since: datetime | None,
+    now: datetime,
+) -> Observation:
+    api = KubeApi.shared()
+    component = routing.masters_component if routing else "master"
+    other = routing.target_masters_component if routing else "master-b"
+
+    def statefulset(name: str) -> WorkloadView:
+        return workload_view(api, "StatefulSet", owner.namespace, owner.child_name(name))
+
+    return Observation(
+        now=now,
+        source=ensemble_view(source, paths if count_source_sessions else None),
+        target=ensemble_view(target),
+        mesos=mesos_view(source, target, cluster_spec.masters.zk_path, since),
+        routing=routing,
+        masters_replicas=cluster_spec.masters.replicas,
+        source_masters=statefulset(component),
+        target_masters=statefulset(other),
+        agents=workload_view(api, "DaemonSet", owner.namespace, owner.child_name(agents.COMPONENT)),
+        marathon=workload_view(
+            api, "Deployment", owner.namespace, owner.child_name(marathon.COMPONENT)
+        ),
+        stale_agent_nodes=stale_agent_nodes(api, owner),
+        sync=sync,
+        cluster_connect=cluster_connect,
+    )

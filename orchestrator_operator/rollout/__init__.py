@@ -1,1 +1,0 @@
-"""Operator-driven rolling restarts of quorum members (ZooKeeper servers, Mesos masters)."""
