@@ -152,7 +152,7 @@ def bench_probe(seconds: float, containers: int, work: Path) -> dict[str, Any]:
             stdout=probe_log, stderr=subprocess.STDOUT, cwd=REPO,
         )  # fmt: skip
         baseline = subprocess.Popen(
-            [PY, "-c", "import orchestrator_operator.monitor.probe, time; time.sleep(3600)"],
+            [PY, "-c", "import orchestrator_operator.monitor.probe.agent, time; time.sleep(3600)"],
             cwd=REPO,
         )
         try:

@@ -20,6 +20,7 @@ from orchestrator_operator.operator import (
 from orchestrator_operator.operator.mesoscluster import handlers as _mesoscluster  # noqa: F401
 from orchestrator_operator.operator.metrics import create_reconcile_series
 from orchestrator_operator.operator.probefleet import handlers as _probefleet  # noqa: F401
+from orchestrator_operator.operator.settings import OperatorSettings
 from orchestrator_operator.operator.zkmigration import handlers as _zkmigration  # noqa: F401
 
 ANNOTATION_PREFIX = "orchestrator.dev"
@@ -34,7 +35,7 @@ class OperatorOptions:
     # Where the operator asks each ProbeFleet's app how many probes report; a template
     # over {name}, {namespace} and {port}. None: the app's Service DNS name.
     monitoring_app_url: str | None = None
-    # ZooKeeper's super key (rollout.zk_super_key); None: $ORCHESTRATOR_ZK_SUPER_KEY_FILE or
+    # ZooKeeper's super key (zk_super_key); None: $ORCHESTRATOR_ZK_SUPER_KEY_FILE or
     # the Secret's mount. No key: managed ensembles are resized without reconfiguration.
     zk_super_key_file: str | None = None
 
@@ -103,11 +104,11 @@ def run(options: OperatorOptions, log_format: str = "plain", verbose: bool = Fal
     )
     if not verbose:  # one line per event, not one per HTTP request to the API server
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    zk_super_key.configure(options.zk_super_key_file)
+    settings = OperatorSettings(zk_super_key=zk_super_key.load_key(options.zk_super_key_file))
     kopf.run(
         standalone=True,
         clusterwide=options.namespace is None,
         namespaces=[options.namespace] if options.namespace else [],
-        memo=kopf.Memo(options=options),
+        memo=kopf.Memo(options=options, settings=settings),
     )
     return 0

@@ -16,16 +16,11 @@ import logging
 import os
 from pathlib import Path
 
-from orchestrator_operator.operator.builders import zookeeper
-
 log = logging.getLogger(__name__)
 
 DEFAULT_KEY_FILE = "/etc/orchestrator/zk-super-key/key"
 KEY_FILE_ENV = "ORCHESTRATOR_ZK_SUPER_KEY_FILE"
 MIN_KEY_BYTES = 16
-
-_key: bytes | None = None
-
 
 class SuperKeyInvalid(ValueError):
     """A key file that exists but cannot serve; the message is for the user."""
@@ -52,21 +47,13 @@ def cluster_password(key: bytes, namespace: str, name: str) -> str:
     return hmac.new(key, f"zookeeper-super/{namespace}/{name}".encode(), hashlib.sha256).hexdigest()
 
 
-def configure(path: str | None) -> bool:
-    """Load the key (``path``, else $ORCHESTRATOR_ZK_SUPER_KEY_FILE, else the default
-    mount) and switch scaling by reconfiguration on when there is one; True if on."""
-    global _key
+def load_key(path: str | None) -> bytes | None:
+    """The key from ``path``, else $ORCHESTRATOR_ZK_SUPER_KEY_FILE, else the default mount;
+    None when there is none (scaling by reconfiguration stays off)."""
     chosen = Path(path or os.environ.get(KEY_FILE_ENV) or DEFAULT_KEY_FILE)
-    _key = read_key(chosen)
-    zookeeper.SCALE_BY_RECONFIG = _key is not None
-    if _key is None:
+    key = read_key(chosen)
+    if key is None:
         log.info("ZooKeeper scaling by reconfiguration: off (no key at %s)", chosen)
     else:
         log.info("ZooKeeper scaling by reconfiguration: on (key from %s)", chosen)
-    return _key is not None
-
-
-def password_for(namespace: str, name: str) -> str:
-    if _key is None:
-        raise RuntimeError("no ZooKeeper super key is configured")
-    return cluster_password(_key, namespace, name)
+    return key

@@ -183,12 +183,12 @@ def test_operator_starts_and_watches_under_its_service_account(
 
 KUBE_API_SCRIPT = """
 import json, sys, yaml
-from orchestrator_operator.builders.cluster import build_children
-from orchestrator_operator.builders import zookeeper
-from orchestrator_operator.builders.meta import Owner
-from orchestrator_operator.kube_api import ApiError, KubeApi
+from orchestrator_operator.operator.builders.cluster import build_children
+from orchestrator_operator.operator.builders import zookeeper
+from orchestrator_operator.operator.builders.meta import Owner
+from orchestrator_operator.common.kube_api import ApiError, KubeApi
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
-from orchestrator_operator.builders.probefleet import (
+from orchestrator_operator.operator.builders.probefleet import (
     build_children as fleet_children, cluster_role_name, fleet_owner, token_secret)
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
 

@@ -18,7 +18,7 @@ from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.operator import zk_super_key
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.builders.meta import Owner
-from orchestrator_operator.operator.mesoscluster import handlers as mesoscluster
+from orchestrator_operator.operator.mesoscluster import quorum
 from orchestrator_operator.operator.mesoscluster import zk_scale as zk_scale_runner
 from orchestrator_operator.operator.mesoscluster.zk_scale import (
     ScaleResult,
@@ -37,6 +37,7 @@ from orchestrator_operator.operator.mesoscluster.zk_scale_plan import (
     next_scale_action,
     parse_config,
 )
+from orchestrator_operator.operator.settings import OperatorSettings
 from orchestrator_operator.operator.workloads import WorkloadSummary
 from orchestrator_operator.zk.clients import ZkUnreachable
 
@@ -215,6 +216,8 @@ def test_scale_from_one_to_three_and_back() -> None:
 
 OWNER = Owner(name="prod", namespace="mesos", uid="uid-1")
 SPEC5 = MesosClusterSpec.model_validate({"zookeeper": {"replicas": 5}})
+RECONFIG_OFF = OperatorSettings()
+RECONFIG_ON = OperatorSettings(zk_super_key=b"k" * 32)
 
 
 def _statefulset(manifests: list[dict[str, Any]]) -> dict[str, Any]:
@@ -224,11 +227,10 @@ def _statefulset(manifests: list[dict[str, Any]]) -> dict[str, Any]:
 def test_the_reconcile_holds_the_live_size_and_the_config_map_follows_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(zookeeper, "SCALE_BY_RECONFIG", True)
     assert zookeeper.held_replicas(SPEC5, None) == 5  # a new cluster starts at its size
     held = zookeeper.held_replicas(SPEC5, {"spec": {"replicas": 3}})
     assert held == 3
-    built = zookeeper.build(OWNER, zookeeper.with_replicas(SPEC5, held))
+    built = zookeeper.build(OWNER, zookeeper.with_replicas(SPEC5, held), scale_by_reconfig=True)
     assert _statefulset(built)["spec"]["replicas"] == 3
     assert built[0]["data"]["zoo.cfg"].count("server.") == 3
     container = _statefulset(built)["spec"]["template"]["spec"]["containers"][0]
@@ -244,7 +246,6 @@ def test_the_reconcile_holds_the_live_size_and_the_config_map_follows_it(
 
 
 def test_while_off_the_ensemble_is_built_as_before() -> None:
-    assert zookeeper.SCALE_BY_RECONFIG is False
     container = _statefulset(zookeeper.build(OWNER, SPEC5))["spec"]["template"]["spec"][
         "containers"
     ][0]
@@ -368,7 +369,8 @@ def _drive(kube: FakeKube, zk: FakeZk, spec: MesosClusterSpec) -> list[tuple[str
         )
         live = kube.get("apps/v1", "StatefulSet", "mesos", "prod-zookeeper")
         held = zookeeper.with_replicas(spec, zookeeper.held_replicas(spec, live))
-        replicas = _statefulset(zookeeper.build(OWNER, held))["spec"]["replicas"]
+        built = zookeeper.build(OWNER, held, scale_by_reconfig=True)
+        replicas = _statefulset(built)["spec"]["replicas"]
         applied.append((type(result.action).__name__, replicas))
         if result.done:
             return applied
@@ -376,7 +378,6 @@ def _drive(kube: FakeKube, zk: FakeZk, spec: MesosClusterSpec) -> list[tuple[str
 
 
 def test_the_statefulset_steps_one_member_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zookeeper, "SCALE_BY_RECONFIG", True)
     monkeypatch.setattr(
         zk_scale_runner, "server_mode", lambda ip, port, timeout: "follower" if ip[-1] != "0"
         else "leader"
@@ -447,16 +448,15 @@ def _scale(
 ) -> str:
     spec = zookeeper.with_replicas(SPEC5, desired)
     monkeypatch.setattr(KubeApi, "shared", classmethod(lambda cls: kube))
-    monkeypatch.setattr(mesoscluster, "ZK_POOL", FakePool(zk))
+    monkeypatch.setattr(quorum, "ZK_POOL", FakePool(zk))
     summary = WorkloadSummary(kube.replicas, kube.replicas, kube.replicas, 1, 1, "r")
-    return mesoscluster.scale_zookeeper(OWNER, spec, cast(Any, FakeWorkloads(summary))).message
+    workloads = cast(Any, FakeWorkloads(summary))
+    return quorum.scale_zookeeper(OWNER, spec, workloads, RECONFIG_ON).message
 
 
 def test_call_site_derives_the_super_password_and_applies_the_config_map_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(zookeeper, "SCALE_BY_RECONFIG", True)
-    monkeypatch.setattr(zk_super_key, "_key", b"k" * 32)
     monkeypatch.setattr(zk_scale_runner, "server_mode", lambda ip, port, timeout: "follower")
     auths: list[Any] = []
 
@@ -464,7 +464,7 @@ def test_call_site_derives_the_super_password_and_applies_the_config_map_first(
         auths.append(auth)
         return zk.reconfigure
 
-    monkeypatch.setattr(mesoscluster, "kazoo_reconfigure", fake_kazoo_reconfigure)
+    monkeypatch.setattr(quorum, "kazoo_reconfigure", fake_kazoo_reconfigure)
     kube, zk = HandlerKube(3, password=None), FakeZk(3)
     message = _scale(monkeypatch, kube, zk, 5)
     assert message == (
@@ -496,17 +496,17 @@ def test_no_scaling_while_off_or_during_a_zk_migration(monkeypatch: pytest.Monke
         calls.append(1)
         return ScaleResult(Wait("w"), "x")
 
-    monkeypatch.setattr(mesoscluster, "scale_zookeeper", fake_scale)
+    monkeypatch.setattr(quorum, "scale_zookeeper", fake_scale)
     monkeypatch.setattr(KubeApi, "shared", classmethod(lambda cls: HandlerKube(5, "")))
     observation = cast(Any, SimpleNamespace(election=None))
     workloads = cast(Any, FakeWorkloads(None))
-    assert mesoscluster.roll_quorum_members(OWNER, SPEC5, observation, workloads) == ""
+    off, on = RECONFIG_OFF, RECONFIG_ON
+    assert quorum.roll_quorum_members(OWNER, SPEC5, observation, workloads, off) == ""
     assert calls == []
-    monkeypatch.setattr(zookeeper, "SCALE_BY_RECONFIG", True)
     migrating = ZkRouting(migration="m", target="b:2181")
-    assert mesoscluster.roll_quorum_members(OWNER, SPEC5, observation, workloads, migrating) == ""
+    assert quorum.roll_quorum_members(OWNER, SPEC5, observation, workloads, on, migrating) == ""
     assert calls == []
-    assert mesoscluster.roll_quorum_members(OWNER, SPEC5, observation, workloads) == "x"
+    assert quorum.roll_quorum_members(OWNER, SPEC5, observation, workloads, on) == "x"
     assert calls == [1]
 
 
@@ -515,9 +515,8 @@ def test_a_refused_super_user_lets_the_roll_restart_the_servers(
 ) -> None:
     """Servers started before the Secret existed refuse the reconfig; the rolling restart
     (which gives them the digest) goes on, and status shows the refusal until then."""
-    monkeypatch.setattr(zookeeper, "SCALE_BY_RECONFIG", True)
     refused = ScaleResult(Reconfig((), (5,), "r"), "refused", auth_refused=True)
-    monkeypatch.setattr(mesoscluster, "scale_zookeeper", lambda *args: refused)
+    monkeypatch.setattr(quorum, "scale_zookeeper", lambda *args: refused)
     monkeypatch.setattr(KubeApi, "shared", classmethod(lambda cls: HandlerKube(5, "")))
     rolled: list[str] = []
 
@@ -526,11 +525,12 @@ def test_a_refused_super_user_lets_the_roll_restart_the_servers(
         message = "prod-zookeeper: restarted prod-zookeeper-4" if "zookeeper" in name else ""
         return SimpleNamespace(message=message)
 
-    monkeypatch.setattr(mesoscluster, "roll_statefulset", fake_roll)
+    monkeypatch.setattr(quorum, "roll_statefulset", fake_roll)
     observation = cast(Any, SimpleNamespace(election=None))
     workloads = cast(Any, FakeWorkloads(None))
-    result = mesoscluster.roll_quorum_members(OWNER, SPEC5, observation, workloads)
+    result = quorum.roll_quorum_members(OWNER, SPEC5, observation, workloads, RECONFIG_ON)
     assert result == "prod-zookeeper: restarted prod-zookeeper-4" and rolled == ["prod-zookeeper"]
     # Nothing left to roll: the refusal is what status shows; the masters wait.
-    monkeypatch.setattr(mesoscluster, "roll_statefulset", lambda *args: SimpleNamespace(message=""))
-    assert mesoscluster.roll_quorum_members(OWNER, SPEC5, observation, workloads) == "refused"
+    monkeypatch.setattr(quorum, "roll_statefulset", lambda *args: SimpleNamespace(message=""))
+    result = quorum.roll_quorum_members(OWNER, SPEC5, observation, workloads, RECONFIG_ON)
+    assert result == "refused"

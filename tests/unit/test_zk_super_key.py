@@ -5,29 +5,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from orchestrator_operator.operator import zk_super_key
-from orchestrator_operator.operator.builders import zookeeper
+from orchestrator_operator.operator.settings import OperatorSettings
 from orchestrator_operator.operator.zk_super_key import (
     SuperKeyInvalid,
     cluster_password,
-    configure,
-    password_for,
+    load_key,
     read_key,
 )
 
 KEY = b"0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture(autouse=True)
-def _restore_switch() -> Iterator[None]:
-    yield
-    zookeeper.SCALE_BY_RECONFIG = False
-    zk_super_key._key = None
 
 
 def test_each_cluster_gets_its_own_stable_password() -> None:
@@ -42,19 +33,19 @@ def test_each_cluster_gets_its_own_stable_password() -> None:
 def test_a_key_file_is_read_and_turns_scaling_by_reconfig_on(tmp_path: Path) -> None:
     (tmp_path / "key").write_bytes(KEY + b"\n")
     assert read_key(tmp_path / "key") == KEY
-    assert configure(str(tmp_path / "key")) is True
-    assert zookeeper.SCALE_BY_RECONFIG is True
-    assert password_for("prod", "demo") == cluster_password(KEY, "prod", "demo")
+    settings = OperatorSettings(zk_super_key=load_key(str(tmp_path / "key")))
+    assert settings.scale_zookeeper_by_reconfig is True
+    assert settings.zk_super_password("prod", "demo") == cluster_password(KEY, "prod", "demo")
 
 
 def test_no_key_file_leaves_it_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(zk_super_key.KEY_FILE_ENV, str(tmp_path / "absent"))
-    assert configure(None) is False
-    assert zookeeper.SCALE_BY_RECONFIG is False
+    settings = OperatorSettings(zk_super_key=load_key(None))
+    assert settings.scale_zookeeper_by_reconfig is False
     with pytest.raises(RuntimeError, match="no ZooKeeper super key"):
-        password_for("prod", "demo")
+        settings.zk_super_password("prod", "demo")
 
 
 def test_a_short_key_is_refused_with_what_to_do(tmp_path: Path) -> None:

@@ -28,9 +28,14 @@ def with_masters(spec: MesosClusterSpec, replicas: int) -> MesosClusterSpec:
 
 
 def build_children(
-    owner: Owner, spec: MesosClusterSpec, routing: ZkRouting | None = None
+    owner: Owner,
+    spec: MesosClusterSpec,
+    routing: ZkRouting | None = None,
+    *,
+    scale_by_reconfig: bool = False,
 ) -> list[Manifest]:
-    """ZooKeeper first (the others need it), then masters, agents and Marathon.
+    """ZooKeeper first (the others need it), then masters, agents and Marathon;
+    `scale_by_reconfig` as for `zookeeper.build`.
 
     While a ZkMigration runs, `routing` splits the cluster across ensembles A (the spec's)
     and B: a second masters set on B, and agents and Marathon on whichever side it says.
@@ -40,7 +45,7 @@ def build_children(
     if routing.source_masters is not None:
         source_masters = routing.source_masters
     children = [
-        *zookeeper.build(owner, spec),
+        *zookeeper.build(owner, spec, scale_by_reconfig=scale_by_reconfig),
         *masters.build(owner, with_masters(spec, source_masters), routing.masters_component),
     ]
     on_target = on_ensemble(spec, routing.target) if routing.target else spec

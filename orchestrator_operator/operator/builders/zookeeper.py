@@ -1,12 +1,13 @@
 """The managed ZooKeeper ensemble of a MesosCluster.
 
-With SCALE_BY_RECONFIG on (below; when the operator has a super key), members are added and
-removed with ZooKeeper's dynamic reconfiguration (rollout.zk_scale): the StatefulSet's size
-is then the scaling's current step, not the spec's final size (`with_replicas`,
-`held_replicas`). Each server keeps the dynamic configuration ZooKeeper maintains on its
-volume; the ConfigMap's `server.N` lines only seed a server that has none that lists it (its
-first start, or a start after it was reconfigured out): those lines plus itself, which is
-how a new member joins a running ensemble before a `reconfig` makes it a voter. `reconfig`
+With `scale_by_reconfig` (the operator has a super key: OperatorSettings), members are
+added and removed with ZooKeeper's dynamic reconfiguration (operator.mesoscluster.zk_scale):
+the StatefulSet's size is then the scaling's current step, not the spec's final size
+(`with_replicas`, `held_replicas`). Each server keeps the dynamic configuration ZooKeeper
+maintains on its volume; the ConfigMap's `server.N` lines only seed a server that has none
+that lists it (its first start, or a start after it was reconfigured out): those lines plus
+itself, which is how a new member joins a running ensemble before a `reconfig` makes it a
+voter. `reconfig`
 needs ZooKeeper's super user: its digest comes from a Secret the operator creates
 (`super_secret`).
 """
@@ -51,12 +52,10 @@ def server_lines(owner: Owner, replicas: int) -> list[str]:
 
 
 SUPER_USER = "super"
-# Scaling by dynamic reconfiguration (the servers' start script and super digest here, the
-# scaling step and the held StatefulSet size in handlers.mesoscluster). Switched on at
-# start-up when the operator has a super key (rollout.zk_super_key.configure). While off,
-# everything is as before: the StatefulSet and the ConfigMap follow spec.zookeeper.replicas
-# directly and each server starts from the ConfigMap's zoo.cfg.
-SCALE_BY_RECONFIG = False
+# Scaling by dynamic reconfiguration (`build(..., scale_by_reconfig=True)`: the servers'
+# start script and super digest here, the scaling step and the held StatefulSet size in
+# operator.mesoscluster.quorum). Without it the StatefulSet and the ConfigMap follow
+# spec.zookeeper.replicas directly and each server starts from the ConfigMap's zoo.cfg.
 
 
 def super_secret_name(owner: Owner) -> str:
@@ -147,8 +146,11 @@ def zoo_cfg(owner: Owner, replicas: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
-    """ConfigMap (zoo.cfg), headless and client Services, PDB and the StatefulSet."""
+def build(
+    owner: Owner, spec: MesosClusterSpec, *, scale_by_reconfig: bool = False
+) -> list[Manifest]:
+    """ConfigMap (zoo.cfg), headless and client Services, PDB and the StatefulSet;
+    `scale_by_reconfig`: servers that keep ZooKeeper's dynamic configuration (see above)."""
     zk = spec.zookeeper
     if zk.external:
         return []
@@ -170,7 +172,7 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
         "cp /config/zoo.cfg /data/zoo.cfg && exec zkServer.sh start-foreground /data/zoo.cfg"
     )
     env: list[Manifest] = []
-    if SCALE_BY_RECONFIG:
+    if scale_by_reconfig:
         start = start_script(owner)
         # Optional: a server without it simply has no super user.
         secret = {"name": super_secret_name(owner), "key": "digest", "optional": True}

@@ -81,6 +81,7 @@ def _apply_managed_target(
     meta: kopf.Meta,
     cluster: MesosClusterSpec,
     owner_ref: dict[str, Any],
+    scale_by_reconfig: bool,
 ) -> None:
     """Ensemble B made by the operator with the MesosCluster's ZooKeeper builders, named
     after the migration. The migration owns it until phase 6 hands it to the cluster, so
@@ -99,7 +100,8 @@ def _apply_managed_target(
             "storage": managed.storage,
         }
     )
-    children = zookeeper.build(owner, cluster.model_copy(update={"zookeeper": ensemble}))
+    on_b = cluster.model_copy(update={"zookeeper": ensemble})
+    children = zookeeper.build(owner, on_b, scale_by_reconfig=scale_by_reconfig)
     for child in children:
         child["metadata"]["ownerReferences"] = [owner_ref]
     KubeApi.shared().apply_all(children)
@@ -142,6 +144,7 @@ def _finalize(
     status: ZkMigrationStatus,
     sync_stopped: bool,
     source_sessions: int | None,
+    scale_by_reconfig: bool,
 ) -> None:
     """Phase 6, in order: archive A (once), then point the cluster at B for good."""
     if not (sync_stopped and source_sessions == 0):
@@ -162,7 +165,9 @@ def _finalize(
     if not current.migrating:
         return  # done already: one merge patch changed both the spec and the routing
     cluster = MesosClusterSpec.model_validate(cluster_spec)
-    _apply_managed_target(spec, meta, cluster, _cluster_owner_ref(cluster_meta))
+    _apply_managed_target(
+        spec, meta, cluster, _cluster_owner_ref(cluster_meta), scale_by_reconfig
+    )
     final = ZkRouting(masters_component=other_component(current.masters_component))
     body = {
         "metadata": {"annotations": {ROUTING_ANNOTATION: final.to_annotation()}},
@@ -182,7 +187,12 @@ def _finalize(
 @kopf.timer(API_GROUP, API_VERSION, "zkmigrations", interval=TICK_SECONDS, initial_delay=1.0)
 @counted(ZK_MIGRATION)
 def drive(
-    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     if status.get("phase") in (None, "Invalid"):
         return  # not validated yet, or invalid: the validate handler said why
@@ -214,7 +224,8 @@ def drive(
     target = current.target_connect_string or _target_connect(parsed, meta)
     annotations = cluster_meta.get("annotations") or {}
     if current.phase != "Succeeded" and not current.archive:  # not yet handed to the cluster
-        _apply_managed_target(parsed, meta, cluster_spec, _owner_ref(meta))
+        reconfig = memo["settings"].scale_zookeeper_by_reconfig
+        _apply_managed_target(parsed, meta, cluster_spec, _owner_ref(meta), reconfig)
     try:
         routing = parse_routing(annotations) if ROUTING_ANNOTATION in annotations else None
     except ValueError as error:
@@ -266,7 +277,7 @@ def drive(
         sync_stopped = observation.sync is None or observation.sync.state == "Stopped"
         _finalize(
             parsed, meta, cluster_meta, cluster.get("spec") or {}, new, sync_stopped,
-            observation.source.ephemerals,
+            observation.source.ephemerals, memo["settings"].scale_zookeeper_by_reconfig,
         )  # fmt: skip
     _write(meta, status, new, patch)
 

@@ -1,0 +1,28 @@
+"""What the operator decides once at start-up and hands to handlers and builders.
+
+Kept in Kopf's memo (`memo["settings"]`, set by `operator.main.run`) and passed down as
+arguments, so a builder's output is a function of its arguments alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator_operator.operator.zk_super_key import cluster_password
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    # ZooKeeper's super key (zk_super_key); with one, managed ensembles are resized by
+    # dynamic reconfiguration, without, their StatefulSet is resized directly.
+    zk_super_key: bytes | None = None
+
+    @property
+    def scale_zookeeper_by_reconfig(self) -> bool:
+        return self.zk_super_key is not None
+
+    def zk_super_password(self, namespace: str, name: str) -> str:
+        """The super password of one MesosCluster's managed ensemble."""
+        if self.zk_super_key is None:
+            raise RuntimeError("no ZooKeeper super key is configured")
+        return cluster_password(self.zk_super_key, namespace, name)
