@@ -44,9 +44,9 @@ import psutil
 import yaml
 from kazoo.client import KazooClient
 
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders.cluster import build_children
-from orchestrator_operator.operator.builders.meta import Owner
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.zookeeper import ZkEnsemble

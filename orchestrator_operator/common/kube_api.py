@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
+from orchestrator_operator.common.manifest import Manifest
 from orchestrator_operator.operator.metrics import KUBE_API_REQUESTS
 
-Manifest = dict[str, Any]
 FIELD_MANAGER = "orchestrator"
 APPLY_CONCURRENCY = 8
 _IRREGULAR_PLURALS: dict[str, str] = {}

@@ -25,7 +25,7 @@ class Strategy(enum.Enum):
     MANUAL = "manual"
 
 
-class Owner(enum.Enum):
+class NodeOwner(enum.Enum):
     """Who owns a node on its side."""
 
     NONE = "none"  # persistent
@@ -46,7 +46,7 @@ class Action(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Peer:
     state: NodeState | None
-    owner: Owner = Owner.NONE
+    owner: NodeOwner = NodeOwner.NONE
 
     @property
     def exists(self) -> bool:
@@ -58,11 +58,11 @@ class Peer:
 
     @property
     def origin(self) -> bool:
-        return self.state is not None and self.owner is Owner.CLIENT
+        return self.state is not None and self.owner is NodeOwner.CLIENT
 
     @property
     def mirror(self) -> bool:
-        return self.state is not None and self.owner in (Owner.ENGINE, Owner.STALE_ENGINE)
+        return self.state is not None and self.owner in (NodeOwner.ENGINE, NodeOwner.STALE_ENGINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ def decide_one_way(a: Peer, b: Peer) -> Decision:
     if a.state is None:
         return Decision(Action.DELETE_B, reason="absent on source") if b.exists else NOOP
     same = b.state is not None and a.hash == b.hash
-    if same and (not a.state.ephemeral or b.owner is Owner.ENGINE):
+    if same and (not a.state.ephemeral or b.owner is NodeOwner.ENGINE):
         return NOOP
     return Decision(Action.COPY_A_TO_B, reason="source differs")
 
@@ -119,7 +119,7 @@ def decide_bidirectional(a: Peer, b: Peer, base: str | None, strategy: Strategy)
         return Decision(Action.MANUAL, conflict="manual", reason="ephemeral on both sides")
     for origin, mirror, copy in ((a, b, Action.COPY_A_TO_B), (b, a, Action.COPY_B_TO_A)):
         if origin.origin and (mirror.state is None or mirror.mirror):
-            if mirror.owner is Owner.ENGINE and origin.hash == mirror.hash:
+            if mirror.owner is NodeOwner.ENGINE and origin.hash == mirror.hash:
                 return NOOP
             return Decision(copy, reason="mirror ephemeral")
     if a.mirror and not b.origin:

@@ -34,7 +34,7 @@ from kazoo.protocol.states import EventType, KazooState
 from orchestrator_operator.sync.conflict import (
     Action,
     Decision,
-    Owner,
+    NodeOwner,
     Peer,
     Strategy,
     decide_bidirectional,
@@ -550,14 +550,14 @@ class SyncEngine:
         self.metrics.errors.labels("unreadable").inc()
 
     # ------------------------------------------------------------------ deciding
-    def _owner(self, side: Side, node: NodeState | None) -> Owner:
+    def _owner(self, side: Side, node: NodeState | None) -> NodeOwner:
         if node is None or not node.ephemeral:
-            return Owner.NONE
+            return NodeOwner.NONE
         if node.ephemeral_owner == self.appliers[side].session_id:
-            return Owner.ENGINE
+            return NodeOwner.ENGINE
         if node.ephemeral_owner in self.state.sessions.get(side.value, ()):
-            return Owner.STALE_ENGINE
-        return Owner.CLIENT
+            return NodeOwner.STALE_ENGINE
+        return NodeOwner.CLIENT
 
     def _peer(self, side: Side, path: str) -> Peer:
         node = self.cache[side].get(path)

@@ -16,12 +16,12 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models import ZK_MIGRATION
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import MastersComponent, ZkRouting
 from orchestrator_operator.models.zkmigration import PHASES, ZkMigrationSpec
 from orchestrator_operator.operator.builders import zookeeper
-from orchestrator_operator.operator.builders.meta import Owner
 from orchestrator_operator.operator.zkmigration.archive import RestorePlan
 from orchestrator_operator.operator.zkmigration.machine import (
     MAX_LAG_SECONDS,
@@ -31,7 +31,6 @@ from orchestrator_operator.operator.zkmigration.machine import (
 
 TERMINAL_PHASES = ("Succeeded", "RolledBack", "Invalid")
 SAME_ENSEMBLE = "source and target must be different ZooKeeper ensembles"
-Manifest = dict[str, Any]
 
 
 class InputError(ValueError):
@@ -105,12 +104,11 @@ def cluster_connect_string(cluster: Manifest) -> str:
 
 
 def target_connect_string(manifest: Manifest) -> str:
-    """Ensemble B as the operator will name it (see handlers/zkmigration._target_connect)."""
+    """Ensemble B as the operator will name it."""
     target = manifest["spec"]["target"]
-    if "external" in target:
-        return str(target["external"]["connectString"])
+    external = str(target["external"]["connectString"]) if "external" in target else None
     meta = manifest["metadata"]
-    return f"{meta['name']}-zookeeper-client.{meta['namespace']}.svc:{zookeeper.CLIENT_PORT}"
+    return zookeeper.target_connect_string(external, meta["name"], meta["namespace"])
 
 
 def check_start(manifest: Manifest, cluster: Manifest, routing: ZkRouting) -> None:

@@ -185,7 +185,7 @@ KUBE_API_SCRIPT = """
 import json, sys, yaml
 from orchestrator_operator.operator.builders.cluster import build_children
 from orchestrator_operator.operator.builders import zookeeper
-from orchestrator_operator.operator.builders.meta import Owner
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.common.kube_api import ApiError, KubeApi
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders.probefleet import (

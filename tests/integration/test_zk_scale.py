@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient, KazooState
 
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.operator.builders import zookeeper
-from orchestrator_operator.operator.builders.meta import Owner
 from orchestrator_operator.operator.mesoscluster.zk_scale import (
     ScaleResult,
     kazoo_reconfigure,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models.mesoscluster import AgentResources, MesosClusterSpec
 from orchestrator_operator.operator.builders import agents, masters, zookeeper
 from orchestrator_operator.operator.builders.cluster import build_children, stale_children
-from orchestrator_operator.operator.builders.meta import Owner
 
 OWNER = Owner(name="prod", namespace="mesos", uid="1234")
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders import addons
 from orchestrator_operator.operator.builders.cluster import build_children, stale_children
-from orchestrator_operator.operator.builders.meta import Owner
 from orchestrator_operator.operator.zkmigration.machine import routing_for
 
 OWNER = Owner(name="prod", namespace="mesos", uid="1234")

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
 from orchestrator_operator.operator.builders.cluster import build_children, stale_children
-from orchestrator_operator.operator.builders.meta import Owner
 from orchestrator_operator.operator.zkmigration.machine import routing_for
 
 OWNER = Owner(name="demo", namespace="default", uid="u-1")

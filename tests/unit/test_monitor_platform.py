@@ -10,7 +10,8 @@ import httpx
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from orchestrator_operator.common.kube_api import ApiError, Manifest
+from orchestrator_operator.common.kube_api import ApiError
+from orchestrator_operator.common.manifest import Manifest
 from orchestrator_operator.monitor.app.platform import (
     KubePlatformReader,
     ListingKubeApi,

@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator_operator.sync.conflict import (
     Action,
-    Owner,
+    NodeOwner,
     Peer,
     Strategy,
     decide_bidirectional,
@@ -19,10 +19,10 @@ def st(data: bytes, *, mtime: int = 0, owner: int = 0) -> NodeState:
     return NodeState("/p", data, OPEN_ACL, ephemeral_owner=owner, mtime_ms=mtime)
 
 
-def p(data: bytes | None, owner: Owner = Owner.NONE, *, mtime: int = 0) -> Peer:
+def p(data: bytes | None, owner: NodeOwner = NodeOwner.NONE, *, mtime: int = 0) -> Peer:
     if data is None:
         return Peer(None)
-    eph = 0 if owner is Owner.NONE else 42
+    eph = 0 if owner is NodeOwner.NONE else 42
     return Peer(st(data, mtime=mtime, owner=eph), owner)
 
 
@@ -44,10 +44,10 @@ def h(data: bytes) -> str:
         (NONE, p(b"y"), Action.DELETE_B),
         (NONE, NONE, Action.NOOP),
         # a source ephemeral needs a mirror owned by the engine's current session
-        (p(b"e", Owner.CLIENT), p(b"e", Owner.ENGINE), Action.NOOP),
-        (p(b"e", Owner.CLIENT), p(b"e", Owner.STALE_ENGINE), Action.COPY_A_TO_B),
-        (p(b"e", Owner.CLIENT), p(b"e"), Action.COPY_A_TO_B),
-        (p(b"e", Owner.CLIENT), NONE, Action.COPY_A_TO_B),
+        (p(b"e", NodeOwner.CLIENT), p(b"e", NodeOwner.ENGINE), Action.NOOP),
+        (p(b"e", NodeOwner.CLIENT), p(b"e", NodeOwner.STALE_ENGINE), Action.COPY_A_TO_B),
+        (p(b"e", NodeOwner.CLIENT), p(b"e"), Action.COPY_A_TO_B),
+        (p(b"e", NodeOwner.CLIENT), NONE, Action.COPY_A_TO_B),
     ],
 )
 def test_one_way(a: Peer, b: Peer, action: Action) -> None:
@@ -105,31 +105,31 @@ def test_no_history_and_different_is_a_conflict() -> None:
 # ---------------------------------------------------------------- ephemerals
 @pytest.mark.parametrize("strategy", list(Strategy))
 def test_origin_drives_mirror(strategy: Strategy) -> None:
-    origin = p(b"e", Owner.CLIENT)
+    origin = p(b"e", NodeOwner.CLIENT)
     assert decide_bidirectional(origin, NONE, None, strategy).action is Action.COPY_A_TO_B
     assert decide_bidirectional(NONE, origin, None, strategy).action is Action.COPY_B_TO_A
-    assert decide_bidirectional(origin, p(b"e", Owner.ENGINE), None, strategy).action is (
+    assert decide_bidirectional(origin, p(b"e", NodeOwner.ENGINE), None, strategy).action is (
         Action.NOOP
     )
-    assert decide_bidirectional(origin, p(b"old", Owner.ENGINE), None, strategy).action is (
+    assert decide_bidirectional(origin, p(b"old", NodeOwner.ENGINE), None, strategy).action is (
         Action.COPY_A_TO_B
     )
     # a mirror from a dead engine session is replaced by one the engine owns now
-    assert decide_bidirectional(origin, p(b"e", Owner.STALE_ENGINE), None, strategy).action is (
+    assert decide_bidirectional(origin, p(b"e", NodeOwner.STALE_ENGINE), None, strategy).action is (
         Action.COPY_A_TO_B
     )
 
 
 @pytest.mark.parametrize("strategy", list(Strategy))
 def test_mirror_without_origin_goes_and_never_propagates(strategy: Strategy) -> None:
-    mirror = p(b"e", Owner.ENGINE)
+    mirror = p(b"e", NodeOwner.ENGINE)
     # origin gone: delete the mirror, never copy the mirror back
     assert decide_bidirectional(NONE, mirror, h(b"e"), strategy).action is Action.DELETE_B
     assert decide_bidirectional(mirror, NONE, h(b"e"), strategy).action is Action.DELETE_A
 
 
 def test_ephemerals_owned_by_clients_on_both_sides_are_left_alone() -> None:
-    d = decide_bidirectional(p(b"a", Owner.CLIENT), p(b"b", Owner.CLIENT), None, SW)
+    d = decide_bidirectional(p(b"a", NodeOwner.CLIENT), p(b"b", NodeOwner.CLIENT), None, SW)
     assert d.action is Action.MANUAL
-    d = decide_bidirectional(p(b"a", Owner.CLIENT), p(b"a", Owner.CLIENT), None, SW)
+    d = decide_bidirectional(p(b"a", NodeOwner.CLIENT), p(b"a", NodeOwner.CLIENT), None, SW)
     assert d.action is Action.NOOP

@@ -13,11 +13,11 @@ from typing import Any, cast
 import pytest
 
 from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.operator import zk_super_key
 from orchestrator_operator.operator.builders import zookeeper
-from orchestrator_operator.operator.builders.meta import Owner
 from orchestrator_operator.operator.mesoscluster import quorum
 from orchestrator_operator.operator.mesoscluster import zk_scale as zk_scale_runner
 from orchestrator_operator.operator.mesoscluster.zk_scale import (

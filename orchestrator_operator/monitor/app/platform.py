@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from orchestrator_operator.common.kube_api import ApiError, KubeApi, Manifest, object_path
+from orchestrator_operator.common.kube_api import ApiError, KubeApi, object_path
+from orchestrator_operator.common.manifest import Manifest
 from orchestrator_operator.models.zkmigration import PHASES
 
 API_VERSION = "orchestrator.dev/v1alpha1"

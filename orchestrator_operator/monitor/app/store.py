@@ -17,9 +17,9 @@ from orchestrator_operator.monitor.app.topology import (
     PER_PROBE_TOPOLOGIES,
     Edges,
     EndpointKey,
+    EndpointOwner,
     Local,
     Node,
-    Owner,
     ProcessCache,
     build_services,
     build_topology,
@@ -37,7 +37,7 @@ TopologyChanges = dict[str, Changes]
 class ProbeState:
     report: Report
     received: float
-    endpoints: dict[EndpointKey, Owner]
+    endpoints: dict[EndpointKey, EndpointOwner]
     nodes: dict[str, dict[str, Node]] = field(
         default_factory=lambda: {t: {} for t in PER_PROBE_TOPOLOGIES}
     )
@@ -60,7 +60,7 @@ class ProbeState:
 class Store:
     ttl: float = 15.0
     probes: dict[str, ProbeState] = field(default_factory=dict)
-    endpoints: dict[EndpointKey, Owner] = field(default_factory=dict)
+    endpoints: dict[EndpointKey, EndpointOwner] = field(default_factory=dict)
     merged: dict[str, dict[str, Node]] = field(
         default_factory=lambda: {t: {} for t in PER_PROBE_TOPOLOGIES}
     )
@@ -156,13 +156,13 @@ class Store:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _drop_endpoints(self, probe_id: str, old: dict[EndpointKey, Owner]) -> None:
+    def _drop_endpoints(self, probe_id: str, old: dict[EndpointKey, EndpointOwner]) -> None:
         for key in old:
             owner = self.endpoints.get(key)
             if owner is not None and owner.probe == probe_id:
                 del self.endpoints[key]
 
-    def _add_endpoints(self, probe_id: str, new: dict[EndpointKey, Owner]) -> None:
+    def _add_endpoints(self, probe_id: str, new: dict[EndpointKey, EndpointOwner]) -> None:
         for key, owner in new.items():
             current = self.endpoints.get(key)
             # A ClusterIP entry never shadows a real listener.

@@ -36,7 +36,7 @@ class Node(msgspec.Struct, omit_defaults=True, gc=False):
     controls: tuple[str, ...] = ()
 
 
-class Owner(msgspec.Struct, frozen=True, gc=False):
+class EndpointOwner(msgspec.Struct, frozen=True, gc=False):
     """Who is behind an endpoint: enough to name its node in every topology."""
 
     probe: str
@@ -48,13 +48,13 @@ class Owner(msgspec.Struct, frozen=True, gc=False):
 
 
 EndpointKey = tuple[str, str, int]  # (proto, ip or loopback scope, port)
-Lookup = Callable[[EndpointKey], Owner | None]
+Lookup = Callable[[EndpointKey], EndpointOwner | None]
 
 
 class Contribution(NamedTuple):
     probe: str
     nodes: dict[str, dict[str, Node]]  # topology -> node id -> node
-    endpoints: dict[EndpointKey, Owner]
+    endpoints: dict[EndpointKey, EndpointOwner]
     services: list[Service]
     interval: float = 3.0
     processes: dict[int, tuple[Process, int, Node]] | None = None  # reuse cache
@@ -137,9 +137,9 @@ class Local:
                 self.netns_addresses.setdefault(c.netns, []).extend(c.ips)
         if report.host_netns:
             self.netns_addresses[report.host_netns] = list(report.host.addresses)
-        self._owners: dict[tuple[int, int], Owner] = {}
+        self._owners: dict[tuple[int, int], EndpointOwner] = {}
 
-    def owner(self, pid: int, netns: int) -> Owner:
+    def owner(self, pid: int, netns: int) -> EndpointOwner:
         key = (pid, netns)
         cached = self._owners.get(key)
         if cached is not None:
@@ -147,12 +147,12 @@ class Local:
         cached = self._owners[key] = self._owner(pid, netns)
         return cached
 
-    def _owner(self, pid: int, netns: int) -> Owner:
+    def _owner(self, pid: int, netns: int) -> EndpointOwner:
         proc = self.procs.get(pid)
         cid = proc.container_id if proc is not None and proc.container_id else ""
         if not cid and netns != self.report.host_netns:
             cid = self.netns_container.get(netns, "")
-        return Owner(
+        return EndpointOwner(
             probe=self.report.probe_id,
             host=self.hostname,
             pid=pid,
@@ -161,10 +161,12 @@ class Local:
         )
 
 
-def listen_endpoints(report: Report, local: Local | None = None) -> dict[EndpointKey, Owner]:
+def listen_endpoints(
+    report: Report, local: Local | None = None
+) -> dict[EndpointKey, EndpointOwner]:
     """Every (proto, address, port) a report's sockets accept connections on, with owner."""
     local = local or Local(report)
-    out: dict[EndpointKey, Owner] = {}
+    out: dict[EndpointKey, EndpointOwner] = {}
     for conn in report.connections:
         if conn.state != "LISTEN":
             continue
@@ -202,7 +204,7 @@ def listen_endpoints(report: Report, local: Local | None = None) -> dict[Endpoin
                         p.host_port,
                     )
                 prev = out.get(key)
-                out[key] = Owner(
+                out[key] = EndpointOwner(
                     probe=report.probe_id,
                     host=report.host.hostname,
                     pid=prev.pid if prev is not None else 0,
@@ -214,21 +216,21 @@ def listen_endpoints(report: Report, local: Local | None = None) -> dict[Endpoin
             for port in svc.ports:
                 out.setdefault(
                     ("tcp", svc.cluster_ip, port),
-                    Owner(probe=report.probe_id, host="", service=svc.uid),
+                    EndpointOwner(probe=report.probe_id, host="", service=svc.uid),
                 )
     return out
 
 
 def client_connections(
     report: Report, local: Local | None = None
-) -> list[tuple[Owner, EndpointKey]]:
+) -> list[tuple[EndpointOwner, EndpointKey]]:
     """(source owner, remote endpoint key) for each outgoing connection in a report."""
     local = local or Local(report)
     listening: set[tuple[int, str, int]] = set()
     for conn in report.connections:
         if conn.state == "LISTEN":
             listening.add((conn.netns, conn.proto, conn.local_port))
-    out: list[tuple[Owner, EndpointKey]] = []
+    out: list[tuple[EndpointOwner, EndpointKey]] = []
     for conn in report.connections:
         if conn.state not in CLIENT_STATES or not conn.remote_port:
             continue
@@ -242,7 +244,7 @@ def client_connections(
     return out
 
 
-def edge_ids(src: Owner, dst: Owner) -> dict[str, tuple[str, str]]:
+def edge_ids(src: EndpointOwner, dst: EndpointOwner) -> dict[str, tuple[str, str]]:
     """The (source, destination) node ids an owner pair gives in each topology."""
     out: dict[str, tuple[str, str]] = {}
     if src.host and dst.host and src.host != dst.host:
@@ -262,7 +264,7 @@ Edges = dict[str, dict[str, tuple[str, ...]]]  # topology -> source id -> destin
 def resolve_edges(report: Report, lookup: Lookup, local: Local | None = None) -> Edges:
     """topology -> source node id -> destination node ids, for one report's connections."""
     local = local or Local(report)
-    pairs: set[tuple[Owner, Owner]] = set()
+    pairs: set[tuple[EndpointOwner, EndpointOwner]] = set()
     service_edges: set[tuple[str, str]] = set()
     hosts: dict[str, set[str]] = {}
     containers: dict[str, set[str]] = {}
@@ -552,7 +554,7 @@ def build_topology(
 def build_contribution(
     report: Report,
     lookup: Lookup,
-    endpoints: dict[EndpointKey, Owner] | None = None,
+    endpoints: dict[EndpointKey, EndpointOwner] | None = None,
     previous: Contribution | None = None,
 ) -> Contribution:
     """A report's nodes in every per-probe topology, with adjacency resolved via ``lookup``."""

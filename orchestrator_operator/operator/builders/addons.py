@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders.marathon import COMPONENT as MARATHON_COMPONENT
 from orchestrator_operator.operator.builders.marathon import PORT as MARATHON_PORT
@@ -12,8 +13,6 @@ from orchestrator_operator.operator.builders.masters import COMPONENT as MASTERS
 from orchestrator_operator.operator.builders.masters import PORT as MASTER_PORT
 from orchestrator_operator.operator.builders.masters import mesos_zk_url
 from orchestrator_operator.operator.builders.meta import (
-    Manifest,
-    Owner,
     metadata,
     pod_disruption_budget,
     resources,

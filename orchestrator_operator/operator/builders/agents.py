@@ -3,15 +3,10 @@ checkpointing on a host path so tasks survive an agent pod restart."""
 
 from __future__ import annotations
 
+from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import AgentResources, MesosClusterSpec
 from orchestrator_operator.operator.builders.masters import mesos_zk_url
-from orchestrator_operator.operator.builders.meta import (
-    Manifest,
-    Owner,
-    metadata,
-    resources,
-    selector_labels,
-)
+from orchestrator_operator.operator.builders.meta import metadata, resources, selector_labels
 
 COMPONENT = "agent"
 DOCKER_SOCKET = "/var/run/docker.sock"

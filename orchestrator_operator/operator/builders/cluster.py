@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.base import ZooKeeperEndpoint
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.operator.builders import addons, agents, marathon, masters, zookeeper
-from orchestrator_operator.operator.builders.meta import Manifest, Owner
 
 
 def on_ensemble(spec: MesosClusterSpec, connect: str) -> MesosClusterSpec:

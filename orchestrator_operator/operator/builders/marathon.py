@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders.masters import mesos_zk_url
 from orchestrator_operator.operator.builders.meta import (
-    Manifest,
-    Owner,
     metadata,
     resources,
     selector_labels,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders.meta import (
-    Manifest,
-    Owner,
     metadata,
     pod_disruption_budget,
     resources,

@@ -1,30 +1,11 @@
-"""Names, labels and owner references shared by every child of a MesosCluster."""
+"""Names and labels shared by every child of a MesosCluster."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from orchestrator_operator.models import MESOS_CLUSTER
+from orchestrator_operator.common.manifest import Manifest, Owner, owner_reference
 from orchestrator_operator.models.base import ResourceRequirements, Storage
 
-Manifest = dict[str, Any]
 MANAGED_BY = "orchestrator"
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The custom resource that owns the children: what owner references and labels need."""
-
-    name: str
-    namespace: str
-    uid: str
-    kind: str = MESOS_CLUSTER.kind
-    api_version: str = MESOS_CLUSTER.api_version
-    part_of: str = "mesos"
-
-    def child_name(self, component: str) -> str:
-        return f"{self.name}-{component}"
 
 
 def selector_labels(owner: Owner, component: str) -> dict[str, str]:
@@ -53,18 +34,6 @@ def metadata(owner: Owner, component: str, name: str, version: str | None = None
         "namespace": owner.namespace,
         "labels": labels(owner, component, name, version),
         "ownerReferences": [owner_reference(owner)],
-    }
-
-
-def owner_reference(owner: Owner) -> Manifest:
-    """The controller reference to `owner` (garbage collection deletes the child with it)."""
-    return {
-        "apiVersion": owner.api_version,
-        "kind": owner.kind,
-        "name": owner.name,
-        "uid": owner.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
     }
 
 

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
+from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models import PROBE_FLEET
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
-from orchestrator_operator.operator.builders.meta import (
-    Manifest,
-    Owner,
-    metadata,
-    resources,
-    selector_labels,
-)
+from orchestrator_operator.operator.builders.meta import metadata, resources, selector_labels
 
 PROBE, APP = "probe", "app"
 TOKEN_KEY = "token"

@@ -17,10 +17,9 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders.meta import (
-    Manifest,
-    Owner,
     metadata,
     pod_disruption_budget,
     resources,
@@ -34,11 +33,25 @@ CLIENT_PORT, PEER_PORT, ELECTION_PORT = 2181, 2888, 3888
 FOUR_LETTER_WORDS = "ruok,mntr,srvr,stat,conf,isro"
 
 
+def client_address(owner: Owner) -> str:
+    """The client Service of the ensemble the operator builds for `owner` (a MesosCluster,
+    or a ZkMigration's managed ensemble B)."""
+    return f"{owner.child_name(COMPONENT)}-client.{owner.namespace}.svc:{CLIENT_PORT}"
+
+
 def connect_string(owner: Owner, spec: MesosClusterSpec) -> str:
     """What Mesos, Marathon and the operator connect to (without a chroot path)."""
     if spec.zookeeper.external:
         return spec.zookeeper.external.connect_string
-    return f"{owner.child_name(COMPONENT)}-client.{owner.namespace}.svc:{CLIENT_PORT}"
+    return client_address(owner)
+
+
+def target_connect_string(external: str | None, migration: str, namespace: str) -> str:
+    """A ZkMigration's ensemble B: its external connect string, or the client Service of
+    the ensemble the operator builds for it (named after the migration)."""
+    if external is not None:
+        return external
+    return client_address(Owner(name=migration, namespace=namespace, uid=""))
 
 
 def server_lines(owner: Owner, replicas: int) -> list[str]:

@@ -17,12 +17,12 @@ import kopf
 
 from orchestrator_operator.common.conditions import now_rfc3339
 from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.builders.cluster import build_children, stale_children
-from orchestrator_operator.operator.builders.meta import Owner
 from orchestrator_operator.operator.indexes import Workloads
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
 from orchestrator_operator.operator.mesoscluster.metrics import export_status, forget

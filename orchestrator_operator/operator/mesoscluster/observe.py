@@ -4,12 +4,12 @@ from ZooKeeper, the leader's metrics, the ensemble's server modes, and cordoned 
 from __future__ import annotations
 
 from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.common.ttl_cache import TtlCache
 from orchestrator_operator.mesos.discovery import read_election, read_master_metrics
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.operator.builders import agents, marathon, zookeeper
-from orchestrator_operator.operator.builders.meta import Owner
 from orchestrator_operator.operator.indexes import Workloads
 from orchestrator_operator.operator.mesoscluster.status import Observation, Replicas
 from orchestrator_operator.operator.workloads import WorkloadSummary

@@ -5,10 +5,10 @@ member at a time (the plans in zk_scale_plan and roll_plan; the I/O in zk_scale 
 from __future__ import annotations
 
 from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.operator.builders import zookeeper
-from orchestrator_operator.operator.builders.meta import Owner
 from orchestrator_operator.operator.indexes import Workloads
 from orchestrator_operator.operator.mesoscluster.roll import roll_statefulset, zookeeper_leader_ip
 from orchestrator_operator.operator.mesoscluster.status import Observation

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orchestrator_operator.common.kube_api import KubeApi, Manifest
+from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.common.manifest import Manifest
 from orchestrator_operator.operator.mesoscluster.roll_plan import Member, Step, Wait, next_restart
 from orchestrator_operator.operator.workloads import WorkloadSummary
 from orchestrator_operator.zk.four_letter import server_mode

@@ -12,9 +12,9 @@ import kopf
 
 from orchestrator_operator.common.conditions import now_rfc3339
 from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models import API_GROUP, API_VERSION, PROBE_FLEET
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
-from orchestrator_operator.operator.builders.meta import Owner
 from orchestrator_operator.operator.builders.probefleet import (
     APP,
     CLUSTER_RULES,

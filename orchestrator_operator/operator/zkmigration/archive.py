@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orchestrator_operator.operator.builders.meta import Manifest
+from orchestrator_operator.common.manifest import Manifest
 from orchestrator_operator.zk.model import NodeState, TreeSnapshot, depth, parent_of
 from orchestrator_operator.zk.reader import read_tree
 from orchestrator_operator.zk.writer import Put

@@ -19,12 +19,12 @@ from kazoo.exceptions import KazooException
 
 from orchestrator_operator.common.conditions import make_condition, set_condition
 from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.common.manifest import Owner, owner_reference
 from orchestrator_operator.models import API_GROUP, API_VERSION, MESOS_CLUSTER, ZK_MIGRATION
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
 from orchestrator_operator.models.zkmigration import SyncRequest, ZkMigrationSpec, ZkMigrationStatus
 from orchestrator_operator.operator.builders import zookeeper
-from orchestrator_operator.operator.builders.meta import Owner, owner_reference
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
 from orchestrator_operator.operator.reconcile import accept_spec, counted, patch_changed_status
 from orchestrator_operator.operator.zkmigration import archive
@@ -63,9 +63,8 @@ def _owner_ref(meta: kopf.Meta) -> dict[str, Any]:
 
 
 def _target_connect(spec: ZkMigrationSpec, meta: kopf.Meta) -> str:
-    if spec.target.external:
-        return spec.target.external.connect_string
-    return f"{meta['name']}-zookeeper-client.{meta['namespace']}.svc:{zookeeper.CLIENT_PORT}"
+    external = spec.target.external.connect_string if spec.target.external else None
+    return zookeeper.target_connect_string(external, meta["name"], meta["namespace"])
 
 
 def _cluster_owner_ref(cluster_meta: dict[str, Any]) -> dict[str, Any]:

@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.mesos.discovery import Election, read_election
 from orchestrator_operator.mesos.master_api import MasterApiError, MasterClient
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.models.zkmigration import SyncStatus
 from orchestrator_operator.operator.builders import agents, marathon
-from orchestrator_operator.operator.builders.meta import Owner, selector_labels
+from orchestrator_operator.operator.builders.meta import selector_labels
 from orchestrator_operator.operator.workloads import summarize
 from orchestrator_operator.operator.zkmigration.observation import (
     EnsembleView,
