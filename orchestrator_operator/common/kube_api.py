@@ -14,13 +14,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+from prometheus_client import Counter
 
 from orchestrator_operator.common.manifest import Manifest
-from orchestrator_operator.operator.metrics import KUBE_API_REQUESTS
 
 FIELD_MANAGER = "orchestrator"
 APPLY_CONCURRENCY = 8
 _IRREGULAR_PLURALS: dict[str, str] = {}
+KUBE_API_REQUESTS = Counter(
+    "orchestrator_kube_api_requests_total",
+    "Requests the handlers sent to the Kubernetes API, by verb and kind (the operator's own"
+    " watches are not counted).",
+    ["verb", "kind"],
+)
 
 
 def object_path(api_version: str, kind: str, namespace: str | None, name: str | None) -> str:

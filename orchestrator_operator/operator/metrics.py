@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# Also exported by the operator, defined where they are counted: readiness (the health
+# server) and the requests its handlers send (the Kubernetes API client).
+from orchestrator_operator.common.health_server import READY as READY
+from orchestrator_operator.common.kube_api import KUBE_API_REQUESTS as KUBE_API_REQUESTS
+
 RECONCILES = Counter(
     "orchestrator_reconcile_total",
     "Reconciliations handled, by kind and result (ok, invalid, error).",
@@ -13,13 +18,6 @@ RECONCILE_SECONDS = Histogram(
     "orchestrator_reconcile_duration_seconds",
     "Time spent in one reconciliation, by kind.",
     ["kind"],
-)
-READY = Gauge("orchestrator_operator_ready", "1 once the operator has started and found its CRDs.")
-KUBE_API_REQUESTS = Counter(
-    "orchestrator_kube_api_requests_total",
-    "Requests the handlers sent to the Kubernetes API, by verb and kind (the operator's own"
-    " watches are not counted).",
-    ["verb", "kind"],
 )
 MESOS_CONDITION = Gauge(
     "orchestrator_mesoscluster_condition",

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from orchestrator_operator.common.health_server_threaded import MonitoringServer
+from orchestrator_operator.common.health_server import BackgroundHealthServer
 from orchestrator_operator.sync.conflict import Strategy
 from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.metrics import SyncMetrics
@@ -234,7 +234,7 @@ def run_command(args: argparse.Namespace) -> int:
         engine = SyncEngine(config, metrics)
         server = None
         if args.metrics_port:
-            server = MonitoringServer(metrics.registry, engine.health, int(args.metrics_port))
+            server = BackgroundHealthServer(metrics.registry, engine.health, int(args.metrics_port))
             server.start()
         stop = threading.Event()
 

@@ -11,7 +11,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.security import ACL, Id, make_digest_acl
 
-from orchestrator_operator.common.health_server_threaded import MonitoringServer
+from orchestrator_operator.common.health_server import BackgroundHealthServer
 from orchestrator_operator.sync.conflict import Strategy
 from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.verify import verify_clients
@@ -277,7 +277,9 @@ def test_metrics_and_healthz_endpoints(
     root = unique_root()
     ca.create(f"{root}/x", b"0", makepath=True)
     with engine_for(pair, [root]) as engine:
-        server = MonitoringServer(engine.metrics.registry, engine.health, 0, host="127.0.0.1")
+        server = BackgroundHealthServer(
+            engine.metrics.registry, engine.health, 0, host="127.0.0.1"
+        )
         server.start()
         try:
             ca.set(f"{root}/x", b"1")
