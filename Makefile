@@ -33,9 +33,11 @@ run: setup testenv
 test: setup system-deps testenv ui-deps
 	$(PY) -m pytest
 
+## ruff, mypy, the import contracts (.importlinter), CRDs and dashboards up to date.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/orchestrator crds --check
 	$(VENV)/bin/orchestrator crds --check --output-dir k8s/base/crds
 	$(PY) deploy/monitoring/dashboards/generate.py --check
