@@ -1,7 +1,7 @@
 """Benchmark of the web UI in headless Chromium (playwright-core, ui/bench/graph.mjs).
 
 For each size, a real app process (`orchestrator app --ui-dist`) is fed
-synthetic probe reports (orchestrator_operator/monitor/synthetic.py; 20 containers per
+synthetic probe reports (testenv/synthetic_reports.py; 20 containers per
 probe, connections between containers of different probes) and the browser opens the
 containers view:
 

@@ -1,7 +1,7 @@
 """Pure parts of `orchestrator zk-migrate`: the manifest it submits, the dry-run plan, the
 status display, the report document and the spec patches of `advance` and `rollback`.
 
-No I/O here: `migration/cli.py` reads and writes the Kubernetes API and calls these.
+No I/O here: `zkmigrate/main.py` reads and writes the Kubernetes API and calls these.
 """
 
 from __future__ import annotations

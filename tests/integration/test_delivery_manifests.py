@@ -220,7 +220,7 @@ def test_the_zookeeper_super_key_is_mounted_where_the_operator_reads_it(
         assert "--zk-super-key-file" not in operator["args"]  # the default path serves
 
 
-# What the operator's code does with the API (handlers/, kube_api.py, rollout/, operator.py,
+# What the operator's code does with the API (operator/ with common/kube_api.py,
 # and Kopf: watches, finalizers and annotations, events; the sync controller lists
 # zkmigrations and patches zkmigrations/status), and a few things it must not do.
 ALLOWED = [

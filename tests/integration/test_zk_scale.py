@@ -1,5 +1,5 @@
 """Scaling a REAL ZooKeeper ensemble 3 -> 5 -> 3 with dynamic reconfiguration, driven step by
-step by the operator's planner and executor (rollout.zk_scale_runner.scale_step).
+step by the operator's planner and executor (operator.mesoscluster.zk_scale.scale_step).
 
 The KWOK-based e2e cannot run ZooKeeper in pods, so this is the proof with real servers: a
 fake "StatefulSet" starts a server process where the operator would add a pod (configured,

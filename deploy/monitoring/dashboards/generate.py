@@ -3,10 +3,10 @@ below; `--check` fails when the committed JSON differs (tests run it).
 
     python deploy/monitoring/dashboards/generate.py [--check]
 
-Metric names are those of orchestrator_operator/metrics.py (operator),
-orchestrator_operator/zk/metrics.py and zk/controller_metrics.py (the sync controller: every
+Metric names are those of orchestrator_operator/operator/metrics.py (operator),
+orchestrator_operator/sync/metrics.py and sync/controller/metrics.py (the sync controller: every
 engine's series labelled namespace and migration, plus the engines-by-state gauge) and
-orchestrator_operator/monitor/metrics.py (monitoring app); counters carry `_total`,
+orchestrator_operator/monitor/app/metrics.py (monitoring app); counters carry `_total`,
 histograms `_bucket`. tests/integration/test_delivery_dashboards.py proves every panel
 query returns data against the real processes.
 """

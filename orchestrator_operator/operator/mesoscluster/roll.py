@@ -1,4 +1,4 @@
-"""Reading a StatefulSet's members and restarting one: the I/O around rollout.plan."""
+"""Reading a StatefulSet's members and restarting one: the I/O around roll_plan."""
 
 from __future__ import annotations
 

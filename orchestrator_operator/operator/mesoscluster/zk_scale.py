@@ -1,4 +1,4 @@
-"""Scaling a managed ZooKeeper ensemble: the I/O around rollout.zk_scale.
+"""Scaling a managed ZooKeeper ensemble: the I/O around zk_scale_plan.
 
 One call of `scale_step` reads where things stand (the StatefulSet's size, the ensemble's
 dynamic configuration from `/zookeeper/config`, each pod's readiness and `srvr` mode), asks
@@ -101,7 +101,7 @@ def scale_step(
     server_line: Callable[[int], str],
     reconfigure: Reconfigure,
 ) -> ScaleResult:
-    """Perform at most one step towards `desired` voting members (see rollout.zk_scale)."""
+    """Perform at most one step towards `desired` voting members (see zk_scale_plan)."""
     replicas = fleet.replicas()
     if replicas is None:
         return ScaleResult(Wait("the ZooKeeper StatefulSet does not exist yet"), "")

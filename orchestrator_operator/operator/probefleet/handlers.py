@@ -7,7 +7,6 @@ import copy
 import secrets
 from typing import Any
 
-import httpx
 import kopf
 
 from orchestrator_operator.common.conditions import now_rfc3339
@@ -26,6 +25,7 @@ from orchestrator_operator.operator.builders.probefleet import (
     token_secret,
 )
 from orchestrator_operator.operator.indexes import Workloads
+from orchestrator_operator.operator.probefleet.observe import reporting_probes
 from orchestrator_operator.operator.probefleet.status import FleetObservation, build_fleet_status
 from orchestrator_operator.operator.reconcile import (
     accept_for_children,
@@ -64,16 +64,6 @@ def remove_cluster_scoped(meta: kopf.Meta, **_: Any) -> None:
         name = cluster_role_name(_owner(meta), component)
         api.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, name)
         api.delete("rbac.authorization.k8s.io/v1", "ClusterRole", None, name)
-
-
-def reporting_probes(url: str) -> tuple[int | None, str | None]:
-    """Probes with an unexpired report, from the app's unauthenticated /healthz."""
-    try:
-        response = httpx.get(f"{url}/healthz", timeout=1.0)
-        response.raise_for_status()
-        return int(response.json()["probes"]), None
-    except (httpx.HTTPError, ValueError, KeyError) as error:
-        return None, str(error) or type(error).__name__
 
 
 @kopf.timer(API_GROUP, API_VERSION, "probefleets", interval=OBSERVE_INTERVAL_SECONDS)
