@@ -1,0 +1,2 @@
+"""Mesos and Marathon toolkit: the leading master read from ZooKeeper, the masters' HTTP API,
+the maintenance schedule (pure)."""

@@ -1,0 +1,2 @@
+"""The ZooKeeper sync engine (`orchestrator zk-sync run|verify`) and, in controller/, the sync
+controller that runs one engine per ZkMigration."""

@@ -1,0 +1,2 @@
+"""The zk-migrate CLI (`orchestrator zk-migrate`): start, status, advance, rollback, validate,
+report, restore."""

@@ -1,0 +1,1 @@
+"""The monitoring probe (`orchestrator probe`): collectors and the sender."""

@@ -1,0 +1,1 @@
+"""ProbeFleet: handlers, what is observed (probes reporting to the app) and status."""
