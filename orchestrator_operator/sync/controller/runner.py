@@ -1,0 +1,215 @@
+"""One migration: a :class:`MigrationRunner` thread starts the bidirectional
+:class:`SyncEngine` of one ZkMigration (connect and bootstrap block, so a slow or unreachable
+ensemble holds up only its own thread), retries with backoff when the start fails, runs a
+:class:`Verifier` beside it and reports into the migration's ``status.sync`` every
+``--report-interval`` seconds until it is asked to stop."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from orchestrator_operator.sync.controller.kube import Reporter
+from orchestrator_operator.sync.controller.metrics import PerMigrationCollector
+from orchestrator_operator.sync.controller.state_files import prepare_state_file
+from orchestrator_operator.sync.controller.status import (
+    EngineView,
+    Key,
+    LagWindow,
+    SyncSpec,
+    VerifyResult,
+    build_sync_status,
+    histogram_buckets,
+    running_message,
+)
+from orchestrator_operator.sync.controller.verifier import Verifier, _error_text
+from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
+from orchestrator_operator.sync.metrics import SyncMetrics
+
+if TYPE_CHECKING:
+    from orchestrator_operator.sync.controller.main import ControllerOptions
+
+log = logging.getLogger("orchestrator.zk_sync.controller")
+
+
+def engine_view(engine: SyncEngine) -> EngineView:
+    healthy, detail = engine.health()
+    return EngineView(
+        bootstrap_znodes=engine.bootstrap.znodes,
+        bootstrap_seconds=engine.bootstrap.seconds,
+        conflicts=len(engine.conflicts),
+        last_reconcile=engine.last_full_reconcile_wall,
+        healthy=healthy,
+        health=detail,
+    )
+
+
+class MigrationRunner:
+    """A thread running the engine of one ZkMigration and reporting into its status."""
+
+    def __init__(
+        self,
+        key: Key,
+        spec: SyncSpec,
+        options: ControllerOptions,
+        report: Reporter,
+        collector: PerMigrationCollector | None = None,
+    ) -> None:
+        self.key = key
+        self.spec = spec
+        self.options = options
+        self.state = "Starting"
+        self.metrics = SyncMetrics()
+        self._report = report
+        self._collector = collector
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self._final_report = True
+        self._lag = LagWindow(options.lag_window)
+        self._last_view: EngineView | None = None
+        self._last_verify: VerifyResult | None = None
+        namespace, name = key
+        self._thread = threading.Thread(
+            target=self._run, name=f"zk-sync-{namespace}/{name}", daemon=True
+        )
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> None:
+        if self._collector is not None:
+            self._collector.add(self.key, self.metrics.registry)
+        self._thread.start()
+
+    def stop(self, reason: str, report: bool = True) -> None:
+        """Ask the thread to stop the engine (returns at once; see ``alive``)."""
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            self._final_report = report
+            self._stop.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ thread
+    def _publish(
+        self,
+        state: str,
+        message: str,
+        *,
+        engine: EngineView | None = None,
+        bootstrapped: bool = False,
+        verify: VerifyResult | None = None,
+        lag: float | None = None,
+    ) -> None:
+        doc = build_sync_status(
+            state,
+            message,
+            now=time.time(),
+            engine=engine,
+            bootstrapped=bootstrapped,
+            verify=verify,
+            lag_p99=lag,
+        )
+        self._report(self.key, doc)
+
+    def _run(self) -> None:
+        namespace, name = self.key
+        try:
+            self._loop()
+        except Exception as exc:  # never die silently: say it in the status
+            log.exception("%s/%s: sync runner failed", namespace, name)
+            self._publish("Failed", f"sync controller error: {_error_text(exc)}")
+            self._final_report = False
+        finally:
+            if self._collector is not None:
+                self._collector.remove(self.key, self.metrics.registry)
+            self.state = "Stopped"
+            if self._final_report:
+                self._publish(
+                    "Stopped",
+                    f"stopped: {self._stop_reason}" if self._stop_reason else "stopped",
+                    engine=self._last_view,
+                    verify=self._last_verify,
+                )
+            log.info("%s/%s: sync stopped (%s)", namespace, name, self._stop_reason)
+
+    def _loop(self) -> None:
+        namespace, name = self.key
+        spec = self.spec
+        delay = self.options.backoff_initial
+        while not self._stop.is_set():
+            if self.state != "Failed":  # a retry stays Failed until it succeeds: no flapping
+                self.state = "Starting"
+                self._publish(
+                    "Starting",
+                    f"starting: connecting and bootstrapping {spec.describe()}",
+                    engine=self._last_view,
+                    verify=self._last_verify,
+                )
+            engine: SyncEngine | None = None
+            try:
+                config = SyncConfig(
+                    source=spec.source,
+                    target=spec.target,
+                    paths=list(spec.paths),
+                    bidirectional=True,
+                    strategy=spec.engine_strategy,
+                    reconcile_interval=self.options.reconcile_interval,
+                    session_timeout=self.options.session_timeout,
+                    connect_timeout=self.options.connect_timeout,
+                    state_file=prepare_state_file(self.options.state_dir, self.key, spec),
+                )
+                engine = SyncEngine(config, self.metrics)
+                log.info("%s/%s: starting sync of %s", namespace, name, spec.describe())
+                engine.start()
+            except Exception as exc:
+                if engine is not None and engine.clients:
+                    with contextlib.suppress(Exception):
+                        engine.stop()  # closes the sessions a failed bootstrap left open
+                self.state = "Failed"
+                message = _error_text(exc)
+                log.warning("%s/%s: %s; retrying in %gs", namespace, name, message, delay)
+                self._publish("Failed", f"{message}; retrying in {delay:g}s")
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, self.options.backoff_max)
+                continue
+            try:
+                self._follow(engine)
+            finally:
+                engine.stop()
+            return
+
+    def _follow(self, engine: SyncEngine) -> None:
+        namespace, name = self.key
+        self.state = "Running"
+        log.info(
+            "%s/%s: running (bootstrap %d znodes in %.2fs)",
+            namespace, name, engine.bootstrap.znodes, engine.bootstrap.seconds,
+        )  # fmt: skip
+        verifier = Verifier(self.spec, self.options, f"{namespace}/{name}")
+        verifier.start()
+        try:
+            while True:
+                view = engine_view(engine)
+                self._lag.add(time.monotonic(), histogram_buckets(self.metrics.lag.collect()))
+                verify = verifier.result
+                self._last_view, self._last_verify = view, verify
+                self._publish(
+                    "Running",
+                    running_message(self.spec, view, verify),
+                    engine=view,
+                    bootstrapped=True,
+                    verify=verify,
+                    lag=self._lag.p99(),
+                )
+                if self._stop.wait(self.options.report_interval):
+                    return
+        finally:
+            verifier.stop()
