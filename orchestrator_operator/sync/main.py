@@ -269,10 +269,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 def controller_command(args: argparse.Namespace) -> int:
     _setup_logging(args)
-    from orchestrator_operator.sync.controller.main import (  # the Kubernetes client is large
-        ControllerOptions,
-        run_controller,
-    )
+    # imported here: the controller brings the Kubernetes client, which is large
+    from orchestrator_operator.sync.controller.main import run_controller
+    from orchestrator_operator.sync.controller.options import ControllerOptions
 
     options = ControllerOptions(
         namespace=args.namespace,

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from orchestrator_operator.sync.conflict import Strategy
 from orchestrator_operator.sync.controller.controller import Controller
-from orchestrator_operator.sync.controller.main import ControllerOptions
 from orchestrator_operator.sync.controller.metrics import PerMigrationCollector
+from orchestrator_operator.sync.controller.options import ControllerOptions
 from orchestrator_operator.sync.controller.state_files import forget_state, prepare_state_file
 from orchestrator_operator.sync.controller.status import (
     EngineView,

@@ -26,7 +26,7 @@ from orchestrator_operator.sync.controller.status import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator_operator.sync.controller.main import ControllerOptions
+    from orchestrator_operator.sync.controller.options import ControllerOptions
 
 log = logging.getLogger("orchestrator.zk_sync.controller")
 

@@ -12,7 +12,7 @@ requests. When the request goes inactive or changes, or the ZkMigration goes, th
 stops its engine (and a changed request gets a new runner once the old one has let go).
 
 The controller writes only ``status.sync`` (merge patch on the status subresource). This
-module is the process: its options, the poll loop and the health server. The rest lives
+module is the process: the poll loop and the health server (its options: options.py). The rest lives
 beside it: kube.py (the Kubernetes adapter), controller.py (the reconcile of all
 migrations), runner.py (one migration's engine), verifier.py, state_files.py, metrics.py and
 status.py (the pure parts: request parsing, the status document, lag p99).
@@ -25,8 +25,6 @@ import contextlib
 import logging
 import signal
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 from prometheus_client import REGISTRY
 
@@ -34,27 +32,11 @@ from orchestrator_operator.common.health_server import Readiness, start_server
 from orchestrator_operator.sync.controller.controller import Controller, Runner
 from orchestrator_operator.sync.controller.kube import ZkMigrationApi, reporter_for
 from orchestrator_operator.sync.controller.metrics import PerMigrationCollector, controller_gauge
+from orchestrator_operator.sync.controller.options import ControllerOptions
 from orchestrator_operator.sync.controller.runner import MigrationRunner
 from orchestrator_operator.sync.controller.status import Key, SyncSpec
 
 log = logging.getLogger("orchestrator.zk_sync.controller")
-
-
-@dataclass
-class ControllerOptions:
-    namespace: str | None = None
-    state_dir: Path | None = None
-    health_host: str = "0.0.0.0"
-    health_port: int = 8081
-    interval: float = 1.0  # seconds between polls of the ZkMigration list
-    report_interval: float = 2.0
-    verify_interval: float = 5.0
-    lag_window: float = 30.0
-    connect_timeout: float = 15.0
-    session_timeout: float = 10.0
-    reconcile_interval: float = 60.0
-    backoff_initial: float = 2.0
-    backoff_max: float = 30.0
 
 
 async def _serve(options: ControllerOptions, api: ZkMigrationApi) -> int:

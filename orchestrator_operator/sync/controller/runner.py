@@ -30,7 +30,7 @@ from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.metrics import SyncMetrics
 
 if TYPE_CHECKING:
-    from orchestrator_operator.sync.controller.main import ControllerOptions
+    from orchestrator_operator.sync.controller.options import ControllerOptions
 
 log = logging.getLogger("orchestrator.zk_sync.controller")
 

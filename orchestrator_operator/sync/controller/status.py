@@ -1,5 +1,5 @@
 """Pure parts of the sync controller: what a ZkMigration asks for, the ``status.sync`` it
-gets, and the replication lag p99 over a recent window (no I/O here; see controller.py)."""
+gets, and the replication lag p99 over a recent window (no I/O here; see runner.py)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from orchestrator_operator.sync.verify import verify_clients
 from orchestrator_operator.zk.connection import SyncError, close, connect
 
 if TYPE_CHECKING:
-    from orchestrator_operator.sync.controller.main import ControllerOptions
+    from orchestrator_operator.sync.controller.options import ControllerOptions
 
 
 def _error_text(exc: BaseException) -> str:
