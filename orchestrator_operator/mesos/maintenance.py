@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator_operator.models.vocabulary import MaintenanceState
+
 LIVE_TASK_STATES = {"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"}
 DEFAULT_WINDOW_NANOS = 3600 * 10**9  # an hour of announced unavailability
 
@@ -104,17 +106,21 @@ def plan_maintenance(
     plan = MaintenancePlan()
     for node in sorted(cordoned):
         if node in down:
-            plan.report.append({"node": node, "state": "Down", "tasks": 0})
+            plan.report.append({"node": node, "state": MaintenanceState.DOWN, "tasks": 0})
         elif node in draining:
             remaining = tasks.get(node, 0)
             if remaining == 0:
                 plan.down.append(draining[node])
-                plan.report.append({"node": node, "state": "Down", "tasks": 0})
+                plan.report.append({"node": node, "state": MaintenanceState.DOWN, "tasks": 0})
             else:
-                plan.report.append({"node": node, "state": "Draining", "tasks": remaining})
+                plan.report.append(
+                    {"node": node, "state": MaintenanceState.DRAINING, "tasks": remaining}
+                )
         elif node in machines and node not in scheduled:
             plan.schedule.append(machines[node])
-            plan.report.append({"node": node, "state": "Draining", "tasks": tasks.get(node, 0)})
+            plan.report.append(
+                {"node": node, "state": MaintenanceState.DRAINING, "tasks": tasks.get(node, 0)}
+            )
     for node in sorted(down.keys() - cordoned):
         plan.up.append(down[node])  # the exact MachineID Mesos holds as DOWN
     plan.unschedule = (draining.keys() - cordoned) - down.keys()

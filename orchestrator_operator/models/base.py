@@ -136,6 +136,6 @@ class ZooKeeperEndpoint(Model):
 class ResourceStatus(StatusModel):
     """What every kind's status has: a short phase, conditions, the generation they describe."""
 
-    phase: str | None = None
+    phase: str | None = None  # each kind narrows it to its enum from models/vocabulary.py
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)

@@ -22,6 +22,7 @@ from orchestrator_operator.models.base import (
     ZooKeeperEndpoint,
     cel_rule,
 )
+from orchestrator_operator.models.vocabulary import MaintenanceState, WorkloadPhase
 
 Containerizer = Literal["docker", "mesos"]
 Isolator = Literal[
@@ -287,13 +288,14 @@ class MaintenanceEntry(StatusModel):
     """A cordoned node whose Mesos agent is being drained (or is down) for maintenance."""
 
     node: str
-    state: Literal["Draining", "Down"]
+    state: MaintenanceState
     tasks: int = 0
 
 
 class MesosClusterStatus(ResourceStatus):
     """Observed state; conditions per component, the leading master read from ZooKeeper."""
 
+    phase: WorkloadPhase | None = None
     zookeeper_connect_string: str | None = None
     leading_master: str | None = None
     zookeeper: ComponentStatus | None = None

@@ -16,6 +16,7 @@ from orchestrator_operator.models.base import (
     SecretKeyRef,
     Toleration,
 )
+from orchestrator_operator.models.vocabulary import WorkloadPhase
 
 
 class Collectors(Model):
@@ -61,6 +62,7 @@ class ProbeFleetSpec(Model):
 
 
 class ProbeFleetStatus(ResourceStatus):
+    phase: WorkloadPhase | None = None
     probes_expected: int | None = None
     probes_reporting: int | None = None
     app_ready: bool | None = None

@@ -20,15 +20,14 @@ from orchestrator_operator.models.base import (
     ZooKeeperEndpoint,
     cel_rule,
 )
-
-PHASES: tuple[str, ...] = (
-    "SyncTarget",  # 1. deploy or attach B, sync A and B, wait for bootstrap
-    "MastersOnTarget",  # 2. masters pointed at B join the same Mesos cluster
-    "RetireSourceMasters",  # 3. remove the masters on A one by one
-    "AgentsOnTarget",  # 4. roll the agents to B
-    "DrainSource",  # 5. drain what must leave A
-    "RetireSource",  # 6. stop syncing, archive A, mark the cluster as using B
+from orchestrator_operator.models.vocabulary import (
+    SyncState,
+    ZkMigrationPhase,
+    ZkMigrationPhaseName,
+    ZkMigrationPhaseState,
 )
+
+PHASES: tuple[ZkMigrationPhaseName, ...] = tuple(ZkMigrationPhaseName)  # phase N is PHASES[N-1]
 
 
 class ManagedEnsemble(Model):
@@ -120,8 +119,8 @@ class ZkMigrationSpec(Model):
 
 class PhaseRecord(StatusModel):
     number: int
-    name: str
-    state: Literal["Pending", "Running", "Succeeded", "Failed", "RolledBack"] = "Pending"
+    name: ZkMigrationPhaseName
+    state: ZkMigrationPhaseState = ZkMigrationPhaseState.PENDING
     started_at: datetime | None = None
     finished_at: datetime | None = None
     message: str = ""
@@ -140,7 +139,7 @@ class SyncRequest(StatusModel):
 class SyncStatus(StatusModel):
     """What the sync controller reports about the engine it runs for this migration."""
 
-    state: Literal["Stopped", "Starting", "Running", "Failed"] = "Stopped"
+    state: SyncState = SyncState.STOPPED
     message: str = ""
     bootstrapped: bool = False
     bootstrap_znodes: int | None = None
@@ -174,6 +173,7 @@ class LeaderRecord(StatusModel):
 
 
 class ZkMigrationStatus(ResourceStatus):
+    phase: ZkMigrationPhase | None = None  # None: not yet seen by the operator
     current_phase: int | None = None
     rolling_back: bool = False
     phases: list[PhaseRecord] = Field(default_factory=list)

@@ -13,9 +13,15 @@ from pydantic import ValidationError
 
 from orchestrator_operator.common.conditions import make_condition, set_condition
 from orchestrator_operator.models import ResourceKind
+from orchestrator_operator.models.vocabulary import (
+    INVALID_PHASE,
+    ConditionType,
+    Reason,
+    WorkloadPhase,
+    ZkMigrationPhase,
+)
 from orchestrator_operator.operator.metrics import RECONCILE_SECONDS, RECONCILES
 
-ACCEPTED = "Accepted"
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
@@ -55,7 +61,7 @@ def accept_spec(
     generation: int | None,
     patch: kopf.Patch,
     accepted_message: str,
-    phase: str | None = "Pending",
+    phase: WorkloadPhase | ZkMigrationPhase | None = ZkMigrationPhase.PENDING,
 ) -> Any:
     """Validate `spec` against the kind's model and patch status: `phase`, or Invalid.
 
@@ -68,10 +74,11 @@ def accept_spec(
         parsed = kind.spec.model_validate(copy.deepcopy(dict(spec)))
     except ValidationError as error:
         message = validation_message(error)
-        patch.status["phase"] = "Invalid"
+        patch.status["phase"] = INVALID_PHASE
         patch.status["observedGeneration"] = generation
         patch.status["conditions"] = set_condition(
-            conditions, make_condition(ACCEPTED, False, "InvalidSpec", message, generation)
+            conditions,
+            make_condition(ConditionType.ACCEPTED, False, Reason.INVALID_SPEC, message, generation),
         )
         RECONCILES.labels(kind.kind, "invalid").inc()
         raise kopf.PermanentError(f"invalid {kind.kind} spec: {message}") from error
@@ -79,7 +86,10 @@ def accept_spec(
         patch.status["phase"] = phase
     patch.status["observedGeneration"] = generation
     patch.status["conditions"] = set_condition(
-        conditions, make_condition(ACCEPTED, True, "SpecValid", accepted_message, generation)
+        conditions,
+        make_condition(
+            ConditionType.ACCEPTED, True, Reason.SPEC_VALID, accepted_message, generation
+        ),
     )
     RECONCILES.labels(kind.kind, "ok").inc()
     RECONCILE_SECONDS.labels(kind.kind).observe(time.perf_counter() - started)
@@ -98,7 +108,11 @@ def accept_for_children(
         meta.get("generation"),
         patch,
         "spec is valid; children applied",
-        phase=None if status.get("phase") in ("Ready", "Degraded") else "Progressing",
+        phase=(
+            None
+            if status.get("phase") in (WorkloadPhase.READY, WorkloadPhase.DEGRADED)
+            else WorkloadPhase.PROGRESSING
+        ),
     )
 
 

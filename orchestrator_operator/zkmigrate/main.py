@@ -26,6 +26,7 @@ from rich.live import Live
 from orchestrator_operator.common.kube_api import ApiError, KubeApi
 from orchestrator_operator.models import MESOS_CLUSTER, ZK_MIGRATION
 from orchestrator_operator.models.routing import parse_routing
+from orchestrator_operator.models.vocabulary import ZkMigrationPhase
 from orchestrator_operator.models.zkmigration import ZkMigrationStatus
 from orchestrator_operator.zkmigrate import report_format as fmt
 
@@ -143,7 +144,7 @@ def _start(args: argparse.Namespace, api: KubeApi) -> int:
 
 
 def _finished_code(status: dict[str, Any]) -> int:
-    return EXIT_OK if status.get("phase") == "Succeeded" else EXIT_NOT_YET
+    return EXIT_OK if status.get("phase") == ZkMigrationPhase.SUCCEEDED else EXIT_NOT_YET
 
 
 def _watch(api: KubeApi, namespace: str, name: str) -> int:

@@ -20,6 +20,8 @@ from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models import ZK_MIGRATION
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import MastersComponent, ZkRouting
+from orchestrator_operator.models.vocabulary import ConditionType, ZkMigrationPhase
+from orchestrator_operator.models.vocabulary import ZkMigrationPhaseState as State
 from orchestrator_operator.models.zkmigration import PHASES, ZkMigrationSpec
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.zkmigration.archive import RestorePlan
@@ -29,7 +31,11 @@ from orchestrator_operator.operator.zkmigration.machine import (
     routing_for,
 )
 
-TERMINAL_PHASES = ("Succeeded", "RolledBack", "Invalid")
+TERMINAL_PHASES = (
+    ZkMigrationPhase.SUCCEEDED,
+    ZkMigrationPhase.ROLLED_BACK,
+    ZkMigrationPhase.INVALID,
+)
 SAME_ENSEMBLE = "source and target must be different ZooKeeper ensembles"
 
 
@@ -304,23 +310,23 @@ def _duration(seconds: float | None) -> str:
 def _phase_rows(status: Manifest) -> list[Manifest]:
     known = {p.get("number"): p for p in status.get("phases") or []}
     return [
-        known.get(n) or {"number": n, "name": name, "state": "Pending"}
+        known.get(n) or {"number": n, "name": name, "state": State.PENDING}
         for n, name in enumerate(PHASES, start=1)
     ]
 
 
-STATE_STYLES = {
-    "Running": "bold yellow",
-    "Succeeded": "green",
-    "Failed": "bold red",
-    "RolledBack": "magenta",
-    "Pending": "dim",
+STATE_STYLES: dict[str, str] = {
+    State.RUNNING: "bold yellow",
+    State.SUCCEEDED: "green",
+    State.FAILED: "bold red",
+    State.ROLLED_BACK: "magenta",
+    State.PENDING: "dim",
 }
 
 
 def status_view(name: str, status: Manifest, now: datetime) -> RenderableType:
     """The live display: phases as rows, what holds the current phase, sync, leader."""
-    phase = status.get("phase") or "Pending (not yet seen by the operator)"
+    phase = status.get("phase") or f"{ZkMigrationPhase.PENDING} (not yet seen by the operator)"
     current = status.get("currentPhase")
     header = Text(f"ZkMigration {name}: {phase}", style="bold")
     if current:
@@ -338,8 +344,10 @@ def status_view(name: str, status: Manifest, now: datetime) -> RenderableType:
     for row in _phase_rows(status):
         started = parse_time(row.get("startedAt"))
         finished = parse_time(row.get("finishedAt"))
-        state = str(row.get("state") or "Pending")
-        took = _seconds(started, finished or (now if state == "Running" and started else None))
+        state = str(row.get("state") or State.PENDING)
+        took = _seconds(
+            started, finished or (now if state == State.RUNNING and started else None)
+        )
         table.add_row(
             str(row.get("number")),
             str(row.get("name")),
@@ -395,8 +403,10 @@ def validation(status: Manifest) -> tuple[bool, list[str]]:
     phase = status.get("phase")
     if phase is None:
         return False, ["no status yet: the operator has not seen this migration"]
-    if phase == "Invalid":
-        return False, ["the spec is invalid: " + _condition_message(status, "Accepted")]
+    if phase == ZkMigrationPhase.INVALID:
+        return False, [
+            "the spec is invalid: " + _condition_message(status, ConditionType.ACCEPTED)
+        ]
     current = status.get("currentPhase")
     checks = list(status.get("checks") or [])
     sync = status.get("sync") or {}
@@ -452,7 +462,7 @@ def rollback_patch(obj: Manifest, to: int | None, cancel: bool) -> tuple[Manifes
     if not 0 <= to <= 5:
         raise InputError(f"--to must be a phase number from 0 to 5, not {to}")
     status = obj.get("status") or {}
-    if status.get("phase") == "Succeeded":
+    if status.get("phase") == ZkMigrationPhase.SUCCEEDED:
         raise InputError(
             f"ZkMigration {name} has finished: rolling back now means a new ZkMigration from B to A"
         )
@@ -484,7 +494,7 @@ def report_document(obj: Manifest) -> Manifest:
             {
                 "number": row.get("number"),
                 "name": row.get("name"),
-                "state": row.get("state", "Pending"),
+                "state": row.get("state", State.PENDING),
                 "startedAt": row.get("startedAt"),
                 "finishedAt": row.get("finishedAt"),
                 "seconds": _seconds(started, finished),
@@ -508,7 +518,7 @@ def report_document(obj: Manifest) -> Manifest:
         "namespace": obj["metadata"].get("namespace"),
         "cluster": (obj.get("spec") or {}).get("clusterRef"),
         "phase": status.get("phase"),
-        "succeeded": status.get("phase") == "Succeeded",
+        "succeeded": status.get("phase") == ZkMigrationPhase.SUCCEEDED,
         "source": status.get("sourceConnectString"),
         "target": status.get("targetConnectString"),
         "phases": phases,
@@ -539,7 +549,7 @@ def report_document(obj: Manifest) -> Manifest:
 def report_text(obj: Manifest) -> str:
     """The human report: the operator's own once Succeeded, else what exists so far."""
     status = obj.get("status") or {}
-    if status.get("phase") == "Succeeded" and status.get("report"):
+    if status.get("phase") == ZkMigrationPhase.SUCCEEDED and status.get("report"):
         return str(status["report"])
     doc = report_document(obj)
     lines = [

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from orchestrator_operator.common.kube_api import ApiError, KubeApi, object_path
 from orchestrator_operator.common.manifest import Manifest
+from orchestrator_operator.models.vocabulary import ZkMigrationPhaseState
 from orchestrator_operator.models.zkmigration import PHASES
 
 API_VERSION = "orchestrator.dev/v1alpha1"
@@ -224,7 +225,7 @@ def _phase_timeline(status: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "number": number,
                 "name": str(r.get("name") or name),
-                "state": str(r.get("state") or "Pending"),
+                "state": str(r.get("state") or ZkMigrationPhaseState.PENDING),
                 "startedAt": r.get("startedAt"),
                 "finishedAt": r.get("finishedAt"),
                 "message": str(r.get("message", "")),

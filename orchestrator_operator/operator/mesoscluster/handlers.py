@@ -21,6 +21,7 @@ from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
+from orchestrator_operator.models.vocabulary import WorkloadPhase
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.builders.cluster import build_children, stale_children
 from orchestrator_operator.operator.indexes import Workloads
@@ -100,7 +101,7 @@ def observe(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    if status.get("phase") == "Invalid":
+    if status.get("phase") == WorkloadPhase.INVALID:
         return
     parsed = MesosClusterSpec.model_validate(copy.deepcopy(dict(spec)))
     owner = _owner(meta)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from orchestrator_operator.models.vocabulary import ConditionType, MaintenanceState
 from orchestrator_operator.operator.mesoscluster.status import COMPONENT_CONDITIONS as CONDITIONS
 from orchestrator_operator.operator.metrics import (
     MESOS_AGENTS_IN_MAINTENANCE,
@@ -30,7 +31,7 @@ def export_status(
     if leader and previous_leader and leader != previous_leader:
         MESOS_LEADER_CHANGES.labels(namespace, name).inc()
     entries = status.get("maintenance") or []
-    for state in ("Draining", "Down"):
+    for state in MaintenanceState:
         count = sum(1 for entry in entries if entry.get("state") == state)
         MESOS_AGENTS_IN_MAINTENANCE.labels(namespace, name, state).set(count)
 
@@ -38,13 +39,16 @@ def export_status(
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted cluster's series so dashboards do not show ghosts."""
     series = [
-        *((MESOS_CONDITION, (namespace, name, c)) for c in (*CONDITIONS, "Accepted", "Ready")),
+        *(
+            (MESOS_CONDITION, (namespace, name, c))
+            for c in (*CONDITIONS, ConditionType.ACCEPTED, ConditionType.READY)
+        ),
         *(
             (MESOS_REPLICAS, (namespace, name, component, state))
             for component in COMPONENTS
             for state in ("desired", "ready")
         ),
-        *((MESOS_AGENTS_IN_MAINTENANCE, (namespace, name, s)) for s in ("Draining", "Down")),
+        *((MESOS_AGENTS_IN_MAINTENANCE, (namespace, name, s)) for s in MaintenanceState),
         (MESOS_LEADER_CHANGES, (namespace, name)),
     ]
     for metric, labels in series:

@@ -12,13 +12,14 @@ from orchestrator_operator.common.conditions import (
     set_condition,
 )
 from orchestrator_operator.mesos.discovery import Election, MasterHealth
+from orchestrator_operator.models.vocabulary import ConditionType, Reason, WorkloadPhase
 
 COMPONENT_CONDITIONS = (
-    "ZookeeperReady",
-    "MastersReady",
-    "LeaderElected",
-    "AgentsReady",
-    "MarathonReady",
+    ConditionType.ZOOKEEPER_READY,
+    ConditionType.MASTERS_READY,
+    ConditionType.LEADER_ELECTED,
+    ConditionType.AGENTS_READY,
+    ConditionType.MARATHON_READY,
 )
 
 
@@ -50,60 +51,62 @@ def _zookeeper(obs: Observation) -> tuple[bool, str, str]:
     if obs.zookeeper is not None and obs.zookeeper.ready * 2 <= obs.zookeeper.desired:
         return (
             False,
-            "NoQuorum",
+            Reason.NO_QUORUM,
             (
                 f"{obs.zookeeper.ready}/{obs.zookeeper.desired} ZooKeeper servers ready;"
                 " a majority is needed"
             ),
         )
     if obs.zookeeper_error:
-        return False, "Unreachable", obs.zookeeper_error
+        return False, Reason.UNREACHABLE, obs.zookeeper_error
     message = f"ZooKeeper at {obs.zookeeper_connect_string} serves"
     if obs.zookeeper_servers:
         answering = [(server, mode) for server, mode in obs.zookeeper_servers if mode]
         total = len(obs.zookeeper_servers)
         leaders = [server for server, mode in answering if mode in ("leader", "standalone")]
         if total > 1 and len(answering) * 2 <= total:
-            return False, "NoQuorum", f"{len(answering)}/{total} servers answer srvr"
+            return False, Reason.NO_QUORUM, f"{len(answering)}/{total} servers answer srvr"
         message += f"; {len(answering)}/{total} servers answer srvr"
         if leaders:
             message += f", leader {leaders[0]}"
-    return True, "Serving", message
+    return True, Reason.SERVING, message
 
 
 def _leader(obs: Observation) -> tuple[bool, str, str]:
     if obs.election is None:
-        return False, "Unknown", "ZooKeeper cannot be read, so the leader is unknown"
+        return False, Reason.UNKNOWN, "ZooKeeper cannot be read, so the leader is unknown"
     leader = obs.election.leader
     if leader is None:
-        return False, "NoLeader", "no Mesos master is registered in ZooKeeper"
+        return False, Reason.NO_LEADER, "no Mesos master is registered in ZooKeeper"
     message = (
         f"leading master {leader.hostname} at {leader.address} ({leader.znode});"
         f" {obs.election.contenders} contender(s)"
     )
     if obs.master_health is not None and not obs.master_health.elected:
-        return False, "NotElected", message + "; it does not report itself elected yet"
-    return True, "Elected", message
+        return False, Reason.NOT_ELECTED, message + "; it does not report itself elected yet"
+    return True, Reason.ELECTED, message
 
 
 def _replicas(what: str, replicas: Replicas, needed: int) -> tuple[bool, str, str]:
     message = f"{replicas.ready}/{replicas.desired} {what} ready"
     if replicas.desired == 0 and needed > 0:
-        return False, "NoneScheduled", f"no {what} scheduled (check the nodeSelector)"
+        return False, Reason.NONE_SCHEDULED, f"no {what} scheduled (check the nodeSelector)"
     if replicas.ready >= needed:
-        return True, "Ready", message
-    return False, "NotReady", message + f"; {needed} needed"
+        return True, Reason.READY, message
+    return False, Reason.NOT_READY, message + f"; {needed} needed"
 
 
 def conditions_for(obs: Observation) -> dict[str, tuple[bool, str, str]]:
     agents_needed = max(obs.agents.desired, 1)
     marathon_needed = 1 if obs.marathon.desired else 0
     return {
-        "ZookeeperReady": _zookeeper(obs),
-        "MastersReady": _replicas("masters", obs.masters, obs.quorum),
-        "LeaderElected": _leader(obs),
-        "AgentsReady": _replicas("agents", obs.agents, agents_needed),
-        "MarathonReady": _replicas("Marathon instances", obs.marathon, marathon_needed),
+        ConditionType.ZOOKEEPER_READY: _zookeeper(obs),
+        ConditionType.MASTERS_READY: _replicas("masters", obs.masters, obs.quorum),
+        ConditionType.LEADER_ELECTED: _leader(obs),
+        ConditionType.AGENTS_READY: _replicas("agents", obs.agents, agents_needed),
+        ConditionType.MARATHON_READY: _replicas(
+            "Marathon instances", obs.marathon, marathon_needed
+        ),
     }
 
 
@@ -117,22 +120,22 @@ def build_status(
     conditions = set_condition(
         conditions,
         make_condition(
-            "Ready",
+            ConditionType.READY,
             all_ready,
-            "AllComponentsReady" if all_ready else "ComponentsNotReady",
+            Reason.ALL_COMPONENTS_READY if all_ready else Reason.COMPONENTS_NOT_READY,
             ", ".join(t for t, (ok, _, _) in computed.items() if not ok) or "all components ready",
             generation,
             now,
         ),
     )
     if all_ready:
-        phase = "Ready"
-    elif not computed["ZookeeperReady"][0] or (
-        obs.masters.ready >= obs.quorum and not computed["LeaderElected"][0]
+        phase = WorkloadPhase.READY
+    elif not computed[ConditionType.ZOOKEEPER_READY][0] or (
+        obs.masters.ready >= obs.quorum and not computed[ConditionType.LEADER_ELECTED][0]
     ):
-        phase = "Degraded"
+        phase = WorkloadPhase.DEGRADED
     else:
-        phase = "Progressing"
+        phase = WorkloadPhase.PROGRESSING
     leader = obs.election.leader if obs.election else None
     health = obs.master_health
     return {

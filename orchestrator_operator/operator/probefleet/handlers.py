@@ -14,6 +14,7 @@ from orchestrator_operator.common.kube_api import KubeApi
 from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models import API_GROUP, API_VERSION, PROBE_FLEET
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
+from orchestrator_operator.models.vocabulary import WorkloadPhase
 from orchestrator_operator.operator.builders.probefleet import (
     APP,
     CLUSTER_RULES,
@@ -76,7 +77,7 @@ def observe(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    if status.get("phase") == "Invalid":
+    if status.get("phase") == WorkloadPhase.INVALID:
         return
     parsed = ProbeFleetSpec.model_validate(copy.deepcopy(dict(spec)))
     owner = _owner(meta)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator_operator.common.conditions import Condition, Verdict, merge_conditions
+from orchestrator_operator.models.vocabulary import ConditionType, Reason, WorkloadPhase
 
 
 @dataclass(frozen=True)
@@ -21,33 +22,37 @@ class FleetObservation:
 
 def conditions_for(obs: FleetObservation) -> dict[str, Verdict]:
     app = (
-        (True, "Ready", f"{obs.app_ready}/{obs.app_desired} app replicas ready")
+        (True, Reason.READY, f"{obs.app_ready}/{obs.app_desired} app replicas ready")
         if obs.app_ready >= 1
-        else (False, "NotReady", f"{obs.app_ready}/{obs.app_desired} app replicas ready")
+        else (False, Reason.NOT_READY, f"{obs.app_ready}/{obs.app_desired} app replicas ready")
     )
     if obs.probes_desired == 0:
         probes: Verdict = (
-            False, "NoneScheduled", "no node runs a probe (check the nodeSelector)",
+            False, Reason.NONE_SCHEDULED, "no node runs a probe (check the nodeSelector)",
         )  # fmt: skip
     else:
         probes = (
             obs.probes_ready == obs.probes_desired,
-            "Ready" if obs.probes_ready == obs.probes_desired else "NotReady",
+            Reason.READY if obs.probes_ready == obs.probes_desired else Reason.NOT_READY,
             f"{obs.probes_ready}/{obs.probes_desired} probe pods ready",
         )
     if obs.reporting is None:
         reporting: Verdict = (
-            None, "AppUnreachable",
+            None, Reason.APP_UNREACHABLE,
             f"cannot ask the app at {obs.app_url}: {obs.app_error or 'no answer'}",
         )  # fmt: skip
     else:
         enough = obs.reporting >= obs.probes_desired > 0
         reporting = (
             enough,
-            "AllReporting" if enough else "Missing",
+            Reason.ALL_REPORTING if enough else Reason.MISSING,
             f"{obs.reporting} of {obs.probes_desired} expected probes reporting",
         )
-    return {"AppReady": app, "ProbesReady": probes, "ProbesReporting": reporting}
+    return {
+        ConditionType.APP_READY: app,
+        ConditionType.PROBES_READY: probes,
+        ConditionType.PROBES_REPORTING: reporting,
+    }
 
 
 def build_fleet_status(
@@ -57,11 +62,15 @@ def build_fleet_status(
     conditions = merge_conditions(previous, computed, generation, now)
     oks = [ok for ok, _, _ in computed.values()]
     if all(ok is True for ok in oks):
-        phase = "Ready"
-    elif computed["AppReady"][0] and computed["ProbesReady"][0] and oks[2] is False:
-        phase = "Degraded"  # everything runs, yet probes are not getting through
+        phase = WorkloadPhase.READY
+    elif (
+        computed[ConditionType.APP_READY][0]
+        and computed[ConditionType.PROBES_READY][0]
+        and oks[2] is False
+    ):
+        phase = WorkloadPhase.DEGRADED  # everything runs, yet probes are not getting through
     else:
-        phase = "Progressing"
+        phase = WorkloadPhase.PROGRESSING
     return {
         "phase": phase,
         "conditions": conditions,

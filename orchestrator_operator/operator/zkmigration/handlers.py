@@ -2,7 +2,7 @@
 
 Every tick reads the truth (both ensembles, the Mesos election and leader, the cluster's
 workloads, the sync controller's report in status.sync), asks the pure state machine
-(`migration.machine.step`) what comes next, carries it out (the cluster's routing
+(`machine.step`) what comes next, carries it out (the cluster's routing
 annotation, the sync request, maintenance drains, retiring ensemble A) and writes status.
 All progress is in status, so a restarted operator continues where it stopped.
 """
@@ -23,6 +23,14 @@ from orchestrator_operator.common.manifest import Owner, owner_reference
 from orchestrator_operator.models import API_GROUP, API_VERSION, MESOS_CLUSTER, ZK_MIGRATION
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
+from orchestrator_operator.models.vocabulary import (
+    ConditionType,
+    MaintenanceState,
+    Reason,
+    SyncState,
+    WorkloadPhase,
+    ZkMigrationPhase,
+)
 from orchestrator_operator.models.zkmigration import SyncRequest, ZkMigrationSpec, ZkMigrationStatus
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
@@ -44,10 +52,10 @@ ACCEPTED_MESSAGE = "spec is valid"
 def validate(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
 ) -> None:
-    started = status.get("phase") not in (None, "Invalid")
+    started = status.get("phase") not in (None, ZkMigrationPhase.INVALID)
     accept_spec(
         ZK_MIGRATION, spec, status, meta.get("generation"), patch, ACCEPTED_MESSAGE,
-        phase=None if started else "Pending",
+        phase=None if started else ZkMigrationPhase.PENDING,
     )  # fmt: skip
 
 
@@ -115,21 +123,22 @@ def _status_fields(status: ZkMigrationStatus) -> dict[str, Any]:
 def _conditions(
     previous: list[Any], status: ZkMigrationStatus, generation: int | None
 ) -> list[Any]:
-    phase = status.phase or "Pending"
+    phase = status.phase or ZkMigrationPhase.PENDING
     checks = "; ".join(status.checks)
     current = status.current_phase
     progressing = make_condition(
-        "Progressing",
-        phase in ("Running", "RollingBack"),
-        phase,
+        ConditionType.PROGRESSING,
+        phase in (ZkMigrationPhase.RUNNING, ZkMigrationPhase.ROLLING_BACK),
+        phase,  # the reason is the phase
         (f"phase {current}: " + (checks or "exit checks pass")) if current else checks,
         generation,
     )
+    succeeded = phase == ZkMigrationPhase.SUCCEEDED
     completed = make_condition(
-        "Completed",
-        phase == "Succeeded",
-        "Succeeded" if phase == "Succeeded" else "NotFinished",
-        "the cluster runs on ensemble B" if phase == "Succeeded" else f"phase is {phase}",
+        ConditionType.COMPLETED,
+        succeeded,
+        Reason.SUCCEEDED if succeeded else Reason.NOT_FINISHED,
+        "the cluster runs on ensemble B" if succeeded else f"phase is {phase}",
         generation,
     )
     return set_condition(set_condition(previous, progressing), completed)
@@ -193,7 +202,7 @@ def drive(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    if status.get("phase") in (None, "Invalid"):
+    if status.get("phase") in (None, ZkMigrationPhase.INVALID):
         return  # not validated yet, or invalid: the validate handler said why
     parsed = ZkMigrationSpec.model_validate(copy.deepcopy(dict(spec)))
     current = ZkMigrationStatus.model_validate(copy.deepcopy(dict(status)))
@@ -204,7 +213,7 @@ def drive(
     if cluster is None:
         _hold(meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} not found")
         return
-    if (cluster.get("status") or {}).get("phase") == "Invalid":
+    if (cluster.get("status") or {}).get("phase") == WorkloadPhase.INVALID:
         _hold(meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} is Invalid")
         return
     cluster_spec = MesosClusterSpec.model_validate(cluster.get("spec") or {})
@@ -222,7 +231,8 @@ def drive(
     source = current.source_connect_string
     target = current.target_connect_string or _target_connect(parsed, meta)
     annotations = cluster_meta.get("annotations") or {}
-    if current.phase != "Succeeded" and not current.archive:  # not yet handed to the cluster
+    # not yet handed to the cluster:
+    if current.phase != ZkMigrationPhase.SUCCEEDED and not current.archive:
         reconfig = memo["settings"].scale_zookeeper_by_reconfig
         _apply_managed_target(parsed, meta, cluster_spec, _owner_ref(meta), reconfig)
     try:
@@ -230,7 +240,7 @@ def drive(
     except ValueError as error:
         _hold(meta, status, current, patch, str(error))
         return
-    if current.phase == "Succeeded":
+    if current.phase == ZkMigrationPhase.SUCCEEDED:
         _expire_archive(meta, current)
         _write(meta, status, current, patch)
         return
@@ -273,7 +283,7 @@ def drive(
     if new.current_phase == 5 and not new.rolling_back and observation.mesos.leader_address:
         _drain_agents_left_on_source(owner, observation.mesos.leader_address, decision)
     if decision.finalize:
-        sync_stopped = observation.sync is None or observation.sync.state == "Stopped"
+        sync_stopped = observation.sync is None or observation.sync.state == SyncState.STOPPED
         _finalize(
             parsed, meta, cluster_meta, cluster.get("spec") or {}, new, sync_stopped,
             observation.source.ephemerals, memo["settings"].scale_zookeeper_by_reconfig,
@@ -287,7 +297,7 @@ def _drain_agents_left_on_source(owner: Owner, leader: str, decision: Decision) 
     brings the agent back on B. The next step, with the node no longer listed, brings the
     machine up again."""
     report = run_maintenance(leader, set(decision.drain_nodes)) or []
-    down = {entry["node"] for entry in report if entry.get("state") == "Down"}
+    down = {entry["node"] for entry in report if entry.get("state") == MaintenanceState.DOWN}
     if not down & decision.drain_nodes:
         return
     api = KubeApi.shared()

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from orchestrator_operator.models.routing import MastersComponent, ZkRouting
+from orchestrator_operator.models.vocabulary import SyncState, ZkMigrationPhase
+from orchestrator_operator.models.vocabulary import ZkMigrationPhaseState as State
 from orchestrator_operator.models.zkmigration import (
     PHASES,
     Baseline,
@@ -32,7 +34,7 @@ from orchestrator_operator.operator.zkmigration.observation import Observation, 
 STABLE_SECONDS = 5.0  # a leader must hold this long before a master is added or removed
 MAX_LAG_SECONDS = 0.1
 BASELINE_IDS_KEPT = 2000
-STARTED = ("Running", "Succeeded", "Failed")
+STARTED = (State.RUNNING, State.SUCCEEDED, State.FAILED)
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ def level_checks(
         )
     sync = obs.sync
     if 1 <= level <= 5:
-        if sync is None or sync.state != "Running" or not sync.bootstrapped:
+        if sync is None or sync.state != SyncState.RUNNING or not sync.bootstrapped:
             state = f"{sync.state}: {sync.message}" if sync else "not started"
             problems.append(f"sync engine not running and bootstrapped ({state})")
         elif sync.digests_equal is False:
@@ -203,7 +205,7 @@ def level_checks(
     if level == 5 and obs.stale_agent_nodes:
         problems.append(f"agents still on A: {', '.join(sorted(obs.stale_agent_nodes))}")
     if level == 6:
-        if sync is not None and sync.state not in ("Stopped",):
+        if sync is not None and sync.state != SyncState.STOPPED:
             problems.append(f"sync engine still {sync.state}")
         if obs.source.ephemerals:
             problems.append(f"{obs.source.ephemerals} sessions still hold znodes on A")
@@ -240,7 +242,7 @@ def step(name: str, spec: ZkMigrationSpec, status: ZkMigrationStatus, obs: Obser
     st.leader = _leader(st.leader, obs)
     target = st.target_connect_string or ""
     component: MastersComponent = obs.routing.masters_component if obs.routing else "master"
-    if st.phase == "Succeeded":
+    if st.phase == ZkMigrationPhase.SUCCEEDED:
         st.checks = (
             ["finished: rolling back now means a new ZkMigration from B to A"]
             if spec.rollback_to_phase is not None
@@ -253,27 +255,27 @@ def step(name: str, spec: ZkMigrationSpec, status: ZkMigrationStatus, obs: Obser
     rollback_to = spec.rollback_to_phase
     record: PhaseRecord | None = None
     if rollback_to is not None and highest > rollback_to:
-        st.rolling_back, st.current_phase, st.phase = True, highest, "RollingBack"
+        st.rolling_back, st.current_phase, st.phase = True, highest, ZkMigrationPhase.ROLLING_BACK
         record = st.phases[highest - 1]
         level = highest - 1
         record.message = f"undoing: returning to the state after phase {level}"
     else:
         st.rolling_back = False
-        current = next((r.number for r in st.phases if r.state != "Succeeded"), 7)
+        current = next((r.number for r in st.phases if r.state != State.SUCCEEDED), 7)
         st.current_phase = min(current, 6)
         manual = spec.approval.mode == "Manual"
         if rollback_to is not None and current > rollback_to:
             level = current - 1
-            st.phase = "RolledBack"
+            st.phase = ZkMigrationPhase.ROLLED_BACK
         elif manual and current > spec.approval.approved_through_phase and current not in started:
             level = current - 1
-            st.phase = "AwaitingApproval"
+            st.phase = ZkMigrationPhase.AWAITING_APPROVAL
         else:
             level = current
-            st.phase = "Running"
+            st.phase = ZkMigrationPhase.RUNNING
             record = st.phases[current - 1]
-            if record.state != "Running":
-                record.state, record.started_at, record.finished_at = "Running", obs.now, None
+            if record.state != State.RUNNING:
+                record.state, record.started_at, record.finished_at = State.RUNNING, obs.now, None
                 record.message = ""
             if current == 1 and st.baseline is None:
                 st.baseline = _baseline(obs)
@@ -293,19 +295,19 @@ def step(name: str, spec: ZkMigrationSpec, status: ZkMigrationStatus, obs: Obser
     st.checks = problems
     if record is not None and not problems:
         if st.rolling_back:
-            record.state, record.finished_at = "RolledBack", obs.now
+            record.state, record.finished_at = State.ROLLED_BACK, obs.now
             record.message = f"rolled back to the state after phase {level}"
         else:
-            record.state, record.finished_at = "Succeeded", obs.now
+            record.state, record.finished_at = State.SUCCEEDED, obs.now
             record.message = "exit checks passed"
             if record.number == 6:
-                st.phase = "Succeeded"
+                st.phase = ZkMigrationPhase.SUCCEEDED
                 st.report = report(st)
     elif record is not None and problems:
         record.message = "; ".join(problems)[:1000]
     sync_active = 1 <= level <= 5
     drain = obs.stale_agent_nodes if level == 5 and not st.rolling_back else frozenset()
-    finalize = level == 6 and record is not None and record.state == "Running"
+    finalize = level == 6 and record is not None and record.state == State.RUNNING
     return Decision(st, routing, sync_active, drain, finalize)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+from orchestrator_operator.models.vocabulary import ZkMigrationPhase
 from orchestrator_operator.models.zkmigration import ZkMigrationStatus
 from orchestrator_operator.operator.metrics import (
     MIGRATION_HOLDING_CHECKS,
@@ -11,7 +12,7 @@ from orchestrator_operator.operator.metrics import (
     MIGRATION_PHASE_STARTED,
 )
 
-STATES = ("Pending", "Running", "AwaitingApproval", "RollingBack", "RolledBack", "Succeeded")
+STATES = tuple(phase for phase in ZkMigrationPhase if phase != ZkMigrationPhase.INVALID)
 
 
 def export_status(namespace: str, name: str, status: ZkMigrationStatus) -> None:
