@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import Gauge
 
+from orchestrator_operator.models.vocabulary import SyncState
 from orchestrator_operator.sync.controller.kube import Reporter
 from orchestrator_operator.sync.controller.state_files import forget_state
 from orchestrator_operator.sync.controller.status import (
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from orchestrator_operator.sync.controller.options import ControllerOptions
 
 log = logging.getLogger("orchestrator.zk_sync.controller")
+STOPPING = "Stopping"  # a gauge label only, never in status.sync (see SyncState)
 
 
 class Runner(Protocol):
@@ -103,19 +105,26 @@ class Controller:
         current = current_sync(obj)
         if desired.invalid:
             if current is None or (current.get("state"), current.get("message")) != (
-                "Failed",
+                SyncState.FAILED,
                 desired.why,
             ):
-                self.report(key, build_sync_status("Failed", desired.why, now=time.time()))
-        elif current is not None and current.get("state") != "Stopped":
+                self.report(key, build_sync_status(SyncState.FAILED, desired.why, now=time.time()))
+        elif current is not None and current.get("state") != SyncState.STOPPED:
             self.report(
-                key, build_sync_status("Stopped", f"stopped: {desired.why}", now=time.time())
+                key,
+                build_sync_status(SyncState.STOPPED, f"stopped: {desired.why}", now=time.time()),
             )
 
     def _update_gauge(self) -> None:
         if self.gauge is None:
             return
-        counts = {"Starting": 0, "Running": 0, "Failed": 0, "Stopping": len(self.stopping)}
+        # Runners by the state they report, and those asked to stop that have not let go yet.
+        counts: dict[str, int] = {
+            SyncState.STARTING: 0,
+            SyncState.RUNNING: 0,
+            SyncState.FAILED: 0,
+            STOPPING: len(self.stopping),
+        }
         for runner in self.runners.values():
             counts[runner.state] = counts.get(runner.state, 0) + 1
         for state, count in counts.items():

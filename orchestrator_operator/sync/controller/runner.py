@@ -12,6 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from orchestrator_operator.models.vocabulary import SyncState
 from orchestrator_operator.sync.controller.kube import Reporter
 from orchestrator_operator.sync.controller.metrics import PerMigrationCollector
 from orchestrator_operator.sync.controller.state_files import prepare_state_file
@@ -61,7 +62,7 @@ class MigrationRunner:
         self.key = key
         self.spec = spec
         self.options = options
-        self.state = "Starting"
+        self.state: str = SyncState.STARTING  # a SyncState; str as in the Runner protocol
         self.metrics = SyncMetrics()
         self._report = report
         self._collector = collector
@@ -99,7 +100,7 @@ class MigrationRunner:
     # ------------------------------------------------------------------ thread
     def _publish(
         self,
-        state: str,
+        state: SyncState,
         message: str,
         *,
         engine: EngineView | None = None,
@@ -124,15 +125,15 @@ class MigrationRunner:
             self._loop()
         except Exception as exc:  # never die silently: say it in the status
             log.exception("%s/%s: sync runner failed", namespace, name)
-            self._publish("Failed", f"sync controller error: {_error_text(exc)}")
+            self._publish(SyncState.FAILED, f"sync controller error: {_error_text(exc)}")
             self._final_report = False
         finally:
             if self._collector is not None:
                 self._collector.remove(self.key, self.metrics.registry)
-            self.state = "Stopped"
+            self.state = SyncState.STOPPED
             if self._final_report:
                 self._publish(
-                    "Stopped",
+                    SyncState.STOPPED,
                     f"stopped: {self._stop_reason}" if self._stop_reason else "stopped",
                     engine=self._last_view,
                     verify=self._last_verify,
@@ -144,10 +145,11 @@ class MigrationRunner:
         spec = self.spec
         delay = self.options.backoff_initial
         while not self._stop.is_set():
-            if self.state != "Failed":  # a retry stays Failed until it succeeds: no flapping
-                self.state = "Starting"
+            # a retry stays Failed until it succeeds: no flapping
+            if self.state != SyncState.FAILED:
+                self.state = SyncState.STARTING
                 self._publish(
-                    "Starting",
+                    SyncState.STARTING,
                     f"starting: connecting and bootstrapping {spec.describe()}",
                     engine=self._last_view,
                     verify=self._last_verify,
@@ -172,10 +174,10 @@ class MigrationRunner:
                 if engine is not None and engine.clients:
                     with contextlib.suppress(Exception):
                         engine.stop()  # closes the sessions a failed bootstrap left open
-                self.state = "Failed"
+                self.state = SyncState.FAILED
                 message = _error_text(exc)
                 log.warning("%s/%s: %s; retrying in %gs", namespace, name, message, delay)
-                self._publish("Failed", f"{message}; retrying in {delay:g}s")
+                self._publish(SyncState.FAILED, f"{message}; retrying in {delay:g}s")
                 if self._stop.wait(delay):
                     return
                 delay = min(delay * 2, self.options.backoff_max)
@@ -188,7 +190,7 @@ class MigrationRunner:
 
     def _follow(self, engine: SyncEngine) -> None:
         namespace, name = self.key
-        self.state = "Running"
+        self.state = SyncState.RUNNING
         log.info(
             "%s/%s: running (bootstrap %d znodes in %.2fs)",
             namespace, name, engine.bootstrap.znodes, engine.bootstrap.seconds,
@@ -202,7 +204,7 @@ class MigrationRunner:
                 verify = verifier.result
                 self._last_view, self._last_verify = view, verify
                 self._publish(
-                    "Running",
+                    SyncState.RUNNING,
                     running_message(self.spec, view, verify),
                     engine=view,
                     bootstrapped=True,
