@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 
@@ -12,6 +13,17 @@ def read_secret(value: str | None, file: str | None, env: str) -> str | None:
     if file:
         return Path(file).read_text().strip()
     return value or os.environ.get(env) or None
+
+
+def require_secret(
+    program: str, flag: str, value: str | None, file: str | None, env: str
+) -> str | None:
+    """`read_secret`, or None after telling the user on stderr how to give it."""
+    secret = read_secret(value, file, env)
+    if not secret:
+        what = flag.removeprefix("--").replace("-", " ")
+        print(f"{program}: a {what} is required ({flag}, {flag}-file or ${env})", file=sys.stderr)
+    return secret
 
 
 def configure_logging(verbose: bool) -> None:

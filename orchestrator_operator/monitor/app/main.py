@@ -7,22 +7,18 @@ import argparse
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
-from orchestrator_operator.common.process import configure_logging, read_secret
+from orchestrator_operator.common.process import configure_logging, read_secret, require_secret
 
 
 def _app(args: argparse.Namespace) -> int:
     from orchestrator_operator.monitor.app.server import AppConfig, MonitorApp
 
     configure_logging(args.verbose)
-    token = read_secret(args.token, args.token_file, "ORCHESTRATOR_MONITOR_TOKEN")
+    env = "ORCHESTRATOR_MONITOR_TOKEN"
+    token = require_secret("app", "--token", args.token, args.token_file, env)
     if not token:
-        print(
-            "app: a token is required (--token, --token-file or $ORCHESTRATOR_MONITOR_TOKEN)",
-            file=sys.stderr,
-        )
         return 2
     read_only = read_secret(
         args.read_only_token, args.read_only_token_file, "ORCHESTRATOR_MONITOR_READ_ONLY_TOKEN"

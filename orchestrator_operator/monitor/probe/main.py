@@ -7,10 +7,9 @@ import argparse
 import asyncio
 import os
 import signal
-import sys
 from typing import TYPE_CHECKING
 
-from orchestrator_operator.common.process import configure_logging, read_secret
+from orchestrator_operator.common.process import configure_logging, require_secret
 
 if TYPE_CHECKING:
     from orchestrator_operator.monitor.probe.agent import ProbeConfig
@@ -37,12 +36,9 @@ def _probe(args: argparse.Namespace) -> int:
     from orchestrator_operator.monitor.probe.agent import Probe
 
     configure_logging(args.verbose)
-    token = read_secret(args.token, args.token_file, "ORCHESTRATOR_MONITOR_TOKEN")
+    env = "ORCHESTRATOR_MONITOR_TOKEN"
+    token = require_secret("probe", "--token", args.token, args.token_file, env)
     if not token:
-        print(
-            "probe: a token is required (--token, --token-file or $ORCHESTRATOR_MONITOR_TOKEN)",
-            file=sys.stderr,
-        )
         return 2
     config = probe_config(args, token)
 
