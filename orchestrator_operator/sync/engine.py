@@ -46,7 +46,10 @@ from orchestrator_operator.zk.connection import SyncError, close, connect
 from orchestrator_operator.zk.features import has_multi_read
 from orchestrator_operator.zk.model import (
     NodeState,
+    Op,
+    Put,
     ReadAborted,
+    Remove,
     Side,
     is_under,
     join,
@@ -56,7 +59,7 @@ from orchestrator_operator.zk.model import (
 from orchestrator_operator.zk.reader import Watches, read_tree
 from orchestrator_operator.zk.wire.multiread import GET_CHILDREN, GET_DATA, ReadOp, run_reads
 from orchestrator_operator.zk.wire.persistent import add_recursive_watch
-from orchestrator_operator.zk.writer import Applier, ApplyResult, Op, Put, Remove, SentUpdates
+from orchestrator_operator.zk.writer import Applier, ApplyResult, SentUpdates
 
 log = logging.getLogger(__name__)
 

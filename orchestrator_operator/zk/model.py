@@ -35,12 +35,6 @@ def acl_from_kazoo(acls: Any) -> Acl:
     return tuple(sorted(entries))
 
 
-def acl_to_kazoo(acl: Acl) -> list[Any]:
-    from kazoo.security import ACL, Id
-
-    return [ACL(perms, Id(scheme, ident)) for perms, scheme, ident in acl]
-
-
 def world_can_create(acl: Acl) -> bool:
     return any(s == "world" and i == "anyone" and p & PERM_CREATE for p, s, i in acl)
 
@@ -121,3 +115,23 @@ def normalize_root(path: str) -> str:
 
 class ReadAborted(Exception):
     """A reader's ``abort`` check said stop (the engine is shutting down)."""
+
+
+# What a writer is asked to do on one side.
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Make ``path`` on the side equal to ``want`` (create, update, or replace)."""
+
+    path: str
+    want: NodeState
+    existing: NodeState | None
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    path: str
+    recursive: bool = True
+    version: int = -1  # expected version (conditional mode), -1 = any
+
+
+Op = Put | Remove

@@ -31,7 +31,9 @@ from orchestrator_operator.zk.model import (
     PERM_CREATE,
     Acl,
     NodeState,
-    acl_to_kazoo,
+    Op,
+    Put,
+    Remove,
     depth,
     parent_of,
     world_can_create,
@@ -48,30 +50,15 @@ SEQUENCE_BUMP_NAME = ".orchestrator-sequence-bump"
 MULTI_MAX_OPS = 1000  # measured: 1,000-op multis create ~1.5x faster than 500-op ones
 MULTI_MAX_BYTES = 512 * 1024
 MULTI_IN_FLIGHT = 8
+def acl_to_kazoo(acl: Acl) -> list[ACL]:
+    return [ACL(perms, Id(scheme, ident)) for perms, scheme, ident in acl]
+
+
 TIMEOUT = 60.0
 # The engine's own digest identity (a fresh random password per Applier), granted CREATE
 # on a parent whose ACL forbids it only for as long as it takes to create a child there.
 ENGINE_DIGEST_USER = "orchestrator-zk-sync"
 PERM_DELETE = 8
-
-
-@dataclass(frozen=True, slots=True)
-class Put:
-    """Make ``path`` on the side equal to ``want`` (create, update, or replace)."""
-
-    path: str
-    want: NodeState
-    existing: NodeState | None
-
-
-@dataclass(frozen=True, slots=True)
-class Remove:
-    path: str
-    recursive: bool = True
-    version: int = -1  # expected version (conditional mode), -1 = any
-
-
-Op = Put | Remove
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Drives ZkMigration objects through the Kubernetes API with the credentials the operator
 would use (in-cluster, else the kubeconfig: ``KUBECONFIG`` or ``~/.kube/config``). The
-words and documents it prints are built by the pure ``report_format`` module.
+words and documents it writes and prints are built by the pure modules beside it
+(``manifest``, ``plan``, ``views``).
 
 Exit codes: 0 done (or: checks pass, finished); 1 ``validate``: a check fails, ``report``:
 not finished, ``start --wait`` / ``status --watch``: ended other than Succeeded; 2 bad input
@@ -28,7 +29,25 @@ from orchestrator_operator.models import MESOS_CLUSTER, ZK_MIGRATION
 from orchestrator_operator.models.routing import parse_routing
 from orchestrator_operator.models.vocabulary import ZkMigrationPhase
 from orchestrator_operator.models.zkmigration import ZkMigrationStatus
-from orchestrator_operator.zkmigrate import report_format as fmt
+from orchestrator_operator.zkmigrate.manifest import (
+    TERMINAL_PHASES,
+    InputError,
+    StartRequest,
+    advance_patch,
+    check_start,
+    migration_manifest,
+    rollback_patch,
+    target_connect_string,
+)
+from orchestrator_operator.zkmigrate.plan import plan_text
+from orchestrator_operator.zkmigrate.views import (
+    report_document,
+    report_text,
+    restore_summary,
+    status_view,
+    sync_line,
+    validation,
+)
 
 EXIT_OK = 0
 EXIT_NOT_YET = 1
@@ -101,7 +120,7 @@ def _merge_patch(api: KubeApi, obj: dict[str, Any], body: dict[str, Any]) -> Non
 
 
 def _start(args: argparse.Namespace, api: KubeApi) -> int:
-    request = fmt.StartRequest(
+    request = StartRequest(
         name=args.name,
         namespace=args.namespace,
         cluster=args.cluster,
@@ -113,7 +132,7 @@ def _start(args: argparse.Namespace, api: KubeApi) -> int:
         strategy=args.strategy,
         retention=args.retention,
     )
-    manifest = fmt.migration_manifest(request)
+    manifest = migration_manifest(request)
     cluster = _get_cluster(api, args.namespace, args.cluster)
     try:
         routing = parse_routing(cluster["metadata"].get("annotations"))
@@ -123,19 +142,19 @@ def _start(args: argparse.Namespace, api: KubeApi) -> int:
         # The server validates the object (schema and CEL rules) first, then the CLI's own
         # checks: a refusal reads as the API server's words when both would refuse.
         accepted = api.submit(manifest, dry_run=True)
-        fmt.check_start(manifest, cluster, routing)
-        print(fmt.plan_text(manifest, cluster, routing, accepted.get("spec")))
+        check_start(manifest, cluster, routing)
+        print(plan_text(manifest, cluster, routing, accepted.get("spec")))
         print(
             f"server-side dry run: ZkMigration {args.name} accepted (schema and validation"
             " rules pass); nothing was created"
         )
         return EXIT_OK
     api.submit(manifest, dry_run=True)
-    fmt.check_start(manifest, cluster, routing)
+    check_start(manifest, cluster, routing)
     api.submit(manifest)
     print(
         f"ZkMigration {args.name} created in {args.namespace}: MesosCluster {args.cluster} to"
-        f" {fmt.target_connect_string(manifest)}"
+        f" {target_connect_string(manifest)}"
         + (" (Manual approval: `zk-migrate advance` approves each phase)" if args.manual else "")
     )
     if args.wait:
@@ -152,12 +171,12 @@ def _watch(api: KubeApi, namespace: str, name: str) -> int:
 
     def view() -> tuple[Any, dict[str, Any]]:
         status = _get_migration(api, namespace, name).get("status") or {}
-        return fmt.status_view(name, status, datetime.now(UTC)), status
+        return status_view(name, status, datetime.now(UTC)), status
 
     renderable, status = view()
     try:
         with Live(renderable, console=console, refresh_per_second=4) as live:
-            while status.get("phase") not in fmt.TERMINAL_PHASES:
+            while status.get("phase") not in TERMINAL_PHASES:
                 time.sleep(WATCH_SECONDS)
                 renderable, status = view()
                 live.update(renderable)
@@ -174,13 +193,13 @@ def _status(args: argparse.Namespace, api: KubeApi) -> int:
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
     else:
-        Console().print(fmt.status_view(args.name, status, datetime.now(UTC)))
+        Console().print(status_view(args.name, status, datetime.now(UTC)))
     return EXIT_OK
 
 
 def _advance(args: argparse.Namespace, api: KubeApi) -> int:
     obj = _get_migration(api, args.namespace, args.name)
-    body, note = fmt.advance_patch(obj, args.through)
+    body, note = advance_patch(obj, args.through)
     _merge_patch(api, obj, body)
     print(note)
     return EXIT_OK
@@ -188,7 +207,7 @@ def _advance(args: argparse.Namespace, api: KubeApi) -> int:
 
 def _rollback(args: argparse.Namespace, api: KubeApi) -> int:
     obj = _get_migration(api, args.namespace, args.name)
-    body, note = fmt.rollback_patch(obj, args.to, args.cancel)
+    body, note = rollback_patch(obj, args.to, args.cancel)
     _merge_patch(api, obj, body)
     print(note)
     return EXIT_OK
@@ -196,9 +215,9 @@ def _rollback(args: argparse.Namespace, api: KubeApi) -> int:
 
 def _validate(args: argparse.Namespace, api: KubeApi) -> int:
     status = _get_migration(api, args.namespace, args.name).get("status") or {}
-    ok, lines = fmt.validation(status)
+    ok, lines = validation(status)
     print("\n".join(lines))
-    print(fmt.sync_line(status.get("sync")))
+    print(sync_line(status.get("sync")))
     return EXIT_OK if ok else EXIT_NOT_YET
 
 
@@ -207,9 +226,9 @@ def _report(args: argparse.Namespace, api: KubeApi) -> int:
     status = obj.get("status") or {}
     ZkMigrationStatus.model_validate(status)  # a status this CLI cannot read says so
     if args.json:
-        print(json.dumps(fmt.report_document(obj), indent=2))
+        print(json.dumps(report_document(obj), indent=2))
     else:
-        print(fmt.report_text(obj))
+        print(report_text(obj))
     return _finished_code(status)
 
 
@@ -258,7 +277,7 @@ def _restore(args: argparse.Namespace, api: KubeApi) -> int:
             bad = ", ".join(f"{p} ({why})" for p, why in sorted(current.unreadable.items())[:5])
             raise CliError(f"cannot read the target's znodes to compare: {bad}")
         plan = archive.restore_plan(nodes, current, overwrite=args.overwrite)
-        print(fmt.restore_summary(args.name, target, len(nodes), plan, dry_run=args.dry_run))
+        print(restore_summary(args.name, target, len(nodes), plan, dry_run=args.dry_run))
         if args.dry_run or not plan.puts:
             return EXIT_OK
         for root in roots:  # a root's own parents, if gone, come back with an open ACL
@@ -286,7 +305,7 @@ def _guarded(action: Callable[[argparse.Namespace, KubeApi], int]) -> Callable[.
             args.namespace = _default_namespace()
         try:
             return action(args, _api())
-        except fmt.InputError as error:
+        except InputError as error:
             print(f"zk-migrate {args.action}: {error}", file=sys.stderr)
         except CliError as error:
             print(f"zk-migrate {args.action}: {error}", file=sys.stderr)

@@ -20,6 +20,7 @@ from kazoo.client import KazooClient
 from kazoo.security import make_acl
 
 from orchestrator_operator.operator.zkmigration import archive
+from orchestrator_operator.zk.reader import read_tree
 from testenv.kube import KubeTestEnv
 from testenv.zookeeper import ZkEnsemble
 
@@ -319,7 +320,8 @@ def test_restore_writes_the_archive_back(
             zk.create(f"/rt/mesos/log/{i:02}", os.urandom(60_000))
         zk.create("/rt/marathon/state", b"v1", makepath=True)
         zk.create("/rt/marathon/frozen", b"ro", acl=[make_acl("world", "anyone", read=True)])
-        blob = archive.read_archive(zk, ["/rt/mesos", "/rt/marathon"])
+        tree = read_tree(zk, ["/rt/mesos", "/rt/marathon"], leaf_children=True)
+        blob = archive.archive_lines(tree)
 
         assert cli(kube_env, "start", "mig", "-n", NS, "--cluster", cluster,
                    "--target-connect", TARGET).returncode == 0  # fmt: skip

@@ -13,8 +13,23 @@ from rich.console import Console
 from orchestrator_operator.cli import build_parser
 from orchestrator_operator.common.kube_api import ApiError
 from orchestrator_operator.models.routing import ZkRouting
-from orchestrator_operator.zkmigrate import report_format as fmt
 from orchestrator_operator.zkmigrate.main import api_error_words
+from orchestrator_operator.zkmigrate.manifest import (
+    SAME_ENSEMBLE,
+    InputError,
+    StartRequest,
+    advance_patch,
+    check_start,
+    migration_manifest,
+    rollback_patch,
+)
+from orchestrator_operator.zkmigrate.plan import plan_text
+from orchestrator_operator.zkmigrate.views import (
+    report_document,
+    report_text,
+    status_view,
+    validation,
+)
 
 CLUSTER: dict[str, Any] = {
     "apiVersion": "orchestrator.dev/v1alpha1",
@@ -35,7 +50,7 @@ def _manifest(**changes: Any) -> dict[str, Any]:
         "target_connect": "zk-b-0:2181,zk-b-1:2181",
     }
     fields.update(changes)
-    return fmt.migration_manifest(fmt.StartRequest(**fields))
+    return migration_manifest(StartRequest(**fields))
 
 
 def _render(renderable: Any) -> str:
@@ -73,22 +88,22 @@ def test_manifest_has_the_spec_of_the_options() -> None:
     ],
 )
 def test_bad_start_input_is_refused_in_words(changes: dict[str, Any], words: str) -> None:
-    with pytest.raises(fmt.InputError, match=words):
+    with pytest.raises(InputError, match=words):
         _manifest(**changes)
 
 
 def test_target_equal_to_the_clusters_ensemble_is_refused() -> None:
     same = _manifest(target_connect="zk-a-0:2181,zk-a-1:2181,zk-a-2:2181")
-    with pytest.raises(fmt.InputError, match=fmt.SAME_ENSEMBLE):
-        fmt.check_start(same, CLUSTER, ZkRouting())
+    with pytest.raises(InputError, match=SAME_ENSEMBLE):
+        check_start(same, CLUSTER, ZkRouting())
     busy = ZkRouting(migration="other", target="zk-c:2181")
-    with pytest.raises(fmt.InputError, match="being migrated by ZkMigration other"):
-        fmt.check_start(_manifest(), CLUSTER, busy)
-    fmt.check_start(_manifest(), CLUSTER, ZkRouting())
+    with pytest.raises(InputError, match="being migrated by ZkMigration other"):
+        check_start(_manifest(), CLUSTER, busy)
+    check_start(_manifest(), CLUSTER, ZkRouting())
 
 
 def test_plan_for_a_three_master_cluster() -> None:
-    plan = fmt.plan_text(_manifest(manual=True), CLUSTER, ZkRouting(), None)
+    plan = plan_text(_manifest(manual=True), CLUSTER, ZkRouting(), None)
     assert "source A  zk-a-0:2181,zk-a-1:2181,zk-a-2:2181 (the ensemble the cluster uses now)" in (
         plan
     )
@@ -114,7 +129,7 @@ def test_plan_for_a_three_master_cluster() -> None:
 
 def test_plan_names_a_managed_target_as_the_operator_will() -> None:
     manifest = _manifest(target_connect=None, target_managed_replicas=3)
-    plan = fmt.plan_text(manifest, CLUSTER, ZkRouting(), None)
+    plan = plan_text(manifest, CLUSTER, ZkRouting(), None)
     assert "target B  demo-to-b-zookeeper-client.prod.svc:2181 (managed: 3 servers)" in plan
     assert "create ensemble B: a 3-server ZooKeeper StatefulSet" in plan
     assert "approvedThroughPhase" not in plan  # Automatic
@@ -169,7 +184,7 @@ STATUS: dict[str, Any] = {
 
 def test_status_view_shows_phases_checks_sync_and_leader() -> None:
     now = datetime(2026, 11, 28, 0, 2, 10, tzinfo=UTC)
-    text = _render(fmt.status_view("demo-to-b", STATUS, now))
+    text = _render(status_view("demo-to-b", STATUS, now))
     assert "ZkMigration demo-to-b: Running  phase 3/6" in text
     rows = {line.split()[0]: line for line in text.splitlines() if line[:1].isdigit()}
     assert rows["1"].split()[1:5] == ["SyncTarget", "Succeeded", "00:00:00", "12.5s"]
@@ -183,21 +198,21 @@ def test_status_view_shows_phases_checks_sync_and_leader() -> None:
 
 
 def test_status_view_of_a_migration_not_yet_seen() -> None:
-    text = _render(fmt.status_view("new", {}, datetime.now(UTC)))
+    text = _render(status_view("new", {}, datetime.now(UTC)))
     assert "Pending (not yet seen by the operator)" in text
     assert "sync: no report from the sync controller" in text
 
 
 def test_validation_passes_only_without_checks_and_with_equal_digests() -> None:
-    ok, lines = fmt.validation(STATUS)
+    ok, lines = validation(STATUS)
     assert not ok and "FAIL masters on A: 2 ready of 2, want 1" in lines
     passing = {**STATUS, "checks": []}
-    assert fmt.validation(passing)[0]
+    assert validation(passing)[0]
     differing = {**passing, "sync": {**STATUS["sync"], "digestsEqual": False, "differences": 4}}
-    ok, lines = fmt.validation(differing)
+    ok, lines = validation(differing)
     assert not ok and "FAIL digests differ (4 differences)" in lines
-    assert fmt.validation({**passing, "sync": None})[0]  # not compared: not a failure
-    assert not fmt.validation({})[0]  # never seen by the operator
+    assert validation({**passing, "sync": None})[0]  # not compared: not a failure
+    assert not validation({})[0]  # never seen by the operator
 
 
 FINISHED: dict[str, Any] = {
@@ -240,7 +255,7 @@ FINISHED: dict[str, Any] = {
 def test_report_document_has_timings_cutover_baseline_and_archive() -> None:
     obj = {"metadata": {"name": "m", "namespace": "prod"}, "spec": {"clusterRef": "demo"},
            "status": FINISHED}  # fmt: skip
-    doc = fmt.report_document(obj)
+    doc = report_document(obj)
     assert doc["succeeded"] is True and doc["cluster"] == "demo"
     assert [p["seconds"] for p in doc["phases"]] == [30.0] * 6
     assert doc["cutoverSeconds"] == 270.0  # phase 2 start 00:02:00 to phase 6 end 00:06:30
@@ -250,15 +265,15 @@ def test_report_document_has_timings_cutover_baseline_and_archive() -> None:
     assert doc["sync"]["lagP99Seconds"] == 0.021 and doc["sync"]["conflicts"] == 2
     assert doc["archive"] == {"configMaps": ["demo-to-b-archive-0"],
                               "expiresAt": "2026-12-01T00:06:30Z"}  # fmt: skip
-    assert fmt.report_text(obj) == FINISHED["report"]
+    assert report_text(obj) == FINISHED["report"]
 
 
 def test_report_of_an_unfinished_migration_says_so() -> None:
     obj = {"metadata": {"name": "m"}, "status": STATUS}
-    doc = fmt.report_document(obj)
+    doc = report_document(obj)
     assert doc["succeeded"] is False and doc["cutoverSeconds"] is None
     assert doc["phases"][2]["seconds"] is None and doc["phases"][5]["state"] == "Pending"
-    assert fmt.report_text(obj).startswith("ZkMigration m: not finished (phase Running)")
+    assert report_text(obj).startswith("ZkMigration m: not finished (phase Running)")
 
 
 def _obj(mode: str = "Manual", **status: Any) -> dict[str, Any]:
@@ -270,27 +285,27 @@ def _obj(mode: str = "Manual", **status: Any) -> dict[str, Any]:
 
 
 def test_advance_approves_the_current_phase_or_the_one_given() -> None:
-    body, note = fmt.advance_patch(_obj(phase="AwaitingApproval", currentPhase=2), None)
+    body, note = advance_patch(_obj(phase="AwaitingApproval", currentPhase=2), None)
     assert body == {"spec": {"approval": {"approvedThroughPhase": 2}}}
     assert "approved through phase 2 (was 1)" in note
-    body, _ = fmt.advance_patch(_obj(phase="AwaitingApproval", currentPhase=2), 6)
+    body, _ = advance_patch(_obj(phase="AwaitingApproval", currentPhase=2), 6)
     assert body["spec"]["approval"]["approvedThroughPhase"] == 6
-    with pytest.raises(fmt.InputError, match="approval mode Automatic"):
-        fmt.advance_patch(_obj("Automatic", phase="Running", currentPhase=2), 3)
-    with pytest.raises(fmt.InputError, match="Succeeded: nothing to approve"):
-        fmt.advance_patch(_obj(phase="Succeeded", currentPhase=6), 6)
+    with pytest.raises(InputError, match="approval mode Automatic"):
+        advance_patch(_obj("Automatic", phase="Running", currentPhase=2), 3)
+    with pytest.raises(InputError, match="Succeeded: nothing to approve"):
+        advance_patch(_obj(phase="Succeeded", currentPhase=6), 6)
 
 
 def test_rollback_must_go_below_the_current_phase() -> None:
-    body, note = fmt.rollback_patch(_obj(phase="Running", currentPhase=3), 0, cancel=False)
+    body, note = rollback_patch(_obj(phase="Running", currentPhase=3), 0, cancel=False)
     assert body == {"spec": {"rollbackToPhase": 0}} and "phases 3..1" in note
-    with pytest.raises(fmt.InputError, match="below the current phase 3"):
-        fmt.rollback_patch(_obj(phase="Running", currentPhase=3), 3, cancel=False)
-    with pytest.raises(fmt.InputError, match="new ZkMigration from B to A"):
-        fmt.rollback_patch(_obj(phase="Succeeded", currentPhase=6), 2, cancel=False)
-    with pytest.raises(fmt.InputError, match="nothing to roll back"):
-        fmt.rollback_patch(_obj(), 0, cancel=False)
-    body, _ = fmt.rollback_patch(_obj(phase="RollingBack", currentPhase=3), None, cancel=True)
+    with pytest.raises(InputError, match="below the current phase 3"):
+        rollback_patch(_obj(phase="Running", currentPhase=3), 3, cancel=False)
+    with pytest.raises(InputError, match="new ZkMigration from B to A"):
+        rollback_patch(_obj(phase="Succeeded", currentPhase=6), 2, cancel=False)
+    with pytest.raises(InputError, match="nothing to roll back"):
+        rollback_patch(_obj(), 0, cancel=False)
+    body, _ = rollback_patch(_obj(phase="RollingBack", currentPhase=3), None, cancel=True)
     assert body == {"spec": {"rollbackToPhase": None}}
 
 

@@ -15,8 +15,8 @@ import pytest
 from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.security import ACL, Id
 
-from orchestrator_operator.zk.model import OPEN_ACL, PERM_CREATE, NodeState, acl_from_kazoo
-from orchestrator_operator.zk.writer import Applier, Put
+from orchestrator_operator.zk.model import OPEN_ACL, PERM_CREATE, NodeState, Put, acl_from_kazoo
+from orchestrator_operator.zk.writer import Applier
 
 ADMIN = 16
 NO_CREATE = [ACL(1 | 2 | 8 | 16, Id("world", "anyone"))]

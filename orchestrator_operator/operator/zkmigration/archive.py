@@ -1,9 +1,9 @@
 """Ensemble A's data, kept in ConfigMaps for the rollback retention window.
 
-Pure except `read_archive`: the persistent znodes under the migrated paths (data and ACLs;
-ephemerals are sessions, not data) as gzipped JSON lines, cut into ConfigMap-sized parts;
-and back: the parts joined, the znodes parsed, and the plan that writes them onto an
-ensemble (`zk-migrate restore`).
+Pure (the operator's handler reads A's tree): the persistent znodes under the migrated
+paths (data and ACLs; ephemerals are sessions, not data) as gzipped JSON lines, cut into
+ConfigMap-sized parts; and back: the parts joined, the znodes parsed, and the plan that
+writes them onto an ensemble (`zk-migrate restore`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator_operator.common.manifest import Manifest
-from orchestrator_operator.zk.model import NodeState, TreeSnapshot, depth, parent_of
-from orchestrator_operator.zk.reader import read_tree
-from orchestrator_operator.zk.writer import Put
+from orchestrator_operator.zk.model import NodeState, Put, TreeSnapshot, depth, parent_of
 
 PART_BYTES = 900_000  # a ConfigMap holds at most 1 MiB
 ARCHIVE_KEY = "znodes.jsonl.gz"
@@ -66,10 +64,6 @@ def archive_configmaps(
         }
         for index, part in enumerate(parts)
     ]
-
-
-def read_archive(client: Any, paths: list[str]) -> bytes:
-    return archive_lines(read_tree(client, paths, leaf_children=True))
 
 
 def parse_retention(value: str) -> float:

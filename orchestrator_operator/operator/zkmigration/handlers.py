@@ -40,6 +40,7 @@ from orchestrator_operator.operator.zkmigration import metrics as metrics_export
 from orchestrator_operator.operator.zkmigration.machine import Decision, other_component, step
 from orchestrator_operator.operator.zkmigration.observe import agent_pods, observe
 from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable
+from orchestrator_operator.zk.reader import read_tree
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 2.0
@@ -159,7 +160,8 @@ def _finalize(
         return
     api = KubeApi.shared()
     if not status.archive:
-        blob = archive.read_archive(ZK_POOL.get(status.source_connect_string or ""), spec.paths)
+        source = ZK_POOL.get(status.source_connect_string or "")
+        blob = archive.archive_lines(read_tree(source, spec.paths, leaf_children=True))
         expires = datetime.now(UTC) + timedelta(
             seconds=archive.parse_retention(spec.rollback_retention)
         )
