@@ -40,6 +40,7 @@ from orchestrator_operator.sync.conflict import (
     decide_bidirectional,
     decide_one_way,
 )
+from orchestrator_operator.sync.counters import counters_behind
 from orchestrator_operator.sync.metrics import SyncMetrics
 from orchestrator_operator.sync.state import ConflictRecord, EngineState, load_state, save_state
 from orchestrator_operator.zk.connection import SyncError, close, connect
@@ -138,6 +139,8 @@ class SyncEngine:
         self.appliers: dict[Side, Applier] = {}
         self.cache: dict[Side, dict[str, NodeState]] = {Side.A: {}, Side.B: {}}
         self.unreadable: dict[Side, dict[str, str]] = {Side.A: {}, Side.B: {}}
+        # sequence counters pushed on each side since its last full read (a floor)
+        self._carried: dict[Side, dict[str, int]] = {Side.A: {}, Side.B: {}}
         self.state = EngineState()
         self.bootstrap = BootstrapStats()
         self.last_full_reconcile = 0.0  # monotonic
@@ -478,7 +481,9 @@ class SyncEngine:
         w = self._per_znode_watches(side) or Watches()
         touched: set[str] = set()
         full: list[str] = []
-        data_paths = [p for p, e in entries.items() if e.kinds & {"data", "deleted"}]
+        # A child event reads the parent's stat too: its cversion is the sequence counter
+        # that carrying needs (multiRead's getChildren has no stat).
+        data_paths = [p for p, e in entries.items() if e.kinds & {"data", "deleted", "child"}]
         child_paths = [p for p, e in entries.items() if "child" in e.kinds]
         ops = [ReadOp(GET_DATA, p, w.data) for p in data_paths]
         ops += [ReadOp(GET_CHILDREN, p, w.children) for p in child_paths]
@@ -585,11 +590,13 @@ class SyncEngine:
         self._settle_sent()  # the decisions below need what the last writes did
         ops: dict[Side, list[Op]] = {Side.A: [], Side.B: []}
         bidi = self.config.bidirectional
+        decided: list[str] = []
         for path in sorted(paths):
             if not any(is_under(path, r) for r in self.roots):
                 continue
             if self._blocked(path):
                 continue
+            decided.append(path)
             d = self._decide(path)
             a, b = self.cache[Side.A].get(path), self.cache[Side.B].get(path)
             if d.conflict is not None and d.action is not Action.MANUAL:
@@ -624,6 +631,7 @@ class SyncEngine:
                 continue
             if bulk or not self._send_ahead(side, ops[side], seen):
                 self._apply(side, ops[side], seen, bulk=bulk)
+        self._carry_counters(decided)
 
     def _keep_nonempty(self, ops: dict[Side, list[Op]]) -> None:
         """Bidirectional: a deletion never takes children that are not deleted themselves;
@@ -687,16 +695,23 @@ class SyncEngine:
         self, side: Side, ops: list[Op], seen: dict[str, tuple[Side, float]], *, bulk: bool
     ) -> None:
         bidi = self.config.bidirectional
-        copied_from = self.cache[Side.A if side is Side.B else Side.B]
-
-        def ceiling(parent: str) -> int | None:
-            node = copied_from.get(parent)
-            return node.cversion if node is not None else None
-
-        result: ApplyResult = self.appliers[side].apply(
-            ops, bulk=bulk, conditional=bidi, sequence_ceiling=ceiling
-        )
+        result: ApplyResult = self.appliers[side].apply(ops, bulk=bulk, conditional=bidi)
         self._record(side, result, seen)
+
+    def _carry_counters(self, paths: Iterable[str]) -> None:
+        """Push the written side's sequence counters of ``paths`` up to the other side's
+        (sync.counters); both ways when bidirectional."""
+        targets = (Side.B, Side.A) if self.config.bidirectional else (Side.B,)
+        for side in targets:
+            carried = self._carried[side]
+            needs = counters_behind(paths, self.cache[side.other], self.cache[side], carried)
+            if not needs or self._stop.is_set():
+                continue
+            result = self.appliers[side].carry_counters(needs)
+            for path, suffix in needs.items():
+                if path not in result.failed:
+                    carried[path] = suffix
+            self._record(side, result, {})
 
     def _send_ahead(self, side: Side, ops: list[Op], seen: dict[str, tuple[Side, float]]) -> bool:
         """One-way live changes that are data only (nearly all of them) are sent to B
@@ -822,6 +837,7 @@ class SyncEngine:
             }
             for side, snap in snaps.items():
                 self.cache[side] = snap.nodes
+                self._carried[side] = {}
                 self.unreadable[side] = {}
                 for path, why in snap.unreadable.items():
                     self._unreadable(side, path, why)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -35,6 +34,7 @@ from orchestrator_operator.zk.model import (
     Put,
     Remove,
     depth,
+    next_sequence,
     parent_of,
     world_can_create,
 )
@@ -43,9 +43,6 @@ from orchestrator_operator.zk.wire.overdue import get_reply
 
 log = logging.getLogger(__name__)
 
-# Without the source parent's cversion, suffixes beyond this are taken for plain names.
-UNKNOWN_SEQUENCE_CEILING = 10_000_000
-SEQUENCE_SUFFIX = re.compile(r"(?<!\d)(\d{10})$")
 SEQUENCE_BUMP_NAME = ".orchestrator-sequence-bump"
 MULTI_MAX_OPS = 1000  # measured: 1,000-op multis create ~1.5x faster than 500-op ones
 MULTI_MAX_BYTES = 512 * 1024
@@ -91,7 +88,6 @@ class Applier:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.conditional = False
-        self.sequence_ceiling: Callable[[str], int | None] | None = None
         self._identity: str | None = None
 
     def _engine_identity(self) -> str:
@@ -141,13 +137,10 @@ class Applier:
         *,
         bulk: bool = False,
         conditional: bool = False,
-        sequence_ceiling: Callable[[str], int | None] | None = None,
     ) -> ApplyResult:
         """Apply ``ops``. ``conditional``: only where the node is still as last seen
-        (versions); otherwise report it in ``raced`` and leave it. ``sequence_ceiling``:
-        the cversion of a parent on the side copied from (None when unknown)."""
+        (versions); otherwise report it in ``raced`` and leave it."""
         self.conditional = conditional
-        self.sequence_ceiling = sequence_ceiling
         result = ApplyResult()
         removes, puts = _order(ops)
         self._removes(removes, result)
@@ -173,7 +166,6 @@ class Applier:
         deferred_acls = self._creates(creates, puts, result, bulk=bulk)
         for put in [*deferred_acls, *restrict_later]:
             self._set_acl(put, result)
-        self._advance_sequences([p for p in creates if p.path in result.written], result)
         return result
 
     # ------------------------------------------------------------------ removes
@@ -437,22 +429,18 @@ class Applier:
             result.failed[put.path] = f"could not set ACL: {exc!r}"
 
     # ------------------------------------------------------------------ sequences
-    def _advance_sequences(self, created: Sequence[Put], result: ApplyResult) -> None:
-        """Push each parent's sequence counter past the sequence suffixes just copied, so a
-        sequential create on this side never reuses (or sorts before) a copied name."""
-        need: dict[str, int] = {}
-        for put in created:
-            match = SEQUENCE_SUFFIX.search(put.path.rsplit("/", 1)[-1])
-            if match and self._could_be_sequence(put.path, int(match.group(1))):
-                parent = parent_of(put.path)
-                need[parent] = max(need.get(parent, 0), int(match.group(1)) + 1)
-        for parent, at_least in need.items():
+    def carry_counters(self, needs: Mapping[str, int]) -> ApplyResult:
+        """Push each parent's sequence counter up to ``needs[parent]`` (the next suffix on
+        the side copied from), so a sequential create here never reuses a name the other
+        side has issued. A closed parent is opened for the scratch child and closed again."""
+        self.conditional = False
+        result = ApplyResult()
+        for parent, at_least in sorted(needs.items()):
             try:
                 try:
                     bumped = advance_sequence(self.client, parent, at_least)
                 except NoAuthError:
-                    # a closed parent (copied children get there the same way): the scratch
-                    # child needs CREATE and DELETE
+                    # the scratch child needs CREATE and DELETE on the parent
                     with self._opened(parent, PERM_CREATE | PERM_DELETE, result, "to bump"):
                         bumped = advance_sequence(self.client, parent, at_least)
             except (NoNodeError, NoAuthError, NodeExistsError, BadVersionError) as exc:
@@ -460,15 +448,7 @@ class Applier:
                 continue
             if bumped:
                 result.ops["sequence_bump"] += bumped
-
-    def _could_be_sequence(self, path: str, suffix: int) -> bool:
-        """A sequential create's suffix is below its parent's cversion on the side it was
-        made on; a name like a UUID that merely ends in ten digits is not one (bumping a
-        counter to its value would take billions of creates)."""
-        ceiling = self.sequence_ceiling(parent_of(path)) if self.sequence_ceiling else None
-        if ceiling is None:
-            return suffix < UNKNOWN_SEQUENCE_CEILING
-        return suffix < ceiling
+        return result
 
 
 class SentUpdates:
@@ -539,18 +519,18 @@ def _ancestors(paths: Iterable[str]) -> set[str]:
 
 
 def advance_sequence(client: Any, parent: str, at_least: int) -> int:
-    """Create+delete a scratch child until ``parent``'s next sequence number (its cversion)
-    is at least ``at_least``. Returns the number of create+delete pairs issued."""
+    """Create+delete a scratch child until ``parent``'s next sequential suffix is at least
+    ``at_least`` (each pair adds one create: one suffix). Returns the pairs issued."""
     pairs = 0
     scratch = f"{parent.rstrip('/')}/{SEQUENCE_BUMP_NAME}"
     while True:
         stat = client.exists(parent)
         if stat is None:
             raise NoNodeError(parent)
-        missing = at_least - int(stat.cversion)
+        missing = at_least - next_sequence(int(stat.cversion), int(stat.numChildren))
         if missing <= 0:
             return pairs
-        count = min((missing + 1) // 2, MULTI_MAX_OPS // 2)
+        count = min(missing, MULTI_MAX_OPS // 2)
         txn = client.transaction()
         for _ in range(count):
             txn.create(scratch, b"")

@@ -1,28 +1,61 @@
-"""Which copied names push the other side's sequence counter: only real sequence suffixes."""
+"""Which parents' sequence counters the engine carries to the other side (pure): those whose
+source counter is ahead of what is known of the copy, judged by the counter itself, never
+by what a child's name looks like."""
 
 from __future__ import annotations
 
-from orchestrator_operator.zk.writer import SEQUENCE_SUFFIX, Applier
+from orchestrator_operator.sync.counters import counters_behind
+from orchestrator_operator.zk.model import NodeState, next_sequence
+
+ACL = ((31, "world", "anyone"),)
 
 
-def _applier(ceiling: int | None) -> Applier:
-    applier = Applier(None)
-    applier.sequence_ceiling = lambda parent: ceiling
-    return applier
+def parent(path: str, creates: int, deletes: int) -> NodeState:
+    """A parent after `creates` child creates and `deletes` child deletes, as read."""
+    return NodeState(
+        path=path, data=b"", acl=ACL, ephemeral_owner=0,
+        cversion=creates + deletes, num_children=creates - deletes,
+    )  # fmt: skip
 
 
-def test_mesos_and_curator_names_are_sequences() -> None:
-    assert SEQUENCE_SUFFIX.search("json.info_0000000003")
-    assert SEQUENCE_SUFFIX.search("_c_4bfd778d-be0a-46a5-a034-75666c11e258-latch-0000000000")
-    assert _applier(4)._could_be_sequence("/mesos/json.info_0000000003", 3)
+def test_the_next_suffix_counts_creates_only() -> None:
+    # ZooKeeper's cversion counts creates and deletes alike (pinned against a real server
+    # in tests/integration/test_zk_sync_sequences.py)
+    assert next_sequence(0, 0) == 0
+    assert next_sequence(9, 1) == 5  # 5 creates, 4 deletes
+    assert next_sequence(20, 0) == 10  # emptied after 10 creates
 
 
-def test_a_uuid_ending_in_digits_is_not_a_sequence() -> None:
-    # Marathon instance ids end in a UUID; this one's last group is 12 digits after a letter.
-    name = "web.marathon-f2dd1667-c844-430a-8236-c15297207084"
-    assert SEQUENCE_SUFFIX.search(name) is None
-    # Ten digits after a letter do match the pattern; the parent's cversion rules them out.
-    applier = _applier(240)
-    assert not applier._could_be_sequence("/marathon/state/instance/a/x-a5297207084", 5297207084)
-    assert not _applier(None)._could_be_sequence("/p/x-a5297207084", 5297207084)
-    assert _applier(None)._could_be_sequence("/p/json.info_0000000012", 12)
+def test_sparse_and_emptied_parents_are_carried_to_the_source_counter() -> None:
+    source = {
+        "/r/sparse": parent("/r/sparse", 30, 29),
+        "/r/emptied": parent("/r/emptied", 10, 10),
+    }
+    copies = {"/r/sparse": parent("/r/sparse", 1, 0)}  # the one child copied: next is 1
+    assert counters_behind(source, source, copies, {}) == {"/r/sparse": 30, "/r/emptied": 10}
+
+
+def test_a_parent_without_deletes_is_kept_up_by_its_copies() -> None:
+    """The copies of all its children are as many creates on the target."""
+    source = {"/r/busy": parent("/r/busy", 3, 0)}
+    assert counters_behind(source, source, {}, {}) == {}
+
+
+def test_a_name_ending_in_digits_does_not_decide_anything() -> None:
+    """Marathon instance ids end in digits; only the parent's counter is looked at, so a
+    copied `x-a5297207084` never asks for five billion creates."""
+    source = {"/m/instance": parent("/m/instance", 12, 2), "/m/instance/x-a5297207084": (
+        parent("/m/instance/x-a5297207084", 0, 0))}  # fmt: skip
+    assert counters_behind(source, source, {}, {}) == {"/m/instance": 12}
+
+
+def test_a_counter_already_there_or_carried_is_left_alone() -> None:
+    source = {"/r/p": parent("/r/p", 30, 29)}
+    assert counters_behind(source, source, {"/r/p": parent("/r/p", 31, 30)}, {}) == {}
+    assert counters_behind(source, source, {"/r/p": parent("/r/p", 1, 0)}, {"/r/p": 30}) == {}
+    assert counters_behind(source, source, {}, {"/r/p": 29}) == {"/r/p": 30}
+
+
+def test_a_node_gone_from_the_source_has_no_counter_to_carry() -> None:
+    source = {"/r/p": parent("/r/p", 30, 29)}
+    assert counters_behind(["/r/gone", "/r/p"], source, {}, {}) == {"/r/p": 30}

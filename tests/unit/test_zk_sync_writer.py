@@ -15,7 +15,14 @@ import pytest
 from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.security import ACL, Id
 
-from orchestrator_operator.zk.model import OPEN_ACL, PERM_CREATE, NodeState, Put, acl_from_kazoo
+from orchestrator_operator.zk.model import (
+    OPEN_ACL,
+    PERM_CREATE,
+    NodeState,
+    Put,
+    acl_from_kazoo,
+    next_sequence,
+)
 from orchestrator_operator.zk.writer import Applier
 
 ADMIN = 16
@@ -82,6 +89,7 @@ class FakeZk:
             raise NoAuthError()
         self.data[path], self.acls[path], self.stats[path] = value, list(acl or []), Stat()
         self.stats[parent].cversion += 1
+        self.stats[parent].numChildren += 1
         return path
 
     def delete(self, path: str) -> None:
@@ -92,6 +100,7 @@ class FakeZk:
             raise NoAuthError()
         del self.data[path], self.acls[path], self.stats[path]
         self.stats[parent].cversion += 1
+        self.stats[parent].numChildren -= 1
 
     def exists(self, path: str) -> Stat | None:
         return self.stats.get(path)
@@ -223,16 +232,19 @@ def test_open_parent_needs_no_acl_change() -> None:
 
 
 def test_sequence_counter_of_a_closed_parent_is_pushed_forward() -> None:
-    """A copied ``json.info_0000000004`` under a closed parent: the parent's counter must
-    still pass it, so a sequential create on this side never reuses the name."""
+    """A copied ``json.info_0000000004`` under a closed parent whose source has issued
+    suffixes up to 4: the counter here is carried to 5 all the same, so a sequential create
+    on this side never reuses the name."""
     zk = closed_parent()
     name = "/p/json.info_0000000004"
-    result = Applier(zk).apply(
-        [Put(name, node(name), None)], conditional=True, sequence_ceiling=lambda _: 10
-    )
-    assert name in zk.data and not result.failed
-    assert zk.stats["/p"].cversion >= 5
-    assert result.ops["sequence_bump"] >= 1
-    assert result.ops["set_acl"] == 4  # opened and closed for the create, then the bump
+    applier = Applier(zk)
+    copied = applier.apply([Put(name, node(name), None)], conditional=True)
+    carried = applier.carry_counters({"/p": 5})
+    assert name in zk.data and not copied.failed and not carried.failed
+    stat = zk.stats["/p"]
+    assert next_sequence(stat.cversion, stat.numChildren) == 5  # exactly, not beyond
+    assert carried.ops["sequence_bump"] == 4  # one create per missing suffix (1 -> 5)
+    assert copied.ops["set_acl"] == 2 and carried.ops["set_acl"] == 2  # opened, closed
     assert zk.acls["/p"] == NO_CREATE
     assert sorted(zk.data) == ["/", "/p", name]  # no scratch child left behind
+    assert applier.carry_counters({"/p": 5}).ops["sequence_bump"] == 0  # already there
