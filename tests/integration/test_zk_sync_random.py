@@ -9,14 +9,17 @@ import random
 from pathlib import Path
 
 import pytest
+from kazoo.client import KazooClient
 
 from tests.fixtures import zk_sync as support
 from tests.fixtures.zk_sync import (
     EngineProcess,
     RandomWorkload,
     ZkPair,
+    counters_behind,
     unique_root,
     wait_in_sync,
+    wait_until,
     zk_client,
 )
 
@@ -88,6 +91,14 @@ def test_random_workload_with_failures(
                 mirror = ca if bidirectional else cb  # the owner is on B when bidirectional
                 stat = mirror.exists(live)
                 assert stat is not None and stat.ephemeralOwner != 0
+                # no sequential suffix issued on one side can be issued again on the other
+                pairs = [(ca, cb), (cb, ca)] if bidirectional else [(ca, cb)]
+                for source, target in pairs:
+
+                    def carried(s: KazooClient = source, t: KazooClient = target) -> bool:
+                        return not counters_behind(s, t, root)
+
+                    wait_until(carried, 30, "every sequence counter carried")
         assert sum(work.counts.values()) == 530
         assert engine.terminate() == 0, engine.log_tail()
     finally:
