@@ -21,6 +21,7 @@ from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.metrics import SyncMetrics
 from orchestrator_operator.sync.verify import verify
 from orchestrator_operator.zk.connection import SyncError
+from orchestrator_operator.zk.identity import check_distinct
 
 log = logging.getLogger("orchestrator.zk_sync")
 
@@ -106,7 +107,8 @@ def add_zk_sync_parser(subparsers: argparse._SubParsersAction) -> None:  # type:
             "Replicate ZooKeeper subtrees from --source to --target (one-way, or both ways "
             "with --bidirectional) and keep following changes; or `verify` both sides. "
             "Options go before or after the action. Exit codes: 0 ok, 1 differences "
-            "(verify), 2 bad input or unreachable ensemble."
+            "(verify), 2 bad input, an unreachable ensemble, or source and target the same "
+            "ensemble (refused: syncing an ensemble onto itself destroys its ephemerals)."
         ),
     )
     _common(parser, suppress=False)
@@ -230,6 +232,8 @@ def run_command(args: argparse.Namespace) -> int:
             connect_timeout=float(args.connect_timeout),
             state_file=args.state_file,
         )
+        # before any session or write: an ensemble synced onto itself loses its ephemerals
+        check_distinct(config.source, config.target)
         metrics = SyncMetrics()
         engine = SyncEngine(config, metrics)
         server = None

@@ -252,3 +252,67 @@ def test_changed_request_restarts_the_engine_and_deletion_forgets_its_state(
         time.sleep(3)
         assert cc.exists("/mesos/three") is None
         assert controller.process.poll() is None
+
+
+def test_controller_refuses_to_sync_an_ensemble_onto_itself(
+    kube_env: KubeTestEnv,
+    namespace: str,
+    zk_ensemble_factory: ZkEnsembleFactory,
+    sync_controller_factory: SyncControllerFactory,
+) -> None:
+    a, b = zk_ensemble_factory(size=1), zk_ensemble_factory(size=1)
+    controller = sync_controller_factory("--namespace", namespace, "--interval", "0.5")
+    same = a.connect_string.replace("127.0.0.1", "localhost")  # A by another name
+    with zk_client(a.connect_string) as ca:
+        ca.create("/mesos/agents", b"", makepath=True)
+        for i in range(3):
+            ca.create(f"/mesos/agents/agent-{i}", b"up", ephemeral=True)
+        ca.create("/mesos/leader", b"me", ephemeral=True)
+
+        def owners() -> dict[str, int]:
+            paths = ["/mesos/leader"] + [
+                f"/mesos/agents/{c}" for c in ca.get_children("/mesos/agents")
+            ]
+            return {p: s.ephemeralOwner for p in paths if (s := ca.exists(p)) is not None}
+
+        before = owners()
+        assert len(before) == 4
+
+        create_migration(kube_env, namespace, "self", same)
+        request = {"active": True, "source": a.connect_string, "target": same,
+                   "paths": ["/mesos"], "strategy": "SourceWins"}  # fmt: skip
+        request_sync(kube_env, namespace, "self", **request)
+
+        def status() -> dict[str, Any]:
+            return sync_status(kube_env, namespace, "self")
+
+        def explain() -> str:
+            return f"status.sync {status()}\ncontroller log:\n{controller.log_tail()}"
+
+        failed = wait_for(lambda: (s := status()).get("state") == "Failed" and s, 60, explain)
+        server = a.connect_string
+        assert failed["message"] == (
+            "source and target are the same ZooKeeper ensemble (server "
+            f"{server}, named {same} in the target, answers for both); "
+            "refusing to sync an ensemble onto itself"
+        ), failed
+        assert failed["bootstrapped"] is False
+        # no retries: the report stays as it is, and the runner counts as Failed
+        time.sleep(5)
+        assert status() == failed, explain()
+        assert controller.log_path.read_text().count("same ZooKeeper ensemble") == 1, explain()
+        gauge = controller.metric_samples(
+            "orchestrator_zk_sync_controller_migrations", state="Failed"
+        )
+        assert gauge and gauge[0][1] == 1
+        assert owners() == before
+        with zk_client(b.connect_string) as cb:
+            assert cb.exists("/mesos") is None
+
+        # Another target: a new runner, which syncs.
+        request_sync(kube_env, namespace, "self", **{**request, "target": b.connect_string})
+        wait_for(lambda: status().get("state") == "Running", 60, explain)
+        with zk_client(b.connect_string) as cb:
+            wait_for(lambda: cb.exists("/mesos/leader") is not None, 30, explain)
+        assert owners() == before
+        assert controller.process.poll() is None

@@ -1,6 +1,7 @@
 """One migration: a :class:`MigrationRunner` thread starts the bidirectional
 :class:`SyncEngine` of one ZkMigration (connect and bootstrap block, so a slow or unreachable
-ensemble holds up only its own thread), retries with backoff when the start fails, runs a
+ensemble holds up only its own thread), retries with backoff when the start fails (but not
+when source and target are the same ensemble: that stays Failed), runs a
 :class:`Verifier` beside it and reports into the migration's ``status.sync`` every
 ``--report-interval`` seconds until it is asked to stop."""
 
@@ -29,6 +30,7 @@ from orchestrator_operator.sync.controller.status import (
 from orchestrator_operator.sync.controller.verifier import Verifier, _error_text
 from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.metrics import SyncMetrics
+from orchestrator_operator.zk.identity import SameEnsembleError, check_distinct
 
 if TYPE_CHECKING:
     from orchestrator_operator.sync.controller.options import ControllerOptions
@@ -156,6 +158,9 @@ class MigrationRunner:
                 )
             engine: SyncEngine | None = None
             try:
+                # before any session or write: an ensemble synced onto itself loses its
+                # ephemerals; checked on every attempt (names and memberships can change)
+                check_distinct(spec.source, spec.target)
                 config = SyncConfig(
                     source=spec.source,
                     target=spec.target,
@@ -170,6 +175,13 @@ class MigrationRunner:
                 engine = SyncEngine(config, self.metrics)
                 log.info("%s/%s: starting sync of %s", namespace, name, spec.describe())
                 engine.start()
+            except SameEnsembleError as exc:
+                # permanent for this request: no retry; a changed request gets a new runner
+                self.state = SyncState.FAILED
+                log.error("%s/%s: %s", namespace, name, exc)
+                self._publish(SyncState.FAILED, str(exc))
+                self._stop.wait()
+                return
             except Exception as exc:
                 if engine is not None and engine.clients:
                     with contextlib.suppress(Exception):
