@@ -33,7 +33,9 @@ def counters_behind(
         if wanted <= node.num_children:
             continue  # no deletes on the source: the copies alone keep the target up
         copy = target.get(path)
-        known = next_sequence(copy.cversion, copy.num_children) if copy is not None else 0
+        if copy is None:
+            continue  # not copied (yet): carried once it is
+        known = next_sequence(copy.cversion, copy.num_children)
         if wanted > max(known, carried.get(path, 0)):
             behind[path] = wanted
     return behind

@@ -298,7 +298,11 @@ class Applier:
             result.raced.add(put.path)
         except NoAuthError as exc:
             result.failed[put.path] = f"not authorized to create: {exc!r}"
-        except (NodeExistsError, NoNodeError, NotEmptyError) as again:
+        except NoNodeError:
+            # the parent was deleted again before the create: look at both sides now rather
+            # than wait for the periodic reconcile
+            result.raced.add(put.path)
+        except (NodeExistsError, NotEmptyError) as again:
             result.failed[put.path] = f"create failed: {again!r}"
 
     def _create(self, put: Put, acl: list[Any], result: ApplyResult) -> None:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.security import ACL, Id, make_digest_acl
+from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, make_digest_acl
 
 from orchestrator_operator.common.health_server import BackgroundHealthServer
 from orchestrator_operator.sync.conflict import Strategy
 from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.verify import verify_clients
-from orchestrator_operator.zk.model import Side
+from orchestrator_operator.zk.model import NodeState, Put, Side, acl_from_kazoo
+from orchestrator_operator.zk.writer import Applier
 from tests.fixtures import zk_sync as support
 from tests.fixtures.zk_sync import ZkPair, unique_root, wait_in_sync, wait_until, zk_client
 
@@ -331,3 +332,38 @@ def test_bidirectional_child_under_parent_that_forbids_create(
         assert cb.get(f"{root}/p")[0] == b"p1"
         assert cb.get_acls(f"{root}/p")[0] == NO_CREATE
         assert ca.get_acls(f"{root}/p")[0] == NO_CREATE
+
+
+class ParentDeletedAgain:
+    """The target's client, except that another client deletes the parent again right after
+    the writer made it (ensure_path) and before its create: a real race, on a real server."""
+
+    def __init__(self, client: KazooClient, other: KazooClient) -> None:
+        self._client, self._other = client, other
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._client, name)
+
+    def ensure_path(self, path: str) -> None:
+        self._client.ensure_path(path)
+        self._other.delete(path)
+
+
+def test_a_copy_whose_parent_vanished_again_is_decided_again_at_once(
+    pair: ZkPair, clients: tuple[KazooClient, KazooClient]
+) -> None:
+    """A copy whose parent is gone on the target (deleted meanwhile, and again after the
+    writer re-made it) is handed back to the engine at once (`raced`: both sides re-read and
+    re-decided now), not failed, which waited for the periodic reconcile (22 s seen; issue
+    15, point 6)."""
+    _, cb = clients
+    root = unique_root()
+    cb.create(root, makepath=True)
+    child = f"{root}/gone/x"
+    want = NodeState(path=child, data=b"x", acl=acl_from_kazoo(OPEN_ACL_UNSAFE))
+    with zk_client(pair.b.connect_string) as other:
+        racing = ParentDeletedAgain(cb, other)
+        result = Applier(racing).apply([Put(child, want, None)])
+    assert child in result.raced
+    assert not result.failed and child not in result.written
+    assert cb.exists(f"{root}/gone") is None
