@@ -147,6 +147,9 @@ class SyncStatus(StatusModel):
     lag_p99_seconds: float | None = None
     digests_equal: bool | None = None
     differences: int | None = None
+    # znodes the engine cannot read (ACL, or an ACL that reads redacted) on either side at
+    # the last verify: never synced, so no phase passes while there are any
+    unreadable: int | None = None
     conflicts: int | None = None
     znodes_source: int | None = None
     znodes_target: int | None = None

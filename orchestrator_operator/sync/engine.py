@@ -93,6 +93,11 @@ class SyncConfig:
     state_file: Path | None = None
     batch_max: int = 5000
     state_save_interval: float = 2.0
+    # (scheme, credential) pairs each side's sessions authenticate with; with a digest user
+    # that has ADMIN, ACLs read with their real digest ids (without, they read redacted and
+    # those znodes are reported unreadable, never copied)
+    source_auth: list[tuple[str, str]] = field(default_factory=list)
+    target_auth: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -139,6 +144,8 @@ class SyncEngine:
         self.appliers: dict[Side, Applier] = {}
         self.cache: dict[Side, dict[str, NodeState]] = {Side.A: {}, Side.B: {}}
         self.unreadable: dict[Side, dict[str, str]] = {Side.A: {}, Side.B: {}}
+        # znodes the last write to could not change, and why (cleared by a later success)
+        self.unwritable: dict[Side, dict[str, str]] = {Side.A: {}, Side.B: {}}
         # sequence counters pushed on each side since its last full read (a floor)
         self._carried: dict[Side, dict[str, int]] = {Side.A: {}, Side.B: {}}
         self.state = EngineState()
@@ -172,7 +179,11 @@ class SyncEngine:
             self.state = load_state(cfg.state_file)
         except ValueError as exc:
             raise SyncError(str(exc)) from exc
-        for side, hosts, what in ((Side.A, cfg.source, "source"), (Side.B, cfg.target, "target")):
+        sides = (
+            (Side.A, cfg.source, "source", cfg.source_auth),
+            (Side.B, cfg.target, "target", cfg.target_auth),
+        )
+        for side, hosts, what, auth in sides:
             try:
                 client = connect(
                     hosts,
@@ -180,6 +191,7 @@ class SyncEngine:
                     timeout=cfg.connect_timeout,
                     session_timeout=cfg.session_timeout,
                     prefer_leader=True,
+                    auth=auth,
                 )
             except SyncError:
                 self._close_clients()
@@ -300,7 +312,9 @@ class SyncEngine:
             "seconds_since_full_reconcile": age,
             "pending_changes": self._queue.qsize(),
             "unresolved_conflicts": len(self.state.conflicts),
+            # per side, znodes not synced until someone gives the engine access (why: log)
             "unreadable": {s.value: sorted(u) for s, u in self.unreadable.items() if u},
+            "unwritable": {s.value: sorted(u) for s, u in self.unwritable.items() if u},
         }
 
     # ================================================================== kazoo callbacks
@@ -572,11 +586,9 @@ class SyncEngine:
         return Peer(node, self._owner(side, node))
 
     def _blocked(self, path: str) -> bool:
-        return any(
-            is_under(path, bad) or is_under(bad, path)
-            for side in Side
-            for bad in self.unreadable[side]
-        )
+        """At or under a znode unreadable on either side (its ancestors are synced: their
+        data and ACLs are readable, and removing one is what the other side did)."""
+        return any(is_under(path, bad) for side in Side for bad in self.unreadable[side])
 
     def _decide(self, path: str) -> Decision:
         a, b = self._peer(Side.A, path), self._peer(Side.B, path)
@@ -740,6 +752,8 @@ class SyncEngine:
         # child names that came and went, per parent: each parent's list is rebuilt once
         added: dict[str, set[str]] = {}
         removed: dict[str, set[str]] = {}
+        for path in result.written:
+            self.unwritable[side].pop(path, None)
         for path, node in result.written.items():
             above, name = path.rsplit("/", 1)
             if node is None:
@@ -778,6 +792,7 @@ class SyncEngine:
         for path, why in result.failed.items():
             log.error("side %s: could not write %s: %s", side.value, path, why)
             self.metrics.errors.labels("write_failed").inc()
+            self.unwritable[side][path] = why
         if result.created and self._watched(side) and not self._recursive[side]:
             self._arm_created(side, sorted(result.created))
         now = time.monotonic()

@@ -22,6 +22,7 @@ from orchestrator_operator.sync.metrics import SyncMetrics
 from orchestrator_operator.sync.verify import verify
 from orchestrator_operator.zk.connection import SyncError
 from orchestrator_operator.zk.identity import check_distinct
+from orchestrator_operator.zk.model import parse_digest_credentials
 
 log = logging.getLogger("orchestrator.zk_sync")
 
@@ -53,6 +54,14 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         default=d(15.0),
         help="seconds to wait for a session with each ensemble (default 15)",
     )
+    for side in ("source", "target"):
+        parser.add_argument(
+            f"--{side}-auth-file",
+            default=d(None),
+            help=f"digest credentials for the {side} ensemble, one user:password per line"
+            " (a file, so no secret is in argv); with a user that has ADMIN on the synced"
+            " znodes (or the super user) their ACLs are read with real digest ids",
+        )
     parser.add_argument(
         "--log-level", default=d("INFO"), choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
@@ -217,6 +226,19 @@ def _required(args: argparse.Namespace) -> tuple[str, str, list[str]]:
     return str(args.source), str(args.target), list(args.paths)
 
 
+def _credentials(args: argparse.Namespace, side: str) -> list[tuple[str, str]]:
+    """The digest credentials of one side from its --<side>-auth-file (SyncError: exit 2)."""
+    path = getattr(args, f"{side}_auth_file", None)
+    if not path:
+        return []
+    try:
+        return parse_digest_credentials(Path(path).read_text(), f"--{side}-auth-file {path}")
+    except OSError as exc:
+        raise SyncError(f"cannot read --{side}-auth-file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise SyncError(str(exc)) from None
+
+
 def run_command(args: argparse.Namespace) -> int:
     _setup_logging(args)
     try:
@@ -231,6 +253,8 @@ def run_command(args: argparse.Namespace) -> int:
             session_timeout=float(args.session_timeout),
             connect_timeout=float(args.connect_timeout),
             state_file=args.state_file,
+            source_auth=_credentials(args, "source"),
+            target_auth=_credentials(args, "target"),
         )
         # before any session or write: an ensemble synced onto itself loses its ephemerals
         check_distinct(config.source, config.target)
@@ -300,7 +324,14 @@ def verify_command(args: argparse.Namespace) -> int:
     _setup_logging(args)
     try:
         source, target, paths = _required(args)
-        report = verify(source, target, paths, connect_timeout=float(args.connect_timeout))
+        report = verify(
+            source,
+            target,
+            paths,
+            connect_timeout=float(args.connect_timeout),
+            source_auth=_credentials(args, "source"),
+            target_auth=_credentials(args, "target"),
+        )
     except SyncError as exc:
         print(f"zk-sync verify: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

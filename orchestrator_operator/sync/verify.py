@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,17 +99,28 @@ def verify_clients(client_a: Any, client_b: Any, paths: list[str]) -> VerifyRepo
 
 
 def verify(
-    source: str, target: str, paths: list[str], *, connect_timeout: float = 15.0
+    source: str,
+    target: str,
+    paths: list[str],
+    *,
+    connect_timeout: float = 15.0,
+    source_auth: Sequence[tuple[str, str]] = (),
+    target_auth: Sequence[tuple[str, str]] = (),
 ) -> VerifyReport:
+    """Both sides read and compared; `*_auth` as for the engine (redacted ACLs unreadable)."""
     if not paths:
         raise SyncError("at least one --path is required")
     try:
         roots = [normalize_root(p) for p in paths]
     except ValueError as exc:
         raise SyncError(str(exc)) from exc
-    ca = connect(source, "source", timeout=connect_timeout, session_timeout=10.0)
+    ca = connect(
+        source, "source", timeout=connect_timeout, session_timeout=10.0, auth=source_auth
+    )
     try:
-        cb = connect(target, "target", timeout=connect_timeout, session_timeout=10.0)
+        cb = connect(
+            target, "target", timeout=connect_timeout, session_timeout=10.0, auth=target_auth
+        )
         try:
             return verify_clients(ca, cb, roots)
         finally:

@@ -14,7 +14,7 @@ from typing import Any
 from kazoo.exceptions import NoAuthError, NoNodeError
 from kazoo.protocol.states import ZnodeStat
 
-from orchestrator_operator.zk.model import Acl, acl_from_kazoo
+from orchestrator_operator.zk.model import Acl, acl_from_kazoo, redacted_ids
 from orchestrator_operator.zk.wire.rawsession import RawSession, RawSessionError, get_acls, servers
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,10 @@ RAW_SESSIONS_MAX = 9
 PATHS_PER_SESSION = 1000
 KAZOO_WINDOW = 500
 UNREADABLE_ACL = "not authorized to read its ACL"
+REDACTED_ACL = (
+    "its ACL reads redacted ({ids}): the engine's credentials lack ADMIN on it, and a copy"
+    " would lock that user out; give the engine a digest user with ADMIN (or the super user)"
+)
 
 # path -> (ACL, ACL version), a reason it is unreadable, or None when the znode is gone
 AclOutcome = tuple[Acl, int] | str | None
@@ -67,7 +71,7 @@ class AclReader:
                 elif res[1].czxid != stat.czxid or res[1].aversion < stat.aversion:
                     again.append(path)
                 else:
-                    out[path] = (res[0], int(res[1].aversion))
+                    out[path] = _checked(res[0], int(res[1].aversion))
         out.update(self._read_kazoo(again))
         return out
 
@@ -113,5 +117,13 @@ class AclReader:
                 except NoAuthError:
                     out[path] = UNREADABLE_ACL
                     continue
-                out[path] = (acl_from_kazoo(acl), int(stat.aversion))
+                out[path] = _checked(acl_from_kazoo(acl), int(stat.aversion))
         return out
+
+
+def _checked(acl: Acl, aversion: int) -> AclOutcome:
+    """The ACL as read, or why it cannot be copied (redacted digest ids)."""
+    redacted = redacted_ids(acl)
+    if redacted:
+        return REDACTED_ACL.format(ids=", ".join(redacted))
+    return acl, aversion

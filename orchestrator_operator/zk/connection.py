@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import AuthFailedError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from orchestrator_operator.zk.four_letter import connect_string_hosts, server_mode
@@ -44,9 +46,17 @@ def leader_first(hosts: str, timeout: float = 0.5) -> str | None:
 
 
 def connect(
-    hosts: str, what: str, *, timeout: float, session_timeout: float, prefer_leader: bool = False
+    hosts: str,
+    what: str,
+    *,
+    timeout: float,
+    session_timeout: float,
+    prefer_leader: bool = False,
+    auth: Sequence[tuple[str, str]] = (),
 ) -> Any:
     """A started KazooClient, or SyncError naming the ensemble when it is unreachable.
+    ``auth``: (scheme, credential) pairs the session authenticates with (kazoo sends them
+    again after every reconnect, and the raw ACL sessions replay them).
 
     ``prefer_leader``: connect to the ensemble's leader first (writes skip the hop from a
     follower to the leader, and watch events come from the server that commits first);
@@ -58,6 +68,7 @@ def connect(
         timeout=session_timeout,
         randomize_hosts=ordered is None,
         handler=PollHandler(),
+        auth_data=list(auth) or None,
     )
     try:
         client.start(timeout=timeout)
@@ -67,6 +78,10 @@ def connect(
         raise SyncError(
             f"{what} ensemble {hosts} unreachable: no ZooKeeper session within {timeout:g}s"
         ) from exc
+    except AuthFailedError as exc:
+        client.stop()
+        client.close()
+        raise SyncError(f"{what} ensemble {hosts} refused the credentials given") from exc
     return client
 
 

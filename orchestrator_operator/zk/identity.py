@@ -37,7 +37,7 @@ from orchestrator_operator.zk.four_letter import connect_string_hosts, four_lett
 
 log = logging.getLogger(__name__)
 
-FOUR_LETTER_TIMEOUT = 1.0
+FOUR_LETTER_TIMEOUT = 3.0
 
 # (address, port) of a resolved name, or ("name:<host>", port) when the name does not resolve
 Endpoint = tuple[str, int]

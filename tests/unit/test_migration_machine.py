@@ -43,6 +43,7 @@ class World:
     cluster_connect: str = A
     archived: list[str] = field(default_factory=list)
     sync_active: bool = False
+    sync_unreadable: int = 0
     history: list[tuple[int, int]] = field(default_factory=list)  # (masters on A, on B)
 
     def observe(self) -> Observation:
@@ -51,7 +52,13 @@ class World:
         target = routing.target_masters if routing.migrating else 0
         leader = "master-a" if source else ("master-b" if target else None)
         sync = (
-            SyncStatus(state="Running", bootstrapped=True, digests_equal=True, lag_p99_seconds=0.01)
+            SyncStatus(
+                state="Running",
+                bootstrapped=True,
+                digests_equal=True,
+                lag_p99_seconds=0.01,
+                unreadable=self.sync_unreadable,
+            )
             if self.sync_active
             else SyncStatus(state="Stopped")
         )
@@ -242,3 +249,15 @@ def test_rollback_from_each_phase_returns_the_cluster_to_a(phase: int) -> None:
     assert world.cluster_connect == A and not world.sync_active
     assert world.history[-1] == (3, 0)
     assert status.checks == []
+
+
+def test_znodes_the_engine_cannot_read_hold_phase_one() -> None:
+    """Digests compare only what both sides could read: a znode unreadable by the engine
+    (an ACL without READ, or one that reads redacted) is never synced, so the migration
+    waits, in words, until someone gives the engine access."""
+    world = World(sync_unreadable=2)
+    status = run(world, _spec(), fresh(), None, ticks=60)
+    assert status.current_phase == 1 and status.phases[0].state == "Running"
+    assert any("2 znodes unreadable by the sync engine" in c for c in status.checks)
+    world.sync_unreadable = 0
+    run(world, _spec(), status, "Succeeded")

@@ -99,6 +99,7 @@ def test_running_status_is_camel_case_with_rfc3339_times() -> None:
         "lagP99Seconds": 0.0123,
         "digestsEqual": True,
         "differences": 0,
+        "unreadable": 0,
         "conflicts": 1,
         "znodesSource": 12,
         "znodesTarget": 12,

@@ -196,6 +196,11 @@ def level_checks(
         if sync is None or sync.state != SyncState.RUNNING or not sync.bootstrapped:
             state = f"{sync.state}: {sync.message}" if sync else "not started"
             problems.append(f"sync engine not running and bootstrapped ({state})")
+        elif sync.unreadable:
+            problems.append(
+                f"{sync.unreadable} znodes unreadable by the sync engine (status.sync.message"
+                " says which and why)"
+            )
         elif sync.digests_equal is False:
             problems.append(f"digests differ ({sync.differences} differences)")
         elif sync.lag_p99_seconds is not None and sync.lag_p99_seconds > MAX_LAG_SECONDS:

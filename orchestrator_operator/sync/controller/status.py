@@ -133,17 +133,20 @@ def health_problems(health: Mapping[str, Any] | None) -> list[str]:
     for side, name in (("a", "source"), ("b", "target")):
         if connected.get(side) is False:
             problems.append(f"{name} ensemble disconnected (reconnecting)")
-    unreadable = health.get("unreadable") or {}
-    for side, paths in sorted(unreadable.items()):
-        name = "source" if side == "a" else "target"
-        problems.append(f"unreadable on {name}: {', '.join(paths[:5])}")
+    for key, what in (("unreadable", "unreadable"), ("unwritable", "not writable")):
+        for side, paths in sorted((health.get(key) or {}).items()):
+            name = "source" if side == "a" else "target"
+            problems.append(f"{what} on {name}: {', '.join(paths[:5])}")
     return problems
 
 
 def running_message(spec: SyncSpec, engine: EngineView, verify: VerifyResult | None) -> str:
     parts = [f"syncing {spec.describe()}"]
+    problems = health_problems(engine.health)
     if not engine.healthy:
-        parts.extend(health_problems(engine.health) or ["engine unhealthy"])
+        parts.extend(problems or ["engine unhealthy"])
+    else:
+        parts.extend(problems)  # a healthy engine that cannot read or write some znodes
     if verify is not None:
         if verify.error:
             parts.append(f"verify failed: {verify.error}")
@@ -176,6 +179,7 @@ def build_sync_status(
         lag_p99_seconds=round(lag_p99, 6) if lag_p99 is not None else None,
         digests_equal=usable.digests_equal if usable else None,
         differences=usable.differences if usable else None,
+        unreadable=usable.unreadable if usable else None,
         conflicts=engine.conflicts if engine else None,
         znodes_source=usable.znodes_source if usable else None,
         znodes_target=usable.znodes_target if usable else None,
