@@ -145,6 +145,9 @@ class SyncStatus(StatusModel):
     bootstrap_znodes: int | None = None
     bootstrap_seconds: float | None = None
     lag_p99_seconds: float | None = None
+    # how long the engine's last sweep of A's ACL versions took: ZooKeeper fires no watch
+    # for setACL, so an ACL change reaches B within about this long
+    acl_lag_seconds: float | None = None
     digests_equal: bool | None = None
     differences: int | None = None
     # znodes the engine cannot read (ACL, or an ACL that reads redacted) on either side at

@@ -80,6 +80,10 @@ STOP_GRACE = 10.0
 AppliedHook = Callable[[str, Side, float, NodeState | None], None]
 
 
+# How often the ACL sweep takes its next slice of each side.
+ACL_SWEEP_STEP_SECONDS = 0.5
+
+
 @dataclass
 class SyncConfig:
     source: str
@@ -93,6 +97,9 @@ class SyncConfig:
     state_file: Path | None = None
     batch_max: int = 5000
     state_save_interval: float = 2.0
+    # znodes per second whose ACL version is checked on each watched side (0: off; ACL
+    # changes then wait for the full reconcile); a tenth of it without multiRead (< 3.6)
+    acl_sweep_rate: int = 4000
     # (scheme, credential) pairs each side's sessions authenticate with; with a digest user
     # that has ADMIN, ACLs read with their real digest ids (without, they read redacted and
     # those znodes are reported unreadable, never copied)
@@ -146,6 +153,12 @@ class SyncEngine:
         self.unreadable: dict[Side, dict[str, str]] = {Side.A: {}, Side.B: {}}
         # znodes the last write to could not change, and why (cleared by a later success)
         self.unwritable: dict[Side, dict[str, str]] = {Side.A: {}, Side.B: {}}
+        # ACL sweep: paths still to check per side, when the current sweep began, and how
+        # long the last complete one took (the bound on ACL replication lag)
+        self._sweep: dict[Side, list[str]] = {}
+        self._sweep_began: dict[Side, float] = {}
+        self._next_sweep_step = 0.0
+        self.acl_sweep: dict[Side, float] = {}
         # sequence counters pushed on each side since its last full read (a floor)
         self._carried: dict[Side, dict[str, int]] = {Side.A: {}, Side.B: {}}
         self.state = EngineState()
@@ -315,6 +328,8 @@ class SyncEngine:
             # per side, znodes not synced until someone gives the engine access (why: log)
             "unreadable": {s.value: sorted(u) for s, u in self.unreadable.items() if u},
             "unwritable": {s.value: sorted(u) for s, u in self.unwritable.items() if u},
+            # an ACL change is replicated within about one sweep (no watch fires for setACL)
+            "acl_sweep_seconds": {s.value: round(t, 3) for s, t in self.acl_sweep.items()},
         }
 
     # ================================================================== kazoo callbacks
@@ -404,12 +419,14 @@ class SyncEngine:
                 self.metrics.pending.set(self._queue.qsize())
                 if not items:
                     self._settle_sent()
+                    self._sweep_acls()
                     self._save_state()
                     if self._queue.empty() and not self._need_full.is_set():
                         self._idle.set()
                     continue
                 self._idle.clear()
                 self._process(items)
+                self._sweep_acls()  # rate-limited by time; also under constant load
                 self._save_state()  # rate-limited; also under constant load
             except ReadAborted:
                 break  # stopping
@@ -431,6 +448,41 @@ class SyncEngine:
                 self._sent = None
                 self._need_full.set()
                 self._stop.wait(1.0)
+
+    def _sweep_acls(self) -> None:
+        """Check a slice of each watched side's ACL versions (ZooKeeper fires no watch for
+        setACL); a changed one is queued like a data event, whose re-read copies the ACL.
+        Each sweep goes over the paths cached when it began; new ones are in the next."""
+        rate = self.config.acl_sweep_rate
+        now = time.monotonic()
+        if rate <= 0 or now < self._next_sweep_step:
+            return
+        self._next_sweep_step = now + ACL_SWEEP_STEP_SECONDS
+        for side in Side:
+            if not self._watched(side):
+                continue
+            todo = self._sweep.get(side)
+            if not todo:
+                began = self._sweep_began.get(side)
+                if began is not None:
+                    self.acl_sweep[side] = now - began
+                    self.metrics.acl_sweep_seconds.labels(side.value).set(now - began)
+                todo = self._sweep[side] = sorted(self.cache[side], reverse=True)
+                self._sweep_began[side] = now
+            budget = rate * ACL_SWEEP_STEP_SECONDS
+            count = max(1, int(budget if self._recursive[side] else budget / 10))
+            batch = [todo.pop() for _ in range(min(count, len(todo)))]
+            results = run_reads(
+                self.clients[side],
+                [ReadOp(GET_DATA, path, None) for path in batch],
+                multi=self._recursive[side],
+            )
+            for path, res in zip(batch, results, strict=True):
+                node = self.cache[side].get(path)
+                if not isinstance(res, tuple) or node is None:
+                    continue  # gone or unreadable: its own events say so
+                if node.aversion != res[1].aversion:
+                    self._enqueue(side, "data", path)
 
     def _wait_connected(self) -> bool:
         while not self._stop.is_set():

@@ -84,6 +84,13 @@ class SyncMetrics:
             ["side"],
             registry=r,
         )
+        self.acl_sweep_seconds = Gauge(
+            "orchestrator_zk_sync_acl_sweep_seconds",
+            "Time the last complete sweep of a side's ACL versions took: ZooKeeper fires no"
+            " watch for setACL, so an ACL change is replicated within about this long.",
+            ["side"],
+            registry=r,
+        )
         self.bootstrap_znodes_per_second = Gauge(
             "orchestrator_zk_sync_bootstrap_znodes_per_second",
             "Throughput of the initial copy (znodes read and written per second).",

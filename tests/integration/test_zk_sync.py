@@ -367,3 +367,31 @@ def test_a_copy_whose_parent_vanished_again_is_decided_again_at_once(
     assert child in result.raced
     assert not result.failed and child not in result.written
     assert cb.exists(f"{root}/gone") is None
+
+
+def test_an_acl_change_reaches_the_target_within_seconds(
+    pair: ZkPair, clients: tuple[KazooClient, KazooClient]
+) -> None:
+    """ZooKeeper fires no watch for setACL: the engine sweeps the ACL versions (issue 15,
+    point 5) instead of leaving the change to the full reconcile (120 s here)."""
+    ca, cb = clients
+    root = unique_root()
+    for i in range(300):
+        ca.create(f"{root}/n{i}", b"x", makepath=True)
+    closed = [ACL(1 | 2 | 8 | 16, Id("world", "anyone"))]  # no CREATE
+    with engine_for(pair, [root], reconcile_interval=120.0) as engine:
+        engine.start()
+        assert engine.wait_idle(30)
+        reconciles = engine.full_reconciles
+        ca.set_acls(f"{root}/n150", closed)
+
+        def replicated() -> bool:
+            acl = acl_from_kazoo(cb.get_acls(f"{root}/n150")[0])
+            return acl == acl_from_kazoo(closed)
+
+        wait_until(replicated, 10, "the ACL change on the target")
+        wait_until(lambda: Side.A in engine.acl_sweep, 10, "a complete sweep")
+        assert engine.acl_sweep[Side.A] < 5
+        assert metric(engine, "orchestrator_zk_sync_acl_sweep_seconds", side="a") > 0
+        assert engine.health()[1]["acl_sweep_seconds"]["a"] < 5  # type: ignore[index]
+        assert engine.full_reconciles == reconciles  # found by the sweep, not a reconcile

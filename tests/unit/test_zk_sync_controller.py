@@ -85,7 +85,7 @@ def test_invalid_request_says_what_is_wrong() -> None:
 # ----------------------------------------------------------------------------- status
 def test_running_status_is_camel_case_with_rfc3339_times() -> None:
     engine = EngineView(bootstrap_znodes=12, bootstrap_seconds=0.25, conflicts=1,
-                        last_reconcile=1_800_000_000.5)  # fmt: skip
+                        last_reconcile=1_800_000_000.5, acl_sweep_seconds=2.5)  # fmt: skip
     verify = VerifyResult(at=1_800_000_004.0, digests_equal=True, differences=0,
                           znodes_source=12, znodes_target=12)  # fmt: skip
     doc = build_sync_status("Running", "ok", now=1_800_000_005.9, engine=engine,
@@ -97,6 +97,7 @@ def test_running_status_is_camel_case_with_rfc3339_times() -> None:
         "bootstrapZnodes": 12,
         "bootstrapSeconds": 0.25,
         "lagP99Seconds": 0.0123,
+        "aclLagSeconds": 2.5,
         "digestsEqual": True,
         "differences": 0,
         "unreadable": 0,

@@ -31,6 +31,7 @@ from orchestrator_operator.sync.controller.verifier import Verifier, _error_text
 from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.metrics import SyncMetrics
 from orchestrator_operator.zk.identity import SameEnsembleError, check_distinct
+from orchestrator_operator.zk.model import Side
 
 if TYPE_CHECKING:
     from orchestrator_operator.sync.controller.options import ControllerOptions
@@ -45,6 +46,7 @@ def engine_view(engine: SyncEngine) -> EngineView:
         bootstrap_seconds=engine.bootstrap.seconds,
         conflicts=len(engine.conflicts),
         last_reconcile=engine.last_full_reconcile_wall,
+        acl_sweep_seconds=engine.acl_sweep.get(Side.A),
         healthy=healthy,
         health=detail,
     )

@@ -112,6 +112,7 @@ class EngineView:
     bootstrap_seconds: float
     conflicts: int
     last_reconcile: float  # Unix time, 0 when none yet
+    acl_sweep_seconds: float | None = None  # the last full sweep of A's ACL versions
     healthy: bool = True
     health: Mapping[str, Any] | None = None
 
@@ -177,6 +178,7 @@ def build_sync_status(
         bootstrap_znodes=engine.bootstrap_znodes if engine else None,
         bootstrap_seconds=round(engine.bootstrap_seconds, 3) if engine else None,
         lag_p99_seconds=round(lag_p99, 6) if lag_p99 is not None else None,
+        acl_lag_seconds=engine.acl_sweep_seconds if engine else None,
         digests_equal=usable.digests_equal if usable else None,
         differences=usable.differences if usable else None,
         unreadable=usable.unreadable if usable else None,
