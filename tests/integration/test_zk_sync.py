@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,36 +12,26 @@ from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, make_digest_acl
 
 from orchestrator_operator.common.health_server import BackgroundHealthServer
 from orchestrator_operator.sync.conflict import Strategy
-from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
+from orchestrator_operator.sync.engine import SyncEngine
 from orchestrator_operator.sync.verify import verify_clients
 from orchestrator_operator.zk.model import NodeState, Put, Side, acl_from_kazoo
 from orchestrator_operator.zk.writer import Applier
 from tests.fixtures import zk_sync as support
-from tests.fixtures.zk_sync import ZkPair, unique_root, wait_in_sync, wait_until, zk_client
+from tests.fixtures.zk_sync import (
+    ZkPair,
+    engine_for,
+    unique_root,
+    wait_in_sync,
+    wait_until,
+    zk_client,
+)
 
 # Fixtures from the support module: two real 3-server ensembles per module.
 zk_pair = support.zk_pair
 pair = support.pair
+clients = support.clients
 
 pytestmark = pytest.mark.zookeeper
-
-
-@pytest.fixture
-def clients(pair: ZkPair) -> Iterator[tuple[KazooClient, KazooClient]]:
-    with zk_client(pair.a.connect_string) as ca, zk_client(pair.b.connect_string) as cb:
-        yield ca, cb
-
-
-def engine_for(pair: ZkPair, roots: list[str], **kwargs: object) -> SyncEngine:
-    config = SyncConfig(
-        pair.a.connect_string,
-        pair.b.connect_string,
-        roots,
-        reconcile_interval=kwargs.pop("reconcile_interval", 30.0),  # type: ignore[arg-type]
-        session_timeout=4.0,
-        **kwargs,  # type: ignore[arg-type]
-    )
-    return SyncEngine(config)
 
 
 def metric(engine: SyncEngine, name: str, **labels: str) -> float:

@@ -18,11 +18,10 @@ import pytest
 from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, Id, make_digest_acl
 
-from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.verify import verify
 from orchestrator_operator.zk.model import Side, acl_from_kazoo, redacted_ids
 from tests.fixtures import zk_sync as support
-from tests.fixtures.zk_sync import ZkPair, unique_root, zk_client
+from tests.fixtures.zk_sync import ZkPair, engine_for, unique_root, zk_client
 
 zk_pair = support.zk_pair
 pair = support.pair
@@ -51,16 +50,8 @@ def tree(pair: ZkPair) -> Iterator[str]:
     yield root
 
 
-def engine_for(pair: ZkPair, root: str, **kwargs: object) -> SyncEngine:
-    config = SyncConfig(
-        pair.a.connect_string, pair.b.connect_string, [root], session_timeout=4.0,
-        reconcile_interval=30.0, **kwargs,  # type: ignore[arg-type]
-    )  # fmt: skip
-    return SyncEngine(config)
-
-
 def test_without_credentials_a_redacted_acl_is_never_copied(pair: ZkPair, tree: str) -> None:
-    with engine_for(pair, tree) as engine, zk_client(pair.b.connect_string) as cb:
+    with engine_for(pair, [tree]) as engine, zk_client(pair.b.connect_string) as cb:
         engine.start()
         # what the engine can read is synced, ancestors of unreadable znodes included
         assert cb.get(tree)[0] == b"root-data"
@@ -82,7 +73,7 @@ def test_without_credentials_a_redacted_acl_is_never_copied(pair: ZkPair, tree: 
 
 
 def test_with_credentials_acls_are_copied_with_their_real_ids(pair: ZkPair, tree: str) -> None:
-    with engine_for(pair, tree, source_auth=[ALICE], target_auth=[ALICE]) as engine:
+    with engine_for(pair, [tree], source_auth=[ALICE], target_auth=[ALICE]) as engine:
         engine.start()
         assert not engine.health()[1]["unreadable"]
         with zk_client(pair.b.connect_string, auth_data=[ALICE]) as alice_b:

@@ -9,35 +9,18 @@ server (`test_the_next_suffix_is_the_number_of_creates_so_far`) rather than assu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from kazoo.client import KazooClient
 
-from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.zk.model import next_sequence
 from tests.fixtures import zk_sync as support
-from tests.fixtures.zk_sync import ZkPair, unique_root, wait_until, zk_client
+from tests.fixtures.zk_sync import ZkPair, engine_for, unique_root, wait_until
 
 zk_pair = support.zk_pair
 pair = support.pair
+clients = support.clients
 
 pytestmark = pytest.mark.zookeeper
-
-
-@pytest.fixture
-def clients(pair: ZkPair) -> Iterator[tuple[KazooClient, KazooClient]]:
-    with zk_client(pair.a.connect_string) as ca, zk_client(pair.b.connect_string) as cb:
-        yield ca, cb
-
-
-def engine_for(pair: ZkPair, roots: list[str], **kwargs: object) -> SyncEngine:
-    config = SyncConfig(
-        pair.a.connect_string, pair.b.connect_string, roots, session_timeout=4.0,
-        reconcile_interval=kwargs.pop("reconcile_interval", 30.0),  # type: ignore[arg-type]
-        **kwargs,  # type: ignore[arg-type]
-    )  # fmt: skip
-    return SyncEngine(config)
 
 
 def suffix(path: str) -> int:
