@@ -437,7 +437,6 @@ class Applier:
         """Push each parent's sequence counter up to ``needs[parent]`` (the next suffix on
         the side copied from), so a sequential create here never reuses a name the other
         side has issued. A closed parent is opened for the scratch child and closed again."""
-        self.conditional = False
         result = ApplyResult()
         for parent, at_least in sorted(needs.items()):
             try:

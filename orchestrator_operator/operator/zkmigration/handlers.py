@@ -208,6 +208,7 @@ def drive(
         return  # not validated yet, or invalid: the validate handler said why
     parsed = ZkMigrationSpec.model_validate(copy.deepcopy(dict(spec)))
     current = ZkMigrationStatus.model_validate(copy.deepcopy(dict(status)))
+    reconfig: bool = memo["settings"].scale_zookeeper_by_reconfig
     api = KubeApi.shared()
     cluster = api.get(
         MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, meta["namespace"], parsed.cluster_ref
@@ -235,7 +236,6 @@ def drive(
     annotations = cluster_meta.get("annotations") or {}
     # not yet handed to the cluster:
     if current.phase != ZkMigrationPhase.SUCCEEDED and not current.archive:
-        reconfig = memo["settings"].scale_zookeeper_by_reconfig
         _apply_managed_target(parsed, meta, cluster_spec, _owner_ref(meta), reconfig)
     try:
         routing = parse_routing(annotations) if ROUTING_ANNOTATION in annotations else None
@@ -288,7 +288,7 @@ def drive(
         sync_stopped = observation.sync is None or observation.sync.state == SyncState.STOPPED
         _finalize(
             parsed, meta, cluster_meta, cluster.get("spec") or {}, new, sync_stopped,
-            observation.source.ephemerals, memo["settings"].scale_zookeeper_by_reconfig,
+            observation.source.ephemerals, reconfig,
         )  # fmt: skip
     _write(meta, status, new, patch)
 
