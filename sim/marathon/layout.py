@@ -3,8 +3,10 @@
 - leader latch: ephemeral sequential `<zk path>/leader-curator/_c_<uuid>-latch-NNNNNNNNNN`
   holding `host:port` (Curator's LeaderLatch naming; the lowest sequence leads);
 - state: `<zk path>/state/<category>/<bucket>/<id>` with categories `apps`, `group`,
-  `instance`, `deployment`, `taskFailures`, `framework-id`; the bucket is a hex hash of the
-  id modulo 16; app ids are stored with `/` replaced by `_` (Marathon's "safe path");
+  `instance`, `deployment`, `taskFailures`, `framework-id`; the bucket is
+  `abs(id.hashCode % 16)` in hex with Java's `String.hashCode` (Marathon 1.11
+  `core/storage/store/impl/zk/ZkPersistenceStore.scala`, `ZkId`); app ids are stored with their
+  path segments joined by `_` (`storage/store/ZkStoreSerialization.scala`, `ZkPathIdResolver`);
 - the framework id is the serialized protobuf `FrameworkID {1: value}`, written once and
   reused byte for byte.
 """
@@ -12,7 +14,6 @@
 from __future__ import annotations
 
 import datetime
-import zlib
 
 LATCH_DIR = "leader-curator"
 LATCH_PREFIX = "_c_"
@@ -36,8 +37,20 @@ def latch_leader(children: list[str]) -> str | None:
     return ranked[0][1] if ranked else None
 
 
+def java_string_hash(text: str) -> int:
+    """Java's `String.hashCode`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units, as a
+    signed 32-bit int."""
+    h = 0
+    units = text.encode("utf-16-be")
+    for i in range(0, len(units), 2):
+        h = (31 * h + int.from_bytes(units[i : i + 2], "big")) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
 def bucket(key: str) -> str:
-    return f"{zlib.crc32(key.encode()) % BUCKETS:x}"
+    """`math.abs(id.hashCode % 16)` formatted `%x` (Java's `%` truncates toward zero, so the
+    absolute value of the remainder is `abs(h) % 16`)."""
+    return f"{abs(java_string_hash(key)) % BUCKETS:x}"
 
 
 def safe_id(app_id: str) -> str:
