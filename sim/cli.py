@@ -25,12 +25,35 @@ def _seconds(text: str) -> float:
     return float(text)
 
 
+def _zk_flag(value: str) -> ZkUrl:
+    """`--zk`: a zk:// URL or `file:///path` holding one (stout `flags/fetch.hpp`)."""
+    try:
+        return ZkUrl.flag(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _bool(text: str) -> bool:
+    """A Mesos boolean flag value (`--flag`, `--flag=true|false|1|0`)."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sim", description=__doc__)
     sub = p.add_subparsers(dest="role", required=True)
 
     m = sub.add_parser("master", help="a Mesos master")
-    m.add_argument("--zk", required=True, type=ZkUrl.parse, help="zk://host:port[,...]/path")
+    m.add_argument(
+        "--zk",
+        required=True,
+        type=_zk_flag,
+        help="zk://[user:pass@]host:port[,...]/path or file://",
+    )
     m.add_argument("--port", type=int, default=5050)
     m.add_argument("--ip", default="127.0.0.1")
     m.add_argument("--hostname", default="")
@@ -40,9 +63,13 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--registry_fetch_timeout", type=_seconds, default=60.0)
     m.add_argument("--agent_disconnect_timeout", type=_seconds, default=3.0)
     m.add_argument("--agent_removal_timeout", type=_seconds, default=75.0)
+    m.add_argument("--work_dir", type=Path, default=None, help="the replicated log's replica")
+    for flag in ("--authenticate_agents", "--authenticate_frameworks"):
+        m.add_argument(flag, type=_bool, nargs="?", const=True, default=False)
+    m.add_argument("--credentials", default=None, help='JSON {"credentials": [...]} file')
 
     a = sub.add_parser("agent", help="a Mesos agent")
-    a.add_argument("--zk", "--master", dest="zk", required=True, type=ZkUrl.parse)
+    a.add_argument("--zk", "--master", dest="zk", required=True, type=_zk_flag)
     a.add_argument("--port", type=int, default=5051)
     a.add_argument("--ip", default="127.0.0.1")
     a.add_argument("--hostname", default="")
@@ -128,7 +155,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.role == "cluster":
         return _cluster(args)
     if args.role == "master":
+        from sim.master.auth import CredentialsError, insecure_permissions, read_credentials
         from sim.master.server import MasterConfig, serve
+
+        credentials = None
+        if args.credentials:
+            try:
+                credentials = read_credentials(args.credentials)
+            except CredentialsError as exc:
+                logging.getLogger("sim.master").error("%s", exc)
+                return 1
+            if insecure_permissions(args.credentials):
+                logging.getLogger("sim.master").warning(
+                    "Permissions on credentials file '%s' are too open; it is recommended "
+                    "that your credentials file is NOT accessible by others",
+                    args.credentials,
+                )
 
         return _run(
             serve(
@@ -143,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     registry_fetch_timeout=args.registry_fetch_timeout,
                     agent_disconnect_timeout=args.agent_disconnect_timeout,
                     agent_removal_timeout=args.agent_removal_timeout,
+                    work_dir=args.work_dir,
+                    authenticate_agents=args.authenticate_agents,
+                    authenticate_frameworks=args.authenticate_frameworks,
+                    credentials=credentials,
                 )
             )
         )

@@ -13,6 +13,7 @@ Every cluster works under its own ZooKeeper namespace (`/sim-<id>/mesos` and
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import tempfile
@@ -46,8 +47,18 @@ class SimCluster:
         agent_resources: str = "cpus:4;mem:4096;disk:10240",
         agent_removal_timeout: float = 75.0,
         start_timeout: float = 60.0,
+        zk_credentials: str | None = None,
+        master_flags: list[str] | None = None,
+        agent_flags: list[str] | None = None,
     ) -> None:
+        """`zk_credentials` ("user:password"): masters and agents get `--zk=file://<a 0600
+        file>` holding `zk://user:password@hosts/path` (never in argv) and authenticate with
+        digest; so does the cluster's own client. `master_flags`/`agent_flags` are appended
+        to every master's/agent's command line (e.g. `--authenticate_agents`)."""
         self.zk_hosts = zk_hosts
+        self.zk_credentials = zk_credentials
+        self.master_flags = list(master_flags or [])
+        self.agent_flags = list(agent_flags or [])
         ns = namespace if namespace is not None else f"/sim-{uuid.uuid4().hex[:8]}"
         self.mesos_path = f"{ns}/mesos"
         self.marathon_path = f"{ns}/marathon"
@@ -58,6 +69,14 @@ class SimCluster:
         self.start_timeout = start_timeout
         self._owns_dir = base_dir is None
         self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix="sim-cluster-"))
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.mesos_zk_flag = self.mesos_zk
+        if zk_credentials is not None:
+            url_file = self.base_dir / "mesos-zk.url"
+            fd = os.open(url_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"zk://{zk_credentials}@{zk_hosts}{self.mesos_path}\n")
+            self.mesos_zk_flag = f"file://{url_file}"
         ports = free_ports(masters + agents + marathons)
         self.master_ports = ports[:masters]
         self.agent_ports = ports[masters : masters + agents]
@@ -97,23 +116,25 @@ class SimCluster:
     def _master(self, i: int) -> SimProcess:
         args = [
             "master",
-            f"--zk={self.mesos_zk}",
+            f"--zk={self.mesos_zk_flag}",
             f"--port={self.master_ports[i]}",
             f"--quorum={self.quorum}",
             f"--zk_session_timeout={self.zk_session_timeout}",
             f"--agent_removal_timeout={self.agent_removal_timeout}",
+            *self.master_flags,
         ]
         return SimProcess(f"master-{i}", args, self.base_dir / "logs" / f"master-{i}.log")
 
     def _agent(self, j: int) -> SimProcess:
         args = [
             "agent",
-            f"--zk={self.mesos_zk}",
+            f"--zk={self.mesos_zk_flag}",
             f"--port={self.agent_ports[j]}",
             f"--hostname={self.agent_hostname(j)}",
             f"--work-dir={self.base_dir / f'agent-{j}'}",
             f"--resources={self.agent_resources}",
             "--recover=reconnect",
+            *self.agent_flags,
         ]
         return SimProcess(f"agent-{j}", args, self.base_dir / "logs" / f"agent-{j}.log")
 
@@ -129,7 +150,8 @@ class SimCluster:
 
     def start(self) -> SimCluster:
         try:
-            self._zk = KazooClient(hosts=self.zk_hosts, timeout=10.0)
+            auth = [("digest", self.zk_credentials)] if self.zk_credentials else None
+            self._zk = KazooClient(hosts=self.zk_hosts, timeout=10.0, auth_data=auth)
             self._zk.start(timeout=30)
             for proc in self.masters + self.agents + self.marathons:
                 proc.start()

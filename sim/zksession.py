@@ -18,6 +18,9 @@ from enum import Enum
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.security import ACL, CREATOR_ALL_ACL, READ_ACL_UNSAFE
+
+from sim.zkurl import ZkUrl
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,41 @@ class ExitPolicy(Enum):
     NEVER = "never"
 
 
+# Mesos creates its znodes with this ACL when the zk URL carries credentials
+# (src/zookeeper/group.cpp, `EVERYONE_READ_CREATOR_ALL` of src/zookeeper/authentication.cpp),
+# else world-writable (`ZOO_OPEN_ACL_UNSAFE`).
+EVERYONE_READ_CREATOR_ALL: list[ACL] = [*CREATOR_ALL_ACL, *READ_ACL_UNSAFE]
+
+
+def kazoo_client(
+    zk: ZkUrl | str, timeout: float, acl: list[ACL] | None = None, **kwargs: object
+) -> KazooClient:
+    """A KazooClient for a zk URL (digest auth and Mesos' ACL when it carries credentials)
+    or for a bare connect string."""
+    if isinstance(zk, str) or zk.credentials is None:
+        hosts = zk if isinstance(zk, str) else zk.hosts
+        return KazooClient(hosts=hosts, timeout=timeout, **kwargs)
+    return KazooClient(
+        hosts=zk.hosts,
+        timeout=timeout,
+        auth_data=[("digest", zk.credentials)],
+        default_acl=acl if acl is not None else EVERYONE_READ_CREATOR_ALL,
+        **kwargs,
+    )
+
+
 class ZkSession:
-    def __init__(self, hosts: str, session_timeout: float, policy: ExitPolicy) -> None:
-        self.client = KazooClient(hosts=hosts, timeout=session_timeout)
+    def __init__(
+        self,
+        zk: ZkUrl | str,
+        session_timeout: float,
+        policy: ExitPolicy,
+        *,
+        acl: list[ACL] | None = None,
+    ) -> None:
+        """`zk`: a ZkUrl (its credentials authenticate the session; `acl` overrides the ACL
+        of created znodes, Mesos' by default) or a bare connect string."""
+        self.client = kazoo_client(zk, session_timeout, acl)
         self.session_timeout = session_timeout
         self.policy = policy
         self._timer: threading.Timer | None = None

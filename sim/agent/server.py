@@ -64,7 +64,7 @@ class AgentProcess:
         self.registered = False
         self.refused = ""
         self.start_time = time.time()
-        self.zk = ZkSession(config.zk.hosts, config.zk_session_timeout, ExitPolicy.NEVER)
+        self.zk = ZkSession(config.zk, config.zk_session_timeout, ExitPolicy.NEVER)
         self.client = Client(timeout=2.0)
         self.flags = {
             "master": str(config.zk),

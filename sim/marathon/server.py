@@ -48,10 +48,8 @@ class Marathon:
         self.config = config
         self.hostname = config.hostname or config.ip
         self.me = f"{self.hostname}:{config.port}"
-        self.zk = ZkSession(
-            config.zk.hosts, config.zk_session_timeout, ExitPolicy.ON_CONNECTION_LOSS
-        )
-        self.master_zk = ZkSession(config.master.hosts, config.zk_session_timeout, ExitPolicy.NEVER)
+        self.zk = ZkSession(config.zk, config.zk_session_timeout, ExitPolicy.ON_CONNECTION_LOSS)
+        self.master_zk = ZkSession(config.master, config.zk_session_timeout, ExitPolicy.NEVER)
         self.latch_dir = f"{config.zk.path}/{layout.LATCH_DIR}"
         self.node = ""
         self.leader: str | None = None

@@ -6,6 +6,7 @@ Internal (documented in sim/README.md, not Mesos API): `/sim/v1/agents/{register
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -15,12 +16,14 @@ from aiohttp import web
 from sim import maintenance as mt
 from sim import masterinfo
 from sim.httputil import error, json_response, read_json
-from sim.master import views
+from sim.master import auth, views
 from sim.master.registry import MasterState, Refused, Unknown
 from sim.tasks import Task
 
 if TYPE_CHECKING:
     from sim.master.server import Master
+
+log = logging.getLogger("sim.master")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -111,6 +114,21 @@ def build(master: Master) -> web.Application:
 
     async def maintenance_status(request: web.Request, ms: MasterState) -> web.StreamResponse:
         return json_response(views.maintenance_status(ms))
+
+    def authenticated(kind: str, required: bool, fn: Handler) -> Handler:
+        """Mesos authenticates an agent or framework before it may register (docs/
+        authentication.md); refused: 401 and the registration is not processed."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            ok, reason, _ = auth.check(
+                request.headers.get("Authorization"), master.config.credentials, required
+            )
+            if not ok:
+                log.warning("Refusing registration of %s at %s: %s", kind, request.remote, reason)
+                return error(401, reason)
+            return await fn(request)
+
+        return handler
 
     # ------------------------------------------------------------------ internal
     async def agent_register(request: web.Request, ms: MasterState) -> web.StreamResponse:
@@ -230,9 +248,19 @@ def build(master: Master) -> web.Application:
         ]
     add += [
         ("GET", "/metrics/snapshot", metrics),
-        ("POST", "/sim/v1/agents/register", leading(agent_register)),
+        (
+            "POST",
+            "/sim/v1/agents/register",
+            authenticated("agent", master.config.authenticate_agents, leading(agent_register)),
+        ),
         ("POST", "/sim/v1/agents/heartbeat", leading(agent_heartbeat)),
-        ("POST", "/sim/v1/frameworks/register", leading(framework_register)),
+        (
+            "POST",
+            "/sim/v1/frameworks/register",
+            authenticated(
+                "framework", master.config.authenticate_frameworks, leading(framework_register)
+            ),
+        ),
         ("POST", "/sim/v1/frameworks/{fid}/launch", leading(framework_call(launch))),
         ("POST", "/sim/v1/frameworks/{fid}/kill", leading(framework_call(kill))),
         ("GET", "/sim/v1/frameworks/{fid}/tasks", leading(framework_call(fw_tasks))),

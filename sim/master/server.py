@@ -7,7 +7,8 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sim import VERSION, masterinfo
@@ -38,6 +39,10 @@ class MasterConfig:
     registry_fetch_timeout: float = 60.0
     agent_disconnect_timeout: float = 3.0
     agent_removal_timeout: float = 75.0
+    work_dir: Path | None = None
+    authenticate_agents: bool = False
+    authenticate_frameworks: bool = False
+    credentials: dict[str, str] | None = field(default=None, repr=False)
 
 
 class Master:
@@ -61,10 +66,12 @@ class Master:
                 "cluster": config.cluster,
                 "zk_session_timeout": f"{config.zk_session_timeout}secs",
                 "registry": "replicated_log",
-                "work_dir": "",
+                "work_dir": str(config.work_dir or ""),
+                "authenticate_agents": str(config.authenticate_agents).lower(),
+                "authenticate_frameworks": str(config.authenticate_frameworks).lower(),
             },
         )
-        self.zk = ZkSession(config.zk.hosts, config.zk_session_timeout, ExitPolicy.ON_SESSION_LOSS)
+        self.zk = ZkSession(config.zk, config.zk_session_timeout, ExitPolicy.ON_SESSION_LOSS)
         self.candidacy = Candidacy(self.zk.client, config.zk.path, self.info)
         self.detected = Detected([], None, None, {})
         self.state: MasterState | None = None  # set once elected and recovered
@@ -87,6 +94,19 @@ class Master:
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
+        cfg = self.config
+        for kind, required in (
+            ("frameworks", cfg.authenticate_frameworks),
+            ("agents", cfg.authenticate_agents),
+        ):
+            log.info(
+                "Master %s %s to register",
+                "only allowing authenticated" if required else "allowing unauthenticated",
+                kind,
+            )
+        if cfg.credentials is None and (cfg.authenticate_agents or cfg.authenticate_frameworks):
+            log.warning("No credentials provided, authentication requests will be refused")
+        log.info("using ZooKeeper %s", cfg.zk)  # str() hides the password
         await asyncio.to_thread(self.zk.start, 30.0)
         await asyncio.to_thread(self.candidacy.enter)
         log.info("contending as %s/%s", self.config.zk.path, self.candidacy.node)
