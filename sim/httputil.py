@@ -42,10 +42,14 @@ class Client:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
 
-    async def request(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    async def request(
+        self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         kwargs: dict[str, Any] = {"allow_redirects": False}
         if body is not None:
             kwargs["json"] = body
+        if headers:
+            kwargs["headers"] = headers
         async with self._s().request(method, url, **kwargs) as resp:
             text = await resp.text()
             try:
@@ -57,8 +61,10 @@ class Client:
     async def get(self, url: str) -> tuple[int, Any]:
         return await self.request("GET", url)
 
-    async def post(self, url: str, body: Any) -> tuple[int, Any]:
-        return await self.request("POST", url, body)
+    async def post(
+        self, url: str, body: Any, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        return await self.request("POST", url, body, headers)
 
     async def close(self) -> None:
         if self._session is not None:
