@@ -10,6 +10,7 @@ from orchestrator_operator.models.zkmigration import PHASES, ZkMigrationSpec
 from orchestrator_operator.operator.zkmigration.machine import (
     MAX_LAG_SECONDS,
     STABLE_SECONDS,
+    master_moves,
     routing_for,
 )
 from orchestrator_operator.zkmigrate.manifest import cluster_connect_string, target_connect_string
@@ -26,8 +27,17 @@ def _routing_words(routing: ZkRouting, replicas: int) -> str:
     )
 
 
-def _phase_actions(number: int, spec: ZkMigrationSpec, target: str, replicas: int) -> list[str]:
+def _moves_words(moves: list[tuple[int, int]]) -> str:
+    return " -> ".join(f"{a}+{b}" for a, b in moves)
+
+
+def _phase_actions(
+    number: int, spec: ZkMigrationSpec, target: str, replicas: int, quorum: int
+) -> list[str]:
     managed = spec.target.managed
+    on_b = min(quorum, replicas)
+    second = master_moves((replicas, 0), (replicas - on_b, on_b), quorum)
+    third = master_moves(second[-1], (0, replicas), quorum)
     actions = {
         1: [
             (
@@ -41,11 +51,14 @@ def _phase_actions(number: int, spec: ZkMigrationSpec, target: str, replicas: in
             f" (conflicts: {spec.conflict_strategy}) and wait for its bootstrap",
         ],
         2: [
-            f"add masters pointed at B one at a time, up to {replicas}, while the leader has"
-            f" been stable {STABLE_SECONDS:.0f}s; the sync engine proxies the election so both"
-            " sets form one Mesos cluster"
+            "move masters one for one until a quorum runs on B: one leaves A, then one"
+            f" joins B (masters on A+B: {_moves_words(second)}), never more than"
+            f" {2 * quorum - 1} log replicas so any two quorums of {quorum} intersect; each"
+            f" move once the leader has been stable {STABLE_SECONDS:.0f}s and every master"
+            " reports its log replica recovered; the sync engine proxies the election so"
+            " both sets form one Mesos cluster",
         ],
-        3: [f"remove the {replicas} masters on A one at a time, the same way"],
+        3: [f"move the other masters the same way ({_moves_words(third)})"],
         4: ["roll the agent DaemonSet and Marathon to B (rolling updates)"],
         5: [
             "drain agents still running on A through the Mesos maintenance API, then replace"
@@ -91,7 +104,8 @@ def _exit_checks(level: int, replicas: int, wanted: ZkRouting) -> list[str]:
     checks = [
         "the checks of every phase (above)",
         f"masters ready: {source} on A, {wanted.target_masters} on B; all"
-        f" {source + wanted.target_masters} in the election, seen alike on A and B",
+        f" {source + wanted.target_masters} in the election, seen alike on A and B, each"
+        " with its log replica recovered",
     ]
     if level == 1:
         checks.append("baseline recorded")
@@ -140,13 +154,16 @@ def plan_text(
         "",
     ]
     for number, name in enumerate(PHASES, start=1):
-        wanted = routing_for(number, meta["name"], target, replicas, component)
+        wanted = routing_for(
+            number, meta["name"], target, replicas, component, cluster_spec.masters.effective_quorum
+        )
         entry = "phase 1 may start at once" if number == 1 else f"phase {number - 1} succeeded"
         if spec.approval.mode == "Manual":
             entry += f", and approvedThroughPhase >= {number}"
         lines.append(f"phase {number} {name}")
         lines.append(f"  entry:  {entry}")
-        for action in _phase_actions(number, spec, target, replicas):
+        quorum = cluster_spec.masters.effective_quorum
+        for action in _phase_actions(number, spec, target, replicas, quorum):
             lines.append(f"  does:   {action}")
         after = _routing_words(wanted, replicas)
         if number == 6:

@@ -3,6 +3,7 @@ routing the machine writes, one tick per second."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,13 @@ import pytest
 
 from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.models.zkmigration import SyncStatus, ZkMigrationSpec, ZkMigrationStatus
-from orchestrator_operator.operator.zkmigration.machine import Decision, routing_for, step
+from orchestrator_operator.operator.zkmigration.machine import (
+    Decision,
+    master_moves,
+    next_masters,
+    routing_for,
+    step,
+)
 from orchestrator_operator.operator.zkmigration.observation import (
     EnsembleView,
     MesosView,
@@ -45,6 +52,8 @@ class World:
     sync_active: bool = False
     sync_unreadable: int = 0
     history: list[tuple[int, int]] = field(default_factory=list)  # (masters on A, on B)
+    catching_up: int = 0  # ticks a new master's log replica stays EMPTY before VOTING
+    unrecovered: dict[tuple[int, int], int] = field(default_factory=dict)  # ticks left
 
     def observe(self) -> Observation:
         routing = self.routing or ZkRouting()
@@ -74,6 +83,7 @@ class World:
                 leader_on_target=leader if both else None,
                 contenders_source=source + target,
                 contenders_target=(source + target) if both else 0,
+                log_recovered=source + target - len(self.unrecovered),
                 agents_active=self.agents,
                 frameworks={"marathon": True},
                 running_tasks=self.running,
@@ -108,7 +118,13 @@ class World:
         source = self.replicas if routing.source_masters is None else routing.source_masters
         pair = (source, routing.target_masters if routing.migrating else 0)
         if not self.history or self.history[-1] != pair:
+            if self.history and sum(pair) > sum(self.history[-1]) and self.catching_up:
+                self.unrecovered[pair] = self.catching_up  # the master that joined
             self.history.append(pair)
+        for joined in list(self.unrecovered):
+            self.unrecovered[joined] -= 1
+            if self.unrecovered[joined] <= 0:
+                del self.unrecovered[joined]
         self.now += timedelta(seconds=1)
 
 
@@ -141,8 +157,8 @@ def test_forward_runs_six_phases_and_moves_masters_one_at_a_time() -> None:
     status = run(world, _spec(), fresh(), "Succeeded")
     assert [(r.number, r.state) for r in status.phases] == [(n, "Succeeded") for n in range(1, 7)]
     assert all(r.started_at and r.finished_at for r in status.phases)
-    # Never fewer masters than the cluster's replicas while they move.
-    assert min(a + b for a, b in world.history[:-1]) >= 3
+    # One for one: never more log replicas than the 3 that quorum 2 is sized for.
+    assert max(a + b for a, b in world.history) == 3
     assert world.cluster_connect == B
     assert world.routing == ZkRouting(masters_component="master-b")
     assert status.baseline is not None and status.baseline.task_count == 200
@@ -153,7 +169,8 @@ def test_masters_sequence_is_exact() -> None:
     world = World()
     run(world, _spec(), fresh(), "Succeeded")
     steps = world.history[: world.history.index((0, 3)) + 1]
-    assert steps == [(3, 0), (3, 1), (3, 2), (3, 3), (2, 3), (1, 3), (0, 3)]
+    assert steps == [(3, 0), (2, 0), (2, 1), (1, 1), (1, 2), (0, 2), (0, 3)]
+    assert all(a + b < 2 * 2 for a, b in world.history)
 
 
 def test_rollback_from_phase_four_returns_everything_to_a() -> None:
@@ -167,9 +184,10 @@ def test_rollback_from_phase_four_returns_everything_to_a() -> None:
     assert [r.state for r in status.phases[:4]] == ["RolledBack"] * 4
     assert world.routing == ZkRouting()
     assert not world.sync_active
-    # Undoing goes back the way it came: A refills before B empties.
+    # Undoing goes back the same safe way: one master leaves B before one joins A.
     tail = world.history[world.history.index((0, 3)) :]
-    assert tail[:7] == [(0, 3), (1, 3), (2, 3), (3, 3), (3, 2), (3, 1), (3, 0)]
+    assert tail[:7] == [(0, 3), (0, 2), (1, 2), (1, 1), (2, 1), (2, 0), (3, 0)]
+    assert all(a + b < 2 * 2 for a, b in world.history)
 
 
 def test_rollback_to_a_middle_phase_holds_there_until_cleared() -> None:
@@ -178,8 +196,9 @@ def test_rollback_to_a_middle_phase_holds_there_until_cleared() -> None:
     status = run(world, _spec(), status, lambda s: s.phases[2].state == "Succeeded")
     status = run(world, _spec(rollbackToPhase=2), status, "RolledBack")
     assert status.phases[2].state == "RolledBack"
-    assert world.routing is not None and world.routing.target_masters == 3
-    assert world.routing.source_masters == 3
+    # After phase 2 a quorum of the masters (2 of 3) runs on B.
+    assert world.routing is not None and world.routing.target_masters == 2
+    assert world.routing.source_masters == 1
     status = run(world, _spec(rollbackToPhase=2), status, None, ticks=20)  # it stays there
     assert status.phase == "RolledBack" and status.current_phase == 3
     status = run(world, _spec(), status, "Succeeded")  # cleared: forward again
@@ -223,7 +242,10 @@ def test_a_failed_task_holds_the_migration() -> None:
 
 def test_routing_for_each_level() -> None:
     assert routing_for(0, "m", B, 3, "master") == ZkRouting()
-    assert routing_for(2, "m", B, 3, "master").target_masters == 3
+    second = routing_for(2, "m", B, 3, "master")
+    assert (second.source_masters, second.target_masters) == (1, 2)
+    fifth = routing_for(2, "m", B, 5, "master", quorum=3)
+    assert (fifth.source_masters, fifth.target_masters) == (2, 3)
     third = routing_for(3, "m", B, 3, "master")
     assert (third.source_masters, third.agents_on_target) == (0, False)
     assert routing_for(4, "m", B, 3, "master").agents_on_target
@@ -261,3 +283,83 @@ def test_znodes_the_engine_cannot_read_hold_phase_one() -> None:
     assert any("2 znodes unreadable by the sync engine" in c for c in status.checks)
     world.sync_unreadable = 0
     run(world, _spec(), status, "Succeeded")
+
+
+def test_a_new_master_catches_up_before_the_next_one_moves() -> None:
+    """Mesos src/log/recover.cpp: a new replica is EMPTY and catches up from a quorum of
+    VOTING ones; with one VOTING and two EMPTY the log never recovers (its cases 3 and 4).
+    So no master leaves A while the one that joined B has not recovered its log."""
+    world = World(catching_up=8)
+    status = run(world, _spec(), fresh(), lambda s: s.current_phase == 2)
+    seen_waiting = False
+    for _ in range(400):
+        decision = step("move", _spec(), status, world.observe())
+        status = decision.status
+        if world.unrecovered:
+            seen_waiting = seen_waiting or any(
+                "log replicas recovered: 2 of 3" in c for c in status.checks
+            )
+            # While a replica catches up, the routing's masters do not change.
+            assert (
+                decision.routing is None
+                or (
+                    decision.routing.source_masters,
+                    decision.routing.target_masters,
+                )
+                == (world.history[-1])
+            )
+        world.apply(decision)
+        if status.phase == "Succeeded":
+            break
+    assert status.phase == "Succeeded" and seen_waiting
+    assert world.history[: world.history.index((0, 3)) + 1] == [
+        (3, 0), (2, 0), (2, 1), (1, 1), (1, 2), (0, 2), (0, 3)
+    ]  # fmt: skip
+
+
+def test_a_single_master_never_moves_and_says_why() -> None:
+    """Quorum 1: removing the only master first leaves no replica for the new one to catch
+    up from (it would start a fresh, empty log on B); adding first runs two quorums of 1."""
+    world = World(replicas=1)
+    status = run(world, _spec(), fresh(), None, ticks=80)
+    assert status.current_phase == 2 and status.phases[1].state == "Running"
+    assert any("a single master (quorum 1) cannot move to B" in c for c in status.checks)
+    assert world.history[-1] == (1, 0)
+
+
+def _valid(quorum: int) -> list[tuple[int, int]]:
+    limit = 2 * quorum - 1
+    return [(a, b) for a in range(limit + 1) for b in range(limit + 1) if a + b <= limit]
+
+
+@pytest.mark.parametrize("quorum", [1, 2, 3, 4])
+def test_every_master_move_keeps_any_two_quorums_intersecting(quorum: int) -> None:
+    """Exhaustive over every (A, B) start and goal a cluster of 2*quorum-1 masters can be
+    at: each step moves one master, 2*quorum > A+B at every step, a set grows only while a
+    quorum of masters runs (a new replica catches up from them), and the goal is reached
+    unless that is impossible (quorum 1)."""
+    for start in _valid(quorum):
+        for goal in _valid(quorum):
+            moves = master_moves(start, goal, quorum)
+            for before, after in itertools.pairwise(moves):
+                assert after[0] + after[1] < 2 * quorum, (start, goal, moves)
+                assert abs(after[0] - before[0]) + abs(after[1] - before[1]) == 1
+                if sum(after) > sum(before):
+                    assert sum(before) >= quorum, (start, goal, moves)
+            if quorum >= 2 and sum(start) >= quorum and sum(goal) >= quorum:
+                assert moves[-1] == goal, (start, goal, moves)
+
+
+def test_an_overlap_left_by_an_older_operator_shrinks_first() -> None:
+    """A migration an older operator left at 3 + 3 (two quorums of 2 need not intersect)
+    only removes masters until the live replicas are back within 3."""
+    moves = master_moves((3, 3), (0, 3), 2)
+    assert moves == [(3, 3), (2, 3), (1, 3), (0, 3)]
+    assert next_masters((3, 3), (3, 0), 2) == (3, 2)
+
+
+def test_the_old_one_sided_overlap_breaks_the_invariant() -> None:
+    """What the machine did before (all of B added, then A removed) fails the same check."""
+    old = [(3, 0), (3, 1), (3, 2), (3, 3), (2, 3), (1, 3), (0, 3)]
+    assert [s for s in old if sum(s) >= 2 * 2] == [(3, 1), (3, 2), (3, 3), (2, 3), (1, 3)]
+    assert all(sum(s) < 2 * 2 for s in master_moves((3, 0), (0, 3), 2))

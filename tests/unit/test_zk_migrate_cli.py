@@ -116,13 +116,16 @@ def test_plan_for_a_three_master_cluster() -> None:
         assert f"phase {number} {name}" in plan
     # What each phase leaves behind, from machine.routing_for.
     assert "after:  masters on A: 3, on B: 0; agents on A; Marathon on A; sync on" in plan
-    assert "after:  masters on A: 3, on B: 3; agents on A; Marathon on A; sync on" in plan
+    assert "after:  masters on A: 1, on B: 2; agents on A; Marathon on A; sync on" in plan
+    # One for one: never more than 3 log replicas (quorum 2) while masters move.
+    assert "(masters on A+B: 3+0 -> 2+0 -> 2+1 -> 1+1 -> 1+2)" in plan
+    assert "the same way (1+2 -> 0+2 -> 0+3)" in plan
     assert "after:  masters on A: 0, on B: 3; agents on A; Marathon on A; sync on" in plan
     assert plan.count("after:  masters on A: 0, on B: 3; agents on B; Marathon on B; sync on") == 2
     assert "after:  all 3 masters, the agents and Marathon on B; sync off" in plan
     assert "entry:  phase 1 succeeded, and approvedThroughPhase >= 2" in plan
     assert "exit:   no agent left on A" in plan
-    assert "masters ready: 3 on A, 3 on B; all 6 in the election, seen alike on A and B" in plan
+    assert "masters ready: 1 on A, 2 on B; all 3 in the election, seen alike on A and B" in plan
     assert "exit:   the MesosCluster names ensemble B" in plan
     assert "digests equal, lag p99 <= 100 ms" in plan
 

@@ -20,7 +20,9 @@ def on_ensemble(spec: MesosClusterSpec, connect: str) -> MesosClusterSpec:
 
 
 def with_masters(spec: MesosClusterSpec, replicas: int) -> MesosClusterSpec:
-    # The quorum stays the full set's: a set being emptied or filled must not lower it.
+    # The quorum stays the full set's: a set being emptied or filled must not lower it. The
+    # migration moves masters one for one, so both sets together never run more than the
+    # 2*quorum-1 log replicas Mesos sizes the log for (zkmigration.machine.next_masters).
     quorum = spec.masters.effective_quorum
     return spec.model_copy(
         update={"masters": spec.masters.model_copy(update={"replicas": replicas, "quorum": quorum})}

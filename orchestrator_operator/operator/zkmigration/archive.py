@@ -145,9 +145,7 @@ class RestorePlan:
         return sum(1 for p in self.puts if p.existing is None)
 
 
-def restore_plan(
-    archived: list[NodeState], current: TreeSnapshot, overwrite: bool
-) -> RestorePlan:
+def restore_plan(archived: list[NodeState], current: TreeSnapshot, overwrite: bool) -> RestorePlan:
     """What writing ``archived`` back onto an ensemble holding ``current`` takes. Nothing is
     ever deleted; a znode that differs is overwritten only with ``overwrite``, and an
     ephemeral one (a live session's) never."""

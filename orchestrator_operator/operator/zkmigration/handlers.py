@@ -175,9 +175,7 @@ def _finalize(
     if not current.migrating:
         return  # done already: one merge patch changed both the spec and the routing
     cluster = MesosClusterSpec.model_validate(cluster_spec)
-    _apply_managed_target(
-        spec, meta, cluster, _cluster_owner_ref(cluster_meta), scale_by_reconfig
-    )
+    _apply_managed_target(spec, meta, cluster, _cluster_owner_ref(cluster_meta), scale_by_reconfig)
     final = ZkRouting(masters_component=other_component(current.masters_component))
     body = {
         "metadata": {"annotations": {ROUTING_ANNOTATION: final.to_annotation()}},

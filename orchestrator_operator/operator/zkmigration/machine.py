@@ -10,6 +10,13 @@ Each phase has a *level*: the routing of the cluster once the phase is done
 it toward level N-1. Masters move one at a time, and only while the set is settled and the
 leader stable; a phase (or its undoing) ends when the routing is reached and every check of
 that level passes.
+
+Masters move one for one (`next_masters`): a master leaves one set before another joins the
+other, so the live log replicas never outnumber the `2*quorum-1` that Mesos sizes the log
+for and any two quorums of them intersect (2*quorum > masters on A + masters on B). A new
+master's log replica starts EMPTY and catches up from a quorum of recovered replicas
+(Mesos src/log/recover.cpp); the next move waits until every master reports
+`registrar/log/recovered`.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from orchestrator_operator.models.zkmigration import (
     ZkMigrationSpec,
     ZkMigrationStatus,
 )
-from orchestrator_operator.operator.zkmigration.observation import Observation, WorkloadView
+from orchestrator_operator.operator.zkmigration.observation import Observation
 
 STABLE_SECONDS = 5.0  # a leader must hold this long before a master is added or removed
 MAX_LAG_SECONDS = 0.1
@@ -50,49 +57,109 @@ def other_component(component: MastersComponent) -> MastersComponent:
     return "master-b" if component == "master" else "master"
 
 
+def majority(replicas: int) -> int:
+    """Mesos's quorum for a masters set of `replicas` (the MesosCluster's default)."""
+    return replicas // 2 + 1
+
+
 def routing_for(
-    level: int, name: str, target: str, replicas: int, component: MastersComponent
+    level: int,
+    name: str,
+    target: str,
+    replicas: int,
+    component: MastersComponent,
+    quorum: int | None = None,
 ) -> ZkRouting:
-    """Where every part of the cluster points once phase `level` is done."""
+    """Where every part of the cluster points once phase `level` is done. After phase 2 a
+    quorum of the masters runs on B (B alone holds the registry's log), after phase 3 all."""
     if level <= 0:
         return ZkRouting(masters_component=component)
     if level >= 6:
         return ZkRouting(masters_component=other_component(component))
+    on_b = {1: 0, 2: min(quorum or majority(replicas), replicas)}.get(level, replicas)
     return ZkRouting(
         migration=name,
         target=target,
         masters_component=component,
-        source_masters=0 if level >= 3 else replicas,
-        target_masters=replicas if level >= 2 else 0,
+        source_masters=replicas - on_b,
+        target_masters=on_b,
         agents_on_target=level >= 4,
         marathon_on_target=level >= 4,
     )
 
 
-def _one_step(current: int, wanted: int, workload: WorkloadView, stable: bool) -> int:
-    """Move a masters set one member toward `wanted`, once it has settled on `current`."""
+def next_masters(current: tuple[int, int], wanted: tuple[int, int], quorum: int) -> tuple[int, int]:
+    """The next (masters on A, masters on B) on the way from `current` to `wanted`.
+
+    One master at a time, and one for one: a set grows only while fewer than `2*quorum-1`
+    masters run (the log's size in Mesos, src/log/recover.cpp), so at every step
+    2*quorum > A+B and any two quorums of the live replicas intersect; and only while at
+    least `quorum` run, since a new, EMPTY replica catches up from a quorum of VOTING ones and
+    stays EMPTY for ever without them (recover.cpp, cases 3 and 4). A set shrinks first
+    when the other cannot grow yet, but never below `quorum` while the other must still grow
+    (a single master, quorum 1, therefore never moves: its log would start empty on B).
+    Returns `current` when no safe step exists."""
+    a, b = current
+    want_a, want_b = wanted
     if current == wanted:
         return current
-    settled = workload.desired == current and workload.ready == current
-    if not (settled and stable):
+    limit = 2 * quorum - 1
+    total = a + b
+    if quorum <= total < limit:
+        if b < want_b:
+            return a, b + 1
+        if a < want_a:
+            return a + 1, b
+    must_grow = a < want_a or b < want_b
+    if must_grow and total - 1 < quorum:
         return current
-    return current + (1 if wanted > current else -1)
+    if a > want_a:
+        return a - 1, b
+    if b > want_b:
+        return a, b - 1
+    return current
+
+
+def master_moves(
+    current: tuple[int, int], wanted: tuple[int, int], quorum: int
+) -> list[tuple[int, int]]:
+    """Every (A, B) from `current` to `wanted` as `next_masters` steps it, both included;
+    it stops early where no safe step exists."""
+    moves = [current]
+    while moves[-1] != wanted:
+        step_to = next_masters(moves[-1], wanted, quorum)
+        if step_to == moves[-1]:
+            break
+        moves.append(step_to)
+    return moves
+
+
+def _counts(routing: ZkRouting, replicas: int) -> tuple[int, int]:
+    source = replicas if routing.source_masters is None else routing.source_masters
+    return source, routing.target_masters if routing.migrating else 0
+
+
+def _log_settled(a: int, b: int, obs: Observation) -> bool:
+    """Both sets at (a, b), all of them in the election on both sides, and every master's
+    log replica recovered: only then may the next master leave or join."""
+    sets = (obs.source_masters, a), (obs.target_masters, b)
+    if any((view.desired, view.ready) != (n, n) for view, n in sets):
+        return False
+    mesos = obs.mesos
+    return (
+        mesos.contenders_source == mesos.contenders_target == a + b and mesos.log_recovered == a + b
+    )
 
 
 def approach(current: ZkRouting, wanted: ZkRouting, obs: Observation, stable: bool) -> ZkRouting:
     """The next routing on the way from `current` to `wanted`."""
     if not wanted.migrating or current.target != wanted.target:
         return wanted  # entering or leaving migration mode: the sets keep their sizes
-    source_now = obs.masters_replicas if current.source_masters is None else current.source_masters
-    source_wanted = obs.masters_replicas if wanted.source_masters is None else wanted.source_masters
-    return wanted.model_copy(
-        update={
-            "source_masters": _one_step(source_now, source_wanted, obs.source_masters, stable),
-            "target_masters": _one_step(
-                current.target_masters, wanted.target_masters, obs.target_masters, stable
-            ),
-        }
-    )
+    now = _counts(current, obs.masters_replicas)
+    goal = _counts(wanted, obs.masters_replicas)
+    if now != goal and stable and _log_settled(*now, obs):
+        now = next_masters(now, goal, obs.quorum)
+    return wanted.model_copy(update={"source_masters": now[0], "target_masters": now[1]})
 
 
 def task_digest(task_ids: frozenset[str]) -> str:
@@ -175,6 +242,19 @@ def level_checks(
                 f"contenders: {mesos.contenders_source} on A, {mesos.contenders_target} on B,"
                 f" want {expected} on both"
             )
+        elif mesos.log_recovered != expected:
+            waiting = (
+                f" (not yet: {', '.join(mesos.log_unrecovered)})" if mesos.log_unrecovered else ""
+            )
+            problems.append(
+                f"log replicas recovered: {mesos.log_recovered or 0} of {expected} masters"
+                f"{waiting}; a new master catches up from a quorum before the next one moves"
+            )
+    if 2 <= level <= 5 and obs.quorum < 2:
+        problems.append(
+            "a single master (quorum 1) cannot move to B: its replicated log would start empty"
+            " there; scale masters.replicas to 3 first"
+        )
     baseline = status.baseline
     if baseline and mesos.running_tasks is not None:
         missing = sorted(set(baseline.task_ids) - mesos.running_tasks)
@@ -285,7 +365,7 @@ def step(name: str, spec: ZkMigrationSpec, status: ZkMigrationStatus, obs: Obser
             if current == 1 and st.baseline is None:
                 st.baseline = _baseline(obs)
 
-    wanted = routing_for(level, name, target, obs.masters_replicas, component)
+    wanted = routing_for(level, name, target, obs.masters_replicas, component, obs.quorum)
     current_routing = obs.routing or ZkRouting(masters_component=component)
     routing: ZkRouting | None = None
     if level < 6:

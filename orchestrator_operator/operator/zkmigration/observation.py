@@ -57,6 +57,9 @@ class MesosView:
     running_tasks: frozenset[str] | None = None  # None: the leader's state was unreadable
     failed_tasks: frozenset[str] = frozenset()  # failed, lost or killed since the baseline
     error: str | None = None
+    # Masters (of both elections) whose `registrar/log/recovered` is 1, and those it is not.
+    log_recovered: int | None = None
+    log_unrecovered: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,8 @@ class Observation:
     stale_agent_nodes: frozenset[str] = frozenset()  # agent pods still on the old template
     sync: SyncStatus | None = None
     cluster_connect: str = ""  # the ensemble the cluster's spec names
+    masters_quorum: int | None = None  # the cluster's --quorum; None: a majority of replicas
+
+    @property
+    def quorum(self) -> int:
+        return self.masters_quorum or self.masters_replicas // 2 + 1

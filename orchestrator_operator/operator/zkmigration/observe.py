@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import httpx
+from kazoo.exceptions import KazooException, NoNodeError
+
 from orchestrator_operator.common.kube_api import KubeApi
 from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.mesos.discovery import Election, read_election
+from orchestrator_operator.mesos.leader import CONTENDER_PREFIX, MasterInfo, parse_master_info
 from orchestrator_operator.mesos.master_api import MasterApiError, MasterClient
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
@@ -48,6 +52,54 @@ def ensemble_view(connect: str, paths: list[str] | None = None) -> EnsembleView:
     return EnsembleView(connect, len(modes), answering, ephemerals)
 
 
+def _contenders(client: Any, zk_path: str) -> list[MasterInfo]:
+    """Every master in one election (a znode vanishing meanwhile is skipped)."""
+    infos = []
+    try:
+        children = client.get_children(zk_path)
+    except NoNodeError:
+        return []
+    for child in children:
+        if not child.startswith(CONTENDER_PREFIX):
+            continue
+        try:
+            data, _ = client.get(f"{zk_path}/{child}")
+            infos.append(parse_master_info(child, data))
+        except (NoNodeError, ValueError):
+            continue
+    return infos
+
+
+def log_replicas(connects: list[str], zk_path: str) -> tuple[int, tuple[str, ...]]:
+    """How many masters of both elections report their log replica recovered, and the
+    addresses of those that do not (or cannot be asked).
+
+    Every Mesos master runs a replica of the registry's log and reports
+    `registrar/log/recovered` (src/log/log.cpp `LogProcess::_recovered`; the prefix is set in
+    src/master/main.cpp): 0 while a new, EMPTY replica catches up, 1 once VOTING. A master
+    without the metric (`--registry=in_memory`) has no log to wait for."""
+    masters: dict[str, MasterInfo] = {}
+    for connect in connects:
+        try:
+            for info in _contenders(ZK_POOL.get(connect), zk_path):
+                masters.setdefault(info.id or info.address, info)
+        except (ZkUnreachable, KazooException):
+            continue
+    recovered, waiting = 0, []
+    with httpx.Client(timeout=1.0) as http:
+        for info in sorted(masters.values(), key=lambda m: m.address):
+            try:
+                metrics = http.get(f"http://{info.address}/metrics/snapshot").json()
+                ok = isinstance(metrics, dict) and metrics.get("registrar/log/recovered", 1) == 1
+            except (httpx.HTTPError, ValueError):
+                ok = False
+            if ok:
+                recovered += 1
+            else:
+                waiting.append(info.address)
+    return recovered, tuple(waiting)
+
+
 def _epoch(when: datetime) -> float:
     return when.timestamp()
 
@@ -71,6 +123,8 @@ def mesos_view(source: str, target: str, zk_path: str, since: datetime | None) -
         contenders_source=views["A"].contenders if views["A"] else 0,
         contenders_target=views["B"].contenders if views["B"] else 0,
     )
+    recovered, waiting = log_replicas([source, target], zk_path)
+    base = MesosView(**{**base.__dict__, "log_recovered": recovered, "log_unrecovered": waiting})
     if leader is None:
         return base
     client = MasterClient(leader.address)
@@ -174,6 +228,7 @@ def observe(
         mesos=mesos_view(source, target, cluster_spec.masters.zk_path, since),
         routing=routing,
         masters_replicas=cluster_spec.masters.replicas,
+        masters_quorum=cluster_spec.masters.effective_quorum,
         source_masters=statefulset(component),
         target_masters=statefulset(other),
         agents=workload_view(api, "DaemonSet", owner.namespace, owner.child_name(agents.COMPONENT)),
