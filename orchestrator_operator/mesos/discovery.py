@@ -55,6 +55,34 @@ class MasterHealth:
     agents_active: int
     frameworks_active: int
     tasks_running: int
+    # False while the leader has not recovered the registry from its replicated log.
+    recovered: bool = True
+
+    @property
+    def recovering(self) -> bool:
+        """Elected but not recovered: its agents and frameworks are not known yet."""
+        return self.elected and not self.recovered
+
+
+def master_health(metrics: dict[str, Any]) -> MasterHealth:
+    """A /metrics/snapshot -> MasterHealth.
+
+    Mesos (src/master/master.hpp `_elected`) reports `master/elected` 1 as soon as the
+    detector names this master, before it has recovered; `registrar/log/recovered`
+    (src/log/log.cpp `LogProcess::_recovered`, registered with the prefix `registrar/` in
+    src/master/main.cpp) is 0 until the replicated log holding the registry is recovered.
+    Meanwhile /master/state answers 200 with no agents and no frameworks, so the counts here
+    mean nothing. A master with `--registry=in_memory` has no log and no such metric: it is
+    taken as recovered.
+    """
+    recovered = metrics.get("registrar/log/recovered", 1)
+    return MasterHealth(
+        elected=metrics.get("master/elected", 0) == 1,
+        agents_active=int(metrics.get("master/slaves_active", 0)),
+        frameworks_active=int(metrics.get("master/frameworks_active", 0)),
+        tasks_running=int(metrics.get("master/tasks_running", 0)),
+        recovered=recovered == 1,
+    )
 
 
 def read_master_metrics(address: str, timeout: float = 1.0) -> MasterHealth | None:
@@ -65,9 +93,9 @@ def read_master_metrics(address: str, timeout: float = 1.0) -> MasterHealth | No
         metrics = response.json()
     except (httpx.HTTPError, json.JSONDecodeError):
         return None
-    return MasterHealth(
-        elected=metrics.get("master/elected", 0) == 1,
-        agents_active=int(metrics.get("master/slaves_active", 0)),
-        frameworks_active=int(metrics.get("master/frameworks_active", 0)),
-        tasks_running=int(metrics.get("master/tasks_running", 0)),
-    )
+    if not isinstance(metrics, dict):
+        return None
+    try:
+        return master_health(metrics)
+    except (TypeError, ValueError):  # not a Mesos snapshot: as good as no answer
+        return None

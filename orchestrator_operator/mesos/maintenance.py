@@ -4,6 +4,14 @@ A cordoned node's agent is scheduled for maintenance (its machine turns DRAINING
 frameworks get inverse offers), and once no task runs on it any more the machine is marked
 DOWN. An uncordoned node's machine is brought back UP (or simply unscheduled if it was still
 draining). Agents are named after their node (`--hostname=$(NODE_NAME)`).
+
+"No task runs on it" is only known of an agent registered with the leading master: after a
+failover the master knows the agents of its registry only as `recovered_slaves` (SlaveInfo,
+no tasks; src/master/readonly_handler.cpp) until each re-registers with its tasks, and a
+recovering leader lists no agent at all. Marking such a machine DOWN would have the master
+shut the agent down when it re-registers (src/master/master.cpp `_reregisterSlave`:
+"Machine is `DOWN`"), killing the tasks nobody saw; so a machine goes DOWN only once its
+agent is in `slaves` and not in `recovered_slaves`.
 """
 
 from __future__ import annotations
@@ -29,6 +37,11 @@ def agent_machines(state: dict[str, Any]) -> dict[str, Machine]:
             machine["ip"] = ip
         machines[agent["hostname"]] = machine
     return machines
+
+
+def recovered_hostnames(state: dict[str, Any]) -> set[str]:
+    """Agents of the registry that have not re-registered since the leader's failover."""
+    return {str(agent.get("hostname", "")).lower() for agent in state.get("recovered_slaves", [])}
 
 
 def live_tasks_by_hostname(state: dict[str, Any]) -> dict[str, int]:
@@ -101,6 +114,8 @@ def plan_maintenance(
     down: dict[str, Machine],
 ) -> MaintenancePlan:
     machines = agent_machines(state)
+    registered = {hostname.lower() for hostname in machines}
+    recovering = recovered_hostnames(state)
     tasks = live_tasks_by_hostname(state)
     scheduled = scheduled_hostnames(schedule)
     plan = MaintenancePlan()
@@ -109,7 +124,10 @@ def plan_maintenance(
             plan.report.append({"node": node, "state": MaintenanceState.DOWN, "tasks": 0})
         elif node in draining:
             remaining = tasks.get(node, 0)
-            if remaining == 0:
+            if node.lower() in recovering or node.lower() not in registered:
+                # Its tasks are unknown until its agent (re-)registers: wait, say nothing.
+                plan.report.append({"node": node, "state": MaintenanceState.DRAINING})
+            elif remaining == 0:
                 plan.down.append(draining[node])
                 plan.report.append({"node": node, "state": MaintenanceState.DOWN, "tasks": 0})
             else:

@@ -159,6 +159,7 @@ class Reason(StatusWord):
     ELECTED = "Elected"
     NO_LEADER = "NoLeader"
     NOT_ELECTED = "NotElected"
+    RECOVERING = "Recovering"
     UNKNOWN = "Unknown"
     # MesosCluster: MastersReady, AgentsReady, MarathonReady; ProbeFleet: AppReady, ProbesReady
     READY = "Ready"

@@ -62,3 +62,24 @@ def test_maintenance_status_shapes() -> None:
     draining = [{"id": NODE_1, "statuses": []}]
     assert machines_in(draining) == {"node-1": NODE_1}
     assert machines_in([NODE_1]) == {"node-1": NODE_1}
+
+
+def test_a_draining_machine_whose_agent_has_not_re_registered_is_not_taken_down() -> None:
+    # After a failover the leader lists the agents of its registry in `recovered_slaves`
+    # (SlaveInfo, no tasks; src/master/readonly_handler.cpp) until they re-register: no task
+    # of node-1 is visible, yet they run. DOWN now would have the master shut the agent down
+    # when it re-registers (src/master/master.cpp `_reregisterSlave`), killing them.
+    after_failover = {
+        "slaves": [STATE["slaves"][1]],
+        "recovered_slaves": [{"id": "a1", "hostname": "node-1", "port": 5051}],
+        "frameworks": [],
+    }
+    plan = plan_maintenance({"node-1"}, after_failover, {}, {"node-1": NODE_1}, {})
+    assert plan.down == []
+    assert plan.report == [{"node": "node-1", "state": "Draining"}]
+    # A recovering leader lists no agent at all: the same.
+    recovering: dict[str, Any] = {"slaves": [], "recovered_slaves": [], "frameworks": []}
+    assert plan_maintenance({"node-1"}, recovering, {}, {"node-1": NODE_1}, {}).down == []
+    # Re-registered with no task left: now it goes down.
+    back = {"slaves": STATE["slaves"], "recovered_slaves": [], "frameworks": []}
+    assert plan_maintenance({"node-1"}, back, {}, {"node-1": NODE_1}, {}).down == [NODE_1]

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from orchestrator_operator.mesos.discovery import Election
+import http.server
+import json
+import threading
+
+from orchestrator_operator.mesos.discovery import Election, MasterHealth, read_master_metrics
 from orchestrator_operator.mesos.leader import MasterInfo
-from orchestrator_operator.operator.mesoscluster.status import Observation, Replicas, build_status
+from orchestrator_operator.operator.mesoscluster.status import (
+    AgentPod,
+    Observation,
+    Replicas,
+    build_status,
+)
 
 LEADER = MasterInfo(id="m", hostname="m0", ip="10.0.0.5", port=5050, znode="json.info_1")
 NOW = "2026-01-01T00:00:00Z"
@@ -81,3 +90,129 @@ def test_four_letter_words_tell_quorum_and_leader() -> None:
     lost = (("zk-0:2181", None), ("zk-1:2181", "leader"), ("zk-2:2181", None))
     status = build_status(_observation(zookeeper_servers=lost), 1, [], NOW)
     assert _conditions(status)["ZookeeperReady"] == ("False", "NoQuorum")
+
+
+# /metrics/snapshot of a leader the detector has just named, before its registry is
+# recovered, as Mesos 1.11 answers it: `master/elected` is `elected() ? 1 : 0`
+# (src/master/master.hpp `_elected`), true as soon as ZooKeeper names it;
+# `registrar/log/recovered` (src/log/log.cpp `LogProcess::_recovered`, prefix `registrar/`
+# from src/master/main.cpp) stays 0 until the replicated log is recovered, and the master
+# knows no agent or framework yet.
+RECOVERING_SNAPSHOT = {
+    "master/elected": 1.0,
+    "registrar/log/recovered": 0.0,
+    "master/slaves_active": 0.0,
+    "master/frameworks_active": 0.0,
+    "master/tasks_running": 0.0,
+}
+RECOVERED_SNAPSHOT = {
+    **RECOVERING_SNAPSHOT,
+    "registrar/log/recovered": 1.0,
+    "master/slaves_active": 4.0,
+    "master/frameworks_active": 1.0,
+    "master/tasks_running": 9.0,
+}
+BEFORE_FAILOVER = {"agentsActive": 5, "frameworksActive": 1, "tasksRunning": 12}
+
+
+class _Snapshot(http.server.BaseHTTPRequestHandler):
+    body = b"{}"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def _served_health(snapshot: dict[str, float]) -> MasterHealth | None:
+    """What the operator reads from a master answering `snapshot` on loopback."""
+    handler = type("Handler", (_Snapshot,), {"body": json.dumps(snapshot).encode()})
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        return read_master_metrics(f"127.0.0.1:{server.server_address[1]}", timeout=5.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_leader_that_has_not_recovered_its_registry_is_not_reported_elected() -> None:
+    health = _served_health(RECOVERING_SNAPSHOT)
+    status = build_status(
+        _observation(master_health=health), 1, [], NOW, previous_mesos=BEFORE_FAILOVER
+    )
+    assert _conditions(status)["LeaderElected"] == ("False", "Recovering")
+    leader = next(c for c in status["conditions"] if c["type"] == "LeaderElected")
+    assert "not recovered the registry" in leader["message"]
+    assert status["phase"] == "Degraded"
+    # Its zero agents and frameworks are not the truth: the last known figures stay.
+    assert status["mesos"] == BEFORE_FAILOVER
+
+    recovered = build_status(
+        _observation(master_health=_served_health(RECOVERED_SNAPSHOT)), 1, [], NOW,
+        previous_mesos=BEFORE_FAILOVER,
+    )  # fmt: skip
+    assert _conditions(recovered)["LeaderElected"] == ("True", "Elected")
+    assert recovered["mesos"] == {"agentsActive": 4, "frameworksActive": 1, "tasksRunning": 9}
+
+
+def test_a_recovering_leader_with_no_figures_known_says_none() -> None:
+    health = _served_health(RECOVERING_SNAPSHOT)
+    status = build_status(_observation(master_health=health), 1, [], NOW)
+    assert status["mesos"] is None
+
+
+def test_a_master_without_a_replicated_log_counts_as_recovered() -> None:
+    # --registry=in_memory: no log, so no registrar/log/* metrics at all.
+    snapshot = {k: v for k, v in RECOVERED_SNAPSHOT.items() if not k.startswith("registrar/")}
+    status = build_status(_observation(master_health=_served_health(snapshot)), 1, [], NOW)
+    assert _conditions(status)["LeaderElected"] == ("True", "Elected")
+
+
+def test_agents_on_down_machines_are_expected_unavailable() -> None:
+    obs = _observation(agents=Replicas(5, 3), machines_down=frozenset({"node-2", "node-4"}))
+    status = build_status(obs, 1, [], NOW)
+    agents = next(c for c in status["conditions"] if c["type"] == "AgentsReady")
+    assert (agents["status"], agents["reason"]) == ("True", "Ready")
+    assert (
+        "2 expected unavailable on machines DOWN for maintenance (node-2, node-4)"
+        in (agents["message"])
+    )
+    assert status["phase"] == "Ready"
+    # One more agent down elsewhere is a real fault.
+    worse = build_status(_observation(agents=Replicas(5, 2), machines_down=obs.machines_down),
+                         1, [], NOW)  # fmt: skip
+    assert _conditions(worse)["AgentsReady"] == ("False", "NotReady")
+    assert worse["phase"] != "Ready"
+
+
+def test_down_machines_count_by_their_pods_when_the_pods_are_known() -> None:
+    # node-2's machine is DOWN but its agent is between two crashes (ready for a moment);
+    # node-3's agent is down for no maintenance reason: one agent is really missing.
+    pods = (
+        AgentPod("node-1", True),
+        AgentPod("node-2", True),
+        AgentPod("node-3", False, "CrashLoopBackOff"),
+    )
+    obs = _observation(agents=Replicas(3, 2), machines_down=frozenset({"node-2"}), agent_pods=pods)
+    assert _conditions(build_status(obs, 1, [], NOW))["AgentsReady"] == ("False", "NotReady")
+
+
+def test_a_node_whose_cgroups_cannot_serve_the_isolators_is_named() -> None:
+    error = (
+        "Failed to create a containerizer: Could not create MesosContainerizer: Failed to"
+        " create isolator 'cgroups/cpu': Failed to prepare hierarchy for the subsystem 'cpu'"
+    )
+    pods = (AgentPod("node-1", True), AgentPod("node-2", False, "CrashLoopBackOff", error))
+    obs = _observation(agents=Replicas(2, 1), agent_pods=pods)
+    agents = next(
+        c for c in build_status(obs, 1, [], NOW)["conditions"] if c["type"] == "AgentsReady"
+    )
+    assert agents["status"] == "False"
+    assert "cannot start its isolators on node-2" in agents["message"]
+    assert "Failed to create isolator 'cgroups/cpu'" in agents["message"]

@@ -3,9 +3,11 @@
 Only the registration and the order of the steps; the work is in the modules beside it.
 `reconcile` turns the spec into children (level-based and idempotent: it applies the full
 desired set every time). `observe` is a timer that, on every tick: observes what really runs
-(observe), builds status from it (status), advances the quorum changes by at most one step
-(quorum: ZooKeeper scaling, rolling restarts), drives Mesos maintenance for cordoned nodes
-(maintenance), exports the metrics (metrics) and writes status if it changed.
+(observe), drives Mesos maintenance for cordoned nodes (maintenance; not while the leader
+recovers), reads the agent pods if some agent is not ready (observe: agents on DOWN machines
+are expected down), builds status from it all (status), advances the quorum changes by at
+most one step (quorum: ZooKeeper scaling, rolling restarts), exports the metrics (metrics)
+and writes status if it changed.
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
-from orchestrator_operator.models.vocabulary import WorkloadPhase
+from orchestrator_operator.models.vocabulary import MaintenanceState, WorkloadPhase
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.builders.cluster import build_children, stale_children
 from orchestrator_operator.operator.indexes import Workloads
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
 from orchestrator_operator.operator.mesoscluster.metrics import export_status, forget
-from orchestrator_operator.operator.mesoscluster.observe import cordoned_nodes, observe_cluster
+from orchestrator_operator.operator.mesoscluster.observe import (
+    cordoned_nodes,
+    observe_cluster,
+    with_agent_pods,
+)
 from orchestrator_operator.operator.mesoscluster.quorum import roll_quorum_members, zookeeper_held
 from orchestrator_operator.operator.mesoscluster.status import build_status
 from orchestrator_operator.operator.reconcile import (
@@ -108,19 +114,29 @@ def observe(
     routing = _routing(meta)
     workloads = Workloads(kwargs)
     observation = observe_cluster(owner, parsed, workloads, routing)
+    maintenance = status.get("maintenance")
+    cordoned = set(cordoned_nodes())
+    leader = observation.election.leader if observation.election else None
+    health = observation.master_health
+    # A recovering leader knows no agent yet: maintenance waits for it (the report stays).
+    if leader and health and not health.recovering and (cordoned or maintenance):
+        report = run_maintenance(leader.address, cordoned, owner)
+        maintenance = report if report is not None else maintenance
+    down = frozenset(
+        entry["node"] for entry in maintenance or [] if entry.get("state") == MaintenanceState.DOWN
+    )
+    observation = with_agent_pods(owner, observation, down)
     previous = copy.deepcopy(list(status.get("conditions") or []))
     new_status = build_status(
-        observation, status.get("observedGeneration"), previous, now_rfc3339()
-    )
+        observation, status.get("observedGeneration"), previous, now_rfc3339(),
+        status.get("mesos"),
+    )  # fmt: skip
     new_status["rollout"] = (
         roll_quorum_members(owner, parsed, observation, workloads, memo["settings"], routing)
         or None
     )
-    cordoned = set(cordoned_nodes())
-    leader = observation.election.leader if observation.election else None
-    if leader and observation.master_health and (cordoned or status.get("maintenance")):
-        report = run_maintenance(leader.address, cordoned)
-        new_status["maintenance"] = report if report is not None else status.get("maintenance")
+    if maintenance is not None:
+        new_status["maintenance"] = maintenance
     export_status(owner.namespace, owner.name, new_status, status.get("leadingMaster"))
     # Accepted is the reconcile handler's condition: keep it as it is.
     patch_changed_status(status, new_status, patch)

@@ -6,6 +6,10 @@ import logging
 import time
 from typing import Any
 
+import httpx
+
+from orchestrator_operator.common.kube_api import ApiError, KubeApi
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.mesos.maintenance import (
     machines_in,
     plan_maintenance,
@@ -13,12 +17,40 @@ from orchestrator_operator.mesos.maintenance import (
     without_hosts,
 )
 from orchestrator_operator.mesos.master_api import MasterApiError, MasterClient
+from orchestrator_operator.operator.builders import agents
+from orchestrator_operator.operator.builders.meta import selector_labels
 
 log = logging.getLogger(__name__)
 
 
-def run_maintenance(leader_address: str, cordoned: set[str]) -> list[dict[str, Any]] | None:
-    """Advance maintenance one step; the report for status, or None if the master failed."""
+def restart_agents(owner: Owner, nodes: set[str]) -> None:
+    """Delete the cluster's agent pods on `nodes` so the DaemonSet starts them afresh.
+
+    For machines just brought UP: their agents exited on the master's shutdown message
+    each time they registered while the machine was DOWN, so the kubelet holds their
+    container in a crash-loop back-off (up to 5 minutes) before it would try again. No task
+    runs on a machine that was DOWN, so nothing is lost by restarting them now.
+    """
+    selector = ",".join(f"{k}={v}" for k, v in selector_labels(owner, agents.COMPONENT).items())
+    api = KubeApi.shared()
+    for node in sorted(nodes):
+        try:
+            pods = api.list(
+                "v1", "Pod", owner.namespace,
+                label_selector=selector, field_selector=f"spec.nodeName={node}",
+            )  # fmt: skip
+            for pod in pods:
+                log.info("maintenance: %s is up; restarting its agent pod at once", node)
+                api.delete("v1", "Pod", owner.namespace, pod["metadata"]["name"])
+        except (ApiError, httpx.HTTPError) as error:  # the back-off will get there, later
+            log.warning("maintenance: cannot restart the agent on %s: %s", node, error)
+
+
+def run_maintenance(
+    leader_address: str, cordoned: set[str], owner: Owner | None = None
+) -> list[dict[str, Any]] | None:
+    """Advance maintenance one step; the report for status, or None if the master failed.
+    With `owner`, the agent pods of machines brought UP are restarted (restart_agents)."""
     client = MasterClient(leader_address)
     try:
         state = client.state()
@@ -33,6 +65,8 @@ def run_maintenance(leader_address: str, cordoned: set[str]) -> list[dict[str, A
         )
         if plan.up:
             client.machines_up(plan.up)  # Mesos also drops them from the schedule
+            if owner is not None:
+                restart_agents(owner, {machine["hostname"] for machine in plan.up})
             schedule = client.schedule()
         new_schedule = schedule
         if plan.unschedule:
@@ -47,6 +81,12 @@ def run_maintenance(leader_address: str, cordoned: set[str]) -> list[dict[str, A
             log.info("maintenance: draining the agent on %s", machine["hostname"])
         for machine in plan.down:
             log.info("maintenance: %s drained, machine marked down", machine["hostname"])
+        for entry in plan.report:
+            if "tasks" not in entry:
+                log.debug(
+                    "maintenance: %s waits for its agent to re-register with the leader",
+                    entry["node"],
+                )
         return plan.report
     except MasterApiError as error:
         log.warning("maintenance step failed: %s", error)

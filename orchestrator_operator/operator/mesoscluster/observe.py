@@ -1,17 +1,26 @@
 """What a MesosCluster really runs: workload readiness from the indexes, the leading master
-from ZooKeeper, the leader's metrics, the ensemble's server modes, and cordoned nodes."""
+from ZooKeeper, the leader's metrics, the ensemble's server modes, cordoned nodes, and the
+agent pods when some agent is not ready."""
 
 from __future__ import annotations
 
-from orchestrator_operator.common.kube_api import KubeApi
+import dataclasses
+import logging
+import re
+from typing import Any
+
+import httpx
+
+from orchestrator_operator.common.kube_api import ApiError, KubeApi
 from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.common.ttl_cache import TtlCache
 from orchestrator_operator.mesos.discovery import read_election, read_master_metrics
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.operator.builders import agents, marathon, zookeeper
+from orchestrator_operator.operator.builders.meta import selector_labels
 from orchestrator_operator.operator.indexes import Workloads
-from orchestrator_operator.operator.mesoscluster.status import Observation, Replicas
+from orchestrator_operator.operator.mesoscluster.status import AgentPod, Observation, Replicas
 from orchestrator_operator.operator.workloads import WorkloadSummary
 from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable
 from orchestrator_operator.zk.four_letter import ensemble_modes
@@ -19,6 +28,17 @@ from orchestrator_operator.zk.four_letter import ensemble_modes
 # Four-letter words open a connection per server: ask every 10 s, not on every tick.
 CORDONED = TtlCache[str, frozenset[str]](ttl_seconds=5.0)
 ZK_MODES = TtlCache[str, tuple[tuple[str, str | None], ...]](ttl_seconds=10.0)
+# The agent pods of a cluster, read only while some agent is not ready.
+AGENT_PODS = TtlCache[tuple[str, str], tuple[AgentPod, ...] | None](ttl_seconds=5.0)
+
+log = logging.getLogger(__name__)
+
+# The agent's fatal start-up error when an isolator cannot be created (src/slave/main.cpp
+# "Failed to create a containerizer: ", src/slave/containerizer/mesos/containerizer.cpp
+# "Failed to create isolator '<name>': ..."), e.g. a cgroups isolator on a node whose
+# /sys/fs/cgroup is cgroup v2 only.
+_ISOLATOR_ERROR = re.compile(r"Failed to create isolator '[^']*'.*")
+MAX_ERROR_CHARS = 300
 
 
 def _replicas(summary: WorkloadSummary | None) -> Replicas:
@@ -80,3 +100,50 @@ def cordoned_nodes() -> frozenset[str]:
             )
         ),
     )
+
+
+def parse_agent_pod(pod: dict[str, Any]) -> AgentPod | None:
+    """An agent pod as the kubelet reports it; None before it is bound to a node.
+
+    The isolator error comes from the container's termination message (the agent container
+    has `terminationMessagePolicy: FallbackToLogsOnError`, so the last lines of its log).
+    """
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        return None
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    ready = bool(statuses) and all(s.get("ready") for s in statuses)
+    reason, error = None, None
+    for status in statuses:
+        state = status.get("state") or {}
+        last = (status.get("lastState") or {}).get("terminated") or {}
+        reason = reason or (state.get("waiting") or {}).get("reason") or last.get("reason")
+        for terminated in (state.get("terminated") or {}, last):
+            found = _ISOLATOR_ERROR.search(str(terminated.get("message") or ""))
+            if found and error is None:
+                error = found.group(0)[:MAX_ERROR_CHARS]
+    return AgentPod(str(node), ready, reason, error)
+
+
+def _read_agent_pods(owner: Owner) -> tuple[AgentPod, ...] | None:
+    selector = ",".join(f"{k}={v}" for k, v in selector_labels(owner, agents.COMPONENT).items())
+    try:
+        pods = KubeApi.shared().list("v1", "Pod", owner.namespace, label_selector=selector)
+    except (ApiError, httpx.HTTPError) as error:
+        log.warning("cannot list the agent pods of %s: %s", owner.name, error)
+        return None
+    parsed = (parse_agent_pod(pod) for pod in pods)
+    return tuple(pod for pod in parsed if pod is not None)
+
+
+def with_agent_pods(
+    owner: Owner, observation: Observation, machines_down: frozenset[str]
+) -> Observation:
+    """The observation with the DOWN machines and, when some agent is not ready, its pods
+    (one filtered LIST per cluster every few seconds, and none while all are ready)."""
+    pods = None
+    if observation.agents.ready < observation.agents.desired:
+        pods = AGENT_PODS.get_or_compute(
+            (owner.namespace, owner.name), lambda: _read_agent_pods(owner)
+        )
+    return dataclasses.replace(observation, machines_down=machines_down, agent_pods=pods)

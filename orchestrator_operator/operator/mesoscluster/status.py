@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,18 @@ class Replicas:
 
 
 @dataclass(frozen=True)
+class AgentPod:
+    """One agent pod of the DaemonSet, as the kubelet reports it."""
+
+    node: str
+    ready: bool
+    # Why its container is not running (`CrashLoopBackOff`, `Error`, ...), if it is not.
+    reason: str | None = None
+    # The isolator error of its last exit, as read from the termination message, if any.
+    isolator_error: str | None = None
+
+
+@dataclass(frozen=True)
 class Observation:
     zookeeper_connect_string: str
     zookeeper: Replicas | None  # None: an external ensemble
@@ -45,6 +58,11 @@ class Observation:
     quorum: int
     agents: Replicas
     marathon: Replicas
+    # Cordoned nodes whose Mesos machine is DOWN (from the maintenance step): their agents
+    # are shut down by the master on every start, so their pods are expected unavailable.
+    machines_down: frozenset[str] = frozenset()
+    # The agent pods, read only when some agent is not ready; None: not read.
+    agent_pods: tuple[AgentPod, ...] | None = None
 
 
 def _zookeeper(obs: Observation) -> tuple[bool, str, str]:
@@ -84,6 +102,14 @@ def _leader(obs: Observation) -> tuple[bool, str, str]:
     )
     if obs.master_health is not None and not obs.master_health.elected:
         return False, Reason.NOT_ELECTED, message + "; it does not report itself elected yet"
+    if obs.master_health is not None and obs.master_health.recovering:
+        return (
+            False,
+            Reason.RECOVERING,
+            message + "; elected, but it has not recovered the registry from the replicated"
+            " log yet (registrar/log/recovered 0): agents and frameworks are unknown until it"
+            " has and they re-register",
+        )
     return True, Reason.ELECTED, message
 
 
@@ -96,24 +122,87 @@ def _replicas(what: str, replicas: Replicas, needed: int) -> tuple[bool, str, st
     return False, Reason.NOT_READY, message + f"; {needed} needed"
 
 
+def _names(nodes: list[str], limit: int = 5) -> str:
+    shown = ", ".join(nodes[:limit])
+    return shown + (f" and {len(nodes) - limit} more" if len(nodes) > limit else "")
+
+
+def _agents(obs: Observation) -> tuple[bool, str, str]:
+    """The DaemonSet's counts, less the agents Mesos keeps down on purpose.
+
+    A Mesos agent on a DOWN machine is told to shut down whenever it registers
+    (src/master/master.cpp, `Master::_registerSlave` and `_reregisterSlave`: "Machine is
+    `DOWN`") and exits, so its pod crash-loops until the machine is brought up: expected,
+    not a fault. Without the pods (all ready, or not read) every DOWN machine counts as one.
+    """
+    replicas = obs.agents
+    down = sorted(obs.machines_down)
+    if obs.agent_pods is not None:
+        down = sorted({p.node for p in obs.agent_pods if not p.ready} & obs.machines_down)
+    if replicas.desired == 0 or not down:
+        ok, reason, message = _replicas("agents", replicas, max(replicas.desired, 1))
+    else:
+        needed = max(replicas.desired - len(down), 0)
+        ok = replicas.ready >= needed
+        reason = Reason.READY if ok else Reason.NOT_READY
+        message = (
+            f"{replicas.ready}/{replicas.desired} agents ready; {len(down)} expected"
+            f" unavailable on machines DOWN for maintenance ({_names(down)})"
+        )
+        if not ok:
+            message += f"; {needed} needed"
+    broken = sorted(
+        (p.node, p.isolator_error)
+        for p in obs.agent_pods or ()
+        if not p.ready and p.isolator_error and p.node not in obs.machines_down
+    )
+    if broken:
+        nodes = [node for node, _ in broken]
+        message += (
+            f"; the agent cannot start its isolators on {_names(nodes)} (the node's cgroups do"
+            f" not serve them: see docs/mesoscluster.md): {broken[0][1]}"
+        )
+    return ok, reason, message
+
+
 def conditions_for(obs: Observation) -> dict[str, tuple[bool, str, str]]:
-    agents_needed = max(obs.agents.desired, 1)
     marathon_needed = 1 if obs.marathon.desired else 0
     return {
         ConditionType.ZOOKEEPER_READY: _zookeeper(obs),
         ConditionType.MASTERS_READY: _replicas("masters", obs.masters, obs.quorum),
         ConditionType.LEADER_ELECTED: _leader(obs),
-        ConditionType.AGENTS_READY: _replicas("agents", obs.agents, agents_needed),
+        ConditionType.AGENTS_READY: _agents(obs),
         ConditionType.MARATHON_READY: _replicas(
             "Marathon instances", obs.marathon, marathon_needed
         ),
     }
 
 
+def _mesos(
+    health: MasterHealth | None, previous: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The leader's figures; a recovering leader's zeros are not the truth, so the last
+    figures known are kept until it has recovered."""
+    if health is None:
+        return None
+    if health.recovering:
+        return previous
+    return {
+        "agentsActive": health.agents_active,
+        "frameworksActive": health.frameworks_active,
+        "tasksRunning": health.tasks_running,
+    }
+
+
 def build_status(
-    obs: Observation, generation: int | None, previous: list[Condition] | None, now: str
+    obs: Observation,
+    generation: int | None,
+    previous: list[Condition] | None,
+    now: str,
+    previous_mesos: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The status patch: conditions (transition times kept), phase, counts, the leader."""
+    """The status patch: conditions (transition times kept), phase, counts, the leader.
+    `previous_mesos`: `status.mesos` as it was (kept while the leader recovers)."""
     computed = conditions_for(obs)
     conditions = merge_conditions(previous, computed, generation, now)
     all_ready = all(ok for ok, _, _ in computed.values())
@@ -137,7 +226,6 @@ def build_status(
     else:
         phase = WorkloadPhase.PROGRESSING
     leader = obs.election.leader if obs.election else None
-    health = obs.master_health
     return {
         "phase": phase,
         "conditions": conditions,
@@ -147,11 +235,5 @@ def build_status(
         "masters": obs.masters.as_status(),
         "agents": obs.agents.as_status(),
         "marathon": obs.marathon.as_status(),
-        "mesos": {
-            "agentsActive": health.agents_active,
-            "frameworksActive": health.frameworks_active,
-            "tasksRunning": health.tasks_running,
-        }
-        if health
-        else None,
+        "mesos": _mesos(obs.master_health, previous_mesos),
     }
