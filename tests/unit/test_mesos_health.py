@@ -6,8 +6,12 @@ import http.server
 import json
 import threading
 
+from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.mesos.discovery import Election, MasterHealth, read_master_metrics
 from orchestrator_operator.mesos.leader import MasterInfo
+from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.operator.builders import agents
+from orchestrator_operator.operator.mesoscluster.observe import parse_agent_pod
 from orchestrator_operator.operator.mesoscluster.status import (
     AgentPod,
     Observation,
@@ -216,3 +220,32 @@ def test_a_node_whose_cgroups_cannot_serve_the_isolators_is_named() -> None:
     assert agents["status"] == "False"
     assert "cannot start its isolators on node-2" in agents["message"]
     assert "Failed to create isolator 'cgroups/cpu'" in agents["message"]
+
+
+def test_the_agent_pod_reports_its_isolator_error_to_the_operator() -> None:
+    # The agent logs the error and exits (src/slave/main.cpp "Failed to create a
+    # containerizer: "); its pod's container status carries the log's last lines.
+    (daemonset,) = agents.build(Owner(name="c", namespace="ns", uid="u"), MesosClusterSpec())
+    container = daemonset["spec"]["template"]["spec"]["containers"][0]
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    log_tail = (
+        "I1203 10:00:00.000001  7 containerizer.cpp:300] Using isolation: cgroups/cpu\n"
+        "F1203 10:00:00.000002  7 main.cpp:791] Failed to create a containerizer: Could not"
+        " create MesosContainerizer: Failed to create isolator 'cgroups/cpu': Failed to prepare"
+        " hierarchy for the subsystem 'cpu'\n"
+    )
+    pod = {
+        "spec": {"nodeName": "node-2"},
+        "status": {"containerStatuses": [{
+            "ready": False,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"reason": "Error", "exitCode": 1, "message": log_tail}},
+        }]},
+    }  # fmt: skip
+    parsed = parse_agent_pod(pod)
+    assert parsed == AgentPod(
+        "node-2", False, "CrashLoopBackOff",
+        "Failed to create isolator 'cgroups/cpu': Failed to prepare hierarchy for the subsystem"
+        " 'cpu'",
+    )  # fmt: skip
+    assert parse_agent_pod({"spec": {}, "status": {}}) is None  # not scheduled yet

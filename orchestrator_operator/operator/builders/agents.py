@@ -94,6 +94,9 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
                     "periodSeconds": 5,
                 },
                 "resources": resources(agents.resources),
+                # A fatal start-up error (e.g. an isolator the node's cgroups cannot serve)
+                # reaches the pod's status, where the operator reads it into AgentsReady.
+                "terminationMessagePolicy": "FallbackToLogsOnError",
                 "volumeMounts": [{"name": name, "mountPath": path} for name, path, _ in host_paths],
             }
         ],
