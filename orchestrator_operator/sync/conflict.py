@@ -6,6 +6,11 @@ copied or saw equal): a side that still matches the base did not change, so the 
 the other side wins; when both changed differently that is a conflict, resolved by the
 chosen strategy. Echoes of the engine's own writes match the base and cause nothing.
 
+A sequential name present on both sides that never agreed is a collision: two clients were
+each handed that name, one on each side. It is never resolved by the strategy (either copy
+would replace one client's node with the other's); both stay, and the conflict is recorded
+with both values for a person.
+
 Ephemerals are special: a node's *origin* is the side where a client (not the engine)
 owns it; the other side holds a *mirror* owned by the engine's session. A mirror follows
 its origin and goes when the origin goes; it is never treated as a change of its own.
@@ -16,7 +21,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from orchestrator_operator.zk.model import NodeState
+from orchestrator_operator.zk.model import NodeState, sequence_suffix
 
 
 class Strategy(enum.Enum):
@@ -74,6 +79,15 @@ class Decision:
 
 NOOP = Decision(Action.NOOP)
 
+SEQUENCE_COLLISION = "sequential name issued on both sides"
+
+
+def _collision(a: Peer, b: Peer, base: str | None) -> bool:
+    """Both sides hold a sequential-looking name they never agreed on (no base)."""
+    if base is not None or a.state is None or b.state is None:
+        return False
+    return sequence_suffix(a.state.path) is not None
+
 
 def decide_one_way(a: Peer, b: Peer) -> Decision:
     """Target := source. Mirrors of source ephemerals must be owned by the engine."""
@@ -114,6 +128,8 @@ def decide_bidirectional(a: Peer, b: Peer, base: str | None, strategy: Strategy)
     if a.origin and b.origin:
         if a.hash == b.hash:
             return NOOP
+        if _collision(a, b, base):
+            return Decision(Action.MANUAL, conflict="manual", reason=SEQUENCE_COLLISION)
         # Two clients own the same path on the two sides: deleting either would kill a
         # live session's node, so this is always left for a person.
         return Decision(Action.MANUAL, conflict="manual", reason="ephemeral on both sides")
@@ -131,6 +147,8 @@ def decide_bidirectional(a: Peer, b: Peer, base: str | None, strategy: Strategy)
     ha, hb = a.hash, b.hash
     if ha == hb:
         return NOOP
+    if _collision(a, b, base):
+        return Decision(Action.MANUAL, conflict="manual", reason=SEQUENCE_COLLISION)
     if base is None and (ha is None or hb is None):
         # Never seen in agreement: a node present on one side only was created there.
         return Decision(Action.COPY_A_TO_B if ha is not None else Action.COPY_B_TO_A)

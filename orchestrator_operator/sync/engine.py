@@ -9,6 +9,7 @@ kazoo drops watches when a connection is lost.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import logging
@@ -40,7 +41,7 @@ from orchestrator_operator.sync.conflict import (
     decide_bidirectional,
     decide_one_way,
 )
-from orchestrator_operator.sync.counters import counters_behind
+from orchestrator_operator.sync.counters import counters_behind, plan_bands
 from orchestrator_operator.sync.metrics import SyncMetrics
 from orchestrator_operator.sync.state import ConflictRecord, EngineState, load_state, save_state
 from orchestrator_operator.zk.connection import SyncError, close, connect
@@ -105,10 +106,15 @@ class SyncConfig:
     # those znodes are reported unreadable, never copied)
     source_auth: list[tuple[str, str]] = field(default_factory=list)
     target_auth: list[tuple[str, str]] = field(default_factory=list)
+    # bidirectional: how far B's sequence counter runs ahead of A's under a parent with
+    # sequential children (sync.counters.plan_bands); A may issue half of it between looks
+    sequence_margin: int = 1000
 
     def __post_init__(self) -> None:
         if not self.paths:
             raise SyncError("at least one --path is required")
+        if self.sequence_margin < 2:
+            raise SyncError(f"sequence_margin must be at least 2, got {self.sequence_margin}")
         try:
             roots = [normalize_root(p) for p in self.paths]
         except ValueError as exc:
@@ -161,6 +167,9 @@ class SyncEngine:
         self.acl_sweep: dict[Side, float] = {}
         # sequence counters pushed on each side since its last full read (a floor)
         self._carried: dict[Side, dict[str, int]] = {Side.A: {}, Side.B: {}}
+        # bidirectional: per sequential parent, the lowest suffix B issues since the last
+        # jump (sync.counters.plan_bands); kept across full reconciles, not restarts
+        self._bands: dict[str, int] = {}
         self.state = EngineState()
         self.bootstrap = BootstrapStats()
         self.last_full_reconcile = 0.0  # monotonic
@@ -742,9 +751,17 @@ class SyncEngine:
             kind = "ephemeral" if n.ephemeral else "persistent"
             return f"{kind} {n.data[:60]!r} mtime={n.mtime_ms}"
 
-        record = ConflictRecord(path, d.reason, show(a), show(b), time.time())
+        def value(n: NodeState | None) -> str | None:
+            return None if n is None else base64.b64encode(n.data).decode("ascii")
+
+        record = ConflictRecord(path, d.reason, show(a), show(b), time.time(), value(a), value(b))
         old = self.state.conflicts.get(path)
-        if old is None or (old.source, old.target) != (record.source, record.target):
+        if old is None or (old.source_data, old.target_data, old.source, old.target) != (
+            record.source_data,
+            record.target_data,
+            record.source,
+            record.target,
+        ):
             self.metrics.conflicts.labels("manual").inc()
             log.warning(
                 "conflict at %s (%s) left for a person: source %s / target %s",
@@ -764,18 +781,47 @@ class SyncEngine:
 
     def _carry_counters(self, paths: Iterable[str]) -> None:
         """Push the written side's sequence counters of ``paths`` up to the other side's
-        (sync.counters); both ways when bidirectional."""
-        targets = (Side.B, Side.A) if self.config.bidirectional else (Side.B,)
-        for side in targets:
-            carried = self._carried[side]
-            needs = counters_behind(paths, self.cache[side.other], self.cache[side], carried)
-            if not needs or self._stop.is_set():
-                continue
-            result = self.appliers[side].carry_counters(needs)
-            for path, suffix in needs.items():
-                if path not in result.failed:
-                    carried[path] = suffix
-            self._record(side, result, {})
+        (sync.counters); bidirectional, keep A's below B's band under sequential parents,
+        and carry the other parents both ways."""
+        if not self.config.bidirectional:
+            self._push_counters(Side.B, counters_behind(paths, *self._caches(Side.B)))
+            return
+        paths = list(paths)
+        parents = set(paths) | {parent_of(p) for p in paths}
+        carried = (self._carried[Side.A], self._carried[Side.B])
+        cache_a, cache_b = self.cache[Side.A], self.cache[Side.B]
+        plan = plan_bands(
+            sorted(parents), cache_a, cache_b, carried, self._bands, self.config.sequence_margin
+        )
+        banded = self._bands.keys() | plan.bands.keys()
+        others = [p for p in paths if p not in banded]
+        # B first: its band moves up before A moves into the suffixes B has issued
+        failed = self._push_counters(
+            Side.B, plan.b | counters_behind(others, *self._caches(Side.B))
+        )
+        for path, start in plan.bands.items():
+            if path in failed:
+                plan.a.pop(path, None)  # A stays where it is, below B's old band
+            else:
+                self._bands[path] = start
+        self._push_counters(Side.A, plan.a | counters_behind(others, *self._caches(Side.A)))
+
+    def _caches(
+        self, side: Side
+    ) -> tuple[dict[str, NodeState], dict[str, NodeState], dict[str, int]]:
+        """counters_behind's view for pushing ``side``: the other side, this one, floors."""
+        return self.cache[side.other], self.cache[side], self._carried[side]
+
+    def _push_counters(self, side: Side, needs: dict[str, int]) -> set[str]:
+        """Push ``side``'s counters up to ``needs``; the parents that could not be."""
+        if not needs or self._stop.is_set():
+            return set(needs)
+        result = self.appliers[side].carry_counters(needs)
+        for path, suffix in needs.items():
+            if path not in result.failed:
+                self._carried[side][path] = max(suffix, self._carried[side].get(path, 0))
+        self._record(side, result, {})
+        return set(result.failed)
 
     def _send_ahead(self, side: Side, ops: list[Op], seen: dict[str, tuple[Side, float]]) -> bool:
         """One-way live changes that are data only (nearly all of them) are sent to B

@@ -3,7 +3,8 @@
 - ``base``: per path, the content hash both sides last agreed on (bidirectional merge).
 - ``sessions``: the engine's recent session ids per side: ephemerals they own are the
   engine's own (dying) mirrors, not clients' nodes.
-- ``conflicts``: conflicts left for a person (manual strategy).
+- ``conflicts``: conflicts left for a person (manual strategy, sequential names issued on
+  both sides), each with both sides' data.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class ConflictRecord:
     source: str  # short description of side A's state
     target: str
     detected_at: float
+    # both values in full (base64; None: absent on that side), so neither is lost
+    source_data: str | None = None
+    target_data: str | None = None
 
 
 @dataclass

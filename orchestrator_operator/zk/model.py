@@ -92,6 +92,21 @@ def next_sequence(cversion: int, num_children: int) -> int:
     return (cversion + num_children) // 2
 
 
+# ZooKeeper appends the parent's counter to a sequential create's name as %010d (a signed
+# 32-bit int): a name whose last ten characters are digits below 2**31 may be sequential.
+SEQUENCE_DIGITS = 10
+SEQUENCE_MAX = 2**31 - 1
+
+
+def sequence_suffix(name: str) -> int | None:
+    """The counter a sequential child's name carries, or None when the name cannot be one
+    (a Marathon instance id such as ``x-a5297207084`` ends in digits above 2**31)."""
+    tail = name.rsplit("/", 1)[-1][-SEQUENCE_DIGITS:]
+    if len(tail) != SEQUENCE_DIGITS or not tail.isdigit() or int(tail) > SEQUENCE_MAX:
+        return None
+    return int(tail)
+
+
 def content_hash(data: bytes, acl: Acl, ephemeral: bool) -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(len(data).to_bytes(8, "big"))

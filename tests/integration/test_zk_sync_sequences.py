@@ -9,12 +9,16 @@ server (`test_the_next_suffix_is_the_number_of_creates_so_far`) rather than assu
 
 from __future__ import annotations
 
+import base64
+import json
+from pathlib import Path
+
 import pytest
 from kazoo.client import KazooClient
 
 from orchestrator_operator.zk.model import next_sequence
 from tests.fixtures import zk_sync as support
-from tests.fixtures.zk_sync import ZkPair, engine_for, unique_root, wait_until
+from tests.fixtures.zk_sync import ZkPair, engine_for, unique_root, wait_in_sync, wait_until
 
 zk_pair = support.zk_pair
 pair = support.pair
@@ -78,8 +82,7 @@ def test_sparse_and_emptied_parents_are_carried_at_bootstrap(
         ca.create(f"{busy}/job-", sequence=True)  # never deleted: the copy alone keeps up
     wanted = {p: counter(ca, p) for p in (root, sparse, emptied, busy)}
     assert (wanted[sparse], wanted[emptied], wanted[busy]) == (30, 10, 3)
-    with engine_for(pair, [root]) as engine:
-        engine.start()
+    with engine_for(pair, [root]):
         assert cb.exists(f"{sparse}/job-0000000029") is not None
         for parent, next_on_a in wanted.items():
             assert counter(cb, parent) >= next_on_a, parent
@@ -96,8 +99,7 @@ def test_live_creates_and_deletes_on_a_keep_b_ahead(
     root = unique_root("seq")
     parent = f"{root}/leader"
     ca.create(parent, makepath=True)
-    with engine_for(pair, [root]) as engine:
-        engine.start()
+    with engine_for(pair, [root]):
         # contenders come and go faster than any reconcile: B never sees most of them
         for _ in range(12):
             made = ca.create(f"{parent}/latch-", ephemeral=True, sequence=True)
@@ -106,3 +108,71 @@ def test_live_creates_and_deletes_on_a_keep_b_ahead(
         assert suffix(survivor) == 12
         wait_until(lambda: counter(cb, parent) >= counter(ca, parent), 20, "B's counter")
         assert probe_next(cb, parent) > suffix(survivor)
+
+
+# ------------------------------------------------------------------ bidirectional (point 7)
+def test_bidirectional_sequential_creates_on_both_sides_never_share_a_name(
+    pair: ZkPair, clients: tuple[KazooClient, KazooClient]
+) -> None:
+    """Clients on A and B join the same latch, round after round, without waiting for
+    each other: every create gets its own name, and both sides end with all of them, each
+    with the data its own client wrote (before: the counters were carried to equal values,
+    so both sides handed out the same name and A's data replaced B's client's node)."""
+    ca, cb = clients
+    root = unique_root("seq")
+    parent = f"{root}/latch"
+    ca.create(f"{parent}/member-", b"first", sequence=True, makepath=True)
+    # a small margin, so that A reaches B's band several times in 30 rounds
+    with engine_for(pair, [root], bidirectional=True, sequence_margin=10) as engine:
+        wait_until(lambda: len(cb.get_children(parent)) == 1, 30, "the first member on B")
+        written: dict[str, bytes] = {}
+        for i in range(30):
+            on_a = ca.create_async(f"{parent}/member-", f"a-{i}".encode(), sequence=True)
+            on_b = cb.create_async(f"{parent}/member-", f"b-{i}".encode(), sequence=True)
+            made_a: str = on_a.get(timeout=10)
+            made_b: str = on_b.get(timeout=10)
+            assert made_a != made_b, f"round {i}: both sides issued {made_a}"
+            written[made_a], written[made_b] = f"a-{i}".encode(), f"b-{i}".encode()
+
+            def crossed(a: str = made_a, b: str = made_b) -> bool:
+                return cb.exists(a) is not None and ca.exists(b) is not None
+
+            wait_until(crossed, 30, f"round {i} on both sides")
+        wait_in_sync(ca, cb, [root], timeout=60)
+        assert len(ca.get_children(parent)) == 61
+        for path, data in written.items():
+            assert ca.get(path)[0] == data, path
+            assert cb.get(path)[0] == data, path
+        assert not engine.conflicts
+        # B stays ahead: a sequential create on B never gets a name A has issued
+        assert probe_next(cb, parent) > max(suffix(p) for p in written)
+
+
+def test_a_sequential_name_issued_on_both_sides_is_a_conflict_with_both_values(
+    pair: ZkPair, clients: tuple[KazooClient, KazooClient], tmp_path: Path
+) -> None:
+    """A name that two clients got, one on each side (here while the engine was down),
+    is never resolved by the strategy: both nodes stay as their clients wrote them, and the
+    conflict record keeps both values (before: source-wins wrote A's data over B's node)."""
+    ca, cb = clients
+    root = unique_root("seq")
+    parent = f"{root}/latch"
+    ca.create(f"{parent}/member-", b"first", sequence=True, makepath=True)
+    state = tmp_path / "state.json"
+    with engine_for(pair, [root], bidirectional=True, state_file=state):
+        wait_in_sync(ca, cb, [root], timeout=30)
+    name = f"{parent}/member-0000000001"
+    ca.create(name, b"from-a")
+    cb.create(name, b"from-b")
+    with engine_for(pair, [root], bidirectional=True, state_file=state) as engine:
+        assert engine.wait_idle(30)
+        assert ca.get(name)[0] == b"from-a"
+        assert cb.get(name)[0] == b"from-b"
+        record = engine.conflicts[name]
+        assert record.reason == "sequential name issued on both sides"
+        saved = json.loads(state.read_text("utf-8"))["conflicts"][name]
+        assert base64.b64decode(saved["source_data"]) == b"from-a"
+        assert base64.b64decode(saved["target_data"]) == b"from-b"
+        # a person settles it (keeps B's client's node); the record goes
+        ca.set(name, b"from-b")
+        wait_until(lambda: name not in engine.conflicts, 30, "conflict resolved")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator_operator.sync.conflict import (
+    SEQUENCE_COLLISION,
     Action,
     NodeOwner,
     Peer,
@@ -133,3 +134,27 @@ def test_ephemerals_owned_by_clients_on_both_sides_are_left_alone() -> None:
     assert d.action is Action.MANUAL
     d = decide_bidirectional(p(b"a", NodeOwner.CLIENT), p(b"a", NodeOwner.CLIENT), None, SW)
     assert d.action is Action.NOOP
+
+
+# ---------------------------------------------------------------- sequential names
+def seq(data: bytes, owner: NodeOwner = NodeOwner.NONE) -> Peer:
+    eph = 0 if owner is NodeOwner.NONE else 42
+    return Peer(NodeState("/l/member-0000000007", data, OPEN_ACL, ephemeral_owner=eph), owner)
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_a_sequential_name_on_both_sides_without_history_is_never_resolved(
+    strategy: Strategy,
+) -> None:
+    """Two clients got the same name, one per side: neither node may replace the other."""
+    d = decide_bidirectional(seq(b"a"), seq(b"b"), None, strategy)
+    assert (d.action, d.conflict, d.reason) == (Action.MANUAL, "manual", SEQUENCE_COLLISION)
+    d = decide_bidirectional(seq(b"a", NodeOwner.CLIENT), seq(b"b", NodeOwner.CLIENT), None, SW)
+    assert (d.action, d.reason) == (Action.MANUAL, SEQUENCE_COLLISION)
+    # with a base it is an ordinary edit of an agreed node, merged as usual
+    d = decide_bidirectional(seq(b"a"), seq(b"b"), seq(b"b").hash, strategy)
+    assert d.action is Action.COPY_A_TO_B
+    # a name that cannot be sequential follows the strategy as before
+    other = Peer(NodeState("/m/x-a5297207084", b"a", OPEN_ACL))
+    d = decide_bidirectional(other, Peer(NodeState("/m/x-a5297207084", b"b", OPEN_ACL)), None, SW)
+    assert d.conflict == "source_wins"

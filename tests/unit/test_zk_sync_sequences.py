@@ -4,8 +4,8 @@ by what a child's name looks like."""
 
 from __future__ import annotations
 
-from orchestrator_operator.sync.counters import counters_behind
-from orchestrator_operator.zk.model import NodeState, next_sequence
+from orchestrator_operator.sync.counters import BandPlan, counters_behind, plan_bands
+from orchestrator_operator.zk.model import NodeState, next_sequence, sequence_suffix
 
 ACL = ((31, "world", "anyone"),)
 
@@ -67,3 +67,59 @@ def test_a_node_gone_from_the_source_or_not_copied_yet_has_no_counter_to_carry()
     source = {"/r/p": parent("/r/p", 30, 29), "/r/q": parent("/r/q", 30, 29)}
     copies = {"/r/p": parent("/r/p", 0, 0), "/r/gone": parent("/r/gone", 0, 0)}
     assert counters_behind(["/r/gone", "/r/p", "/r/q"], source, copies, {}) == {"/r/p": 30}
+
+
+def with_children(node: NodeState, *names: str) -> NodeState:
+    return NodeState(
+        path=node.path, data=b"", acl=ACL, cversion=node.cversion,
+        num_children=len(names), children=names,
+    )  # fmt: skip
+
+
+def test_bidirectional_a_sequential_parent_gets_a_band_on_b() -> None:
+    """B jumps a margin above the larger counter; A jumps up to B's (past what B issued)."""
+    a = {
+        "/r/latch": with_children(parent("/r/latch", 3, 0), *(f"m-000000000{i}" for i in range(3)))
+    }
+    b = {"/r/latch": with_children(parent("/r/latch", 5, 2), "m-0000000000", "m-0000000001",
+                                   "m-0000000002")}  # fmt: skip
+    plan = plan_bands(["/r/latch"], a, b, ({}, {}), {}, 100)
+    assert plan.a == {"/r/latch": 5}  # B had issued up to 4
+    assert plan.b == plan.bands == {"/r/latch": 105}
+
+
+def test_bidirectional_a_stays_put_until_it_nears_the_band() -> None:
+    kids = ("m-0000000000",)
+    a = {"/r/latch": with_children(parent("/r/latch", 49, 48), *kids)}  # next 49
+    b = {"/r/latch": with_children(parent("/r/latch", 110, 109), *kids)}  # next 110
+    assert plan_bands(["/r/latch"], a, b, ({}, {}), {"/r/latch": 100}, 100).b == {}
+    a = {"/r/latch": with_children(parent("/r/latch", 51, 50), *kids)}  # within half of it
+    plan = plan_bands(["/r/latch"], a, b, ({}, {}), {"/r/latch": 100}, 100)
+    assert (plan.a, plan.b) == ({"/r/latch": 110}, {"/r/latch": 210})
+
+
+def test_bidirectional_b_below_its_band_jumps_again() -> None:
+    """B's parent re-made (its counter back at 0): B would issue A's names again."""
+    kids = ("m-0000000000",)
+    a = {"/r/latch": with_children(parent("/r/latch", 1, 0), *kids)}
+    b = {"/r/latch": with_children(parent("/r/latch", 1, 0), *kids)}
+    plan = plan_bands(["/r/latch"], a, b, ({}, {}), {"/r/latch": 100}, 100)
+    assert plan.b == {"/r/latch": 101}
+
+
+def test_bidirectional_parents_without_sequential_children_have_no_band() -> None:
+    """Names ending in digits the counter never issued (a Marathon instance id, a suffix
+    above the parent's counter) do not make a parent sequential."""
+    a = {
+        "/m/instance": with_children(parent("/m/instance", 1, 0), "x-a5297207084"),
+        "/m/plain": with_children(parent("/m/plain", 2, 0), "a", "b"),
+        "/m/ahead": with_children(parent("/m/ahead", 1, 0), "job-0000000007"),
+    }
+    assert plan_bands(sorted(a), a, a, ({}, {}), {}, 100) == BandPlan()
+
+
+def test_sequence_suffix_is_ten_digits_below_two_to_the_31() -> None:
+    assert sequence_suffix("/r/json.info_0000000007") == 7
+    assert sequence_suffix("0000000012") == 12
+    assert sequence_suffix("/r/x-a5297207084") is None
+    assert sequence_suffix("/r/n123") is None
