@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "orchestrator.dev"
@@ -124,13 +124,54 @@ def cel_rule(rule: str, message: str, field_path: str | None = None) -> dict[str
     return entry
 
 
+def connect_string_problem(connect: str) -> str | None:
+    """Why Mesos and Marathon cannot use `connect` as the hosts part of a zk:// URL, or None.
+
+    Their path is appended to it (`zk://<connect><zkPath>`): a trailing `/` gives
+    `zk://h:2181//mesos`, a path element ZooKeeper refuses (empty), as does `//` inside."""
+    _, slash, chroot = connect.partition("/")
+    if slash and (chroot.endswith("/") or not chroot or "//" in chroot):
+        return CONNECT_STRING_SLASH_MESSAGE
+    return None
+
+
+CONNECT_STRING_SLASH_MESSAGE = (
+    "connectString must not end with '/' nor contain '//': the masters' and Marathon's"
+    " zkPath is appended to it, and 'zk:2181/' would give zk://zk:2181//mesos, which"
+    " ZooKeeper refuses (write the chroot without a trailing slash: zk:2181/chroot)"
+)
+
+
 class ZooKeeperEndpoint(Model):
     """An existing ensemble, reached by its connect string (the operator does not manage it)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "!self.connectString.endsWith('/') && !self.connectString.contains('//')",
+                    CONNECT_STRING_SLASH_MESSAGE,
+                    ".connectString",
+                ),
+            ]
+        }
+    )
+
     connect_string: ZkConnectString
     auth_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret key holding 'user:password' for ZooKeeper digest auth."
+        default=None,
+        description="Secret key holding 'user:password' for ZooKeeper digest auth: masters,"
+        " agents and Marathon connect with zk://user:password@<connectString>/<path>, built"
+        " in the pod from the mounted Secret (never in argv or the pod spec).",
     )
+
+    @field_validator("connect_string")
+    @classmethod
+    def _no_empty_path_element(cls, value: str) -> str:
+        problem = connect_string_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class ResourceStatus(StatusModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from orchestrator_operator.models.base import (
     Component,
@@ -44,6 +44,64 @@ Isolator = Literal[
     "posix/cpu",
     "posix/mem",
 ]
+
+
+MASTERS_ODD_MESSAGE = (
+    "masters.replicas must be odd (1, 3, 5 or 7): Mesos initializes a fresh replicated log"
+    " only when all 2*quorum-1 replicas answer, so an even count never starts"
+)
+MASTERS_QUORUM_MESSAGE = (
+    "masters.quorum must be floor(masters.replicas/2)+1 (2 for 3 masters, 3 for 5, 4 for 7),"
+    " or left out: it is derived; a larger quorum never initializes a fresh replicated log"
+)
+ISOLATION_FILESYSTEM_MESSAGE = (
+    "agents.isolation: filesystem/linux and filesystem/shared cannot be used together"
+    " (Mesos allows one filesystem isolator)"
+)
+ISOLATION_NAMESPACES_MESSAGE = (
+    "agents.isolation: namespaces/pid and namespaces/ipc need filesystem/linux"
+)
+ISOLATION_DVDCLI_MESSAGE = (
+    "agents.isolation: docker/volume needs the dvdcli binary on the agent's PATH, which the"
+    " mesosphere/mesos-slave image does not ship: set agents.image to an image that has it"
+)
+ATTRIBUTES_MESSAGE = (
+    "agents.attributes: names must not be empty nor contain ':', ';' or a newline, and values"
+    " must not be empty, contain ';' or a newline, nor start with '{' (Mesos reads"
+    " --attributes as name:value pairs separated by ';' and has no set attributes)"
+)
+AGENT_CREDENTIAL_MESSAGE = (
+    "agents.credentialSecretRef is required when masters.credentialsSecretRef is set (the"
+    " masters then refuse agents that do not authenticate), and is only used then"
+)
+MARATHON_AUTH_MESSAGE = (
+    "marathon.mesosAuthentication is required when masters.credentialsSecretRef is set (the"
+    " masters then refuse frameworks that do not authenticate), and is only used then"
+)
+DEFAULT_AGENT_IMAGE = "mesosphere/mesos-slave"
+
+
+def isolation_problem(isolation: list[str], image: str) -> str | None:
+    """Why Mesos 1.11 refuses this --isolation, or None (the rules of
+    src/slave/containerizer/mesos/containerizer.cpp and the isolators' create())."""
+    chosen = set(isolation)
+    if {"filesystem/linux", "filesystem/shared"} <= chosen:
+        return ISOLATION_FILESYSTEM_MESSAGE
+    if chosen & {"namespaces/pid", "namespaces/ipc"} and "filesystem/linux" not in chosen:
+        return ISOLATION_NAMESPACES_MESSAGE
+    if "docker/volume" in chosen and image == DEFAULT_AGENT_IMAGE:
+        return ISOLATION_DVDCLI_MESSAGE
+    return None
+
+
+def attribute_problem(name: str, value: str) -> str | None:
+    """Why Mesos' `Attributes::parse` (src/common/attributes.cpp) would read `name:value`
+    as something else (another attribute, a split name) or die on it, or None."""
+    if not name or any(c in name for c in ":;\n"):
+        return ATTRIBUTES_MESSAGE
+    if not value or any(c in value for c in ";\n") or value.startswith("{"):
+        return ATTRIBUTES_MESSAGE
+    return None
 
 
 DEFAULT_CONTAINERIZERS: list[Containerizer] = ["docker", "mesos"]
@@ -86,6 +144,11 @@ class ZooKeeperSpec(Model):
         return 0 if self.external else (self.replicas or 3)
 
 
+def majority(replicas: int) -> int:
+    """The replicated log's quorum for `replicas` masters: floor(replicas/2)+1."""
+    return replicas // 2 + 1
+
+
 class MastersSpec(Component):
     """Mesos masters: a StatefulSet electing its leader through ZooKeeper."""
 
@@ -93,10 +156,14 @@ class MastersSpec(Component):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel_rule(
-                    "!has(self.quorum) || (self.quorum * 2 > self.replicas"
-                    " && self.quorum <= self.replicas)",
-                    "masters.quorum must be a majority of masters.replicas"
-                    " (more than half of them, and no more than all)",
+                    "!has(self.replicas) || self.replicas % 2 == 1",
+                    MASTERS_ODD_MESSAGE,
+                    ".replicas",
+                ),
+                cel_rule(
+                    "!has(self.quorum)"
+                    " || self.quorum == (has(self.replicas) ? self.replicas : 3) / 2 + 1",
+                    MASTERS_QUORUM_MESSAGE,
                     ".quorum",
                 ),
             ]
@@ -105,20 +172,37 @@ class MastersSpec(Component):
 
     image: ImageName = "mesosphere/mesos-master"
     version: ImageVersion = "1.11.0"
-    replicas: Annotated[int, Field(ge=1, le=7)] = Field(default=3, json_schema_extra={"default": 3})
+    replicas: Annotated[int, Field(ge=1, le=7)] = Field(
+        default=3,
+        json_schema_extra={"default": 3},
+        description="Masters (odd: 1, 3, 5 or 7).",
+    )
     quorum: Annotated[int, Field(ge=1, le=7)] | None = Field(
         default=None,
-        description="Replicated log quorum; a majority of replicas. Default: computed.",
+        description="Replicated log quorum: derived, floor(replicas/2)+1; when set it must be"
+        " that value.",
     )
     zk_path: ZkPath = "/mesos"
     storage: Storage = Field(default_factory=Storage, description="work_dir (replicated log).")
     credentials_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret key holding the framework/agent credentials file."
+        default=None,
+        description="Secret key holding the masters' --credentials file (every principal the"
+        " masters accept: the agents' and Marathon's); with it the masters authenticate agents"
+        " and frameworks, and agents.credentialSecretRef and marathon.mesosAuthentication are"
+        " required.",
     )
+
+    @model_validator(mode="after")
+    def _majority_quorum(self) -> MastersSpec:
+        if self.replicas % 2 == 0:
+            raise ValueError(MASTERS_ODD_MESSAGE)
+        if self.quorum is not None and self.quorum != majority(self.replicas):
+            raise ValueError(MASTERS_QUORUM_MESSAGE)
+        return self
 
     @property
     def effective_quorum(self) -> int:
-        return self.quorum or self.replicas // 2 + 1
+        return self.quorum or majority(self.replicas)
 
 
 class AgentResources(Model):
@@ -133,7 +217,42 @@ class AgentResources(Model):
 class AgentsSpec(Component):
     """Mesos agents: a DaemonSet with the Docker containerizer and cgroups isolation."""
 
-    image: ImageName = "mesosphere/mesos-slave"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "!has(self.isolation) || !('filesystem/linux' in self.isolation"
+                    " && 'filesystem/shared' in self.isolation)",
+                    ISOLATION_FILESYSTEM_MESSAGE,
+                    ".isolation",
+                ),
+                cel_rule(
+                    "!has(self.isolation) || !('namespaces/pid' in self.isolation"
+                    " || 'namespaces/ipc' in self.isolation)"
+                    " || 'filesystem/linux' in self.isolation",
+                    ISOLATION_NAMESPACES_MESSAGE,
+                    ".isolation",
+                ),
+                cel_rule(
+                    "!has(self.isolation) || !('docker/volume' in self.isolation)"
+                    f" || (has(self.image) && self.image != '{DEFAULT_AGENT_IMAGE}')",
+                    ISOLATION_DVDCLI_MESSAGE,
+                    ".isolation",
+                ),
+                cel_rule(
+                    "!has(self.attributes) || self.attributes.all(k, k.size() > 0"
+                    " && !k.contains(':') && !k.contains(';') && !k.contains('\\n')"
+                    " && self.attributes[k].size() > 0 && !self.attributes[k].contains(';')"
+                    " && !self.attributes[k].contains('\\n')"
+                    " && !self.attributes[k].startsWith('{'))",
+                    ATTRIBUTES_MESSAGE,
+                    ".attributes",
+                ),
+            ]
+        }
+    )
+
+    image: ImageName = DEFAULT_AGENT_IMAGE
     version: ImageVersion = "1.11.0"
     containerizers: Annotated[list[Containerizer], Field(min_length=1, max_length=2)] = Field(
         default_factory=lambda: list(DEFAULT_CONTAINERIZERS),
@@ -149,7 +268,12 @@ class AgentsSpec(Component):
     offered: AgentResources = Field(
         default_factory=AgentResources, description="Resources offered to Mesos frameworks."
     )
-    attributes: dict[str, Annotated[str, Field(max_length=253)]] = Field(default_factory=dict)
+    attributes: Annotated[
+        dict[str, Annotated[str, Field(max_length=253)]], Field(max_length=64)
+    ] = Field(
+        default_factory=dict,
+        description="Mesos --attributes (name: value); no ';', and no ':' in names.",
+    )
     node_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(default_factory=dict)
     tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
     work_dir: Annotated[str, Field(pattern=r"^(/[^/\s]+)+$", max_length=512)] = Field(
@@ -161,18 +285,63 @@ class AgentsSpec(Component):
         default=5051,
         description="Agent port on the node's network; two clusters sharing nodes need two ports.",
     )
+    docker_cli: Annotated[str, Field(pattern=r"^(/[^/\s]+)+$", max_length=512)] = Field(
+        default="/usr/bin/docker",
+        description="Host path of the docker CLI, mounted read-only for the Docker containerizer"
+        " (which runs the CLI, not only the socket); only with the docker containerizer.",
+    )
+    credential_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the agents' --credential file ('principal secret' or"
+        ' JSON {"principal": ..., "secret": ...}); with masters.credentialsSecretRef only.',
+    )
+
+    @model_validator(mode="after")
+    def _mesos_accepts(self) -> AgentsSpec:
+        problem = isolation_problem(list(self.isolation), self.image)
+        for name, value in self.attributes.items():
+            problem = problem or attribute_problem(name, value)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class MesosAuthentication(Model):
+    """How Marathon authenticates to the masters as a framework."""
+
+    principal: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[^\s]+$")]
+    secret_ref: SecretKeyRef = Field(
+        description="Secret key holding the principal's secret (the whole value is the secret)."
+    )
 
 
 class MarathonSpec(Component):
     """Marathon in HA: several replicas electing a leader in ZooKeeper."""
 
     image: ImageName = "mesosphere/marathon"
-    version: ImageVersion = "1.11.24"
+    version: ImageVersion = Field(
+        default="v1.11.24",
+        description="Image tag; Marathon's tags are v-prefixed, so a version starting with a"
+        " digit gets a 'v' (1.11.24 and v1.11.24 both mean the tag v1.11.24).",
+    )
     replicas: Annotated[int, Field(ge=0, le=5)] = Field(default=2, json_schema_extra={"default": 2})
     zk_path: ZkPath = "/marathon"
     credentials_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding 'user:password' for Marathon's HTTP API."
     )
+    mesos_authentication: MesosAuthentication | None = Field(
+        default=None,
+        description="Marathon's framework principal and secret (--mesos_authentication);"
+        " required with masters.credentialsSecretRef, and only used then.",
+    )
+
+    @property
+    def tag(self) -> str:
+        return f"v{self.version}" if self.version[:1].isdigit() else self.version
+
+    @property
+    def image_ref(self) -> str:
+        return f"{self.image}:{self.tag}"
 
 
 IpAddress = Annotated[
@@ -258,6 +427,25 @@ class AddonsSpec(Model):
 class MesosClusterSpec(Model):
     """Desired state of a Mesos platform."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "has(self.masters.credentialsSecretRef) =="
+                    " has(self.agents.credentialSecretRef)",
+                    AGENT_CREDENTIAL_MESSAGE,
+                    ".agents.credentialSecretRef",
+                ),
+                cel_rule(
+                    "has(self.masters.credentialsSecretRef) =="
+                    " has(self.marathon.mesosAuthentication)",
+                    MARATHON_AUTH_MESSAGE,
+                    ".marathon.mesosAuthentication",
+                ),
+            ]
+        }
+    )
+
     zookeeper: ZooKeeperSpec = Field(
         default_factory=ZooKeeperSpec, json_schema_extra={"default": {}}
     )
@@ -268,7 +456,20 @@ class MesosClusterSpec(Model):
     pvc_retention_policy: Literal["Retain", "Delete"] = Field(
         default="Retain", description="What happens to the PVCs when the MesosCluster is deleted."
     )
-    service_account_name: ObjectName | None = None
+    service_account_name: ObjectName | None = Field(
+        default=None,
+        description="ServiceAccount of every pod the operator builds (ZooKeeper, masters,"
+        " agents, Marathon, addons); unset: the namespace's default.",
+    )
+
+    @model_validator(mode="after")
+    def _credentials_for_every_identity(self) -> MesosClusterSpec:
+        authenticating = self.masters.credentials_secret_ref is not None
+        if authenticating != (self.agents.credential_secret_ref is not None):
+            raise ValueError(AGENT_CREDENTIAL_MESSAGE)
+        if authenticating != (self.marathon.mesos_authentication is not None):
+            raise ValueError(MARATHON_AUTH_MESSAGE)
+        return self
 
 
 class ComponentStatus(StatusModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -40,7 +41,7 @@ def test_short_names_and_defaults_from_the_schema(kube_env: KubeTestEnv) -> None
     assert spec["marathon"]["zkPath"] == "/marathon"
 
 
-def _mesoscluster(spec: dict[str, object]) -> str:
+def _mesoscluster(spec: dict[str, Any]) -> str:
     return yaml.safe_dump(
         {
             "apiVersion": "orchestrator.dev/v1alpha1",
@@ -49,6 +50,14 @@ def _mesoscluster(spec: dict[str, object]) -> str:
             "spec": spec,
         }
     )
+
+
+AUTH: dict[str, dict[str, Any]] = {
+    "masters": {"credentialsSecretRef": {"name": "mesos", "key": "credentials"}},
+    "marathon": {
+        "mesosAuthentication": {"principal": "marathon", "secretRef": {"name": "m", "key": "s"}}
+    },
+}
 
 
 @pytest.mark.parametrize(
@@ -64,6 +73,30 @@ def _mesoscluster(spec: dict[str, object]) -> str:
             {"zookeeper": {"replicas": 3, "external": {"connectString": "zk:2181"}}},
             "spec.zookeeper.external",
         ),
+        # Issue 16, point 1 (the messages the API server gives, naming the field).
+        ({"masters": {"replicas": 2}}, "spec.masters.replicas: Invalid value:"
+         " masters.replicas must be odd"),
+        ({"masters": {"replicas": 3, "quorum": 3}},
+         "spec.masters.quorum: Invalid value: masters.quorum must be"
+         " floor(masters.replicas/2)+1"),
+        ({"masters": {"replicas": 5, "quorum": 4}}, "spec.masters.quorum: Invalid value"),
+        # Issue 16, point 4.
+        ({"zookeeper": {"external": {"connectString": "zk:2181/"}}},
+         "spec.zookeeper.external.connectString: Invalid value: connectString"
+         " must not end with '/'"),
+        ({"agents": {"isolation": ["filesystem/linux", "filesystem/shared"]}},
+         "spec.agents.isolation: Invalid value: agents.isolation: filesystem/linux"
+         " and filesystem/shared cannot be used together"),
+        ({"agents": {"isolation": ["namespaces/pid"]}},
+         "agents.isolation: namespaces/pid and namespaces/ipc need filesystem/linux"),
+        ({"agents": {"isolation": ["docker/volume"]}},
+         "agents.isolation: docker/volume needs the dvdcli binary"),
+        ({"agents": {"attributes": {"rack": "r1;os:evil"}}},
+         "spec.agents.attributes: Invalid value: agents.attributes: names must"),
+        ({"agents": {"attributes": {"zone:a": "b"}}}, "spec.agents.attributes: Invalid value"),
+        # Issue 16, point 3: masters that authenticate agents need an agent credential.
+        (AUTH, "spec.agents.credentialSecretRef: Invalid value:"
+         " agents.credentialSecretRef is required"),
     ],
     ids=[
         "even-zk",
@@ -73,15 +106,40 @@ def _mesoscluster(spec: dict[str, object]) -> str:
         "quorum-above-replicas",
         "unknown-field",
         "managed-and-external",
+        "even-masters",
+        "quorum-3-of-3",
+        "quorum-4-of-5",
+        "connect-string-trailing-slash",
+        "two-filesystem-isolators",
+        "pid-namespace-without-filesystem-linux",
+        "docker-volume-without-dvdcli",
+        "attribute-value-injects",
+        "attribute-name-with-colon",
+        "authentication-without-agent-credential",
     ],
-)
+)  # fmt: skip
 def test_invalid_mesoscluster_is_rejected_naming_the_field(
-    kube_env: KubeTestEnv, spec: dict[str, object], expected: str
+    kube_env: KubeTestEnv, spec: dict[str, Any], expected: str
 ) -> None:
     result = kube_env.kubectl_run("apply", "-f", "-", input=_mesoscluster(spec))
     assert result.returncode != 0, "the API server accepted an invalid MesosCluster"
     assert expected in result.stderr, result.stderr
     assert kube_env.kubectl_run("get", "mc", "invalid").returncode != 0, "nothing is stored"
+
+
+def test_values_mesos_accepts_are_stored(kube_env: KubeTestEnv) -> None:
+    spec = {
+        "zookeeper": {"external": {"connectString": "zk-1:2181,zk-2:2181/chroot"}},
+        "masters": {"replicas": 5, "quorum": 3, **AUTH["masters"]},
+        "agents": {
+            "isolation": ["filesystem/linux", "namespaces/pid"],
+            "attributes": {"rack": "r1", "url": "http://x:80"},
+            "credentialSecretRef": {"name": "mesos-agent", "key": "credential"},
+        },
+        "marathon": {**AUTH["marathon"], "version": "1.11.24"},
+    }
+    result = kube_env.kubectl_run("apply", "-f", "-", input=_mesoscluster(spec))
+    assert result.returncode == 0, result.stderr
 
 
 def test_migration_source_and_target_must_differ(kube_env: KubeTestEnv) -> None:

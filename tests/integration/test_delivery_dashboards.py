@@ -203,7 +203,7 @@ def stack(
         started = time.time()
 
         # --- the operator: a MesosCluster on ensemble A, one leader change -------------------
-        sim = SimCluster(a.connect_string, masters=2, quorum=1, agents=1, marathons=1,
+        sim = SimCluster(a.connect_string, masters=3, quorum=2, agents=1, marathons=1,
                          base_dir=directory / "sim")  # fmt: skip
         cleanup.enter_context(sim)
         _apply(kube_env, {
@@ -212,7 +212,7 @@ def stack(
             "metadata": {"name": CLUSTER, "namespace": namespace},
             "spec": {
                 "zookeeper": {"external": {"connectString": a.connect_string}},
-                "masters": {"replicas": 2, "zkPath": sim.mesos_path},
+                "masters": {"replicas": 3, "zkPath": sim.mesos_path},
                 "marathon": {"replicas": 1, "zkPath": sim.marathon_path},
             },
         })  # fmt: skip

@@ -51,7 +51,8 @@ def test_cel_rules_guard_related_fields() -> None:
     zk_rules = [r["rule"] for r in props["properties"]["zookeeper"]["x-kubernetes-validations"]]
     master_rules = [r["rule"] for r in props["properties"]["masters"]["x-kubernetes-validations"]]
     assert any("% 2 == 1" in rule for rule in zk_rules)
-    assert any("self.quorum * 2 > self.replicas" in rule for rule in master_rules)
+    assert any("self.replicas % 2 == 1" in rule for rule in master_rules)
+    assert any("self.quorum == (has(self.replicas)" in rule for rule in master_rules)
 
 
 def test_printer_columns_short_names_and_category() -> None:
