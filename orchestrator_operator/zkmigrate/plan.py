@@ -110,7 +110,7 @@ def _exit_checks(level: int, replicas: int, wanted: ZkRouting) -> list[str]:
     if level == 1:
         checks.append("baseline recorded")
     if level >= 4:
-        checks.append("every agent registered with the leading master")
+        checks.append("every agent registered with the leading master; no machine DOWN")
     if level == 5:
         checks.append("no agent left on A")
     return checks

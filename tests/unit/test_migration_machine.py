@@ -3,6 +3,7 @@ routing the machine writes, one tick per second."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.models.zkmigration import SyncStatus, ZkMigrationSpec, ZkMigrationStatus
 from orchestrator_operator.operator.zkmigration.machine import (
     Decision,
+    level_checks,
     master_moves,
     next_masters,
     routing_for,
@@ -363,3 +365,50 @@ def test_the_old_one_sided_overlap_breaks_the_invariant() -> None:
     old = [(3, 0), (3, 1), (3, 2), (3, 3), (2, 3), (1, 3), (0, 3)]
     assert [s for s in old if sum(s) >= 2 * 2] == [(3, 1), (3, 2), (3, 3), (2, 3), (1, 3)]
     assert all(sum(s) < 2 * 2 for s in master_moves((3, 0), (0, 3), 2))
+
+
+def _at_level_five(**mesos: object) -> tuple[Observation, ZkMigrationStatus]:
+    world = World()
+    status = run(world, _spec(), fresh(), lambda s: s.current_phase == 5)
+    obs = world.observe()
+    nodes = frozenset({"node-1", "node-2", "node-3", "node-4"})
+    obs = dataclasses.replace(
+        obs,
+        agent_nodes=nodes,
+        mesos=dataclasses.replace(obs.mesos, **{"agent_hosts": nodes, **mesos}),  # type: ignore[arg-type]
+    )
+    return obs, status
+
+
+def test_phase_five_waits_for_machines_it_took_down_and_says_which() -> None:
+    """Mesos shuts down an agent that registers from a DOWN machine (src/master/master.cpp,
+    'Machine is `DOWN`'), so its pod crash-loops until machine/up: phase 5 cannot end while
+    a machine is DOWN, and says which and what brings it back."""
+    obs, status = _at_level_five(
+        down_machines=frozenset({"node-2"}),
+        agent_hosts=frozenset({"node-1", "node-3", "node-4"}),
+        agents_active=3,
+    )
+    routing = obs.routing or ZkRouting()
+    stale = dataclasses.replace(obs, stale_agent_nodes=frozenset({"node-2"}))
+    checks = level_checks(5, routing, stale, status)
+    assert "machines DOWN in Mesos maintenance: node-2 (their agents are shut down until" in (
+        " ".join(checks)
+    )
+    assert any("node-2 still to be replaced by an agent on B" in c for c in checks)
+    replaced = level_checks(5, routing, obs, status)
+    assert any("brought up once the agent pod runs B's template" in c for c in replaced)
+    # A DOWN machine's agent is not counted as missing twice.
+    assert not any("agents not registered with the leading master" in c for c in replaced)
+
+
+def test_phase_five_waits_for_an_agent_to_re_register_after_machine_up() -> None:
+    """After machine/up the agent must register again (its pod is restarted at once, else a
+    crash-loop back-off of up to 5 minutes): until then phase 5 names it."""
+    obs, status = _at_level_five(
+        agent_hosts=frozenset({"node-1", "node-3", "node-4"}), agents_active=3
+    )
+    checks = level_checks(5, obs.routing or ZkRouting(), obs, status)
+    assert "agents not registered with the leading master on: node-2" in checks
+    obs, status = _at_level_five()
+    assert level_checks(5, obs.routing or ZkRouting(), obs, status) == []

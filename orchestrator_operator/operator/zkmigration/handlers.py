@@ -34,6 +34,7 @@ from orchestrator_operator.models.vocabulary import (
 from orchestrator_operator.models.zkmigration import SyncRequest, ZkMigrationSpec, ZkMigrationStatus
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
+from orchestrator_operator.operator.mesoscluster.observe import cordoned_nodes
 from orchestrator_operator.operator.reconcile import accept_spec, counted, patch_changed_status
 from orchestrator_operator.operator.zkmigration import archive
 from orchestrator_operator.operator.zkmigration import metrics as metrics_export
@@ -280,7 +281,9 @@ def drive(
         paths=list(parsed.paths),
         strategy=parsed.conflict_strategy,
     )
-    if new.current_phase == 5 and not new.rolling_back and observation.mesos.leader_address:
+    if new.current_phase == 5 and observation.mesos.leader_address:
+        # Forward: drain the agents left on A; undoing phase 5 (no drain_nodes): bring
+        # back up the machines it took down, or level 4's checks would wait for ever.
         _drain_agents_left_on_source(owner, observation.mesos.leader_address, decision)
     if decision.finalize:
         sync_stopped = observation.sync is None or observation.sync.state == SyncState.STOPPED
@@ -295,8 +298,12 @@ def _drain_agents_left_on_source(owner: Owner, leader: str, decision: Decision) 
     """Agents whose pods still run the template pointing at A: drain them through the
     maintenance API; once a machine is down (no tasks left), delete its pod so the DaemonSet
     brings the agent back on B. The next step, with the node no longer listed, brings the
-    machine up again."""
-    report = run_maintenance(leader, set(decision.drain_nodes)) or []
+    machine up again and restarts its agent pod at once (`run_maintenance` with the owner):
+    while the machine was DOWN the master shut the new agent down on every start, as Mesos
+    does, so the kubelet holds it in a crash-loop back-off. Nodes cordoned in Kubernetes
+    stay in maintenance (the MesosCluster's own maintenance drains them)."""
+    cordoned = set(decision.drain_nodes) | set(cordoned_nodes())
+    report = run_maintenance(leader, cordoned, owner) or []
     down = {entry["node"] for entry in report if entry.get("state") == MaintenanceState.DOWN}
     if not down & decision.drain_nodes:
         return

@@ -206,6 +206,43 @@ def _sets_checks(level: int, routing: ZkRouting, obs: Observation) -> list[str]:
     active = obs.mesos.agents_active
     if level >= 4 and active is not None and active < obs.agents.desired:
         problems.append(f"{obs.mesos.agents_active} agents registered of {obs.agents.desired}")
+    if level >= 4:
+        problems += _maintenance_checks(obs)
+    return problems
+
+
+def _maintenance_checks(obs: Observation) -> list[str]:
+    """Agents on machines that Mesos holds DOWN, or that have not re-registered since.
+
+    A real agent on a DOWN machine exits on the master's shutdown message, on every
+    restart, so its pod crash-loops until the machine is up (Mesos
+    docs/maintenance.md; src/master/master.cpp shuts down an agent registering from a DOWN
+    machine); after machine/up the kubelet's back-off could delay it for up to 5 minutes,
+    which is why its pod is restarted then (phase 5 does that for the machines it drained)."""
+    mesos = obs.mesos
+    problems = []
+    down = sorted(mesos.down_machines)
+    if down:
+        stale = sorted(set(down) & obs.stale_agent_nodes)
+        problems.append(
+            f"machines DOWN in Mesos maintenance: {', '.join(down)} (their agents are shut"
+            " down until machine/up"
+            + (
+                f"; {', '.join(stale)} still to be replaced by an agent on B)"
+                if stale
+                else "; brought up once the agent pod runs B's template)"
+            )
+        )
+    if mesos.agent_hosts is not None:
+        waiting = sorted(
+            node
+            for node in obs.agent_nodes - obs.stale_agent_nodes
+            if node.lower() not in mesos.agent_hosts and node not in mesos.down_machines
+        )
+        if waiting:
+            problems.append(
+                f"agents not registered with the leading master on: {', '.join(waiting)}"
+            )
     return problems
 
 

@@ -60,6 +60,11 @@ class MesosView:
     # Masters (of both elections) whose `registrar/log/recovered` is 1, and those it is not.
     log_recovered: int | None = None
     log_unrecovered: tuple[str, ...] = ()
+    # Hostnames of the leader's active agents, and of machines in maintenance (Mesos
+    # /master/maintenance/status); None: not read.
+    agent_hosts: frozenset[str] | None = None
+    down_machines: frozenset[str] = frozenset()
+    draining_machines: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class Observation:
     agents: WorkloadView
     marathon: WorkloadView
     stale_agent_nodes: frozenset[str] = frozenset()  # agent pods still on the old template
+    agent_nodes: frozenset[str] = frozenset()  # nodes with an agent pod of the cluster
     sync: SyncStatus | None = None
     cluster_connect: str = ""  # the ensemble the cluster's spec names
     masters_quorum: int | None = None  # the cluster's --quorum; None: a majority of replicas

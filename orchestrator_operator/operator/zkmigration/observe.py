@@ -12,6 +12,7 @@ from orchestrator_operator.common.kube_api import KubeApi
 from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.mesos.discovery import Election, read_election
 from orchestrator_operator.mesos.leader import CONTENDER_PREFIX, MasterInfo, parse_master_info
+from orchestrator_operator.mesos.maintenance import machines_in
 from orchestrator_operator.mesos.master_api import MasterApiError, MasterClient
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
@@ -130,6 +131,7 @@ def mesos_view(source: str, target: str, zk_path: str, since: datetime | None) -
     client = MasterClient(leader.address)
     try:
         state = client.state()
+        maintenance = client.maintenance_status()
     except MasterApiError as error:
         return MesosView(**{**base.__dict__, "error": str(error)})
     finally:
@@ -138,6 +140,8 @@ def mesos_view(source: str, target: str, zk_path: str, since: datetime | None) -
         **{
             **base.__dict__,
             **_from_state(state, _epoch(since) if since else None),
+            "down_machines": frozenset(machines_in(maintenance.get("down_machines", []))),
+            "draining_machines": frozenset(machines_in(maintenance.get("draining_machines", []))),
         }
     )
 
@@ -160,12 +164,13 @@ def _from_state(state: dict[str, Any], since: float | None) -> dict[str, Any]:
             stamps = [s.get("timestamp", 0) for s in task.get("statuses", [])]
             if since is None or max(stamps, default=0) >= since:
                 failed.add(task["id"])
-    agents_active = sum(1 for agent in state.get("slaves", []) if agent.get("active"))
+    active = [agent for agent in state.get("slaves", []) if agent.get("active")]
     return {
         "frameworks": frameworks,
         "running_tasks": running,
         "failed_tasks": frozenset(failed),
-        "agents_active": agents_active,
+        "agents_active": len(active),
+        "agent_hosts": frozenset(str(agent.get("hostname", "")).lower() for agent in active),
     }
 
 
@@ -184,20 +189,22 @@ def agent_pods(api: KubeApi, owner: Owner) -> list[dict[str, Any]]:
     return api.list("v1", "Pod", owner.namespace, label_selector=selector)
 
 
-def stale_agent_nodes(api: KubeApi, owner: Owner) -> frozenset[str]:
-    """Nodes whose agent pod still runs an older template than the DaemonSet's."""
+def agent_nodes(api: KubeApi, owner: Owner) -> tuple[frozenset[str], frozenset[str]]:
+    """Nodes with an agent pod, and those whose pod still runs an older template than the
+    DaemonSet's."""
     daemonset = api.get("apps/v1", "DaemonSet", owner.namespace, owner.child_name(agents.COMPONENT))
     if daemonset is None:
-        return frozenset()
+        return frozenset(), frozenset()
     generation = str(daemonset["metadata"].get("generation"))
-    pods = agent_pods(api, owner)
-    return frozenset(
+    pods = [p for p in agent_pods(api, owner) if not p["metadata"].get("deletionTimestamp")]
+    nodes = frozenset(pod["spec"].get("nodeName", "") for pod in pods)
+    stale = frozenset(
         pod["spec"].get("nodeName", "")
         for pod in pods
         if pod["metadata"].get("labels", {}).get("pod-template-generation", generation)
         != generation
-        and not pod["metadata"].get("deletionTimestamp")
     )
+    return nodes, stale
 
 
 def observe(
@@ -218,6 +225,8 @@ def observe(
     component = routing.masters_component if routing else "master"
     other = routing.target_masters_component if routing else "master-b"
 
+    nodes, stale = agent_nodes(api, owner)
+
     def statefulset(name: str) -> WorkloadView:
         return workload_view(api, "StatefulSet", owner.namespace, owner.child_name(name))
 
@@ -235,7 +244,8 @@ def observe(
         marathon=workload_view(
             api, "Deployment", owner.namespace, owner.child_name(marathon.COMPONENT)
         ),
-        stale_agent_nodes=stale_agent_nodes(api, owner),
+        stale_agent_nodes=stale,
+        agent_nodes=nodes,
         sync=sync,
         cluster_connect=cluster_connect,
     )
