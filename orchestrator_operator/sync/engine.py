@@ -46,6 +46,7 @@ from orchestrator_operator.sync.metrics import SyncMetrics
 from orchestrator_operator.sync.state import ConflictRecord, EngineState, load_state, save_state
 from orchestrator_operator.zk.connection import SyncError, close, connect
 from orchestrator_operator.zk.features import has_multi_read
+from orchestrator_operator.zk.identity import check_distinct
 from orchestrator_operator.zk.model import (
     NodeState,
     Op,
@@ -195,8 +196,12 @@ class SyncEngine:
 
     # ================================================================== lifecycle
     def start(self) -> None:
-        """Connect, check the paths, bootstrap (first full reconcile), start following."""
+        """Refuse an ensemble synced onto itself, connect, check the paths, bootstrap (first
+        full reconcile), start following. SameEnsembleError (a SyncError) before any
+        session: synced onto itself, an ensemble loses its clients' ephemerals (the engine
+        takes them over and deletes them when it stops)."""
         cfg = self.config
+        check_distinct(cfg.source, cfg.target)
         try:
             self.state = load_state(cfg.state_file)
         except ValueError as exc:

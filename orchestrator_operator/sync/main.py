@@ -21,7 +21,6 @@ from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.metrics import SyncMetrics
 from orchestrator_operator.sync.verify import verify
 from orchestrator_operator.zk.connection import SyncError
-from orchestrator_operator.zk.identity import check_distinct
 from orchestrator_operator.zk.model import parse_digest_credentials
 
 log = logging.getLogger("orchestrator.zk_sync")
@@ -256,8 +255,6 @@ def run_command(args: argparse.Namespace) -> int:
             source_auth=_credentials(args, "source"),
             target_auth=_credentials(args, "target"),
         )
-        # before any session or write: an ensemble synced onto itself loses its ephemerals
-        check_distinct(config.source, config.target)
         metrics = SyncMetrics()
         engine = SyncEngine(config, metrics)
         server = None

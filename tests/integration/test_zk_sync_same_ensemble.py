@@ -12,8 +12,14 @@ from collections.abc import Callable
 import pytest
 from kazoo.client import KazooClient
 
+from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.main import main
-from orchestrator_operator.zk.identity import check_distinct, read_ensemble, same_ensemble
+from orchestrator_operator.zk.identity import (
+    SameEnsembleError,
+    check_distinct,
+    read_ensemble,
+    same_ensemble,
+)
 from tests.fixtures import zk_sync as support
 from tests.fixtures.zk_sync import REPO, ZkPair, unique_root, zk_client
 from tests.fixtures.zookeeper import ZkEnsembleFactory
@@ -99,6 +105,29 @@ def test_run_refuses_the_same_ensemble(pair: ZkPair, variant: str) -> None:
         assert owners(client, root) == before
         assert set(client.get_children(root)) == {"services", "leader"}
         assert client.get(f"{root}/services/web")[0] == b"persistent"
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one-way", "bidirectional"])
+def test_the_engine_itself_refuses_one_ensemble_twice(pair: ZkPair, bidirectional: bool) -> None:
+    """Every user of the engine gets the refusal, not only `zk-sync run` and the
+    controller: SyncEngine.start on one ensemble given twice raises before any session,
+    and the clients' ephemerals are untouched (before: the engine started and took them)."""
+    a = pair.a.connect_string
+    root = unique_root("self-engine")
+    with zk_client(a) as client:
+        before = with_ephemerals(client, root)
+        target = ",".join(reversed(servers(a)))
+        engine = SyncEngine(
+            SyncConfig(a, target, [root], bidirectional=bidirectional, connect_timeout=5.0)
+        )
+        try:
+            with pytest.raises(SameEnsembleError, match=REFUSAL):
+                engine.start()
+            assert engine.clients == {}  # no session was opened
+        finally:
+            engine.stop()
+        assert owners(client, root) == before
+        assert set(client.get_children(root)) == {"services", "leader"}
 
 
 def test_refusal_as_a_process_exits_2_with_one_line(pair: ZkPair) -> None:

@@ -260,14 +260,19 @@ def test_runner_refuses_the_same_ensemble_once_and_does_not_retry(
 ) -> None:
     message = "source and target are the same ZooKeeper ensemble (x); refusing to sync"
 
-    def refuse(source: str, target: str) -> Verdict:
-        raise SameEnsembleError(message)
+    class Refusing:
+        """An engine whose start refuses, as SyncEngine.start does for one ensemble."""
 
-    def no_engine(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("no engine may start")
+        starts = 0
 
-    monkeypatch.setattr(runner_module, "check_distinct", refuse)
-    monkeypatch.setattr(runner_module, "SyncEngine", no_engine)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.clients: dict[str, Any] = {}
+
+        def start(self) -> None:
+            Refusing.starts += 1
+            raise SameEnsembleError(message)
+
+    monkeypatch.setattr(runner_module, "SyncEngine", Refusing)
     reports: list[dict[str, Any]] = []
     options = ControllerOptions(backoff_initial=0.01, backoff_max=0.01)
     spec = SyncSpec("127.0.0.1:1", "localhost:1", ("/mesos",))
@@ -279,6 +284,7 @@ def test_runner_refuses_the_same_ensemble_once_and_does_not_retry(
         time.sleep(0.01)
     time.sleep(0.3)  # a retry would report again within 0.01 s
     assert [r["state"] for r in reports] == [SyncState.STARTING, SyncState.FAILED]
+    assert Refusing.starts == 1
     assert reports[-1]["message"] == message
     assert runner.state == SyncState.FAILED and runner.alive
     runner.stop("status.syncRequest changed")

@@ -30,7 +30,7 @@ from orchestrator_operator.sync.controller.status import (
 from orchestrator_operator.sync.controller.verifier import Verifier, _error_text
 from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.metrics import SyncMetrics
-from orchestrator_operator.zk.identity import SameEnsembleError, check_distinct
+from orchestrator_operator.zk.identity import SameEnsembleError
 from orchestrator_operator.zk.model import Side
 
 if TYPE_CHECKING:
@@ -160,9 +160,6 @@ class MigrationRunner:
                 )
             engine: SyncEngine | None = None
             try:
-                # before any session or write: an ensemble synced onto itself loses its
-                # ephemerals; checked on every attempt (names and memberships can change)
-                check_distinct(spec.source, spec.target)
                 config = SyncConfig(
                     source=spec.source,
                     target=spec.target,
@@ -176,6 +173,8 @@ class MigrationRunner:
                 )
                 engine = SyncEngine(config, self.metrics)
                 log.info("%s/%s: starting sync of %s", namespace, name, spec.describe())
+                # refuses an ensemble synced onto itself before any session; checked on
+                # every attempt (names and memberships can change)
                 engine.start()
             except SameEnsembleError as exc:
                 # permanent for this request: no retry; a changed request gets a new runner
