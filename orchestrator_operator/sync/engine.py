@@ -82,8 +82,10 @@ STOP_GRACE = 10.0
 AppliedHook = Callable[[str, Side, float, NodeState | None], None]
 
 
-# How often the ACL sweep takes its next slice of each side.
+# How often the ACL sweep takes its next slice of each side, and the highest rate allowed
+# (each znode is one sub-operation of a multiRead on each watched side's ensemble).
 ACL_SWEEP_STEP_SECONDS = 0.5
+ACL_SWEEP_RATE_MAX = 100_000
 
 
 @dataclass
@@ -114,6 +116,11 @@ class SyncConfig:
     def __post_init__(self) -> None:
         if not self.paths:
             raise SyncError("at least one --path is required")
+        if not 0 <= self.acl_sweep_rate <= ACL_SWEEP_RATE_MAX:
+            raise SyncError(
+                f"--acl-sweep-rate must be from 0 (off) to {ACL_SWEEP_RATE_MAX} znodes/s, "
+                f"got {self.acl_sweep_rate}"
+            )
         if self.sequence_margin < 2:
             raise SyncError(f"sequence_margin must be at least 2, got {self.sequence_margin}")
         try:

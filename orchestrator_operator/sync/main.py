@@ -17,7 +17,7 @@ from types import FrameType
 
 from orchestrator_operator.common.health_server import BackgroundHealthServer
 from orchestrator_operator.sync.conflict import Strategy
-from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
+from orchestrator_operator.sync.engine import ACL_SWEEP_RATE_MAX, SyncConfig, SyncEngine
 from orchestrator_operator.sync.metrics import SyncMetrics
 from orchestrator_operator.sync.verify import verify
 from orchestrator_operator.zk.connection import SyncError
@@ -97,6 +97,15 @@ def _run_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
     parser.add_argument(
         "--session-timeout", type=float, default=d(10.0), help="ZooKeeper session timeout"
+    )
+    parser.add_argument(
+        "--acl-sweep-rate",
+        default=d("4000"),
+        metavar="N",
+        help="znodes per second whose ACL version is checked on each watched side, so an "
+        "ACL change (ZooKeeper fires no watch for it) is copied within one sweep; a tenth "
+        "of it on ZooKeeper < 3.6; 0 = off: ACL-only changes then wait for the full "
+        f"reconcile (default 4000, at most {ACL_SWEEP_RATE_MAX})",
     )
     parser.add_argument(
         "--state-file",
@@ -225,6 +234,15 @@ def _required(args: argparse.Namespace) -> tuple[str, str, list[str]]:
     return str(args.source), str(args.target), list(args.paths)
 
 
+def _whole_number(text: str, flag: str) -> int:
+    """A flag's value as an int (SyncError, exit 2, when it is not one); ranges are
+    SyncConfig's to check."""
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise SyncError(f"{flag} must be a whole number, got {str(text)[:40]!r}") from None
+
+
 def _credentials(args: argparse.Namespace, side: str) -> list[tuple[str, str]]:
     """The digest credentials of one side from its --<side>-auth-file (SyncError: exit 2)."""
     path = getattr(args, f"{side}_auth_file", None)
@@ -252,6 +270,7 @@ def run_command(args: argparse.Namespace) -> int:
             session_timeout=float(args.session_timeout),
             connect_timeout=float(args.connect_timeout),
             state_file=args.state_file,
+            acl_sweep_rate=_whole_number(args.acl_sweep_rate, "--acl-sweep-rate"),
             source_auth=_credentials(args, "source"),
             target_auth=_credentials(args, "target"),
         )

@@ -9,9 +9,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kazoo.security import make_digest_acl
+from kazoo.security import ACL, Id, make_digest_acl
 
 from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.main import main
@@ -72,8 +73,23 @@ def test_unreachable_ensemble_is_an_error(pair: ZkPair, capsys: pytest.CaptureFi
             ["--source", "127.0.0.1:1", "--target", "127.0.0.1:1", "--path", "/zookeeper"],
             "ZooKeeper's own subtree",
         ),
+        (
+            ["--source", "127.0.0.1:1", "--target", "127.0.0.2:1", "--path", "/x",
+             "--acl-sweep-rate", "-1"],
+            "--acl-sweep-rate must be from 0 (off) to 100000 znodes/s, got -1",
+        ),
+        (
+            ["--source", "127.0.0.1:1", "--target", "127.0.0.2:1", "--path", "/x",
+             "--acl-sweep-rate", "1e9"],
+            "--acl-sweep-rate must be a whole number, got '1e9'",
+        ),
+        (
+            ["--source", "127.0.0.1:1", "--target", "127.0.0.2:1", "--path", "/x",
+             "--acl-sweep-rate", "100001"],
+            "to 100000 znodes/s, got 100001",
+        ),
     ],
-)
+)  # fmt: skip
 def test_bad_arguments(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, *argv, "--metrics-port", "0", "--connect-timeout", "1")
     assert code == 2
@@ -171,6 +187,55 @@ def test_run_process_serves_healthz_and_stops_on_sigterm(pair: ZkPair, tmp_path:
             wait_until(lambda: cb.exists(f"{root}/x") is not None, 30, "copy")
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
                 assert b"orchestrator_zk_sync_operations_total" in resp.read()
+        finally:
+            code = engine.terminate()
+        assert code == 0, engine.log_tail()
+
+
+def health(port: int) -> dict[str, Any]:
+    """The /healthz document of a running engine process ({} while it is not serving)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as exc:  # 503 has the same body
+        body = exc.read()
+    except (urllib.error.URLError, ConnectionError):
+        return {}
+    doc: dict[str, Any] = json.loads(body)
+    return doc
+
+
+@pytest.mark.parametrize("rate", [50, 0], ids=["50 per second", "off"])
+def test_acl_sweep_rate_flag(pair: ZkPair, tmp_path: Path, rate: int) -> None:
+    """`--acl-sweep-rate N` is the engine's sweep: with a rate an ACL-only change reaches B
+    (ZooKeeper fires no watch for it) and /healthz gives the sweep's duration; with 0 there
+    is no sweep, and the change waits for the full reconcile (an hour here) while a later
+    data change arrives."""
+    root = unique_root("sweep")
+    port = free_port()
+    closed = [ACL(31, Id("ip", "127.0.0.1"))]
+    with zk_client(pair.a.connect_string) as ca, zk_client(pair.b.connect_string) as cb:
+        ca.create(f"{root}/acl", b"1", makepath=True)
+        ca.create(f"{root}/data", b"1")
+        engine = EngineProcess(
+            ["--source", pair.a.connect_string, "--target", pair.b.connect_string,
+             "--path", root, "--metrics-port", str(port), "--reconcile-interval", "3600",
+             "--acl-sweep-rate", str(rate)],
+            tmp_path / "engine.log",
+        )  # fmt: skip
+        engine.start()
+        try:
+            wait_until(lambda: health(port).get("worker_alive") is True, 60, "/healthz")
+            wait_until(lambda: cb.exists(f"{root}/data") is not None, 30, "bootstrap copy")
+            ca.set_acls(f"{root}/acl", closed)
+            ca.set(f"{root}/data", b"2")
+            wait_until(lambda: cb.get(f"{root}/data")[0] == b"2", 30, "the data change")
+            if rate:
+                wait_until(lambda: cb.get_acls(f"{root}/acl")[0] == closed, 30, "the ACL")
+                wait_until(lambda: "a" in health(port)["acl_sweep_seconds"], 30, "a sweep")
+            else:
+                assert cb.get_acls(f"{root}/acl")[0] != closed
+                assert health(port)["acl_sweep_seconds"] == {}
         finally:
             code = engine.terminate()
         assert code == 0, engine.log_tail()
