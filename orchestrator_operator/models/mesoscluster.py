@@ -78,6 +78,10 @@ MARATHON_AUTH_MESSAGE = (
     "marathon.mesosAuthentication is required when masters.credentialsSecretRef is set (the"
     " masters then refuse frameworks that do not authenticate), and is only used then"
 )
+MESOS_DNS_ZK_AUTH_MESSAGE = (
+    "addons.mesosDns cannot be enabled with zookeeper.external.authSecretRef: its config.json"
+    " would have to hold the ZooKeeper password, so the operator does not build it"
+)
 DEFAULT_AGENT_IMAGE = "mesosphere/mesos-slave"
 
 
@@ -285,11 +289,6 @@ class AgentsSpec(Component):
         default=5051,
         description="Agent port on the node's network; two clusters sharing nodes need two ports.",
     )
-    docker_cli: Annotated[str, Field(pattern=r"^(/[^/\s]+)+$", max_length=512)] = Field(
-        default="/usr/bin/docker",
-        description="Host path of the docker CLI, mounted read-only for the Docker containerizer"
-        " (which runs the CLI, not only the socket); only with the docker containerizer.",
-    )
     credential_secret_ref: SecretKeyRef | None = Field(
         default=None,
         description="Secret key holding the agents' --credential file ('principal secret' or"
@@ -442,6 +441,13 @@ class MesosClusterSpec(Model):
                     MARATHON_AUTH_MESSAGE,
                     ".marathon.mesosAuthentication",
                 ),
+                cel_rule(
+                    "!has(self.zookeeper.external) || !has(self.zookeeper.external.authSecretRef)"
+                    " || !has(self.addons) || !has(self.addons.mesosDns)"
+                    " || !has(self.addons.mesosDns.enabled) || !self.addons.mesosDns.enabled",
+                    MESOS_DNS_ZK_AUTH_MESSAGE,
+                    ".addons.mesosDns.enabled",
+                ),
             ]
         }
     )
@@ -469,6 +475,9 @@ class MesosClusterSpec(Model):
             raise ValueError(AGENT_CREDENTIAL_MESSAGE)
         if authenticating != (self.marathon.mesos_authentication is not None):
             raise ValueError(MARATHON_AUTH_MESSAGE)
+        external = self.zookeeper.external
+        if external and external.auth_secret_ref and self.addons.mesos_dns.enabled:
+            raise ValueError(MESOS_DNS_ZK_AUTH_MESSAGE)
         return self
 
 

@@ -97,6 +97,10 @@ AUTH: dict[str, dict[str, Any]] = {
         # Issue 16, point 3: masters that authenticate agents need an agent credential.
         (AUTH, "spec.agents.credentialSecretRef: Invalid value:"
          " agents.credentialSecretRef is required"),
+        ({"zookeeper": {"external": {"connectString": "zk:2181",
+                                     "authSecretRef": {"name": "zk", "key": "auth"}}},
+          "addons": {"mesosDns": {"enabled": True}}},
+         "spec.addons.mesosDns.enabled: Invalid value: addons.mesosDns cannot be enabled"),
     ],
     ids=[
         "even-zk",
@@ -116,6 +120,7 @@ AUTH: dict[str, dict[str, Any]] = {
         "attribute-value-injects",
         "attribute-name-with-colon",
         "authentication-without-agent-credential",
+        "mesos-dns-with-zookeeper-credentials",
     ],
 )  # fmt: skip
 def test_invalid_mesoscluster_is_rejected_naming_the_field(

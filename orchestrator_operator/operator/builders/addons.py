@@ -14,6 +14,7 @@ from orchestrator_operator.operator.builders.masters import PORT as MASTER_PORT
 from orchestrator_operator.operator.builders.masters import mesos_zk_url
 from orchestrator_operator.operator.builders.meta import (
     metadata,
+    pod_defaults,
     pod_disruption_budget,
     resources,
     selector_labels,
@@ -95,6 +96,7 @@ def mesos_dns(
                     "annotations": {"orchestrator.dev/config-hash": _digest(config)},
                 },
                 "spec": {
+                    **pod_defaults(spec.service_account_name),
                     "containers": [
                         {
                             "name": MESOS_DNS,
@@ -177,6 +179,7 @@ def marathon_lb(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
                     "labels": metadata(owner, MARATHON_LB, MARATHON_LB, lb.version)["labels"]
                 },
                 "spec": {
+                    **pod_defaults(spec.service_account_name),
                     "hostNetwork": False,
                     "containers": [
                         {

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import AgentResources, MesosClusterSpec
-from orchestrator_operator.operator.builders.masters import mesos_zk_url
-from orchestrator_operator.operator.builders.meta import metadata, resources, selector_labels
+from orchestrator_operator.operator.builders.credentials import secret_volume, zk_auth_parts
+from orchestrator_operator.operator.builders.masters import mesos_zk_flag, mesos_zk_hosts, zk_auth
+from orchestrator_operator.operator.builders.meta import (
+    metadata,
+    pod_defaults,
+    resources,
+    selector_labels,
+)
 
 COMPONENT = "agent"
 DOCKER_SOCKET = "/var/run/docker.sock"
+CREDENTIAL_DIR = "/etc/orchestrator/mesos-credential"
 
 
 def offered_resources(offered: AgentResources) -> str | None:
@@ -29,7 +36,7 @@ def offered_resources(offered: AgentResources) -> str | None:
 def agent_args(owner: Owner, spec: MesosClusterSpec) -> list[str]:
     agents = spec.agents
     args = [
-        f"--master={mesos_zk_url(owner, spec)}",
+        f"--master={mesos_zk_flag(owner, spec)}",
         f"--containerizers={','.join(agents.containerizers)}",
         f"--work_dir={agents.work_dir}",
         f"--port={agents.port}",
@@ -40,6 +47,8 @@ def agent_args(owner: Owner, spec: MesosClusterSpec) -> list[str]:
         "--strict=false",
         "--systemd_enable_support=false",
     ]
+    if agents.credential_secret_ref:
+        args.append(f"--credential={CREDENTIAL_DIR}/credential")
     if agents.isolation:
         args.append(f"--isolation={','.join(agents.isolation)}")
     if "docker" in agents.containerizers:
@@ -68,7 +77,23 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
     ]
     if "docker" in agents.containerizers:
         host_paths.append(("docker-socket", DOCKER_SOCKET, "Socket"))
+    mounts: list[Manifest] = [{"name": name, "mountPath": path} for name, path, _ in host_paths]
+    volumes: list[Manifest] = [
+        {"name": name, "hostPath": {"path": path, "type": kind}} for name, path, kind in host_paths
+    ]
+    init_containers: list[Manifest] = []
+    if agents.credential_secret_ref:
+        mounts.append({"name": "credential", "mountPath": CREDENTIAL_DIR, "readOnly": True})
+        volumes.append(secret_volume("credential", agents.credential_secret_ref, "credential"))
+    if auth := zk_auth(spec):
+        init, zk_volumes, zk_mounts = zk_auth_parts(
+            auth, agents.image_ref, {"mesos": mesos_zk_hosts(owner, spec)}
+        )
+        init_containers.append(init)
+        volumes += zk_volumes
+        mounts += zk_mounts
     pod_spec: Manifest = {
+        **pod_defaults(spec.service_account_name),
         # Mesos offers the node's ports and addresses: the agent lives in the host's network.
         "hostNetwork": True,
         "hostPID": True,
@@ -78,6 +103,10 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
             {
                 "name": "mesos-agent",
                 "image": agents.image_ref,
+                # Explicit: an image without an entrypoint runs the agent too. With the
+                # docker containerizer the image must also ship the docker CLI (see
+                # docs/mesoscluster.md): the agent and its executors run it.
+                "command": ["mesos-agent"],
                 "args": agent_args(owner, spec),
                 "env": [
                     {
@@ -97,14 +126,13 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
                 # A fatal start-up error (e.g. an isolator the node's cgroups cannot serve)
                 # reaches the pod's status, where the operator reads it into AgentsReady.
                 "terminationMessagePolicy": "FallbackToLogsOnError",
-                "volumeMounts": [{"name": name, "mountPath": path} for name, path, _ in host_paths],
+                "volumeMounts": mounts,
             }
         ],
-        "volumes": [
-            {"name": name, "hostPath": {"path": path, "type": kind}}
-            for name, path, kind in host_paths
-        ],
+        "volumes": volumes,
     }
+    if init_containers:
+        pod_spec["initContainers"] = init_containers
     if agents.node_selector:
         pod_spec["nodeSelector"] = dict(agents.node_selector)
     if agents.tolerations:

@@ -87,3 +87,15 @@ def volume_claim(name: str, storage: Storage) -> Manifest:
     if storage.storage_class_name:
         spec["storageClassName"] = storage.storage_class_name
     return {"metadata": {"name": name}, "spec": spec}
+
+
+def pod_defaults(service_account_name: str | None) -> Manifest:
+    """What every pod of a MesosCluster has. No service links: Kubernetes would inject
+    `<SERVICE>_PORT`-style variables for every Service of the namespace, and Marathon turns
+    each `MARATHON_*` one into a command-line option and exits on the unknown ones (a
+    MesosCluster named `marathon` makes such Services itself). The cluster's ServiceAccount
+    when `spec.serviceAccountName` names one."""
+    pod: Manifest = {"enableServiceLinks": False}
+    if service_account_name:
+        pod["serviceAccountName"] = service_account_name
+    return pod

@@ -21,6 +21,7 @@ from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders.meta import (
     metadata,
+    pod_defaults,
     pod_disruption_budget,
     resources,
     selector_labels,
@@ -210,6 +211,7 @@ def build(
                     "labels": metadata(owner, COMPONENT, "zookeeper", zk.version)["labels"]
                 },
                 "spec": {
+                    **pod_defaults(spec.service_account_name),
                     "containers": [
                         {
                             "name": "zookeeper",
