@@ -10,7 +10,6 @@ from orchestrator_operator.models.base import (
     ImageName,
     ImageVersion,
     Model,
-    ObjectName,
     ResourceRequirements,
     ResourceStatus,
     SecretKeyRef,
@@ -58,7 +57,6 @@ class ProbeFleetSpec(Model):
     read_only_token_secret_ref: SecretKeyRef | None = Field(
         default=None, description="A token that may read but not send container controls."
     )
-    service_account_name: ObjectName | None = None
 
 
 class ProbeFleetStatus(ResourceStatus):

@@ -176,3 +176,12 @@ def test_authentication_needs_a_credential_for_every_identity(left_out: str, mes
         MesosClusterSpec.model_validate(spec)
     assert message in str(caught.value)
     assert MesosClusterSpec.model_validate(CREDENTIALS).agents.credential_secret_ref is not None
+
+
+# Issue 16, point 3: a field the operator does not honour is refused, not ignored. The probe
+# and the app run under ServiceAccounts the operator makes with their RBAC (builders/probefleet).
+def test_probefleet_has_no_service_account_field_nothing_reads() -> None:
+    from orchestrator_operator.models.probefleet import ProbeFleetSpec
+
+    with pytest.raises(ValidationError, match="serviceAccountName"):
+        ProbeFleetSpec.model_validate({"serviceAccountName": "mine"})
