@@ -190,8 +190,9 @@ class MastersSpec(Component):
     storage: Storage = Field(default_factory=Storage, description="work_dir (replicated log).")
     credentials_secret_ref: SecretKeyRef | None = Field(
         default=None,
-        description="Secret key holding the masters' --credentials file (every principal the"
-        " masters accept: the agents' and Marathon's); with it the masters authenticate agents"
+        description="Secret key holding the masters' --credentials file, JSON"
+        ' {"credentials": [{"principal": ..., "secret": ...}]} listing every principal they'
+        " accept (the agents' and Marathon's); with it the masters authenticate agents"
         " and frameworks, and agents.credentialSecretRef and marathon.mesosAuthentication are"
         " required.",
     )
@@ -291,8 +292,8 @@ class AgentsSpec(Component):
     )
     credential_secret_ref: SecretKeyRef | None = Field(
         default=None,
-        description="Secret key holding the agents' --credential file ('principal secret' or"
-        ' JSON {"principal": ..., "secret": ...}); with masters.credentialsSecretRef only.',
+        description="Secret key holding the agents' --credential file, JSON"
+        ' {"principal": ..., "secret": ...}; with masters.credentialsSecretRef only.',
     )
 
     @model_validator(mode="after")
