@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,14 +78,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--resources", default=DEFAULT_AGENT_RESOURCES)
     a.add_argument("--recover", choices=("reconnect", "cleanup"), default="reconnect")
 
-    r = sub.add_parser("marathon", help="Marathon")
-    r.add_argument("--master", required=True, type=ZkUrl.parse, help="zk://.../mesos")
-    r.add_argument("--zk", required=True, type=ZkUrl.parse, help="zk://.../marathon")
-    r.add_argument("--port", "--http_port", dest="port", type=int, default=8080)
-    r.add_argument("--ip", default="127.0.0.1")
-    r.add_argument("--hostname", default="")
-    r.add_argument("--zk_session_timeout", type=_seconds, default=10.0)
-    r.add_argument("--framework_name", default="marathon")
+    r = sub.add_parser("marathon", help="Marathon (flags: sim/marathon/cli.py)", add_help=False)
+    r.add_argument("marathon_args", nargs=argparse.REMAINDER)
     c = sub.add_parser("cluster", help="a whole SimCluster in the foreground (Ctrl-C stops it)")
     c.add_argument("--zk", required=True, help="ZooKeeper connect string host:port[,...]")
     c.add_argument("--masters", type=int, default=3)
@@ -144,7 +139,27 @@ def _run(coro: Coroutine[Any, Any, None]) -> int:
     return 0
 
 
+def _marathon(argv: list[str]) -> int:
+    """Marathon parses its own command line and environment (Main.envToArgs, scallop)."""
+    from sim.marathon import cli as marathon_cli
+    from sim.marathon.server import serve as serve_marathon
+
+    port = next((a.split("=", 1)[1] for a in argv if a.startswith(("--port=", "--http_port="))), "")
+    logging.basicConfig(
+        level=os.environ.get("SIM_LOG_LEVEL", "INFO"),
+        format=f"%(asctime)s marathon:{port} %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kazoo").setLevel(logging.WARNING)
+    loaded = marathon_cli.load(argv)
+    if isinstance(loaded, int):
+        return loaded
+    return _run(serve_marathon(loaded))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["marathon"]:
+        return _marathon(argv[1:])
     args = parser().parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("SIM_LOG_LEVEL", "INFO"),
@@ -209,19 +224,4 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         )
-    from sim.marathon.server import MarathonConfig
-    from sim.marathon.server import serve as serve_marathon
-
-    return _run(
-        serve_marathon(
-            MarathonConfig(
-                master=args.master,
-                zk=args.zk,
-                port=args.port,
-                ip=args.ip,
-                hostname=args.hostname,
-                zk_session_timeout=args.zk_session_timeout,
-                framework_name=args.framework_name,
-            )
-        )
-    )
+    return _marathon(list(args.marathon_args))

@@ -1,4 +1,11 @@
-"""Marathon's REST API on the leader: /v2/apps, /v2/tasks, /v2/deployments, /v2/info."""
+"""Marathon's REST API on the leader: /v2/apps, /v2/tasks, /v2/deployments, /v2/info,
+/v2/events.
+
+Changes follow Marathon 1.11 `api/v2/AppsResource.scala` (an `api_post_event` for each create
+or update, `force` to override a running deployment) and `api/MarathonExceptionMapper.scala`
+(a locked app answers 409 `{message, deployments: [{id}]}`); cancelling a deployment follows
+`api/v2/DeploymentsResource.scala`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from sim.httputil import error, json_response, read_json
-from sim.marathon import layout, views
+from sim.marathon import events, layout, views
+from sim.marathon.scheduler import AppLocked
 from sim.tasks import LIVE
 
 if TYPE_CHECKING:
@@ -17,6 +25,10 @@ if TYPE_CHECKING:
 
 def _app_id(request: web.Request) -> str:
     return layout.normalize_app_id(request.match_info["app_id"])
+
+
+def _remote(request: web.Request) -> str:
+    return request.remote or ""
 
 
 def _numbers(body: dict[str, Any]) -> str | None:
@@ -29,6 +41,15 @@ def _numbers(body: dict[str, Any]) -> str | None:
     if "instances" in body and not isinstance(body["instances"], int):
         return "instances must be an integer"
     return None
+
+
+def _force(request: web.Request) -> bool:
+    return request.query.get("force", "false").lower() == "true"
+
+
+def _locked(exc: AppLocked) -> web.Response:
+    body = {"message": str(exc), "deployments": [{"id": d} for d in exc.deployment_ids]}
+    return json_response(body, status=409)
 
 
 def add_routes(app: web.Application, marathon: Marathon) -> None:
@@ -69,8 +90,10 @@ def add_routes(app: web.Application, marathon: Marathon) -> None:
             app_def = {**views.APP_DEFAULTS, **app_def, "id": app_id, "version": version}
             app_def["versionInfo"] = {"lastScalingAt": version, "lastConfigChangeAt": version}
             await sched.save_app(app_def)
-            await sched.start_deployment(app_id, "StartApplication", version)
+            dep = await sched.start_deployment(app_id, "StartApplication", version)
             out = app_view(app_def)
+            out["deployments"] = [{"id": dep}]
+        sched.bus.publish(events.api_post(_remote(request), request.path, app_view(app_def)))
         return json_response(out, status=201, headers={"Location": f"/v2/apps{app_id}"})
 
     async def get_app(request: web.Request) -> web.StreamResponse:
@@ -88,6 +111,10 @@ def add_routes(app: web.Application, marathon: Marathon) -> None:
         if problem:
             return error(422, f"Object is not valid: {problem}")
         async with sched.lock:
+            try:
+                sched.check_lock(app_id, _force(request))
+            except AppLocked as exc:
+                return _locked(exc)
             version = layout.timestamp(time.time())
             current = sched.apps.get(app_id)
             changes = {k: v for k, v in body.items() if k in views.EDITABLE}
@@ -105,7 +132,8 @@ def add_routes(app: web.Application, marathon: Marathon) -> None:
                 action = "ScaleApplication" if scaling_only else "RestartApplication"
             app_def.update({"version": version, "versionInfo": info})
             await sched.save_app(app_def)
-            dep = await sched.start_deployment(app_id, action, version)
+            dep = await sched.start_deployment(app_id, action, version, current)
+        sched.bus.publish(events.api_post(_remote(request), request.path, app_view(app_def)))
         status = 201 if current is None else 200
         return json_response({"version": version, "deploymentId": dep}, status=status)
 
@@ -114,9 +142,14 @@ def add_routes(app: web.Application, marathon: Marathon) -> None:
         async with sched.lock:
             if app_id not in sched.apps:
                 return error(404, f"App '{app_id}' does not exist")
+            try:
+                sched.check_lock(app_id, _force(request))
+            except AppLocked as exc:
+                return _locked(exc)
             version = layout.timestamp(time.time())
+            original = sched.apps[app_id]
             await sched.delete_app(app_id)
-            dep = await sched.start_deployment(app_id, "StopApplication", version)
+            dep = await sched.start_deployment(app_id, "StopApplication", version, original)
         return json_response({"version": version, "deploymentId": dep})
 
     async def app_tasks(request: web.Request) -> web.StreamResponse:
@@ -135,6 +168,32 @@ def add_routes(app: web.Application, marathon: Marathon) -> None:
     async def deployments(request: web.Request) -> web.StreamResponse:
         return json_response([views.deployment_json(d) for d in sched.deployments.values()])
 
+    async def cancel_deployment(request: web.Request) -> web.StreamResponse:
+        dep_id = request.match_info["deployment_id"]
+        async with sched.lock:
+            deployment = sched.deployments.get(dep_id)
+            if deployment is None:
+                return error(404, f"DeploymentPlan {dep_id} does not exist")
+            if _force(request):
+                # Cancelled, no deployment back to the previous state: 202 Accepted.
+                await sched.cancel_deployment(dep_id)
+                return web.Response(status=202)
+            # A forced deployment back to the previous state of the app.
+            app_id = deployment["affectedApps"][0]
+            original = deployment.get("original")
+            version = layout.timestamp(time.time())
+            current = sched.apps.get(app_id)
+            if original is None:
+                await sched.delete_app(app_id)
+                action = "StopApplication"
+            else:
+                info = {"lastScalingAt": version, "lastConfigChangeAt": version}
+                reverted = {**original, "version": version, "versionInfo": info}
+                await sched.save_app(reverted)
+                action = "StartApplication" if current is None else "RestartApplication"
+            new = await sched.start_deployment(app_id, action, version, current)
+        return json_response({"deploymentId": new, "version": version})
+
     async def info(request: web.Request) -> web.StreamResponse:
         return json_response(marathon.info())
 
@@ -146,4 +205,5 @@ def add_routes(app: web.Application, marathon: Marathon) -> None:
     app.router.add_delete("/v2/apps/{app_id:.+}", delete_app)
     app.router.add_get("/v2/tasks", all_tasks)
     app.router.add_get("/v2/deployments", deployments)
+    app.router.add_delete("/v2/deployments/{deployment_id}", cancel_deployment)
     app.router.add_get("/v2/info", info)

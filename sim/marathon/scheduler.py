@@ -3,7 +3,14 @@
 State lives in memory and is written through to ZooKeeper (`Store`); a new leader loads it.
 Each step: find the leading Mesos master (lowest `json.info_`), (re-)register the framework
 with the stored framework id, read the framework's tasks and inverse offers from the master,
-reconcile instances, scale apps (`planner`) and finish deployments.
+reconcile instances, scale apps (`planner`) and advance deployments step by step, publishing
+Marathon's events (`events`) on the way.
+
+Deployments follow Marathon 1.11 `core/deployment/DeploymentPlan.scala` (a new app is two
+steps, StartApplication then ScaleApplication; a scale-only change ScaleApplication, any other
+change RestartApplication, a removal StopApplication) and `MarathonSchedulerActor.scala` (an app
+with a running deployment is locked: a change answers 409 unless `force=true`, which cancels the
+running deployment: `deployment_failed`, "The upgrade has been cancelled").
 """
 
 from __future__ import annotations
@@ -19,14 +26,41 @@ from kazoo.client import KazooClient
 from sim import masterinfo
 from sim.contenders import detect
 from sim.httputil import CLIENT_ERRORS, Client
-from sim.marathon import layout, planner
+from sim.marathon import events, layout, planner
+from sim.marathon.auth import basic_header
 from sim.marathon.storage import Store
 from sim.tasks import FAILED, LIVE, LOST, RUNNING, STAGING, TERMINAL
+from sim.zksession import die
 
 log = logging.getLogger("sim.marathon.scheduler")
 
 UNKNOWN_GRACE = 3.0  # a launched task the master does not report yet is not lost before
 KILL_RETRY = 5.0
+EXIT_SCHEDULER_ERROR = 106  # core/base/CrashStrategy.scala MesosSchedulerError
+CANCELLED = "The upgrade has been cancelled"  # core/deployment/impl/DeploymentManagerActor.scala
+
+
+class AppLocked(Exception):
+    """`AppLockedException` (Exception.scala): a change to an app with a running deployment."""
+
+    MESSAGE = (
+        "App is locked by one or more deployments. Override with the option '?force=true'. "
+        "View details at '/v2/deployments/<DEPLOYMENT_ID>'."
+    )
+
+    def __init__(self, deployment_ids: list[str]) -> None:
+        super().__init__(self.MESSAGE)
+        self.deployment_ids = deployment_ids
+
+
+def plan_steps(app_id: str, action: str) -> list[list[dict[str, str]]]:
+    """DeploymentPlan.apply: the steps of a one-app plan (empty steps are dropped)."""
+    if action == "StartApplication":
+        return [
+            [{"action": "StartApplication", "app": app_id}],
+            [{"action": "ScaleApplication", "app": app_id}],
+        ]
+    return [[{"action": action, "app": app_id}]]
 
 
 class Scheduler:
@@ -50,6 +84,8 @@ class Scheduler:
         self.killed: dict[str, float] = {}
         self.client = Client(timeout=3.0)
         self.lock = asyncio.Lock()
+        self.bus = events.EventBus()
+        self.auth: tuple[str, str] | None = None  # (principal, secret) when authenticating
 
     # ------------------------------------------------------------------ persistence
     async def _io(self, fn: Any, *args: Any) -> Any:
@@ -60,6 +96,11 @@ class Scheduler:
         self.apps = {a["id"]: a for a in (await self._io(self.store.load, "apps")).values()}
         self.instances = dict(await self._io(self.store.load, "instance"))
         self.deployments = dict(await self._io(self.store.load, "deployment"))
+        for deployment in self.deployments.values():
+            if "steps" not in deployment:  # written by an older sim
+                app_id = deployment["affectedApps"][0]
+                action = deployment.get("action", "ScaleApplication")
+                deployment.update(steps=plan_steps(app_id, action), currentStep=1, original=None)
         raw = await self._io(self.store.get_bytes, "framework-id", layout.FRAMEWORK_ID_KEY)
         self.framework_id = layout.decode_framework_id(raw) if raw else None
         log.info(
@@ -96,22 +137,61 @@ class Scheduler:
         self.instances.pop(instance_id, None)
         await self._io(self.store.delete, "instance", instance_id)
 
-    async def start_deployment(self, app_id: str, action: str, version: str) -> str:
-        for dep_id, dep in list(self.deployments.items()):
-            if app_id in dep["affectedApps"]:
-                self.deployments.pop(dep_id)
-                await self._io(self.store.delete, "deployment", dep_id)
+    def locks(self, app_id: str) -> list[str]:
+        return [d for d, dep in self.deployments.items() if app_id in dep["affectedApps"]]
+
+    def check_lock(self, app_id: str, force: bool) -> None:
+        locked = self.locks(app_id)
+        if locked and not force:
+            raise AppLocked(locked)
+
+    async def start_deployment(
+        self, app_id: str, action: str, version: str, original: dict[str, Any] | None = None
+    ) -> str:
+        """A new deployment for the app; a running one (only with force) is cancelled."""
+        for dep_id in self.locks(app_id):
+            await self.cancel_deployment(dep_id)
         dep_id = str(uuid.uuid4())
-        deployment = {"id": dep_id, "version": version, "affectedApps": [app_id], "action": action}
+        deployment = {
+            "id": dep_id,
+            "version": version,
+            "affectedApps": [app_id],
+            "steps": plan_steps(app_id, action),
+            "currentStep": 1,
+            "original": original,
+        }
         self.deployments[dep_id] = deployment
         await self._io(self.store.put, "deployment", dep_id, deployment)
+        self.bus.publish(events.deployment_info(deployment))
         return dep_id
+
+    async def cancel_deployment(self, dep_id: str) -> None:
+        deployment = self.deployments.pop(dep_id, None)
+        if deployment is None:
+            return
+        await self._io(self.store.delete, "deployment", dep_id)
+        log.info("Deployment %s:%s cancelled", dep_id, deployment["version"])
+        self.bus.publish(events.deployment_failed(deployment, CANCELLED))
+
+    async def _advance(self, dep_id: str) -> None:
+        """The deployment's current step is done: the next one, or the deployment is."""
+        deployment = self.deployments[dep_id]
+        self.bus.publish(events.deployment_step_success(deployment))
+        if deployment["currentStep"] < len(deployment["steps"]):
+            deployment["currentStep"] += 1
+            await self._io(self.store.put, "deployment", dep_id, deployment)
+            self.bus.publish(events.deployment_info(deployment))
+            return
+        self.deployments.pop(dep_id)
+        await self._io(self.store.delete, "deployment", dep_id)
+        log.info("Deployment %s:%s finished", dep_id, deployment["version"])
+        self.bus.publish(events.deployment_success(deployment))
 
     def app_instances(self, app_id: str) -> list[dict[str, Any]]:
         return [i for i in self.instances.values() if i["appId"] == app_id]
 
     def app_deployments(self, app_id: str) -> list[str]:
-        return [d for d, dep in self.deployments.items() if app_id in dep["affectedApps"]]
+        return self.locks(app_id)
 
     # ------------------------------------------------------------------ master
     async def _register(self, master: dict[str, Any]) -> bool:
@@ -119,9 +199,25 @@ class Scheduler:
             log.error("Refusing to create a new Framework ID while there are existing instances")
             return False
         body = {"framework_id": self.framework_id, "framework_info": self.framework_info}
+        headers = None
+        if self.auth is not None:
+            headers = {"Authorization": basic_header(*self.auth)}
         status, data = await self.client.post(
-            masterinfo.base_url(master) + "/sim/v1/frameworks/register", body
+            masterinfo.base_url(master) + "/sim/v1/frameworks/register", body, headers
         )
+        if status == 401:
+            # Mesos' scheduler driver (src/sched/sched.cpp _authenticate): a master that refuses
+            # the authentication is a scheduler error ("Master refused authentication"); a
+            # framework that did not authenticate is refused its registration with an error
+            # too. MarathonScheduler.error crashes Marathon (CrashStrategy.MesosSchedulerError).
+            message = str(data.get("message", "")) if isinstance(data, dict) else ""
+            log.error(
+                "Authentication failed: master %s refused %s: %s",
+                master.get("pid"),
+                "authentication" if self.auth else "the unauthenticated registration",
+                message[:200],
+            )
+            die("Error: Master refused authentication", code=EXIT_SCHEDULER_ERROR)
         if status != 200:
             return False
         framework_id = str(data["framework_id"])
@@ -172,17 +268,27 @@ class Scheduler:
                 agent = instance.get("agentId")
                 waiting = agent in recovering or agent in agents
                 if not waiting and now - instance["stagedAt"] > UNKNOWN_GRACE:
-                    await self._terminal(instance, LOST, "task unknown to the master")
+                    await self._terminal(instance, LOST, "Reconciliation: Task is unknown")
                 continue
             if task["state"] in TERMINAL:
-                await self._terminal(instance, task["state"], "")
+                await self._terminal(instance, task["state"], task.get("message", ""))
             elif task["state"] != instance["state"] or not instance.get("agentId"):
+                changed = task["state"] != instance["state"]
                 instance["state"] = task["state"]
                 instance["agentId"] = task["slave_id"]
                 instance["host"] = agents.get(task["slave_id"], instance.get("host", ""))
                 if task["state"] == RUNNING and not instance.get("startedAt"):
                     instance["startedAt"] = now
                 await self._save_instance(instance)
+                if changed:
+                    self._publish_status(instance, task["state"])
+
+    def _publish_status(self, instance: dict[str, Any], state: str, message: str = "") -> None:
+        # core/task/update/impl/steps/PostToEventStreamStepImpl.scala: each instance change
+        # publishes its MesosStatusUpdateEvent and InstanceChanged.
+        condition = events.CONDITIONS.get(state, "Unknown")
+        self.bus.publish(events.status_update(instance, state, message))
+        self.bus.publish(events.instance_changed(instance, condition))
 
     async def _terminal(self, instance: dict[str, Any], state: str, message: str) -> None:
         if state in (FAILED, LOST):
@@ -200,15 +306,29 @@ class Scheduler:
                 self.store.put, "taskFailures", layout.safe_id(instance["appId"]), failure
             )
         await self._drop_instance(instance["instanceId"])
+        self._publish_status(instance, state, message)
+
+    def _stale(self, app: dict[str, Any], instance: dict[str, Any]) -> bool:
+        """Launched for an older configuration (its version predates the last config change;
+        a scale-only change keeps the configuration)."""
+        changed = app.get("versionInfo", {}).get("lastConfigChangeAt") or app["version"]
+        return bool(instance["version"] < changed)
 
     async def _scale(self, base: str, view: dict[str, Any]) -> None:
         draining = {o["agent_id"] for o in view.get("inverse_offers", [])}
         known = {i["taskId"] for i in self.instances.values()}
         kills = [t["id"] for t in view["tasks"] if t["id"] not in known]
         launches: list[dict[str, Any]] = []
+        done: set[str] = set()
         for app_id, app in self.apps.items():
             live = [
-                planner.LiveTask(i["taskId"], i.get("agentId", ""), i["state"], i["stagedAt"])
+                planner.LiveTask(
+                    i["taskId"],
+                    i.get("agentId", ""),
+                    i["state"],
+                    i["stagedAt"],
+                    self._stale(app, i),
+                )
                 for i in self.app_instances(app_id)
                 if i["state"] in LIVE
             ]
@@ -217,13 +337,13 @@ class Scheduler:
             for _ in range(decision.launch):
                 launches.append(await self._new_instance(app))
             if planner.satisfied(int(app["instances"]), live, draining):
-                await self._finish_deployments(app_id)
+                done.add(app_id)
         for app_id in {i["appId"] for i in self.instances.values()} - set(self.apps):
             kills += [i["taskId"] for i in self.app_instances(app_id) if i["state"] in LIVE]
         for dep_id, dep in list(self.deployments.items()):
-            if not any(a in self.apps or self.app_instances(a) for a in dep["affectedApps"]):
-                self.deployments.pop(dep_id)
-                await self._io(self.store.delete, "deployment", dep_id)
+            step = dep["steps"][dep["currentStep"] - 1]
+            if all(self._action_done(a, done) for a in step):
+                await self._advance(dep_id)
         await self._kill(base, kills)
         if launches:
             await self._launch(base, launches)
@@ -233,16 +353,19 @@ class Scheduler:
                 body = {"agent_id": offer["agent_id"], "status": "ACCEPT"}
                 await self.client.post(base + "/inverse_offers", body)
 
-    async def _finish_deployments(self, app_id: str) -> None:
-        for dep_id in self.app_deployments(app_id):
-            self.deployments.pop(dep_id, None)
-            await self._io(self.store.delete, "deployment", dep_id)
+    def _action_done(self, action: dict[str, str], satisfied: set[str]) -> bool:
+        app_id = action["app"]
+        if action["action"] == "StartApplication":
+            return True  # starts with 0 instances: immediately successful
+        if action["action"] == "StopApplication":
+            return app_id not in self.apps and not self.app_instances(app_id)
+        return app_id in satisfied
 
     async def _new_instance(self, app: dict[str, Any]) -> dict[str, Any]:
         unique = uuid.uuid4()
         safe = layout.safe_id(app["id"])
         instance = {
-            "instanceId": f"{safe}.marathon-{unique}",
+            "instanceId": f"{safe}.instance-{unique}",
             "taskId": f"{safe}.instance-{unique}._app.1",
             "appId": app["id"],
             "agentId": "",
@@ -276,6 +399,10 @@ class Scheduler:
             else:
                 instance["agentId"] = task["slave_id"]
                 await self._save_instance(instance)
+                # Launched, no status from Mesos yet: condition Provisioned, task TASK_STAGING
+                # (InstanceChangedEventsGenerator.scala).
+                self.bus.publish(events.status_update(instance, STAGING))
+                self.bus.publish(events.instance_changed(instance, "Provisioned"))
 
     async def _kill(self, base: str, task_ids: list[str]) -> None:
         now = time.time()

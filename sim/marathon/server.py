@@ -2,7 +2,13 @@
 
 Every Marathon joins the latch under `<zk path>/leader-curator`; the lowest sequence leads,
 loads the state from ZooKeeper and runs the scheduler. Followers proxy API calls to the
-leader. Marathon exits on any ZooKeeper connection loss and when it loses leadership.
+leader (`proxy`). With `--http_credentials` every route needs HTTP Basic auth (`auth`).
+
+Exit codes are Marathon 1.11's (`core/base/CrashStrategy.scala`): 100 ZooKeeper unreachable at
+start, 101 ZooKeeper connection lost (`RichCuratorFramework.ConnectionLostListener`: any
+disconnection), 103 leadership lost (also after `DELETE /v2/leader`: abdication ends the
+leadership, `core/election/ElectionService.scala`), 106 a Mesos scheduler error (the master
+refused the framework's authentication or registration, `MarathonScheduler.error`).
 """
 
 from __future__ import annotations
@@ -14,12 +20,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from aiohttp import web
+from kazoo.client import KazooState
+from kazoo.security import CREATOR_ALL_ACL, OPEN_ACL_UNSAFE
 
 from sim import MARATHON_VERSION, masterinfo
-from sim.httputil import CLIENT_ERRORS, error, json_response, run_app
-from sim.marathon import layout, routes
+from sim.httputil import error, json_response, run_app
+from sim.marathon import auth, events, layout, routes
+from sim.marathon.proxy import (
+    EVENTS_PATH,
+    SERVED_BY_LEADER,
+    LeaderProxy,
+    error_page,
+    leader_headers,
+)
 from sim.marathon.scheduler import Scheduler
 from sim.marathon.storage import Store
 from sim.zksession import ExitPolicy, ZkSession, die, loop_forever
@@ -28,8 +42,10 @@ from sim.zkurl import ZkUrl
 log = logging.getLogger("sim.marathon")
 
 POLL = 0.5
-LOCAL = {"/ping", "/v2/leader"}
-HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+EXIT_ZK_CONNECTION_FAILURE = 100
+EXIT_ZK_CONNECTION_LOSS = 101
+EXIT_LEADERSHIP_LOSS = 103
+ABDICATION_DELAY = 0.5  # api/v2/LeaderResource.scala abdicationDelay
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,15 @@ class MarathonConfig:
     ip: str = "127.0.0.1"
     hostname: str = ""
     zk_session_timeout: float = 10.0
+    zk_connection_timeout: float = 10.0
     framework_name: str = "marathon"
+    http_credentials: auth.HttpCredentials | None = None
+    http_realm: str = auth.DEFAULT_REALM
+    leader_proxy_connection_timeout: float = 5.0
+    leader_proxy_read_timeout: float = 10.0
+    event_stream_max_outstanding_messages: int = events.MAX_OUTSTANDING
+    mesos_principal: str | None = None  # with --mesos_authentication
+    mesos_secret: str = ""
 
 
 class Marathon:
@@ -48,8 +72,13 @@ class Marathon:
         self.config = config
         self.hostname = config.hostname or config.ip
         self.me = f"{self.hostname}:{config.port}"
-        self.zk = ZkSession(config.zk, config.zk_session_timeout, ExitPolicy.ON_CONNECTION_LOSS)
+        # Marathon creates its znodes CREATOR_ALL when its zk URL carries credentials, else
+        # OPEN_ACL_UNSAFE (ZookeeperConf.scala, zkDefaultCreationACL).
+        acl = CREATOR_ALL_ACL if config.zk.credentials else OPEN_ACL_UNSAFE
+        self.zk = ZkSession(config.zk, config.zk_session_timeout, ExitPolicy.NEVER, acl=acl)
+        self.zk.client.add_listener(self._on_zk_state)
         self.master_zk = ZkSession(config.master, config.zk_session_timeout, ExitPolicy.NEVER)
+        self.stopping = False
         self.latch_dir = f"{config.zk.path}/{layout.LATCH_DIR}"
         self.node = ""
         self.leader: str | None = None
@@ -68,7 +97,19 @@ class Marathon:
                 "checkpoint": True,
             },
         )
-        self.proxy_session: aiohttp.ClientSession | None = None
+        self.scheduler.bus.max_outstanding = config.event_stream_max_outstanding_messages
+        if config.mesos_principal is not None:
+            self.scheduler.framework_info["principal"] = config.mesos_principal
+            self.scheduler.auth = (config.mesos_principal, config.mesos_secret)
+        self.proxy = LeaderProxy(
+            self, config.leader_proxy_connection_timeout, config.leader_proxy_read_timeout
+        )
+
+    def _on_zk_state(self, state: str) -> None:
+        if self.stopping:
+            return
+        if state in (KazooState.SUSPENDED, KazooState.LOST):
+            die("ZooKeeper connection lost", code=EXIT_ZK_CONNECTION_LOSS)
 
     # ------------------------------------------------------------------ latch
     def _join(self) -> None:
@@ -92,33 +133,43 @@ class Marathon:
     async def step(self) -> None:
         present, leader = await asyncio.to_thread(self._leader)
         if not present:
-            die("Lost leadership latch membership", code=4)
+            die("Lost leadership latch membership", code=EXIT_LEADERSHIP_LOSS)
         self.leader = leader
         if leader == self.me and not self.elected:
             log.info("elected leader")
             await self.scheduler.load()
             self.elected = True
         elif leader != self.me and self.elected:
-            die("Lost leadership", code=4)
+            die("Lost leadership; crashing", code=EXIT_LEADERSHIP_LOSS)
         if self.elected:
             await self.scheduler.step()
 
     async def run(self) -> None:
-        await asyncio.to_thread(self.zk.start, 30.0)
+        try:
+            await asyncio.to_thread(self.zk.start, self.config.zk_connection_timeout)
+        except Exception as exc:
+            log.error("Failed to connect to ZK (%s). Marathon will exit now.", type(exc).__name__)
+            die("ZooKeeper unreachable", code=EXIT_ZK_CONNECTION_FAILURE)
         await asyncio.to_thread(self.master_zk.start, 30.0)
         await asyncio.to_thread(self._join)
         log.info("joined the leader latch as %s", self.node)
-        app = web.Application(middlewares=[self._proxy_middleware])
+        if self.config.http_credentials is not None:
+            log.info(
+                "HTTP Basic authentication required for user %s", self.config.http_credentials.user
+            )
+        app = web.Application(middlewares=[self._auth_middleware, self._proxy_middleware])
+        app.on_response_prepare.append(self._leader_headers)
         self._add_local_routes(app)
         routes.add_routes(app, self)
         runner = await run_app(app, self.config.ip, self.config.port)
         try:
             await loop_forever(self.step, POLL)
         finally:
+            self.stopping = True
+            self.scheduler.bus.close_all()
             await runner.cleanup()
             await self.scheduler.close()
-            if self.proxy_session is not None:
-                await self.proxy_session.close()
+            await self.proxy.close()
             await asyncio.to_thread(self.zk.stop)
             await asyncio.to_thread(self.master_zk.stop)
 
@@ -133,17 +184,21 @@ class Marathon:
             "leader": self.leader,
             "frameworkId": self.scheduler.framework_id,
             "marathon_config": {
-                "master": str(self.config.master),
+                "master": _redacted(self.config.master),
                 "hostname": self.hostname,
                 "framework_name": self.config.framework_name,
                 "failover_timeout": 604800,
+                "leader_proxy_connection_timeout_ms": int(
+                    self.config.leader_proxy_connection_timeout * 1000
+                ),
+                "leader_proxy_read_timeout_ms": int(self.config.leader_proxy_read_timeout * 1000),
                 "checkpoint": True,
                 "mesos_role": None,
                 "mesos_user": "root",
                 "mesos_leader_ui_url": f"{masterinfo.base_url(master)}/" if master else None,
             },
             "zookeeper_config": {
-                "zk": str(self.config.zk),
+                "zk": _redacted(self.config.zk),
                 "zk_timeout": int(self.config.zk_session_timeout * 1000),
                 "zk_session_timeout": int(self.config.zk_session_timeout * 1000),
                 "zk_max_versions": 50,
@@ -154,7 +209,12 @@ class Marathon:
 
     def _add_local_routes(self, app: web.Application) -> None:
         async def ping(request: web.Request) -> web.StreamResponse:
-            return web.Response(text="pong\n")
+            # api/SystemResource.scala: "pong" as text/plain (JSON "pong" if only JSON is
+            # accepted); the proxy filter still applies: a follower asks the leader.
+            accept = request.headers.get("Accept", "*/*")
+            if "application/json" in accept and "text/" not in accept and "*/*" not in accept:
+                return json_response("pong")
+            return web.Response(text="pong")
 
         async def leader(request: web.Request) -> web.StreamResponse:
             if self.leader is None:
@@ -164,43 +224,74 @@ class Marathon:
         async def abdicate(request: web.Request) -> web.StreamResponse:
             if not self.elected:
                 return error(404, "There is no leader")
-            asyncio.get_running_loop().call_later(0.2, die, "Abdicating leadership", 0)
+            asyncio.get_running_loop().call_later(
+                ABDICATION_DELAY, die, "Abdicating leadership", EXIT_LEADERSHIP_LOSS
+            )
             return json_response({"message": "Leadership abdicated"})
+
+        async def event_stream(request: web.Request) -> web.StreamResponse:
+            return await self._event_stream(request)
 
         app.router.add_get("/ping", ping)
         app.router.add_get("/v2/leader", leader)
         app.router.add_delete("/v2/leader", abdicate)
+        app.router.add_get(EVENTS_PATH, event_stream)
+
+    async def _event_stream(self, request: web.Request) -> web.StreamResponse:
+        if events.EVENT_STREAM not in request.headers.getall("Accept", []):
+            # Jetty EventSourceServlet: without `Accept: text/event-stream` HttpServlet.doGet
+            return error_page(405, "HTTP method GET is not supported by this URL", request.path)
+        bus = self.scheduler.bus
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": "text/event-stream;charset=utf-8"}
+        )
+        response.force_close()  # Jetty: `Connection: close`
+        sub = bus.attach(request.remote or "", request.query.getall("event_type", []))
+        log.info("Add EventStream Handle as event listener: %s", sub.remote)
+        try:
+            await response.prepare(request)
+            while True:
+                try:
+                    event = await asyncio.wait_for(sub.queue.get(), events.HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    await response.write(b"\r\n")
+                    continue
+                if event is None:
+                    break
+                if sub.wants(event):
+                    await response.write(events.frame(event))
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            bus.detach(sub)
+        return response
+
+    async def _leader_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        if request.get(SERVED_BY_LEADER):
+            response.headers.update(leader_headers(self.me))
+
+    @web.middleware
+    async def _auth_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        credentials = self.config.http_credentials
+        if credentials is None or auth.basic_ok(request.headers.get("Authorization"), credentials):
+            return await handler(request)
+        response = error_page(401, "Unauthorized", request.path)
+        response.headers["WWW-Authenticate"] = auth.challenge(self.config.http_realm)
+        return response
 
     @web.middleware
     async def _proxy_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if (request.path in LOCAL and request.method == "GET") or self.elected:
-            response = await handler(request)
-            response.headers["X-Marathon-Leader"] = f"http://{self.leader or ''}"
-            return response
-        if self.leader is None or self.leader == self.me:
-            return error(503, "Could not determine the current leader")
-        return await self._proxy(request, self.leader)
+        return await self.proxy.dispatch(request, handler)
 
-    async def _proxy(self, request: web.Request, leader: str) -> web.StreamResponse:
-        if self.proxy_session is None:
-            self.proxy_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
-        headers["X-Marathon-Via"] = f"1.1 {self.me}"
-        try:
-            async with self.proxy_session.request(
-                request.method,
-                f"http://{leader}{request.path_qs}",
-                data=await request.read(),
-                headers=headers,
-                allow_redirects=False,
-            ) as upstream:
-                body = await upstream.read()
-                out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS}
-                return web.Response(body=body, status=upstream.status, headers=out)
-        except CLIENT_ERRORS as exc:
-            return error(502, f"Could not reach the leader {leader}: {exc}")
+
+def _redacted(url: ZkUrl) -> str:
+    """ZookeeperConf.ZkUrl.redactedConnectionString."""
+    auth_part = "xxxxxxxx:xxxxxxxx@" if url.credentials else ""
+    return f"zk://{auth_part}{url.hosts}{url.path}"
 
 
 async def serve(config: MarathonConfig) -> None:

@@ -71,15 +71,17 @@ def app_json(
 
 
 def deployment_json(deployment: dict[str, Any]) -> dict[str, Any]:
-    apps = deployment["affectedApps"]
-    actions = [{"action": deployment["action"], "app": a} for a in apps]
+    """`raml.DeploymentStepInfo` (raml/DeploymentPlanConversion.scala): the plan, its current
+    step (1-based) and that step's actions with their readiness check results."""
+    steps = deployment["steps"]
+    current = steps[int(deployment["currentStep"]) - 1]
     return {
         "id": deployment["id"],
         "version": deployment["version"],
-        "affectedApps": apps,
+        "affectedApps": deployment["affectedApps"],
         "affectedPods": [],
-        "steps": [{"actions": actions}],
-        "currentActions": [{**a, "readinessCheckResults": []} for a in actions],
-        "currentStep": 1,
-        "totalSteps": 1,
+        "steps": [{"actions": list(step)} for step in steps],
+        "currentActions": [{**a, "readinessCheckResults": []} for a in current],
+        "currentStep": deployment["currentStep"],
+        "totalSteps": len(steps),
     }

@@ -133,8 +133,12 @@ def test_maintenance_drains_an_agent_before_it_goes_down(cluster: SimCluster) ->
         what="Marathon to record the task failure",
     )
 
-    # Both machines up again: the agents register afresh and Marathon restores the app.
+    # Both machines up again: the agents (which exited when shut down, as Mesos agents do,
+    # and are restarted as their pods would be) register afresh; Marathon restores the app.
     assert _post(master + "/master/machine/up", [m0, m1]).status_code == 200
     assert cluster.get(master + "/master/maintenance/schedule") == {"windows": []}
+    for j in range(2):
+        cluster.wait_for(lambda j=j: not cluster.agents[j].running, what=f"agent {j} to exit")
+        cluster.start_agent(j)
     cluster.wait_for_agents(2)
     cluster.wait_for_tasks("/svc", 2)
