@@ -77,6 +77,20 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--work-dir", "--work_dir", dest="work_dir", required=True, type=Path)
     a.add_argument("--resources", default=DEFAULT_AGENT_RESOURCES)
     a.add_argument("--recover", choices=("reconnect", "cleanup"), default="reconnect")
+    a.add_argument("--credential", default=None, help='JSON {"principal", "secret"} file')
+    a.add_argument("--containerizers", default="mesos", help="mesos, docker or both")
+    a.add_argument("--docker", default="docker", help="the docker CLI")
+    a.add_argument("--docker_socket", default="/var/run/docker.sock")
+    a.add_argument("--isolation", default="posix/cpu,posix/mem")
+    a.add_argument("--cgroups_hierarchy", type=Path, default=Path("/sys/fs/cgroup"))
+    a.add_argument("--cgroups_root", default="mesos")
+    a.add_argument("--cgroups_enable_cfs", type=_bool, nargs="?", const=True, default=False)
+    a.add_argument("--registration_backoff_factor", type=_seconds, default=1.0)
+    # Accepted as Mesos takes them; the sim has nothing to do with them.
+    for ignored in ("--strict", "--systemd_enable_support"):
+        a.add_argument(ignored, type=_bool, nargs="?", const=True, default=None)
+    for ignored in ("--docker_mesos_image", "--attributes"):
+        a.add_argument(ignored, default=None)
 
     r = sub.add_parser("marathon", help="Marathon (flags: sim/marathon/cli.py)", add_help=False)
     r.add_argument("marathon_args", nargs=argparse.REMAINDER)
@@ -208,9 +222,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     if args.role == "agent":
+        from sim.agent.credential import CredentialError, read_credential
         from sim.agent.server import AgentConfig
         from sim.agent.server import serve as serve_agent
 
+        credential = None
+        if args.credential:
+            try:
+                credential = read_credential(args.credential)
+            except CredentialError as exc:
+                logging.getLogger("sim.agent").error("%s", exc)
+                return 1
+            logging.getLogger("sim.agent").info(
+                "Agent using credential for: %s", credential.principal
+            )
+        containerizers = tuple(c.strip() for c in args.containerizers.split(",") if c.strip())
+        unknown = set(containerizers) - {"mesos", "docker"}
+        if not containerizers or unknown:
+            logging.getLogger("sim.agent").error(
+                "Failed to create a containerizer: Unknown or unsupported containerizer: %s",
+                ",".join(sorted(unknown)) or "(none)",
+            )
+            return 1
         return _run(
             serve_agent(
                 AgentConfig(
@@ -221,6 +254,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     hostname=args.hostname,
                     resources=args.resources,
                     recover=args.recover,
+                    credential=credential,
+                    containerizers=containerizers,
+                    docker=args.docker,
+                    docker_socket=args.docker_socket,
+                    isolation=args.isolation,
+                    cgroups_hierarchy=args.cgroups_hierarchy,
+                    cgroups_root=args.cgroups_root,
+                    cgroups_enable_cfs=args.cgroups_enable_cfs,
+                    registration_backoff_factor=args.registration_backoff_factor,
                 )
             )
         )

@@ -170,6 +170,8 @@ class SimCluster:
             proc.signal(signal.SIGTERM)
         for proc in self.marathons + self.agents + self.masters:
             proc.stop(grace=5.0)
+        for proc in self.agents:  # their tasks outlive them on purpose (--recover=reconnect)
+            proc.kill_tasks()
         self.http.close()
         if self._zk is not None:
             with contextlib.suppress(Exception):

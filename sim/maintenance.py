@@ -4,11 +4,20 @@ Follows the documented rules: a machine appears at most once in a schedule; mach
 schedule are DRAINING; `machine/down` takes only scheduled (DRAINING) machines to DOWN; a
 DOWN machine cannot be removed from the schedule; `machine/up` takes only DOWN machines
 back to UP and removes them from the schedule.
+
+A MachineID is compared as Mesos compares it (`include/mesos/type_utils.hpp`
+`operator==(MachineID, MachineID)`: hostname case-insensitively and ip, each also by whether
+it is set; `src/master/master.cpp` builds an agent's MachineID from its hostname and IP): an
+agent is on a machine only when both its hostname and its IP match, so a MachineID with only
+a hostname or only an IP is accepted in a schedule but matches no agent (docs/maintenance.md:
+"both the `hostname` and `ip` fields must match"). A given IP must be a well-formed IPv4
+address (`src/master/maintenance.cpp` `validation::machine`).
 """
 
 from __future__ import annotations
 
 import copy
+import ipaddress
 from typing import Any
 
 UP = "UP"
@@ -25,10 +34,15 @@ class MaintenanceError(ValueError):
 def machine_key(machine_id: Any) -> Machine:
     if not isinstance(machine_id, dict):
         raise MaintenanceError(f"a MachineID must be an object, got {machine_id!r}")
-    hostname = str(machine_id.get("hostname") or "").lower()
+    hostname = str(machine_id.get("hostname") or "").lower()[:255]
     ip = str(machine_id.get("ip") or "")
     if not hostname and not ip:
-        raise MaintenanceError("a MachineID needs a hostname or an ip")
+        raise MaintenanceError("Both 'hostname' and 'ip' for a machine are empty")
+    if ip:
+        try:
+            ipaddress.IPv4Address(ip)
+        except ValueError:
+            raise MaintenanceError(f"Failed to parse IP {ip[:64]!r} of a machine") from None
     return hostname, ip
 
 
@@ -43,9 +57,9 @@ def machine_json(machine: Machine) -> dict[str, str]:
 
 
 def matches(machine: Machine, hostname: str, ip: str) -> bool:
-    """Whether an agent at (hostname, ip) is on `machine` (every given field must equal)."""
-    m_host, m_ip = machine
-    return (not m_host or m_host == hostname.lower()) and (not m_ip or m_ip == ip)
+    """Whether an agent at (hostname, ip) is on `machine`: the agent's MachineID (both fields
+    set) equals it, so both fields must be given and equal (hostname case-insensitively)."""
+    return machine == (hostname.lower(), ip) and bool(hostname) and bool(ip)
 
 
 def parse_machine_ids(body: Any) -> list[Machine]:

@@ -1,7 +1,10 @@
 """Simulator processes as children of a test: bounded, logged, always cleaned up.
 
 Children get PR_SET_PDEATHSIG (SIGKILL) so they die with the parent process, and every live
-process is killed at interpreter exit.
+process is killed at interpreter exit. An agent's tasks are real processes (or containers) that
+outlive their agent on purpose (`--recover=reconnect`), in process groups of their own: a
+SimProcess running an agent knows its work dir, `kill_tasks()` kills what it checkpointed, and
+at interpreter exit every agent's tasks are killed too.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -35,13 +38,40 @@ def _die_with_parent() -> None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+_AGENT_DIRS: set[Path] = set()
+
+
 @atexit.register
 def _kill_all() -> None:
     with _LIVE_LOCK:
         procs = list(_LIVE)
+        agent_dirs = list(_AGENT_DIRS)
     for proc in procs:
         with contextlib.suppress(Exception):
             proc.kill()
+    for work_dir in agent_dirs:
+        with contextlib.suppress(Exception):
+            kill_agent_tasks(work_dir)
+
+
+def kill_agent_tasks(work_dir: Path) -> int:
+    """Kill the tasks an agent checkpointed under `work_dir` (see sim/agent/containers.py)."""
+    from sim.agent.containers import kill_checkpointed
+
+    return kill_checkpointed(work_dir)
+
+
+def agent_work_dir(args: list[str]) -> Path | None:
+    """The `--work_dir` of `sim agent ...` arguments, else None."""
+    if not args or args[0] != "agent":
+        return None
+    for i, arg in enumerate(args):
+        for flag in ("--work-dir", "--work_dir"):
+            if arg.startswith(flag + "="):
+                return Path(arg.split("=", 1)[1])
+            if arg == flag and i + 1 < len(args):
+                return Path(args[i + 1])
+    return None
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -58,14 +88,27 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 
 
 class SimProcess:
-    """`python -m sim <args>` with its output in `log_path`."""
+    """`python -m sim <args>` with its output in `log_path`; `env` is added to the process's
+    environment, and `wrapper` (e.g. `["/bin/sh", "-c", script]`) runs it: the wrapper gets
+    `python -m sim <args>` as its arguments (testenv/simpods.py runs a pod's start command)."""
 
-    def __init__(self, name: str, args: list[str], log_path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> None:
         self.name = name
         self.args = args
         self.log_path = log_path
+        self.env = dict(env or {})
+        self.wrapper = list(wrapper)
         self.popen: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self.work_dir = agent_work_dir(args)
 
     @property
     def running(self) -> bool:
@@ -86,8 +129,9 @@ class SimProcess:
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
         )
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.env)
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "sim", *self.args],
+            [*self.wrapper, sys.executable, "-m", "sim", *self.args],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -97,6 +141,14 @@ class SimProcess:
         )
         with _LIVE_LOCK:
             _LIVE.add(self)
+            if self.work_dir is not None:
+                _AGENT_DIRS.add(self.work_dir)
+
+    def kill_tasks(self) -> int:
+        """An agent's tasks: kill them (they outlive the agent process on purpose)."""
+        if self.work_dir is None:
+            return 0
+        return kill_agent_tasks(self.work_dir)
 
     def signal(self, sig: signal.Signals) -> None:
         if self.popen is not None and self.popen.poll() is None:

@@ -1,4 +1,8 @@
-"""Mesos task records and states (tasks are records; no process runs)."""
+"""Mesos tasks as the master and agents report them, and their states.
+
+The agent runs each task as a real process or container (sim/agent/containers.py); a task's
+`container` is its ContainerInfo (`{"type": "DOCKER", "docker": {"image": ...}}`) or None
+for a command task."""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ class Task:
     resources: Resources = field(default_factory=dict)
     command: str = ""
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    container: dict[str, Any] | None = None
 
     @property
     def live(self) -> bool:
@@ -53,8 +58,12 @@ class Task:
     def last_timestamp(self) -> float:
         return float(self.statuses[-1]["timestamp"]) if self.statuses else 0.0
 
+    @property
+    def message(self) -> str:
+        return str(self.statuses[-1].get("message", "")) if self.statuses else ""
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.task_id,
             "name": self.name,
             "framework_id": self.framework_id,
@@ -66,6 +75,9 @@ class Task:
             "statuses": list(self.statuses),
             "command": self.command,
         }
+        if self.container is not None:
+            out["container"] = self.container
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Task:
@@ -78,6 +90,7 @@ class Task:
             resources={k: float(v) for k, v in (data.get("resources") or {}).items() if v},
             command=str(data.get("command", "")),
             statuses=list(data.get("statuses") or []),
+            container=container_info(data.get("container")),
         )
 
 
@@ -88,12 +101,12 @@ def count_states(tasks: list[Task]) -> dict[str, int]:
     return counts
 
 
-def outcome_of(command: str) -> str | None:
-    """The terminal state a command reaches by itself, or None for a long-running one:
-    `true`/`exit 0` finish, `false`/`exit N` fail; anything else runs until killed."""
-    cmd = command.strip()
-    if cmd in ("true", "exit 0"):
-        return FINISHED
-    if cmd == "false" or (cmd.startswith("exit ") and cmd[5:].strip().isdigit()):
-        return FAILED
-    return None
+def container_info(value: Any) -> dict[str, Any] | None:
+    """A task's ContainerInfo, kept only in the shape the sim understands (bounded)."""
+    if not isinstance(value, dict):
+        return None
+    kind = str(value.get("type") or "MESOS").upper()
+    docker = value.get("docker")
+    if kind == "DOCKER" and isinstance(docker, dict) and isinstance(docker.get("image"), str):
+        return {"type": "DOCKER", "docker": {"image": docker["image"][:512]}}
+    return {"type": kind[:16]}

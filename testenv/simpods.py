@@ -65,7 +65,7 @@ from typing import Any
 
 import httpx
 
-from sim.procs import SimProcess, free_ports, wait_until
+from sim.procs import SimProcess, free_ports, kill_agent_tasks, wait_until
 from testenv.kube import KubeTestEnv
 
 log = logging.getLogger(__name__)
@@ -567,3 +567,6 @@ class SimPodRunner:
                     break
                 time.sleep(0.05)
             self._reap(float("inf"))
+            # Agents' tasks outlive their agent on purpose (--recover=reconnect): kill them.
+            for work_dir in (self.base_dir / "agents").glob("*"):
+                kill_agent_tasks(work_dir)

@@ -6,6 +6,7 @@ from typing import Any
 
 from sim import VERSION
 from sim import resources as res
+from sim.agent.containers import Run
 from sim.tasks import COUNTED, LIVE, Task, count_states
 
 
@@ -21,6 +22,7 @@ def state(
     flags: dict[str, str],
     tasks: list[Task],
     completed: list[Task],
+    runs: dict[tuple[str, str], Run] | None = None,
 ) -> dict[str, Any]:
     frameworks: dict[str, dict[str, Any]] = {}
     for task in tasks + completed:
@@ -36,6 +38,10 @@ def state(
             "queued_tasks": [],
             "completed_tasks": [] if task.state in LIVE else [task.to_json()],
         }
+        run = (runs or {}).get((task.framework_id, task.task_id))
+        if run is not None:
+            executor["container"] = run.container_id
+            executor["directory"] = run.sandbox
         fw["executors" if task.state in LIVE else "completed_executors"].append(executor)
     return {
         "version": VERSION,

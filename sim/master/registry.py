@@ -15,7 +15,7 @@ from typing import Any
 
 from sim import maintenance as mt
 from sim import resources as res
-from sim.tasks import LOST, STAGING, TERMINAL, Task
+from sim.tasks import LOST, STAGING, TERMINAL, Task, container_info
 
 STAGING_GRACE = 5.0  # a just-launched task may be missing from an agent's report
 
@@ -329,6 +329,7 @@ class MasterState:
                 agent_id=agent_id,
                 resources=need,
                 command=str(spec.get("command", "")),
+                container=container_info(spec.get("container")),
             )
             task.set_state(STAGING, self.wall())
             self.tasks[(framework_id, task_id)] = task

@@ -1,4 +1,5 @@
-"""The simulated agent's checkpoint and task lifecycle, without a master or ZooKeeper."""
+"""The simulated agent's checkpoint and views, without a master or ZooKeeper (its tasks as
+processes: tests/sim/test_agent_tasks.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from sim.agent import views
 from sim.agent.checkpoint import Checkpoint
 from sim.agent.server import AgentConfig, AgentProcess
-from sim.tasks import FAILED, KILLED, RUNNING, STAGING, Task
+from sim.tasks import RUNNING, STAGING, Task
 from sim.zkurl import ZkUrl
 
 
@@ -41,39 +42,6 @@ def test_checkpoint_round_trip_with_latest_link(tmp_path: Path) -> None:
     assert checkpoint.load() == ("S1", [])
     checkpoint.wipe()
     assert checkpoint.load() == (None, [])
-
-
-def test_tasks_progress_and_survive_a_restart_with_reconnect(tmp_path: Path) -> None:
-    agent = _agent(tmp_path)
-    agent.agent_id = "S0"
-    agent.launch(_task("long"))
-    agent.launch(_task("bad", command="exit 2"))
-    agent.progress()
-    assert {t.task_id: t.state for t in agent.tasks.values()} == {"long": RUNNING, "bad": RUNNING}
-    agent.tasks[("fw", "bad")].statuses[-1]["timestamp"] -= 10
-    agent.progress()
-    assert agent.tasks[("fw", "bad")].state == FAILED
-    agent.acknowledge(["bad"])
-    assert list(agent.tasks) == [("fw", "long")]
-
-    again = _agent(tmp_path)
-    assert again.agent_id == "S0"
-    assert [t.state for t in again.tasks.values()] == [RUNNING]
-    again.kill("fw", "long")
-    assert again.tasks[("fw", "long")].state == KILLED
-
-    cleaned = _agent(tmp_path, recover="cleanup")
-    assert cleaned.agent_id is None and not cleaned.tasks
-
-
-def test_shutdown_kills_tasks_and_forgets_the_agent_id(tmp_path: Path) -> None:
-    agent = _agent(tmp_path)
-    agent.agent_id = "S0"
-    agent.launch(_task("t"))
-    agent.shutdown()
-    assert agent.agent_id is None and not agent.tasks
-    assert [t.state for t in agent.completed] == [KILLED]
-    assert _agent(tmp_path).agent_id is None
 
 
 def test_agent_views(tmp_path: Path) -> None:

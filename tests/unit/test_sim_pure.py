@@ -10,7 +10,6 @@ from orchestrator_operator.mesos.leader import lowest_contender, parse_master_in
 from sim import masterinfo
 from sim.marathon import layout
 from sim.resources import fits, parse_resources
-from sim.tasks import FAILED, FINISHED, outcome_of
 from sim.zkurl import ZkUrl
 
 
@@ -96,9 +95,3 @@ def test_app_ids_and_buckets() -> None:
     assert not layout.valid_app_id("/a//b")
     assert layout.bucket("prod_web") == layout.bucket("prod_web")
     assert int(layout.bucket("anything"), 16) < layout.BUCKETS
-
-
-def test_command_outcomes() -> None:
-    assert outcome_of("true") == FINISHED
-    assert outcome_of("exit 3") == FAILED
-    assert outcome_of("sleep 1000") is None
