@@ -249,3 +249,21 @@ def test_the_agent_pod_reports_its_isolator_error_to_the_operator() -> None:
         " 'cpu'",
     )  # fmt: skip
     assert parse_agent_pod({"spec": {}, "status": {}}) is None  # not scheduled yet
+
+
+# Issue 16, point 3: a Mesos master refuses an agent whose credential it does not list; the
+# agent retries for ever (src/slave/slave.cpp, authentication back-off) and its pod stays Ready.
+def test_ready_agents_the_authenticating_masters_refused_are_named_as_such() -> None:
+    health = MasterHealth(elected=True, agents_active=0, frameworks_active=1, tasks_running=0)
+    obs = _observation(master_health=health, agents_authenticate=True)
+    status = build_status(obs, 4, [], NOW)
+    (agents_ready,) = [c for c in status["conditions"] if c["type"] == "AgentsReady"]
+    assert agents_ready["status"] == "False"
+    assert "5/5 agent pods ready but 0 agents registered" in agents_ready["message"]
+    assert "agents.credentialSecretRef" in agents_ready["message"]
+    assert status["phase"] != "Ready"
+    # Without authentication the DaemonSet's counts decide, as before.
+    assert build_status(_observation(master_health=health), 4, [], NOW)["phase"] == "Ready"
+    registered = MasterHealth(elected=True, agents_active=5, frameworks_active=1, tasks_running=0)
+    obs = _observation(master_health=registered, agents_authenticate=True)
+    assert build_status(obs, 4, [], NOW)["phase"] == "Ready"

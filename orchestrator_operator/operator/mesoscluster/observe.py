@@ -82,6 +82,7 @@ def observe_cluster(
         quorum=spec.masters.effective_quorum,
         agents=replicas("DaemonSet", agents.COMPONENT),
         marathon=replicas("Deployment", marathon.COMPONENT),
+        agents_authenticate=spec.masters.credentials_secret_ref is not None,
     )
 
 

@@ -63,6 +63,9 @@ class Observation:
     machines_down: frozenset[str] = frozenset()
     # The agent pods, read only when some agent is not ready; None: not read.
     agent_pods: tuple[AgentPod, ...] | None = None
+    # The masters authenticate agents (masters.credentialsSecretRef): a ready agent pod
+    # whose credential they refuse never registers.
+    agents_authenticate: bool = False
 
 
 def _zookeeper(obs: Observation) -> tuple[bool, str, str]:
@@ -151,6 +154,21 @@ def _agents(obs: Observation) -> tuple[bool, str, str]:
         )
         if not ok:
             message += f"; {needed} needed"
+    health = obs.master_health
+    counted = health is not None and health.elected and not health.recovering
+    if obs.agents_authenticate and ok and health and counted:
+        registered = health.agents_active
+        # Mesos refuses an agent whose credential it does not list and the agent retries
+        # for ever ("Authentication failed" in its log): the pod stays Ready.
+        if registered < replicas.ready:
+            ok, reason = False, Reason.NOT_READY
+            message = (
+                f"{replicas.ready}/{replicas.desired} agent pods ready but {registered}"
+                " agents registered with the leading master; the masters authenticate"
+                " agents: an agent whose credential (agents.credentialSecretRef) is not in"
+                " masters.credentialsSecretRef is refused ('Authentication failed' in its"
+                " log) and stays not registered"
+            )
     broken = sorted(
         (p.node, p.isolator_error)
         for p in obs.agent_pods or ()
