@@ -113,7 +113,12 @@ def env_to_args(environ: Mapping[str, str]) -> list[str]:
 
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Namespace:
     """Parse as Marathon does, or raise ScallopError."""
-    args = parser().parse_args([*env_to_args(environ), *argv])
+    args, extra = parser().parse_known_args([*env_to_args(environ), *argv])
+    if extra:
+        first = extra[0]
+        if first.startswith("-"):
+            raise ScallopError(f"Unknown option '{first.lstrip('-').split('=', 1)[0]}'")
+        raise ScallopError(f"Excess arguments provided: '{' '.join(extra)}'")
     if args.mesos_authentication and not args.mesos_authentication_principal:
         raise ScallopError(
             "When specifying 'mesos_authentication', you must also specify "

@@ -25,14 +25,10 @@ def marathon(
     """A Marathon process on the cluster's masters (not started). The environment of the test
     process at `start()` is its environment (set `MARATHON_*` with monkeypatch first)."""
     port = port or free_ports(1)[0]
-    argv = [
-        "marathon",
-        f"--master={cluster.mesos_zk}",
-        f"--zk={zk or cluster.marathon_zk}",
-        f"--port={port}",
-        "--zk_session_timeout=4",
-        *args,
-    ]
+    argv = ["marathon", f"--master={cluster.mesos_zk}"]
+    if zk != "":  # "": given in the environment (MARATHON_ZK)
+        argv.append(f"--zk={zk or cluster.marathon_zk}")
+    argv += [f"--port={port}", "--zk_session_timeout=4", *args]
     log = Path(cluster.base_dir) / "logs" / f"{name}.log"
     return SimProcess(name, argv, log), f"http://127.0.0.1:{port}"
 
