@@ -14,6 +14,7 @@ from orchestrator_operator.models.base import (
     ObjectName,
     ResourceRequirements,
     ResourceStatus,
+    SecretKeyRef,
     StatusModel,
     Storage,
     ZkPath,
@@ -50,6 +51,12 @@ class ManagedEnsemble(Model):
     version: ImageVersion = "3.8.4"
     resources: ResourceRequirements | None = None
     storage: Storage = Field(default_factory=Storage)
+    auth_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding 'user:password' lines (ZooKeeper digest) for the sync"
+        " engine's sessions on this ensemble; default: ensemble A's credentials. The Secret"
+        " must be labelled orchestrator.dev/credentials=zookeeper.",
+    )
 
 
 class MigrationTarget(Model):
@@ -134,6 +141,10 @@ class SyncRequest(StatusModel):
     target: str
     paths: list[str]
     strategy: Literal["SourceWins", "LastWriteWins", "Manual"] = "SourceWins"
+    # which Secret keys (in this namespace) hold each side's digest credentials; the
+    # controller reads them itself (common/zk_credentials.py), never through status
+    source_auth_secret_ref: SecretKeyRef | None = None
+    target_auth_secret_ref: SecretKeyRef | None = None
 
 
 class SyncStatus(StatusModel):

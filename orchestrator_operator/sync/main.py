@@ -16,12 +16,12 @@ from pathlib import Path
 from types import FrameType
 
 from orchestrator_operator.common.health_server import BackgroundHealthServer
+from orchestrator_operator.common.zk_credentials import parse_digest_credentials
 from orchestrator_operator.sync.conflict import Strategy
 from orchestrator_operator.sync.engine import ACL_SWEEP_RATE_MAX, SyncConfig, SyncEngine
 from orchestrator_operator.sync.metrics import SyncMetrics
 from orchestrator_operator.sync.verify import verify
 from orchestrator_operator.zk.connection import SyncError
-from orchestrator_operator.zk.model import parse_digest_credentials
 
 log = logging.getLogger("orchestrator.zk_sync")
 

@@ -6,14 +6,24 @@ others). A connect string that cannot be reached raises ZkUnreachable with a mes
 user, and keeps raising it without a new attempt for a while, so that many clusters pointing
 at a dead ensemble do not each block a worker on every tick. A session nobody has asked for
 in a while (its MesosCluster or ZkMigration is gone) is closed.
+
+Credentials: a session is kept per connect string and credentials. A handler that knows the
+digest credentials of an ensemble (common/zk_credentials.py reads them from the resource's
+Secret) says so once for its thread with ``with zk_credentials({hosts: creds}):``; every
+``ZK_POOL.get(hosts)`` within the block, however deep in the observers, then returns a
+session authenticated with them. Messages and ``open_sessions`` name the hosts only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import hashlib
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
@@ -28,6 +38,33 @@ IDLE_SECONDS = 300.0  # observers ask every second or two while their object exi
 
 class ZkUnreachable(Exception):
     """No ZooKeeper session could be had; the message names the ensemble."""
+
+
+Auth = tuple[tuple[str, str], ...]  # kazoo auth_data: (scheme, credential) pairs
+
+_CREDENTIALS: contextvars.ContextVar[Mapping[str, Auth]] = contextvars.ContextVar(
+    "zk_credentials", default=MappingProxyType({})
+)
+
+
+@contextlib.contextmanager
+def zk_credentials(by_hosts: Mapping[str, Sequence[tuple[str, str]]]) -> Iterator[None]:
+    """Within the block (this thread or task), sessions from the pool for these connect
+    strings authenticate with these credentials (empty ones: none)."""
+    merged = {**_CREDENTIALS.get(), **{h: tuple(a) for h, a in by_hosts.items()}}
+    token = _CREDENTIALS.set(merged)
+    try:
+        yield
+    finally:
+        _CREDENTIALS.reset(token)
+
+
+def _session_key(hosts: str, auth: Auth) -> str:
+    """One session per connect string and credentials; the secret only as a hash."""
+    if not auth:
+        return hosts
+    digest = hashlib.sha256(repr(auth).encode()).hexdigest()[:16]
+    return f"{hosts}#auth-{digest}"
 
 
 class ZkClientPool:
@@ -45,40 +82,45 @@ class ZkClientPool:
         self._retry_after = retry_after
         self._idle_after = idle_after
 
-    def get(self, hosts: str) -> Any:
-        """A connected KazooClient for `hosts`."""
-        self._close_idle(except_for=hosts)
-        self._last_used[hosts] = time.monotonic()
-        with self._locks[hosts]:
-            client = self._clients.get(hosts)
+    def get(self, hosts: str, auth: Sequence[tuple[str, str]] | None = None) -> Any:
+        """A connected KazooClient for `hosts`, authenticated with `auth` (default: the
+        credentials `zk_credentials` gave for `hosts` in this context, else none)."""
+        creds: Auth = tuple(auth) if auth is not None else _CREDENTIALS.get().get(hosts, ())
+        key = _session_key(hosts, creds)
+        self._close_idle(except_for=key)
+        self._last_used[key] = time.monotonic()
+        with self._locks[key]:
+            client = self._clients.get(key)
             if client is not None:
                 if self._reconnected(client):
                     return client
                 # Never start() a client that lost its connection again: kazoo would join
                 # its connection thread, which can block a handler for as long as that
                 # thread keeps retrying. Drop it off the handler's thread instead.
-                del self._clients[hosts]
+                del self._clients[key]
                 _discard(client)
                 message = f"lost ZooKeeper at {hosts}: no reconnection within {self._timeout:g}s"
-                self._failures[hosts] = (time.monotonic(), message)
+                self._failures[key] = (time.monotonic(), message)
                 raise ZkUnreachable(message)
-            failed = self._failures.get(hosts)
+            failed = self._failures.get(key)
             if failed and time.monotonic() - failed[0] < self._retry_after:
                 raise ZkUnreachable(failed[1])
             client = KazooClient(
                 hosts=hosts,
                 timeout=10.0,
                 connection_retry=KazooRetry(max_tries=-1, max_delay=RETRY_MAX_DELAY_SECONDS),
+                # kazoo sends these after every (re)connect, before any request
+                auth_data=list(creds) or None,
             )
             try:
                 client.start(timeout=self._timeout)
             except KazooTimeoutError as error:
                 _discard(client)
                 message = f"cannot reach ZooKeeper at {hosts}: no session within {self._timeout:g}s"
-                self._failures[hosts] = (time.monotonic(), message)
+                self._failures[key] = (time.monotonic(), message)
                 raise ZkUnreachable(message) from error
-            self._clients[hosts] = client
-            self._failures.pop(hosts, None)
+            self._clients[key] = client
+            self._failures.pop(key, None)
             return client
 
     def _reconnected(self, client: Any) -> bool:
@@ -109,7 +151,8 @@ class ZkClientPool:
                 _discard(client)
 
     def open_sessions(self) -> list[str]:
-        return sorted(self._clients)
+        """The connect strings with a session (one entry per credentials used)."""
+        return sorted(key.split("#auth-", 1)[0] for key in self._clients)
 
     def close(self) -> None:
         for hosts, client in list(self._clients.items()):

@@ -70,20 +70,6 @@ def redacted_ids(acl: Acl) -> list[str]:
     return [ident for _perms, scheme, ident in acl if scheme == "digest" and ident.endswith(":x")]
 
 
-def parse_digest_credentials(text: str, where: str) -> list[tuple[str, str]]:
-    """`user:password` lines (blank lines and `#` comments skipped) as kazoo auth data."""
-    out = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        user, sep, password = line.partition(":")
-        if not sep or not user or not password:
-            raise ValueError(f"{where}, line {number}: expected user:password")
-        out.append(("digest", line))
-    return out
-
-
 def next_sequence(cversion: int, num_children: int) -> int:
     """The suffix the next sequential create under a parent gets. ZooKeeper (3.8, measured:
     tests/integration/test_zk_sync_sequences.py) adds 1 to a parent's cversion for every

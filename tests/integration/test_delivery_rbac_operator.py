@@ -3,6 +3,7 @@ token (TokenRequest) in a kubeconfig, against testenv:
 
 - `orchestrator run` under it becomes ready (CRD check, watches, the node and workload
   indexes, events) and the API server refuses it nothing;
+- it may get Secrets by name (ZooKeeper credentials) but never list or watch them;
 - the handlers' own API client (kube_api.KubeApi) under it applies every child the builders
   make for the example MesosCluster, deletes the managed ZooKeeper's children (as after a
   move to an external ensemble), and reads and deletes a pod by name.
@@ -158,8 +159,19 @@ def test_the_token_has_no_more_than_the_cluster_role(service_account_kubeconfig:
         )  # fmt: skip
 
     assert as_operator("get", "mesosclusters", "-A").returncode == 0
-    denied = as_operator("get", "secrets", "-A")  # it may create the probes' token, never read
+    # Secrets: created (the probes' token), and got by name (ZooKeeper credentials, only from
+    # a labelled Secret: common/zk_credentials.py), never listed or watched
+    denied = as_operator("get", "secrets", "-A")
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+
+    def can_i(verb: str, resource: str) -> str:
+        result = as_operator("auth", "can-i", verb, resource, "-n", "anywhere")
+        return result.stdout.strip()
+
+    assert can_i("get", "secrets") == "yes"
+    assert can_i("create", "secrets") == "yes"
+    for verb in ("list", "watch", "update", "patch", "delete"):
+        assert can_i(verb, "secrets") == "no", verb
 
 
 def _wait_ready(process: subprocess.Popen[bytes], log: Path, port: int) -> None:

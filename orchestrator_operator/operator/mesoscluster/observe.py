@@ -14,6 +14,11 @@ import httpx
 from orchestrator_operator.common.kube_api import ApiError, KubeApi
 from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.common.ttl_cache import TtlCache
+from orchestrator_operator.common.zk_credentials import (
+    CredentialsRefused,
+    cluster_secret_ref,
+    read_zk_credentials,
+)
 from orchestrator_operator.mesos.discovery import read_election, read_master_metrics
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
@@ -22,7 +27,7 @@ from orchestrator_operator.operator.builders.meta import selector_labels
 from orchestrator_operator.operator.indexes import Workloads
 from orchestrator_operator.operator.mesoscluster.status import AgentPod, Observation, Replicas
 from orchestrator_operator.operator.workloads import WorkloadSummary
-from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable
+from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_credentials
 from orchestrator_operator.zk.four_letter import ensemble_modes
 
 # Four-letter words open a connection per server: ask every 10 s, not on every tick.
@@ -51,9 +56,15 @@ def observe_cluster(
     connect = zookeeper.connect_string(owner, spec)
     zk_error, election, health = None, None, None
     try:
-        election = read_election(ZK_POOL.get(connect), spec.masters.zk_path)
+        # zookeeper.external.authSecretRef: the session authenticates as that digest user
+        ref = cluster_secret_ref(spec)
+        auth = read_zk_credentials(KubeApi.shared(), owner.namespace, ref) if ref else ()
+        with zk_credentials({connect: auth}):
+            election = read_election(ZK_POOL.get(connect), spec.masters.zk_path)
     except ZkUnreachable as error:
         zk_error = str(error)
+    except CredentialsRefused as error:
+        zk_error = f"ZooKeeper credentials: {error}"
     if election and election.leader:
         health = read_master_metrics(election.leader.address)
     servers = None

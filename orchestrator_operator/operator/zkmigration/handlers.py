@@ -20,6 +20,12 @@ from kazoo.exceptions import KazooException
 from orchestrator_operator.common.conditions import make_condition, set_condition
 from orchestrator_operator.common.kube_api import KubeApi
 from orchestrator_operator.common.manifest import Owner, owner_reference
+from orchestrator_operator.common.zk_credentials import (
+    CredentialsRefused,
+    cluster_secret_ref,
+    migration_secret_refs,
+    zk_auth_by_hosts,
+)
 from orchestrator_operator.models import API_GROUP, API_VERSION, MESOS_CLUSTER, ZK_MIGRATION
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
@@ -40,7 +46,7 @@ from orchestrator_operator.operator.zkmigration import archive
 from orchestrator_operator.operator.zkmigration import metrics as metrics_export
 from orchestrator_operator.operator.zkmigration.machine import Decision, other_component, step
 from orchestrator_operator.operator.zkmigration.observe import agent_pods, observe
-from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable
+from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_credentials
 from orchestrator_operator.zk.reader import read_tree
 
 log = logging.getLogger(__name__)
@@ -245,20 +251,32 @@ def drive(
         _expire_archive(meta, current)
         _write(meta, status, current, patch)
         return
+    # each side's digest credentials, from the Secrets the spec (or the cluster) names
+    source_ref, target_ref = migration_secret_refs(parsed, cluster_spec)
     try:
-        observation = observe(
-            owner=owner,
-            cluster_spec=cluster_spec,
-            cluster_connect=zookeeper.connect_string(owner, cluster_spec),
-            routing=routing,
-            source=source,
-            target=target,
-            paths=list(parsed.paths),
-            count_source_sessions=current.current_phase == 6,
-            sync=current.sync,
-            since=current.baseline.recorded_at if current.baseline else None,
-            now=datetime.now(UTC),
-        )
+        auth = zk_auth_by_hosts(api, meta["namespace"], {
+            zookeeper.connect_string(owner, cluster_spec): cluster_secret_ref(cluster_spec),
+            source: source_ref,
+            target: target_ref,
+        })  # fmt: skip
+    except CredentialsRefused as error:
+        _hold(meta, status, current, patch, f"ZooKeeper credentials: {error}")
+        return
+    try:
+        with zk_credentials(auth):
+            observation = observe(
+                owner=owner,
+                cluster_spec=cluster_spec,
+                cluster_connect=zookeeper.connect_string(owner, cluster_spec),
+                routing=routing,
+                source=source,
+                target=target,
+                paths=list(parsed.paths),
+                count_source_sessions=current.current_phase == 6,
+                sync=current.sync,
+                since=current.baseline.recorded_at if current.baseline else None,
+                now=datetime.now(UTC),
+            )
     except (ZkUnreachable, KazooException) as error:
         _hold(meta, status, current, patch, f"cannot observe the ensembles: {error}")
         return
@@ -280,6 +298,8 @@ def drive(
         target=target,
         paths=list(parsed.paths),
         strategy=parsed.conflict_strategy,
+        source_auth_secret_ref=source_ref,
+        target_auth_secret_ref=target_ref,
     )
     if new.current_phase == 5 and observation.mesos.leader_address:
         # Forward: drain the agents left on A; undoing phase 5 (no drain_nodes): bring
@@ -287,10 +307,11 @@ def drive(
         _drain_agents_left_on_source(owner, observation.mesos.leader_address, decision)
     if decision.finalize:
         sync_stopped = observation.sync is None or observation.sync.state == SyncState.STOPPED
-        _finalize(
-            parsed, meta, cluster_meta, cluster.get("spec") or {}, new, sync_stopped,
-            observation.source.ephemerals, reconfig,
-        )  # fmt: skip
+        with zk_credentials(auth):  # the archive reads A
+            _finalize(
+                parsed, meta, cluster_meta, cluster.get("spec") or {}, new, sync_stopped,
+                observation.source.ephemerals, reconfig,
+            )  # fmt: skip
     _write(meta, status, new, patch)
 
 

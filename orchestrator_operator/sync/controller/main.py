@@ -29,6 +29,8 @@ import time
 from prometheus_client import REGISTRY
 
 from orchestrator_operator.common.health_server import Readiness, start_server
+from orchestrator_operator.common.zk_credentials import Credentials, read_zk_credentials
+from orchestrator_operator.models.base import SecretKeyRef
 from orchestrator_operator.sync.controller.controller import Controller, Runner
 from orchestrator_operator.sync.controller.kube import ZkMigrationApi, reporter_for
 from orchestrator_operator.sync.controller.metrics import PerMigrationCollector, controller_gauge
@@ -44,8 +46,12 @@ async def _serve(options: ControllerOptions, api: ZkMigrationApi) -> int:
     REGISTRY.register(collector)
     report = reporter_for(api)
 
+    def credentials(namespace: str, ref: SecretKeyRef) -> Credentials:
+        # the same rule as the operator's (a labelled Secret in the migration's namespace)
+        return read_zk_credentials(api, namespace, ref, cached=False)
+
     def factory(key: Key, spec: SyncSpec) -> Runner:
-        return MigrationRunner(key, spec, options, report, collector)
+        return MigrationRunner(key, spec, options, report, collector, credentials)
 
     controller = Controller(report, options, factory, controller_gauge())
     readiness = Readiness()

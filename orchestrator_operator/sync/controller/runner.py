@@ -11,8 +11,11 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from orchestrator_operator.common.zk_credentials import Credentials, CredentialsRefused
+from orchestrator_operator.models.base import SecretKeyRef
 from orchestrator_operator.models.vocabulary import SyncState
 from orchestrator_operator.sync.controller.kube import Reporter
 from orchestrator_operator.sync.controller.metrics import PerMigrationCollector
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("orchestrator.zk_sync.controller")
 
+# (namespace, Secret key reference) -> digest credentials, or CredentialsRefused
+CredentialReader = Callable[[str, SecretKeyRef], Credentials]
+
 
 def engine_view(engine: SyncEngine) -> EngineView:
     healthy, detail = engine.health()
@@ -62,10 +68,13 @@ class MigrationRunner:
         options: ControllerOptions,
         report: Reporter,
         collector: PerMigrationCollector | None = None,
+        credentials: CredentialReader | None = None,
     ) -> None:
         self.key = key
         self.spec = spec
         self.options = options
+        self._credentials = credentials
+        self._auth: dict[str, Credentials] = {}  # "source"/"target", read at each start
         self.state: str = SyncState.STARTING  # a SyncState; str as in the Runner protocol
         self.metrics = SyncMetrics()
         self._report = report
@@ -160,6 +169,7 @@ class MigrationRunner:
                 )
             engine: SyncEngine | None = None
             try:
+                self._auth = self._read_credentials()
                 config = SyncConfig(
                     source=spec.source,
                     target=spec.target,
@@ -170,6 +180,8 @@ class MigrationRunner:
                     session_timeout=self.options.session_timeout,
                     connect_timeout=self.options.connect_timeout,
                     state_file=prepare_state_file(self.options.state_dir, self.key, spec),
+                    source_auth=list(self._auth["source"]),
+                    target_auth=list(self._auth["target"]),
                 )
                 engine = SyncEngine(config, self.metrics)
                 log.info("%s/%s: starting sync of %s", namespace, name, spec.describe())
@@ -201,6 +213,26 @@ class MigrationRunner:
                 engine.stop()
             return
 
+    def _read_credentials(self) -> dict[str, Credentials]:
+        """Each side's digest credentials from the Secret its syncRequest names (read
+        again at every start, so a fixed Secret is picked up by the next retry);
+        CredentialsRefused says which rule a Secret breaks."""
+        namespace, _ = self.key
+        auth: dict[str, Credentials] = {}
+        for side, secret in (("source", self.spec.source_secret),
+                             ("target", self.spec.target_secret)):  # fmt: skip
+            if secret is None:
+                auth[side] = ()
+            elif self._credentials is None:
+                raise CredentialsRefused(f"no Kubernetes API to read Secret {secret[0]}")
+            else:
+                ref = SecretKeyRef(name=secret[0], key=secret[1])
+                try:
+                    auth[side] = self._credentials(namespace, ref)
+                except CredentialsRefused as exc:
+                    raise CredentialsRefused(f"ZooKeeper {side} credentials: {exc}") from None
+        return auth
+
     def _follow(self, engine: SyncEngine) -> None:
         namespace, name = self.key
         self.state = SyncState.RUNNING
@@ -208,7 +240,7 @@ class MigrationRunner:
             "%s/%s: running (bootstrap %d znodes in %.2fs)",
             namespace, name, engine.bootstrap.znodes, engine.bootstrap.seconds,
         )  # fmt: skip
-        verifier = Verifier(self.spec, self.options, f"{namespace}/{name}")
+        verifier = Verifier(self.spec, self.options, f"{namespace}/{name}", self._auth)
         verifier.start()
         try:
             while True:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator_operator.models.base import SecretKeyRef
 from orchestrator_operator.models.zkmigration import SyncRequest, SyncStatus
 from orchestrator_operator.sync.conflict import Strategy
 
@@ -31,6 +32,10 @@ class SyncSpec:
     target: str
     paths: tuple[str, ...]
     strategy: str = "SourceWins"
+    # (Secret name, key) in the migration's namespace holding each side's digest
+    # credentials (common/zk_credentials.py reads it; never the secret itself here)
+    source_secret: tuple[str, str] | None = None
+    target_secret: tuple[str, str] | None = None
 
     @property
     def engine_strategy(self) -> Strategy:
@@ -75,7 +80,20 @@ def desired_of(obj: Mapping[str, Any]) -> Desired:
         return Desired(None, f"invalid status.syncRequest: {problems}", invalid=True)
     if not request.active:
         return Desired(None, "status.syncRequest.active is false")
-    return Desired(SyncSpec(request.source, request.target, tuple(request.paths), request.strategy))
+
+    def secret(ref: SecretKeyRef | None) -> tuple[str, str] | None:
+        return None if ref is None else (ref.name, ref.key)
+
+    return Desired(
+        SyncSpec(
+            request.source,
+            request.target,
+            tuple(request.paths),
+            request.strategy,
+            secret(request.source_auth_secret_ref),
+            secret(request.target_auth_secret_ref),
+        )
+    )
 
 
 def current_sync(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:

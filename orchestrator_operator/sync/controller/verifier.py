@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from orchestrator_operator.common.zk_credentials import CredentialsRefused
 from orchestrator_operator.sync.controller.status import SyncSpec, VerifyResult
 from orchestrator_operator.sync.verify import verify_clients
 from orchestrator_operator.zk.connection import SyncError, close, connect
@@ -18,15 +20,25 @@ if TYPE_CHECKING:
 
 
 def _error_text(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, SyncError) else f"{type(exc).__name__}: {exc}".rstrip(": ")
+    """An error for status: ours as it is (written for the user), others with their type."""
+    if isinstance(exc, SyncError | CredentialsRefused):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
 class Verifier:
     """Compares both sides every ``interval`` seconds through its own two sessions."""
 
-    def __init__(self, spec: SyncSpec, options: ControllerOptions, label: str) -> None:
+    def __init__(
+        self,
+        spec: SyncSpec,
+        options: ControllerOptions,
+        label: str,
+        auth: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    ) -> None:
         self.spec = spec
         self.options = options
+        self._auth = dict(auth or {})  # "source"/"target": digest credentials
         self.result: VerifyResult | None = None
         self._clients: dict[str, Any] = {}
         self._stop = threading.Event()
@@ -47,6 +59,7 @@ class Verifier:
                 what,
                 timeout=self.options.connect_timeout,
                 session_timeout=self.options.session_timeout,
+                auth=list(self._auth.get(what, ())),
             )
             self._clients[what] = client
         return client
