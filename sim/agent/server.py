@@ -319,7 +319,7 @@ class AgentProcess:
             state = KILLED if run.killing_since else FINISHED if ended.succeeded else FAILED
             changed |= task.set_state(state, now, ended.message)
             log.info("task %s: %s (%s)", task.task_id, state, ended.message)
-            del self.runs[key]
+            # The run stays (its sandbox and container show in /state) until acknowledged.
         if changed:
             self._save()
 
