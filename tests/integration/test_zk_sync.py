@@ -267,9 +267,7 @@ def test_metrics_and_healthz_endpoints(
     root = unique_root()
     ca.create(f"{root}/x", b"0", makepath=True)
     with engine_for(pair, [root]) as engine:
-        server = BackgroundHealthServer(
-            engine.metrics.registry, engine.health, 0, host="127.0.0.1"
-        )
+        server = BackgroundHealthServer(engine.metrics.registry, engine.health, 0, host="127.0.0.1")
         server.start()
         try:
             ca.set(f"{root}/x", b"1")
@@ -369,7 +367,6 @@ def test_an_acl_change_reaches_the_target_within_seconds(
         ca.create(f"{root}/n{i}", b"x", makepath=True)
     closed = [ACL(1 | 2 | 8 | 16, Id("world", "anyone"))]  # no CREATE
     with engine_for(pair, [root], reconcile_interval=120.0) as engine:
-        engine.start()
         assert engine.wait_idle(30)
         reconciles = engine.full_reconciles
         ca.set_acls(f"{root}/n150", closed)

@@ -19,6 +19,7 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, Id, make_digest_acl
 
 from orchestrator_operator.sync.verify import verify
+from orchestrator_operator.zk.clients import ZkClientPool, zk_credentials
 from orchestrator_operator.zk.model import Side, acl_from_kazoo, redacted_ids
 from tests.fixtures import zk_sync as support
 from tests.fixtures.zk_sync import ZkPair, engine_for, unique_root, zk_client
@@ -52,7 +53,6 @@ def tree(pair: ZkPair) -> Iterator[str]:
 
 def test_without_credentials_a_redacted_acl_is_never_copied(pair: ZkPair, tree: str) -> None:
     with engine_for(pair, [tree]) as engine, zk_client(pair.b.connect_string) as cb:
-        engine.start()
         # what the engine can read is synced, ancestors of unreadable znodes included
         assert cb.get(tree)[0] == b"root-data"
         assert cb.get(f"{tree}/plain")[0] == b"p"
@@ -74,7 +74,6 @@ def test_without_credentials_a_redacted_acl_is_never_copied(pair: ZkPair, tree: 
 
 def test_with_credentials_acls_are_copied_with_their_real_ids(pair: ZkPair, tree: str) -> None:
     with engine_for(pair, [tree], source_auth=[ALICE], target_auth=[ALICE]) as engine:
-        engine.start()
         assert not engine.health()[1]["unreadable"]
         with zk_client(pair.b.connect_string, auth_data=[ALICE]) as alice_b:
             for name in ("world-read", "digest-only", "digest-only/child", "mixed"):
@@ -120,3 +119,23 @@ def test_credentials_come_from_a_file_and_bad_ones_are_refused(
     # a wrong password is not an error ZooKeeper reports: alice simply has no rights
     refused = cli("--source-auth-file", str(wrong), "--target-auth-file", str(wrong))
     assert refused.returncode == 1 and "reads redacted (alice:x)" in refused.stdout
+
+
+def test_the_operators_pool_authenticates_per_connect_string(pair: ZkPair, tree: str) -> None:
+    """zk/clients.py: a handler names the credentials of an ensemble once (zk_credentials);
+    every session the pool hands out for it in that context authenticates with them, and
+    sessions with other credentials (or none) are separate ones."""
+    pool = ZkClientPool()
+    hosts = pair.a.connect_string
+    try:
+        with pytest.raises(NoAuthError):
+            pool.get(hosts).get(f"{tree}/digest-only")
+        with zk_credentials({hosts: [ALICE]}):
+            assert pool.get(hosts).get(f"{tree}/digest-only")[0] == b"d"
+            acl = acl_from_kazoo(pool.get(hosts).get_acls(f"{tree}/world-read")[0])
+            assert not redacted_ids(acl)  # ADMIN as alice: the real digest id
+        with pytest.raises(NoAuthError):  # outside the block: the plain session again
+            pool.get(hosts).get(f"{tree}/digest-only")
+        assert pool.open_sessions() == [hosts, hosts]  # no secret in what it lists
+    finally:
+        pool.close()
