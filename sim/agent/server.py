@@ -178,7 +178,7 @@ class AgentProcess:
             task.set_state(KILLED, message="Agent is terminating")
             self._save()
             return
-        if not TASK_ID.match(task.task_id):
+        if not TASK_ID.match(task.task_id) or task.task_id in (".", ".."):
             task.set_state(FAILED, message="Task ID contains invalid characters")
             self._save()
             return
