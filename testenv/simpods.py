@@ -15,16 +15,31 @@ effect is real Mesos behaviour in a real ZooKeeper.
 Which process a pod gets (the first container whose image matches):
 
 - image name with `mesos-master`: `sim master --zk=<its --zk> --quorum=<its --quorum>
-  --port=<free port> --zk_session_timeout=<its, else 4 s>`; `--work_dir`, `--ip`,
-  `--hostname`, `--port`, `--cluster`, `--registry`, credentials flags are ignored.
+  --port=<free port> --zk_session_timeout=<its, else 4 s> --work_dir=<base_dir>/volumes/<pod>/
+  work-dir` (the pod's PVC: kept for a pod of the same name) and its `--authenticate_agents`,
+  `--authenticate_frameworks` and `--credentials`; `--ip`, `--hostname`, `--port`, `--cluster`,
+  `--registry` are ignored.
 - `mesos-slave` or `mesos-agent`: `sim agent --zk=<its --master> --hostname=<its --hostname
   with $(NODE_NAME) substituted, else the node name> --port=<one port per node, kept>
   --work-dir=<base_dir>/agents/<node> --recover=reconnect --resources=<its --resources, else
-  agent_resources>` (the simulator keeps the scalar parts).
+  agent_resources>` (the simulator keeps the scalar parts) and its `--credential`.
   The port and the work dir belong to the node, so an agent pod replaced on the same node
   (a DaemonSet rolling update) recovers its checkpoint: the same agent id and its tasks.
 - `marathon` (not `marathon-lb`): `sim marathon --master <its --master> --zk <its --zk>
-  --port=<free port> --zk_session_timeout=<its, else 4 s>`.
+  --port=<free port> --zk_session_timeout=<its, else 4 s>` and its `--mesos_authentication*`
+  flags.
+
+Secrets and start commands, as the kubelet and the image would run them: the pod's `secret`
+volumes are written as files (the items, mode `defaultMode`) and its `emptyDir` volumes made,
+under `<base_dir>/pods/<pod uid>/volumes/<volume>`; every path under a container's mount
+(in a flag value, also after `file://`, and in env values) is moved there. The container's
+env is the process's (a `secretKeyRef` read from the Secret, e.g. Marathon's
+`MARATHON_HTTP_CREDENTIALS`). Init containers whose command is a shell (`sh -c script`) run
+for real first (the operator's `zk-url` one writes the zk:// URLs with ZooKeeper credentials),
+and a main container started by `sh -c script <binary>` runs the script for real with
+`python -m sim ...` as the binary (Marathon's start command exporting `MARATHON_ZK`). A Secret
+or key that is missing keeps the process from starting, as the kubelet keeps the container
+from starting (the error is in `errors`).
 
 Both `--flag=value` and `--flag value` are understood, and `$(VAR)` is expanded from the
 container's env (`value` and `fieldRef`), with `NODE_NAME`, `POD_NAME`, `POD_NAMESPACE`,
@@ -48,11 +63,14 @@ process, e.g. `wait_for(lambda: pods.leader_url() is not None)`).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
+import os
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -147,6 +165,47 @@ def expand(text: str, variables: dict[str, str]) -> str:
         return variables.get(match.group(1), match.group(0))
 
     return _VAR.sub(one, text)
+
+
+SHELLS = ("/bin/sh", "sh", "/bin/bash", "bash")
+MAX_SECRET_BYTES = 1024 * 1024  # a Secret holds at most 1 MiB
+
+
+def shell_wrapper(command: list[str]) -> list[str]:
+    """`[sh, -c, script]` of a container started by a shell script, else []."""
+    if len(command) >= 3 and command[0] in SHELLS and command[1] == "-c":
+        return command[:3]
+    return []
+
+
+def remap(value: str, mounts: dict[str, Path]) -> str:
+    """`value` with a path under one of the container's mounts (mount path -> host dir) moved
+    to where the runner keeps that volume; `file://` paths too."""
+    if value.startswith("file://"):
+        return "file://" + remap(value[len("file://") :], mounts)
+    for mount_path in sorted(mounts, key=len, reverse=True):
+        if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
+            return str(mounts[mount_path]) + value[len(mount_path.rstrip("/")) :]
+    return value
+
+
+def remap_args(args: list[str], mounts: dict[str, Path]) -> list[str]:
+    out = []
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        out.append(
+            f"{name}={remap(value, mounts)}" if arg.startswith("--") and sep else remap(arg, mounts)
+        )
+    return out
+
+
+def container_mounts(container: dict[str, Any], volumes: dict[str, Path]) -> dict[str, Path]:
+    """Mount path -> directory of the volumes the runner keeps on disk."""
+    return {
+        m["mountPath"]: volumes[m["name"]]
+        for m in container.get("volumeMounts") or []
+        if m.get("name") in volumes
+    }
 
 
 @dataclass(frozen=True)
@@ -474,16 +533,22 @@ class SimPodRunner:
             self._start_process(record, "restart")
 
     def _launch(self, want: _Wanted) -> _Record:
+        volumes = self._volumes(want)
+        for init in want.pod_obj.get("spec", {}).get("initContainers") or []:
+            self._run_init_container(want, init, volumes)
+        mounts = container_mounts(want.container, volumes)
         variables = pod_variables(want.pod_obj, want.container)
         raw = [expand(str(a), variables) for a in want.container.get("args") or []]
-        flags = parse_flags(raw)
+        flags = parse_flags(remap_args(raw, mounts))
+        env = self._env(want, want.container, mounts)
+        wrapper = shell_wrapper([str(c) for c in want.container.get("command") or []])
         if want.component == AGENT:
             if want.node not in self._node_ports:
                 self._node_ports[want.node] = self._free_port()
             port = self._node_ports[want.node]
         else:
             port = self._free_port()
-        args = self._sim_args(want, flags, port)
+        args = self._sim_args(want, flags, port, bool(wrapper))
         record = _Record(
             pod=want.pod,
             uid=want.uid,
@@ -491,23 +556,31 @@ class SimPodRunner:
             node=want.node,
             port=port,
             args=args,
-            process=SimProcess(want.pod, args, self.log_path(want.pod)),
+            process=SimProcess(want.pod, args, self.log_path(want.pod), env=env, wrapper=wrapper),
         )
         self._start_process(record, "start")
         return record
 
-    def _sim_args(self, want: _Wanted, flags: dict[str, str], port: int) -> list[str]:
+    def _sim_args(
+        self, want: _Wanted, flags: dict[str, str], port: int, wrapped: bool = False
+    ) -> list[str]:
         session = flags.get("zk_session_timeout", str(self.zk_session_timeout))
         if want.component == MASTER:
             if "zk" not in flags:
                 raise ValueError("a master pod without --zk")
-            return [
+            work_dir = self.base_dir / "volumes" / want.pod / "work-dir"
+            args = [
                 "master",
                 f"--zk={flags['zk']}",
                 f"--quorum={flags.get('quorum', '1')}",
                 f"--port={port}",
                 f"--zk_session_timeout={session}",
+                f"--work_dir={work_dir}",
             ]
+            for flag in ("authenticate_agents", "authenticate_frameworks", "credentials"):
+                if flag in flags:
+                    args.append(f"--{flag}={flags[flag]}")
+            return args
         if want.component == AGENT:
             master = flags.get("master") or flags.get("zk")
             if not master:
@@ -516,7 +589,7 @@ class SimPodRunner:
             if not hostname or "$(" in hostname:
                 hostname = want.node
             work_dir = self.base_dir / "agents" / (want.node or want.pod)
-            return [
+            args = [
                 "agent",
                 f"--zk={master}",
                 f"--hostname={hostname}",
@@ -525,17 +598,118 @@ class SimPodRunner:
                 "--recover=reconnect",
                 f"--resources={flags.get('resources') or self.agent_resources}",
             ]
-        if "master" not in flags or "zk" not in flags:
+            if "credential" in flags:
+                args.append(f"--credential={flags['credential']}")
+            return args
+        # A start command may set --master and --zk through MARATHON_MASTER / MARATHON_ZK.
+        if not wrapped and ("master" not in flags or "zk" not in flags):
             raise ValueError("a Marathon pod without --master and --zk")
-        return [
-            "marathon",
-            "--master",
-            flags["master"],
-            "--zk",
-            flags["zk"],
-            f"--port={port}",
-            f"--zk_session_timeout={session}",
-        ]
+        args = ["marathon"]
+        for flag in (
+            "master",
+            "zk",
+            "mesos_authentication_principal",
+            "mesos_authentication_secret_file",
+        ):
+            if flag in flags:
+                args += [f"--{flag}", flags[flag]]
+        if flags.get("mesos_authentication") == "true":
+            args.append("--mesos_authentication")
+        return [*args, f"--port={port}", f"--zk_session_timeout={session}"]
+
+    # ------------------------------------------------------------------ as the kubelet does
+    def _secret(self, name: str) -> dict[str, bytes]:
+        try:
+            secret = self.env.api("GET", f"/api/v1/namespaces/{self.namespace}/secrets/{name}")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise ValueError(f'secret "{name}" not found') from None
+            raise
+        return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+
+    def _volumes(self, want: _Wanted) -> dict[str, Path]:
+        """The pod's secret and emptyDir volumes on disk: volume name -> directory."""
+        root = self.base_dir / "pods" / want.uid / "volumes"
+        made: dict[str, Path] = {}
+        for volume in want.pod_obj.get("spec", {}).get("volumes") or []:
+            path = root / volume["name"]
+            if "emptyDir" in volume:
+                path.mkdir(parents=True, exist_ok=True)
+            elif "secret" in volume:
+                source = volume["secret"]
+                try:
+                    data = self._secret(source["secretName"])
+                except ValueError:
+                    if source.get("optional"):
+                        continue
+                    raise
+                items = source.get("items") or [{"key": k, "path": k} for k in data]
+                path.mkdir(parents=True, exist_ok=True)
+                for item in items:
+                    if item["key"] not in data:
+                        raise ValueError(
+                            f"couldn't find key {item['key']} in Secret"
+                            f" {self.namespace}/{source['secretName']}"
+                        )
+                    target = path / item["path"]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data[item["key"]][:MAX_SECRET_BYTES])
+                    target.chmod(int(item.get("mode", source.get("defaultMode", 0o644))))
+            else:
+                continue
+            made[volume["name"]] = path
+        return made
+
+    def _env(
+        self, want: _Wanted, container: dict[str, Any], mounts: dict[str, Path]
+    ) -> dict[str, str]:
+        """The container's environment: values (paths moved), fields and Secret keys."""
+        variables = pod_variables(want.pod_obj, container)
+        env: dict[str, str] = {}
+        for entry in container.get("env") or []:
+            name = entry["name"]
+            source = entry.get("valueFrom") or {}
+            if "value" in entry:
+                env[name] = remap(expand(str(entry["value"]), variables), mounts)
+            elif "fieldRef" in source:
+                env[name] = variables.get(name, "")
+            elif "secretKeyRef" in source:
+                ref = source["secretKeyRef"]
+                try:
+                    data = self._secret(ref["name"])
+                except ValueError:
+                    if ref.get("optional"):
+                        continue
+                    raise
+                if ref["key"] not in data:
+                    if ref.get("optional"):
+                        continue
+                    raise ValueError(f"couldn't find key {ref['key']} in Secret {ref['name']}")
+                env[name] = data[ref["key"]].decode()
+        return env
+
+    def _run_init_container(
+        self, want: _Wanted, init: dict[str, Any], volumes: dict[str, Path]
+    ) -> None:
+        """Run an init container's shell script for real, its paths moved to the volumes."""
+        command = [str(c) for c in init.get("command") or []]
+        if not shell_wrapper(command):
+            raise ValueError(f"init container {init.get('name')}: only shell scripts run here")
+        mounts = container_mounts(init, volumes)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **self._env(want, init, mounts)}
+        done = subprocess.run(
+            [*command, *[str(a) for a in init.get("args") or []]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ValueError(
+                f"init container {init.get('name')} exited with {done.returncode}:"
+                f" {done.stderr.strip()[-300:]}"
+            )
 
     def _start_process(self, record: _Record, why: str) -> None:
         record.process.log_path.parent.mkdir(parents=True, exist_ok=True)
