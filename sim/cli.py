@@ -62,6 +62,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--cluster", default="sim")
     m.add_argument("--zk_session_timeout", type=_seconds, default=10.0)
     m.add_argument("--registry_fetch_timeout", type=_seconds, default=60.0)
+    m.add_argument("--registry_store_timeout", type=_seconds, default=20.0)
     m.add_argument("--agent_disconnect_timeout", type=_seconds, default=3.0)
     m.add_argument("--agent_removal_timeout", type=_seconds, default=75.0)
     m.add_argument("--work_dir", type=Path, default=None, help="the replicated log's replica")
@@ -212,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     cluster=args.cluster,
                     zk_session_timeout=args.zk_session_timeout,
                     registry_fetch_timeout=args.registry_fetch_timeout,
+                    registry_store_timeout=args.registry_store_timeout,
                     agent_disconnect_timeout=args.agent_disconnect_timeout,
                     agent_removal_timeout=args.agent_removal_timeout,
                     work_dir=args.work_dir,

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from kazoo.client import KazooClient
 
-from sim import masterinfo
+from sim import logaudit, masterinfo
 from sim.contenders import detect
 from sim.marathon import layout
 from sim.procs import SimProcess, free_ports, wait_until
@@ -121,6 +121,7 @@ class SimCluster:
             f"--quorum={self.quorum}",
             f"--zk_session_timeout={self.zk_session_timeout}",
             f"--agent_removal_timeout={self.agent_removal_timeout}",
+            f"--work_dir={self.base_dir / f'master-{i}'}",
             *self.master_flags,
         ]
         return SimProcess(f"master-{i}", args, self.base_dir / "logs" / f"master-{i}.log")
@@ -148,11 +149,19 @@ class SimCluster:
         ]
         return SimProcess(f"marathon-{k}", args, self.base_dir / "logs" / f"marathon-{k}.log")
 
-    def start(self) -> SimCluster:
+    def start(self, masters: list[int] | None = None) -> SimCluster:
+        """Start everything and wait until it is up; `masters`: start only those masters
+        and the rest (agents, Marathons) without waiting for anything."""
         try:
             auth = [("digest", self.zk_credentials)] if self.zk_credentials else None
             self._zk = KazooClient(hosts=self.zk_hosts, timeout=10.0, auth_data=auth)
             self._zk.start(timeout=30)
+            if masters is not None:
+                for i in masters:
+                    self.masters[i].start()
+                for proc in self.agents + self.marathons:
+                    proc.start()
+                return self
             for proc in self.masters + self.agents + self.marathons:
                 proc.start()
             if self.masters:
@@ -166,6 +175,8 @@ class SimCluster:
         return self
 
     def stop(self) -> None:
+        for proc in self.masters:
+            proc.signal(signal.SIGCONT)  # a paused master could not handle SIGTERM
         for proc in self.marathons + self.agents + self.masters:
             proc.signal(signal.SIGTERM)
         for proc in self.marathons + self.agents + self.masters:
@@ -200,6 +211,32 @@ class SimCluster:
 
     def start_master(self, i: int) -> None:
         self.masters[i].start()
+
+    def pause_master(self, i: int) -> None:
+        """SIGSTOP: the master neither answers nor writes (its ZooKeeper session lives
+        until the session timeout)."""
+        self.masters[i].signal(signal.SIGSTOP)
+
+    def resume_master(self, i: int) -> None:
+        self.masters[i].signal(signal.SIGCONT)
+
+    def master_urls(self) -> list[str]:
+        return [self.master_url(i) for i in range(len(self.masters))]
+
+    def log_audits(self) -> list[dict[str, Any]]:
+        """Every running master's replicated-log audit (`GET /sim/v1/log`)."""
+        return logaudit.fetch_audits(self.master_urls())
+
+    def lost_committed_writes(
+        self, audits: list[dict[str, Any]] | None = None
+    ) -> list[logaudit.LostWrite]:
+        """Registry writes committed by one leader and missing from a later leader's
+        recovered log (see sim/logaudit.py); `audits` as sampled earlier, else now."""
+        return logaudit.lost_committed_writes(self.log_audits() if audits is None else audits)
+
+    def leaders_at_once(self) -> list[str]:
+        """Masters that each consider themselves the recovered leader right now."""
+        return logaudit.leaders_at_once(self.master_urls())
 
     def kill_agent(self, j: int) -> None:
         self.agents[j].kill()
@@ -314,7 +351,9 @@ class SimCluster:
             if info is None or info["id"] == exclude:
                 return False
             snap = self.get(masterinfo.base_url(info) + "/metrics/snapshot")
-            return bool(snap["master/elected"])
+            # master/elected is 1 from the ZooKeeper election on; the registry is
+            # recovered once registrar/registry_size_bytes is reported.
+            return bool(snap["master/elected"]) and "registrar/registry_size_bytes" in snap
 
         self.wait_for(elected, timeout, "an elected master")
         info = self.leader()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 
 from sim import masterinfo
 
@@ -41,3 +42,17 @@ class Candidacy:
 
     def replicas(self) -> int:
         return len(self.client.get_children(f"{self.path}/{masterinfo.LOG_REPLICAS}"))
+
+    def replica_addresses(self) -> list[str]:
+        """`ip:port` of every replica (`log-replica(1)@IP:PORT` in each log_replicas znode)."""
+        base = f"{self.path}/{masterinfo.LOG_REPLICAS}"
+        out = []
+        for child in self.client.get_children(base):
+            try:
+                data, _ = self.client.get(f"{base}/{child}")
+            except NoNodeError:
+                continue
+            pid = bytes(data).decode(errors="replace")
+            if "@" in pid:
+                out.append(pid.rsplit("@", 1)[1])
+        return out

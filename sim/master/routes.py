@@ -1,7 +1,8 @@
 """The master's HTTP endpoints: Mesos' operator endpoints and the sim's internal ones.
 
 Internal (documented in sim/README.md, not Mesos API): `/sim/v1/agents/{register,heartbeat}`,
-`/sim/v1/frameworks/...`, `/sim/v1/registry`.
+`/sim/v1/frameworks/...`, `/sim/v1/log/{recover,promise,write,state}` (replica to replica),
+`GET /sim/v1/log` (the log audit).
 """
 
 from __future__ import annotations
@@ -36,18 +37,32 @@ def not_leader(master: Master, path: str) -> web.Response:
     if master.leader is None:
         return web.Response(status=503, text="No leader elected")
     if master.is_leader:
-        return web.Response(status=503, text="Master is not yet recovered")
+        # src/master/http.cpp: "Master has not finished recovery" (write endpoints).
+        return web.Response(status=503, text="Master has not finished recovery")
     return web.Response(status=307, headers={"Location": redirect_location(master.leader, path)})
 
 
 def build(master: Master) -> web.Application:
-    def leading(fn: Callable[[web.Request, MasterState], Awaitable[web.StreamResponse]]) -> Handler:
+    def leading(
+        fn: Callable[[web.Request, MasterState], Awaitable[web.StreamResponse]],
+        *,
+        readonly: bool = False,
+    ) -> Handler:
+        """Leader only (followers redirect). A leader elected in ZooKeeper that has not
+        recovered its registry serves read-only endpoints from its empty in-memory state
+        (src/master/http.cpp state(), slaves(), ... check only `elected()`), and 503 to
+        the rest. A registry change is committed to the log before the answer."""
+
         async def handler(request: web.Request) -> web.StreamResponse:
             state = master.state
             if state is None:
+                if readonly and master.is_leader:
+                    return await fn(request, MasterState(master.master_id))
                 return not_leader(master, request.path_qs)
             async with master.lock:
-                return await fn(request, state)
+                response = await fn(request, state)
+                await master.commit()
+                return response
 
         return handler
 
@@ -60,7 +75,14 @@ def build(master: Master) -> web.Application:
         return web.Response(status=200)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
-        snap = views.metrics(master.state, master.identity, time.time(), master.state is not None)
+        snap = views.metrics(
+            master.state,
+            master.identity,
+            time.time(),
+            elected=master.is_leader,
+            log_recovered=master.log.recovered.is_set(),
+            extra=master.log_metrics(),
+        )
         return json_response(snap)
 
     async def state(request: web.Request, ms: MasterState) -> web.StreamResponse:
@@ -91,7 +113,6 @@ def build(master: Master) -> web.Application:
             ms.update_schedule(await read_json(request))
         except mt.MaintenanceError as exc:
             return web.Response(status=400, text=str(exc))
-        await master.replicate()
         return web.Response(status=200)
 
     async def machine_down(request: web.Request, ms: MasterState) -> web.StreamResponse:
@@ -99,7 +120,7 @@ def build(master: Master) -> web.Application:
             gone = ms.machine_down(mt.parse_machine_ids(await read_json(request)))
         except mt.MaintenanceError as exc:
             return web.Response(status=400, text=str(exc))
-        await master.replicate()
+        await master.commit()  # the registry first, then the agents are told
         for agent in gone:
             master.spawn(master.call_agent(agent.url + "/sim/v1/shutdown", {}))
         return web.Response(status=200)
@@ -109,7 +130,6 @@ def build(master: Master) -> web.Application:
             ms.machine_up(mt.parse_machine_ids(await read_json(request)))
         except mt.MaintenanceError as exc:
             return web.Response(status=400, text=str(exc))
-        await master.replicate()
         return web.Response(status=200)
 
     async def maintenance_status(request: web.Request, ms: MasterState) -> web.StreamResponse:
@@ -144,7 +164,6 @@ def build(master: Master) -> web.Application:
             )
         except Refused as exc:
             return error(exc.status, str(exc))
-        await master.replicate()
         return json_response({"agent_id": agent_id, "master_id": master.master_id, "ack": acked})
 
     async def agent_heartbeat(request: web.Request, ms: MasterState) -> web.StreamResponse:
@@ -214,9 +233,20 @@ def build(master: Master) -> web.Application:
         ms.respond_inverse_offer(fid, str(body["agent_id"]), str(body.get("status", "ACCEPT")))
         return json_response({})
 
-    async def registry(request: web.Request) -> web.StreamResponse:
-        master.accept_replica(await read_json(request))
-        return json_response({})
+    async def log_op(request: web.Request) -> web.StreamResponse:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            return error(400, "expected a JSON object")
+        try:
+            answer = master.log.handle(request.match_info["op"], body)
+        except (KeyError, TypeError, ValueError) as exc:
+            return error(400, f"bad log request: {exc}")
+        if answer is None:
+            return error(503, f"replica is {master.log.replica.status}: request ignored")
+        return json_response(answer)
+
+    async def log_audit(request: web.Request) -> web.StreamResponse:
+        return json_response(master.log.view(leading=master.state is not None))
 
     async def leader_info(request: web.Request) -> web.StreamResponse:
         return json_response(
@@ -232,17 +262,16 @@ def build(master: Master) -> web.Application:
     add: list[tuple[str, str, Handler]] = []
     for prefix in ("/master", ""):
         add += [
-            ("GET", f"{prefix}/state", leading(state)),
-            ("GET", f"{prefix}/state.json", leading(state)),
-            ("GET", f"{prefix}/state-summary", leading(summary)),
-            ("GET", f"{prefix}/slaves", leading(slaves)),
-            ("GET", f"{prefix}/frameworks", leading(frameworks)),
-            ("GET", f"{prefix}/tasks", leading(tasks)),
+            ("GET", f"{prefix}/state", leading(state, readonly=True)),
+            ("GET", f"{prefix}/state-summary", leading(summary, readonly=True)),
+            ("GET", f"{prefix}/slaves", leading(slaves, readonly=True)),
+            ("GET", f"{prefix}/frameworks", leading(frameworks, readonly=True)),
+            ("GET", f"{prefix}/tasks", leading(tasks, readonly=True)),
             ("GET", f"{prefix}/redirect", redirect),
             ("GET", f"{prefix}/health", health),
-            ("GET", f"{prefix}/maintenance/schedule", leading(get_schedule)),
+            ("GET", f"{prefix}/maintenance/schedule", leading(get_schedule, readonly=True)),
             ("POST", f"{prefix}/maintenance/schedule", leading(post_schedule)),
-            ("GET", f"{prefix}/maintenance/status", leading(maintenance_status)),
+            ("GET", f"{prefix}/maintenance/status", leading(maintenance_status, readonly=True)),
             ("POST", f"{prefix}/machine/down", leading(machine_down)),
             ("POST", f"{prefix}/machine/up", leading(machine_up)),
         ]
@@ -265,7 +294,8 @@ def build(master: Master) -> web.Application:
         ("POST", "/sim/v1/frameworks/{fid}/kill", leading(framework_call(kill))),
         ("GET", "/sim/v1/frameworks/{fid}/tasks", leading(framework_call(fw_tasks))),
         ("POST", "/sim/v1/frameworks/{fid}/inverse_offers", leading(framework_call(inverse))),
-        ("POST", "/sim/v1/registry", registry),
+        ("POST", "/sim/v1/log/{op:recover|promise|write|state}", log_op),
+        ("GET", "/sim/v1/log", log_audit),
         ("GET", "/sim/v1/leader", leader_info),
     ]
     for method, path, handler in add:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -17,6 +18,7 @@ from sim.httputil import CLIENT_ERRORS, Client, run_app
 from sim.master import routes
 from sim.master.election import Candidacy
 from sim.master.registry import MasterState
+from sim.master.replog import Demoted, NoQuorum, ReplicatedLog
 from sim.master.views import Identity
 from sim.zksession import ExitPolicy, ZkSession, die, loop_forever
 from sim.zkurl import ZkUrl
@@ -24,7 +26,6 @@ from sim.zkurl import ZkUrl
 log = logging.getLogger("sim.master")
 
 POLL = 0.3
-REPLICATE_EVERY = 2.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class MasterConfig:
     cluster: str = "sim"
     zk_session_timeout: float = 10.0
     registry_fetch_timeout: float = 60.0
+    registry_store_timeout: float = 20.0
     agent_disconnect_timeout: float = 3.0
     agent_removal_timeout: float = 75.0
     work_dir: Path | None = None
@@ -74,12 +76,18 @@ class Master:
         self.zk = ZkSession(config.zk, config.zk_session_timeout, ExitPolicy.ON_SESSION_LOSS)
         self.candidacy = Candidacy(self.zk.client, config.zk.path, self.info)
         self.detected = Detected([], None, None, {})
-        self.state: MasterState | None = None  # set once elected and recovered
+        self.state: MasterState | None = None  # set once elected and the registry recovered
         self.elected_time: float | None = None
-        self.leading_since: float | None = None
-        self.replica: dict[str, Any] = {"version": 0}
-        self.pushed: dict[str, tuple[int, float]] = {}
+        self.recovery: asyncio.Task[None] | None = None
+        self.committed_version = -1
         self.client = Client(timeout=2.0)
+        self.log = ReplicatedLog(
+            address=f"{config.ip}:{config.port}",
+            quorum=config.quorum,
+            work_dir=config.work_dir,
+            master_id=self.master_id,
+            client=Client(timeout=1.0),
+        )
         self.lock = asyncio.Lock()
         self.background: set[asyncio.Task[Any]] = set()
 
@@ -90,7 +98,20 @@ class Master:
 
     @property
     def is_leader(self) -> bool:
+        """Elected in ZooKeeper (Mesos `elected()`), recovered or not."""
         return self.detected.leader_node == self.candidacy.node and bool(self.candidacy.node)
+
+    def log_metrics(self) -> dict[str, float]:
+        out = {
+            "registrar/log/ensemble_size": float(self.log.ensemble_size),
+            "sim/log/quorum_intersection_unsafe": 1.0 if self.log.unsafe else 0.0,
+            "sim/log/quorum_intersection_unsafe_seen": float(self.log.unsafe_seen),
+        }
+        if self.state is not None:
+            # src/master/registrar.cpp: a gauge that fails ("Not recovered yet") until the
+            # registry is recovered, so it is absent from the snapshot before.
+            out["registrar/registry_size_bytes"] = float(len(json.dumps(self.state.registry())))
+        return out
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
@@ -107,82 +128,100 @@ class Master:
         if cfg.credentials is None and (cfg.authenticate_agents or cfg.authenticate_frameworks):
             log.warning("No credentials provided, authentication requests will be refused")
         log.info("using ZooKeeper %s", cfg.zk)  # str() hides the password
+        log.info("replica %s at position %d", self.log.replica.status, self.log.replica.position)
         await asyncio.to_thread(self.zk.start, 30.0)
         await asyncio.to_thread(self.candidacy.enter)
         log.info("contending as %s/%s", self.config.zk.path, self.candidacy.node)
         runner = await run_app(routes.build(self), self.config.ip, self.config.port)
+        await self.refresh_replicas()
+        self.spawn(self.log.recover_replica(self.refresh_replicas))
         try:
             await loop_forever(self.step, POLL)
         finally:
             await runner.cleanup()
             await self.client.close()
+            await self.log.client.close()
             await asyncio.to_thread(self.zk.stop)
+
+    async def refresh_replicas(self) -> None:
+        self.log.set_peers(await asyncio.to_thread(self.candidacy.replica_addresses))
 
     async def step(self) -> None:
         detected = await asyncio.to_thread(
             detect, self.zk.client, self.config.zk.path, all_contenders=True
         )
         if self.candidacy.node not in detected.children:
-            die("Lost candidacy: our json.info_ znode is gone")
+            die("Lost candidacy as a leader... committing suicide! (json.info_ znode gone)", code=1)
         if detected.leader_node != self.detected.leader_node:
             log.info("detected leader %s", detected.leader and detected.leader.get("pid"))
         self.detected = detected
+        await self.refresh_replicas()
         if self.is_leader:
             await self._lead()
-        elif self.state is not None:
-            die("Lost leadership")
-        else:
-            self.leading_since = None
+        elif self.elected_time is not None:
+            # src/master/master.cpp Master::detected: an elected master that is no longer
+            # the leader commits suicide, recovered or not.
+            if detected.leader_node is None:
+                die("Lost leadership after indecisive election... committing suicide!", code=1)
+            die("Conceded leadership to another master... committing suicide!", code=1)
 
     async def _lead(self) -> None:
-        if self.state is None:
-            now = time.monotonic()
-            self.leading_since = self.leading_since or now
-            replicas = await asyncio.to_thread(self.candidacy.replicas)
-            if replicas < self.config.quorum:
-                if now - self.leading_since > self.config.registry_fetch_timeout:
-                    die(
-                        f"Recovery failed: only {replicas} of the {self.config.quorum} "
-                        "log replicas needed for a quorum"
-                    )
-                return
-            state = MasterState(
-                self.master_id,
-                disconnect_after=self.config.agent_disconnect_timeout,
-                remove_after=self.config.agent_removal_timeout,
-            )
-            state.recover(self.replica)
-            self.state = state
+        if self.elected_time is None:
             self.elected_time = time.time()
-            log.info("elected leader; recovered registry version %s", self.replica["version"])
+            log.info("elected leading master; recovering the registry")
+            self.recovery = asyncio.create_task(self._recover_registry())
+        if self.state is None:
+            return
         async with self.lock:
             self.state.tick()
-        await self.replicate()
+            await self.commit()
 
-    async def replicate(self) -> None:
-        """Push the registry to the other masters (the sim's replicated log). Handlers of
-        registry operations await it before answering, as Mesos commits them first."""
+    async def _recover_registry(self) -> None:
+        """src/master/registrar.cpp recover(): fetch the registry through the log (the
+        local replica recovered, then the coordinator elected by a quorum) within
+        --registry_fetch_timeout, else master.cpp exits "Recovery failed"."""
+        timeout = self.config.registry_fetch_timeout
+        deadline = time.monotonic() + timeout
+        try:
+            await asyncio.wait_for(self.log.recovered.wait(), timeout)
+            registry = await self.log.elect(deadline)
+        except (TimeoutError, NoQuorum):
+            die(
+                "Recovery failed: Failed to recover registrar: Failed to perform fetch within "
+                f"{timeout:g}secs ({self.log.replica.status} replica, "
+                f"{self.log.ensemble_size} log replicas, quorum {self.config.quorum})",
+                code=1,
+            )
+            return
+        state = MasterState(
+            self.master_id,
+            disconnect_after=self.config.agent_disconnect_timeout,
+            remove_after=self.config.agent_removal_timeout,
+        )
+        state.recover(registry)
+        async with self.lock:
+            self.committed_version = state.registry_version
+            self.state = state
+        log.info("recovered registry version %s", registry.get("version", 0))
+
+    async def commit(self) -> None:
+        """Append the registry to the log if it changed, and return once a quorum of
+        replicas accepted it (src/master/registrar.cpp: a store that fails or outlasts
+        --registry_store_timeout aborts the master). Callers hold `self.lock`."""
         assert self.state is not None
+        if self.state.registry_version == self.committed_version:
+            return
         registry = self.state.registry()
-        self.replica = registry
-        now = time.monotonic()
-        pushes = []
-        for name, info in self.detected.contenders.items():
-            if name == self.candidacy.node:
-                continue
-            version, at = self.pushed.get(name, (-1, 0.0))
-            if version == registry["version"] and now - at < REPLICATE_EVERY:
-                continue
-            self.pushed[name] = (registry["version"], now)
-            url = masterinfo.base_url(info) + "/sim/v1/registry"
-            pushes.append(self.client.post(url, registry))
-        for result in await asyncio.gather(*pushes, return_exceptions=True):
-            if isinstance(result, BaseException) and not isinstance(result, CLIENT_ERRORS):
-                raise result
-
-    def accept_replica(self, registry: dict[str, Any]) -> None:
-        if self.state is None and registry.get("version", 0) >= self.replica.get("version", 0):
-            self.replica = registry
+        timeout = self.config.registry_store_timeout
+        try:
+            await asyncio.wait_for(self.log.append(registry), timeout)
+        except (TimeoutError, NoQuorum, Demoted) as exc:
+            die(
+                f"Registrar aborting: Failed to update registry: {exc or 'Failed to perform '}"
+                f"{'' if exc else f'store within {timeout:g}secs'}",
+                code=1,
+            )
+        self.committed_version = registry["version"]
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)

@@ -144,12 +144,24 @@ def state_summary(ms: MasterState, me: Identity) -> dict[str, Any]:
     }
 
 
-def metrics(ms: MasterState | None, me: Identity, now: float, recovered: bool) -> dict[str, float]:
-    """`/metrics/snapshot`. A master that does not lead reports `master/elected` 0 and zeros."""
+def metrics(
+    ms: MasterState | None,
+    me: Identity,
+    now: float,
+    *,
+    elected: bool,
+    log_recovered: bool,
+    extra: dict[str, float] | None = None,
+) -> dict[str, float]:
+    """`/metrics/snapshot`. A master that does not lead reports `master/elected` 0 and zeros;
+    an elected master that has not recovered its registry reports `master/elected` 1 and
+    zeros (an empty master, as Mesos). `registrar/log/recovered` is the local replica's
+    recovery (src/log/log.cpp `_recovered`): 1 once it is VOTING, on any master."""
     out: dict[str, float] = {
-        "master/elected": 1.0 if ms is not None else 0.0,
+        "master/elected": 1.0 if elected else 0.0,
         "master/uptime_secs": round(now - me.start_time, 3),
-        "registrar/log/recovered": 1.0 if recovered else 0.0,
+        "registrar/log/recovered": 1.0 if log_recovered else 0.0,
+        **(extra or {}),
     }
     agents = list(ms.agents.values()) if ms is not None else []
     frameworks = list(ms.frameworks.values()) if ms is not None else []

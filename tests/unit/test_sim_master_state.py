@@ -167,12 +167,14 @@ def test_state_and_metrics_views() -> None:
     assert state["elected_time"] == 5.0
     assert state["frameworks"][0]["name"] == "marathon"
     assert [t["state"] for t in state["frameworks"][0]["tasks"]] == [RUNNING, RUNNING]
-    snap = views.metrics(ms, me, 10.0, True)
+    snap = views.metrics(ms, me, 10.0, elected=True, log_recovered=True)
     assert snap["master/elected"] == 1.0
     assert snap["master/tasks_running"] == 2.0
     assert snap["master/slaves_active"] == 1.0
     assert snap["master/cpus_used"] == 2.0
-    assert views.metrics(None, me, 10.0, False)["master/elected"] == 0.0
+    assert (
+        views.metrics(None, me, 10.0, elected=False, log_recovered=False)["master/elected"] == 0.0
+    )
     summary = views.state_summary(ms, me)
     assert summary["slaves"][0]["TASK_RUNNING"] == 2
 
