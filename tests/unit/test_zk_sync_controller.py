@@ -4,16 +4,22 @@ per-migration metrics collector) and its reconcile decisions with fake runners."
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from orchestrator_operator.common.zk_credentials import RULE, CredentialsRefused
+from orchestrator_operator.models.base import SecretKeyRef
+from orchestrator_operator.models.vocabulary import SyncState
 from orchestrator_operator.sync.conflict import Strategy
+from orchestrator_operator.sync.controller import runner as runner_module
 from orchestrator_operator.sync.controller.controller import Controller
 from orchestrator_operator.sync.controller.metrics import PerMigrationCollector
 from orchestrator_operator.sync.controller.options import ControllerOptions
+from orchestrator_operator.sync.controller.runner import MigrationRunner
 from orchestrator_operator.sync.controller.state_files import forget_state, prepare_state_file
 from orchestrator_operator.sync.controller.status import (
     EngineView,
@@ -27,8 +33,10 @@ from orchestrator_operator.sync.controller.status import (
     quantile,
     running_message,
 )
+from orchestrator_operator.sync.engine import SyncConfig
 from orchestrator_operator.sync.main import main as zk_main
 from orchestrator_operator.sync.metrics import SyncMetrics
+from orchestrator_operator.zk.identity import SameEnsembleError
 
 REQUEST = {
     "active": True,
@@ -302,3 +310,84 @@ def test_cli_has_the_controller_action(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     for flag in ("--namespace", "--state-dir", "--health-host", "--health-port", "--interval"):
         assert flag in out
+
+
+# ----------------------------------------------------------------------------- credentials
+def test_a_request_names_the_secrets_never_their_values() -> None:
+    request = {
+        **REQUEST,
+        "sourceAuthSecretRef": {"name": "zk-auth", "key": "digest"},
+        "targetAuthSecretRef": {"name": "zk-b-auth", "key": "d"},
+    }
+    desired = desired_of(migration(sync_request=request))
+    assert desired.spec is not None
+    assert (desired.spec.source_secret, desired.spec.target_secret) == (
+        ("zk-auth", "digest"),
+        ("zk-b-auth", "d"),
+    )
+    # another Secret is another engine
+    assert desired.spec != desired_of(migration(sync_request=REQUEST)).spec
+
+
+def run_once(
+    monkeypatch: pytest.MonkeyPatch, spec: SyncSpec, reader: Any
+) -> tuple[list[dict[str, Any]], list[SyncConfig]]:
+    """A runner whose engine records its config and refuses to start (no retries), so
+    one attempt is made; its reports and the configs its engine got."""
+    configs: list[SyncConfig] = []
+
+    class Recording:
+        def __init__(self, config: SyncConfig, *args: Any) -> None:
+            configs.append(config)
+            self.clients: dict[str, Any] = {}
+
+        def start(self) -> None:
+            raise SameEnsembleError("stop here")
+
+    monkeypatch.setattr(runner_module, "SyncEngine", Recording)
+    reports: list[dict[str, Any]] = []
+    options = ControllerOptions(backoff_initial=5, backoff_max=5)
+    runner = MigrationRunner(
+        ("ns", "m"), spec, options, lambda key, doc: reports.append(doc), None, reader
+    )
+    runner.start()
+    deadline = time.monotonic() + 10
+    while not any(r["state"] == SyncState.FAILED for r in reports):
+        assert time.monotonic() < deadline, reports
+        time.sleep(0.01)
+    runner.stop("done")
+    runner.join(10)
+    return reports, configs
+
+
+def test_the_engine_authenticates_with_the_secrets_of_the_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[tuple[str, str, str]] = []
+
+    def reader(namespace: str, ref: SecretKeyRef) -> tuple[tuple[str, str], ...]:
+        asked.append((namespace, ref.name, ref.key))
+        return (("digest", "mesos:pw"),)
+
+    spec = SyncSpec("zk-a:2181", "zk-b:2181", ("/mesos",), source_secret=("zk-auth", "digest"))
+    reports, configs = run_once(monkeypatch, spec, reader)
+    assert asked == [("ns", "zk-auth", "digest")]  # the migration's own namespace
+    [config] = configs
+    assert (config.source_auth, config.target_auth) == ([("digest", "mesos:pw")], [])
+    assert "mesos:pw" not in str(reports)
+
+
+def test_a_refused_secret_fails_the_start_with_the_rule_and_no_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def reader(namespace: str, ref: SecretKeyRef) -> tuple[tuple[str, str], ...]:
+        raise CredentialsRefused(f"Secret {namespace}/{ref.name} is not labelled {RULE}")
+
+    spec = SyncSpec("zk-a:2181", "zk-b:2181", ("/mesos",), target_secret=("other", "k"))
+    reports, configs = run_once(monkeypatch, spec, reader)
+    assert configs == []
+    failed = next(r for r in reports if r["state"] == SyncState.FAILED)
+    assert failed["message"].startswith(
+        "ZooKeeper target credentials: Secret ns/other is not labelled"
+    )
+    assert failed["message"].endswith("retrying in 5s")
