@@ -540,7 +540,6 @@ def build(agent: AgentProcess) -> web.Application:
     app = web.Application()
     for prefix in ("", "/slave(1)"):
         app.router.add_get(f"{prefix}/state", state)
-        app.router.add_get(f"{prefix}/state.json", state)
         app.router.add_get(f"{prefix}/health", health)
     app.router.add_get("/metrics/snapshot", metrics)
     app.router.add_post("/sim/v1/launch", launch)
