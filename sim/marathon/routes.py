@@ -27,6 +27,11 @@ def _app_id(request: web.Request) -> str:
     return layout.normalize_app_id(request.match_info["app_id"])
 
 
+def _raml(app_def: dict[str, Any]) -> dict[str, Any]:
+    """The app definition as `Raml.toRaml(app)` shows it (no task counts, no deployments)."""
+    return {**views.APP_DEFAULTS, **app_def}
+
+
 def _remote(request: web.Request) -> str:
     return request.remote or ""
 
@@ -40,6 +45,17 @@ def _numbers(body: dict[str, Any]) -> str | None:
             return f"{key} must be a number >= {low}"
     if "instances" in body and not isinstance(body["instances"], int):
         return "instances must be an integer"
+    strategy = body.get("upgradeStrategy")
+    if strategy is not None:
+        # state/UpgradeStrategy.scala: both between 0.0 and 1.0
+        if not isinstance(strategy, dict):
+            return "upgradeStrategy must be an object"
+        for key in ("minimumHealthCapacity", "maximumOverCapacity"):
+            value = strategy.get(key, 1.0)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return f"upgradeStrategy.{key} must be a number"
+            if not 0.0 <= value <= 1.0:
+                return f"upgradeStrategy.{key} got {value}, expected between 0.0 and 1.0"
     return None
 
 
@@ -93,7 +109,7 @@ def add_routes(app: web.Application, marathon: Marathon) -> None:
             dep = await sched.start_deployment(app_id, "StartApplication", version)
             out = app_view(app_def)
             out["deployments"] = [{"id": dep}]
-        sched.bus.publish(events.api_post(_remote(request), request.path, app_view(app_def)))
+        sched.bus.publish(events.api_post(_remote(request), request.path, _raml(app_def)))
         return json_response(out, status=201, headers={"Location": f"/v2/apps{app_id}"})
 
     async def get_app(request: web.Request) -> web.StreamResponse:
@@ -133,7 +149,7 @@ def add_routes(app: web.Application, marathon: Marathon) -> None:
             app_def.update({"version": version, "versionInfo": info})
             await sched.save_app(app_def)
             dep = await sched.start_deployment(app_id, action, version, current)
-        sched.bus.publish(events.api_post(_remote(request), request.path, app_view(app_def)))
+        sched.bus.publish(events.api_post(_remote(request), request.path, _raml(app_def)))
         status = 201 if current is None else 200
         return json_response({"version": version, "deploymentId": dep}, status=status)
 

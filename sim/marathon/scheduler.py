@@ -332,7 +332,14 @@ class Scheduler:
                 for i in self.app_instances(app_id)
                 if i["state"] in LIVE
             ]
-            decision = planner.plan(int(app["instances"]), live, draining)
+            strategy = app.get("upgradeStrategy") or {}
+            decision = planner.plan(
+                int(app["instances"]),
+                live,
+                draining,
+                float(strategy.get("minimumHealthCapacity", 1.0)),
+                float(strategy.get("maximumOverCapacity", 1.0)),
+            )
             kills += decision.kill
             for _ in range(decision.launch):
                 launches.append(await self._new_instance(app))
