@@ -38,7 +38,7 @@ import signal
 import subprocess
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,9 @@ SANDBOX_MOUNT = "/mnt/mesos/sandbox"
 DEFAULT_ISOLATION = "posix/cpu,posix/mem"
 STATUS_FILE = ".sim-exit-status"
 # $1 is the task's command, $2 the status file: the wrapper outlives a `sh -c` killed by a
-# signal and records 128+N, as a shell reports it.
-WRAPPER = '/bin/sh -c "$1"; s=$?; echo "$s" > "$2.tmp" && mv "$2.tmp" "$2"; exit "$s"'
+# signal and records 128+N, as a shell reports it. It catches SIGTERM (a caught signal is
+# reset to the default in the command it starts), so a kill may signal the whole group.
+WRAPPER = 'trap : TERM; /bin/sh -c "$1"; s=$?; echo "$s" > "$2.tmp" && mv "$2.tmp" "$2"; exit "$s"'
 
 
 class ContainerizerError(Exception):
@@ -81,7 +82,16 @@ class Run:
         return DOCKER_NAME_PREFIX + self.container_id
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "kind": self.kind,
+            "container_id": self.container_id,
+            "sandbox": self.sandbox,
+            "pid": self.pid,
+            "pid_start": self.pid_start,
+            "cgroups": list(self.cgroups),
+            "killing_since": self.killing_since,
+            "escalated": self.escalated,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Run:
@@ -272,6 +282,18 @@ class MesosContainerizer:
     def __init__(self, cgroups: Cgroups | None) -> None:
         self.cgroups = cgroups
         self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self._table: ProcTable | None = None
+
+    def new_round(self) -> None:
+        """Forget the process table read in the last polling round."""
+        self._table = None
+
+    def table(self) -> ProcTable:
+        """The process table, read at most once per polling round (reading /proc is not
+        free with hundreds of tasks)."""
+        if self._table is None:
+            self._table = proc_table()
+        return self._table
 
     @property
     def isolation_note(self) -> str:
@@ -342,13 +364,19 @@ class MesosContainerizer:
     def kill(self, run: Run, now: float) -> None:
         if not run.killing_since:
             run.killing_since = now
-            signal_run(run, signal.SIGTERM)
+            if alive(run):  # the wrapper leads the group: it is ours
+                with contextlib.suppress(OSError):
+                    os.killpg(run.pid, signal.SIGTERM)
+            for pid in cgroup_pids(run.cgroups) - {run.pid}:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
         elif not run.escalated and now - run.killing_since >= KILL_GRACE:
             run.escalated = True
-            signal_run(run, signal.SIGKILL)
+            signal_run(run, signal.SIGKILL, table=self.table())
 
     def cleanup(self, run: Run) -> None:
-        signal_run(run, signal.SIGKILL, wrapper=True)  # what the command left behind
+        # What the command left behind in its group or cgroups.
+        signal_run(run, signal.SIGKILL, wrapper=True, table=self.table())
         destroy_cgroups(run.cgroups)
 
 

@@ -61,6 +61,7 @@ log = logging.getLogger("sim.agent")
 
 POLL = 0.5
 REGISTER_RETRY_INTERVAL_MAX = 60.0  # src/slave/constants.hpp
+SAVE_DELAY = 0.05
 SHUTDOWN_TIMEOUT = 30.0  # bound on waiting for killed tasks before exiting anyway
 TASK_ID = re.compile(r"^[^/\x00]{1,256}$")
 NO_CONTAINERIZER = (
@@ -120,6 +121,7 @@ class AgentProcess:
                 config.docker, config.docker_socket, config.cgroups_enable_cfs
             )
         self.background: set[asyncio.Task[None]] = set()
+        self._save_handle: asyncio.TimerHandle | None = None
         self.zk = ZkSession(config.zk, config.zk_session_timeout, ExitPolicy.NEVER)
         self.client = Client(timeout=2.0)
         self.flags = {
@@ -160,6 +162,20 @@ class AgentProcess:
 
     # ------------------------------------------------------------------ tasks
     def _save(self) -> None:
+        """Checkpoint soon: saves asked within SAVE_DELAY are written once (a burst of
+        launches or kills would otherwise rewrite the whole checkpoint for each)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not serving (tests drive the agent directly)
+            self._flush()
+            return
+        if self._save_handle is None:
+            self._save_handle = loop.call_later(SAVE_DELAY, self._flush)
+
+    def _flush(self) -> None:
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+            self._save_handle = None
         if self.agent_id:
             extra = {}
             if self.docker is not None:
@@ -293,6 +309,7 @@ class AgentProcess:
         otherwise, TASK_KILLED once a killed one is gone (src/launcher/executor.cpp)."""
         now = time.time()
         changed = False
+        self.mesos.new_round()
         for key, task in self.tasks.items():
             if not task.live:
                 continue
@@ -425,7 +442,7 @@ class AgentProcess:
             live = [t for t in self.tasks.values() if t.live]
             if live and time.time() - self.terminating_since < SHUTDOWN_TIMEOUT:
                 return
-            self._save()
+            self._flush()
             log.info("Agent terminating")
             raise SystemExit(0)
         detected = await asyncio.to_thread(detect, self.zk.client, self.config.zk.path)
@@ -459,7 +476,7 @@ class AgentProcess:
             self.progress()
         self.tasks.clear()
         self.runs.clear()
-        self._save()
+        self._flush()
         log.info("Agent terminating")
 
     async def run(self) -> None:
@@ -483,6 +500,7 @@ class AgentProcess:
         try:
             await loop_forever(self.step, POLL)
         finally:
+            self._flush()
             for task in list(self.background):
                 task.cancel()
             await runner.cleanup()
