@@ -145,7 +145,8 @@ class SimCluster:
             f"--master={self.mesos_zk}",
             f"--zk={self.marathon_zk}",
             f"--port={self.marathon_ports[k]}",
-            f"--zk_session_timeout={self.zk_session_timeout}",
+            # Marathon's --zk_session_timeout is in milliseconds (ZookeeperConf.scala)
+            f"--zk_session_timeout={round(self.zk_session_timeout * 1000)}",
         ]
         return SimProcess(f"marathon-{k}", args, self.base_dir / "logs" / f"marathon-{k}.log")
 

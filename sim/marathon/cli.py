@@ -12,8 +12,9 @@
 - `--mesos_authentication` needs `--mesos_authentication_principal` (`dependsOnAll`);
   `--mesos_authentication_secret` and `--mesos_authentication_secret_file` exclude each other.
 
-`--ip` (the listen address) and `--zk_session_timeout` in seconds are the sim's own (Marathon's
-takes milliseconds).
+`--ip` (the listen address), `--port` (= `--http_port`) and a `--zk_session_timeout` with a
+decimal point or a unit (seconds: `4.0`, `10secs`) are the sim's own; a whole number is
+Marathon's milliseconds.
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def zk_url(value: str) -> ZkUrl:
     return ZkUrl.parse(value)
 
 
+def _zk_session_timeout(text: str) -> float:
+    """Marathon's --zk_session_timeout is whole milliseconds (ZookeeperConf, opt[Long]); a value
+    with a decimal point or a unit (`4.0`, `10secs`) is the sim's own, in seconds."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text) / 1000
+    return _seconds(text)
+
+
 def _seconds(text: str) -> float:
     text = text.strip()
     for suffix, scale in (("ms", 0.001), ("secs", 1.0), ("mins", 60.0), ("s", 1.0)):
@@ -80,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--http_port", "--port", dest="port", type=int, default=8080)
     r.add_argument("--ip", default="127.0.0.1")
     r.add_argument("--hostname", default="")
-    r.add_argument("--zk_session_timeout", type=_seconds, default=10.0)
+    r.add_argument("--zk_session_timeout", type=_zk_session_timeout, default=10.0)
     r.add_argument("--framework_name", default="marathon")
     r.add_argument("--http_credentials", default=None)
     r.add_argument("--http_realm", default=auth.DEFAULT_REALM)

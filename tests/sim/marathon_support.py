@@ -28,7 +28,7 @@ def marathon(
     argv = ["marathon", f"--master={cluster.mesos_zk}"]
     if zk != "":  # "": given in the environment (MARATHON_ZK)
         argv.append(f"--zk={zk or cluster.marathon_zk}")
-    argv += [f"--port={port}", "--zk_session_timeout=4", *args]
+    argv += [f"--port={port}", "--zk_session_timeout=4000", *args]
     log = Path(cluster.base_dir) / "logs" / f"{name}.log"
     return SimProcess(name, argv, log), f"http://127.0.0.1:{port}"
 
