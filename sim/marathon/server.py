@@ -17,7 +17,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -64,7 +64,7 @@ class MarathonConfig:
     leader_proxy_read_timeout: float = 10.0
     event_stream_max_outstanding_messages: int = events.MAX_OUTSTANDING
     mesos_principal: str | None = None  # with --mesos_authentication
-    mesos_secret: str = ""
+    mesos_secret: str = field(default="", repr=False)
 
 
 class Marathon:
