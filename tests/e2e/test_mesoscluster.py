@@ -308,6 +308,20 @@ def test_image_change_rolls_masters_one_at_a_time_never_below_quorum(
     assert sorted(replaced_order) == ["roll-master-0", "roll-master-1", "roll-master-2"]
 
 
+def _agent_pod_uid(env: KubeTestEnv, cluster: str, node: str) -> str | None:
+    """The uid of the cluster's agent pod on `node` (None: there is none)."""
+    listed = env.kubectl_run(
+        "get", "pods", "-n", "default", "-o", "json",
+        "-l", f"app.kubernetes.io/instance={cluster},app.kubernetes.io/component=agent",
+        f"--field-selector=spec.nodeName={node}",
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    pods = [
+        p for p in json.loads(listed.stdout)["items"] if not p["metadata"].get("deletionTimestamp")
+    ]
+    return str(pods[0]["metadata"]["uid"]) if pods else None
+
+
 def test_cordoning_a_node_drains_its_agent_through_the_maintenance_api(
     kube_env: KubeTestEnv, operator: OperatorProcess, zk_ensemble: ZkEnsemble
 ) -> None:
@@ -322,7 +336,7 @@ def test_cordoning_a_node_drains_its_agent_through_the_maintenance_api(
             }))  # fmt: skip
             created = sim.http.post(
                 sim.marathon_url() + "/v2/apps",
-                json={"id": "/web", "instances": 4, "cpus": 0.5, "mem": 64, "cmd": "serve"},
+                json={"id": "/web", "instances": 4, "cpus": 0.5, "mem": 64, "cmd": "sleep 3600"},
             )
             assert created.status_code == 201, created.text
             before = {t["id"] for t in sim.wait_for_tasks("/web", 4)}
@@ -343,10 +357,23 @@ def test_cordoning_a_node_drains_its_agent_through_the_maintenance_api(
             assert sim.metrics()["master/tasks_failed"] == 0
             assert len(before) == 4
 
+            agents = eventually(lambda: _condition(kube_env, "maint", "AgentsReady"), 30,
+                                "AgentsReady")  # fmt: skip
+            eventually(lambda: f"machines DOWN for maintenance ({drained})" in str(
+                (_condition(kube_env, "maint", "AgentsReady") or {}).get("message")), 30,
+                "AgentsReady naming the DOWN machine")  # fmt: skip
+            assert agents["status"] == "True"
+            # A real agent on a DOWN machine exits on the master's shutdown message each
+            # time it registers, so its pod sits in crash-loop back-off (up to 5 minutes):
+            # once the machine is up the operator replaces the pod so it starts at once.
+            agent_pod = eventually(lambda: _agent_pod_uid(kube_env, "maint", drained), 60,
+                                   "the agent pod on the drained node")  # fmt: skip
             assert kube_env.kubectl_run("uncordon", drained).returncode == 0
             eventually(lambda: maintenance() == [], 60, "the machine back up")
             mesos_status = sim.get(sim.leader_url() + "/master/maintenance/status")
             assert mesos_status.get("down_machines", []) == []
+            eventually(lambda: _agent_pod_uid(kube_env, "maint", drained) not in (None, agent_pod),
+                       60, "the agent pod on the node replaced after machine/up")  # fmt: skip
         finally:
             for j in range(2):
                 kube_env.kubectl_run("delete", "node", sim.agent_hostname(j), "--wait=true")
