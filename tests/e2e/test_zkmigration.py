@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import threading
 import time
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION
+from sim.logaudit import LogAuditor
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.simpods import SimPodRunner
@@ -28,6 +30,7 @@ from tests.fixtures.zookeeper import ZkEnsembleFactory
 
 pytestmark = [pytest.mark.kube, pytest.mark.zookeeper]
 TASKS = 200
+UNSAFE = "sim/log/quorum_intersection_unsafe"
 
 
 def _apply(env: KubeTestEnv, manifest: dict[str, Any]) -> None:
@@ -37,21 +40,39 @@ def _apply(env: KubeTestEnv, manifest: dict[str, Any]) -> None:
 
 @dataclass
 class LeaderSampler:
-    """Counts the masters that say they lead (`master/elected`), twice a second."""
+    """Twice a second, on every master: the masters that say they lead (`master/elected`)
+    and any that reports its log's replica set unsafe (`sim/log/quorum_intersection_unsafe`:
+    more than 2*quorum-1 replicas, so two quorums need not intersect); every 2 s, the
+    masters' log audits (`GET /sim/v1/log`, sim/logaudit.py), kept per master so that the
+    masters removed during the moves are audited too."""
 
     pods: SimPodRunner
     samples: list[tuple[float, int]] = field(default_factory=list)
+    unsafe: list[str] = field(default_factory=list)  # "<url> at <seconds>"
+    auditor: LogAuditor = field(default_factory=LogAuditor)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _run(self) -> None:
+        started = time.monotonic()
         with httpx.Client(timeout=1.0) as http:
-            while not self._stop.wait(0.5):
+            for tick in itertools.count():
+                if self._stop.wait(0.5):
+                    break
                 elected = 0
-                for url in self.pods.master_urls():
+                urls = self.pods.master_urls()
+                for url in urls:
                     with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                         snapshot = http.get(url + "/metrics/snapshot").json()
                         elected += int(snapshot["master/elected"])  # a master may be going
+                        if snapshot.get(UNSAFE):
+                            self.unsafe.append(f"{url} at {time.monotonic() - started:.1f}s")
                 self.samples.append((time.monotonic(), elected))
+                if tick % 4 == 0:
+                    self.auditor.sample(urls, timeout=1.0)
+
+    def final_audit(self) -> None:
+        """Every live master's audit once more (the last writes)."""
+        self.auditor.sample(self.pods.master_urls())
 
     def __enter__(self) -> LeaderSampler:
         threading.Thread(target=self._run, daemon=True).start()
@@ -209,9 +230,20 @@ def test_migration_moves_the_cluster_to_b_with_no_task_failures(
     took = time.monotonic() - started
     print(f"\nmigration of {TASKS} tasks: {took:.1f} s\n{status['report']}")
 
+    sampler.final_audit()
+
     assert _running_tasks(pods) == before  # the same task ids, still running
     assert max(elected for _, elected in sampler.samples) == 1  # never two leaders
     assert sampler.longest_gap() < 15, sampler.samples
+    # The masters moved one for one: never more log replicas than quorum 2 is sized for,
+    # and every registry write a leader committed is in the log the last leader recovered.
+    auditor = sampler.auditor
+    assert sampler.unsafe == [] and auditor.unsafe_seen == set(), sampler.unsafe
+    assert len(auditor.audits) >= 6, sorted(auditor.audits)  # 3 masters on A, 3 on B
+    assert auditor.max_leaders_at_once == 1
+    assert [str(lost) for lost in auditor.lost_committed_writes()] == []
+    assert auditor.interleaved_writers() == []
+    assert sum(len(a.get("commits", [])) for a in auditor.audits.values()) > 0  # writes seen
     assert [p["state"] for p in status["phases"]] == ["Succeeded"] * 6
     cluster = get_json(kube_env, "mesoscluster", "demo", "-n", namespace) or {}
     assert cluster["spec"]["zookeeper"]["external"]["connectString"] == target.connect_string
@@ -277,16 +309,22 @@ def test_rollback_from_phase_four_returns_the_cluster_to_a(
 ) -> None:
     pods, source, target = platform
     before = _running_tasks(pods)
-    manual = _start_approved_through(kube_env, pods, namespace, target, 4)
-    agents = get_json(kube_env, "daemonset", "demo-agent", "-n", namespace) or {}
-    assert f"zk://{target.connect_string}/mesos" in " ".join(
-        agents["spec"]["template"]["spec"]["containers"][0]["args"]
-    )
+    with LeaderSampler(pods) as sampler:
+        manual = _start_approved_through(kube_env, pods, namespace, target, 4)
+        agents = get_json(kube_env, "daemonset", "demo-agent", "-n", namespace) or {}
+        assert f"zk://{target.connect_string}/mesos" in " ".join(
+            agents["spec"]["template"]["spec"]["containers"][0]["args"]
+        )
 
-    _apply(kube_env, _migration("move", namespace, target, rollbackToPhase=0, **manual))
-    status = _wait_for(
-        kube_env, pods, namespace, lambda s: s.get("phase") == "RolledBack", 420, "RolledBack"
-    )
+        _apply(kube_env, _migration("move", namespace, target, rollbackToPhase=0, **manual))
+        status = _wait_for(
+            kube_env, pods, namespace, lambda s: s.get("phase") == "RolledBack", 420, "RolledBack"
+        )
+    sampler.final_audit()
+    # Back the same safe way: never an unsafe replica set, no committed write lost.
+    assert sampler.unsafe == [] and sampler.auditor.unsafe_seen == set(), sampler.unsafe
+    assert [str(lost) for lost in sampler.auditor.lost_committed_writes()] == []
+    assert max(elected for _, elected in sampler.samples) == 1
     assert [p["state"] for p in status["phases"][:4]] == ["RolledBack"] * 4
     _on_a(kube_env, namespace, source)
     assert _running_tasks(pods) == before
