@@ -94,3 +94,20 @@ def test_routing_annotation_is_outside_kopfs_own_prefix() -> None:
     from orchestrator_operator.operator.main import ANNOTATION_PREFIX
 
     assert not ROUTING_ANNOTATION.startswith(f"{ANNOTATION_PREFIX}/")
+
+
+# Issue 16, point 3: the sync engine copies ACLs with their digest ids, so on ensemble B the
+# components need the same ZooKeeper credentials as on A (they connected without any).
+def test_components_moved_to_b_keep_the_zookeeper_credentials() -> None:
+    auth = {"name": "zk", "key": "auth"}
+    spec = MesosClusterSpec.model_validate(
+        {"zookeeper": {"external": {"connectString": A, "authSecretRef": auth}}}
+    )
+    children = _by_name(build_children(OWNER, spec, routing_for(4, "m", B, 3, "master")))
+    for kind, name in (("StatefulSet", "demo-master-b"), ("DaemonSet", "demo-agent")):
+        pod = children[kind, name]["spec"]["template"]["spec"]
+        (init,) = pod["initContainers"]
+        urls = next(e["value"] for e in init["env"] if e["name"] == "ZK_URLS")
+        assert urls == f"mesos={B}/mesos", name
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "zk-auth"]
+        assert volume["secret"]["secretName"] == "zk"

@@ -10,8 +10,10 @@ from orchestrator_operator.operator.builders import addons, agents, marathon, ma
 
 
 def on_ensemble(spec: MesosClusterSpec, connect: str) -> MesosClusterSpec:
-    """The same cluster pointed at another (external) ensemble."""
-    external = ZooKeeperEndpoint(connect_string=connect)
+    """The same cluster pointed at another (external) ensemble, with the same ZooKeeper
+    credentials (a ZkMigration copies the ACLs with their digest ids)."""
+    auth = spec.zookeeper.external.auth_secret_ref if spec.zookeeper.external else None
+    external = ZooKeeperEndpoint(connect_string=connect, auth_secret_ref=auth)
     return spec.model_copy(
         update={
             "zookeeper": spec.zookeeper.model_copy(update={"external": external, "replicas": None})
