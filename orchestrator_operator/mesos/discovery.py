@@ -68,20 +68,22 @@ def master_health(metrics: dict[str, Any]) -> MasterHealth:
     """A /metrics/snapshot -> MasterHealth.
 
     Mesos (src/master/master.hpp `_elected`) reports `master/elected` 1 as soon as the
-    detector names this master, before it has recovered; `registrar/log/recovered`
-    (src/log/log.cpp `LogProcess::_recovered`, registered with the prefix `registrar/` in
-    src/master/main.cpp) is 0 until the replicated log holding the registry is recovered.
-    Meanwhile /master/state answers 200 with no agents and no frameworks, so the counts here
-    mean nothing. A master with `--registry=in_memory` has no log and no such metric: it is
-    taken as recovered.
+    detector names this master, before it has recovered; meanwhile /master/state answers
+    200 with no agents and no frameworks, so the counts here mean nothing. Recovered means
+    both: `registrar/log/recovered` 1 (src/log/log.cpp `LogProcess::_recovered`, prefix
+    `registrar/` from src/master/main.cpp: the local replica caught up, which a follower
+    that has run a while already is) and `registrar/registry_size_bytes` present
+    (src/master/registrar.cpp: the gauge fails "Not recovered yet" until the registrar has
+    read the registry through the log, and libprocess leaves a failed gauge out of the
+    snapshot). A master with `--registry=in_memory` has no log and no `registrar/log/*`.
     """
-    recovered = metrics.get("registrar/log/recovered", 1)
     return MasterHealth(
         elected=metrics.get("master/elected", 0) == 1,
         agents_active=int(metrics.get("master/slaves_active", 0)),
         frameworks_active=int(metrics.get("master/frameworks_active", 0)),
         tasks_running=int(metrics.get("master/tasks_running", 0)),
-        recovered=recovered == 1,
+        recovered=metrics.get("registrar/log/recovered", 1) == 1
+        and "registrar/registry_size_bytes" in metrics,
     )
 
 

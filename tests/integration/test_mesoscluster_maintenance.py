@@ -1,5 +1,6 @@
-"""The operator's maintenance step against the simulator in a real ZooKeeper ensemble: a
-master failover must not turn an unseen agent's machine DOWN."""
+"""The operator's reads of a Mesos cluster against the simulator in a real ZooKeeper
+ensemble: a leader that has not recovered its registry is not reported elected, and a master
+failover must not turn an unseen agent's machine DOWN."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from orchestrator_operator.mesos.discovery import read_election, read_master_metrics
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
+from orchestrator_operator.operator.mesoscluster.status import Observation, Replicas, build_status
 from sim import masterinfo
 from sim.cluster import SimCluster
 from testenv.zookeeper import ZkEnsemble
@@ -74,3 +77,55 @@ def test_a_failover_does_not_take_down_a_machine_whose_agent_has_not_re_register
     assert report == [{"node": node, "state": "Down", "tasks": 0}]
     status = cluster.get(cluster.leader_url() + "/master/maintenance/status")
     assert [m["hostname"] for m in status["down_machines"]] == [node]
+
+
+def _leader_elected(sim: SimCluster) -> tuple[str, str, Any]:
+    """LeaderElected (status, reason) as the operator computes it from its own reads of
+    ZooKeeper and the leader's /metrics/snapshot, and the status' `mesos` figures."""
+    election = read_election(sim.zk, sim.mesos_path)
+    health = read_master_metrics(election.leader.address) if election.leader else None
+    observation = Observation(
+        zookeeper_connect_string=sim.zk_hosts, zookeeper=None, zookeeper_error=None,
+        zookeeper_servers=None, election=election, master_health=health,
+        masters=Replicas(3, 3), quorum=2, agents=Replicas(0, 0), marathon=Replicas(0, 0),
+    )  # fmt: skip
+    before = {"agentsActive": 2, "frameworksActive": 0, "tasksRunning": 0}
+    status = build_status(observation, 1, [], "2026-01-01T00:00:00Z", previous_mesos=before)
+    leader = next(c for c in status["conditions"] if c["type"] == "LeaderElected")
+    return leader["status"], leader["reason"], status["mesos"]
+
+
+def test_a_leader_that_has_not_recovered_its_registry_is_not_elected_in_status(
+    zk_ensemble: ZkEnsemble, tmp_path: Path
+) -> None:
+    # Mesos: master/elected is 1 from the ZooKeeper election on (src/master/master.hpp), the
+    # registry is recovered through a quorum of log replicas (src/master/registrar.cpp,
+    # src/log/coordinator.cpp), and meanwhile /master/state is 200 and empty (http.cpp).
+    # Kill the leader and a follower: the last master is elected, its own replica is
+    # caught up, but it cannot recover the registry without a second replica.
+    sim = SimCluster(
+        zk_ensemble.connect_string, masters=3, agents=2, marathons=0, base_dir=tmp_path,
+        master_flags=["--registry_fetch_timeout=120secs"],
+    )  # fmt: skip
+    with sim:
+        assert _leader_elected(sim)[:2] == ("True", "Elected")
+        leader = sim.leader_index()
+        assert leader is not None
+        follower = next(i for i in range(3) if i != leader)
+        survivor = next(i for i in range(3) if i not in (leader, follower))
+        sim.kill_master(leader)
+        sim.kill_master(follower)
+        sim.wait_for(lambda: sim.leader_index() == survivor, 60, "the survivor elected")
+        sim.wait_for(
+            lambda: sim.get(sim.master_url(survivor) + "/metrics/snapshot")["master/elected"],
+            30, "the survivor reporting master/elected 1",
+        )  # fmt: skip
+        state = sim.get(sim.master_url(survivor) + "/master/state")
+        assert state["slaves"] == [], "a recovering leader serves its empty state"
+        status, reason, mesos = _leader_elected(sim)
+        assert (status, reason) == ("False", "Recovering")
+        assert mesos == {"agentsActive": 2, "frameworksActive": 0, "tasksRunning": 0}
+
+        sim.start_master(follower)
+        sim.wait_for_leader(timeout=90)
+        assert _leader_elected(sim)[:2] == ("True", "Elected")

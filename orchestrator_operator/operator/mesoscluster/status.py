@@ -110,8 +110,8 @@ def _leader(obs: Observation) -> tuple[bool, str, str]:
             False,
             Reason.RECOVERING,
             message + "; elected, but it has not recovered the registry from the replicated"
-            " log yet (registrar/log/recovered 0): agents and frameworks are unknown until it"
-            " has and they re-register",
+            " log yet (no registrar/registry_size_bytes, or registrar/log/recovered 0): agents"
+            " and frameworks are unknown until it has and they re-register",
         )
     return True, Reason.ELECTED, message
 
