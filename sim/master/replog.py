@@ -130,6 +130,10 @@ class ReplicatedLog:
             return None
         return data if status == 200 and isinstance(data, dict) else None
 
+    async def _call_later(self, peer: str, op: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        await asyncio.sleep(RETRY)
+        return await self._call(peer, op, body)
+
     def handle(self, op: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """A request to this replica; None: ignored (not VOTING, or unknown)."""
         if op == "recover":
@@ -272,6 +276,10 @@ class ReplicatedLog:
                 peer = pending.pop(future)
                 response = future.result()
                 if response is None:
+                    # No answer (yet): Mesos' broadcast waits for it, bounded only by the
+                    # registrar's --registry_store_timeout (the caller's); ask again.
+                    retry = self._call_later(peer, "write", body)
+                    pending[asyncio.ensure_future(retry)] = peer
                     continue
                 if not response.get("okay"):
                     for rest in pending:

@@ -92,7 +92,10 @@ def test_first_start_needs_all_replicas_and_an_unrecovered_leader_serves_empty_s
         assert down.status_code == 503
     fresh.start_master(2)
     fresh.wait_for(lambda: _recovered(fresh, leader), timeout=60, what="registry recovered")
-    assert {_log(fresh, i)["replica"]["status"] for i in range(3)} == {"VOTING"}
+    fresh.wait_for(
+        lambda: {_log(fresh, i)["replica"]["status"] for i in range(3)} == {"VOTING"},
+        what="all three replicas VOTING",
+    )
     assert all(_snap(fresh, i)["registrar/log/recovered"] == 1.0 for i in range(3))
 
 
