@@ -327,6 +327,13 @@ class AgentProcess:
                     )
                     continue
                 ended = self.docker.poll(run)
+                if (
+                    ended is None
+                    and task.state == STAGING
+                    and run.docker_name in self.docker.states
+                ):
+                    # Launched by an agent that crashed before it saw `docker run` return.
+                    changed |= task.set_state(RUNNING, now)
             else:
                 ended = self.mesos.poll(run)
                 if ended is None and run.killing_since:
