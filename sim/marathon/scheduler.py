@@ -395,6 +395,7 @@ class Scheduler:
                     "name": app["id"].strip("/").replace("/", "."),
                     "resources": {"cpus": app["cpus"], "mem": app["mem"], "disk": app["disk"]},
                     "command": app.get("cmd") or "",
+                    "container": app.get("container"),
                 }
             )
         status, data = await self.client.post(base + "/launch", {"tasks": specs})

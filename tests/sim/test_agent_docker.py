@@ -149,3 +149,46 @@ def _executor(url: str, task_id: str) -> dict[str, str]:
             if executor["id"] == task_id:
                 return dict(executor)
     raise KeyError(task_id)
+
+
+def test_a_marathon_docker_app_runs_its_tasks_as_containers(
+    zk_ensemble: ZkEnsemble, tmp_path: Path, docker_engine: DockerEngine, busybox_image: str
+) -> None:
+    # Marathon's app `container` (docs: application-basics, native-docker) becomes the task's
+    # ContainerInfo; src/slave/containerizer/docker.cpp runs it as mesos-<container id>.
+    flags = [
+        "--containerizers=docker,mesos",
+        f"--docker={_docker_cli()}",
+        f"--docker_socket={docker_engine.socket_path}",
+    ]
+    with SimCluster(
+        zk_ensemble.connect_string,
+        masters=1,
+        agents=1,
+        marathons=1,
+        base_dir=tmp_path,
+        agent_flags=flags,
+    ) as sim:
+        client = docker_engine.client()
+        try:
+            app = {
+                "id": "/web",
+                "instances": 2,
+                "cpus": 0.25,
+                "mem": 48,
+                "cmd": "sleep 1000",
+                "container": {"type": "DOCKER", "docker": {"image": busybox_image}},
+            }
+            created = httpx.post(sim.marathon_url() + "/v2/apps", json=app, timeout=10)
+            assert created.status_code == 201, created.text
+            sim.wait_for_tasks("/web", 2, timeout=90)
+            running = [
+                client.api.inspect_container(c["Id"])
+                for c in client.api.containers()
+                if c["Names"][0].startswith("/mesos-")
+            ]
+            assert len(running) == 2
+            assert {c["HostConfig"]["CpuShares"] for c in running} == {256}
+            assert {c["HostConfig"]["Memory"] for c in running} == {48 * 1024 * 1024}
+        finally:
+            client.close()
