@@ -374,6 +374,15 @@ class MesosContainerizer:
             run.escalated = True
             signal_run(run, signal.SIGKILL, table=self.table())
 
+    def destroy(self, run: Run) -> None:
+        """Kill the task at once (no grace), wrapper included, and remove its cgroups."""
+        signal_run(run, signal.SIGKILL, wrapper=True, table=self.table())
+        popen = self.children.pop(run.pid, None)
+        if popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(1.0)
+        destroy_cgroups(run.cgroups)
+
     def cleanup(self, run: Run) -> None:
         # What the command left behind in its group or cgroups.
         signal_run(run, signal.SIGKILL, wrapper=True, table=self.table())

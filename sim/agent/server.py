@@ -283,8 +283,14 @@ class AgentProcess:
         log.warning(
             "agent %s was removed by the master: killing %d tasks", self.agent_id, len(self.tasks)
         )
-        for task in list(self.tasks.values()):
-            self.kill(task.framework_id, task.task_id)
+        self.mesos.new_round()
+        for key, task in list(self.tasks.items()):
+            run = self.runs.get(key)
+            if run is not None and task.live:
+                if run.kind == "docker" and self.docker is not None:
+                    self._spawn(self.docker.remove(run.docker_name))
+                else:
+                    self.mesos.destroy(run)
             if task.live:
                 task.set_state(KILLED, message="Agent was removed by the master")
             self.completed.append(task)

@@ -9,7 +9,7 @@ from pathlib import Path
 from sim.agent import views
 from sim.agent.checkpoint import Checkpoint
 from sim.agent.server import AgentConfig, AgentProcess
-from sim.tasks import RUNNING, STAGING, Task
+from sim.tasks import KILLED, RUNNING, STAGING, Task
 from sim.zkurl import ZkUrl
 
 
@@ -68,3 +68,22 @@ def test_agent_views(tmp_path: Path) -> None:
     assert snap["slave/tasks_running"] == 1.0
     assert snap["slave/cpus_used"] == 1.0
     assert snap["slave/cpus_percent"] == 0.5
+
+
+def test_an_agent_id_the_master_removed_is_forgotten_and_its_tasks_killed_at_once(
+    tmp_path: Path,
+) -> None:
+    # The sim master answers 410 to a removed agent id; the agent kills its tasks without
+    # grace (even one ignoring SIGTERM), wipes its checkpoint and registers afresh.
+    from sim.agent.containers import alive
+
+    agent = _agent(tmp_path)
+    agent.agent_id = "S0"
+    agent.launch(_task("stubborn", command="trap '' TERM; sleep 1000"))
+    run = agent.runs[("fw", "stubborn")]
+    assert alive(run)
+    agent.forget()
+    assert not alive(run)
+    assert agent.agent_id is None and not agent.tasks
+    assert [t.state for t in agent.completed] == [KILLED]
+    assert _agent(tmp_path).agent_id is None
