@@ -53,15 +53,24 @@ class Audit:
         self.commits: list[dict[str, Any]] = []
         self.recoveries: list[dict[str, Any]] = []
         if self.path is not None and self.path.exists():
-            for line in self.path.read_text().splitlines()[-2 * MAX_AUDIT :]:
+            lines = self.path.read_text().splitlines()
+            for line in lines[-2 * MAX_AUDIT :]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line torn by a crash
-                (self.commits if record.get("kind") == "commit" else self.recoveries).append(record)
+                self._list(record).append(record)
+            del self.commits[:-MAX_AUDIT], self.recoveries[:-MAX_AUDIT]
+            if len(lines) > 2 * MAX_AUDIT:  # keep the file bounded across restarts
+                kept = sorted(self.commits + self.recoveries, key=lambda r: float(r["at"]))
+                self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+    def _list(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """Writes (`commit`, and `fill`: a recovered value written again) or recoveries."""
+        return self.recoveries if record.get("kind") == "recovery" else self.commits
 
     def add(self, record: dict[str, Any]) -> None:
-        target = self.commits if record["kind"] == "commit" else self.recoveries
+        target = self._list(record)
         target.append(record)
         del target[:-MAX_AUDIT]
         if self.path is not None:
