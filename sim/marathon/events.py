@@ -64,6 +64,15 @@ def stream_detached(remote: str) -> Event:
     return {"remoteAddress": remote, "eventType": "event_stream_detached", "timestamp": now()}
 
 
+def scheduler_registered(framework_id: str, master: str) -> Event:
+    return {
+        "frameworkId": framework_id,
+        "master": master,
+        "eventType": "scheduler_registered_event",
+        "timestamp": now(),
+    }
+
+
 def api_post(client_ip: str, uri: str, app: dict[str, Any]) -> Event:
     return {
         "clientIp": client_ip,

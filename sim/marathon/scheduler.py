@@ -226,6 +226,12 @@ class Scheduler:
             await self._io(self.store.put_bytes, "framework-id", layout.FRAMEWORK_ID_KEY, encoded)
             self.framework_id = framework_id
         log.info("registered framework %s with master %s", framework_id, master.get("pid"))
+        if self.master is None:
+            # MarathonScheduler.registered: SchedulerRegisteredEvent(id, master's hostname).
+            # (A real Marathon never re-registers: MarathonScheduler.disconnected stops the
+            # driver and the leader abdicates; the sim re-registers instead, see sim/README.)
+            hostname = str(master.get("hostname", ""))
+            self.bus.publish(events.scheduler_registered(framework_id, hostname))
         self.master = master
         self.registered = True
         return True

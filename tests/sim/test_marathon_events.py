@@ -205,3 +205,11 @@ def test_frames_are_jettys() -> None:
     assert frame == (
         b'event: deployment_success\r\ndata: {"eventType":"deployment_success","id":"x"}\r\n\r\n'
     )
+
+
+def test_scheduler_registered_event_fields() -> None:
+    # Events.scala SchedulerRegisteredEvent(frameworkId, master) with Json.writes; master is
+    # MasterInfo.getHostname (MarathonScheduler.registered).
+    event = events.scheduler_registered("fw-1", "10.0.0.5")
+    assert set(event) == {"frameworkId", "master", "eventType", "timestamp"}
+    assert event["eventType"] == "scheduler_registered_event"
