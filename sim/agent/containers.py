@@ -54,10 +54,17 @@ DOCKER_NAME_PREFIX = "mesos-"
 SANDBOX_MOUNT = "/mnt/mesos/sandbox"
 DEFAULT_ISOLATION = "posix/cpu,posix/mem"
 STATUS_FILE = ".sim-exit-status"
-# $1 is the task's command, $2 the status file: the wrapper outlives a `sh -c` killed by a
-# signal and records 128+N, as a shell reports it. It catches SIGTERM (a caught signal is
-# reset to the default in the command it starts), so a kill may signal the whole group.
-WRAPPER = 'trap : TERM; /bin/sh -c "$1"; s=$?; echo "$s" > "$2.tmp" && mv "$2.tmp" "$2"; exit "$s"'
+# $1 is the task's command, $2 the status file, the rest the `cgroup.procs` files the wrapper
+# enters first (the command and its children inherit the cgroups). The wrapper outlives a
+# `sh -c` killed by a signal and records 128+N, as a shell reports it. It catches SIGTERM (a
+# caught signal is reset to the default in the command it starts), so a kill may signal the
+# whole group.
+WRAPPER = (
+    'trap : TERM; c="$1"; f="$2"; shift 2; '
+    'for p in "$@"; do echo $$ > "$p" || exit 125; done; '
+    '/bin/sh -c "$c"; s=$?; echo "$s" > "$f.tmp" && mv "$f.tmp" "$f"; exit "$s"'
+)
+CGROUP_ENTRY_FAILED = 125
 
 
 class ContainerizerError(Exception):
@@ -307,12 +314,6 @@ class MesosContainerizer:
         if self.cgroups is not None:
             run.cgroups = self.cgroups.create(run.container_id, cpus, mem_mb)
         procs_files = [os.path.join(c, "cgroup.procs") for c in run.cgroups]
-
-        def enter_cgroups() -> None:  # in the child, before exec: its children inherit them
-            for procs in procs_files:
-                with open(procs, "w") as handle:
-                    handle.write(str(os.getpid()))
-
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "MESOS_SANDBOX": str(sandbox),
@@ -321,14 +322,13 @@ class MesosContainerizer:
         with (sandbox / "stdout").open("ab") as out, (sandbox / "stderr").open("ab") as err:
             try:
                 popen = subprocess.Popen(
-                    ["/bin/sh", "-c", WRAPPER, "mesos-command", command, STATUS_FILE],
+                    ["/bin/sh", "-c", WRAPPER, "mesos-command", command, STATUS_FILE, *procs_files],
                     cwd=sandbox,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
                     env=env,
                     start_new_session=True,  # its own process group: it outlives the agent
-                    preexec_fn=enter_cgroups if procs_files else None,
                 )
             except BaseException:
                 destroy_cgroups(run.cgroups)
@@ -354,6 +354,8 @@ class MesosContainerizer:
         except (OSError, ValueError):
             if code is not None and code < 0:
                 result = Exit(False, f"Command terminated with signal {_signal_name(-code)}")
+            elif code == CGROUP_ENTRY_FAILED and run.cgroups:
+                result = Exit(False, "Failed to launch container: could not enter its cgroups")
             elif code is not None:
                 result = exit_of_status(code)
             else:

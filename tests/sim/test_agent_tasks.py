@@ -160,6 +160,10 @@ def test_recover_cleanup_kills_the_tasks_and_exits(work_dir: Path) -> None:
     assert _agent(work_dir).tasks == {}
 
 
+def _procs(cgroup: Path) -> list[int]:
+    return [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
+
+
 def _v1_writable() -> str:
     for subsystem, marker in (("cpu", "cpu.shares"), ("memory", "memory.limit_in_bytes")):
         if not (CGROUPS / subsystem / marker).exists():
@@ -196,8 +200,8 @@ def test_cgroups_isolation_puts_the_task_under_its_cpu_and_memory_limits(
         assert (cpu / "cpu.shares").read_text().strip() == "512"
         assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "50000"
         assert int((mem / "memory.limit_in_bytes").read_text()) == 64 * 1024 * 1024
-        assert small.pid in [int(p) for p in (cpu / "cgroup.procs").read_text().split()]
-        assert small.pid in [int(p) for p in (mem / "cgroup.procs").read_text().split()]
+        # The task's process enters its cgroups before it runs the command.
+        wait_until(lambda: small.pid in _procs(cpu) and small.pid in _procs(mem), 10, "cgroups")
         tiny = agent.runs[("fw", "tiny")]
         tiny_mem = CGROUPS / "memory" / root / tiny.container_id / "memory.limit_in_bytes"
         assert int(tiny_mem.read_text()) == MIN_MEMORY
