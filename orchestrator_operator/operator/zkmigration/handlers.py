@@ -45,9 +45,9 @@ from orchestrator_operator.operator.reconcile import accept_spec, counted, patch
 from orchestrator_operator.operator.zkmigration import archive
 from orchestrator_operator.operator.zkmigration import metrics as metrics_export
 from orchestrator_operator.operator.zkmigration.machine import Decision, other_component, step
+from orchestrator_operator.operator.zkmigration.observation import EnsembleView
 from orchestrator_operator.operator.zkmigration.observe import agent_pods, observe
-from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_credentials
-from orchestrator_operator.zk.reader import read_tree
+from orchestrator_operator.zk.clients import ZkUnreachable, zk_credentials
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 2.0
@@ -159,16 +159,17 @@ def _finalize(
     cluster_spec: dict[str, Any],
     status: ZkMigrationStatus,
     sync_stopped: bool,
-    source_sessions: int | None,
+    source: EnsembleView,
     scale_by_reconfig: bool,
 ) -> None:
-    """Phase 6, in order: archive A (once), then point the cluster at B for good."""
-    if not (sync_stopped and source_sessions == 0):
-        return
+    """Phase 6, in order: archive A (once), then point the cluster at B for good. The
+    archive is the tree this tick read to count A's sessions, once none is left (one read
+    of A, not two)."""
     api = KubeApi.shared()
     if not status.archive:
-        source = ZK_POOL.get(status.source_connect_string or "")
-        blob = archive.archive_lines(read_tree(source, spec.paths, leaf_children=True))
+        if not (sync_stopped and source.ephemerals == 0 and source.tree is not None):
+            return
+        blob = archive.archive_lines(source.tree)
         expires = datetime.now(UTC) + timedelta(
             seconds=archive.parse_retention(spec.rollback_retention)
         )
@@ -272,7 +273,11 @@ def drive(
                 source=source,
                 target=target,
                 paths=list(parsed.paths),
-                count_source_sessions=current.current_phase == 6,
+                # A's tree, read only while it matters: in phase 6, once the sync engine
+                # (whose proxies hold ephemerals on A) has stopped, until it is archived.
+                count_source_sessions=current.current_phase == 6
+                and not current.archive
+                and (current.sync is None or current.sync.state == SyncState.STOPPED),
                 sync=current.sync,
                 since=current.baseline.recorded_at if current.baseline else None,
                 now=datetime.now(UTC),
@@ -310,7 +315,7 @@ def drive(
         with zk_credentials(auth):  # the archive reads A
             _finalize(
                 parsed, meta, cluster_meta, cluster.get("spec") or {}, new, sync_stopped,
-                observation.source.ephemerals, reconfig,
+                observation.source, reconfig,
             )  # fmt: skip
     _write(meta, status, new, patch)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.models.zkmigration import SyncStatus
+from orchestrator_operator.zk.model import TreeSnapshot
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,8 @@ class EnsembleView:
     answering: int
     ephemerals: int | None = None  # ephemeral znodes under the migrated paths
     error: str | None = None
+    # The tree those ephemerals were counted in (phase 6 archives it once they are 0).
+    tree: TreeSnapshot | None = field(default=None, repr=False, compare=False)
 
     @property
     def healthy(self) -> bool:

@@ -41,16 +41,19 @@ def count_ephemerals(client: Any, paths: list[str]) -> int:
 
 
 def ensemble_view(connect: str, paths: list[str] | None = None) -> EnsembleView:
+    """Its servers' modes; with `paths`, the tree under them read once (data, ACLs,
+    children), its ephemeral znodes counted and the tree kept for the archive."""
     modes = ensemble_modes(connect)
     answering = sum(1 for _, mode in modes if mode)
-    ephemerals = None
     try:
         client = ZK_POOL.get(connect)
-        if paths is not None:
-            ephemerals = count_ephemerals(client, paths)
+        tree = read_tree(client, paths, leaf_children=True) if paths is not None else None
     except ZkUnreachable as error:
         return EnsembleView(connect, len(modes), answering, error=str(error))
-    return EnsembleView(connect, len(modes), answering, ephemerals)
+    if tree is None:
+        return EnsembleView(connect, len(modes), answering)
+    ephemerals = sum(1 for node in tree.nodes.values() if node.ephemeral)
+    return EnsembleView(connect, len(modes), answering, ephemerals, tree=tree)
 
 
 def _contenders(client: Any, zk_path: str) -> list[MasterInfo]:
