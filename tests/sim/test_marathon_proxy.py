@@ -18,6 +18,7 @@ import aiohttp
 import httpx
 import pytest
 from aiohttp import web
+from kazoo.client import KazooClient
 
 from sim.cluster import SimCluster
 from sim.marathon import layout
@@ -99,14 +100,23 @@ def test_an_unreachable_leader_is_502_and_the_old_leader_steps_down(
     # AsyncUrlConnectionRequestForwarder maps the failed connection (StreamTcpException) to
     # 502 "Connection to leader refused."; the Marathon that led lost leadership and exits
     # (ElectionService: LeadershipTransition.Standby -> CrashStrategy.LeadershipLoss, 103).
-    with SimCluster(
+    sim = SimCluster(
         _zk_ensemble_module.connect_string, masters=1, agents=0, marathons=2, base_dir=tmp_path
-    ) as sim:
+    )
+    # The latch's counter past 0, so that the node below (sequence 0) is the lowest.
+    latch = f"{sim.marathon_path}/{layout.LATCH_DIR}"
+    prep = KazooClient(hosts=_zk_ensemble_module.connect_string)
+    prep.start(timeout=15)
+    try:
+        prep.delete(prep.create(f"{latch}/{layout.LATCH_PREFIX}x-", sequence=True, makepath=True))
+    finally:
+        prep.stop()
+        prep.close()
+    with sim:
         leader_index = sim.marathon_index()
         assert leader_index is not None
         follower = sim.marathon_instance_url(1 - leader_index)
         dead = free_ports(1)[0]
-        latch = f"{sim.marathon_path}/{layout.LATCH_DIR}"
         name = f"{layout.LATCH_PREFIX}{uuid.uuid4()}{layout.LATCH_MARK}0000000000"
         sim.zk.create(f"{latch}/{name}", f"127.0.0.1:{dead}".encode(), ephemeral=True)
         sim.wait_for(lambda: not sim.marathons[leader_index].running, what="the leader to exit")
