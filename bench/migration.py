@@ -58,6 +58,7 @@ import yaml
 from kazoo.client import KazooClient
 
 from bench.zk_sync import client, naive_copy, raw_read, raw_read_bulk, raw_write
+from sim.logaudit import LogAuditor
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.simpods import SimPodRunner, component_of
@@ -251,19 +252,29 @@ class Sampler:
     last_sync: dict[str, Any] = field(default_factory=dict)
     last_metrics: str = ""
     load_1m: list[float] = field(default_factory=list)
+    unsafe: int = 0  # samples of a master reporting sim/log/quorum_intersection_unsafe
+    auditor: LogAuditor = field(default_factory=LogAuditor)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def _leader_loop(self) -> None:
         with httpx.Client(timeout=1.0) as http:
-            while not self._stop.wait(0.5):
+            for tick in itertools.count():
+                if self._stop.wait(0.5):
+                    break
                 elected, leader = 0, None
-                for url in self.pods.master_urls():
+                urls = self.pods.master_urls()
+                for url in urls:
                     with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                         snap = http.get(url + "/metrics/snapshot").json()
                         if snap["master/elected"]:
                             elected, leader = elected + 1, url
+                        if snap.get("sim/log/quorum_intersection_unsafe"):
+                            self.unsafe += 1
                 self.leaders.append((time.monotonic(), elected, leader))
+                if tick % 4 == 0:  # the masters' log audits, every 2 s (sim/logaudit.py)
+                    with contextlib.suppress(Exception):
+                        self.auditor.sample(urls, timeout=1.0)
 
     def _status_loop(self) -> None:
         with httpx.Client(timeout=2.0) as http:
@@ -393,6 +404,7 @@ def run_operator_migration(
             every=0.5,
         )
     took = time.monotonic() - started
+    sampler.auditor.sample(pods.master_urls())
     if status.get("phase") != "Succeeded":
         raise RuntimeError(f"migration {status.get('phase')}: {status.get('checks')}")
     after = running_tasks(http, pods)
@@ -432,6 +444,14 @@ def run_operator_migration(
         "leader_samples": len(sampler.leaders),
         "max_simultaneous_leaders": max((e for _, e, _ in sampler.leaders), default=0),
         "leader_changes": sampler.leader_changes(),
+        "log_unsafe_samples": sampler.unsafe,
+        "log_masters_audited": len(sampler.auditor.audits),
+        "log_commits_audited": sum(
+            len(a.get("commits", [])) for a in sampler.auditor.audits.values()
+        ),
+        "log_lost_committed_writes": [str(w) for w in sampler.auditor.lost_committed_writes()],
+        "log_interleaved_writers": sampler.auditor.interleaved_writers(),
+        "log_max_leaders_at_once": sampler.auditor.max_leaders_at_once,
         "longest_leaderless_s": round(sampler.longest_gap(), 1),
         "operator_reported_leader_changes": (status.get("leader") or {}).get("changes"),
         "tasks_before": len(before),
@@ -623,6 +643,10 @@ def print_table(result: dict[str, Any]) -> None:
         ("leader changes / longest leaderless gap / max simultaneous leaders",
          f"{op['leader_changes']} / {op['longest_leaderless_s']} s / "
          f"{op['max_simultaneous_leaders']}"),
+        ("log: unsafe samples / masters audited / commits / lost / two writers",
+         f"{op['log_unsafe_samples']} / {op['log_masters_audited']} / "
+         f"{op['log_commits_audited']} / {len(op['log_lost_committed_writes'])} / "
+         f"{len(op['log_interleaved_writers'])}"),
         ("tasks before / after / same ids / min seen / failed+lost+killed",
          f"{op['tasks_before']} / {op['tasks_after']} / {op['same_task_ids']} / "
          f"{op['min_running_tasks_sampled']} / {op['tasks_failed_lost_killed_on_leader']}"),
