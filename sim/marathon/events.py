@@ -73,6 +73,10 @@ def scheduler_registered(framework_id: str, master: str) -> Event:
     }
 
 
+def scheduler_disconnected() -> Event:
+    return {"eventType": "scheduler_disconnected_event", "timestamp": now()}
+
+
 def api_post(client_ip: str, uri: str, app: dict[str, Any]) -> Event:
     return {
         "clientIp": client_ip,

@@ -37,6 +37,7 @@ log = logging.getLogger("sim.marathon.scheduler")
 UNKNOWN_GRACE = 3.0  # a launched task the master does not report yet is not lost before
 KILL_RETRY = 5.0
 EXIT_SCHEDULER_ERROR = 106  # core/base/CrashStrategy.scala MesosSchedulerError
+ABDICATE_FLUSH = 0.2
 CANCELLED = "The upgrade has been cancelled"  # core/deployment/impl/DeploymentManagerActor.scala
 
 
@@ -228,8 +229,7 @@ class Scheduler:
         log.info("registered framework %s with master %s", framework_id, master.get("pid"))
         if self.master is None:
             # MarathonScheduler.registered: SchedulerRegisteredEvent(id, master's hostname).
-            # (A real Marathon never re-registers: MarathonScheduler.disconnected stops the
-            # driver and the leader abdicates; the sim re-registers instead, see sim/README.)
+            # (A leader never re-registers with another master: see _disconnected.)
             hostname = str(master.get("hostname", ""))
             self.bus.publish(events.scheduler_registered(framework_id, hostname))
         self.master = master
@@ -239,6 +239,9 @@ class Scheduler:
     async def step(self) -> None:
         detected = await asyncio.to_thread(detect, self.master_zk, self.master_path)
         master = detected.leader
+        if self.master is not None and (master is None or master["id"] != self.master["id"]):
+            await self._disconnected(master)
+            return
         if master is None:
             self.registered = False
             return
@@ -260,6 +263,24 @@ class Scheduler:
         except CLIENT_ERRORS as exc:
             log.warning("master %s unreachable: %s", master.get("pid"), exc)
             self.registered = False
+
+    async def _disconnected(self, master: dict[str, Any] | None) -> None:
+        """The leading Mesos master changed (or is gone) after this leader registered.
+
+        Mesos' scheduler driver (src/sched/sched.cpp `detected`) calls `disconnected` on any
+        change of the detected master; MarathonScheduler.disconnected publishes
+        scheduler_disconnected_event and stops the driver, and MarathonSchedulerService
+        (`startLeadership`, when driver.run() returns) abdicates: the leadership ends and
+        Marathon exits (CrashStrategy.LeadershipLoss, 103); another Marathon leads and
+        registers with the new master under the same framework id."""
+        log.warning(
+            "Disconnected: Mesos master %s is no longer the leading master (now %s)",
+            self.master.get("pid") if self.master else None,
+            master.get("pid") if master else None,
+        )
+        self.bus.publish(events.scheduler_disconnected())
+        await asyncio.sleep(ABDICATE_FLUSH)  # the event reaches attached streams first
+        die("Lost leadership; crashing (the driver stopped: Mesos master disconnected)", 103)
 
     async def _reconcile(self, view: dict[str, Any]) -> None:
         reported = {t["id"]: t for t in view["completed_tasks"] + view["tasks"]}

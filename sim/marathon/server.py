@@ -122,24 +122,27 @@ class Marathon:
         )
         self.node = str(created).rsplit("/", 1)[1]
 
-    def _leader(self) -> tuple[bool, str | None]:
+    def _leader(self) -> tuple[bool, bool, str | None]:
+        """(our node is in the latch, our node is the lowest, the lowest node's host:port).
+        Curator's LeaderLatch leads by its own node, not by the data: a Marathon restarted at
+        the same host:port waits until its previous node's session expires."""
         children = list(self.zk.client.get_children(self.latch_dir))
         name = layout.latch_leader(children)
         if name is None:
-            return self.node in children, None
+            return self.node in children, False, None
         data, _ = self.zk.client.get(f"{self.latch_dir}/{name}")
-        return self.node in children, bytes(data).decode()
+        return self.node in children, name == self.node, bytes(data).decode()
 
     async def step(self) -> None:
-        present, leader = await asyncio.to_thread(self._leader)
+        present, lowest, leader = await asyncio.to_thread(self._leader)
         if not present:
             die("Lost leadership latch membership", code=EXIT_LEADERSHIP_LOSS)
         self.leader = leader
-        if leader == self.me and not self.elected:
+        if lowest and not self.elected:
             log.info("elected leader")
             await self.scheduler.load()
             self.elected = True
-        elif leader != self.me and self.elected:
+        elif not lowest and self.elected:
             die("Lost leadership; crashing", code=EXIT_LEADERSHIP_LOSS)
         if self.elected:
             await self.scheduler.step()

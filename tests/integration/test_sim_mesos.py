@@ -83,6 +83,11 @@ def test_master_failover_keeps_tasks_running(cluster: SimCluster) -> None:
     cluster.kill_master(old_index)
     new = cluster.wait_for_leader(exclude=old["id"])
     assert new["id"] != old["id"]
+    # Marathon 1.11 abdicates when its Mesos master changes (MarathonScheduler.disconnected
+    # stops the driver): it exits 103 and is restarted, as its pod's container would be.
+    cluster.wait_for(lambda: not cluster.marathons[0].running, what="Marathon to abdicate")
+    assert cluster.marathons[0].returncode == 103
+    cluster.start_marathon(0)
     cluster.wait_for(
         lambda: cluster.state()["frameworks"][0]["active"], what="Marathon re-registered"
     )

@@ -25,6 +25,7 @@ from sim.marathon import layout
 from sim.marathon.proxy import LeaderProxy
 from sim.procs import free_ports
 from testenv.zookeeper import ZkEnsemble
+from tests.sim.marathon_support import EventStream
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +229,38 @@ def test_a_leader_that_never_answers_is_500_after_the_read_timeout() -> None:
     finally:
         silent.close()
     assert status == 500
+
+
+@pytest.mark.zookeeper
+@pytest.mark.timeout(240)
+def test_a_mesos_master_failover_makes_the_marathon_leader_abdicate(
+    _zk_ensemble_module: ZkEnsemble, tmp_path: Path
+) -> None:
+    # Mesos src/sched/sched.cpp `detected`: a change of the leading master calls the
+    # scheduler's `disconnected`; MarathonScheduler.disconnected publishes
+    # scheduler_disconnected_event and stops the driver; MarathonSchedulerService abdicates
+    # when driver.run() returns; ElectionService crashes on the lost leadership (103). The
+    # other Marathon leads and registers with the same framework id; the task survives.
+    with SimCluster(
+        _zk_ensemble_module.connect_string, masters=3, agents=1, marathons=2, base_dir=tmp_path
+    ) as sim:
+        first = sim.marathon_index()
+        assert first is not None
+        app = {"id": "/abdicate", "instances": 1, "cpus": 0.1, "mem": 32, "cmd": "sleep 1000"}
+        assert httpx.post(sim.marathon_url() + "/v2/apps", json=app, timeout=10).status_code == 201
+        task = sim.wait_for_tasks("/abdicate", 1)[0]
+        framework_id = sim.framework_id()
+        with EventStream(sim.marathon_instance_url(first) + "/v2/events") as stream:
+            stream.wait_for(lambda: stream.status == 200, what="the stream")
+            old_master = sim.leader()
+            old_index = sim.leader_index()
+            assert old_master is not None and old_index is not None
+            sim.kill_master(old_index)
+            sim.wait_for(lambda: not sim.marathons[first].running, what="the leader to abdicate")
+            stream.wait_for(lambda: stream.closed.is_set(), what="the stream to end")
+        assert sim.marathons[first].returncode == 103
+        assert stream.of_type("scheduler_disconnected_event")
+        sim.wait_for(lambda: sim.marathon_index() == 1 - first, what="the other Marathon to lead")
+        sim.wait_for_marathon(timeout=60)
+        assert httpx.get(sim.marathon_url() + "/v2/info").json()["frameworkId"] == framework_id
+        assert [t["id"] for t in sim.wait_for_tasks("/abdicate", 1)] == [task["id"]]
