@@ -33,8 +33,13 @@ from orchestrator_operator.zk.four_letter import ensemble_modes
 # Four-letter words open a connection per server: ask every 10 s, not on every tick.
 CORDONED = TtlCache[str, frozenset[str]](ttl_seconds=5.0)
 ZK_MODES = TtlCache[str, tuple[tuple[str, str | None], ...]](ttl_seconds=10.0)
-# The agent pods of a cluster, read only while some agent is not ready.
-AGENT_PODS = TtlCache[tuple[str, str], tuple[AgentPod, ...] | None](ttl_seconds=5.0)
+# The agent pods of a cluster, read only while some agent is not ready: every 5 s while
+# Mesos holds machines DOWN (to count their agents), else every 60 s (only to name an
+# agent that cannot start its isolators; a cluster with agents pending for another reason
+# must not cost a LIST of all its pods every few seconds).
+AgentPods = TtlCache[tuple[str, str], tuple[AgentPod, ...] | None]
+AGENT_PODS_WHILE_DOWN = AgentPods(ttl_seconds=5.0)
+AGENT_PODS = AgentPods(ttl_seconds=60.0)
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +157,10 @@ def with_agent_pods(
     owner: Owner, observation: Observation, machines_down: frozenset[str]
 ) -> Observation:
     """The observation with the DOWN machines and, when some agent is not ready, its pods
-    (one filtered LIST per cluster every few seconds, and none while all are ready)."""
+    (one filtered LIST per cluster every 5 s while machines are DOWN, else every 60 s, and
+    none while all agents are ready)."""
     pods = None
     if observation.agents.ready < observation.agents.desired:
-        pods = AGENT_PODS.get_or_compute(
-            (owner.namespace, owner.name), lambda: _read_agent_pods(owner)
-        )
+        cache = AGENT_PODS_WHILE_DOWN if machines_down else AGENT_PODS
+        pods = cache.get_or_compute((owner.namespace, owner.name), lambda: _read_agent_pods(owner))
     return dataclasses.replace(observation, machines_down=machines_down, agent_pods=pods)
