@@ -11,6 +11,8 @@ it as its external ensemble, each under its own path), with the operator as a su
   beside it, the baseline: the same manifests server-side-applied straight from this
   process (the API server's own floor for those writes);
 - status lag: from a new leader's znode in ZooKeeper to `status.leadingMaster` naming it;
+  with `--sim-masters` also from a real simulated master's znode (sim/, quorum 1) to
+  `leadingMaster` and to `LeaderElected` True (the master elected and its registry recovered);
 - the operator's resident memory, and Kubernetes API requests per reconcile (by verb);
 - at 5,000 nodes: one MesosCluster whose agent DaemonSet covers every node.
 
@@ -47,6 +49,7 @@ from kazoo.client import KazooClient
 from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders.cluster import build_children
+from sim.procs import SimProcess, free_ports
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.zookeeper import ZkEnsemble
@@ -363,6 +366,74 @@ def status_lag(clusters: ClusterWatch, zk_hosts: str, names: list[str]) -> list[
     return lags
 
 
+def _condition_true(obj: dict[str, Any], type_: str) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)
+
+
+def sim_status_lag(
+    clusters: ClusterWatch, zk_hosts: str, names: list[str], base_dir: Path
+) -> tuple[list[float], list[float]]:
+    """With a real simulated master per sampled cluster (quorum 1, a fresh replicated log):
+    seconds from its `json.info_` znode appearing in ZooKeeper (a watch of this process) to
+    the watch seeing `status.leadingMaster` name it, and to `LeaderElected` True, which
+    waits for the master to report itself elected and its registry recovered."""
+    leading, elected = [], []
+    session = KazooClient(hosts=zk_hosts)
+    session.start(timeout=15)
+    try:
+        for name in names:
+            path = f"/bench/{name}/mesos"
+            session.ensure_path(path)
+            appeared = threading.Event()
+            at: list[float] = []
+
+            def on_children(
+                children: list[str], at: list[float] = at, appeared: threading.Event = appeared
+            ) -> bool:
+                if any(c.startswith("json.info_") for c in children):
+                    at.append(time.perf_counter())
+                    appeared.set()
+                    return False  # stop watching
+                return True
+
+            session.ChildrenWatch(path, on_children)
+            port = free_ports(1)[0]
+            master = SimProcess(
+                f"master-{name}",
+                ["master", f"--zk=zk://{zk_hosts}{path}", f"--port={port}", "--quorum=1",
+                 f"--work_dir={base_dir / name}"],
+                base_dir / "logs" / f"master-{name}.log",
+            )  # fmt: skip
+            master.start()
+            try:
+                if not appeared.wait(30):
+                    raise TimeoutError(f"no json.info_ znode for {name}:\n{master.log_tail()}")
+                started = at[0]
+                leader = f"127.0.0.1:{port}"
+                seen = clusters.wait_for(
+                    name, started,
+                    lambda o, q=leader: (o.get("status") or {}).get("leadingMaster") == q,  # type: ignore[misc]
+                    30,
+                )  # fmt: skip
+                done = clusters.wait_for(
+                    name, started,
+                    lambda o, q=leader: (o.get("status") or {}).get("leadingMaster") == q  # type: ignore[misc]
+                    and _condition_true(o, "LeaderElected"),
+                    60,
+                )  # fmt: skip
+                if seen is None or done is None:
+                    raise TimeoutError(f"status of {name}:\n{master.log_tail()}")
+                leading.append(seen - started)
+                elected.append(done - started)
+            finally:
+                master.stop(grace=5.0)
+    finally:
+        session.stop()
+        session.close()
+    return leading, elected
+
+
 def api_requests(operator: OperatorProcess) -> dict[str, float]:
     _, body = operator.get("/metrics")
     totals: dict[str, float] = {}
@@ -383,7 +454,7 @@ def summarize(values: list[float]) -> dict[str, float]:
     }
 
 
-def run_many_clusters(clusters: int) -> dict[str, Any]:
+def run_many_clusters(clusters: int, sim_masters: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, ZkEnsemble(1, base_dir=Path(tmp) / "zk") as zk, \
             KubeTestEnv(nodes=3) as env:  # fmt: skip
         env.install_crds()
@@ -396,6 +467,11 @@ def run_many_clusters(clusters: int) -> dict[str, Any]:
                 time.sleep(10)  # let the observers run over all clusters a few times
                 names = [f"c{i}" for i in range(0, clusters, max(1, clusters // 20))]
                 lags = status_lag(cluster_watch, zk.connect_string, names)
+                sim_lags = None
+                if sim_masters:
+                    sim_lags = sim_status_lag(
+                        cluster_watch, zk.connect_string, names, Path(tmp) / "sim"
+                    )
                 rss = psutil.Process(operator.process.pid).memory_info().rss
                 requests = api_requests(operator)
             finally:
@@ -408,6 +484,14 @@ def run_many_clusters(clusters: int) -> dict[str, Any]:
         "apply_to_created": summarize(latencies),
         "baseline_direct_apply": summarize(baseline),
         "status_lag": summarize(lags),
+        **(
+            {
+                "sim_status_lag": summarize(sim_lags[0]),
+                "sim_leader_elected_lag": summarize(sim_lags[1]),
+            }
+            if sim_lags
+            else {}
+        ),
         "operator_rss_mib": round(rss / 2**20, 1),
         "apply_requests_per_reconcile": round(applies / max(reconciles, 1), 1),
         "pod_list_requests": lists,
@@ -451,10 +535,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clusters", type=int, default=100)
     parser.add_argument("--large-nodes", type=int, default=5000, help="0 to skip")
+    parser.add_argument(
+        "--sim-masters",
+        action="store_true",
+        help="also time the status lag with a real simulated master per sampled cluster"
+        " (to leadingMaster, and to LeaderElected True: elected and registry recovered)",
+    )
     args = parser.parse_args()
-    many = run_many_clusters(args.clusters)
+    many = run_many_clusters(args.clusters, args.sim_masters)
     print(f"{args.clusters} MesosClusters on 3 nodes:")
-    for key in ("apply_to_created", "baseline_direct_apply", "status_lag"):
+    keys = ["apply_to_created", "baseline_direct_apply", "status_lag"]
+    keys += ["sim_status_lag", "sim_leader_elected_lag"] if args.sim_masters else []
+    for key in keys:
         print(f"  {key:<24} p50 {many[key]['p50_ms']:>7} ms  p99 {many[key]['p99_ms']:>7} ms")
     print(f"  operator RSS             {many['operator_rss_mib']} MiB")
     applies, lists = many["apply_requests_per_reconcile"], many["pod_list_requests"]
