@@ -22,6 +22,7 @@ DEFAULT_KEY_FILE = "/etc/orchestrator/zk-super-key/key"
 KEY_FILE_ENV = "ORCHESTRATOR_ZK_SUPER_KEY_FILE"
 MIN_KEY_BYTES = 16
 
+
 class SuperKeyInvalid(ValueError):
     """A key file that exists but cannot serve; the message is for the user."""
 

@@ -114,9 +114,7 @@ def verify(
         roots = [normalize_root(p) for p in paths]
     except ValueError as exc:
         raise SyncError(str(exc)) from exc
-    ca = connect(
-        source, "source", timeout=connect_timeout, session_timeout=10.0, auth=source_auth
-    )
+    ca = connect(source, "source", timeout=connect_timeout, session_timeout=10.0, auth=source_auth)
     try:
         cb = connect(
             target, "target", timeout=connect_timeout, session_timeout=10.0, auth=target_auth

@@ -80,9 +80,7 @@ def status_view(name: str, status: Manifest, now: datetime) -> RenderableType:
         started = parse_time(row.get("startedAt"))
         finished = parse_time(row.get("finishedAt"))
         state = str(row.get("state") or State.PENDING)
-        took = _seconds(
-            started, finished or (now if state == State.RUNNING and started else None)
-        )
+        took = _seconds(started, finished or (now if state == State.RUNNING and started else None))
         table.add_row(
             str(row.get("number")),
             str(row.get("name")),
@@ -136,9 +134,7 @@ def validation(status: Manifest) -> tuple[bool, list[str]]:
     if phase is None:
         return False, ["no status yet: the operator has not seen this migration"]
     if phase == ZkMigrationPhase.INVALID:
-        return False, [
-            "the spec is invalid: " + _condition_message(status, ConditionType.ACCEPTED)
-        ]
+        return False, ["the spec is invalid: " + _condition_message(status, ConditionType.ACCEPTED)]
     current = status.get("currentPhase")
     checks = list(status.get("checks") or [])
     sync = status.get("sync") or {}
