@@ -14,6 +14,8 @@ from orchestrator_operator.operator.builders import agents
 from orchestrator_operator.operator.mesoscluster.observe import parse_agent_pod
 from orchestrator_operator.operator.mesoscluster.status import (
     AgentPod,
+    AgentStartCause,
+    AgentStartError,
     Observation,
     Replicas,
     build_status,
@@ -220,7 +222,10 @@ def test_a_node_whose_cgroups_cannot_serve_the_isolators_is_named() -> None:
         "Failed to create a containerizer: Could not create MesosContainerizer: Failed to"
         " create isolator 'cgroups/cpu': Failed to prepare hierarchy for the subsystem 'cpu'"
     )
-    pods = (AgentPod("node-1", True), AgentPod("node-2", False, "CrashLoopBackOff", error))
+    pods = (
+        AgentPod("node-1", True),
+        AgentPod("node-2", False, "CrashLoopBackOff", AgentStartError(ISOLATOR, error)),
+    )
     obs = _observation(agents=Replicas(2, 1), agent_pods=pods)
     agents = next(
         c for c in build_status(obs, 1, [], NOW)["conditions"] if c["type"] == "AgentsReady"
@@ -252,11 +257,65 @@ def test_the_agent_pod_reports_its_isolator_error_to_the_operator() -> None:
     }  # fmt: skip
     parsed = parse_agent_pod(pod)
     assert parsed == AgentPod(
-        "node-2", False, "CrashLoopBackOff",
+        "node-2", False, "CrashLoopBackOff", AgentStartError(ISOLATOR,
         "Failed to create isolator 'cgroups/cpu': Failed to prepare hierarchy for the subsystem"
-        " 'cpu'",
+        " 'cpu'"),
     )  # fmt: skip
     assert parse_agent_pod({"spec": {}, "status": {}}) is None  # not scheduled yet
+
+
+ISOLATOR = AgentStartCause.ISOLATOR
+
+
+def _agent_pod_status(waiting: dict[str, str], message: str | None = None) -> dict[str, object]:
+    last = {"terminated": {"reason": "Error", "exitCode": 1, "message": message}} if message else {}
+    return {
+        "spec": {"nodeName": "node-2"},
+        "status": {"containerStatuses": [
+            {"ready": False, "state": {"waiting": waiting}, "lastState": last}
+        ]},
+    }  # fmt: skip
+
+
+# Issue 16, point 3 on a real kubelet: an agent whose credential the masters refuse exits 1
+# (src/slave/slave.cpp _authenticate: "Master <pid> refused authentication"), so its pod
+# crash-loops and is never Ready; AgentsReady must say why, not only count.
+def test_an_agent_the_masters_refuse_is_named_with_the_credential_to_check() -> None:
+    log_tail = (
+        "I1203 10:00:01.000000  7 slave.cpp:1650] Authenticating with master master@10.0.0.5:5050\n"
+        "F1203 10:00:01.100000  7 slave.cpp:1664] Master master@10.0.0.5:5050 refused"
+        " authentication\n"
+    )
+    pod = parse_agent_pod(_agent_pod_status({"reason": "CrashLoopBackOff"}, log_tail))
+    assert pod is not None and pod.start_error == AgentStartError(
+        AgentStartCause.AUTHENTICATION, "Master master@10.0.0.5:5050 refused authentication"
+    )
+    obs = _observation(agents=Replicas(2, 1), agent_pods=(AgentPod("node-1", True), pod))
+    (agents_ready,) = [
+        c for c in build_status(obs, 1, [], NOW)["conditions"] if c["type"] == "AgentsReady"
+    ]
+    assert agents_ready["status"] == "False"
+    assert "refused the credential of the agent on node-2" in agents_ready["message"]
+    assert "agents.credentialSecretRef" in agents_ready["message"]
+
+
+# A Secret or key the agent pod mounts that does not exist: the kubelet never starts the
+# container (CreateContainerConfigError with its message) and the status names it.
+def test_an_agent_pod_the_kubelet_cannot_create_is_named_with_the_kubelets_reason() -> None:
+    waiting = {
+        "reason": "CreateContainerConfigError",
+        "message": "couldn't find key agent in Secret ns/mesos-credentials",
+    }
+    pod = parse_agent_pod(_agent_pod_status(waiting))
+    assert pod is not None and pod.start_error == AgentStartError(
+        AgentStartCause.CONTAINER_CONFIG, waiting["message"]
+    )
+    obs = _observation(agents=Replicas(2, 1), agent_pods=(AgentPod("node-1", True), pod))
+    (agents_ready,) = [
+        c for c in build_status(obs, 1, [], NOW)["conditions"] if c["type"] == "AgentsReady"
+    ]
+    assert "cannot create the agent container on node-2" in agents_ready["message"]
+    assert "couldn't find key agent in Secret ns/mesos-credentials" in agents_ready["message"]
 
 
 # Issue 16, point 3: a Mesos master refuses an agent whose credential it does not list; the

@@ -25,7 +25,13 @@ from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.operator.builders import agents, marathon, zookeeper
 from orchestrator_operator.operator.builders.meta import selector_labels
 from orchestrator_operator.operator.indexes import Workloads
-from orchestrator_operator.operator.mesoscluster.status import AgentPod, Observation, Replicas
+from orchestrator_operator.operator.mesoscluster.status import (
+    AgentPod,
+    AgentStartCause,
+    AgentStartError,
+    Observation,
+    Replicas,
+)
 from orchestrator_operator.operator.workloads import WorkloadSummary
 from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_credentials
 from orchestrator_operator.zk.four_letter import ensemble_modes
@@ -43,11 +49,18 @@ AGENT_PODS = AgentPods(ttl_seconds=60.0)
 
 log = logging.getLogger(__name__)
 
-# The agent's fatal start-up error when an isolator cannot be created (src/slave/main.cpp
-# "Failed to create a containerizer: ", src/slave/containerizer/mesos/containerizer.cpp
-# "Failed to create isolator '<name>': ..."), e.g. a cgroups isolator on a node whose
-# /sys/fs/cgroup is cgroup v2 only.
-_ISOLATOR_ERROR = re.compile(r"Failed to create isolator '[^']*'.*")
+# The agent's fatal start-up errors the operator can name, found in the last lines of its
+# log: an isolator that cannot be created (src/slave/main.cpp "Failed to create a
+# containerizer: ", src/slave/containerizer/mesos/containerizer.cpp "Failed to create
+# isolator '<name>': ..."), e.g. a cgroups isolator on a node whose /sys/fs/cgroup is
+# cgroup v2 only; a credential the masters refuse (src/slave/slave.cpp _authenticate:
+# "Master <pid> refused authentication", then exit 1).
+_FATAL_ERRORS = (
+    (AgentStartCause.ISOLATOR, re.compile(r"Failed to create isolator '[^']*'.*")),
+    (AgentStartCause.AUTHENTICATION, re.compile(r"Master \S+ refused authentication")),
+)
+# The kubelet's reasons for not creating a container, e.g. a Secret or key it mounts missing.
+_CONFIG_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
 MAX_ERROR_CHARS = 300
 
 
@@ -122,7 +135,7 @@ def cordoned_nodes() -> frozenset[str]:
 def parse_agent_pod(pod: dict[str, Any]) -> AgentPod | None:
     """An agent pod as the kubelet reports it; None before it is bound to a node.
 
-    The isolator error comes from the container's termination message (the agent container
+    A fatal error comes from the container's termination message (the agent container
     has `terminationMessagePolicy: FallbackToLogsOnError`, so the last lines of its log).
     """
     node = (pod.get("spec") or {}).get("nodeName")
@@ -130,15 +143,22 @@ def parse_agent_pod(pod: dict[str, Any]) -> AgentPod | None:
         return None
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     ready = bool(statuses) and all(s.get("ready") for s in statuses)
-    reason, error = None, None
+    reason: str | None = None
+    error: AgentStartError | None = None
     for status in statuses:
         state = status.get("state") or {}
+        waiting = state.get("waiting") or {}
         last = (status.get("lastState") or {}).get("terminated") or {}
-        reason = reason or (state.get("waiting") or {}).get("reason") or last.get("reason")
+        reason = reason or waiting.get("reason") or last.get("reason")
+        if error is None and waiting.get("reason") in _CONFIG_REASONS:
+            text = str(waiting.get("message") or waiting["reason"])
+            error = AgentStartError(AgentStartCause.CONTAINER_CONFIG, text[:MAX_ERROR_CHARS])
         for terminated in (state.get("terminated") or {}, last):
-            found = _ISOLATOR_ERROR.search(str(terminated.get("message") or ""))
-            if found and error is None:
-                error = found.group(0)[:MAX_ERROR_CHARS]
+            message = str(terminated.get("message") or "")
+            for cause, pattern in _FATAL_ERRORS:
+                found = pattern.search(message)
+                if found and error is None:
+                    error = AgentStartError(cause, found.group(0)[:MAX_ERROR_CHARS])
     return AgentPod(str(node), ready, reason, error)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from orchestrator_operator.common.conditions import (
@@ -33,6 +34,18 @@ class Replicas:
         return {"desired": self.desired, "ready": self.ready}
 
 
+class AgentStartCause(StrEnum):
+    ISOLATOR = "isolator"  # the node's cgroups cannot serve an isolator
+    AUTHENTICATION = "authentication"  # the masters refused the agent's credential
+    CONTAINER_CONFIG = "container-config"  # the kubelet cannot build the container
+
+
+@dataclass(frozen=True)
+class AgentStartError:
+    cause: AgentStartCause
+    text: str
+
+
 @dataclass(frozen=True)
 class AgentPod:
     """One agent pod of the DaemonSet, as the kubelet reports it."""
@@ -41,8 +54,9 @@ class AgentPod:
     ready: bool
     # Why its container is not running (`CrashLoopBackOff`, `Error`, ...), if it is not.
     reason: str | None = None
-    # The isolator error of its last exit, as read from the termination message, if any.
-    isolator_error: str | None = None
+    # Why it cannot start, if a known cause: its last exit's fatal error (from the
+    # termination message) or the kubelet's reason for not creating its container.
+    start_error: AgentStartError | None = None
 
 
 @dataclass(frozen=True)
@@ -169,18 +183,30 @@ def _agents(obs: Observation) -> tuple[bool, str, str]:
                 " masters.credentialsSecretRef is refused ('Authentication failed' in its"
                 " log) and stays not registered"
             )
-    broken = sorted(
-        (p.node, p.isolator_error)
-        for p in obs.agent_pods or ()
-        if not p.ready and p.isolator_error and p.node not in obs.machines_down
-    )
-    if broken:
-        nodes = [node for node, _ in broken]
-        message += (
-            f"; the agent cannot start its isolators on {_names(nodes)} (the node's cgroups do"
-            f" not serve them: see docs/mesoscluster.md): {broken[0][1]}"
+    for cause, hint in _START_ERROR_HINTS.items():
+        broken = sorted(
+            (p.node, p.start_error.text)
+            for p in obs.agent_pods or ()
+            if not p.ready
+            and p.start_error
+            and p.start_error.cause == cause
+            and p.node not in obs.machines_down
         )
+        if broken:
+            nodes = [node for node, _ in broken]
+            message += f"; {hint.format(nodes=_names(nodes))}: {broken[0][1]}"
     return ok, reason, message
+
+
+_START_ERROR_HINTS = {
+    AgentStartCause.ISOLATOR: "the agent cannot start its isolators on {nodes} (the node's"
+    " cgroups do not serve them: see docs/mesoscluster.md)",
+    AgentStartCause.AUTHENTICATION: "the masters refused the credential of the agent on"
+    " {nodes} (agents.credentialSecretRef must hold a principal and secret that"
+    " masters.credentialsSecretRef lists)",
+    AgentStartCause.CONTAINER_CONFIG: "the kubelet cannot create the agent container on"
+    " {nodes} (a Secret or key it mounts may be missing)",
+}
 
 
 def conditions_for(obs: Observation) -> dict[str, tuple[bool, str, str]]:
