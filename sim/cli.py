@@ -171,6 +171,18 @@ def _marathon(argv: list[str]) -> int:
     return _run(serve_marathon(loaded))
 
 
+def parse_command(argv: Sequence[str]) -> argparse.Namespace:
+    """A command line as `main` reads it (Marathon's own parser for `marathon`, without its
+    environment); raises SystemExit, or the Marathon parser's error, on a bad one."""
+    from sim.marathon import cli as marathon_cli
+
+    if list(argv[:1]) == ["marathon"]:
+        args = marathon_cli.parse(argv[1:], {})
+        args.role = "marathon"
+        return args
+    return parser().parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["marathon"]:

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from orchestrator_operator.cli import build_parser
-from sim.cli import parser as sim_parser
+from sim.cli import parse_command as parse_sim_command
 from testenv.docker import DockerEngine
 
 from .delivery_crds import cache_root
@@ -93,7 +93,7 @@ def _orchestrator_parser() -> argparse.ArgumentParser:
 
 def _parses(argv: list[str]) -> argparse.Namespace:
     if argv[:3] == ["python", "-m", "sim"]:
-        return sim_parser().parse_args(argv[3:])
+        return parse_sim_command(argv[3:])
     if argv[:2] == ["python", "-m"]:
         argv = argv[3:]
     elif argv[:1] == ["orchestrator"]:

@@ -249,12 +249,14 @@ ALLOWED = [
     # ProbeFleet: the probe's ServiceAccount, token Secret (create only) and cluster RBAC,
     # and pods/services list/watch held only to grant them to the probes.
     ("create", "serviceaccounts"), ("patch", "serviceaccounts"), ("create", "secrets"),
+    # ZooKeeper credentials: get only, of a Secret labelled for it (common/zk_credentials.py).
+    ("get", "secrets"),
     ("create", "clusterroles.rbac.authorization.k8s.io"),
     ("delete", "clusterrolebindings.rbac.authorization.k8s.io"),
     ("list", "pods"), ("watch", "services"),
 ]  # fmt: skip
 DENIED = [
-    ("create", "pods"), ("get", "secrets"), ("list", "secrets"), ("watch", "nodes"),
+    ("create", "pods"), ("list", "secrets"), ("watch", "secrets"), ("watch", "nodes"),
     ("delete", "daemonsets.apps"), ("delete", "mesosclusters.orchestrator.dev"),
     ("create", "mesosclusters.orchestrator.dev"), ("patch", "nodes"), ("update", "nodes"),
     ("create", "customresourcedefinitions.apiextensions.k8s.io"),

@@ -95,7 +95,10 @@ def test_three_plus_three_masters_with_quorum_two_lose_a_committed_write(
         for i in (3, 4, 5):
             sim.kill_master(i)
         url = sim.master_url(leader)
-        assert httpx.post(url + "/master/maintenance/schedule", json=SCHEDULE).status_code == 200
+        assert (
+            httpx.post(url + "/master/maintenance/schedule", json=SCHEDULE, timeout=30).status_code
+            == 200
+        )
         auditor.sample(sim.master_urls())
         for i in (0, 1, 2):
             sim.kill_master(i)
@@ -139,7 +142,10 @@ def test_at_most_three_replicas_with_quorum_two_lose_nothing(
         stopped = next(i for i in (0, 1, 2) if i != leader)
         sim.kill_master(stopped)
         url = sim.master_url(leader)
-        assert httpx.post(url + "/master/maintenance/schedule", json=SCHEDULE).status_code == 200
+        assert (
+            httpx.post(url + "/master/maintenance/schedule", json=SCHEDULE, timeout=30).status_code
+            == 200
+        )
         auditor.sample(sim.master_urls())
         for i in (0, 1, 2):
             if i != stopped:
