@@ -33,9 +33,10 @@ run: setup testenv
 test: setup system-deps testenv ui-deps
 	$(PY) -m pytest
 
-## ruff, mypy, the import contracts (.importlinter), CRDs and dashboards up to date.
+## ruff (checks and formatting), mypy, the import contracts (.importlinter), CRDs and dashboards up to date.
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/orchestrator crds --check

@@ -74,9 +74,10 @@ def get_json(url: str) -> Any:
 
 
 def bench_size(dist: Path, probes: int, runs: int, diff_samples: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-ui-app-") as logs, MonitorAppProcess(
-        Path(logs), TOKEN, ui_dist=dist, probe_ttl=100000
-    ) as app:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-ui-app-") as logs,
+        MonitorAppProcess(Path(logs), TOKEN, ui_dist=dist, probe_ttl=100000) as app,
+    ):
         url = app.url
         t0 = time.monotonic()
         for i in range(probes):

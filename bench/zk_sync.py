@@ -363,8 +363,13 @@ def bench_lag(
 
     engine = SyncEngine(
         SyncConfig(
-            a.connect_string, b.connect_string, [root], reconcile_interval=600.0,
-            source_auth=BENCH_AUTH, target_auth=BENCH_AUTH, acl_sweep_rate=acl_sweep_rate,
+            a.connect_string,
+            b.connect_string,
+            [root],
+            reconcile_interval=600.0,
+            source_auth=BENCH_AUTH,
+            target_auth=BENCH_AUTH,
+            acl_sweep_rate=acl_sweep_rate,
         ),
         on_applied=on_applied,
     )

@@ -1,8 +1,8 @@
 """`python -m testenv`: build, start or measure the local control plane.
 
-    python -m testenv build                  # build/cache the binaries, print their directory
-    python -m testenv up --nodes 3 --dir .testenv   # run until SIGINT/SIGTERM
-    python -m testenv measure --nodes 5000   # start, report start-up time and memory, stop
+python -m testenv build                  # build/cache the binaries, print their directory
+python -m testenv up --nodes 3 --dir .testenv   # run until SIGINT/SIGTERM
+python -m testenv measure --nodes 5000   # start, report start-up time and memory, stop
 """
 
 from __future__ import annotations

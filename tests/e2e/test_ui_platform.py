@@ -117,8 +117,18 @@ def _patch_status(env: KubeTestEnv, ns: str, kind: str, name: str, status: dict[
 
 
 def _patch(env: KubeTestEnv, ns: str, kind: str, name: str, status: dict[str, Any]) -> None:
-    _kubectl(env, "patch", kind, name, "-n", ns, "--subresource=status", "--type=merge",
-             "-p", json.dumps({"status": status}))
+    _kubectl(
+        env,
+        "patch",
+        kind,
+        name,
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
 
 
 class _StatusHolder(threading.Thread):
@@ -150,19 +160,39 @@ def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
     _kubectl(kube_env, "create", "namespace", ns)
     try:
         objects = [
-            {"apiVersion": "orchestrator.dev/v1alpha1", "kind": "MesosCluster",
-             "metadata": {"name": "demo", "namespace": ns}, "spec": {}},
-            {"apiVersion": "orchestrator.dev/v1alpha1", "kind": "ZkMigration",
-             "metadata": {"name": "move-zk", "namespace": ns},
-             "spec": {"clusterRef": "demo",
-                      "target": {"external": {"connectString": "zk-b.example:2181"}}}},
+            {
+                "apiVersion": "orchestrator.dev/v1alpha1",
+                "kind": "MesosCluster",
+                "metadata": {"name": "demo", "namespace": ns},
+                "spec": {},
+            },
+            {
+                "apiVersion": "orchestrator.dev/v1alpha1",
+                "kind": "ZkMigration",
+                "metadata": {"name": "move-zk", "namespace": ns},
+                "spec": {
+                    "clusterRef": "demo",
+                    "target": {"external": {"connectString": "zk-b.example:2181"}},
+                },
+            },
         ]
-        _kubectl(kube_env, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1",
-                 "kind": "List", "items": objects}))
+        _kubectl(
+            kube_env,
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+        )
         _patch_status(kube_env, ns, "mesosclusters", "demo", CLUSTER_STATUS)
         _patch_status(kube_env, ns, "zkmigrations", "move-zk", MIGRATION_STATUS)
-        holder = _StatusHolder(kube_env, ns, [("mesosclusters", "demo", CLUSTER_STATUS),
-                                              ("zkmigrations", "move-zk", MIGRATION_STATUS)])
+        holder = _StatusHolder(
+            kube_env,
+            ns,
+            [
+                ("mesosclusters", "demo", CLUSTER_STATUS),
+                ("zkmigrations", "move-zk", MIGRATION_STATUS),
+            ],
+        )
         holder.start()
         try:
             yield ns
@@ -175,13 +205,26 @@ def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
 
 def _unreachable_kubeconfig(directory: Path) -> Path:
     kubeconfig = directory / "kubeconfig-unreachable"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "x",
-        "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:9",
-                                                "insecure-skip-tls-verify": True}}],
-        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
-        "users": [{"name": "x", "user": {"token": "nope"}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "x",
+                "clusters": [
+                    {
+                        "name": "x",
+                        "cluster": {
+                            "server": "https://127.0.0.1:9",
+                            "insecure-skip-tls-verify": True,
+                        },
+                    }
+                ],
+                "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
+                "users": [{"name": "x", "user": {"token": "nope"}}],
+            }
+        )
+    )
     return kubeconfig
 
 
@@ -243,9 +286,7 @@ def test_platform_routes_503_when_the_api_is_unreachable(tmp_path: Path) -> None
 
 
 @pytest.mark.kube
-def test_platform_pages_in_chromium(
-    kube_env: KubeTestEnv, namespace: str, tmp_path: Path
-) -> None:
+def test_platform_pages_in_chromium(kube_env: KubeTestEnv, namespace: str, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium", pytrace=False)
     try:

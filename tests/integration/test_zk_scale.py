@@ -42,9 +42,9 @@ pytestmark = pytest.mark.zookeeper
 # As the operator does it: the password derived from its key for one cluster, the servers
 # given the digest the cluster's Secret holds.
 SUPER_PASSWORD = cluster_password(b"scale-test-operator-key-0123456789", "mesos", "prod")
-SUPER_DIGEST = zookeeper.super_secret(Owner("prod", "mesos", "uid"), SUPER_PASSWORD)[
-    "stringData"
-]["digest"]
+SUPER_DIGEST = zookeeper.super_secret(Owner("prod", "mesos", "uid"), SUPER_PASSWORD)["stringData"][
+    "digest"
+]
 
 
 class ProcessFleet:
@@ -173,7 +173,10 @@ def scaling(zk_ensemble_factory: ZkEnsembleFactory) -> Iterator[Scaling]:
 
 def test_three_to_five_to_three_to_five_one_member_at_a_time(scaling: Scaling) -> None:
     ensemble, fleet, reconfigure, operator = (
-        scaling.ensemble, scaling.fleet, scaling.reconfigure, scaling.operator
+        scaling.ensemble,
+        scaling.fleet,
+        scaling.reconfigure,
+        scaling.operator,
     )
     stable = scaling.stable  # the members that stay
     app = KazooClient(hosts=stable, timeout=10.0)
@@ -264,7 +267,10 @@ def test_a_reconfig_without_the_super_user_is_refused_and_planned_again(
 
 def test_a_leaving_leader_goes_last_and_leadership_moves(scaling: Scaling) -> None:
     ensemble, fleet, reconfigure, operator = (
-        scaling.ensemble, scaling.fleet, scaling.reconfigure, scaling.operator
+        scaling.ensemble,
+        scaling.fleet,
+        scaling.reconfigure,
+        scaling.operator,
     )
     drive(operator, fleet, 5, reconfigure)
     operator.create("/app/data", b"kept", makepath=True)
@@ -294,7 +300,10 @@ def test_a_voter_whose_pod_was_removed_by_hand_is_repaired(scaling: Scaling) -> 
     orphan out; server 5, which never learnt it was removed, later rejoins on its stale
     volume and is reconfigured in again."""
     ensemble, fleet, reconfigure, operator = (
-        scaling.ensemble, scaling.fleet, scaling.reconfigure, scaling.operator
+        scaling.ensemble,
+        scaling.fleet,
+        scaling.reconfigure,
+        scaling.operator,
     )
     drive(operator, fleet, 5, reconfigure)
     fleet.scale(4)  # by hand

@@ -38,9 +38,7 @@ def test_a_key_file_is_read_and_turns_scaling_by_reconfig_on(tmp_path: Path) -> 
     assert settings.zk_super_password("prod", "demo") == cluster_password(KEY, "prod", "demo")
 
 
-def test_no_key_file_leaves_it_off(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_key_file_leaves_it_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(zk_super_key.KEY_FILE_ENV, str(tmp_path / "absent"))
     settings = OperatorSettings(zk_super_key=load_key(None))
     assert settings.scale_zookeeper_by_reconfig is False
