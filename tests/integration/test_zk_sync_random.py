@@ -12,10 +12,13 @@ import pytest
 
 from tests.fixtures import zk_sync as support
 from tests.fixtures.zk_sync import (
+    DIGEST_ACL_VARIANTS,
+    DIGEST_USER,
     EngineProcess,
     RandomWorkload,
     ZkPair,
     counters_behind,
+    tree_as_read,
     unique_root,
     wait_in_sync,
     wait_until,
@@ -97,6 +100,93 @@ def test_random_workload_with_failures(
                     lambda: not counters_behind(ca, cb, root), 30, "every sequence counter carried"
                 )
         assert sum(work.counts.values()) == 530
+        assert engine.terminate() == 0, engine.log_tail()
+    finally:
+        work.close()
+        if engine.alive():
+            engine.kill()
+
+
+def test_random_workload_with_digest_acls_and_credentials(pair: ZkPair, tmp_path: Path) -> None:
+    """Issue 15's must-show: digest-only, world-read + digest, mixed and ip ACLs, sequential
+    parents with sparse, emptied and live children, the engine authenticated as the digest
+    user on both sides and killed once: the trees end identical to a walker that reads as
+    that user, ACL ids included, and every counter of B ahead of A's."""
+    rng = random.Random(2718)
+    root = unique_root("random-auth")
+    sequential = f"{root}-seq"  # out of the random workload's reach, which deletes at random
+    auth_file = tmp_path / "digest"
+    auth_file.write_text(":".join(DIGEST_USER) + "\n")
+    auth_file.chmod(0o600)
+    work = RandomWorkload(
+        [pair.a.connect_string], root, rng, acl_variants=DIGEST_ACL_VARIANTS, auth=DIGEST_USER
+    )
+    args = [
+        "--source", pair.a.connect_string,
+        "--target", pair.b.connect_string,
+        "--path", root,
+        "--path", sequential,
+        "--source-auth-file", str(auth_file),
+        "--target-auth-file", str(auth_file),
+        "--state-file", str(tmp_path / "state.json"),
+        "--metrics-port", "0",
+        "--reconcile-interval", "5",
+        "--session-timeout", "4",
+        "--log-level", "INFO",
+    ]  # fmt: skip
+    engine = EngineProcess(args, tmp_path / "engine.log")
+    try:
+        work.seed(120)
+        a = work.clients[0]
+        # Sequential parents: sparse (only the last of 30 kept), emptied, and live.
+        digest_only = DIGEST_ACL_VARIANTS[0]
+        a.create(sequential, b"", acl=digest_only)
+        for name, keep in (("sparse", 1), ("emptied", 0), ("live", 30)):
+            parent = f"{sequential}/{name}"
+            a.create(parent, b"", acl=digest_only)
+            made = [a.create(f"{parent}/job-", b"j", sequence=True) for _ in range(30)]
+            for path in made[: len(made) - keep]:
+                a.delete(path)
+        engine.start()
+        work.run(150)
+        engine.kill()
+        work.run(60)
+        engine.start()
+        for _ in range(5):
+            a.create(f"{sequential}/live/job-", b"j", sequence=True)
+        work.run(90)
+        work.close_sessions()
+        assert engine.alive(), engine.log_tail()
+        auth = [("digest", ":".join(DIGEST_USER))]
+        with (
+            zk_client(pair.a.connect_string, auth_data=auth) as ca,
+            zk_client(pair.b.connect_string, auth_data=auth) as cb,
+        ):
+            try:
+                wait_in_sync(ca, cb, [root, sequential], timeout=120)
+                wait_until(
+                    lambda: all(
+                        tree_as_read(ca, r) == tree_as_read(cb, r) for r in (root, sequential)
+                    ),
+                    60,
+                    "both trees identical to the digest user's walker",
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n--- engine log ---\n{engine.log_tail()}") from exc
+            tree = {**tree_as_read(cb, root), **tree_as_read(cb, sequential)}
+            ids = {acl for _, acls in tree.values() for acl in acls}
+            assert any(acl.startswith("digest:alice:") for acl in ids), ids
+            assert not any(acl.startswith("digest:alice:x:") for acl in ids), ids  # redacted
+            assert len([p for p in tree if p.startswith(f"{sequential}/sparse/")]) == 1
+            assert not [p for p in tree if p.startswith(f"{sequential}/emptied/")]
+            assert len([p for p in tree if p.startswith(f"{sequential}/live/")]) == 35
+            wait_until(
+                lambda: (
+                    not counters_behind(ca, cb, root) and not counters_behind(ca, cb, sequential)
+                ),
+                30,
+                "every sequence counter carried",
+            )
         assert engine.terminate() == 0, engine.log_tail()
     finally:
         work.close()
