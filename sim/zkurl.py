@@ -12,7 +12,8 @@ credentials need not appear in argv.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from sim.flagfile import flag_path, read_bounded
 
 MAX_FLAG_FILE = 64 * 1024
 REDACTED = "********"
@@ -53,13 +54,12 @@ class ZkUrl:
     def flag(cls, value: str) -> ZkUrl:
         """A `--zk` flag value: a zk:// URL, or `file:///path` holding one."""
         if value.startswith("file://"):
-            path = Path(value[len("file://") :])
+            path = flag_path(value)
             try:
-                with path.open("rb") as handle:
-                    data = handle.read(MAX_FLAG_FILE + 1)
+                data = read_bounded(path, MAX_FLAG_FILE)
             except OSError as exc:
                 raise ValueError(f"Error reading file '{path}': {exc.strerror}") from None
-            if len(data) > MAX_FLAG_FILE:
+            if data is None:
                 raise ValueError(f"file '{path}' is larger than {MAX_FLAG_FILE} bytes")
             try:
                 return cls.parse(data.decode())

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
+
+from sim.flagfile import flag_path, others_may_access, read_bounded
 
 log = logging.getLogger("sim.agent")
 
@@ -31,31 +31,26 @@ class Credential:
 
 
 def read_credential(value: str) -> Credential:
-    path = Path(value[len("file://") :] if value.startswith("file://") else value)
+    path = flag_path(value)
     log.info("Loading credential for authentication from '%s'", path)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE + 1)
+        data = read_bounded(path, MAX_FILE)
     except OSError as exc:
         raise CredentialError(
             f"Failed to read credential file '{path}': {exc.strerror} (see --credential flag)"
         ) from None
-    if len(data) > MAX_FILE:
+    if data is None:
         raise CredentialError(
             f"Credential file '{path}' is larger than {MAX_FILE} bytes (see --credential flag)"
         )
     if not data:
         raise CredentialError(f"Empty credential file '{path}' (see --credential flag)")
-    try:
-        mode = os.stat(path).st_mode
-        if mode & 0o007:
-            log.warning(
-                "Permissions on credential file '%s' are too open; it is recommended that "
-                "your credential file is NOT accessible by others",
-                path,
-            )
-    except OSError:
-        pass
+    if others_may_access(path):
+        log.warning(
+            "Permissions on credential file '%s' are too open; it is recommended that "
+            "your credential file is NOT accessible by others",
+            path,
+        )
     try:
         doc = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

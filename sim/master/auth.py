@@ -20,8 +20,8 @@ import base64
 import binascii
 import hmac
 import json
-import os
-from pathlib import Path
+
+from sim.flagfile import flag_path, others_may_access, read_bounded
 
 MAX_FILE = 1024 * 1024
 
@@ -32,15 +32,14 @@ class CredentialsError(Exception):
 
 def read_credentials(value: str) -> dict[str, str]:
     """`--credentials` (a path, or `file:///path`): principal -> secret."""
-    path = Path(value[len("file://") :] if value.startswith("file://") else value)
+    path = flag_path(value)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE + 1)
+        data = read_bounded(path, MAX_FILE)
     except OSError as exc:
         raise CredentialsError(
             f"Failed to read credentials file '{path}': {exc.strerror} (see --credentials flag)"
         ) from None
-    if len(data) > MAX_FILE:
+    if data is None:
         raise CredentialsError(f"credentials file '{path}' is larger than {MAX_FILE} bytes")
     if not data.strip():
         raise CredentialsError(
@@ -78,11 +77,7 @@ def read_credentials(value: str) -> dict[str, str]:
 
 def insecure_permissions(value: str) -> bool:
     """Mesos warns when others may read, write or run the file."""
-    path = Path(value[len("file://") :] if value.startswith("file://") else value)
-    try:
-        return bool(os.stat(path).st_mode & 0o007)
-    except OSError:
-        return False
+    return others_may_access(flag_path(value))
 
 
 def basic_header(principal: str, secret: str) -> str:
