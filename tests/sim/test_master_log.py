@@ -19,22 +19,9 @@ import pytest
 
 from sim.cluster import SimCluster
 from testenv.zookeeper import ZkEnsemble
+from tests.sim.master_support import SCHEDULE, snapshot
 
 pytestmark = [pytest.mark.zookeeper, pytest.mark.timeout(300)]
-
-SCHEDULE = {
-    "windows": [
-        {
-            "machine_ids": [{"hostname": "spare", "ip": "10.0.0.9"}],
-            "unavailability": {"start": {"nanoseconds": 1}},
-        }
-    ]
-}
-
-
-def _snap(sim: SimCluster, i: int) -> dict[str, float]:
-    snapshot: dict[str, float] = sim.get(sim.master_url(i) + "/metrics/snapshot")
-    return snapshot
 
 
 def _log(sim: SimCluster, i: int) -> dict[str, Any]:
@@ -43,7 +30,7 @@ def _log(sim: SimCluster, i: int) -> dict[str, Any]:
 
 
 def _recovered(sim: SimCluster, i: int) -> bool:
-    return "registrar/registry_size_bytes" in _snap(sim, i)
+    return "registrar/registry_size_bytes" in snapshot(sim, i)
 
 
 @pytest.fixture
@@ -73,13 +60,13 @@ def test_first_start_needs_all_replicas_and_an_unrecovered_leader_serves_empty_s
     fresh.wait_for(lambda: fresh.leader_index() is not None, what="a leader in ZooKeeper")
     leader = fresh.leader_index()
     assert leader is not None
-    fresh.wait_for(lambda: _snap(fresh, leader)["master/elected"] == 1.0, what="elected")
+    fresh.wait_for(lambda: snapshot(fresh, leader)["master/elected"] == 1.0, what="elected")
     fresh.wait_for(
         lambda: _log(fresh, leader)["replicas"] and len(_log(fresh, leader)["replicas"]) == 2,
         what="two log replicas seen",
     )
     for _ in range(5):  # several recover rounds: nothing moves without the third replica
-        snap = _snap(fresh, leader)
+        snap = snapshot(fresh, leader)
         assert snap["master/elected"] == 1.0
         assert snap["registrar/log/recovered"] == 0.0
         assert "registrar/registry_size_bytes" not in snap
@@ -96,7 +83,7 @@ def test_first_start_needs_all_replicas_and_an_unrecovered_leader_serves_empty_s
         lambda: {_log(fresh, i)["replica"]["status"] for i in range(3)} == {"VOTING"},
         what="all three replicas VOTING",
     )
-    assert all(_snap(fresh, i)["registrar/log/recovered"] == 1.0 for i in range(3))
+    assert all(snapshot(fresh, i)["registrar/log/recovered"] == 1.0 for i in range(3))
 
 
 def test_recovery_without_a_quorum_exits_after_the_fetch_timeout(
@@ -157,7 +144,7 @@ def test_a_replica_survives_a_restart_and_an_empty_one_catches_up(fresh: SimClus
     follower = next(i for i in range(3) if i != leader)
     fresh.kill_master(follower)
     fresh.start_master(follower)
-    fresh.wait_for(lambda: _snap(fresh, follower)["registrar/log/recovered"] == 1.0)
+    fresh.wait_for(lambda: snapshot(fresh, follower)["registrar/log/recovered"] == 1.0)
     assert _log(fresh, follower)["replica"]["position"] >= position
     fresh.kill_master(follower)
     shutil.rmtree(fresh.base_dir / f"master-{follower}")

@@ -21,29 +21,16 @@ import pytest
 from sim.cluster import SimCluster
 from sim.logaudit import LogAuditor
 from testenv.zookeeper import ZkEnsemble
+from tests.sim.master_support import SCHEDULE, snapshot
 
 pytestmark = [pytest.mark.zookeeper, pytest.mark.timeout(300)]
-
-SCHEDULE = {
-    "windows": [
-        {
-            "machine_ids": [{"hostname": "spare", "ip": "10.0.0.9"}],
-            "unavailability": {"start": {"nanoseconds": 1}},
-        }
-    ]
-}
-
-
-def _snap(sim: SimCluster, i: int) -> dict[str, float]:
-    snapshot: dict[str, float] = sim.get(sim.master_url(i) + "/metrics/snapshot")
-    return snapshot
 
 
 def _recovered_leader(sim: SimCluster, among: list[int]) -> int | None:
     index = sim.leader_index()
     if index is None or index not in among:
         return None
-    return index if "registrar/registry_size_bytes" in _snap(sim, index) else None
+    return index if "registrar/registry_size_bytes" in snapshot(sim, index) else None
 
 
 def _first_half(sim: SimCluster) -> int:
@@ -73,8 +60,8 @@ def test_three_plus_three_masters_with_quorum_two_lose_a_committed_write(
             sim.start_master(i)
         sim.wait_for(
             lambda: all(
-                _snap(sim, i)["registrar/log/recovered"] == 1.0
-                and _snap(sim, i)["registrar/log/ensemble_size"] == 6.0
+                snapshot(sim, i)["registrar/log/recovered"] == 1.0
+                and snapshot(sim, i)["registrar/log/ensemble_size"] == 6.0
                 for i in range(6)
             ),
             timeout=60,
@@ -82,7 +69,7 @@ def test_three_plus_three_masters_with_quorum_two_lose_a_committed_write(
         )
         # Every master sees 6 replicas with quorum 2 and says so.
         for i in range(6):
-            snap = _snap(sim, i)
+            snap = snapshot(sim, i)
             assert snap["registrar/log/ensemble_size"] == 6.0
             assert snap["sim/log/quorum_intersection_unsafe"] == 1.0
             assert snap["sim/log/quorum_intersection_unsafe_seen"] >= 1.0
@@ -152,7 +139,7 @@ def test_at_most_three_replicas_with_quorum_two_lose_nothing(
                 sim.kill_master(i)
         sim.start_master(stopped)  # its replica (VOTING, without the write) on disk
         sim.wait_for(
-            lambda: sim.leader_index() == stopped and _snap(sim, stopped)["master/elected"] == 1,
+            lambda: sim.leader_index() == stopped and snapshot(sim, stopped)["master/elected"] == 1,
             timeout=60,
             what="the surviving master elected in ZooKeeper",
         )
@@ -163,7 +150,7 @@ def test_at_most_three_replicas_with_quorum_two_lose_nothing(
         )
         for _ in range(10):
             auditor.sample(sim.master_urls())
-            snap = _snap(sim, stopped)
+            snap = snapshot(sim, stopped)
             assert snap["registrar/log/ensemble_size"] <= 3.0
             assert snap["sim/log/quorum_intersection_unsafe"] == 0.0
             assert "registrar/registry_size_bytes" not in snap  # elected, never recovered
