@@ -19,7 +19,7 @@ import pytest
 
 from sim.cluster import SimCluster
 from testenv.zookeeper import ZkEnsemble
-from tests.sim.master_support import SCHEDULE, snapshot
+from tests.sim.master_support import SCHEDULE, snapshot, wait_for_voting
 
 pytestmark = [pytest.mark.zookeeper, pytest.mark.timeout(300)]
 
@@ -117,8 +117,10 @@ def test_a_write_needs_a_quorum_of_replicas(fresh: SimCluster) -> None:
     assert leader is not None
     url = fresh.master_url(leader)
     followers = [i for i in range(3) if i != leader]
+    wait_for_voting(fresh, [0, 1, 2])
     fresh.pause_master(followers[0])  # one follower away: 2 of 3 still accept
-    assert httpx.post(url + "/master/maintenance/schedule", json=SCHEDULE).status_code == 200
+    schedule = httpx.post(url + "/master/maintenance/schedule", json=SCHEDULE, timeout=30)
+    assert schedule.status_code == 200
     commit = _log(fresh, leader)["commits"][-1]
     assert len(commit["acceptors"]) >= 2
     assert fresh.master_url(followers[0]).removeprefix("http://") not in commit["acceptors"]
@@ -136,10 +138,12 @@ def test_a_replica_survives_a_restart_and_an_empty_one_catches_up(fresh: SimClus
     # (RECOVERING) before it votes (src/log/recover.cpp, src/log/catchup.cpp).
     fresh.start()
     fresh.wait_for_leader()
+    wait_for_voting(fresh, [0, 1, 2])
     leader = fresh.leader_index()
     assert leader is not None
     url = fresh.master_url(leader)
-    assert httpx.post(url + "/master/maintenance/schedule", json=SCHEDULE).status_code == 200
+    schedule = httpx.post(url + "/master/maintenance/schedule", json=SCHEDULE, timeout=30)
+    assert schedule.status_code == 200
     position = _log(fresh, leader)["replica"]["position"]
     follower = next(i for i in range(3) if i != leader)
     fresh.kill_master(follower)

@@ -21,7 +21,7 @@ import pytest
 from sim.cluster import SimCluster
 from sim.logaudit import LogAuditor
 from testenv.zookeeper import ZkEnsemble
-from tests.sim.master_support import SCHEDULE, snapshot
+from tests.sim.master_support import SCHEDULE, snapshot, wait_for_voting
 
 pytestmark = [pytest.mark.zookeeper, pytest.mark.timeout(300)]
 
@@ -38,6 +38,7 @@ def _first_half(sim: SimCluster) -> int:
     sim.wait_for(lambda: _recovered_leader(sim, [0, 1, 2]) is not None, timeout=60)
     leader = _recovered_leader(sim, [0, 1, 2])
     assert leader is not None
+    wait_for_voting(sim, [0, 1, 2])
     return leader
 
 
