@@ -175,12 +175,23 @@ def test_marathon_lb_authenticates_to_a_marathon_with_credentials() -> None:
         "marathon": {"credentialsSecretRef": {"name": "marathon", "key": "credentials"}},
         "addons": {"marathonLb": {"enabled": True}},
     })  # fmt: skip
-    container = _container(
-        _by_kind_and_name(addons.build(OWNER, spec))["Deployment", "prod-marathon-lb"]
-    )
-    assert container["args"][-2:] == ["--auth-credentials", "$(MARATHON_CREDENTIALS)"]
-    (secret_env,) = [e for e in container["env"] if e["name"] == "MARATHON_CREDENTIALS"]
-    assert secret_env["valueFrom"]["secretKeyRef"] == {"name": "marathon", "key": "credentials"}
+    deployment = _by_kind_and_name(addons.build(OWNER, spec))["Deployment", "prod-marathon-lb"]
+    container = _container(deployment)
+    # The password is read from a file (marathon-lb common.py, --marathon-auth-credential-file),
+    # never in argv, where anyone who can list the node's processes reads it.
+    assert container["args"][-2:] == [
+        "--marathon-auth-credential-file",
+        "/etc/marathon-lb/credentials/marathon",
+    ]
+    assert not [e for e in container.get("env", []) if "valueFrom" in e]
+    assert "--auth-credentials" not in container["args"]
+    (mount,) = container["volumeMounts"]
+    assert (mount["mountPath"], mount["readOnly"]) == ("/etc/marathon-lb/credentials", True)
+    (volume,) = deployment["spec"]["template"]["spec"]["volumes"]
+    assert volume["name"] == mount["name"]
+    assert volume["secret"]["secretName"] == "marathon"
+    assert volume["secret"]["items"] == [{"key": "credentials", "path": "marathon"}]
+    assert volume["secret"]["defaultMode"] == 0o400
 
 
 def test_disabling_an_addon_makes_its_objects_stale() -> None:

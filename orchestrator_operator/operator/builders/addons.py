@@ -7,6 +7,7 @@ import json
 
 from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.operator.builders.credentials import secret_volume
 from orchestrator_operator.operator.builders.marathon import COMPONENT as MARATHON_COMPONENT
 from orchestrator_operator.operator.builders.marathon import PORT as MARATHON_PORT
 from orchestrator_operator.operator.builders.masters import COMPONENT as MASTERS_COMPONENT
@@ -131,10 +132,16 @@ def marathon_url(owner: Owner) -> str:
     return f"http://{owner.child_name(MARATHON_COMPONENT)}.{owner.namespace}.svc:{MARATHON_PORT}"
 
 
+# Marathon's 'user:password' as a file (marathon-lb >= 1.1's --marathon-auth-credential-file,
+# common.py): --auth-credentials would put the password in the process's argv.
+LB_CREDENTIALS_DIR = "/etc/marathon-lb/credentials"
+LB_CREDENTIALS_FILE = f"{LB_CREDENTIALS_DIR}/marathon"
+
+
 def marathon_lb_args(owner: Owner, spec: MesosClusterSpec) -> list[str]:
     args = ["sse", "--marathon", marathon_url(owner), "--group", spec.addons.marathon_lb.group]
     if spec.marathon.credentials_secret_ref:
-        args += ["--auth-credentials", "$(MARATHON_CREDENTIALS)"]
+        args += ["--marathon-auth-credential-file", LB_CREDENTIALS_FILE]
     return args
 
 
@@ -158,13 +165,14 @@ def marathon_lb(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
         # The run script refuses to start without the ports HAProxy binds.
         {"name": "PORTS", "value": ",".join(str(p) for _, p in fixed)},
     ]
+    volumes: list[Manifest] = []
+    mounts: list[Manifest] = []
     if spec.marathon.credentials_secret_ref:
-        ref = spec.marathon.credentials_secret_ref
-        env.append(
-            {
-                "name": "MARATHON_CREDENTIALS",
-                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
-            }
+        volumes.append(
+            secret_volume("marathon-credentials", spec.marathon.credentials_secret_ref, "marathon")
+        )
+        mounts.append(
+            {"name": "marathon-credentials", "mountPath": LB_CREDENTIALS_DIR, "readOnly": True}
         )
     deployment = {
         "apiVersion": "apps/v1",
@@ -193,8 +201,10 @@ def marathon_lb(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
                                 "periodSeconds": 5,
                             },
                             "resources": resources(lb.resources),
+                            **({"volumeMounts": mounts} if mounts else {}),
                         }
                     ],
+                    **({"volumes": volumes} if volumes else {}),
                 },
             },
         },
