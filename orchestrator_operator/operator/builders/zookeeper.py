@@ -19,6 +19,7 @@ import hashlib
 
 from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.models.zkmigration import ManagedEnsemble
 from orchestrator_operator.operator.builders.meta import (
     metadata,
     pod_defaults,
@@ -243,3 +244,27 @@ def build(
     }
     pdb = pod_disruption_budget(owner, COMPONENT, "zookeeper")
     return [config_map, headless, client, pdb, statefulset]
+
+
+def build_migration_target(
+    owner: Owner,
+    managed: ManagedEnsemble,
+    cluster: MesosClusterSpec,
+    *,
+    scale_by_reconfig: bool = False,
+) -> list[Manifest]:
+    """A ZkMigration's managed ensemble B: the MesosCluster's ZooKeeper children with the
+    migration's image, version, size, resources and storage, named after and owned by the
+    migration (`owner`), which keeps it until phase 6 hands it to the cluster."""
+    ensemble = cluster.zookeeper.model_copy(
+        update={
+            "external": None,
+            "replicas": managed.replicas,
+            "image": managed.image,
+            "version": managed.version,
+            "resources": managed.resources,
+            "storage": managed.storage,
+        }
+    )
+    on_b = cluster.model_copy(update={"zookeeper": ensemble})
+    return build(owner, on_b, scale_by_reconfig=scale_by_reconfig)

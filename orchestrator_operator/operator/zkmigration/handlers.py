@@ -104,19 +104,9 @@ def _apply_managed_target(
     managed = spec.target.managed
     if managed is None:
         return
-    owner = _migration_owner(meta)
-    ensemble = cluster.zookeeper.model_copy(
-        update={
-            "external": None,
-            "replicas": managed.replicas,
-            "image": managed.image,
-            "version": managed.version,
-            "resources": managed.resources,
-            "storage": managed.storage,
-        }
+    children = zookeeper.build_migration_target(
+        _migration_owner(meta), managed, cluster, scale_by_reconfig=scale_by_reconfig
     )
-    on_b = cluster.model_copy(update={"zookeeper": ensemble})
-    children = zookeeper.build(owner, on_b, scale_by_reconfig=scale_by_reconfig)
     for child in children:
         child["metadata"]["ownerReferences"] = [owner_ref]
     KubeApi.shared().apply_all(children)
