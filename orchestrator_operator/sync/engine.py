@@ -88,6 +88,14 @@ ACL_SWEEP_STEP_SECONDS = 0.5
 ACL_SWEEP_RATE_MAX = 100_000
 
 
+def check_acl_sweep_rate(rate: int) -> None:
+    """SyncError unless `rate` (znodes/s, 0 = off) is in range."""
+    if not 0 <= rate <= ACL_SWEEP_RATE_MAX:
+        raise SyncError(
+            f"--acl-sweep-rate must be from 0 (off) to {ACL_SWEEP_RATE_MAX} znodes/s, got {rate}"
+        )
+
+
 @dataclass
 class SyncConfig:
     source: str
@@ -116,11 +124,7 @@ class SyncConfig:
     def __post_init__(self) -> None:
         if not self.paths:
             raise SyncError("at least one --path is required")
-        if not 0 <= self.acl_sweep_rate <= ACL_SWEEP_RATE_MAX:
-            raise SyncError(
-                f"--acl-sweep-rate must be from 0 (off) to {ACL_SWEEP_RATE_MAX} znodes/s, "
-                f"got {self.acl_sweep_rate}"
-            )
+        check_acl_sweep_rate(self.acl_sweep_rate)
         if self.sequence_margin < 2:
             raise SyncError(f"sequence_margin must be at least 2, got {self.sequence_margin}")
         try:

@@ -18,7 +18,12 @@ from types import FrameType
 from orchestrator_operator.common.health_server import BackgroundHealthServer
 from orchestrator_operator.common.zk_credentials import parse_digest_credentials
 from orchestrator_operator.sync.conflict import Strategy
-from orchestrator_operator.sync.engine import ACL_SWEEP_RATE_MAX, SyncConfig, SyncEngine
+from orchestrator_operator.sync.engine import (
+    ACL_SWEEP_RATE_MAX,
+    SyncConfig,
+    SyncEngine,
+    check_acl_sweep_rate,
+)
 from orchestrator_operator.sync.metrics import SyncMetrics
 from orchestrator_operator.sync.verify import verify
 from orchestrator_operator.zk.connection import SyncError
@@ -192,6 +197,12 @@ def _controller_parser(actions: argparse._SubParsersAction) -> None:  # type: ig
     ):
         ctl.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=f"{text} ({default:g})")
     ctl.add_argument(
+        "--acl-sweep-rate",
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="znodes per second whose ACL version each engine checks on each side (4000; 0 = off)",
+    )
+    ctl.add_argument(
         "--log-level", default=argparse.SUPPRESS, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     ctl.add_argument("--json-logs", action="store_true", default=argparse.SUPPRESS)
@@ -317,6 +328,12 @@ def controller_command(args: argparse.Namespace) -> int:
     from orchestrator_operator.sync.controller.main import run_controller
     from orchestrator_operator.sync.controller.options import ControllerOptions
 
+    try:
+        acl_sweep_rate = _whole_number(args.acl_sweep_rate, "--acl-sweep-rate")
+        check_acl_sweep_rate(acl_sweep_rate)
+    except SyncError as exc:
+        print(f"zk-sync controller: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     options = ControllerOptions(
         namespace=args.namespace,
         state_dir=args.state_dir,
@@ -328,6 +345,7 @@ def controller_command(args: argparse.Namespace) -> int:
         connect_timeout=float(args.connect_timeout),
         session_timeout=float(args.session_timeout),
         reconcile_interval=float(args.reconcile_interval),
+        acl_sweep_rate=acl_sweep_rate,
     )
     try:
         return run_controller(options)

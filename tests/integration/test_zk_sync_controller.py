@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from kazoo.security import make_acl
 
 from testenv.kube import KubeTestEnv
 from tests.fixtures.sync_controller import SyncControllerFactory
@@ -316,3 +317,39 @@ def test_controller_refuses_to_sync_an_ensemble_onto_itself(
             wait_for(lambda: cb.exists("/mesos/leader") is not None, 30, explain)
         assert owners() == before
         assert controller.process.poll() is None
+
+
+def test_controller_passes_its_acl_sweep_rate_to_each_engine(
+    kube_env: KubeTestEnv,
+    namespace: str,
+    zk_ensemble_factory: ZkEnsembleFactory,
+    sync_controller_factory: SyncControllerFactory,
+) -> None:
+    # ZooKeeper fires no watch for setACL: only the sweep finds an ACL-only change before
+    # the full reconcile (an hour here). --acl-sweep-rate 0 turns the sweep off, as for
+    # `zk-sync run`; the default would copy the ACL within a sweep.
+    a, b = zk_ensemble_factory(size=1), zk_ensemble_factory(size=1)
+    controller = sync_controller_factory(
+        "--namespace", namespace, "--interval", "0.5",
+        "--reconcile-interval", "3600", "--acl-sweep-rate", "0",
+    )  # fmt: skip
+    with zk_client(a.connect_string) as ca, zk_client(b.connect_string) as cb:
+        ca.create("/mesos/acl", b"a", makepath=True)
+        ca.create("/mesos/later", b"1")
+        create_migration(kube_env, namespace, "sweep", b.connect_string)
+        request = {"active": True, "source": a.connect_string, "target": b.connect_string,
+                   "paths": ["/mesos"], "strategy": "SourceWins"}  # fmt: skip
+        request_sync(kube_env, namespace, "sweep", **request)
+
+        def explain() -> str:
+            status = sync_status(kube_env, namespace, "sweep")
+            return f"status.sync {status}\ncontroller log:\n{controller.log_tail()}"
+
+        wait_for(lambda: cb.exists("/mesos/later") is not None, 60, explain)
+        read_only = [make_acl("world", "anyone", read=True)]
+        ca.set_acls("/mesos/acl", read_only)
+        ca.set("/mesos/later", b"2")  # a watched change, copied after the ACL change
+        wait_for(lambda: cb.get("/mesos/later")[0] == b"2", 30, explain)
+        time.sleep(3)  # several sweep steps of 0.25 s, had the sweep been on
+        assert cb.get_acls("/mesos/acl")[0] != read_only, explain()
+        assert "aclLagSeconds" not in sync_status(kube_env, namespace, "sweep"), explain()

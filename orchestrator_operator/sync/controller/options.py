@@ -21,3 +21,4 @@ class ControllerOptions:
     reconcile_interval: float = 60.0
     backoff_initial: float = 2.0
     backoff_max: float = 30.0
+    acl_sweep_rate: int = 4000  # znodes/s whose ACL version each engine checks (0: off)

@@ -179,6 +179,7 @@ class MigrationRunner:
                     reconcile_interval=self.options.reconcile_interval,
                     session_timeout=self.options.session_timeout,
                     connect_timeout=self.options.connect_timeout,
+                    acl_sweep_rate=self.options.acl_sweep_rate,
                     state_file=prepare_state_file(self.options.state_dir, self.key, spec),
                     source_auth=list(self._auth["source"]),
                     target_auth=list(self._auth["target"]),
