@@ -76,20 +76,26 @@ def accept_spec(
         message = validation_message(error)
         patch.status["phase"] = INVALID_PHASE
         patch.status["observedGeneration"] = generation
-        patch.status["conditions"] = set_condition(
-            conditions,
-            make_condition(ConditionType.ACCEPTED, False, Reason.INVALID_SPEC, message, generation),
+        patch.status["conditions"] = stored_form(
+            set_condition(
+                conditions,
+                make_condition(
+                    ConditionType.ACCEPTED, False, Reason.INVALID_SPEC, message, generation
+                ),
+            )
         )
         RECONCILES.labels(kind.kind, "invalid").inc()
         raise kopf.PermanentError(f"invalid {kind.kind} spec: {message}") from error
     if phase:
         patch.status["phase"] = phase
     patch.status["observedGeneration"] = generation
-    patch.status["conditions"] = set_condition(
-        conditions,
-        make_condition(
-            ConditionType.ACCEPTED, True, Reason.SPEC_VALID, accepted_message, generation
-        ),
+    patch.status["conditions"] = stored_form(
+        set_condition(
+            conditions,
+            make_condition(
+                ConditionType.ACCEPTED, True, Reason.SPEC_VALID, accepted_message, generation
+            ),
+        )
     )
     RECONCILES.labels(kind.kind, "ok").inc()
     RECONCILE_SECONDS.labels(kind.kind).observe(time.perf_counter() - started)
@@ -116,10 +122,42 @@ def accept_for_children(
     )
 
 
+def stored_form(value: Any) -> Any:
+    """`value` as the API server stores it: without null fields at any depth. Our CRD
+    schemas are not nullable, so the server drops a null it is sent (and a merge patch's
+    null deletes the field): writing a list of objects with null fields (a phase's
+    `finishedAt`, a condition's `observedGeneration`) stores them without those fields."""
+    if isinstance(value, Mapping):
+        return {key: stored_form(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list | tuple):
+        return [stored_form(item) for item in value]
+    return value
+
+
 def patch_changed_status(
     status: Mapping[str, Any], new_status: Mapping[str, Any], patch: kopf.Patch
 ) -> None:
-    """Patch only the fields that changed: an unchanged status costs no API request."""
+    """Patch only the fields that changed: an unchanged status costs no API request.
+
+    Compared in their stored form, and written without the nulls a list's items would lose,
+    so what the operator believes it wrote is what the object holds (else every tick
+    re-sends the nulls, and Kopf warns "Merge-patching finished with inconsistencies").
+    A null in an object, a top-level one included, still deletes its field.
+    """
     for key, value in new_status.items():
-        if status.get(key) != value:
-            patch.status[key] = value
+        if status.get(key) != stored_form(value):
+            patch.status[key] = _nulls_out_of_lists(value)
+
+
+def _nulls_out_of_lists(value: Any, in_list: bool = False) -> Any:
+    """A merge patch's value: a list replaces the stored one whole, so the nulls in its
+    items only differ from what gets stored; an object's null deletes a stored field."""
+    if isinstance(value, Mapping):
+        return {
+            key: _nulls_out_of_lists(item, in_list)
+            for key, item in value.items()
+            if item is not None or not in_list
+        }
+    if isinstance(value, list | tuple):
+        return [_nulls_out_of_lists(item, True) for item in value]
+    return value
