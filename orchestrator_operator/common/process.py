@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
+
+from orchestrator_operator.common import logs
 
 
 def read_secret(value: str | None, file: str | None, env: str) -> str | None:
@@ -26,8 +27,6 @@ def require_secret(
     return secret
 
 
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+def configure_logging(verbose: bool, log_format: str = "plain") -> None:
+    """Plain or JSON lines on stderr, repeated warnings held back (common/logs.py)."""
+    logs.configure_logging(verbose=verbose, log_format=log_format)

@@ -10,6 +10,7 @@ from typing import Any
 import kopf
 
 from orchestrator_operator.common.health_server import Readiness, start_server
+from orchestrator_operator.common.logs import configure_logging
 from orchestrator_operator.models import KINDS
 
 # Importing the kinds' handler modules and the indexes registers them with Kopf.
@@ -98,12 +99,14 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 def run(options: OperatorOptions, log_format: str = "plain", verbose: bool = False) -> int:
     """Raises SuperKeyInvalid (before anything starts) for a key file that cannot serve."""
-    kopf.configure(
-        verbose=verbose,
-        log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN,
-    )
-    if not verbose:  # one line per event, not one per HTTP request to the API server
+    # Our handler and format rather than kopf.configure's: the same lines as the other
+    # programs (common/logs.py), timer successes at DEBUG, repeated warnings held back.
+    configure_logging(verbose=verbose, log_format=log_format)
+    if not verbose:
+        # one line per event, not one per HTTP request to the API server
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        # asyncio's own debug chatter, as kopf.configure keeps it out
+        logging.getLogger("asyncio").setLevel(logging.WARNING)
     settings = OperatorSettings(zk_super_key=zk_super_key.load_key(options.zk_super_key_file))
     kopf.run(
         standalone=True,

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from orchestrator_operator.common.logs import OnChange
 from orchestrator_operator.monitor.probe.collectors.connections import (
     ConnectionCollector,
     SocketScan,
@@ -58,6 +59,9 @@ class Probe:
             KubernetesCollector(self.hostname, config.kubeconfig) if config.kubernetes else None
         )
         self.sender = ReportSender(config.app_url, config.token)
+        # An app that is down or a name that does not resolve: said once, then on change.
+        self._send_trouble = OnChange(log)
+        self._control_trouble = OnChange(log, logging.INFO)
         self.seq = 0
         self.reports_sent = 0
         self._report_now = asyncio.Event()
@@ -97,10 +101,13 @@ class Probe:
                 await self.sender.send(encode_report(report))
                 self.reports_sent += 1
                 backoff.reset()
+                self._send_trouble.clear("reports reach the app again")
                 wait = max(0.0, self.config.interval - (time.monotonic() - started))
             except SendError as exc:
                 wait = backoff.delay()
-                log.warning("report not sent (%s); retrying in %.1f s", exc, wait)
+                self._send_trouble.report(
+                    "reports not sent (%s); retrying (said again on change)", exc
+                )
             except Exception:
                 wait = backoff.delay()
                 log.exception("collection failed; retrying in %.1f s", wait)
@@ -115,10 +122,11 @@ class Probe:
                 try:
                     async with session.ws_connect(url, headers=headers, heartbeat=20) as ws:
                         backoff.reset()
-                        log.info("control channel open to %s", url)
+                        if not self._control_trouble.clear("control channel open to %s", url):
+                            log.info("control channel open to %s", url)
                         await self._serve_controls(ws, stop)
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                    log.info("control channel: %s", exc)
+                    self._control_trouble.report("control channel: %s", exc)
                 await _wait_any(stop, None, backoff.delay())
 
     async def _serve_controls(

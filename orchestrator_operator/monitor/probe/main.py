@@ -9,6 +9,7 @@ import os
 import signal
 from typing import TYPE_CHECKING
 
+from orchestrator_operator.common.logs import add_log_format_argument
 from orchestrator_operator.common.process import configure_logging, require_secret
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def probe_config(args: argparse.Namespace, token: str) -> ProbeConfig:
 def _probe(args: argparse.Namespace) -> int:
     from orchestrator_operator.monitor.probe.agent import Probe
 
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.log_format)
     env = "ORCHESTRATOR_MONITOR_TOKEN"
     token = require_secret("probe", "--token", args.token, args.token_file, env)
     if not token:
@@ -77,4 +78,5 @@ def add_probe_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     )
     probe.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster service account)")
     probe.add_argument("--verbose", action="store_true")
+    add_log_format_argument(probe)
     probe.set_defaults(func=_probe)
