@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from orchestrator_operator.monitor.app.main import add_app_parser
     from orchestrator_operator.monitor.probe.main import add_probe_parser
+    from orchestrator_operator.operator.render import add_render_parser
     from orchestrator_operator.sync.main import add_zk_sync_parser
     from orchestrator_operator.zkmigrate.main import add_zk_migrate_parser
 
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_probe_parser(sub)
     add_app_parser(sub)
     add_zk_migrate_parser(sub)
+    add_render_parser(sub)
     return parser
 
 
