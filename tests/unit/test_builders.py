@@ -212,7 +212,7 @@ def test_authentication_gives_every_identity_its_credential_from_a_secret_file()
     secret_file = args[args.index("--mesos_authentication_secret_file") + 1]
     assert _mounted(pods["prod-marathon"], marathon, secret_file) == ("mesos-marathon", "secret")
     # The image runs as nobody: the Secret's files are given its group.
-    assert pods["prod-marathon"]["securityContext"] == {"fsGroup": 65534}
+    assert pods["prod-marathon"]["securityContext"]["fsGroup"] == 65534
     # HTTP credentials from the Secret, and a readiness probe that neither gets 401 nor
     # carries them.
     (http,) = [e for e in marathon["env"] if e["name"] == "MARATHON_HTTP_CREDENTIALS"]

@@ -7,6 +7,7 @@ from orchestrator_operator.models.base import ZooKeeperEndpoint
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.operator.builders import addons, agents, marathon, masters, zookeeper
+from orchestrator_operator.operator.builders.hardening import harden_all
 
 
 def on_ensemble(spec: MesosClusterSpec, connect: str) -> MesosClusterSpec:
@@ -63,7 +64,7 @@ def build_children(
         children += addons.build(owner, on_target, routing.target_masters_component)
     else:
         children += addons.build(owner, spec, routing.masters_component)
-    return children
+    return harden_all(children)
 
 
 def stale_children(

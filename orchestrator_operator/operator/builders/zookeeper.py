@@ -20,6 +20,7 @@ import hashlib
 from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.zkmigration import ManagedEnsemble
+from orchestrator_operator.operator.builders.hardening import harden_all
 from orchestrator_operator.operator.builders.meta import (
     metadata,
     pod_defaults,
@@ -267,4 +268,4 @@ def build_migration_target(
         }
     )
     on_b = cluster.model_copy(update={"zookeeper": ensemble})
-    return build(owner, on_b, scale_by_reconfig=scale_by_reconfig)
+    return harden_all(build(owner, on_b, scale_by_reconfig=scale_by_reconfig))
