@@ -65,9 +65,11 @@ class WorkloadPhase(StatusWord):
 # operator/reconcile.py (Invalid), operator/zkmigration/handlers.py (Pending) and
 # operator/zkmigration/machine.py (the rest).
 class ZkMigrationPhase(StatusWord):
-    """Written by the operator: Pending (accepted, not started), Running, AwaitingApproval
-    (Manual approval: the next phase waits for approvedThroughPhase), RollingBack, RolledBack,
-    Succeeded (the cluster runs on ensemble B) or Invalid (the spec is rejected)."""
+    """Written by the operator: Pending (accepted, not started: the pre-migration checks in
+    status.checks say what it waits for), Running, AwaitingApproval (Manual approval: the
+    next phase waits for approvedThroughPhase), RollingBack, RolledBack, Succeeded (the
+    cluster runs on ensemble B), Failed (it cannot go on: its MesosCluster was deleted) or
+    Invalid (the spec is rejected)."""
 
     PENDING = "Pending"
     RUNNING = "Running"
@@ -75,6 +77,7 @@ class ZkMigrationPhase(StatusWord):
     ROLLING_BACK = "RollingBack"
     ROLLED_BACK = "RolledBack"
     SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
     INVALID = INVALID_PHASE
 
 
@@ -103,11 +106,14 @@ class ZkMigrationPhaseState(StatusWord):
 
 # sync/controller (the sync controller's report in a ZkMigration's status.sync).
 class SyncState(StatusWord):
-    """The state of the migration's sync engine (written by the sync controller)."""
+    """The state of the migration's sync engine (written by the sync controller): Stopped,
+    Starting, Running, Retrying (a start failed and is retried with backoff: the message says
+    why) or Failed (it cannot run and is not retried: the message says why)."""
 
     STOPPED = "Stopped"
     STARTING = "Starting"
     RUNNING = "Running"
+    RETRYING = "Retrying"
     FAILED = "Failed"
 
 
@@ -155,16 +161,18 @@ class Reason(StatusWord):
     SERVING = "Serving"
     NO_QUORUM = "NoQuorum"
     UNREACHABLE = "Unreachable"
-    # MesosCluster: LeaderElected
+    # MesosCluster: LeaderElected (NotElected, Unknown: MarathonReady too)
     ELECTED = "Elected"
     NO_LEADER = "NoLeader"
     NOT_ELECTED = "NotElected"
     RECOVERING = "Recovering"
-    UNKNOWN = "Unknown"
+    UNKNOWN = "Unknown"  # also MastersReady, AgentsReady: what Mesos reports cannot be read
     # MesosCluster: MastersReady, AgentsReady, MarathonReady; ProbeFleet: AppReady, ProbesReady
     READY = "Ready"
     NOT_READY = "NotReady"
     NONE_SCHEDULED = "NoneScheduled"
+    UNSCHEDULABLE = "Unschedulable"  # and ZookeeperReady: the scheduler cannot place pods
+    NOT_REGISTERED = "NotRegistered"  # MarathonReady: elected, not a framework of the leader
     # MesosCluster: Ready
     ALL_COMPONENTS_READY = "AllComponentsReady"
     COMPONENTS_NOT_READY = "ComponentsNotReady"

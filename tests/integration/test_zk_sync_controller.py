@@ -138,11 +138,12 @@ def test_controller_syncs_reports_stops_and_survives_an_unreachable_ensemble(
         cb.create("/marathon/from-b", b"b")
         wait_for(lambda: ca.exists("/marathon/from-b") is not None, 30, explain())
 
-        # An unreachable source: Failed with a clear message, retried, and m1 goes on.
+        # An unreachable source: Retrying with a clear message (not Failed: issue 18), and
+        # m1 goes on.
         create_migration(kube_env, namespace, "m2", b.connect_string)
         request_sync(kube_env, namespace, "m2", **{**request, "source": "127.0.0.1:1"})
         failed = wait_for(
-            lambda: (s := status("m2")).get("state") == "Failed" and s, 60, explain("m2")
+            lambda: (s := status("m2")).get("state") == "Retrying" and s, 60, explain("m2")
         )
         assert "source ensemble 127.0.0.1:1 unreachable" in failed["message"], failed
         assert "retrying in" in failed["message"]
@@ -169,7 +170,7 @@ def test_controller_syncs_reports_stops_and_survives_an_unreachable_ensemble(
             == 1
         )
         failed_gauge = controller.metric_samples(
-            "orchestrator_zk_sync_controller_migrations", state="Failed"
+            "orchestrator_zk_sync_controller_migrations", state="Retrying"
         )
         assert failed_gauge and failed_gauge[0][1] == 1
 
@@ -193,7 +194,7 @@ def test_controller_syncs_reports_stops_and_survives_an_unreachable_ensemble(
         wait_for(
             lambda: (
                 controller.metric_samples(
-                    "orchestrator_zk_sync_controller_migrations", state="Failed"
+                    "orchestrator_zk_sync_controller_migrations", state="Retrying"
                 )[0][1]
                 == 0
             ),

@@ -28,7 +28,7 @@ def test_the_words_are_the_ones_written_so_far() -> None:
     assert list(WorkloadPhase) == ["Progressing", "Ready", "Degraded", "Invalid"]
     assert list(ZkMigrationPhase) == [
         "Pending", "Running", "AwaitingApproval", "RollingBack", "RolledBack", "Succeeded",
-        "Invalid",
+        "Failed", "Invalid",
     ]  # fmt: skip
     assert PHASES == (
         "SyncTarget", "MastersOnTarget", "RetireSourceMasters", "AgentsOnTarget", "DrainSource",
@@ -37,7 +37,7 @@ def test_the_words_are_the_ones_written_so_far() -> None:
     assert list(ZkMigrationPhaseState) == [
         "Pending", "Running", "Succeeded", "Failed", "RolledBack",
     ]  # fmt: skip
-    assert list(SyncState) == ["Stopped", "Starting", "Running", "Failed"]
+    assert list(SyncState) == ["Stopped", "Starting", "Running", "Retrying", "Failed"]
     assert list(MaintenanceState) == ["Draining", "Down"]
     assert ConditionType("ZookeeperReady") is ConditionType.ZOOKEEPER_READY
 

@@ -122,6 +122,7 @@ class Controller:
         counts: dict[str, int] = {
             SyncState.STARTING: 0,
             SyncState.RUNNING: 0,
+            SyncState.RETRYING: 0,
             SyncState.FAILED: 0,
             STOPPING: len(self.stopping),
         }

@@ -56,7 +56,7 @@ def controller_gauge(registry: CollectorRegistry = REGISTRY) -> Gauge:
     return Gauge(
         "orchestrator_zk_sync_controller_migrations",
         "ZkMigrations with an engine in this sync controller, by state"
-        " (Starting, Running, Failed, Stopping).",
+        " (Starting, Running, Retrying, Failed, Stopping).",
         ["state"],
         registry=registry,
     )

@@ -1,7 +1,7 @@
 """One migration: a :class:`MigrationRunner` thread starts the bidirectional
 :class:`SyncEngine` of one ZkMigration (connect and bootstrap block, so a slow or unreachable
-ensemble holds up only its own thread), retries with backoff when the start fails (but not
-when source and target are the same ensemble: that stays Failed), runs a
+ensemble holds up only its own thread), retries with backoff when the start fails (state
+Retrying; but not when source and target are the same ensemble: that stays Failed), runs a
 :class:`Verifier` beside it and reports into the migration's ``status.sync`` every
 ``--report-interval`` seconds until it is asked to stop."""
 
@@ -158,8 +158,8 @@ class MigrationRunner:
         spec = self.spec
         delay = self.options.backoff_initial
         while not self._stop.is_set():
-            # a retry stays Failed until it succeeds: no flapping
-            if self.state != SyncState.FAILED:
+            # a retry stays Retrying (with the last error) until it succeeds: no flapping
+            if self.state != SyncState.RETRYING:
                 self.state = SyncState.STARTING
                 self._publish(
                     SyncState.STARTING,
@@ -200,10 +200,12 @@ class MigrationRunner:
                 if engine is not None and engine.clients:
                     with contextlib.suppress(Exception):
                         engine.stop()  # closes the sessions a failed bootstrap left open
-                self.state = SyncState.FAILED
+                # Not Failed: the start is retried (a fixed Secret, an ensemble back), and
+                # Failed is for what no retry can mend.
+                self.state = SyncState.RETRYING
                 message = _error_text(exc)
                 log.warning("%s/%s: %s; retrying in %gs", namespace, name, message, delay)
-                self._publish(SyncState.FAILED, f"{message}; retrying in {delay:g}s")
+                self._publish(SyncState.RETRYING, f"{message}; retrying in {delay:g}s")
                 if self._stop.wait(delay):
                     return
                 delay = min(delay * 2, self.options.backoff_max)
