@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup system-deps testenv ui-deps run test lint crds bench clean
+.PHONY: setup system-deps testenv helm ui-deps run test lint crds bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ system-deps:
 testenv: setup
 	$(PY) -m testenv build
 
+# helm, built from its Go module into its own cache (scripts/build-helm.sh, keyed by its pin).
+helm:
+	bash scripts/build-helm.sh
+
 # The UI's packages, exactly as package-lock.json pins them.
 ui-deps: ui/node_modules/.package-lock.json
 
@@ -30,11 +34,12 @@ run: setup testenv
 	bash scripts/run.sh
 
 ## The whole test suite: unit, integration (real ZooKeeper, Docker, Kubernetes) and e2e.
-test: setup system-deps testenv ui-deps
+test: setup system-deps testenv helm ui-deps
 	$(PY) -m pytest
 
-## ruff (checks and formatting), mypy, the import contracts (.importlinter), CRDs and dashboards up to date.
-lint: setup
+## ruff (checks and formatting), mypy, the import contracts (.importlinter), CRDs and dashboards up to date,
+## the Helm chart (helm lint; helm template = kubectl kustomize for each setting, scripts/check_chart.py).
+lint: setup testenv helm
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
@@ -42,6 +47,7 @@ lint: setup
 	$(VENV)/bin/orchestrator crds --check
 	$(VENV)/bin/orchestrator crds --check --output-dir k8s/base/crds
 	$(PY) deploy/monitoring/dashboards/generate.py --check
+	$(PY) scripts/check_chart.py
 
 crds: setup
 	$(VENV)/bin/orchestrator crds

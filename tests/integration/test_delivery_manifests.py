@@ -27,12 +27,13 @@ KUSTOMIZATIONS = (
     "k8s/overlays/dev",
     "k8s/overlays/staging",
     "k8s/overlays/prod",
+    "k8s/overlays/namespaced",
     "deploy/argocd",
     "deploy/rollouts",
     "deploy/monitoring",
 )
 # Namespaces the rendered objects go into that the manifests do not create themselves.
-EXTRA_NAMESPACES = ("argocd",)
+EXTRA_NAMESPACES = ("argocd", "mesos")  # mesos: the one k8s/overlays/namespaced serves
 NAMESPACE = "orchestrator-system"
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:orchestrator"
 
