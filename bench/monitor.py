@@ -291,8 +291,8 @@ async def observe(port: int, seconds: float, warmup: float) -> dict[str, Any]:
 
     async def ws_reader(session: aiohttp.ClientSession) -> None:
         nonlocal diff_messages
-        url = f"ws://127.0.0.1:{port}/api/topology/containers/ws?token={TOKEN}"
-        async with session.ws_connect(url, max_msg_size=0) as ws:
+        url = f"ws://127.0.0.1:{port}/api/topology/containers/ws"
+        async with session.ws_connect(url, max_msg_size=0, headers=headers) as ws:
             async for msg in ws:
                 now = time.time()
                 if msg.type != aiohttp.WSMsgType.TEXT:

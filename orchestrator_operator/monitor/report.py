@@ -12,6 +12,9 @@ thousands of objects at 1,000 probes). On the wire they are JSON arrays either w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Annotated, Any
+
 import msgspec
 
 REPORT_VERSION = 1
@@ -25,113 +28,143 @@ class Limits(msgspec.Struct, frozen=True):
     containers: int = 1000
     pods: int = 1000
     services: int = 2000
-    addresses: int = 256
-    string: int = 4096
+    addresses: int = 256  # a host's addresses, a container's IPs, a pod's container ids
+    ports: int = 4096  # a container's published ports, a service's ports
+    labels: int = 128  # entries of one labels or selector map
+    string: int = 4096  # any string (labels' keys and values included)
+    name: int = 253  # ids and names: probe id, hostname, container id, pod and service uid
 
 
 LIMITS = Limits()
+
+# Every field of a report is bounded by its type, and msgspec checks these bounds while it
+# decodes, before anything is merged: a string over ``LIMITS.string`` characters, a map over
+# ``LIMITS.labels`` entries, an integer outside its range or a float that is not finite is a
+# ``msgspec.ValidationError`` (422) naming the field. Numbers stay within what the app turns
+# into float32 series and JSON without overflow.
+Text = Annotated[str, msgspec.Meta(max_length=LIMITS.string)]
+Name = Annotated[str, msgspec.Meta(max_length=LIMITS.name)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]  # bytes, fds, sequence numbers
+Inode = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # network namespace inodes
+Pid = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+PortNumber = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Number = Annotated[float, msgspec.Meta(ge=-1e15, le=1e15)]  # finite: no inf, no NaN
+Labels = Annotated[dict[Text, Text], msgspec.Meta(max_length=LIMITS.labels)]
+Addresses = Annotated[tuple[Text, ...], msgspec.Meta(max_length=LIMITS.addresses)]
 # The container controls a user may ask of a probe (the app checks them; the probe runs them).
 CONTROLS = ("start", "stop", "pause", "unpause", "restart", "remove", "logs")
 
 
 class Host(msgspec.Struct, omit_defaults=True, gc=False):
-    hostname: str
-    addresses: tuple[str, ...] = ()
-    os: str = ""
-    kernel: str = ""
-    cpus: int = 0
-    memory_total: int = 0
-    memory_used: int = 0
-    cpu_percent: float = 0.0
-    load: tuple[float, ...] = ()
-    uptime: float = 0.0
+    hostname: Name
+    addresses: Addresses = ()
+    os: Text = ""
+    kernel: Text = ""
+    cpus: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0
+    memory_total: Count = 0
+    memory_used: Count = 0
+    cpu_percent: Number = 0.0
+    load: Annotated[tuple[Number, ...], msgspec.Meta(max_length=16)] = ()
+    uptime: Number = 0.0
 
 
 class Process(msgspec.Struct, omit_defaults=True, array_like=True, gc=False):
     """array_like: encoded as a JSON array, which keeps hot report data small."""
 
-    pid: int
-    ppid: int = 0
-    name: str = ""
-    cmdline: str = ""
-    user: str = ""
-    cpu_percent: float = 0.0
-    rss: int = 0
-    open_files: int = 0
-    container_id: str = ""
+    pid: Pid
+    ppid: Pid = 0
+    name: Text = ""
+    cmdline: Text = ""
+    user: Text = ""
+    cpu_percent: Number = 0.0
+    rss: Count = 0
+    open_files: Count = 0
+    container_id: Name = ""
 
 
 class Connection(msgspec.Struct, omit_defaults=True, array_like=True, gc=False):
     """One socket. ``netns`` names the network namespace (inode); ``pid`` owns the socket."""
 
-    proto: str  # tcp | udp
-    local_ip: str
-    local_port: int
-    remote_ip: str = ""
-    remote_port: int = 0
-    state: str = ""  # LISTEN, ESTABLISHED, ... ("" for udp)
-    pid: int = 0
-    netns: int = 0
+    proto: Name  # tcp | udp
+    local_ip: Name
+    local_port: PortNumber
+    remote_ip: Name = ""
+    remote_port: PortNumber = 0
+    state: Name = ""  # LISTEN, ESTABLISHED, ... ("" for udp)
+    pid: Pid = 0
+    netns: Inode = 0
 
 
 class Port(msgspec.Struct, omit_defaults=True, gc=False):
-    container_port: int
-    proto: str = "tcp"
-    host_ip: str = ""
-    host_port: int = 0
+    container_port: PortNumber
+    proto: Name = "tcp"
+    host_ip: Name = ""
+    host_port: PortNumber = 0
 
 
 class Container(msgspec.Struct, omit_defaults=True, gc=False):
-    id: str
-    name: str
-    image: str = ""
-    state: str = ""  # running | exited | paused | created | restarting | dead
-    status: str = ""
-    labels: dict[str, str] = {}
-    ports: tuple[Port, ...] = ()
-    ips: tuple[str, ...] = ()
-    pid: int = 0
-    created: float = 0.0
-    memory_limit: int = 0
-    cpu_quota: float = 0.0  # cores; 0 = unlimited
-    cpu_percent: float = 0.0
-    memory_usage: int = 0
-    netns: int = 0
+    id: Name
+    name: Text
+    image: Text = ""
+    state: Name = ""  # running | exited | paused | created | restarting | dead
+    status: Text = ""
+    labels: Labels = {}
+    ports: Annotated[tuple[Port, ...], msgspec.Meta(max_length=LIMITS.ports)] = ()
+    ips: Addresses = ()
+    pid: Pid = 0
+    created: Number = 0.0
+    memory_limit: Count = 0
+    cpu_quota: Number = 0.0  # cores; 0 = unlimited
+    cpu_percent: Number = 0.0
+    memory_usage: Count = 0
+    netns: Inode = 0
 
 
 class Pod(msgspec.Struct, omit_defaults=True, gc=False):
-    uid: str
-    name: str
-    namespace: str
-    node: str = ""
-    phase: str = ""
-    ip: str = ""
-    labels: dict[str, str] = {}
-    containers: tuple[str, ...] = ()  # container ids (docker://… stripped)
+    uid: Name
+    name: Name
+    namespace: Name
+    node: Name = ""
+    phase: Name = ""
+    ip: Name = ""
+    labels: Labels = {}
+    containers: Annotated[tuple[Name, ...], msgspec.Meta(max_length=LIMITS.addresses)] = ()
+    # container ids (docker://… stripped)
 
 
 class Service(msgspec.Struct, omit_defaults=True, gc=False):
-    uid: str
-    name: str
-    namespace: str
-    cluster_ip: str = ""
-    selector: dict[str, str] = {}
-    ports: tuple[int, ...] = ()
+    uid: Name
+    name: Name
+    namespace: Name
+    cluster_ip: Name = ""
+    selector: Labels = {}
+    ports: Annotated[tuple[PortNumber, ...], msgspec.Meta(max_length=LIMITS.ports)] = ()
 
 
 class Report(msgspec.Struct, omit_defaults=True, gc=False):
-    probe_id: str
+    probe_id: Name
     host: Host
-    timestamp: float
-    interval: float = 3.0
-    version: int = REPORT_VERSION
-    seq: int = 0
-    host_netns: int = 0
-    processes: tuple[Process, ...] = ()
-    connections: tuple[Connection, ...] = ()
-    containers: tuple[Container, ...] = ()
-    pods: tuple[Pod, ...] = ()
-    services: tuple[Service, ...] = ()
+    timestamp: Number
+    interval: Number = 3.0
+    version: Annotated[int, msgspec.Meta(ge=0, le=2**31)] = REPORT_VERSION
+    seq: Count = 0
+    host_netns: Inode = 0
+    processes: Annotated[tuple[Process, ...], msgspec.Meta(max_length=LIMITS.processes)] = ()
+    connections: Annotated[tuple[Connection, ...], msgspec.Meta(max_length=LIMITS.connections)] = ()
+    containers: Annotated[tuple[Container, ...], msgspec.Meta(max_length=LIMITS.containers)] = ()
+    pods: Annotated[tuple[Pod, ...], msgspec.Meta(max_length=LIMITS.pods)] = ()
+    services: Annotated[tuple[Service, ...], msgspec.Meta(max_length=LIMITS.services)] = ()
+
+
+def bounded_labels(labels: Mapping[Any, Any] | None, limits: Limits = LIMITS) -> dict[str, str]:
+    """A labels or selector map cut to what a report may carry: the first ``limits.labels``
+    entries in key order, keys and values at most ``limits.string`` characters (the probe
+    sends this, so that one container with many or long labels does not get its whole report
+    refused)."""
+    items = sorted(
+        (str(k)[: limits.string], str(v)[: limits.string]) for k, v in (labels or {}).items()
+    )
+    return dict(items[: limits.labels])
 
 
 class ReportInvalid(ValueError):

@@ -8,6 +8,7 @@ import type { Diff } from "./types";
 export class LiveFeed {
   private ws: WebSocket | null = null;
   private key = "";
+  private token = "";
   private retry = 0;
   private timer: number | undefined;
   private stopped = false;
@@ -19,9 +20,11 @@ export class LiveFeed {
     const s = this.store.getState();
     if (!s.token) return this.close();
     const q = serverQuery(s.filters);
-    q.set("token", s.token);
+    // the token is not part of the URL (it goes in a subprotocol, see open()); a changed
+    // token still reconnects
     const key = `${s.topology}?${q.toString()}`;
-    if (key === this.key && this.ws) return;
+    if (key === this.key && s.token === this.token && this.ws) return;
+    this.token = s.token;
     this.key = key;
     this.retry = 0;
     this.open();
@@ -33,7 +36,9 @@ export class LiveFeed {
     const url = base().replace(/^http/, "ws") + `/api/topology/${this.key.replace("?", "/ws?")}`;
     const s = this.store.getState();
     if (s.conn !== "live") s.setConn("connecting");
-    const ws = new WebSocket(url);
+    // Browsers cannot set an Authorization header on a WebSocket: the token travels as a
+    // subprotocol (base64url), never in the URL; the app answers with the first one.
+    const ws = new WebSocket(url, ["orchestrator.monitor.v1", "base64url.bearer.orchestrator.dev." + base64url(this.token)]);
     this.ws = ws;
     ws.onopen = () => {
       this.retry = 0;
@@ -70,6 +75,7 @@ export class LiveFeed {
 
   close(): void {
     this.key = "";
+    this.token = "";
     this.closeSocket();
   }
 
@@ -77,4 +83,11 @@ export class LiveFeed {
     this.stopped = true;
     this.close();
   }
+}
+
+/** base64url of a string's UTF-8 bytes, without padding (a valid subprotocol token). */
+function base64url(text: string): string {
+  let bin = "";
+  for (const b of new TextEncoder().encode(text)) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }

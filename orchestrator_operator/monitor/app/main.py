@@ -29,6 +29,7 @@ def _app(args: argparse.Namespace) -> int:
         max_report_bytes=args.max_report_bytes,
         probe_ttl=args.probe_ttl,
         ui_dist=Path(args.ui_dist) if args.ui_dist else None,
+        allowed_origins=tuple(args.allowed_origin or ()),
     )
 
     async def main() -> None:
@@ -56,6 +57,13 @@ def add_app_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ign
         "--ui-dist",
         default=os.environ.get("ORCHESTRATOR_UI_DIST"),
         help="serve the web UI built in this directory (ui/dist); default $ORCHESTRATOR_UI_DIST",
+    )
+    app.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="scheme://host[:port] of pages, besides the app's own, that may open its "
+        "WebSockets (repeatable), e.g. a Vite dev server",
     )
     app.add_argument("--verbose", action="store_true")
     app.set_defaults(func=_app)

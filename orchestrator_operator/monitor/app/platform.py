@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ KINDS: dict[str, str] = {"mesosclusters": "MesosCluster", "zkmigrations": "ZkMig
 COMPONENTS = ("zookeeper", "masters", "agents", "marathon")
 DEFAULT_TTL = 2.0
 DEFAULT_TIMEOUT = 10.0
+log = logging.getLogger(__name__)
 
 
 class PlatformUnavailable(Exception):
@@ -62,22 +64,26 @@ class ListingKubeApi(KubeApi):
 
 
 def _unavailable(error: Exception) -> PlatformUnavailable:
+    """What a user is told; the exception itself (addresses, API server messages) goes to
+    the app's log only."""
     if isinstance(error, PlatformUnavailable):
         return error
+    log.warning("platform read failed: %s: %s", type(error).__name__, error)
     if isinstance(error, ApiError):
         if error.status in (401, 403):
             return PlatformUnavailable(
-                "forbidden", f"the Kubernetes API refused the app's credentials ({error})"
+                "forbidden",
+                f"the Kubernetes API refused the app's credentials (HTTP {error.status})",
             )
         if error.status == 404:
             return PlatformUnavailable(
                 "not_installed", "the orchestrator.dev CRDs are not installed in this cluster"
             )
-        return PlatformUnavailable("api_error", f"the Kubernetes API answered {error}")
+        return PlatformUnavailable("api_error", f"the Kubernetes API answered HTTP {error.status}")
     if isinstance(error, TimeoutError):
         return PlatformUnavailable("unreachable", "the Kubernetes API did not answer in time")
     return PlatformUnavailable(
-        "unreachable", f"the Kubernetes API cannot be reached: {type(error).__name__}: {error}"
+        "unreachable", "the Kubernetes API cannot be reached (the app's log says why)"
     )
 
 

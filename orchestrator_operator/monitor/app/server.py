@@ -4,6 +4,8 @@ controls and Prometheus metrics."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import gc
 import hmac
@@ -12,13 +14,16 @@ import logging
 import socket
 import time
 import zlib
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from orchestrator_operator.monitor.app.controls import (
     ControlFailed,
@@ -35,12 +40,43 @@ from orchestrator_operator.monitor.app.platform import (
 )
 from orchestrator_operator.monitor.app.render import TopologyRenderer
 from orchestrator_operator.monitor.app.store import Store, TopologyChanges
-from orchestrator_operator.monitor.app.topology import TOPOLOGIES, Node, node_filter_from_query
+from orchestrator_operator.monitor.app.topology import (
+    TOPOLOGIES,
+    Node,
+    NodeFilter,
+    node_filter_from_query,
+)
 from orchestrator_operator.monitor.app.ui_assets import add_ui_routes
-from orchestrator_operator.monitor.report import CONTROLS, ReportInvalid, decode_report
+from orchestrator_operator.monitor.report import (
+    CONTROLS,
+    LIMITS,
+    Report,
+    ReportInvalid,
+    decode_report,
+)
 
 log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
+
+# The WebSocket subprotocols: a browser cannot set an Authorization header on a WebSocket, so
+# the UI offers ``[WS_PROTOCOL, WS_TOKEN_PREFIX + base64url(token)]`` (the same scheme as the
+# Kubernetes API server's ``base64url.bearer.authorization.k8s.io.``); the app answers with
+# WS_PROTOCOL only, never echoing the token. Tokens never travel in a URL.
+WS_PROTOCOL = "orchestrator.monitor.v1"
+WS_TOKEN_PREFIX = "base64url.bearer.orchestrator.dev."
+MAX_TOKEN_BYTES = 4096
+MAX_CONTROL_BODY_BYTES = 16 * 1024
+MAX_QUERY_CHARS = 1024  # q, filters
+
+
+class ControlArgs(msgspec.Struct, forbid_unknown_fields=True):
+    """A control's optional JSON body: lines of logs, seconds to wait for a stop."""
+
+    tail: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    timeout: Annotated[int, msgspec.Meta(ge=0, le=300)] | None = None
+
+
+_control_args = msgspec.json.Decoder(ControlArgs)
 
 
 @dataclass
@@ -54,6 +90,12 @@ class AppConfig:
     flush_interval: float = 0.1
     max_probes: int = 10_000  # distinct probes merged at once; more are refused with 429
     ui_dist: Path | None = None  # the built UI (ui/dist); None: API only
+    # Reports read and decoded at once; the others wait before their body is read, so memory
+    # under a burst of (hostile) reports is bounded by this many bodies.
+    ingest_concurrency: int = 2
+    # Origins (scheme://host[:port]) whose pages may open the UI's WebSocket besides the
+    # app's own (the Host the request was sent to), e.g. a Vite dev server.
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
 
 
 class Rejected(Exception):
@@ -71,6 +113,17 @@ def _error(status: int, message: str) -> web.Response:
     return _json_response({"error": message}, status)
 
 
+def _node_filter(request: web.Request) -> NodeFilter:
+    """The filters of a topology read, each at most MAX_QUERY_CHARS, at most 32 of them."""
+    query = request.query
+    if len(query) > 32 or any(len(k) + len(v) > MAX_QUERY_CHARS for k, v in query.items()):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"at most 32 filters of {MAX_QUERY_CHARS} characters"}),
+            content_type="application/json",
+        )
+    return node_filter_from_query(query)
+
+
 class MonitorApp:
     def __init__(self, config: AppConfig, platform_reader: PlatformReader | None = None) -> None:
         if not config.token:
@@ -85,18 +138,34 @@ class MonitorApp:
         self.controls = ControlRouter(config.control_timeout)
         self.renderer = TopologyRenderer(self.store)
         self._tasks: list[asyncio.Task[None]] = []
+        # Decompression and decoding run here, off the event loop (bounded by the semaphore).
+        self._decoder_pool = ThreadPoolExecutor(
+            max_workers=max(1, config.ingest_concurrency), thread_name_prefix="report-decode"
+        )
+        self._ingest_slots: asyncio.Semaphore | None = None
 
     # -- auth --------------------------------------------------------------------------------
 
     @staticmethod
-    def _presented(request: web.Request) -> str:
-        header = request.headers.get("Authorization", "")
+    def _presented(request: web.Request) -> bytes:
+        """The token presented: ``Authorization: Bearer``, or on a WebSocket upgrade the
+        token subprotocol. Never the URL. Header bytes that are not UTF-8 (aiohttp keeps them
+        as surrogates) compare as bytes and simply do not match."""
+        header = request.headers.get(hdrs.AUTHORIZATION, "")
         if header.startswith("Bearer "):
-            return header[7:].strip()
-        return request.query.get("token", "")
+            return header[7:].strip().encode("utf-8", "surrogateescape")[:MAX_TOKEN_BYTES]
+        for offered in request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "").split(","):
+            offered = offered.strip()
+            if offered.startswith(WS_TOKEN_PREFIX):
+                encoded = offered[len(WS_TOKEN_PREFIX) :][: MAX_TOKEN_BYTES * 2]
+                try:
+                    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+                except (binascii.Error, ValueError):
+                    return b""
+        return b""
 
     def _is_writer(self, request: web.Request) -> bool:
-        return hmac.compare_digest(self._presented(request).encode(), self.config.token.encode())
+        return hmac.compare_digest(self._presented(request), self.config.token.encode())
 
     def _is_reader(self, request: web.Request) -> bool:
         if self._is_writer(request):
@@ -104,7 +173,25 @@ class MonitorApp:
         ro = self.config.read_only_token
         if not ro:
             return False
-        return hmac.compare_digest(self._presented(request).encode(), ro.encode())
+        return hmac.compare_digest(self._presented(request), ro.encode())
+
+    def _check_origin(self, request: web.Request) -> None:
+        """A browser's WebSocket must come from a page of this app (same host and port as the
+        request) or of an allowed origin; clients that send no Origin are not browsers."""
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is None or origin in self.config.allowed_origins:
+            return
+        try:
+            o = URL(origin)
+            own = URL(f"{o.scheme}://{request.host}")
+            same = bool(o.host) and (o.host, o.port) == (own.host, own.port)
+        except (ValueError, TypeError):
+            same = False
+        if not same:
+            raise web.HTTPForbidden(
+                text=json.dumps({"error": "this WebSocket is not open to pages of that origin"}),
+                content_type="application/json",
+            )
 
     def _require_reader(self, request: web.Request) -> None:
         if not self._is_reader(request):
@@ -114,7 +201,8 @@ class MonitorApp:
 
     # -- ingest ------------------------------------------------------------------------------
 
-    async def _read_body(self, request: web.Request) -> bytes:
+    async def _read_body(self, request: web.Request) -> tuple[bytes, str]:
+        """The raw body (bounded) and its Content-Encoding."""
         limit = self.config.max_report_bytes
         if request.content_length is not None and request.content_length > limit:
             raise Rejected(413, "too_large", f"report over {limit} bytes")
@@ -125,15 +213,16 @@ class MonitorApp:
             if size > limit:
                 raise Rejected(413, "too_large", f"report over {limit} bytes")
             chunks.append(chunk)
-        body = b"".join(chunks)
-        encoding = request.headers.get("Content-Encoding", "identity").lower()
+        return b"".join(chunks), request.headers.get("Content-Encoding", "identity").lower()
+
+    def _decompress(self, body: bytes, encoding: str) -> bytes:
         if encoding in ("gzip", "deflate"):
             wbits = 47 if encoding == "gzip" else 15
             d = zlib.decompressobj(wbits)
             try:
                 out = d.decompress(body, self.config.max_decompressed_bytes)
             except zlib.error as exc:
-                raise Rejected(400, "bad_encoding", f"cannot decompress: {exc}") from exc
+                raise Rejected(400, "bad_encoding", f"the body is not valid {encoding}") from exc
             if d.unconsumed_tail:
                 raise Rejected(
                     413,
@@ -144,19 +233,33 @@ class MonitorApp:
                 raise Rejected(400, "bad_encoding", "truncated compressed body")
             return out
         if encoding != "identity":
-            raise Rejected(415, "bad_encoding", f"unsupported Content-Encoding {encoding}")
+            raise Rejected(415, "bad_encoding", "unsupported Content-Encoding (gzip, deflate)")
         return body
 
-    def ingest_bytes(self, data: bytes, now: float | None = None) -> TopologyChanges:
-        """Decode, validate and merge a report body (raises Rejected)."""
+    @staticmethod
+    def decode(data: bytes) -> Report:
+        """Decode and validate a report body (raises Rejected). Every bound is checked here,
+        before anything is merged."""
         try:
-            report = decode_report(data)
+            return decode_report(data)
         except msgspec.ValidationError as exc:
             raise Rejected(422, "invalid", f"invalid report: {exc}") from exc
         except msgspec.DecodeError as exc:
             raise Rejected(400, "malformed", f"malformed report: {exc}") from exc
+        except RecursionError as exc:
+            raise Rejected(400, "malformed", "malformed report: nested too deeply") from exc
         except ReportInvalid as exc:
             raise Rejected(422, "invalid", f"invalid report: {exc}") from exc
+
+    def _decompress_and_decode(self, body: bytes, encoding: str) -> Report:
+        return self.decode(self._decompress(body, encoding))
+
+    def ingest_bytes(self, data: bytes, now: float | None = None) -> TopologyChanges:
+        """Decode, validate and merge a report body (raises Rejected)."""
+        return self.merge(self.decode(data), now)
+
+    def merge(self, report: Report, now: float | None = None) -> TopologyChanges:
+        """Merge a decoded, valid report (raises Rejected when too many probes)."""
         if report.probe_id not in self.store.probes and (
             len(self.store.probes) >= self.config.max_probes
         ):
@@ -180,8 +283,15 @@ class MonitorApp:
         try:
             if not self._is_writer(request):
                 raise Rejected(401, "unauthorized", "a valid probe token is required")
-            body = await self._read_body(request)
-            self.ingest_bytes(body)
+            if self._ingest_slots is None:
+                self._ingest_slots = asyncio.Semaphore(max(1, self.config.ingest_concurrency))
+            async with self._ingest_slots:
+                body, encoding = await self._read_body(request)
+                report = await asyncio.get_running_loop().run_in_executor(
+                    self._decoder_pool, self._decompress_and_decode, body, encoding
+                )
+                del body
+            self.merge(report)
         except Rejected as exc:
             self.metrics.rejected.labels(exc.reason).inc()
             log.info("report rejected (%s): %s", exc.reason, exc)
@@ -211,7 +321,7 @@ class MonitorApp:
         self._require_reader(request)
         name = request.match_info["topology"]
         nodes = self._topology_or_404(name)
-        node_filter = node_filter_from_query(request.query)
+        node_filter = _node_filter(request)
         if node_filter.is_empty():
             return await self._send_large(request, self.renderer.render(name))
         selected = {nid: n for nid, n in nodes.items() if node_filter.matches(n)}
@@ -267,6 +377,8 @@ class MonitorApp:
         q = request.query.get("q", "").strip().lower()
         if not q:
             return _error(400, "query parameter q is required")
+        if len(q) > MAX_QUERY_CHARS:
+            return _error(400, f"q is over {MAX_QUERY_CHARS} characters")
         try:
             limit = max(1, min(int(request.query.get("limit", "50")), 1000))
         except ValueError:
@@ -287,17 +399,17 @@ class MonitorApp:
         return _json_response({"query": q, "results": results, "truncated": False})
 
     async def handle_topology_ws(self, request: web.Request) -> web.StreamResponse:
+        self._check_origin(request)
         self._require_reader(request)
         name = request.match_info["topology"]
         self._topology_or_404(name)
-        ws = web.WebSocketResponse(heartbeat=30)
+        node_filter = _node_filter(request)
+        ws = web.WebSocketResponse(heartbeat=30, protocols=(WS_PROTOCOL,))
         await ws.prepare(request)
         self.metrics.websockets.inc()
         self.store.eager.add(name)  # build this topology at ingest while someone watches
         try:
-            await self.hub.serve(
-                ws, name, node_filter_from_query(request.query), lambda: self.store.topology(name)
-            )
+            await self.hub.serve(ws, name, node_filter, lambda: self.store.topology(name))
         finally:
             self.metrics.websockets.dec()
             if not self.hub.has_viewers(name):
@@ -312,21 +424,32 @@ class MonitorApp:
                 return _error(403, "controls need the read-write token")
             return _error(401, "a valid token is required")
         node_id = request.match_info["node"]
+        if len(node_id) > 2 * LIMITS.name:
+            return _error(404, "no such container node")
         action = request.match_info["action"]
         if action not in CONTROLS:
             return _error(400, f"unknown control {action!r}; known: {', '.join(CONTROLS)}")
         owner = self.store.container_owner(node_id)
         if owner is None:
-            return _error(404, f"no container node {node_id!r}")
+            return _error(404, f"no container node {node_id[:200]!r}")
         args: dict[str, Any] | None = None
         if request.can_read_body:
-            try:
-                parsed = await request.json()
-            except ValueError:
-                return _error(400, "the body must be a JSON object")
-            if parsed is not None and not isinstance(parsed, dict):
-                return _error(400, "the body must be a JSON object")
-            args = parsed
+            if (request.content_length or 0) > MAX_CONTROL_BODY_BYTES:
+                return _error(413, f"a control body is at most {MAX_CONTROL_BODY_BYTES} bytes")
+            raw = await request.content.read(MAX_CONTROL_BODY_BYTES + 1)
+            if len(raw) > MAX_CONTROL_BODY_BYTES:
+                return _error(413, f"a control body is at most {MAX_CONTROL_BODY_BYTES} bytes")
+            if raw.strip():
+                try:
+                    parsed = _control_args.decode(raw)
+                except msgspec.ValidationError as exc:
+                    return _error(422, f"invalid control body: {exc}")
+                except (msgspec.DecodeError, RecursionError):
+                    return _error(
+                        400,
+                        'the body must be a JSON object such as {"tail": 100} or {"timeout": 5}',
+                    )
+                args = {k: v for k, v in msgspec.structs.asdict(parsed).items() if v is not None}
         probe_id, cid = owner
         try:
             result = await self.controls.request(probe_id, action, cid, args)
@@ -342,9 +465,13 @@ class MonitorApp:
     async def handle_probe_control(self, request: web.Request) -> web.StreamResponse:
         if not self._is_writer(request):
             return _error(401, "a valid probe token is required")
-        probe_id = request.headers.get("X-Probe-Id") or request.query.get("probe_id", "")
-        if not probe_id:
-            return _error(400, "X-Probe-Id is required")
+        probe_id = request.headers.get("X-Probe-Id", "")
+        if not probe_id or len(probe_id) > LIMITS.name or not probe_id.isprintable():
+            return _error(400, f"X-Probe-Id (1-{LIMITS.name} printable characters) is required")
+        try:
+            probe_id.encode()
+        except UnicodeEncodeError:
+            return _error(400, "X-Probe-Id must be UTF-8")
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         self.metrics.control_channels.inc()
@@ -364,6 +491,7 @@ class MonitorApp:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def handle_openapi(self, request: web.Request) -> web.Response:
+        self._require_reader(request)
         return _json_response(openapi_document())
 
     async def handle_health(self, request: web.Request) -> web.Response:
@@ -407,6 +535,7 @@ class MonitorApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await self.controls.close()
+        self._decoder_pool.shutdown(wait=False, cancel_futures=True)
         for viewers in self.hub.viewers.values():
             for viewer in list(viewers):
                 with contextlib.suppress(Exception):
@@ -428,7 +557,9 @@ class MonitorApp:
             await runner.cleanup()
 
     def web_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.config.max_report_bytes + 1024)
+        app = web.Application(
+            client_max_size=self.config.max_report_bytes + 1024, middlewares=[_errors_middleware]
+        )
         app.router.add_post("/api/report", self.handle_report)
         app.router.add_get("/api/topology", self.handle_topologies)
         app.router.add_get("/api/topology/{topology}", self.handle_topology)
@@ -446,3 +577,20 @@ class MonitorApp:
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app
+
+
+@web.middleware
+async def _errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """No exception text in a response: an unexpected error is logged with its traceback and
+    answered with a plain 500 (a bug to fix: bad input has its own 4xx)."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error(500, "internal error (see the app's log)")

@@ -15,7 +15,13 @@ from typing import Any
 
 import docker
 
-from orchestrator_operator.monitor.report import CONTROLS, LIMITS, Container, Port
+from orchestrator_operator.monitor.report import (
+    CONTROLS,
+    LIMITS,
+    Container,
+    Port,
+    bounded_labels,
+)
 
 
 class ControlError(RuntimeError):
@@ -191,7 +197,9 @@ class DockerCollector:
                     image=str(s.get("Image") or ""),
                     state=str(s.get("State") or info.state),
                     status=str(s.get("Status") or ""),
-                    labels={str(k): str(v)[:1024] for k, v in (s.get("Labels") or {}).items()},
+                    labels=bounded_labels(
+                        {k: str(v)[:1024] for k, v in (s.get("Labels") or {}).items()}
+                    ),
                     ports=ports,
                     ips=info.ips,
                     pid=info.pid,

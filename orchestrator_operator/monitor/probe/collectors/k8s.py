@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from orchestrator_operator.monitor.report import LIMITS, Pod, Service
+from orchestrator_operator.monitor.report import LIMITS, Pod, Service, bounded_labels
 
 
 def _strip_runtime(container_id: str) -> str:
@@ -63,7 +63,7 @@ class KubernetesCollector:
             node=p.spec.node_name or "",
             phase=(p.status.phase or "") if p.status else "",
             ip=(p.status.pod_ip or "") if p.status else "",
-            labels=dict(p.metadata.labels or {}),
+            labels=bounded_labels(p.metadata.labels),
             containers=tuple(_strip_runtime(s.container_id) for s in statuses if s.container_id),
         )
 
@@ -74,6 +74,6 @@ class KubernetesCollector:
             name=s.metadata.name,
             namespace=s.metadata.namespace,
             cluster_ip=s.spec.cluster_ip or "",
-            selector=dict(s.spec.selector or {}),
+            selector=bounded_labels(s.spec.selector),
             ports=tuple(int(p.port) for p in (s.spec.ports or [])),
         )
