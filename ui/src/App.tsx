@@ -149,6 +149,28 @@ function NodeList({ onPick }: { onPick(id: string): void }) {
   );
 }
 
+/** What an empty view says: why it can be empty and what fills it. */
+export const EMPTY_HINTS: Record<TopologyName, string> = {
+  hosts: "Hosts appear when a probe (orchestrator probe --app URL) sends its reports to this app.",
+  containers: "Containers appear when a probe can reach its host's Docker Engine (--docker-host).",
+  processes: "Processes appear when a probe reports them (not started with --no-processes).",
+  pods: "Pods appear when the probes run with --kubernetes (the ProbeFleet's DaemonSet does).",
+  services: "Services appear when the probes run with --kubernetes (the ProbeFleet's DaemonSet does).",
+};
+
+function EmptyView() {
+  const topology = useStore(store, (s) => s.topology);
+  const filters = useStore(store, (s) => s.filters);
+  const filtered = Object.values(filters).some((v) => v);
+  return (
+    <div className="empty" role="status" data-empty={topology}>
+      <h2>{filtered ? `No ${topology} match the filters` : `No ${topology} reported`}</h2>
+      <p>{filtered ? "Clear the filters to see every node of this view." : EMPTY_HINTS[topology]}</p>
+      {filtered && <button onClick={() => store.getState().setFilters({ q: "", host: "", state: "", namespace: "", meta: "", metric: "", min: "" })}>clear filters</button>}
+    </div>
+  );
+}
+
 function Main() {
   const s = useStore(store);
   const page = useStore(platform, (p) => p.page);
@@ -159,9 +181,9 @@ function Main() {
 
   // the URL follows the view (shareable)
   useEffect(() => {
-    const url = withPlatform(toUrl({ topology: s.topology, filters: s.filters, selected: s.selected, sizeBy: s.sizeBy, grouped: s.grouped }), page, pageItem);
+    const url = withPlatform(toUrl({ topology: s.topology, filters: s.filters, selected: s.selected, sizeBy: s.sizeBy, grouped: s.grouped, layout: s.layout }), page, pageItem);
     if (url !== window.location.search) window.history.replaceState(null, "", url);
-  }, [s.topology, s.filters, s.selected, s.sizeBy, s.grouped, page, pageItem]);
+  }, [s.topology, s.filters, s.selected, s.sizeBy, s.grouped, s.layout, page, pageItem]);
 
   useEffect(() => {
     const onPop = () => {
@@ -183,7 +205,7 @@ function Main() {
   useEffect(() => {
     const st = store.getState();
     const v = new GraphView(graphEl.current!, {
-      sizeBy: st.sizeBy, grouped: st.grouped, selected: st.selected,
+      sizeBy: st.sizeBy, grouped: st.grouped, selected: st.selected, layout: st.layout,
       onSelect: (id) => store.getState().select(id),
     });
     view.current = v;
@@ -240,6 +262,7 @@ function Main() {
   }, []);
 
   const node = s.selected ? s.nodes.get(s.selected) ?? null : null;
+  const visibleCount = useMemo(() => (s.filters.metric && s.filters.min ? visibleNodes(s.nodes, s.filters).length : s.nodes.size), [s.nodes, s.filters]);
   const pick = (id: string) => {
     store.getState().select(id);
     view.current?.focus(id);
@@ -290,7 +313,10 @@ function Main() {
       {/* the graph stays mounted with a size (sigma needs one) while a platform page shows */}
       <div className={page ? "body off" : "body"} aria-hidden={page != null} inert={page != null}>
         <NodeList onPick={pick} />
-        <div className="graph" ref={graphEl} aria-label={`${s.topology} graph`} role="img" />
+        <div className="graph-wrap">
+          <div className="graph" ref={graphEl} aria-label={`${s.topology} graph`} role="img" />
+          {s.conn === "live" && s.change !== null && visibleCount === 0 && <EmptyView />}
+        </div>
         {node && s.token && (
           <Panel node={node} topology={s.topology} token={s.token} role={s.role} nodes={s.nodes}
             onSelect={pick} onClose={() => store.getState().select(null)} />

@@ -3,7 +3,8 @@ import FA2Layout from "graphology-layout-forceatlas2/worker";
 import Sigma from "sigma";
 import { groupKeyOf, healthOf, HEALTH_COLOURS, type NodeMap } from "./diff";
 import type { TopoNode } from "./types";
-import { meanMove } from "./layout";
+import { BoxGrid, PackedLayout, type LayoutNode } from "./layout";
+import { meanMove } from "./settle";
 
 interface NodeAttrs {
   x: number;
@@ -25,8 +26,16 @@ export interface GraphProbe {
   renders: number;
   lastRenderAt: number;
   layoutRunning: boolean;
+  /** which layout placed the nodes: "packed" (the default) or "forceatlas2" */
+  layout: string;
+  /** false when ForceAtlas2 stopped at its time budget rather than settled (packed: always true) */
+  settled: boolean;
   hasNode(id: string): boolean;
   colorOf(id: string): string | null;
+  /** the node labels drawn in the last frame, as [x0, y0, x1, y1] boxes in CSS pixels */
+  labelBoxes(): number[][];
+  /** how many labels the last frame drew */
+  labelsDrawn: number;
 }
 
 declare global {
@@ -41,7 +50,31 @@ const hash = (s: string): number => {
   return (h >>> 0) / 4294967296;
 };
 
+export type LayoutName = "packed" | "forceatlas2";
+
+/** The group a node is laid out in: containers and processes by host, pods and services by
+ * namespace, hosts (and grouped nodes) all in one. */
+export function layoutGroupOf(n: TopoNode): string {
+  switch (n.topology) {
+    case "containers":
+    case "processes":
+      return n.host ?? "";
+    case "pods":
+    case "services":
+      return n.metadata?.namespace ?? "";
+    default:
+      return "";
+  }
+}
+
+const LABEL_SIZE = 12;
+const LABEL_FONT = "system-ui, sans-serif";
+const MAX_LABEL = 32;
+
 export interface GraphOptions {
+  /** "packed" (default): groups of sunflowers, placed at once; "forceatlas2": the force
+   * layout in a web worker until it settles or its budget runs out (slower; for comparison) */
+  layout?: LayoutName;
   sizeBy: string;
   grouped: boolean;
   selected: string | null;
@@ -49,8 +82,8 @@ export interface GraphOptions {
 }
 
 /** The topology drawn with sigma.js (WebGL). Positions of known nodes are kept across diffs;
- * new nodes start next to a neighbour and ForceAtlas2 (web worker) runs with the old nodes
- * fixed, so live updates never make the layout jump. */
+ * new nodes take the next slot of their group (layout.ts), so live updates never make the
+ * drawing jump. Labels are drawn only where they do not overlap a label already drawn. */
 export class GraphView {
   readonly graph = new Graph<NodeAttrs>({ multi: false, type: "directed" });
   private sigma: Sigma<NodeAttrs>;
@@ -58,18 +91,51 @@ export class GraphView {
   private layoutTimer: number | undefined;
   private dragged: string | null = null;
   private maxMetric = 1;
+  private sizeScale = 1;
   private opts: GraphOptions;
   private source: NodeMap = new Map();
+  private packed = new PackedLayout();
+  private labels = new BoxGrid();
+  private labelWidths = new Map<string, number>();
   readonly probe: GraphProbe;
 
   constructor(container: HTMLElement, opts: GraphOptions) {
     this.opts = opts;
+    const labels = this.labels;
+    const widths = this.labelWidths;
     this.sigma = new Sigma(this.graph, container, {
       renderEdgeLabels: false,
-      labelRenderedSizeThreshold: 9,
-      defaultEdgeColor: "#b7c0cc",
+      labelRenderedSizeThreshold: 0,
+      labelSize: LABEL_SIZE,
+      labelFont: LABEL_FONT,
+      labelColor: { color: "#1d2733" },
+      labelDensity: 0.8,
+      labelGridCellSize: 120,
+      defaultEdgeColor: "#8391a1",
+      defaultEdgeType: "arrow",
+      minEdgeThickness: 1.4,
       hideEdgesOnMove: true,
       zIndex: true,
+      // a label is drawn only where it overlaps no label drawn before it in this frame (sigma
+      // offers the biggest nodes' labels first), with a halo so edges do not cross the text
+      defaultDrawNodeLabel: (ctx, data) => {
+        if (!data.label) return;
+        const text = data.label.length > MAX_LABEL ? `${data.label.slice(0, MAX_LABEL - 1)}…` : data.label;
+        ctx.font = `${LABEL_SIZE}px ${LABEL_FONT}`;
+        let w = widths.get(text);
+        if (w === undefined) {
+          w = ctx.measureText(text).width;
+          if (widths.size > 20000) widths.clear();
+          widths.set(text, w);
+        }
+        const x = data.x + data.size + 3, y = data.y + LABEL_SIZE / 3;
+        if (!labels.tryAdd(x - 1, y - LABEL_SIZE, x + w + 1, y + 4)) return;
+        ctx.lineWidth = 3;
+        ctx.strokeStyle = "rgba(245, 247, 250, 0.9)";
+        ctx.strokeText(text, x, y);
+        ctx.fillStyle = "#1d2733";
+        ctx.fillText(text, x, y);
+      },
       nodeReducer: (node, data) => {
         if (node === this.opts.selected) return { ...data, highlighted: true, zIndex: 2 };
         return data;
@@ -79,12 +145,22 @@ export class GraphView {
     const probe: GraphProbe = {
       nodes: 0, edges: 0, firstDrawAt: null, layoutDoneAt: null, renders: 0, lastRenderAt: 0,
       layoutRunning: false,
+      layout: opts.layout ?? "packed",
+      settled: true,
       hasNode: (id) => graph.hasNode(id),
       colorOf: (id) => (graph.hasNode(id) ? graph.getNodeAttribute(id, "color") : null),
+      labelBoxes: () => {
+        const b = this.labels.boxes, out: number[][] = [];
+        for (let i = 0; i < b.length; i += 4) out.push([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        return out;
+      },
+      labelsDrawn: 0,
     };
     this.probe = probe;
     window.__ui = probe;
+    this.sigma.on("beforeRender", () => labels.clear());
     this.sigma.on("afterRender", () => {
+      probe.labelsDrawn = labels.boxes.length / 4;
       probe.nodes = graph.order;
       probe.edges = graph.size;
       probe.renders++;
@@ -130,11 +206,14 @@ export class GraphView {
     let m = 0;
     for (const n of nodes.values()) m = Math.max(m, n.metrics?.[this.opts.sizeBy] ?? 0);
     this.maxMetric = m || 1;
+    // past a few hundred nodes the discs shrink so groups stay apart on screen (zooming in
+    // enlarges them again)
+    this.sizeScale = Math.min(1, Math.max(0.35, Math.sqrt(300 / Math.max(1, nodes.size))));
   }
 
   private sizeOf(n: TopoNode): number {
     const v = n.metrics?.[this.opts.sizeBy] ?? 0;
-    return 3 + 9 * Math.sqrt(Math.max(0, v) / this.maxMetric);
+    return (3 + 9 * Math.sqrt(Math.max(0, v) / this.maxMetric)) * this.sizeScale;
   }
 
   private attrsOf(n: TopoNode): Omit<NodeAttrs, "x" | "y"> {
@@ -153,23 +232,80 @@ export class GraphView {
     if (keepPositions) this.graph.forEachNode((id, a) => old.set(id, { x: a.x, y: a.y }));
     this.graph.clear();
     this.computeMax(nodes);
-    const ids = [...nodes.keys()];
-    if (this.opts.grouped) this.buildGrouped(nodes, old);
+    if (this.opts.layout === "forceatlas2") return this.rebuildForce(nodes, old);
+    if (this.opts.grouped) this.buildGrouped(nodes);
     else {
-      for (const id of ids) {
-        const n = nodes.get(id)!;
-        const p = old.get(id) ?? this.seedPosition(n, ids.length);
-        this.graph.addNode(id, { ...this.attrsOf(n), x: p.x, y: p.y });
+      for (const n of nodes.values()) this.graph.addNode(n.id, { ...this.attrsOf(n), x: 0, y: 0 });
+      for (const n of nodes.values()) this.addEdges(n);
+    }
+    this.sigma.setCustomBBox(null);
+    // arrows show the direction of a connection; past a few thousand nodes plain lines are cheaper
+    this.sigma.setSetting("defaultEdgeType", this.graph.order <= 3000 ? "arrow" : "line");
+    this.stopLayout();
+    const kept = [...old.keys()].some((id) => this.graph.hasNode(id));
+    if (kept) {
+      // nodes that stay keep their place; new ones take their group's next slot
+      this.graph.forEachNode((id, a) => {
+        const p = old.get(id) ?? this.packed.place(this.layoutNode(id, nodes));
+        a.x = p.x;
+        a.y = p.y;
+      });
+    } else {
+      const all: LayoutNode[] = [];
+      this.graph.forEachNode((id) => all.push(this.layoutNode(id, nodes)));
+      const pos = this.packed.layout(all);
+      this.graph.forEachNode((id, a) => {
+        const p = pos.get(id)!;
+        a.x = p.x;
+        a.y = p.y;
+      });
+    }
+    this.laidOut();
+  }
+
+  /** The graph as it was built before the packed layout: each node seeded next to a neighbour
+   * added before it (or by a hash of its group), then ForceAtlas2. */
+  private rebuildForce(nodes: NodeMap, old: Map<string, { x: number; y: number }>): void {
+    if (this.opts.grouped) {
+      this.buildGrouped(nodes);
+      this.graph.forEachNode((g, a) => {
+        const p = old.get(g) ?? { x: hash(g) * 100, y: hash(g + "y") * 100 };
+        a.x = p.x;
+        a.y = p.y;
+      });
+    } else {
+      for (const n of nodes.values()) {
+        const p = old.get(n.id) ?? this.seedPosition(n, nodes.size);
+        this.graph.addNode(n.id, { ...this.attrsOf(n), x: p.x, y: p.y });
       }
       for (const n of nodes.values()) this.addEdges(n);
     }
     this.sigma.setCustomBBox(null);
-    // small graphs show every label; large ones only the labels of big enough nodes
-    this.sigma.setSetting("labelRenderedSizeThreshold", this.graph.order <= 60 ? 0 : 9);
+    this.sigma.setSetting("defaultEdgeType", this.graph.order <= 3000 ? "arrow" : "line");
     this.runLayout(old.size === 0 ? "all" : "new", new Set(old.keys()));
   }
 
-  private buildGrouped(nodes: NodeMap, old: Map<string, { x: number; y: number }>): void {
+  /** What the packed layout needs of a node of the drawing. */
+  private layoutNode(id: string, nodes: NodeMap): LayoutNode {
+    const g = this.graph;
+    const degree = g.degree(id);
+    if (this.opts.grouped) return { id, group: "", degree, label: g.getNodeAttribute(id, "label") };
+    const n = nodes.get(id);
+    return { id, group: n ? layoutGroupOf(n) : "", degree, label: n?.label ?? id };
+  }
+
+  /** The positions are final: the next frame shows the laid-out graph. */
+  private laidOut(): void {
+    this.probe.layoutRunning = false;
+    this.probe.settled = true;
+    this.probe.layoutDoneAt = null;
+    this.sigma.refresh();
+    requestAnimationFrame(() => {
+      this.probe.layoutDoneAt = performance.now();
+    });
+  }
+
+  private buildGrouped(nodes: NodeMap): void {
     const groupOf = new Map<string, string>();
     const counts = new Map<string, { n: number; worst: string; label: string }>();
     const rank: Record<string, number> = { ok: 0, unknown: 1, warn: 2, bad: 3 };
@@ -183,9 +319,8 @@ export class GraphView {
       counts.set(g, c);
     }
     for (const [g, c] of counts) {
-      const p = old.get(g) ?? { x: hash(g) * 100, y: hash(g + "y") * 100 };
       this.graph.addNode(g, {
-        x: p.x, y: p.y, size: 4 + 3 * Math.log2(1 + c.n),
+        x: 0, y: 0, size: 4 + 3 * Math.log2(1 + c.n),
         color: HEALTH_COLOURS[c.worst as keyof typeof HEALTH_COLOURS],
         label: `${c.label} (${c.n})`, members: c.n,
       });
@@ -232,10 +367,11 @@ export class GraphView {
     for (const id of removed) if (g.hasNode(id)) g.dropNode(id);
     const known = new Set<string>();
     g.forEachNode((id) => known.add(id));
+    const force = this.opts.layout === "forceatlas2";
     for (const id of added) {
       const n = nodes.get(id);
       if (!n || g.hasNode(id)) continue;
-      const p = this.seedPosition(n, nodes.size);
+      const p = force ? this.seedPosition(n, nodes.size) : this.packed.place({ id, group: layoutGroupOf(n), degree: 0, label: n.label });
       g.addNode(id, { ...this.attrsOf(n), x: p.x, y: p.y });
     }
     for (const id of updated) {
@@ -258,12 +394,14 @@ export class GraphView {
         if (added.length > 50) break;
       }
     }
-    if (added.length) this.runLayout("new", known);
+    if (added.length && force) this.runLayout("new", known);
+    else if (added.length) return this.laidOut();
     this.sigma.refresh();
   }
 
-  /** ForceAtlas2 in a web worker, for a time budget. "new": the nodes that were already
-   * placed stay fixed, only the new ones move into place. */
+  /** ForceAtlas2 in a web worker (`?layout=forceatlas2`, the layout before the packed one,
+   * kept to compare in bench/ui.py), until it settles or its time budget runs out. "new":
+   * the nodes that were already placed stay fixed, only the new ones move into place. */
   private runLayout(mode: "all" | "new", known: Set<string>): void {
     this.stopLayout();
     const g = this.graph;
@@ -302,7 +440,9 @@ export class GraphView {
       const moved = meanMove(last, now);
       last = now;
       const elapsed = performance.now() - started;
-      if (elapsed >= budget || (elapsed >= 300 && moved < 0.002)) {
+      const settled = elapsed >= 300 && moved < 0.002;
+      if (elapsed >= budget || settled) {
+        this.probe.settled = settled;
         this.stopLayout();
         for (const id of pinned) if (g.hasNode(id)) g.setNodeAttribute(id, "fixed", false);
         this.sigma.refresh();

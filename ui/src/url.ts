@@ -22,6 +22,8 @@ export interface ViewState {
   selected: string | null;
   sizeBy: string;
   grouped: boolean;
+  /** the graph's layout: "packed" (default) or "forceatlas2" (the older, slower one) */
+  layout: "packed" | "forceatlas2";
 }
 
 export function parseUrl(search: string): ViewState {
@@ -35,6 +37,7 @@ export function parseUrl(search: string): ViewState {
     selected: p.get("node"),
     sizeBy: p.get("size") ?? "cpu_percent",
     grouped: p.get("group") === "1",
+    layout: p.get("layout") === "forceatlas2" ? "forceatlas2" : "packed",
   };
 }
 
@@ -45,6 +48,7 @@ export function toUrl(v: ViewState): string {
   if (v.selected) p.set("node", v.selected);
   if (v.sizeBy && v.sizeBy !== "cpu_percent") p.set("size", v.sizeBy);
   if (v.grouped) p.set("group", "1");
+  if (v.layout === "forceatlas2") p.set("layout", v.layout);
   return `?${p.toString()}`;
 }
 
