@@ -3,9 +3,10 @@
 import { useEffect, useRef } from "react";
 import { useStore } from "zustand";
 import type { StoreApi } from "zustand/vanilla";
-import { ApiError, platformList } from "./api";
+import { ApiError, platformList, platformOne } from "./api";
 import {
-  conditionHealth, countsHealth, duration, formatLag, formatTime, keyOf, phaseHealth, PLATFORM_PAGES,
+  COMPONENT_CONDITIONS, componentHealth, conditionHealth, duration, formatLag, formatTime, keyOf, phaseHealth, PLATFORM_PAGES,
+  syncStateHealth, withSyncState,
   type Condition, type MesosClusterSummary, type PlatformKind, type PlatformState, type ZkMigrationSummary,
 } from "./platform";
 import { Sparkline } from "./Sparkline";
@@ -16,6 +17,20 @@ function Badge({ health, children }: { health: string; children: React.ReactNode
   return <span className={`badge h-${health}`}>{children}</span>;
 }
 
+/** Longest word kept on one line; a longer token (an id, a URL) may break where it must. */
+export const LONG_WORD = 40;
+
+/** Text that wraps between words only: each word is unbreakable (a hyphen or a dot inside a
+ * host name is not a place to wrap), except a token too long for any cell. */
+function Words({ text }: { text: string }) {
+  const parts = text.split(/(\s+)/);
+  return (
+    <span className="words">
+      {parts.map((p, i) => (/\s/.test(p) || p === "" ? p : <span key={i} className={p.length > LONG_WORD ? "w long" : "w"}>{p}</span>))}
+    </span>
+  );
+}
+
 function Conditions({ conditions }: { conditions: Condition[] }) {
   if (!conditions.length) return <p className="muted">no conditions reported</p>;
   return (
@@ -24,11 +39,11 @@ function Conditions({ conditions }: { conditions: Condition[] }) {
       <tbody>
         {conditions.map((c) => (
           <tr key={c.type} data-condition={c.type}>
-            <td>{c.type}</td>
-            <td><Badge health={conditionHealth(c)}>{c.status}</Badge></td>
-            <td>{c.reason}</td>
-            <td className="wrap">{c.message}</td>
-            <td>{formatTime(c.lastTransitionTime)}</td>
+            <td className="nowrap">{c.type}</td>
+            <td className="nowrap"><Badge health={conditionHealth(c)}>{c.status}</Badge></td>
+            <td className="nowrap">{c.reason}</td>
+            <td><Words text={c.message} /></td>
+            <td className="nowrap">{formatTime(c.lastTransitionTime)}</td>
           </tr>
         ))}
       </tbody>
@@ -52,14 +67,19 @@ function ClusterDetail({ c }: { c: MesosClusterSummary }) {
       </table>
       <h3>Components</h3>
       <table className="grid" aria-label="components">
-        <thead><tr><th>component</th><th>ready / desired</th></tr></thead>
+        <thead><tr><th>component</th><th>ready / desired</th><th>condition</th></tr></thead>
         <tbody>
           {["zookeeper", "masters", "agents", "marathon"].map((k) => {
             const n = c.components[k];
+            const cond = c.conditions.find((x) => x.type === COMPONENT_CONDITIONS[k]);
+            const health = componentHealth(n, cond);
             return (
-              <tr key={k} data-component={k}>
-                <td>{k}</td>
-                <td>{n ? <Badge health={countsHealth(n)}>{n.ready} / {n.desired}</Badge> : <span className="muted">not reported</span>}</td>
+              <tr key={k} data-component={k} data-health={health}>
+                <td className="nowrap">{k}</td>
+                <td className="nowrap">{n ? <Badge health={health}>{n.ready} / {n.desired}</Badge> : <span className="muted">not reported</span>}</td>
+                <td>
+                  {cond ? <Words text={`${cond.type} ${cond.status}${cond.reason ? ` (${cond.reason})` : ""}${cond.status !== "True" && cond.message ? `: ${cond.message}` : ""}`} /> : <span className="muted">no condition reported</span>}
+                </td>
               </tr>
             );
           })}
@@ -93,7 +113,7 @@ function MigrationDetail({ m, lag }: { m: ZkMigrationSummary; lag: [number, numb
             <span className="muted">
               {p.startedAt ? `${formatTime(p.startedAt)} → ${p.finishedAt ? formatTime(p.finishedAt) : "running"} (${duration(p.startedAt, p.finishedAt, now)})` : "not started"}
             </span>
-            {p.message && <span className="msg">{p.message}</span>}
+            {p.message && <span className="msg"><Words text={p.message} /></span>}
           </li>
         ))}
       </ol>
@@ -101,6 +121,10 @@ function MigrationDetail({ m, lag }: { m: ZkMigrationSummary; lag: [number, numb
       {m.sync ? (
         <table className="kv" aria-label="sync">
           <tbody>
+            <tr><th>state</th><td data-field="syncState">
+              {m.sync.state ? <Badge health={syncStateHealth(m.sync.state)}>{m.sync.state}</Badge> : <span className="muted">—</span>}
+              {m.sync.message ? <> <Words text={m.sync.message} /></> : null}
+            </td></tr>
             <tr><th>lag p99</th><td data-field="lag">{formatLag(m.sync.lagP99Seconds)} <Sparkline points={lag} label="sync lag p99 (s)" span="sampled while this page is open" /></td></tr>
             <tr><th>digests</th><td>{m.sync.digestsEqual == null ? "—" : m.sync.digestsEqual ? <Badge health="ok">equal</Badge> : <Badge health="bad">differ</Badge>}</td></tr>
             <tr><th>differences</th><td data-field="differences">{m.sync.differences ?? "—"}</td></tr>
@@ -131,7 +155,15 @@ export function PlatformPage({ store, token, page }: { store: StoreApi<PlatformS
     const poll = async () => {
       try {
         const r = await platformList<unknown>(token, page);
-        if (alive) store.getState().received(page, r.items, Date.now());
+        let items = r.items;
+        // the sync engine's state is in the migration's own status (the list leaves it out)
+        const sel = store.getState().selected;
+        if (page === "zkmigrations" && sel) {
+          const [ns, name] = sel.split("/", 2);
+          const one = await platformOne(token, page, ns, name).catch(() => null);
+          items = withSyncState(items as ZkMigrationSummary[], sel, one);
+        }
+        if (alive) store.getState().received(page, items, Date.now());
       } catch (e) {
         const err = e as ApiError;
         if (alive) store.getState().failed(err.status ? `${err.message} (HTTP ${err.status})` : err.message);
@@ -142,6 +174,12 @@ export function PlatformPage({ store, token, page }: { store: StoreApi<PlatformS
     return () => { alive = false; window.clearTimeout(timer.current); };
   }, [page, token, store]);
 
+  const refreshOne = async (key: string) => {
+    const [ns, name] = key.split("/", 2);
+    const one = await platformOne(token, "zkmigrations", ns, name).catch(() => null);
+    const cur = store.getState().zkmigrations;
+    if (cur && one) store.setState({ zkmigrations: withSyncState(cur, key, one) });
+  };
   const items = (page === "mesosclusters" ? s.mesosclusters : s.zkmigrations) as (MesosClusterSummary | ZkMigrationSummary)[] | null;
   const selected = items?.find((i) => keyOf(i) === s.selected) ?? null;
   return (
@@ -164,7 +202,10 @@ export function PlatformPage({ store, token, page }: { store: StoreApi<PlatformS
             <tbody>
               {items.map((i) => {
                 const k = keyOf(i);
-                const pick = () => store.getState().select(k);
+                const pick = () => {
+                  store.getState().select(k);
+                  if (page === "zkmigrations") void refreshOne(k);
+                };
                 const mc = i as MesosClusterSummary;
                 const zm = i as ZkMigrationSummary;
                 return (

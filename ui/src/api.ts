@@ -78,3 +78,6 @@ export const search = (token: string, q: string): Promise<{ results: SearchResul
 /** The app's platform routes (MesosClusters, ZkMigrations from the Kubernetes API). */
 export const platformList = <T>(token: string, kind: string): Promise<{ kind: string; items: T[] }> =>
   call(token, `/api/platform/${kind}`);
+
+export const platformOne = (token: string, kind: string, namespace: string, name: string): Promise<Record<string, unknown>> =>
+  call(token, `/api/platform/${kind}/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`);

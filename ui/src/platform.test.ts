@@ -78,3 +78,44 @@ describe("platform URL", () => {
     expect(parsePlatformUrl("?page=pods&item=x")).toEqual({ page: null, selected: null });
   });
 });
+
+import { componentHealth, conditionHealth, syncStateHealth, withSyncState, type Condition } from "./platform";
+
+const cond = (type: string, status: string, reason = ""): Condition => ({ type, status, reason, message: "", lastTransitionTime: null });
+
+describe("condition colours", () => {
+  it("does not paint a successful migration's Progressing False red", () => {
+    expect(conditionHealth(cond("Progressing", "False", "Succeeded"))).toBe("ok");
+    expect(conditionHealth(cond("Progressing", "True", "Running"))).toBe("warn");
+    expect(conditionHealth(cond("Progressing", "False", "Failed"))).toBe("bad");
+    expect(conditionHealth(cond("Progressing", "False", "Pending"))).toBe("unknown");
+    expect(conditionHealth(cond("Completed", "True", "Succeeded"))).toBe("ok");
+    expect(conditionHealth(cond("Completed", "False", "NotFinished"))).toBe("unknown");
+  });
+  it("reads Ready-like conditions as True good and abnormal-true ones the other way", () => {
+    expect(conditionHealth(cond("MastersReady", "True"))).toBe("ok");
+    expect(conditionHealth(cond("MastersReady", "False"))).toBe("bad");
+    expect(conditionHealth(cond("MastersReady", "Unknown"))).toBe("unknown");
+    expect(conditionHealth(cond("Degraded", "True"))).toBe("bad");
+    expect(conditionHealth(cond("Degraded", "False"))).toBe("ok");
+  });
+  it("shows a component green only when its condition is True", () => {
+    const all = { ready: 3, desired: 3 };
+    expect(componentHealth(all, cond("MastersReady", "True"))).toBe("ok");
+    expect(componentHealth(all, cond("MastersReady", "False"))).toBe("bad"); // pods ready, program not
+    expect(componentHealth(all, undefined)).toBe("unknown");
+    expect(componentHealth(all, cond("MastersReady", "Unknown"))).toBe("unknown");
+    expect(componentHealth({ ready: 2, desired: 3 }, cond("MastersReady", "True"))).toBe("warn");
+    expect(componentHealth({ ready: 0, desired: 3 }, undefined)).toBe("bad");
+  });
+  it("grades the sync state and takes it from the migration's own status", () => {
+    expect(syncStateHealth("Running")).toBe("ok");
+    expect(syncStateHealth("Failed")).toBe("bad");
+    expect(syncStateHealth("Stopped")).toBe("unknown");
+    const items = [mig("a", 0.03), mig("b", 0.1)];
+    const out = withSyncState(items, "ns/a", { status: { sync: { state: "Running", message: "replicating" } } });
+    expect(out[0].sync).toMatchObject({ state: "Running", message: "replicating", lagP99Seconds: 0.03 });
+    expect(out[1].sync?.state).toBeUndefined();
+    expect(withSyncState(items, "ns/a", null)).toBe(items);
+  });
+});

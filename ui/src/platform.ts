@@ -37,6 +37,10 @@ export interface PhaseRecord {
   message: string;
 }
 export interface SyncSummary {
+  /** Stopped, Starting, Running or Failed (status.sync.state); the list route does not send
+   * it, the page reads it from the migration's own route (withSyncState) */
+  state?: string | null;
+  message?: string | null;
   lagP99Seconds: number | null;
   digestsEqual: boolean | null;
   differences: number | null;
@@ -111,8 +115,60 @@ export function countsHealth(c: Counts | undefined): Health {
   return c.ready * 2 > c.desired ? "warn" : "bad";
 }
 
+/** Conditions whose True is the bad news (Kubernetes' "abnormal-true" polarity). */
+const ABNORMAL_TRUE = new Set(["Degraded", "Failed", "Stalled", "ReplicaFailure"]);
+/** Reasons that mean a condition's False is a failure rather than "done" or "not yet". */
+const FAILED_REASONS = new Set(["Failed", "RolledBack", "RollingBack", "Error"]);
+
+/** The colour of a condition: a Ready-like condition is green only when True; Progressing is
+ * amber while True and neutral when it ended well (a Succeeded migration's Progressing False),
+ * red only when it ended in failure; Completed False means "not yet", not an error. */
 export function conditionHealth(c: Condition): Health {
-  return c.status === "True" ? "ok" : c.status === "False" ? "bad" : "unknown";
+  if (c.status !== "True" && c.status !== "False") return "unknown";
+  const on = c.status === "True";
+  if (ABNORMAL_TRUE.has(c.type)) return on ? "bad" : "ok";
+  if (c.type === "Progressing") return on ? "warn" : FAILED_REASONS.has(c.reason) ? "bad" : c.reason === "Succeeded" ? "ok" : "unknown";
+  if (c.type === "Completed") return on ? "ok" : FAILED_REASONS.has(c.reason) ? "bad" : "unknown";
+  return on ? "ok" : "bad";
+}
+
+/** The condition that says whether each component of a MesosCluster works. */
+export const COMPONENT_CONDITIONS: Record<string, string> = {
+  zookeeper: "ZookeeperReady",
+  masters: "MastersReady",
+  agents: "AgentsReady",
+  marathon: "MarathonReady",
+};
+
+/** A component's colour: its ready/desired counts, but green only when its condition is True
+ * (pods can be ready while the program in them is not: a master that cannot reach ZooKeeper).
+ * No condition reported: at best grey. */
+export function componentHealth(counts: Counts | undefined, condition: Condition | undefined): Health {
+  const byCounts = countsHealth(counts);
+  if (!condition || (condition.status !== "True" && condition.status !== "False")) return byCounts === "ok" ? "unknown" : byCounts;
+  if (condition.status === "False") return "bad";
+  return byCounts;
+}
+
+/** A sync engine's state: Running is fine, Starting on its way, Failed bad; Stopped is
+ * neutral (before phase 1 and after phase 6 it is expected). */
+export function syncStateHealth(state: string | null | undefined): Health {
+  if (state === "Running") return "ok";
+  if (state === "Starting") return "warn";
+  if (state === "Failed") return "bad";
+  return "unknown";
+}
+
+/** Adds the sync state and message read from one migration's own route (its raw status) to
+ * that migration in a list answer. */
+export function withSyncState(items: ZkMigrationSummary[], key: string, raw: unknown): ZkMigrationSummary[] {
+  const sync = (raw as { status?: { sync?: { state?: unknown; message?: unknown } } } | null)?.status?.sync;
+  if (!sync) return items;
+  return items.map((m) =>
+    keyOf(m) === key && m.sync
+      ? { ...m, sync: { ...m.sync, state: m.sync.state ?? (typeof sync.state === "string" ? sync.state : null), message: m.sync.message ?? (typeof sync.message === "string" ? sync.message : null) } }
+      : m,
+  );
 }
 
 export function phaseHealth(phase: string | null): Health {
