@@ -6,7 +6,8 @@ words and documents it writes and prints are built by the pure modules beside it
 (``manifest``, ``plan``, ``views``).
 
 Exit codes: 0 done (or: checks pass, finished); 1 ``validate``: a check fails, ``report``:
-not finished, ``start --wait`` / ``status --watch``: ended other than Succeeded; 2 bad input
+not finished, ``start --wait`` / ``status --watch``: ended other than Succeeded,
+``advance``: nothing to change (already approved that far); 2 bad input
 or an error from the API (one line on stderr).
 """
 
@@ -26,7 +27,7 @@ from rich.live import Live
 
 from orchestrator_operator.common.kube_api import ApiError, KubeApi
 from orchestrator_operator.models import MESOS_CLUSTER, ZK_MIGRATION
-from orchestrator_operator.models.routing import parse_routing
+from orchestrator_operator.models.routing import ZkRouting, parse_routing
 from orchestrator_operator.models.vocabulary import ZkMigrationPhase
 from orchestrator_operator.models.zkmigration import ZkMigrationStatus
 from orchestrator_operator.zkmigrate.manifest import (
@@ -34,7 +35,9 @@ from orchestrator_operator.zkmigrate.manifest import (
     InputError,
     StartRequest,
     advance_patch,
+    check_ensembles,
     check_start,
+    cluster_busy,
     migration_manifest,
     rollback_patch,
     target_connect_string,
@@ -139,16 +142,7 @@ def _start(args: argparse.Namespace, api: KubeApi) -> int:
     except ValueError as error:
         raise CliError(f"MesosCluster {args.cluster}: {error}") from None
     if args.dry_run:
-        # The server validates the object (schema and CEL rules) first, then the CLI's own
-        # checks: a refusal reads as the API server's words when both would refuse.
-        accepted = api.submit(manifest, dry_run=True)
-        check_start(manifest, cluster, routing)
-        print(plan_text(manifest, cluster, routing, accepted.get("spec")))
-        print(
-            f"server-side dry run: ZkMigration {args.name} accepted (schema and validation"
-            " rules pass); nothing was created"
-        )
-        return EXIT_OK
+        return _dry_run(api, manifest, cluster, routing)
     api.submit(manifest, dry_run=True)
     check_start(manifest, cluster, routing)
     api.submit(manifest)
@@ -159,6 +153,45 @@ def _start(args: argparse.Namespace, api: KubeApi) -> int:
     )
     if args.wait:
         return _watch(api, args.namespace, args.name)
+    return EXIT_OK
+
+
+def _dry_run(
+    api: KubeApi, manifest: dict[str, Any], cluster: dict[str, Any], routing: ZkRouting
+) -> int:
+    """The plan and the server's verdict on the object. What only concerns the moment (the
+    name is taken, another migration moves the cluster) is said after the plan, exit 0: the
+    plan of the object is what a dry run is for, e.g. after the example was applied."""
+    meta = manifest["metadata"]
+    notes: list[str] = []
+    # The server validates the object (schema and CEL rules) first, then the CLI's own
+    # checks: a refusal reads as the API server's words when both would refuse.
+    try:
+        accepted: dict[str, Any] = api.submit(manifest, dry_run=True)
+    except ApiError as error:
+        if error.status != 409:
+            raise
+        # The server validates a new object before it looks for its name (a 409 comes
+        # from storage): an object that gets this far passes the schema and the rules.
+        accepted = {}
+        existing = _get_migration(api, meta["namespace"], meta["name"]).get("status") or {}
+        notes.append(
+            f"a ZkMigration named {meta['name']} already exists in {meta['namespace']}"
+            f" (phase {existing.get('phase') or 'not yet seen by the operator'}): `start`"
+            f" would refuse the name; pick another, or follow that one with"
+            f" `orchestrator zk-migrate status {meta['name']} -n {meta['namespace']}`"
+        )
+    check_ensembles(manifest, cluster)
+    busy = cluster_busy(manifest, cluster, routing)
+    if busy:
+        notes.append(f"{busy}: `start` would refuse until it has ended")
+    print(plan_text(manifest, cluster, routing, accepted.get("spec")))
+    print(
+        f"server-side dry run: ZkMigration {meta['name']} accepted (schema and validation"
+        " rules pass); nothing was created"
+    )
+    for note in notes:
+        print(f"note: {note}")
     return EXIT_OK
 
 
@@ -200,6 +233,9 @@ def _status(args: argparse.Namespace, api: KubeApi) -> int:
 def _advance(args: argparse.Namespace, api: KubeApi) -> int:
     obj = _get_migration(api, args.namespace, args.name)
     body, note = advance_patch(obj, args.through)
+    if body is None:  # a no-op is not success: a script approving a phase must notice
+        print(f"zk-migrate advance: {note}", file=sys.stderr)
+        return EXIT_NOT_YET
     _merge_patch(api, obj, body)
     print(note)
     return EXIT_OK

@@ -102,20 +102,34 @@ def target_connect_string(manifest: Manifest) -> str:
 
 def check_start(manifest: Manifest, cluster: Manifest, routing: ZkRouting) -> None:
     """What the CRD cannot see: B equal to the cluster's own ensemble, a second migration."""
+    check_ensembles(manifest, cluster)
+    busy = cluster_busy(manifest, cluster, routing)
+    if busy:
+        raise InputError(busy)
+
+
+def check_ensembles(manifest: Manifest, cluster: Manifest) -> None:
+    """B must not be the ensemble the cluster uses now (the CEL rule sees only `source`)."""
     source = manifest["spec"].get("source", {}).get("connectString") or cluster_connect_string(
         cluster
     )
     if source == target_connect_string(manifest):
         raise InputError(f"{SAME_ENSEMBLE} (both are {source})")
+
+
+def cluster_busy(manifest: Manifest, cluster: Manifest, routing: ZkRouting) -> str | None:
+    """Why the cluster cannot take this migration now (another one moves it), or None."""
     if routing.migrating and routing.migration != manifest["metadata"]["name"]:
-        raise InputError(
+        return (
             f"MesosCluster {cluster['metadata']['name']} is being migrated by ZkMigration"
             f" {routing.migration}"
         )
+    return None
 
 
-def advance_patch(obj: Manifest, through: int | None) -> tuple[Manifest, str]:
-    """The merge patch approving phases up to `through` (default: the current phase)."""
+def advance_patch(obj: Manifest, through: int | None) -> tuple[Manifest | None, str]:
+    """The merge patch approving phases up to `through` (default: the current phase), or
+    None with why nothing would change (already approved that far)."""
     name = obj["metadata"]["name"]
     approval = (obj.get("spec") or {}).get("approval") or {}
     if approval.get("mode", "Automatic") != "Manual":
@@ -129,6 +143,11 @@ def advance_patch(obj: Manifest, through: int | None) -> tuple[Manifest, str]:
     if not 1 <= wanted <= 6:
         raise InputError(f"--through must be a phase number from 1 to 6, not {wanted}")
     was = int(approval.get("approvedThroughPhase") or 0)
+    if wanted == was:
+        return None, (
+            f"ZkMigration {name}: already approved through phase {wanted}; nothing changed"
+            + ("" if through is not None else " (--through N approves later phases)")
+        )
     patch = {"spec": {"approval": {"approvedThroughPhase": wanted}}}
     note = f"ZkMigration {name}: approved through phase {wanted} (was {was})"
     if wanted < was:

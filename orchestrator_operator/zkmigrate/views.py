@@ -4,6 +4,7 @@ a `restore`. Pure."""
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime
 from typing import Any
 
@@ -50,6 +51,22 @@ def _phase_rows(status: Manifest) -> list[Manifest]:
     ]
 
 
+def _hanging_list() -> Table:
+    """Two columns: a label, then text wrapped between words and indented under itself
+    (only a word longer than the line is folded)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold", ratio=1)
+    return grid
+
+
+def shorten(text: str, limit: int = 160) -> str:
+    """`text` cut at a word boundary to at most `limit` characters, marked with `…`."""
+    if len(text) <= limit:
+        return text
+    return textwrap.shorten(text, limit, placeholder=" …")
+
+
 STATE_STYLES: dict[str, str] = {
     State.RUNNING: "bold yellow",
     State.SUCCEEDED: "green",
@@ -74,8 +91,11 @@ def status_view(name: str, status: Manifest, now: datetime) -> RenderableType:
             Text(f"A {status['sourceConnectString']}  ->  B {status.get('targetConnectString')}")
         )
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("#", "phase", "state", "started", "duration", "message"):
-        table.add_column(column, overflow="fold")
+    for column in ("#", "phase", "state", "started", "duration"):
+        table.add_column(column, no_wrap=True)
+    # The phases' messages go under the table, each wrapped between words over the whole
+    # width: in a column of their own they were folded mid-word (a host name is long).
+    messages = _hanging_list()
     for row in _phase_rows(status):
         started = parse_time(row.get("startedAt"))
         finished = parse_time(row.get("finishedAt"))
@@ -87,14 +107,22 @@ def status_view(name: str, status: Manifest, now: datetime) -> RenderableType:
             Text(state, style=STATE_STYLES.get(state, "")),
             started.strftime("%H:%M:%S") if started else "",
             _duration(took),
-            str(row.get("message") or "")[:120],
             style="bold" if row.get("number") == current else "",
         )
+        message = str(row.get("message") or "")
+        checks_say_it = row.get("number") == current and status.get("checks")
+        if message and not checks_say_it:
+            messages.add_row(f"  phase {row.get('number')}:", shorten(message))
     parts.append(table)
+    if messages.row_count:
+        parts.append(messages)
     checks = status.get("checks") or []
     if checks:
         parts.append(Text(f"holding phase {current}:", style="bold"))
-        parts += [Text(f"  - {check}") for check in checks]
+        listed = _hanging_list()
+        for check in checks:
+            listed.add_row("  -", str(check))
+        parts.append(listed)
     elif current and phase not in TERMINAL_PHASES:
         parts.append(Text(f"phase {current}: every check passes"))
     parts.append(Text(sync_line(status.get("sync"))))
@@ -228,19 +256,19 @@ def report_text(obj: Manifest) -> str:
     doc = report_document(obj)
     lines = [
         f"ZkMigration {doc['name']}: not finished (phase {doc['phase'] or 'none yet'})",
-        f"from {doc['source']} to {doc['target']}",
+        f"from {doc['source'] or 'A (not known yet)'} to {doc['target'] or 'B (not known yet)'}",
     ]
     for p in doc["phases"]:
         took = f" {p['seconds']:7.1f} s" if p["seconds"] is not None else ""
         lines.append(f"  phase {p['number']} {p['name']:<20} {p['state']:<10}{took}")
-    if doc["baseline"]:
-        lines.append(
-            f"tasks: {doc['baseline']['taskCount']} running at the start (digest"
-            f" {doc['baseline']['taskDigest']})"
-        )
+    baseline = doc["baseline"]
+    if baseline and baseline["taskCount"] is not None:
+        digest = f" (digest {baseline['taskDigest']})" if baseline["taskDigest"] else ""
+        lines.append(f"tasks: {baseline['taskCount']} running at the start{digest}")
     if doc["leader"]:
         lines.append(
-            f"leader changes: {doc['leader']['changes']}; leader now {doc['leader']['id']}"
+            f"leader changes: {doc['leader']['changes']};"
+            f" leader now {doc['leader']['id'] or 'none known'}"
         )
     lines.append(sync_line(status.get("sync")))
     return "\n".join(lines)

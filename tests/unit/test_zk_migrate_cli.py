@@ -13,6 +13,8 @@ from rich.console import Console
 from orchestrator_operator.cli import build_parser
 from orchestrator_operator.common.kube_api import ApiError
 from orchestrator_operator.models.routing import ZkRouting
+from orchestrator_operator.models.zkmigration import ZkMigrationStatus
+from orchestrator_operator.operator.zkmigration.machine import report
 from orchestrator_operator.zkmigrate.main import api_error_words
 from orchestrator_operator.zkmigrate.manifest import (
     SAME_ENSEMBLE,
@@ -292,6 +294,7 @@ def test_advance_approves_the_current_phase_or_the_one_given() -> None:
     assert body == {"spec": {"approval": {"approvedThroughPhase": 2}}}
     assert "approved through phase 2 (was 1)" in note
     body, _ = advance_patch(_obj(phase="AwaitingApproval", currentPhase=2), 6)
+    assert body is not None
     assert body["spec"]["approval"]["approvedThroughPhase"] == 6
     with pytest.raises(InputError, match="approval mode Automatic"):
         advance_patch(_obj("Automatic", phase="Running", currentPhase=2), 3)
@@ -369,3 +372,46 @@ def test_api_errors_read_as_the_servers_message() -> None:
         'the API server refused (422): ZkMigration "m" is invalid: nope'
     )
     assert api_error_words(ApiError(503, "plain text")).endswith("(503): plain text")
+
+
+def test_advance_that_changes_nothing_says_so() -> None:
+    # issue 18, point 4: it printed "approved through phase 1 (was 1)" and exited 0
+    body, note = advance_patch(_obj(phase="AwaitingApproval", currentPhase=1), None)
+    assert body is None
+    assert "already approved through phase 1; nothing changed" in note
+    body, note = advance_patch(_obj(phase="Running", currentPhase=1), 1)
+    assert body is None and "nothing changed" in note
+
+
+def test_report_of_a_migration_without_addresses_or_leader_prints_no_none() -> None:
+    # issue 18, point 4: "from None to None", "leader now None"
+    for status in (
+        {},
+        {"phase": "Pending"},
+        {"phase": "Running", "currentPhase": 1, "leader": {"changes": 0},
+         "baseline": {"taskCount": 0, "taskDigest": ""}},
+    ):  # fmt: skip
+        obj = {"metadata": {"name": "m", "namespace": "prod"}, "spec": {}, "status": status}
+        text = report_text(obj)
+        assert "None" not in text, text
+    assert "leader now none known" in text
+    operators = report(ZkMigrationStatus.model_validate({"phase": "Succeeded", "leader": {}}))
+    assert "None" not in operators and "leader now none known" in operators
+
+
+def test_status_wraps_messages_between_words_on_a_narrow_terminal() -> None:
+    # issue 18, point 4: a message column folded host names and words mid-word
+    check = (
+        "ensemble A (zk-a-client.default.svc:2181) unreachable: cannot reach ZooKeeper at"
+        " zk-a-client.default.svc:2181: no session within 3s"
+    )
+    status = {**STATUS, "checks": [check]}
+    status["phases"] = [{**STATUS["phases"][0], "message": "exit checks passed after " * 5}]
+    out = io.StringIO()
+    Console(file=out, width=72, color_system=None).print(
+        status_view("demo-to-b", status, datetime(2026, 11, 28, 0, 2, 10, tzinfo=UTC))
+    )
+    words = {word for line in out.getvalue().splitlines() for word in line.split()}
+    for word in [*check.split(), "checks", "passed", "after"]:
+        assert word in words, out.getvalue()
+    assert "  - ensemble A" in out.getvalue()

@@ -452,7 +452,8 @@ def report(status: ZkMigrationStatus) -> str:
     """The human report: per-phase durations, cutover time, tasks and leader changes."""
     lines = [
         "ZkMigration report",
-        f"from {status.source_connect_string} to {status.target_connect_string}",
+        f"from {status.source_connect_string or 'A (not recorded)'}"
+        f" to {status.target_connect_string or 'B (not recorded)'}",
     ]
     for record in status.phases:
         took = _seconds(record.started_at, record.finished_at)
@@ -473,5 +474,6 @@ def report(status: ZkMigrationStatus) -> str:
             f" {status.baseline.task_digest}); all still running, none failed"
         )
     if status.leader:
-        lines.append(f"leader changes: {status.leader.changes}; leader now {status.leader.id}")
+        leader = status.leader.id or "none known"
+        lines.append(f"leader changes: {status.leader.changes}; leader now {leader}")
     return "\n".join(lines)
