@@ -41,6 +41,19 @@ and a main container started by `sh -c script <binary>` runs the script for real
 or key that is missing keeps the process from starting, as the kubelet keeps the container
 from starting (the error is in `errors`).
 
+ZooKeeper pods, with `cluster_dns` (a hosts file, testenv/cluster_dns.py): a container whose
+image name has `zookeeper` runs a real ZooKeeper server (`java ... QuorumPeerMain`, Debian's
+`zookeeper` package, as testenv/zookeeper.py starts it), as the image's start command would:
+myid from the pod's ordinal + 1, the zoo.cfg of the pod's ConfigMap volume with `dataDir` on
+the pod's volume (`<base_dir>/volumes/<pod>/data`, kept for a pod of the same name) and
+each `server.N` line's client port bound to that server's own address. Each ZooKeeper pod
+gets its own loopback address (127.N.0.x, kept for its name) on the standard ports, and the
+hosts file names it as the cluster's DNS would: `<pod>.<subdomain>.<namespace>.svc[.cluster.
+local]`, and the Services whose selector matches the pod (`<service>.<namespace>.svc[...]`,
+one line per live server). The processes resolve these names through the file (the Python
+ones via testenv/site/sitecustomize.py, the servers via `-Djdk.net.hosts.file`). The start
+script of scaling by reconfiguration (the operator's super key) is not reproduced.
+
 Both `--flag=value` and `--flag value` are understood, and `$(VAR)` is expanded from the
 container's env (`value` and `fieldRef`), with `NODE_NAME`, `POD_NAME`, `POD_NAMESPACE`,
 `POD_IP` and `HOST_IP` as fallbacks. All processes listen on 127.0.0.1.
@@ -84,13 +97,18 @@ from typing import Any
 import httpx
 
 from sim.procs import SimProcess, free_ports, kill_agent_tasks, wait_until
+from testenv.cluster_dns import LoopbackSubnet, render_hosts, write_hosts
 from testenv.kube import KubeTestEnv
+from testenv.processes import die_with_parent
+from testenv.zookeeper import JAVA_LIB_DIR, MAIN_CLASS, ZOOKEEPER_JAR
 
 log = logging.getLogger(__name__)
 
 MASTER = "master"
 AGENT = "agent"
 MARATHON = "marathon"
+ZOOKEEPER = "zookeeper"
+ZK_CLIENT_PORT = 2181
 DEFAULT_AGENT_RESOURCES = "cpus:4;mem:4096;disk:10240"
 MAX_RESTART_DELAY = 10.0
 STABLE_SECONDS = 10.0
@@ -98,7 +116,7 @@ _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
 def component_of(image: str) -> str | None:
-    """`master`, `agent` or `marathon` for a container image, else None."""
+    """`master`, `agent`, `marathon` or `zookeeper` for a container image, else None."""
     name = image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0].lower()
     if "mesos-master" in name:
         return MASTER
@@ -106,6 +124,8 @@ def component_of(image: str) -> str | None:
         return AGENT
     if "marathon" in name and "marathon-lb" not in name:
         return MARATHON
+    if "zookeeper" in name:
+        return ZOOKEEPER
     return None
 
 
@@ -208,6 +228,93 @@ def container_mounts(container: dict[str, Any], volumes: dict[str, Path]) -> dic
     }
 
 
+def pod_ordinal(name: str) -> int:
+    """A StatefulSet pod's ordinal: the number after its last `-`."""
+    suffix = name.rpartition("-")[2]
+    if not suffix.isdigit():
+        raise ValueError(f"pod {name} has no StatefulSet ordinal")
+    return int(suffix)
+
+
+def pod_dns_names(pod: dict[str, Any]) -> list[str]:
+    """The names the cluster's DNS gives a pod with a hostname and subdomain (StatefulSet)."""
+    meta, spec = pod.get("metadata", {}), pod.get("spec", {})
+    hostname, subdomain = spec.get("hostname") or meta.get("name", ""), spec.get("subdomain")
+    if not subdomain:
+        return []
+    base = f"{hostname}.{subdomain}.{meta.get('namespace', '')}.svc"
+    return [f"{base}.cluster.local", base]
+
+
+def service_dns_names(service: dict[str, Any]) -> list[str]:
+    meta = service.get("metadata", {})
+    base = f"{meta.get('name', '')}.{meta.get('namespace', '')}.svc"
+    return [f"{base}.cluster.local", base]
+
+
+def selects(service: dict[str, Any], pod: dict[str, Any]) -> bool:
+    selector = service.get("spec", {}).get("selector") or {}
+    labels = pod.get("metadata", {}).get("labels") or {}
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def zoo_cfg_for_pod(config: str, data_dir: Path, address_of: Callable[[str], str | None]) -> str:
+    """The pod's zoo.cfg as the server runs it here: `dataDir` on the pod's volume, no
+    `clientPort` (each `server.N` line's client part names the port, bound to that server's
+    own address: `address_of(host)`, None leaves the line as it is)."""
+    lines = []
+    for line in config.splitlines():
+        key, _, value = line.partition("=")
+        key = key.strip()
+        if key in ("dataDir", "dataLogDir", "clientPort", "clientPortAddress"):
+            continue
+        if key.startswith("server.") and ";" in value:
+            peer, _, client = value.partition(";")
+            host = peer.split(":", 1)[0].strip()
+            port = client.rpartition(":")[2].strip() or str(ZK_CLIENT_PORT)
+            address = address_of(host)
+            if address is not None:
+                line = f"{key}={peer};{address}:{port}"
+        lines.append(line)
+    lines.append(f"dataDir={data_dir}")
+    return "\n".join(lines) + "\n"
+
+
+class ZkPodProcess(SimProcess):
+    """A real ZooKeeper server standing for a ZooKeeper pod (the SimProcess interface)."""
+
+    def __init__(self, name: str, config_path: Path, hosts_file: Path, log_path: Path) -> None:
+        super().__init__(name, [], log_path)
+        self.config_path = config_path
+        self.argv = [
+            "java", "-Xmx256m", "-Xms32m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-Xshare:auto", "-Djava.net.preferIPv4Stack=true",
+            f"-Djdk.net.hosts.file={hosts_file}",
+            "-Dsun.net.inetaddr.ttl=5", "-Dsun.net.inetaddr.negative.ttl=1",
+            "-Dzookeeper.admin.enableServer=false", "-Dzookeeper.jmx.log4j.disable=true",
+            f"-Dzookeeper.log.dir={config_path.parent}",
+            "-cp", f"{ZOOKEEPER_JAR}:{JAVA_LIB_DIR}/*", MAIN_CLASS, str(config_path),
+        ]  # fmt: skip
+
+    def command(self) -> str:
+        return " ".join(self.argv)
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._close_log()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.config_path.parent,
+            preexec_fn=die_with_parent,
+        )
+
+
 @dataclass(frozen=True)
 class SimPodInfo:
     """One simulator process and the pod it stands for. `terminating`: its pod went away
@@ -292,6 +399,7 @@ class SimPodRunner:
         restart_delay: float = 1.0,
         zk_session_timeout: float = 4.0,
         agent_resources: str = DEFAULT_AGENT_RESOURCES,
+        cluster_dns: Path | None = None,
     ) -> None:
         self.env = env
         self.namespace = namespace
@@ -303,6 +411,11 @@ class SimPodRunner:
         self.zk_session_timeout = zk_session_timeout
         self.agent_resources = agent_resources
         self.errors: list[str] = []  # the last failures of the polling loop, newest last
+        # ZooKeeper pods run real servers only with a hosts file to name them in.
+        self.cluster_dns = cluster_dns
+        self._subnet: LoopbackSubnet | None = None
+        self._zk_addresses: dict[str, str] = {}  # "<namespace>/<pod>" -> its loopback address
+        self._zk_names: dict[str, set[str]] = {}  # "<namespace>/<pod>" -> its DNS names
         self._lock = threading.RLock()
         self._running: dict[str, _Record] = {}
         self._stopping: list[_Record] = []
@@ -348,6 +461,9 @@ class SimPodRunner:
             self._thread = None
         self._stop_all()  # anything the thread left (it normally leaves nothing)
         self._http.close()
+        if self._subnet is not None:
+            self._subnet.release()
+            self._subnet = None
         if self._owns_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -394,6 +510,14 @@ class SimPodRunner:
         if node not in urls:
             raise KeyError(f"no live agent on node {node!r} (agents on: {sorted(urls)})")
         return urls[node]
+
+    def zookeeper_addresses(self) -> dict[str, str]:
+        """Pod name -> `address:2181` of its live ZooKeeper server."""
+        with self._lock:
+            return {
+                i.pod: f"{self._zk_addresses[f'{self.namespace}/{i.pod}']}:{ZK_CLIENT_PORT}"
+                for i in self._live(ZOOKEEPER)
+            }
 
     def marathon_urls(self) -> list[str]:
         return [i.url for i in self._live(MARATHON)]
@@ -455,6 +579,8 @@ class SimPodRunner:
                 continue
             for container in spec.get("containers") or []:
                 component = component_of(str(container.get("image", "")))
+                if component == ZOOKEEPER and self.cluster_dns is None:
+                    continue
                 if component is not None:
                     wanted[meta["name"]] = _Wanted(
                         meta["name"],
@@ -485,6 +611,8 @@ class SimPodRunner:
             # An agent's node (its port and work dir) holds one agent at a time: a new pod
             # waits until the process of the previous one (or of a surge twin) has gone.
             busy = {r.slot for r in self._stopping} | {r.slot for r in self._running.values()}
+            if self.cluster_dns is not None:
+                self._write_cluster_dns(wanted)
             for name, want in wanted.items():
                 current = self._running.get(name)
                 if current is not None:
@@ -532,7 +660,88 @@ class SimPodRunner:
             record.crash_loop += 1
             self._start_process(record, "restart")
 
+    def _zk_address(self, namespace: str, pod: str) -> str:
+        key = f"{namespace}/{pod}"
+        if key not in self._zk_addresses:
+            if self._subnet is None:
+                self._subnet = LoopbackSubnet()
+            self._zk_addresses[key] = self._subnet.address(len(self._zk_addresses) + 1)
+        return self._zk_addresses[key]
+
+    def _address_of_host(self, host: str) -> str | None:
+        """The loopback address of `<pod>.<subdomain>.<namespace>.svc...`, else None."""
+        host = host.lower().rstrip(".")
+        labels = host.split(".")
+        if len(labels) < 4 or labels[3] != "svc":
+            return None
+        self._zk_names.setdefault(f"{labels[2]}/{labels[0]}", set()).add(host)
+        return self._zk_address(labels[2], labels[0])
+
+    def _write_cluster_dns(self, wanted: dict[str, _Wanted]) -> None:
+        """The hosts file: every ZooKeeper pod's names, and the Services that select them
+        (with the addresses of the servers that run)."""
+        assert self.cluster_dns is not None
+        zk_pods = {n: w.pod_obj for n, w in wanted.items() if w.component == ZOOKEEPER}
+        for pod in zk_pods.values():
+            for host in pod_dns_names(pod):
+                self._address_of_host(host)
+        # Also the peers a server's zoo.cfg names before their pod exists.
+        entries = [
+            (self._zk_addresses[key], sorted(names))
+            for key, names in sorted(self._zk_names.items())
+        ]
+        live = {
+            r.pod for r in self._running.values() if r.component == ZOOKEEPER and r.process.running
+        }
+        if zk_pods:
+            path = f"/api/v1/namespaces/{self.namespace}/services"
+            for service in self.env.api("GET", path)["items"]:
+                for name, pod in sorted(zk_pods.items()):
+                    if name in live and selects(service, pod):
+                        address = self._zk_address(self.namespace, name)
+                        entries.append((address, service_dns_names(service)))
+        write_hosts(self.cluster_dns, render_hosts(e for e in entries if e[1]))
+
+    def _launch_zookeeper(self, want: _Wanted) -> _Record:
+        assert self.cluster_dns is not None
+        myid = pod_ordinal(want.pod) + 1
+        config = ""
+        for volume in want.pod_obj.get("spec", {}).get("volumes") or []:
+            if "configMap" in volume:
+                name = volume["configMap"]["name"]
+                path = f"/api/v1/namespaces/{self.namespace}/configmaps/{name}"
+                try:
+                    config_map = self.env.api("GET", path)
+                except urllib.error.HTTPError as exc:
+                    if exc.code == 404:
+                        raise ValueError(f'configmap "{name}" not found') from None
+                    raise
+                config = (config_map.get("data") or {}).get("zoo.cfg", config)
+        if not config:
+            raise ValueError("a ZooKeeper pod without a zoo.cfg ConfigMap volume")
+        address = self._zk_address(self.namespace, want.pod)
+        pod_dir = self.base_dir / "volumes" / want.pod
+        data_dir = pod_dir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "myid").write_text(f"{myid}\n")
+        config_path = pod_dir / "zoo.cfg"
+        # Fresh each start, as the image's start command copies the ConfigMap's.
+        config_path.write_text(zoo_cfg_for_pod(config, data_dir, self._address_of_host))
+        record = _Record(
+            pod=want.pod,
+            uid=want.uid,
+            component=ZOOKEEPER,
+            node=want.node,
+            port=ZK_CLIENT_PORT,
+            args=[f"--address={address}", f"--config={config_path}"],
+            process=ZkPodProcess(want.pod, config_path, self.cluster_dns, self.log_path(want.pod)),
+        )
+        self._start_process(record, "start")
+        return record
+
     def _launch(self, want: _Wanted) -> _Record:
+        if want.component == ZOOKEEPER:
+            return self._launch_zookeeper(want)
         volumes = self._volumes(want)
         for init in want.pod_obj.get("spec", {}).get("initContainers") or []:
             self._run_init_container(want, init, volumes)
@@ -713,10 +922,16 @@ class SimPodRunner:
 
     def _start_process(self, record: _Record, why: str) -> None:
         record.process.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with record.process.log_path.open("a") as out:
+        process = record.process
+        command = (
+            process.command()
+            if isinstance(process, ZkPodProcess)
+            else f"python -m sim {' '.join(record.args)}"
+        )
+        with process.log_path.open("a") as out:
             out.write(
                 f"=== simpods {why}: pod {record.pod} uid {record.uid} node {record.node}: "
-                f"python -m sim {' '.join(record.args)}\n"
+                f"{command}\n"
             )
         record.process.start()
         record.started_at = time.monotonic()
