@@ -133,7 +133,8 @@ def test_example_creates_every_child_with_an_owner_reference(
 def test_status_names_the_leader_and_follows_a_failover(
     kube_env: KubeTestEnv, operator: OperatorProcess, zk_ensemble: ZkEnsemble
 ) -> None:
-    with SimCluster(zk_ensemble.connect_string, masters=3, agents=2, marathons=1) as sim:
+    # An agent per KWOK node: a ready agent pod counts once an agent is registered.
+    with SimCluster(zk_ensemble.connect_string, masters=3, agents=3, marathons=1) as sim:
         _apply(kube_env, _cluster("external", {
             "zookeeper": {"external": {"connectString": zk_ensemble.connect_string}},
             "masters": {"replicas": 3, "zkPath": sim.mesos_path},
@@ -148,7 +149,7 @@ def test_status_names_the_leader_and_follows_a_failover(
         first_address = f"{first['address']['ip']}:{first['address']['port']}"
         eventually(lambda: status().get("phase") == "Ready", 90, "phase Ready")
         assert status()["leadingMaster"] == first_address
-        assert status()["mesos"]["agentsActive"] == 2
+        assert status()["mesos"]["agentsActive"] == 3
         assert status()["mesos"]["frameworksActive"] == 1
         elected = _condition(kube_env, "external", "LeaderElected")
         assert elected and elected["status"] == "True" and first_address in elected["message"]
@@ -195,6 +196,64 @@ def test_unreachable_zookeeper_is_a_condition_not_a_crash(
     assert "cannot reach ZooKeeper at 127.0.0.1:1" in condition["message"]
     assert (get_json(kube_env, "mc", "nowhere") or {})["status"]["phase"] == "Degraded"
     assert operator.process.poll() is None, "the operator must keep running"
+
+
+def test_unreachable_zookeeper_shows_no_component_that_depends_on_it_ready(
+    kube_env: KubeTestEnv, operator: OperatorProcess
+) -> None:
+    # Issue 18: KWOK marks the pods ready, yet no master can register in a ZooKeeper that
+    # cannot be read: the status said Degraded while masters, agents and Marathon showed
+    # "3/3 ready".
+    _apply(kube_env, _cluster("blind", {
+        "zookeeper": {"external": {"connectString": "127.0.0.1:1"}},
+        "masters": {"replicas": 3}, "marathon": {"replicas": 1},
+    }))  # fmt: skip
+
+    def status() -> dict[str, Any]:
+        return dict((get_json(kube_env, "mc", "blind") or {}).get("status", {}))
+
+    def pods_ready() -> bool:
+        counts = status()
+        return all(
+            (counts.get(c) or {}).get("desired", 0) > 0
+            and counts[c]["ready"] == counts[c]["desired"]
+            for c in ("masters", "agents", "marathon")
+        )
+
+    eventually(pods_ready, 90, "every master, agent and Marathon pod ready")
+    for component in ("MastersReady", "AgentsReady", "MarathonReady"):
+        condition = _condition(kube_env, "blind", component) or {}
+        assert (condition.get("status"), condition.get("reason")) == ("False", "Unknown"), (
+            component, condition,
+        )  # fmt: skip
+        assert "ZooKeeper cannot be read" in condition["message"], condition
+    assert status()["phase"] == "Degraded"
+
+
+def test_an_agent_pod_the_scheduler_cannot_place_says_why(
+    kube_env: KubeTestEnv, operator: OperatorProcess
+) -> None:
+    # Two clusters on the same nodes with the same agent port: the second one's agent pods
+    # cannot be scheduled (the host port is taken) and AgentsReady says so.
+    spec = {"zookeeper": {"external": {"connectString": "127.0.0.1:1"}},
+            "masters": {"replicas": 1}, "marathon": {"replicas": 0}}  # fmt: skip
+    _apply(kube_env, _cluster("port-first", spec))
+    eventually(
+        lambda: ((get_json(kube_env, "mc", "port-first") or {}).get("status", {})
+                 .get("agents", {}).get("ready", 0)) > 0,
+        60, "the first cluster's agents running",
+    )  # fmt: skip
+    _apply(kube_env, _cluster("port-second", spec))
+
+    def stuck() -> dict[str, Any] | None:
+        condition = _condition(kube_env, "port-second", "AgentsReady") or {}
+        return condition if "cannot be scheduled" in condition.get("message", "") else None
+
+    condition = eventually(stuck, 90, "AgentsReady naming the unschedulable pods")
+    assert (condition["status"], condition["reason"]) == ("False", "Unschedulable"), condition
+    # The scheduler's own words, e.g. "0/3 nodes are available: 3 node(s) didn't have free
+    # ports for the requested pod ports."
+    assert "free ports" in condition["message"], condition
 
 
 @pytest.mark.parametrize("policy", ["Retain", "Delete"])
@@ -327,11 +386,16 @@ def test_cordoning_a_node_drains_its_agent_through_the_maintenance_api(
 ) -> None:
     with SimCluster(zk_ensemble.connect_string, masters=3, agents=2, marathons=1) as sim:
         # A Kubernetes node for each sim agent (agents are named after their node).
-        kube_env.apply_objects(node_manifest(sim.agent_hostname(j), 90 + j) for j in range(2))
+        # The agent pods only there: a ready agent pod counts once its agent is registered.
+        nodes = [node_manifest(sim.agent_hostname(j), 90 + j) for j in range(2)]
+        for node in nodes:
+            node["metadata"]["labels"]["orchestrator.dev/test-sim-agent"] = "true"
+        kube_env.apply_objects(nodes)
         try:
             _apply(kube_env, _cluster("maint", {
                 "zookeeper": {"external": {"connectString": zk_ensemble.connect_string}},
                 "masters": {"replicas": 3, "zkPath": sim.mesos_path},
+                "agents": {"nodeSelector": {"orchestrator.dev/test-sim-agent": "true"}},
                 "marathon": {"replicas": 1, "zkPath": sim.marathon_path},
             }))  # fmt: skip
             created = sim.http.post(

@@ -11,18 +11,24 @@ from orchestrator_operator.mesos.discovery import Election, MasterHealth, read_m
 from orchestrator_operator.mesos.leader import MasterInfo
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders import agents
-from orchestrator_operator.operator.mesoscluster.observe import parse_agent_pod
+from orchestrator_operator.operator.mesoscluster.observe import (
+    parse_agent_pod,
+    parse_unschedulable,
+)
 from orchestrator_operator.operator.mesoscluster.status import (
     AgentPod,
     AgentStartCause,
     AgentStartError,
     Observation,
     Replicas,
+    Unschedulable,
     build_status,
 )
 
 LEADER = MasterInfo(id="m", hostname="m0", ip="10.0.0.5", port=5050, znode="json.info_1")
 NOW = "2026-01-01T00:00:00Z"
+# The leader as a recovered, elected Mesos master with the five agents and Marathon.
+HEALTHY = MasterHealth(elected=True, agents_active=5, frameworks_active=1, tasks_running=0)
 
 
 def _observation(**changes: object) -> Observation:
@@ -32,11 +38,12 @@ def _observation(**changes: object) -> Observation:
         "zookeeper_error": None,
         "zookeeper_servers": None,
         "election": Election(LEADER, 3),
-        "master_health": None,
+        "master_health": HEALTHY,
         "masters": Replicas(3, 3),
         "quorum": 2,
         "agents": Replicas(5, 5),
         "marathon": Replicas(2, 2),
+        "marathon_elected": True,
     }
     base.update(changes)
     return Observation(**base)  # type: ignore[arg-type]
@@ -329,8 +336,99 @@ def test_ready_agents_the_authenticating_masters_refused_are_named_as_such() -> 
     assert "5/5 agent pods ready but 0 agents registered" in agents_ready["message"]
     assert "agents.credentialSecretRef" in agents_ready["message"]
     assert status["phase"] != "Ready"
-    # Without authentication the DaemonSet's counts decide, as before.
-    assert build_status(_observation(master_health=health), 4, [], NOW)["phase"] == "Ready"
+    # Without authentication too, an unregistered agent is not ready (issue 18); the
+    # message names the credential only when the masters authenticate agents.
+    unauthenticated = build_status(_observation(master_health=health), 4, [], NOW)
+    (agents_ready,) = [c for c in unauthenticated["conditions"] if c["type"] == "AgentsReady"]
+    assert agents_ready["status"] == "False"
+    assert "5/5 agent pods ready but 0 agents registered" in agents_ready["message"]
+    assert "credentialSecretRef" not in agents_ready["message"]
     registered = MasterHealth(elected=True, agents_active=5, frameworks_active=1, tasks_running=0)
     obs = _observation(master_health=registered, agents_authenticate=True)
     assert build_status(obs, 4, [], NOW)["phase"] == "Ready"
+
+
+# Issue 18, item 2: status never greener than the truth. A ready pod is a process that
+# answers its probe; the component counts once Mesos has it: masters in ZooKeeper's
+# election, agents registered with the leading master, Marathon elected and registered.
+def test_unreadable_zookeeper_shows_no_component_that_depends_on_it_ready() -> None:
+    obs = _observation(
+        zookeeper=None, zookeeper_error="cannot reach ZooKeeper at zk:2181", election=None,
+        master_health=None, marathon_elected=None,
+    )  # fmt: skip
+    status = build_status(obs, 1, [], NOW)
+    conditions = {c["type"]: c for c in status["conditions"]}
+    for component in ("MastersReady", "AgentsReady", "MarathonReady"):
+        assert (conditions[component]["status"], conditions[component]["reason"]) == (
+            "False", "Unknown",
+        ), conditions[component]  # fmt: skip
+        assert "ZooKeeper cannot be read" in conditions[component]["message"]
+    assert conditions["MastersReady"]["message"].startswith("3/3 master pods ready, but")
+    assert status["phase"] == "Degraded"
+    assert "MastersReady" in conditions["Ready"]["message"]
+
+
+def test_ready_master_pods_not_registered_in_zookeeper_are_not_ready() -> None:
+    status = build_status(_observation(election=Election(LEADER, 1)), 1, [], NOW)
+    masters = next(c for c in status["conditions"] if c["type"] == "MastersReady")
+    assert (masters["status"], masters["reason"]) == ("False", "NotReady")
+    assert masters["message"] == "3/3 master pods ready but 1 registered in ZooKeeper; 2 needed"
+    ready = build_status(_observation(), 1, [], NOW)
+    masters = next(c for c in ready["conditions"] if c["type"] == "MastersReady")
+    assert masters["message"] == "3/3 masters ready; 3 registered in ZooKeeper"
+
+
+def test_a_leader_that_does_not_answer_is_not_elected_and_counts_nothing() -> None:
+    status = build_status(_observation(master_health=None), 1, [], NOW)
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert (conditions["LeaderElected"]["status"], conditions["LeaderElected"]["reason"]) == (
+        "False", "NotElected",
+    )  # fmt: skip
+    assert "does not answer /metrics/snapshot" in conditions["LeaderElected"]["message"]
+    assert conditions["AgentsReady"]["status"] == "False"
+    assert "the leading master does not answer" in conditions["AgentsReady"]["message"]
+    assert status["phase"] == "Degraded"
+
+
+def test_marathon_counts_once_elected_and_registered_as_a_framework() -> None:
+    def marathon(**changes: object) -> tuple[str, str, str]:
+        status = build_status(_observation(**changes), 1, [], NOW)
+        found = next(c for c in status["conditions"] if c["type"] == "MarathonReady")
+        return found["status"], found["reason"], found["message"]
+
+    assert marathon()[:2] == ("True", "Ready")
+    not_elected = marathon(marathon_elected=False)
+    assert not_elected[:2] == ("False", "NotElected")
+    assert "leader latch in ZooKeeper is empty" in not_elected[2]
+    unregistered = MasterHealth(elected=True, agents_active=5, frameworks_active=0,
+                                tasks_running=0)  # fmt: skip
+    assert marathon(master_health=unregistered)[:2] == ("False", "NotRegistered")
+    # No Marathon wanted: nothing to elect.
+    assert marathon(marathon=Replicas(0, 0), marathon_elected=None)[:2] == ("True", "Ready")
+
+
+def test_pods_the_scheduler_cannot_place_say_why_in_their_component() -> None:
+    why = "0/3 nodes are available: 3 node(s) didn't have free ports for the requested pod ports."
+    pending = {
+        "metadata": {"labels": {"app.kubernetes.io/component": agents.COMPONENT}},
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "message": why},
+            ],
+        },
+    }  # fmt: skip
+    scheduled = {
+        "metadata": {"labels": {"app.kubernetes.io/component": "master"}},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]},
+    }
+    found = parse_unschedulable([pending, pending, pending, scheduled])
+    assert found == {"agents": Unschedulable(3, why)}
+    status = build_status(_observation(agents=Replicas(3, 0), unschedulable=found), 1, [], NOW)
+    agents_ready = next(c for c in status["conditions"] if c["type"] == "AgentsReady")
+    assert (agents_ready["status"], agents_ready["reason"]) == ("False", "Unschedulable")
+    assert (
+        agents_ready["message"]
+        == f"0/3 agents ready; 3 needed; 3 pod(s) cannot be scheduled: {why}"
+    )

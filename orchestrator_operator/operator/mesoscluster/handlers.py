@@ -5,7 +5,8 @@ Only the registration and the order of the steps; the work is in the modules bes
 desired set every time). `observe` is a timer that, on every tick: observes what really runs
 (observe), drives Mesos maintenance for cordoned nodes (maintenance; not while the leader
 recovers), reads the agent pods if some agent is not ready (observe: agents on DOWN machines
-are expected down), builds status from it all (status), advances the quorum changes by at
+are expected down) and the pods the scheduler cannot place if some workload is not ready,
+builds status from it all (status), advances the quorum changes by at
 most one step (quorum: ZooKeeper scaling, rolling restarts), exports the metrics (metrics)
 and writes status if it changed.
 """
@@ -33,6 +34,7 @@ from orchestrator_operator.operator.mesoscluster.observe import (
     cordoned_nodes,
     observe_cluster,
     with_agent_pods,
+    with_unschedulable,
 )
 from orchestrator_operator.operator.mesoscluster.quorum import roll_quorum_members, zookeeper_held
 from orchestrator_operator.operator.mesoscluster.status import build_status
@@ -125,7 +127,7 @@ def observe(
     down = frozenset(
         entry["node"] for entry in maintenance or [] if entry.get("state") == MaintenanceState.DOWN
     )
-    observation = with_agent_pods(owner, observation, down)
+    observation = with_unschedulable(owner, with_agent_pods(owner, observation, down))
     previous = copy.deepcopy(list(status.get("conditions") or []))
     new_status = build_status(
         observation, status.get("observedGeneration"), previous, now_rfc3339(),

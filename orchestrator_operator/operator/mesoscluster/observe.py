@@ -1,15 +1,19 @@
 """What a MesosCluster really runs: workload readiness from the indexes, the leading master
-from ZooKeeper, the leader's metrics, the ensemble's server modes, cordoned nodes, and the
-agent pods when some agent is not ready."""
+and the masters registered from ZooKeeper, Marathon's leader latch, the leader's metrics
+(agents and frameworks registered), the ensemble's server modes, cordoned nodes, the agent
+pods when some agent is not ready, and the pods the scheduler cannot place when some
+workload is not ready."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from kazoo.exceptions import ConnectionLoss, NoNodeError, SessionExpiredError
 
 from orchestrator_operator.common.kube_api import ApiError, KubeApi
 from orchestrator_operator.common.manifest import Owner
@@ -22,7 +26,7 @@ from orchestrator_operator.common.zk_credentials import (
 from orchestrator_operator.mesos.discovery import read_election, read_master_metrics
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
-from orchestrator_operator.operator.builders import agents, marathon, zookeeper
+from orchestrator_operator.operator.builders import agents, marathon, masters, zookeeper
 from orchestrator_operator.operator.builders.meta import selector_labels
 from orchestrator_operator.operator.indexes import Workloads
 from orchestrator_operator.operator.mesoscluster.status import (
@@ -31,6 +35,7 @@ from orchestrator_operator.operator.mesoscluster.status import (
     AgentStartError,
     Observation,
     Replicas,
+    Unschedulable,
 )
 from orchestrator_operator.operator.workloads import WorkloadSummary
 from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_credentials
@@ -46,6 +51,22 @@ ZK_MODES = TtlCache[str, tuple[tuple[str, str | None], ...]](ttl_seconds=10.0)
 AgentPods = TtlCache[tuple[str, str], tuple[AgentPod, ...] | None]
 AGENT_PODS_WHILE_DOWN = AgentPods(ttl_seconds=5.0)
 AGENT_PODS = AgentPods(ttl_seconds=60.0)
+# The cluster's Pending pods the scheduler cannot place, read only while some component is
+# not ready (one LIST filtered on the server by label and phase, every 10 s at most).
+PENDING_PODS = TtlCache[tuple[str, str], Mapping[str, Unschedulable]](ttl_seconds=10.0)
+# Marathon's leader latch: `<zk path>/leader-curator` (Marathon 1.11 ZookeeperConf.scala
+# `zooKeeperLeaderCuratorUrl`), a Curator LeaderLatch with one ephemeral sequential member
+# per contender (CuratorElectionService.scala); the simulator keeps it there too
+# (sim/marathon/layout.py).
+MARATHON_LATCH = "leader-curator"
+# A pod's component label -> the component of the status.
+_COMPONENTS = {
+    masters.COMPONENT: "masters",
+    "master-b": "masters",
+    agents.COMPONENT: "agents",
+    marathon.COMPONENT: "marathon",
+    zookeeper.COMPONENT: "zookeeper",
+}
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +94,16 @@ def observe_cluster(
 ) -> Observation:
     connect = zookeeper.connect_string(owner, spec)
     zk_error, election, health = None, None, None
+    marathon_elected: bool | None = None
     try:
         # zookeeper.external.authSecretRef: the session authenticates as that digest user
         ref = cluster_secret_ref(spec)
         auth = read_zk_credentials(KubeApi.shared(), owner.namespace, ref) if ref else ()
         with zk_credentials({connect: auth}):
-            election = read_election(ZK_POOL.get(connect), spec.masters.zk_path)
+            client = ZK_POOL.get(connect)
+            election = read_election(client, spec.masters.zk_path)
+            if spec.marathon.replicas:
+                marathon_elected = _marathon_elected(client, spec.marathon.zk_path)
     except ZkUnreachable as error:
         zk_error = str(error)
     except CredentialsRefused as error:
@@ -112,7 +137,19 @@ def observe_cluster(
         agents=replicas("DaemonSet", agents.COMPONENT),
         marathon=replicas("Deployment", marathon.COMPONENT),
         agents_authenticate=spec.masters.credentials_secret_ref is not None,
+        marathon_elected=marathon_elected,
     )
+
+
+def _marathon_elected(client: Any, zk_path: str) -> bool:
+    """A member in Marathon's leader latch: the lowest one leads (Curator's LeaderLatch).
+    A connection lost meanwhile raises ZkUnreachable, as the election's reads do."""
+    try:
+        return bool(client.get_children(f"{zk_path.rstrip('/')}/{MARATHON_LATCH}"))
+    except NoNodeError:
+        return False
+    except (ConnectionLoss, SessionExpiredError) as error:
+        raise ZkUnreachable(f"lost the ZooKeeper connection while reading {zk_path}") from error
 
 
 def cordoned_nodes() -> frozenset[str]:
@@ -184,3 +221,50 @@ def with_agent_pods(
         cache = AGENT_PODS_WHILE_DOWN if machines_down else AGENT_PODS
         pods = cache.get_or_compute((owner.namespace, owner.name), lambda: _read_agent_pods(owner))
     return dataclasses.replace(observation, machines_down=machines_down, agent_pods=pods)
+
+
+def parse_unschedulable(pods: list[dict[str, Any]]) -> dict[str, Unschedulable]:
+    """Pending pods whose PodScheduled condition is False, by component: how many, and
+    the scheduler's message of the first (e.g. "0/3 nodes are available: 3 node(s) didn't
+    have free ports for the requested pod ports.")."""
+    found: dict[str, Unschedulable] = {}
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        component = _COMPONENTS.get(str(labels.get("app.kubernetes.io/component")))
+        if component is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if condition.get("type") != "PodScheduled" or condition.get("status") != "False":
+                continue
+            text = str(condition.get("message") or condition.get("reason") or "Unschedulable")
+            seen = found.get(component)
+            found[component] = Unschedulable(
+                (seen.pods if seen else 0) + 1,
+                seen.message if seen else " ".join(text.split())[:MAX_ERROR_CHARS],
+            )
+    return found
+
+
+def _read_pending_pods(owner: Owner) -> Mapping[str, Unschedulable]:
+    try:
+        pods = KubeApi.shared().list(
+            "v1", "Pod", owner.namespace,
+            label_selector=f"app.kubernetes.io/instance={owner.name}",
+            field_selector="status.phase=Pending",
+        )  # fmt: skip
+    except (ApiError, httpx.HTTPError) as error:
+        log.warning("cannot list the pending pods of %s: %s", owner.name, error)
+        return {}
+    return parse_unschedulable(pods)
+
+
+def with_unschedulable(owner: Owner, observation: Observation) -> Observation:
+    """The observation with the pods the scheduler cannot place, read only while some
+    workload has fewer ready pods than it wants (never while all are ready)."""
+    counts = (observation.zookeeper, observation.masters, observation.agents, observation.marathon)
+    if all(c is None or c.ready >= c.desired for c in counts):
+        return observation
+    found = PENDING_PODS.get_or_compute(
+        (owner.namespace, owner.name), lambda: _read_pending_pods(owner)
+    )
+    return dataclasses.replace(observation, unschedulable=found)

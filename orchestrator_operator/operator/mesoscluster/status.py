@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -60,6 +60,14 @@ class AgentPod:
 
 
 @dataclass(frozen=True)
+class Unschedulable:
+    """Pending pods of one component that the scheduler cannot place."""
+
+    pods: int
+    message: str  # the scheduler's reason for one of them
+
+
+@dataclass(frozen=True)
 class Observation:
     zookeeper_connect_string: str
     zookeeper: Replicas | None  # None: an external ensemble
@@ -80,16 +88,25 @@ class Observation:
     # The masters authenticate agents (masters.credentialsSecretRef): a ready agent pod
     # whose credential they refuse never registers.
     agents_authenticate: bool = False
+    # Marathon's leader latch in ZooKeeper (`<zkPath>/leader-curator`) has a member: a
+    # Marathon is elected. None: not read (ZooKeeper cannot be read, or no Marathon wanted).
+    marathon_elected: bool | None = None
+    # Pods the scheduler cannot place, by component ("masters", "agents", "marathon",
+    # "zookeeper"): how many, and the scheduler's message of one (its PodScheduled=False
+    # condition). Read only while some component is not ready.
+    unschedulable: Mapping[str, Unschedulable] = field(default_factory=dict)
 
 
 def _zookeeper(obs: Observation) -> tuple[bool, str, str]:
     if obs.zookeeper is not None and obs.zookeeper.ready * 2 <= obs.zookeeper.desired:
-        return (
-            False,
-            Reason.NO_QUORUM,
+        return _with_unschedulable(
+            obs,
+            "zookeeper",
             (
+                False,
+                Reason.NO_QUORUM,
                 f"{obs.zookeeper.ready}/{obs.zookeeper.desired} ZooKeeper servers ready;"
-                " a majority is needed"
+                " a majority is needed",
             ),
         )
     if obs.zookeeper_error:
@@ -117,9 +134,15 @@ def _leader(obs: Observation) -> tuple[bool, str, str]:
         f"leading master {leader.hostname} at {leader.address} ({leader.znode});"
         f" {obs.election.contenders} contender(s)"
     )
-    if obs.master_health is not None and not obs.master_health.elected:
+    if obs.master_health is None:
+        return (
+            False,
+            Reason.NOT_ELECTED,
+            message + "; it does not answer /metrics/snapshot, so whether it leads is unknown",
+        )
+    if not obs.master_health.elected:
         return False, Reason.NOT_ELECTED, message + "; it does not report itself elected yet"
-    if obs.master_health is not None and obs.master_health.recovering:
+    if obs.master_health.recovering:
         return (
             False,
             Reason.RECOVERING,
@@ -158,6 +181,7 @@ def _agents(obs: Observation) -> tuple[bool, str, str]:
         down = sorted({p.node for p in obs.agent_pods if not p.ready} & obs.machines_down)
     if replicas.desired == 0 or not down:
         ok, reason, message = _replicas("agents", replicas, max(replicas.desired, 1))
+        needed = max(replicas.desired, 1)
     else:
         needed = max(replicas.desired - len(down), 0)
         ok = replicas.ready >= needed
@@ -168,20 +192,26 @@ def _agents(obs: Observation) -> tuple[bool, str, str]:
         )
         if not ok:
             message += f"; {needed} needed"
-    health = obs.master_health
-    counted = health is not None and health.elected and not health.recovering
-    if obs.agents_authenticate and ok and health and counted:
-        registered = health.agents_active
-        # Mesos refuses an agent whose credential it does not list and the agent retries
-        # for ever ("Authentication failed" in its log): the pod stays Ready.
-        if registered < replicas.ready:
-            ok, reason = False, Reason.NOT_READY
-            message = (
-                f"{replicas.ready}/{replicas.desired} agent pods ready but {registered}"
-                " agents registered with the leading master; the masters authenticate"
-                " agents: an agent whose credential (agents.credentialSecretRef) is not in"
-                " masters.credentialsSecretRef is refused ('Authentication failed' in its"
-                " log) and stays not registered"
+    # A ready pod is a running agent process, not an agent of the cluster: it counts once
+    # the leading master has it registered (`master/slaves_active`).
+    unknown = _registrations_unknown(obs)
+    if ok and unknown:
+        ok, reason = False, Reason.UNKNOWN
+        message += f"; {unknown}, so how many agents registered is unknown"
+    elif ok and obs.master_health and obs.master_health.agents_active < needed:
+        registered = obs.master_health.agents_active
+        ok, reason = False, Reason.NOT_READY
+        message = (
+            f"{replicas.ready}/{replicas.desired} agent pods ready but {registered}"
+            f" agents registered with the leading master; {needed} needed"
+        )
+        if obs.agents_authenticate:
+            # Mesos refuses an agent whose credential it does not list and the agent
+            # retries for ever ("Authentication failed" in its log): the pod stays Ready.
+            message += (
+                "; the masters authenticate agents: an agent whose credential"
+                " (agents.credentialSecretRef) is not in masters.credentialsSecretRef is"
+                " refused ('Authentication failed' in its log) and stays not registered"
             )
     for cause, hint in _START_ERROR_HINTS.items():
         broken = sorted(
@@ -195,7 +225,85 @@ def _agents(obs: Observation) -> tuple[bool, str, str]:
         if broken:
             nodes = [node for node, _ in broken]
             message += f"; {hint.format(nodes=_names(nodes))}: {broken[0][1]}"
-    return ok, reason, message
+    return _with_unschedulable(obs, "agents", (ok, reason, message))
+
+
+def _registrations_unknown(obs: Observation) -> str | None:
+    """Why the leading master cannot tell which agents and frameworks registered (None:
+    it can: elected, answering and recovered)."""
+    if obs.election is None:
+        return "ZooKeeper cannot be read"
+    if obs.election.leader is None:
+        return "no Mesos master leads"
+    health = obs.master_health
+    if health is None:
+        return "the leading master does not answer"
+    if not health.elected:
+        return "the leading master does not report itself elected yet"
+    if health.recovering:
+        return "the leading master is still recovering its registry"
+    return None
+
+
+def _masters(obs: Observation) -> tuple[bool, str, str]:
+    """Ready pods (each answers /health) that registered in ZooKeeper's election: a master
+    whose pod is ready but has no `json.info_` znode is not part of the cluster."""
+    ok, reason, message = _replicas("masters", obs.masters, obs.quorum)
+    if ok and obs.election is None:
+        ok, reason = False, Reason.UNKNOWN
+        message = (
+            f"{obs.masters.ready}/{obs.masters.desired} master pods ready, but ZooKeeper"
+            " cannot be read, so whether they registered is unknown"
+        )
+    elif ok and obs.election is not None:
+        registered = obs.election.contenders
+        if registered < obs.quorum:
+            ok, reason = False, Reason.NOT_READY
+            message = (
+                f"{obs.masters.ready}/{obs.masters.desired} master pods ready but"
+                f" {registered} registered in ZooKeeper; {obs.quorum} needed"
+            )
+        else:
+            message += f"; {registered} registered in ZooKeeper"
+    return _with_unschedulable(obs, "masters", (ok, reason, message))
+
+
+def _marathon(obs: Observation) -> tuple[bool, str, str]:
+    """Ready pods, one of them elected (a member of its leader latch in ZooKeeper) and
+    registered as a framework with the leading master."""
+    needed = 1 if obs.marathon.desired else 0
+    ok, reason, message = _replicas("Marathon instances", obs.marathon, needed)
+    if ok and needed:
+        unknown = _registrations_unknown(obs)
+        if obs.marathon_elected is None:
+            ok, reason = False, Reason.UNKNOWN
+            message += "; ZooKeeper cannot be read, so whether one is elected is unknown"
+        elif not obs.marathon_elected:
+            ok, reason = False, Reason.NOT_ELECTED
+            message += "; none is elected (its leader latch in ZooKeeper is empty)"
+        elif unknown:
+            ok, reason = False, Reason.UNKNOWN
+            message += f"; one is elected, but {unknown}, so whether it registered is unknown"
+        elif obs.master_health and obs.master_health.frameworks_active == 0:
+            ok, reason = False, Reason.NOT_REGISTERED
+            message += "; one is elected but no framework is registered with the leading master"
+        else:
+            message += "; one is elected and registered with the leading master"
+    return _with_unschedulable(obs, "marathon", (ok, reason, message))
+
+
+def _with_unschedulable(
+    obs: Observation, component: str, result: tuple[bool, str, str]
+) -> tuple[bool, str, str]:
+    """A component not ready whose pods the scheduler cannot place says why (e.g. a host
+    port taken on every node by another cluster's agents)."""
+    ok, reason, message = result
+    stuck = obs.unschedulable.get(component)
+    if ok or stuck is None:
+        return result
+    # NotReady says too little; NoQuorum, NoneScheduled and Unknown stay what they are.
+    reason = Reason.UNSCHEDULABLE if reason == Reason.NOT_READY else reason
+    return False, reason, f"{message}; {stuck.pods} pod(s) cannot be scheduled: {stuck.message}"
 
 
 _START_ERROR_HINTS = {
@@ -210,15 +318,12 @@ _START_ERROR_HINTS = {
 
 
 def conditions_for(obs: Observation) -> dict[str, tuple[bool, str, str]]:
-    marathon_needed = 1 if obs.marathon.desired else 0
     return {
         ConditionType.ZOOKEEPER_READY: _zookeeper(obs),
-        ConditionType.MASTERS_READY: _replicas("masters", obs.masters, obs.quorum),
+        ConditionType.MASTERS_READY: _masters(obs),
         ConditionType.LEADER_ELECTED: _leader(obs),
         ConditionType.AGENTS_READY: _agents(obs),
-        ConditionType.MARATHON_READY: _replicas(
-            "Marathon instances", obs.marathon, marathon_needed
-        ),
+        ConditionType.MARATHON_READY: _marathon(obs),
     }
 
 
