@@ -463,6 +463,7 @@ class MonitorApp:
         return _json_response({"ok": True, "node": node_id, "action": action, "result": result})
 
     async def handle_probe_control(self, request: web.Request) -> web.StreamResponse:
+        self._check_origin(request)  # probes send no Origin; a browser page may not use it
         if not self._is_writer(request):
             return _error(401, "a valid probe token is required")
         probe_id = request.headers.get("X-Probe-Id", "")
