@@ -20,9 +20,14 @@ import copy
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+import celpy
 import yaml
+from celpy.adapter import json_to_cel
+from celpy.celtypes import BoolType
+from celpy.evaluation import CELEvalError
 from pydantic import ValidationError
 
 from orchestrator_operator.common.manifest import Manifest, Owner
@@ -38,6 +43,7 @@ from orchestrator_operator.models.routing import ROUTING_ANNOTATION, parse_routi
 from orchestrator_operator.models.zkmigration import ZkMigrationSpec
 from orchestrator_operator.operator.builders import probefleet, zookeeper
 from orchestrator_operator.operator.builders.cluster import build_children
+from orchestrator_operator.operator.builders.crd import build_crd
 
 KINDS = {kind.kind: kind for kind in (MESOS_CLUSTER, PROBE_FLEET, ZK_MIGRATION)}
 MAX_INPUT_BYTES = 4 * 1024 * 1024  # far above any custom resource; bounds what is read
@@ -74,6 +80,61 @@ def _spec_error(where: str, kind: str, name: str, error: ValidationError) -> Ren
     return RenderError(f"{where}: {kind} {name}: invalid spec: " + "; ".join(problems))
 
 
+@cache
+def _spec_schema(kind: ResourceKind) -> dict[str, Any]:
+    """The CRD's schema of `spec`, as the API server validates it."""
+    version = build_crd(kind)["spec"]["versions"][0]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return schema
+
+
+@cache
+def _cel_program(rule: str) -> celpy.Runner:
+    environment = celpy.Environment()
+    return environment.program(environment.compile(rule))
+
+
+def _defaulted(schema: Mapping[str, Any], value: Any) -> Any:
+    """`value` with the schema's defaults filled in, as the API server does before it
+    evaluates the CEL rules."""
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        for name, sub in properties.items():
+            if name not in value and "default" in sub:
+                value[name] = copy.deepcopy(sub["default"])
+        for name, item in value.items():
+            sub = properties.get(name) or schema.get("additionalProperties")
+            if isinstance(sub, Mapping):
+                value[name] = _defaulted(sub, item)
+    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        return [_defaulted(schema["items"], item) for item in value]
+    return value
+
+
+def cel_problems(schema: Mapping[str, Any], value: Any, path: str = "spec") -> list[str]:
+    """The CRD's `x-kubernetes-validations` rules that `value` breaks, as the API server
+    names them (the field path, then the rule's message)."""
+    problems = []
+    for entry in schema.get("x-kubernetes-validations") or []:
+        try:
+            result: object = _cel_program(entry["rule"]).evaluate({"self": json_to_cel(value)})
+        except CELEvalError as error:
+            result = error
+        if not (isinstance(result, BoolType) and bool(result)):
+            where = path + entry.get("fieldPath", "")
+            problems.append(f"{where}: {entry.get('message') or 'failed rule: ' + entry['rule']}")
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        for name, item in value.items():
+            sub = properties.get(name) or schema.get("additionalProperties")
+            if isinstance(sub, Mapping):
+                problems += cel_problems(sub, item, f"{path}.{name}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for index, item in enumerate(value):
+            problems += cel_problems(schema["items"], item, f"{path}[{index}]")
+    return problems
+
+
 def _resource(where: str, document: object, default_namespace: str) -> Resource:
     if not isinstance(document, Mapping):
         raise RenderError(f"{where}: not a Kubernetes object (a YAML mapping)")
@@ -108,6 +169,11 @@ def _resource(where: str, document: object, default_namespace: str) -> Resource:
         spec = kind.spec.model_validate(copy.deepcopy(dict(raw_spec)))
     except ValidationError as error:
         raise _spec_error(where, kind.kind, name, error) from None
+    # The CRD's CEL rules, which the API server checks and the models do not all repeat.
+    schema = _spec_schema(kind)
+    broken = cel_problems(schema, _defaulted(schema, copy.deepcopy(dict(raw_spec))))
+    if broken:
+        raise RenderError(f"{where}: {kind.kind} {name}: invalid spec: " + "; ".join(broken))
     return Resource(
         where=where,
         kind=kind,

@@ -221,3 +221,69 @@ def test_the_installed_command_reads_stdin_and_exits_non_zero_on_bad_input() -> 
     bad = subprocess.run(command, input="kind: Nope\n", capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stdout == ""
     assert "orchestrator render: <stdin>, document 1:" in bad.stderr
+
+
+def _zk_migration(spec: dict[str, Any]) -> str:
+    return yaml.safe_dump({
+        "apiVersion": "orchestrator.dev/v1alpha1", "kind": "ZkMigration",
+        "metadata": {"name": "m"}, "spec": spec,
+    })  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        (
+            _zk_migration({"clusterRef": "demo", "target": {"managed": {"replicas": 2}}}),
+            "spec.target.managed.replicas: target.managed.replicas must be odd (1, 3, 5 or 7)",
+        ),
+        (
+            _zk_migration({"clusterRef": "demo", "target": {}}),
+            "spec.target: target needs exactly one of target.external or target.managed",
+        ),
+        (
+            _zk_migration(
+                {
+                    "clusterRef": "demo",
+                    "source": {"connectString": "a:2181"},
+                    "target": {"external": {"connectString": "a:2181"}},
+                }
+            ),
+            "spec.target.external.connectString: source and target must be different",
+        ),
+        (
+            "apiVersion: orchestrator.dev/v1alpha1\nkind: MesosCluster\nmetadata: {name: c}\n"
+            "spec: {zookeeper: {replicas: 2}}\n",
+            "spec.zookeeper.replicas: zookeeper.replicas must be odd",
+        ),
+    ],
+)
+def test_the_crd_s_cel_rules_refuse_what_the_api_server_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], document: str, words: str
+) -> None:
+    """Rules only the CRD has (the models accept these specs): render evaluates them as the
+    API server does, after filling in the schema's defaults."""
+    (tmp_path / "x.yaml").write_text(document)
+    code, out, err = _render(capsys, "-f", str(tmp_path / "x.yaml"))
+    assert (code, out) == (2, "")
+    assert "invalid spec: " in err and words in err, err
+
+
+def test_every_cel_rule_of_the_crds_compiles_for_render() -> None:
+    """A rule render could not evaluate would fail every document of that kind."""
+    from orchestrator_operator.models import MESOS_CLUSTER, PROBE_FLEET, ZK_MIGRATION
+    from orchestrator_operator.operator import render
+
+    rules = []
+    for kind in (MESOS_CLUSTER, PROBE_FLEET, ZK_MIGRATION):
+        stack: list[Any] = [render._spec_schema(kind)]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                for entry in node.get("x-kubernetes-validations") or []:
+                    render._cel_program(entry["rule"])
+                    rules.append(entry["rule"])
+                stack += node.values()
+            elif isinstance(node, list):
+                stack += node
+    assert len(rules) >= 17  # as in crds/*.yaml today
