@@ -43,7 +43,19 @@ _FILTERS = [
         "description": "exact match on a metadata key, e.g. meta.image=busybox",
     },
 ]
-_ERR = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "reason": {"type": "string"}},
+}
+_ERR = {"description": "error", "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+_NOT_UPGRADE = {**_ERR, "description": "not a WebSocket upgrade"}
+_PLATFORM_KIND = {
+    "name": "kind",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": ["mesosclusters", "zkmigrations"]},
+}
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -59,6 +71,8 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
+        # Tokens go in the Authorization header only (a token in the URL is refused). Every
+        # operation with security answers 401 without a valid token.
         "paths": {
             "/api/report": {
                 "post": {
@@ -71,6 +85,7 @@ def openapi_document() -> dict[str, Any]:
                         "400": _ERR,
                         "401": _ERR,
                         "413": _ERR,
+                        "415": _ERR,
                         "422": _ERR,
                         "429": _ERR,
                     },
@@ -79,7 +94,10 @@ def openapi_document() -> dict[str, Any]:
             "/api/topology": {
                 "get": {
                     "summary": "List topologies with node counts",
-                    "responses": {"200": _json({"type": "array", "items": {"type": "object"}})},
+                    "responses": {
+                        "200": _json({"type": "array", "items": {"type": "object"}}),
+                        "401": _ERR,
+                    },
                 }
             },
             "/api/topology/{topology}": {
@@ -101,6 +119,8 @@ def openapi_document() -> dict[str, Any]:
                                 },
                             }
                         ),
+                        "400": _ERR,
+                        "401": _ERR,
                         "404": _ERR,
                     },
                 }
@@ -111,7 +131,16 @@ def openapi_document() -> dict[str, Any]:
                     "then {add, update, remove, metrics} diffs (metrics: [{id, metrics}] for "
                     "nodes whose only change is their metrics)",
                     "parameters": [_TOPOLOGY_PARAM, *_FILTERS],
-                    "responses": {"101": {"description": "switching protocols"}},
+                    "description": "A browser offers the subprotocols orchestrator.monitor.v1 "
+                    "and base64url.bearer.orchestrator.dev.<base64url(token)> instead of the "
+                    "Authorization header; an Origin other than the app's own is refused (403).",
+                    "responses": {
+                        "101": {"description": "switching protocols"},
+                        "400": _NOT_UPGRADE,
+                        "401": _ERR,
+                        "403": _ERR,
+                        "404": _ERR,
+                    },
                 }
             },
             "/api/topology/{topology}/{node}": {
@@ -126,7 +155,7 @@ def openapi_document() -> dict[str, Any]:
                             "schema": {"type": "string"},
                         },
                     ],
-                    "responses": {"200": _json({"type": "object"}), "404": _ERR},
+                    "responses": {"200": _json({"type": "object"}), "401": _ERR, "404": _ERR},
                 }
             },
             "/api/search": {
@@ -141,7 +170,7 @@ def openapi_document() -> dict[str, Any]:
                         },
                         {"name": "limit", "in": "query", "schema": {"type": "integer"}},
                     ],
-                    "responses": {"200": _json({"type": "object"})},
+                    "responses": {"200": _json({"type": "object"}), "400": _ERR, "401": _ERR},
                 }
             },
             "/api/control/{node}/{action}": {
@@ -162,20 +191,114 @@ def openapi_document() -> dict[str, Any]:
                             "schema": {"type": "string", "enum": list(CONTROLS)},
                         },
                     ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "tail": {"type": "integer", "minimum": 1, "maximum": 10000},
+                                        "timeout": {
+                                            "type": "integer",
+                                            "minimum": 0,
+                                            "maximum": 300,
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
                     "responses": {
                         "200": _json({"type": "object"}),
                         "400": _ERR,
+                        "401": _ERR,
                         "403": _ERR,
                         "404": _ERR,
+                        "413": _ERR,
+                        "422": _ERR,
                         "502": _ERR,
                         "503": _ERR,
                     },
                 }
             },
             "/api/probe/control": {
-                "get": {"summary": "WebSocket control channel of a probe (X-Probe-Id header)"}
+                "get": {
+                    "summary": "WebSocket control channel of a probe (X-Probe-Id header)",
+                    "parameters": [
+                        {
+                            "name": "X-Probe-Id",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 253},
+                        }
+                    ],
+                    "responses": {
+                        "101": {"description": "switching protocols"},
+                        "400": {**_ERR, "description": "no or bad X-Probe-Id, or not an upgrade"},
+                        "401": _ERR,
+                        "403": _ERR,
+                    },
+                }
             },
-            "/metrics": {"get": {"summary": "Prometheus metrics", "security": []}},
-            "/healthz": {"get": {"summary": "Liveness", "security": []}},
+            "/api/platform/{kind}": {
+                "get": {
+                    "summary": "Every MesosCluster or ZkMigration (all namespaces), summarised",
+                    "parameters": [_PLATFORM_KIND],
+                    "responses": {
+                        "200": _json({"type": "object", "required": ["kind", "items"]}),
+                        "401": _ERR,
+                        "404": _ERR,
+                        "503": _ERR,
+                    },
+                }
+            },
+            "/api/platform/{kind}/{namespace}/{name}": {
+                "get": {
+                    "summary": "One MesosCluster or ZkMigration: summary, spec and status",
+                    "parameters": [
+                        _PLATFORM_KIND,
+                        {
+                            "name": "namespace",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object"}),
+                        "401": _ERR,
+                        "404": _ERR,
+                        "503": _ERR,
+                    },
+                }
+            },
+            "/api/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _json({"type": "object"}), "401": _ERR},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (counts only; see docs/security.md)",
+                    "security": [],
+                    "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": {"200": _json({"type": "object"})},
+                }
+            },
         },
     }

@@ -584,12 +584,19 @@ class MonitorApp:
 async def _errors_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """No exception text in a response: an unexpected error is logged with its traceback and
-    answered with a plain 500 (a bug to fix: bad input has its own 4xx)."""
+    """Every error is JSON ``{"error": ...}``, aiohttp's own (unknown route, wrong method, not
+    a WebSocket upgrade) included. No exception text in a response: an unexpected error is
+    logged with its traceback and answered with a plain 500 (a bug to fix: bad input has its
+    own 4xx)."""
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        response = _error(exc.status, exc.reason)
+        if hdrs.ALLOW in exc.headers:
+            response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        return response
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
