@@ -8,6 +8,7 @@ compose/mesoscluster.yaml, the pod's addresses replaced by each service's own.""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -108,7 +109,22 @@ def test_the_real_profile_runs_the_builders_images_and_flags() -> None:
         assert service["entrypoint"] == container["command"], name
         assert service["command"] == _filled(container["args"], service, name), name
         assert service["profiles"] == ["mesos-real"], name
+        privileged = container.get("securityContext", {}).get("privileged", False)
+        assert service.get("privileged", False) == privileged, name
     assert counted == {"StatefulSet": spec["masters"]["replicas"], "DaemonSet": 1,
                        "Deployment": spec["marathon"]["replicas"]}  # fmt: skip
     # The simulator's services answer on the same ensemble and paths: not both at once.
     assert services["real-marathon"]["ports"][0]["published"] == "8080"
+
+
+@pytest.mark.parametrize("profile", ["mesos", "mesos-real"])
+def test_debian_docker_compose_1_29_accepts_each_profile(profile: str) -> None:
+    """What `apt-get install docker-compose` gives on Debian bookworm reads the file too."""
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose not found: install the Debian package `docker-compose`"
+    result = subprocess.run(
+        [binary, "-f", str(REPO / "docker-compose.yml"), "--profile", profile, "config", "-q"],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=120,
+        env={**os.environ, "COMPOSE_PROJECT_NAME": "orchestrator"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
