@@ -32,6 +32,9 @@ def claim_dir(base_dir: Path) -> TextIO:
     """Hold `<dir>/lock` for this process's life and empty the rest of the directory: each
     `up` starts a fresh cluster, whatever an earlier run (even a killed one) left there."""
     base_dir.mkdir(parents=True, exist_ok=True)
+    known = {LOCK_NAME, "pki", "etcd", "kubeconfig", "logs", "kwok-stages.yaml"}
+    if any(base_dir.iterdir()) and not known & {c.name for c in base_dir.iterdir()}:
+        raise TestEnvError(f"{base_dir} is not a testenv directory: refusing to empty it")
     lock = (base_dir / LOCK_NAME).open("a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -242,11 +242,18 @@ def test_make_run_brings_the_example_platform_up_and_ctrl_c_stops_it(
         page = httpx.get(url + "/", timeout=10)
         assert page.status_code == 200 and "<title>orchestrator" in page.text, page.text[:300]
         assert httpx.get(url + "/api/topology/hosts", timeout=10).status_code == 401
-        hosts = httpx.get(
-            url + "/api/topology/hosts", headers={"Authorization": f"Bearer {token}"}, timeout=10
-        )
-        assert hosts.status_code == 200, hosts.text[:300]
-        assert hosts.json()["nodes"], "the probe reports this host"  # the probe runs
+
+        def probed_hosts() -> dict[str, Any]:
+            answer = httpx.get(
+                url + "/api/topology/hosts",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+            assert answer.status_code == 200, answer.text[:300]
+            nodes: dict[str, Any] = answer.json()["nodes"]
+            return nodes
+
+        eventually(probed_hosts, 60, "the probe's report of this host in the app")
 
         applied = newcomer.kube("apply", "-f", str(REPO / "examples" / "zkmigration.yaml"))
         assert applied.returncode == 0, applied.stderr
