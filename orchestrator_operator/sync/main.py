@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from orchestrator_operator.common.health_server import BackgroundHealthServer
+from orchestrator_operator.common.logs import LOG_FORMATS, configure_logging
 from orchestrator_operator.common.zk_credentials import parse_digest_credentials
 from orchestrator_operator.sync.conflict import Strategy
 from orchestrator_operator.sync.engine import (
@@ -70,6 +71,7 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--log-level", default=d("INFO"), choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     parser.add_argument("--json-logs", action="store_true", default=d(False))
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default=d("plain"))
 
 
 def _run_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -206,30 +208,15 @@ def _controller_parser(actions: argparse._SubParsersAction) -> None:  # type: ig
         "--log-level", default=argparse.SUPPRESS, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     ctl.add_argument("--json-logs", action="store_true", default=argparse.SUPPRESS)
+    ctl.add_argument("--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS)
     ctl.set_defaults(func=controller_command)
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "time": self.formatTime(record),
-                "level": record.levelname,
-                "logger": record.name,
-                "message": record.getMessage(),
-            }
-        )
-
-
 def _setup_logging(args: argparse.Namespace) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if getattr(args, "json_logs", False):
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(getattr(args, "log_level", "INFO"))
+    """--log-format json (or --json-logs): one JSON object per line (common/logs.py)."""
+    as_json = getattr(args, "json_logs", False) or getattr(args, "log_format", "plain") == "json"
+    configure_logging(log_format="json" if as_json else "plain")
+    logging.getLogger().setLevel(getattr(args, "log_level", "INFO"))
     logging.getLogger("kazoo").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the controller polls every second
 

@@ -9,13 +9,14 @@ import os
 import signal
 from pathlib import Path
 
+from orchestrator_operator.common.logs import add_log_format_argument
 from orchestrator_operator.common.process import configure_logging, read_secret, require_secret
 
 
 def _app(args: argparse.Namespace) -> int:
     from orchestrator_operator.monitor.app.server import AppConfig, MonitorApp
 
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.log_format)
     env = "ORCHESTRATOR_MONITOR_TOKEN"
     token = require_secret("app", "--token", args.token, args.token_file, env)
     if not token:
@@ -66,4 +67,5 @@ def add_app_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ign
         "WebSockets (repeatable), e.g. a Vite dev server",
     )
     app.add_argument("--verbose", action="store_true")
+    add_log_format_argument(app)
     app.set_defaults(func=_app)
