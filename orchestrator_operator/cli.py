@@ -18,12 +18,24 @@ def _run(args: argparse.Namespace) -> int:
         health_port=args.health_port,
         monitoring_app_url=args.monitoring_app_url,
         zk_super_key_file=args.zk_super_key_file,
+        status_watches=args.status_watches,
+        status_resync_seconds=args.status_resync_seconds,
     )
     try:
         return run(options, log_format=args.log_format, verbose=args.verbose)
     except SuperKeyInvalid as error:
         print(f"orchestrator run: {error}", file=sys.stderr)
         return 2
+
+
+def _resync_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 1.0 <= value <= 3600.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside 1-3600 seconds")
+    return value
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -67,6 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="ZooKeeper super key: turns on scaling managed ensembles by reconfiguration"
         " (default: $ORCHESTRATOR_ZK_SUPER_KEY_FILE, else /etc/orchestrator/zk-super-key/key"
         " if it exists; docs/mesoscluster.md)",
+    )
+    run.add_argument(
+        "--no-status-watches",
+        dest="status_watches",
+        action="store_false",
+        help="observe every MesosCluster every second instead of on ZooKeeper and workload"
+        " events (the behaviour before event-driven status; for comparison)",
+    )
+    run.add_argument(
+        "--status-resync-seconds",
+        type=_resync_seconds,
+        default=10.0,
+        help="seconds between observations of a settled MesosCluster (1-3600, default 10)",
     )
     run.set_defaults(func=_run)
 

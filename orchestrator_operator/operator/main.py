@@ -39,6 +39,10 @@ class OperatorOptions:
     # ZooKeeper's super key (zk_super_key); None: $ORCHESTRATOR_ZK_SUPER_KEY_FILE or
     # the Secret's mount. No key: managed ensembles are resized without reconfiguration.
     zk_super_key_file: str | None = None
+    # MesosCluster status: refreshed on events (False: a poll every second), and the
+    # safety-net interval for a settled cluster.
+    status_watches: bool = True
+    status_resync_seconds: float = 10.0
 
 
 def _missing_crds() -> list[str]:
@@ -107,7 +111,11 @@ def run(options: OperatorOptions, log_format: str = "plain", verbose: bool = Fal
         logging.getLogger("httpx").setLevel(logging.WARNING)
         # asyncio's own debug chatter, as kopf.configure keeps it out
         logging.getLogger("asyncio").setLevel(logging.WARNING)
-    settings = OperatorSettings(zk_super_key=zk_super_key.load_key(options.zk_super_key_file))
+    settings = OperatorSettings(
+        zk_super_key=zk_super_key.load_key(options.zk_super_key_file),
+        status_watches=options.status_watches,
+        status_resync_seconds=options.status_resync_seconds,
+    )
     kopf.run(
         standalone=True,
         clusterwide=options.namespace is None,

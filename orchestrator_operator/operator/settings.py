@@ -16,6 +16,11 @@ class OperatorSettings:
     # ZooKeeper's super key (zk_super_key); with one, managed ensembles are resized by
     # dynamic reconfiguration, without, their StatefulSet is resized directly.
     zk_super_key: bytes | None = None
+    # MesosCluster status follows events (mesoscluster/watches.py); off: the timer
+    # observes every cluster every second. The timer observes a settled cluster every
+    # status_resync_seconds as a safety net.
+    status_watches: bool = True
+    status_resync_seconds: float = 10.0
 
     @property
     def scale_zookeeper_by_reconfig(self) -> bool:

@@ -38,6 +38,7 @@ from orchestrator_operator.operator.mesoscluster.observe import (
 )
 from orchestrator_operator.operator.mesoscluster.quorum import roll_quorum_members, zookeeper_held
 from orchestrator_operator.operator.mesoscluster.status import build_status
+from orchestrator_operator.operator.mesoscluster.watches import STATUS_EVENTS
 from orchestrator_operator.operator.reconcile import (
     accept_for_children,
     counted,
@@ -100,8 +101,14 @@ def forget_metrics(meta: kopf.Meta, **_: Any) -> None:
 
 
 @kopf.timer(API_GROUP, API_VERSION, "mesosclusters", interval=OBSERVE_INTERVAL_SECONDS)
+def observe(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """The safety net under the event-driven refresh (watches): observes a settled cluster
+    every --status-resync-seconds, one that is moving every tick; writes status itself."""
+    STATUS_EVENTS.on_timer(body, memo, kwargs)
+
+
 @counted(MESOS_CLUSTER)
-def observe(
+def observe_once(
     spec: kopf.Spec,
     status: kopf.Status,
     meta: kopf.Meta,
@@ -142,3 +149,6 @@ def observe(
     export_status(owner.namespace, owner.name, new_status, status.get("leadingMaster"))
     # Accepted is the reconcile handler's condition: keep it as it is.
     patch_changed_status(status, new_status, patch)
+
+
+STATUS_EVENTS.use(observe_once)
