@@ -294,3 +294,30 @@ def test_control_bodies_are_bounded_and_range_checked() -> None:
             assert status == 503, (body, answer)
 
     serve(test)
+
+
+def test_a_probe_channel_survives_junk_and_relays_a_bounded_error() -> None:
+    async def test(app: MonitorApp, server: Server) -> None:
+        report_ = synthetic_report(0, 1, containers=1)
+        app.ingest_bytes(encode_report(report_))
+        path = f"/api/control/container%3A{report_.containers[0].id}/stop"
+        headers = {"Authorization": f"Bearer {TOKEN}", "X-Probe-Id": report_.probe_id}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(server.make_url("/api/probe/control"), headers=headers) as probe,
+        ):
+            await probe.send_str("[" * 100_000 + "]" * 100_000)  # junk from a probe
+            await probe.send_str('{"id": "x"}')
+
+            async def answer() -> None:
+                request_ = await probe.receive_json(timeout=30)
+                error = "engine says no " + "x" * 100_000
+                await probe.send_json({"id": request_["id"], "ok": False, "error": error})
+
+            answering = asyncio.create_task(answer())
+            status, body = await request(server, "POST", path)
+            await answering
+        assert status == 502, body
+        assert body["error"].startswith("engine says no") and len(body["error"]) <= 1000
+
+    serve(test)

@@ -13,6 +13,8 @@ from aiohttp import web
 
 from orchestrator_operator.monitor.report import CONTROLS
 
+MAX_ERROR_CHARS = 1000
+
 
 class ControlUnavailable(RuntimeError):
     pass
@@ -42,8 +44,8 @@ class ControlRouter:
                 try:
                     reply = json.loads(msg.data)
                     fut = self._pending.get(int(reply["id"]))
-                except (ValueError, KeyError, TypeError):
-                    continue
+                except (ValueError, KeyError, TypeError, RecursionError):
+                    continue  # not a reply: ignored, the channel stays open
                 if fut is not None and not fut.done():
                     fut.set_result(reply)
         finally:
@@ -74,7 +76,8 @@ class ControlRouter:
         finally:
             self._pending.pop(req_id, None)
         if not reply.get("ok"):
-            raise ControlFailed(str(reply.get("error", "control failed")))
+            # the engine's refusal as the probe relays it, cut to a readable length
+            raise ControlFailed(str(reply.get("error", "control failed"))[:MAX_ERROR_CHARS])
         return reply.get("result")
 
     async def close(self) -> None:
