@@ -10,7 +10,10 @@ it as its external ensemble, each under its own path), with the operator as a su
   earlier ones keep being observed;
   beside it, the baseline: the same manifests server-side-applied straight from this
   process (the API server's own floor for those writes);
-- status lag: from a new leader's znode in ZooKeeper to `status.leadingMaster` naming it;
+- status lag: from a new leader's znode in ZooKeeper to `status.leadingMaster` naming it,
+  with the operator's ZooKeeper watches (status follows events); beside it, the baseline:
+  the same clusters under an operator started with `--no-status-watches` (a poll of every
+  cluster every second, as before);
   with `--sim-masters` also from a real simulated master's znode (sim/, quorum 1) to
   `leadingMaster` and to `LeaderElected` True (the master elected and its registry recovered);
 - the operator's resident memory, and Kubernetes API requests per reconcile (by verb);
@@ -341,11 +344,13 @@ def operator_apply(env: KubeTestEnv, watches: ChildWatches, clusters: int, zk: s
     return latencies
 
 
-def status_lag(clusters: ClusterWatch, zk_hosts: str, names: list[str]) -> list[float]:
+def status_lag(
+    clusters: ClusterWatch, zk_hosts: str, names: list[str], first_port: int = 30000
+) -> list[float]:
     """Seconds from a master registering in ZooKeeper to the watch seeing the cluster's
-    status name it."""
+    status name it (each sample a new address, from `first_port` on)."""
     lags = []
-    for port, name in enumerate(names, start=30000):
+    for port, name in enumerate(names, start=first_port):
         session = KazooClient(hosts=zk_hosts)
         session.start(timeout=15)
         info = {"id": name, "hostname": "127.0.0.1", "port": port,
@@ -476,6 +481,15 @@ def run_many_clusters(clusters: int, sim_masters: bool = False) -> dict[str, Any
                 requests = api_requests(operator)
             finally:
                 operator.stop()
+            # The baseline in the same run: the same clusters observed by an operator that
+            # polls every cluster every second (no ZooKeeper or workload watches).
+            operator = OperatorProcess(env, Path(tmp) / "operator-poll.log", "--no-status-watches")
+            try:
+                operator.wait_ready()
+                time.sleep(10)  # let the observers run over all clusters a few times
+                poll_lags = status_lag(cluster_watch, zk.connect_string, names, first_port=31000)
+            finally:
+                operator.stop()
     reconciles = sum(v for k, v in requests.items() if k.startswith("orchestrator_reconcile_total"))
     applies = sum(v for k, v in requests.items() if 'verb="apply"' in k)
     lists = sum(v for k, v in requests.items() if 'verb="list"' in k and 'kind="Pod"' in k)
@@ -484,6 +498,7 @@ def run_many_clusters(clusters: int, sim_masters: bool = False) -> dict[str, Any
         "apply_to_created": summarize(latencies),
         "baseline_direct_apply": summarize(baseline),
         "status_lag": summarize(lags),
+        "baseline_status_lag_1s_poll": summarize(poll_lags),
         **(
             {
                 "sim_status_lag": summarize(sim_lags[0]),
@@ -544,10 +559,15 @@ def main() -> None:
     args = parser.parse_args()
     many = run_many_clusters(args.clusters, args.sim_masters)
     print(f"{args.clusters} MesosClusters on 3 nodes:")
-    keys = ["apply_to_created", "baseline_direct_apply", "status_lag"]
+    keys = [
+        "apply_to_created",
+        "baseline_direct_apply",
+        "status_lag",
+        "baseline_status_lag_1s_poll",
+    ]
     keys += ["sim_status_lag", "sim_leader_elected_lag"] if args.sim_masters else []
     for key in keys:
-        print(f"  {key:<24} p50 {many[key]['p50_ms']:>7} ms  p99 {many[key]['p99_ms']:>7} ms")
+        print(f"  {key:<27} p50 {many[key]['p50_ms']:>7} ms  p99 {many[key]['p99_ms']:>7} ms")
     print(f"  operator RSS             {many['operator_rss_mib']} MiB")
     applies, lists = many["apply_requests_per_reconcile"], many["pod_list_requests"]
     print(f"  applies per reconcile    {applies}; LISTs of pods: {lists}")
