@@ -183,3 +183,4 @@ class Reason(StatusWord):
     # ZkMigration: Completed
     SUCCEEDED = "Succeeded"
     NOT_FINISHED = "NotFinished"
+    FAILED = "Failed"

@@ -20,6 +20,7 @@ from orchestrator_operator.operator.builders import zookeeper
 TERMINAL_PHASES = (
     ZkMigrationPhase.SUCCEEDED,
     ZkMigrationPhase.ROLLED_BACK,
+    ZkMigrationPhase.FAILED,
     ZkMigrationPhase.INVALID,
 )
 SAME_ENSEMBLE = "source and target must be different ZooKeeper ensembles"

@@ -37,16 +37,24 @@ from orchestrator_operator.models.vocabulary import (
     WorkloadPhase,
     ZkMigrationPhase,
 )
-from orchestrator_operator.models.zkmigration import SyncRequest, ZkMigrationSpec, ZkMigrationStatus
+from orchestrator_operator.models.vocabulary import ZkMigrationPhaseState as PhaseState
+from orchestrator_operator.models.zkmigration import (
+    PHASES,
+    PhaseRecord,
+    SyncRequest,
+    ZkMigrationSpec,
+    ZkMigrationStatus,
+)
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
 from orchestrator_operator.operator.mesoscluster.observe import cordoned_nodes
+from orchestrator_operator.operator.mesoscluster.status import COMPONENT_CONDITIONS
 from orchestrator_operator.operator.reconcile import accept_spec, counted, patch_changed_status
 from orchestrator_operator.operator.zkmigration import archive
 from orchestrator_operator.operator.zkmigration import metrics as metrics_export
 from orchestrator_operator.operator.zkmigration.machine import Decision, other_component, step
 from orchestrator_operator.operator.zkmigration.observation import EnsembleView
-from orchestrator_operator.operator.zkmigration.observe import agent_pods, observe
+from orchestrator_operator.operator.zkmigration.observe import agent_pods, ensemble_view, observe
 from orchestrator_operator.zk.clients import ZkUnreachable, zk_credentials
 
 log = logging.getLogger(__name__)
@@ -132,11 +140,16 @@ def _conditions(
         generation,
     )
     succeeded = phase == ZkMigrationPhase.SUCCEEDED
+    failed = phase == ZkMigrationPhase.FAILED
     completed = make_condition(
         ConditionType.COMPLETED,
         succeeded,
-        Reason.SUCCEEDED if succeeded else Reason.NOT_FINISHED,
-        "the cluster runs on ensemble B" if succeeded else f"phase is {phase}",
+        Reason.SUCCEEDED if succeeded else Reason.FAILED if failed else Reason.NOT_FINISHED,
+        "the cluster runs on ensemble B"
+        if succeeded
+        else f"failed: {checks}"
+        if failed
+        else f"phase is {phase}",
         generation,
     )
     return set_condition(set_condition(previous, progressing), completed)
@@ -200,8 +213,8 @@ def drive(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    if status.get("phase") in (None, ZkMigrationPhase.INVALID):
-        return  # not validated yet, or invalid: the validate handler said why
+    if status.get("phase") in (None, ZkMigrationPhase.INVALID, ZkMigrationPhase.FAILED):
+        return  # not validated yet, invalid (the validate handler said why), or failed for good
     parsed = ZkMigrationSpec.model_validate(copy.deepcopy(dict(spec)))
     current = ZkMigrationStatus.model_validate(copy.deepcopy(dict(status)))
     reconfig: bool = memo["settings"].scale_zookeeper_by_reconfig
@@ -209,6 +222,16 @@ def drive(
     cluster = api.get(
         MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, meta["namespace"], parsed.cluster_ref
     )
+    if cluster is not None and cluster["metadata"].get("deletionTimestamp"):
+        cluster = None  # being deleted: as good as gone
+    if cluster is None and current.phase == ZkMigrationPhase.SUCCEEDED:
+        _expire_archive(meta, current)  # done: the cluster's fate is no longer its business
+        _write(meta, status, current, patch)
+        return
+    if cluster is None and current.sync_request is not None:
+        # Under way (the sync was asked for): nothing left to migrate or to roll back to.
+        _fail(meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} was deleted")
+        return
     if cluster is None:
         _hold(meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} not found")
         return
@@ -242,6 +265,16 @@ def drive(
         _expire_archive(meta, current)
         _write(meta, status, current, patch)
         return
+    if not _started(current, parsed):
+        checks = pre_migration_checks(parsed.cluster_ref, cluster, ensemble_view(target))
+        if checks:
+            # Pending, with the six phases still to come and no sync asked for.
+            current.checks = checks
+            current.phases = current.phases or [
+                PhaseRecord(number=n, name=name) for n, name in enumerate(PHASES, start=1)
+            ]
+            _write(meta, status, current, patch)
+            return
     # each side's digest credentials, from the Secrets the spec (or the cluster) names
     source_ref, target_ref = migration_secret_refs(parsed, cluster_spec)
     try:
@@ -344,6 +377,57 @@ def _expire_archive(meta: kopf.Meta, status: ZkMigrationStatus) -> None:
 @kopf.on.delete(API_GROUP, API_VERSION, "zkmigrations", optional=True)
 def forget_metrics(meta: kopf.Meta, **_: Any) -> None:
     metrics_export.forget(meta["namespace"], meta["name"])
+
+
+def _started(status: ZkMigrationStatus, spec: ZkMigrationSpec) -> bool:
+    """Some phase has begun (or is being rolled back): past the pre-migration checks."""
+    return spec.rollback_to_phase is not None or any(
+        record.state != PhaseState.PENDING for record in status.phases
+    )
+
+
+def pre_migration_checks(
+    cluster_ref: str, cluster: dict[str, Any], target: EnsembleView
+) -> list[str]:
+    """What must hold before phase 1 touches anything (the sync, the cluster's routing), in
+    words: the MesosCluster Ready (a Degraded cluster's masters may have no quorum or no
+    leader to move, and a migration would hide that fault behind its own) and every server
+    of ensemble B answering."""
+    checks = []
+    cluster_status = cluster.get("status") or {}
+    phase = cluster_status.get("phase")
+    if phase != WorkloadPhase.READY:
+        failing = [
+            f"{c.get('type')}: {str(c.get('message') or c.get('reason'))[:400]}"
+            for c in cluster_status.get("conditions") or []
+            if c.get("type") in COMPONENT_CONDITIONS and c.get("status") != "True"
+        ]
+        checks.append(
+            f"pre-migration check: MesosCluster {cluster_ref} is {phase or 'not observed yet'},"
+            " and a migration starts only on a Ready cluster"
+            + (f" ({'; '.join(failing)})" if failing else "")
+        )
+    if not target.healthy:
+        checks.append(f"pre-migration check: {target.describe('B')}")
+    return checks
+
+
+def _fail(
+    meta: kopf.Meta, status: kopf.Status, current: ZkMigrationStatus, patch: kopf.Patch, why: str
+) -> None:
+    """The migration cannot go on: Failed for good with why, its running phase Failed too,
+    and the sync request inactive so that the sync controller stops the engine."""
+    now = datetime.now(UTC)
+    message = f"{why}: the migration cannot go on; its sync is stopped"
+    current.phase = ZkMigrationPhase.FAILED
+    current.checks = [message]
+    for record in current.phases:
+        if record.state == PhaseState.RUNNING:
+            record.state, record.finished_at, record.message = PhaseState.FAILED, now, message
+    if current.sync_request is not None:
+        current.sync_request = current.sync_request.model_copy(update={"active": False})
+    log.warning("%s/%s: Failed: %s", meta["namespace"], meta["name"], message)
+    _write(meta, status, current, patch)
 
 
 def _hold(
