@@ -13,7 +13,7 @@ def _run(args: argparse.Namespace) -> int:
     from orchestrator_operator.operator.zk_super_key import SuperKeyInvalid
 
     options = OperatorOptions(
-        namespace=args.namespace,
+        namespaces=tuple(args.namespace or ()),
         health_host=args.health_host,
         health_port=args.health_port,
         monitoring_app_url=args.monitoring_app_url,
@@ -64,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the operator against the current kubeconfig")
-    run.add_argument("--namespace", help="watch one namespace (default: all namespaces)")
+    run.add_argument(
+        "--namespace",
+        action="append",
+        help="watch this namespace; repeat for more (default: all namespaces)",
+    )
     run.add_argument("--health-host", default="0.0.0.0")
     run.add_argument("--health-port", type=int, default=8080, help="/healthz /readyz /metrics")
     run.add_argument("--log-format", choices=["plain", "json"], default="plain")

@@ -29,7 +29,7 @@ ANNOTATION_PREFIX = "orchestrator.dev"
 
 @dataclass(frozen=True)
 class OperatorOptions:
-    namespace: str | None
+    namespaces: tuple[str, ...]  # () = all namespaces (cluster-wide)
     health_host: str
     health_port: int
     max_workers: int = 32
@@ -118,8 +118,8 @@ def run(options: OperatorOptions, log_format: str = "plain", verbose: bool = Fal
     )
     kopf.run(
         standalone=True,
-        clusterwide=options.namespace is None,
-        namespaces=[options.namespace] if options.namespace else [],
+        clusterwide=not options.namespaces,
+        namespaces=list(options.namespaces),
         memo=kopf.Memo(options=options, settings=settings),
     )
     return 0

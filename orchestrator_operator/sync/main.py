@@ -155,14 +155,18 @@ def _controller_parser(actions: argparse._SubParsersAction) -> None:  # type: ig
         "controller",
         help="run one bidirectional engine per active ZkMigration and report into its status",
         description=(
-            "Poll ZkMigrations (all namespaces or --namespace); for each one whose "
+            "Poll ZkMigrations (all namespaces or each --namespace); for each one whose "
             "status.syncRequest is active run a bidirectional sync engine, and write "
             "status.sync (state, bootstrap, lag p99, digests, conflicts) every "
             "--report-interval seconds. /healthz, /readyz and /metrics (labelled per "
             "migration) on --health-host:--health-port."
         ),
     )
-    ctl.add_argument("--namespace", help="watch one namespace (default: all namespaces)")
+    ctl.add_argument(
+        "--namespace",
+        action="append",
+        help="watch this namespace; repeat for more (default: all namespaces)",
+    )
     ctl.add_argument(
         "--state-dir",
         type=Path,
@@ -322,7 +326,7 @@ def controller_command(args: argparse.Namespace) -> int:
         print(f"zk-sync controller: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     options = ControllerOptions(
-        namespace=args.namespace,
+        namespaces=tuple(args.namespace or ()),
         state_dir=args.state_dir,
         health_host=args.health_host,
         health_port=int(args.health_port),

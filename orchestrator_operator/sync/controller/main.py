@@ -25,6 +25,7 @@ import contextlib
 import logging
 import signal
 import time
+from typing import Any
 
 from prometheus_client import REGISTRY
 
@@ -60,7 +61,7 @@ async def _serve(options: ControllerOptions, api: ZkMigrationApi) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    where = f"namespace {options.namespace}" if options.namespace else "all namespaces"
+    where = ", ".join(options.namespaces) or "all namespaces"
     log.info(
         "sync controller watching ZkMigrations in %s (poll every %gs); health on %s:%d",
         where, options.interval, options.health_host, options.health_port,
@@ -71,7 +72,7 @@ async def _serve(options: ControllerOptions, api: ZkMigrationApi) -> int:
     try:
         while not stop.is_set():
             try:
-                items = await asyncio.to_thread(api.list_migrations, options.namespace)
+                items = await asyncio.to_thread(_list_migrations, api, options.namespaces)
             except Exception as exc:
                 if str(exc) != last_error:
                     log.warning("cannot list ZkMigrations (engines keep running): %s", exc)
@@ -91,6 +92,13 @@ async def _serve(options: ControllerOptions, api: ZkMigrationApi) -> int:
         await http.cleanup()
         REGISTRY.unregister(collector)
     return 0
+
+
+def _list_migrations(api: ZkMigrationApi, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Every ZkMigration the controller serves: all namespaces, or each one given."""
+    if not namespaces:
+        return api.list_migrations(None)
+    return [item for namespace in namespaces for item in api.list_migrations(namespace)]
 
 
 def run_controller(options: ControllerOptions) -> int:

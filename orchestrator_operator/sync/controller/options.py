@@ -8,7 +8,7 @@ from pathlib import Path
 
 @dataclass
 class ControllerOptions:
-    namespace: str | None = None
+    namespaces: tuple[str, ...] = ()  # () = all namespaces
     state_dir: Path | None = None
     health_host: str = "0.0.0.0"
     health_port: int = 8081
