@@ -90,8 +90,9 @@ class AppConfig:
     flush_interval: float = 0.1
     max_probes: int = 10_000  # distinct probes merged at once; more are refused with 429
     ui_dist: Path | None = None  # the built UI (ui/dist); None: API only
-    # Reports read and decoded at once; the others wait before their body is read, so memory
-    # under a burst of (hostile) reports is bounded by this many bodies.
+    # Reports decompressed and decoded at once; the others wait with their compressed body
+    # (at most max_report_bytes each), so memory under a burst of (hostile) reports is bounded
+    # by this many decoded reports.
     ingest_concurrency: int = 2
     # Origins (scheme://host[:port]) whose pages may open the UI's WebSocket besides the
     # app's own (the Host the request was sent to), e.g. a Vite dev server.
@@ -283,14 +284,16 @@ class MonitorApp:
         try:
             if not self._is_writer(request):
                 raise Rejected(401, "unauthorized", "a valid probe token is required")
+            body, encoding = await self._read_body(request)
             if self._ingest_slots is None:
                 self._ingest_slots = asyncio.Semaphore(max(1, self.config.ingest_concurrency))
+            # The body is read concurrently (a slow sender holds no slot); decompressing and
+            # decoding, where memory grows up to 64 MiB and the objects, go a few at a time.
             async with self._ingest_slots:
-                body, encoding = await self._read_body(request)
                 report = await asyncio.get_running_loop().run_in_executor(
                     self._decoder_pool, self._decompress_and_decode, body, encoding
                 )
-                del body
+            del body
             self.merge(report)
         except Rejected as exc:
             self.metrics.rejected.labels(exc.reason).inc()
