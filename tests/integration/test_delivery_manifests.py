@@ -244,7 +244,7 @@ ALLOWED = [
     ("patch", "poddisruptionbudgets.policy"), ("get", "poddisruptionbudgets.policy"),
     ("get", "pods"), ("delete", "pods"),
     ("delete", "configmaps"), ("delete", "services"), ("delete", "statefulsets.apps"),
-    ("delete", "poddisruptionbudgets.policy"),
+    ("delete", "poddisruptionbudgets.policy"), ("delete", "deployments.apps"),
     ("list", "nodes"),
     ("create", "events"), ("patch", "events"),
     # ProbeFleet: the probe's ServiceAccount, token Secret (create only) and cluster RBAC,
@@ -262,7 +262,7 @@ DENIED = [
     ("create", "mesosclusters.orchestrator.dev"), ("patch", "nodes"), ("update", "nodes"),
     ("create", "customresourcedefinitions.apiextensions.k8s.io"),
     ("escalate", "clusterroles.rbac.authorization.k8s.io"), ("delete", "serviceaccounts"),
-    ("create", "pods/exec"), ("delete", "deployments.apps"), ("delete", "secrets"),
+    ("create", "pods/exec"), ("delete", "secrets"),
     ("delete", "zkmigrations.orchestrator.dev"), ("create", "zkmigrations.orchestrator.dev"),
 ]  # fmt: skip
 
