@@ -13,13 +13,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp import web
 from yarl import URL
 
 from orchestrator_operator.monitor.app.platform import KubePlatformReader, ListingKubeApi
 from orchestrator_operator.monitor.app.server import AppConfig, MonitorApp
-from orchestrator_operator.monitor.report import encode_report
+from orchestrator_operator.monitor.report import (
+    LIMITS,
+    bounded_labels,
+    decode_report,
+    encode_report,
+)
 from testenv.synthetic_reports import synthetic_report
 
 TOKEN = "write-t0ken"
@@ -321,3 +327,20 @@ def test_a_probe_channel_survives_junk_and_relays_a_bounded_error() -> None:
         assert body["error"].startswith("engine says no") and len(body["error"]) <= 1000
 
     serve(test)
+
+
+def test_the_probe_cuts_labels_to_what_a_report_may_carry() -> None:
+    labels = {f"label-{i:03}": "v" * 10_000 for i in range(300)}
+    base = synthetic_report(0, 1, containers=1)
+    raw_ = msgspec.structs.replace(
+        base, containers=(msgspec.structs.replace(base.containers[0], labels=labels),)
+    )
+    with pytest.raises(msgspec.ValidationError, match="labels"):
+        decode_report(encode_report(raw_))  # the app would refuse the host's whole report
+    cut = bounded_labels(labels)
+    assert len(cut) == LIMITS.labels and sorted(cut)[0] == "label-000"
+    assert all(len(v) == LIMITS.string for v in cut.values())
+    fitted = msgspec.structs.replace(
+        base, containers=(msgspec.structs.replace(base.containers[0], labels=cut),)
+    )
+    assert decode_report(encode_report(fitted)).containers[0].labels == cut
