@@ -89,6 +89,9 @@ else
   for _ in $(seq 1 600); do
     [[ -f "$state/ready" ]] && break
     kill -0 "$testenv_pid" 2>/dev/null || {
+      code=0
+      wait "$testenv_pid" || code=$?
+      ((code == 130)) && exit 130 # interrupted (Ctrl-C) while starting
       echo "make run: the local control plane failed to start (logs in $state/logs)" >&2
       exit 1
     }
@@ -149,12 +152,15 @@ pids+=($!)
 
 if [[ -n "${local_platform:-}" ]]; then
   "$kubectl" apply -f examples/mesoscluster.yaml
-  # One line when the example is up (the operator's status, as `kubectl get` shows it).
+  # One line when the example is up (the operator's status, as `kubectl get` shows it);
+  # short requests, so that stopping this loop leaves no kubectl behind.
   (
-    "$kubectl" wait --for=jsonpath='{.status.phase}'=Ready mesoscluster/demo --timeout=600s \
-      >/dev/null 2>&1 &&
-      echo "make run: MesosCluster demo is Ready (leading master" \
-        "$("$kubectl" get mesoscluster demo -o 'jsonpath={.status.leadingMaster}'))"
+    phase() {
+      "$kubectl" get mesoscluster demo --request-timeout=5s -o "jsonpath={.status.$1}" \
+        2>/dev/null || true
+    }
+    until [[ "$(phase phase)" == Ready ]]; do sleep 1; done
+    echo "make run: MesosCluster demo is Ready (leading master $(phase leadingMaster))"
   ) &
   pids+=($!)
 fi

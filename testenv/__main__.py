@@ -64,8 +64,15 @@ def _up(args: argparse.Namespace) -> int:
     lock = claim_dir(base_dir)
     ready_marker = base_dir / "ready"
     stop = threading.Event()
+    starting = True
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        if starting:  # abandon the start (KubeTestEnv.start stops what it started)
+            raise KeyboardInterrupt
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     env = KubeTestEnv(nodes=args.nodes, base_dir=base_dir)
     pods = None
     try:
@@ -81,6 +88,7 @@ def _up(args: argparse.Namespace) -> int:
                 f" (logs in {pods.logs_dir}); cluster names in {hosts}",
                 flush=True,
             )
+        starting = False
         ready_marker.write_text(str(env.kubeconfig))
         print(f"testenv: {args.nodes} nodes ready; KUBECONFIG={env.kubeconfig}", flush=True)
         print(f"testenv: kubectl is {env.kubectl}; logs in {base_dir / 'logs'}", flush=True)
@@ -137,6 +145,9 @@ def main() -> int:
     except TestEnvError as error:
         print(f"testenv: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("testenv: interrupted while starting", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
