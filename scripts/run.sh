@@ -108,7 +108,8 @@ fi
 "$orchestrator" run --health-host 127.0.0.1 --health-port "$health_port" &
 pids+=($!)
 for _ in $(seq 1 120); do
-  curl -fs "http://127.0.0.1:$health_port/readyz" >/dev/null && break
+  "$python" -c 'import sys, urllib.request as r; r.urlopen(sys.argv[1], timeout=2)' \
+    "http://127.0.0.1:$health_port/readyz" 2>/dev/null && break
   kill -0 "${pids[0]}" 2>/dev/null || { echo "make run: the operator exited" >&2; exit 1; }
   sleep 0.5
 done
