@@ -25,8 +25,10 @@ LOG_FORMATS = ("plain", "json")
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 # Kopf logs every handler's success at INFO; for a timer that is one line per object per
-# tick ("Timer 'observe' succeeded."). Its failures stay at their level.
-_ROUTINE_SUCCESS = re.compile(r"^Timer '[^']*' succeeded\.$")
+# tick ("Timer 'observe' succeeded."), and for the event handlers that wake a MesosCluster's
+# status refresh (operator/mesoscluster/watches.py, named `*_changed`) one per watch event.
+# Their failures stay at their level.
+_ROUTINE_SUCCESS = re.compile(r"^(Timer '[^']*'|Handler '[^']*_changed') succeeded\.$")
 # Libraries whose every line is about a connection being retried (kazoo tries each
 # server of a connect string, and names one that does not resolve, on every attempt).
 _RETRYING_LIBRARIES = ("kazoo",)
