@@ -12,9 +12,10 @@ What wakes a status refresh of one cluster at once:
   new ZooKeeper).
 
 A refresh is the observer's own work (handlers.observe_once) with a status patch of its
-own. Refreshes are debounced (triggers within DEBOUNCE_SECONDS make one refresh), bounded
+own. Refreshes are debounced (the first trigger of a quiet cluster refreshes it at once;
+triggers during that refresh make one more, DEBOUNCE_SECONDS after it), bounded
 (REFRESH_WORKERS threads for all clusters) and never more than one in flight per cluster
-(a trigger during a refresh makes one more after it; the timer waits for it too).
+(the timer waits for a refresh in flight too).
 
 The timer in handlers.py stays as the safety net: a settled cluster is observed every
 `--status-resync-seconds` (default 10 s); every second, as before, while something only
@@ -63,7 +64,7 @@ from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable
 log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.05
-REFRESH_WORKERS = 4
+REFRESH_WORKERS = 8  # refreshes wait on I/O (ZooKeeper, the leader, the API server)
 # Marathon's leader latch under its ZooKeeper path (Curator's LeaderLatch, as
 # sim/marathon/layout.py follows it): contenders are `_c_<uuid>-latch-NNNNNNNNNN`.
 MARATHON_LATCH_DIR = "leader-curator"
@@ -76,9 +77,11 @@ ClusterKey = tuple[str, str]  # (namespace, name)
 class Debouncer(Generic[K]):
     """Runs `run(key)` on a few worker threads after `trigger(key)`, debounced per key.
 
-    Triggers of a key within `delay` of the first make one run; a trigger while that key's
-    run is in flight makes exactly one more run, `delay` after it ends. Never two runs of
-    one key at once; at most `workers` runs of all keys at once. `run` raising is logged.
+    A trigger of a quiet key runs it at once (leading edge: no added lag); triggers while
+    that run is waiting for a worker join it; a trigger while it is in flight makes exactly
+    one more run, `delay` after it ends (so a burst costs two runs, not one per event).
+    Never two runs of one key at once; at most `workers` runs of all keys at once. `run`
+    raising is logged.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class Debouncer(Generic[K]):
         self._order = 0  # ties in the heap: keys need not be comparable
         self._running: set[K] = set()
         self._again: set[K] = set()
+        self._ended: dict[K, float] = {}  # when each key's last run ended
         self._threads: list[threading.Thread] = []
         self._stopped = False
 
@@ -108,7 +112,9 @@ class Debouncer(Generic[K]):
             if key in self._running:
                 self._again.add(key)
             elif key not in self._due:
-                self._schedule(key, time.monotonic() + self._delay)
+                ended = self._ended.get(key)
+                now = time.monotonic()
+                self._schedule(key, now if ended is None else max(now, ended + self._delay))
             self._start_workers()
 
     def forget(self, key: K) -> None:
@@ -116,6 +122,7 @@ class Debouncer(Generic[K]):
         with self._changed:
             self._due.pop(key, None)  # its heap entry is skipped when popped
             self._again.discard(key)
+            self._ended.pop(key, None)
 
     def stop(self) -> None:
         with self._changed:
@@ -171,9 +178,10 @@ class Debouncer(Generic[K]):
             finally:
                 with self._changed:
                     self._running.discard(key)
+                    self._ended[key] = time.monotonic()
                     if key in self._again and not self._stopped:
                         self._again.discard(key)
-                        self._schedule(key, time.monotonic() + self._delay)
+                        self._schedule(key, self._ended[key] + self._delay)
 
 
 @dataclass(frozen=True)
