@@ -1,12 +1,15 @@
 """The web UI against the real app fed by a real probe and a real Docker Engine, in headless
 Chromium (playwright-core, ui/e2e/ui.mjs); and the UI's Vitest unit tests.
 
+Besides the real probe, three synthetic probes (testenv/synthetic_reports.py) report hosts
+whose processes and containers talk to each other, so the process graph has edges to show.
 Needs Node 20 with ``npm ci`` done in ui/ and Debian's ``chromium``; fails (never skips) when
-they are missing. Screenshots of each view go to artifacts/ui/.
+they are missing. Screenshots of each view go to docs/screenshots/ (docs/ui.md shows them).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -20,12 +23,23 @@ from typing import Any
 
 import pytest
 
+from orchestrator_operator.monitor.report import encode_report
 from testenv.docker import DockerEngine
 from testenv.monitor_app import MonitorAppProcess, UiNotBuilt, build_ui
+from testenv.screenshots import shrink_all
+from testenv.synthetic_reports import synthetic_report
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "ui"
-ARTIFACTS = ROOT / "artifacts" / "ui"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+SYNTHETIC_PROBES = 3
+VIEWS = ("hosts", "containers", "processes", "pods", "services")
+SHOTS = [f"{v}.png" for v in VIEWS] + [
+    "containers-grouped.png",
+    "container-panel.png",
+    "confirm-stop.png",
+    "unreachable.png",
+]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TOKEN = "ui-e2e-token"
 RO_TOKEN = "ui-e2e-read-only"
@@ -48,9 +62,25 @@ def ui_dist() -> Path:
 
 @pytest.fixture(scope="module")
 def ui_app(ui_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitorAppProcess]:
+    # the synthetic probes report once: they must not expire while the test runs
     with MonitorAppProcess(
-        tmp_path_factory.mktemp("ui-app"), TOKEN, read_only_token=RO_TOKEN, ui_dist=ui_dist
+        tmp_path_factory.mktemp("ui-app"),
+        TOKEN,
+        read_only_token=RO_TOKEN,
+        ui_dist=ui_dist,
+        probe_ttl=3600,
     ) as app:
+        with app.client() as client:
+            for i in range(SYNTHETIC_PROBES):
+                report = synthetic_report(
+                    i, SYNTHETIC_PROBES, containers=4, processes=12, connections=14
+                )
+                r = client.post(
+                    "/api/report",
+                    content=gzip.compress(encode_report(report)),
+                    headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                )
+                assert r.status_code < 300, r.text
         yield app
 
 
@@ -115,7 +145,7 @@ def test_ui_against_real_app_probe_and_docker(
                 "--container",
                 container.id,
                 "--artifacts",
-                str(ARTIFACTS),
+                str(SCREENSHOTS),
                 "--app-pid",
                 str(ui_app.pid),
             ],
@@ -124,6 +154,7 @@ def test_ui_against_real_app_probe_and_docker(
             text=True,
             timeout=400,
         )
+        shrink_all([SCREENSHOTS / name for name in SHOTS])
         lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
         assert lines, f"no result from ui.mjs (exit {r.returncode}):\n{r.stdout}\n{r.stderr}"
         result = json.loads(lines[-1])
@@ -135,10 +166,21 @@ def test_ui_against_real_app_probe_and_docker(
         assert result["colourAfter"] != result["colourBefore"]
         assert "zzz-nothing" in result["sharedUrl"] and result["sharedSearch"] == "zzz-nothing"
         assert result["unreachableShown"] is True
-        assert result["views"]["hosts"]["nodes"] >= 1
-        assert result["views"]["containers"]["nodes"] >= 1
-        for view in ("hosts", "containers", "processes", "pods", "services"):
-            assert (ARTIFACTS / f"{view}.png").stat().st_size > 0
+        views = result["views"]
+        assert views["hosts"]["nodes"] >= 1 + SYNTHETIC_PROBES
+        assert views["containers"]["nodes"] >= 1
+        # readable graphs: labels drawn, none overlapping another; the processes that talk
+        # to each other are joined by edges
+        for view in ("hosts", "containers", "processes"):
+            assert views[view]["labels"] >= 1 and views[view]["overlaps"] == 0, views[view]
+        assert views["processes"]["edges"] >= 1, views["processes"]
+        # the probes run without --kubernetes: the empty views say so
+        for view in ("pods", "services"):
+            assert views[view]["nodes"] == 0
+            assert result["empty"][view].startswith(f"No {view} reported"), result["empty"]
+            assert "--kubernetes" in result["empty"][view]
+        for name in SHOTS:
+            assert (SCREENSHOTS / name).stat().st_size > 0
         # the container really stopped (the Docker Engine says so)
         deadline = time.monotonic() + 30
         while True:

@@ -5,7 +5,7 @@ written with ``kubectl patch --subresource=status``; a real app process
 (``orchestrator app``, KUBECONFIG = testenv's) then serves them on
 ``/api/platform/...``, and (``test_platform_pages_in_chromium``) the UI's platform pages show
 them in headless Chromium (``ui/e2e/platform.mjs``, playwright-core and Debian's chromium,
-1280x800), with screenshots in artifacts/ui/platform-*.png.
+1280x800), with screenshots in docs/screenshots/platform-*.png (docs/ui.md shows them).
 
 The session's operator may be running (other tests start it): it watches every namespace,
 its create handler (and its retries) write the status, and its 1 s observer rewrites a
@@ -32,10 +32,11 @@ import pytest
 
 from testenv.kube import KubeTestEnv
 from testenv.monitor_app import MonitorAppProcess, UiNotBuilt, build_ui
+from testenv.screenshots import shrink_all
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "ui"
-ARTIFACTS = ROOT / "artifacts" / "ui"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TOKEN = "platform-e2e-token"
 _COUNTER = itertools.count()
@@ -56,8 +57,16 @@ CLUSTER_STATUS: dict[str, Any] = {
             "type": "MastersReady",
             "status": "False",
             "reason": "QuorumAtRisk",
-            "message": "2 of 3 masters ready",
+            "message": "2 of 3 masters ready; demo-master-2 has not registered in ZooKeeper "
+            "since its pod restarted, so one more failure loses the quorum",
             "lastTransitionTime": "2026-11-27T10:00:00Z",
+        },
+        {
+            "type": "MarathonReady",
+            "status": "False",
+            "reason": "NotElected",
+            "message": "no Marathon instance is elected leader in ZooKeeper",
+            "lastTransitionTime": "2026-11-27T10:01:00Z",
         },
         {
             "type": "AgentsReady",
@@ -89,7 +98,64 @@ MIGRATION_STATUS: dict[str, Any] = {
             "message": "",
         },
     ],
-    "sync": {"lagP99Seconds": 0.036, "digestsEqual": False, "differences": 2, "conflicts": 1},
+    "sync": {
+        "state": "Running",
+        "message": "replicating /mesos and /marathon from A to B",
+        "lagP99Seconds": 0.036,
+        "digestsEqual": False,
+        "differences": 2,
+        "conflicts": 1,
+    },
+    "conditions": [
+        {
+            "type": "Progressing",
+            "status": "True",
+            "reason": "Running",
+            "message": "phase 2: masters on ensemble B are joining the Mesos cluster",
+            "lastTransitionTime": "2026-11-27T10:04:00Z",
+        }
+    ],
+}
+_PHASE_NAMES = [
+    "SyncTarget",
+    "MastersOnTarget",
+    "RetireSourceMasters",
+    "AgentsOnTarget",
+    "DrainSource",
+    "RetireSource",
+]
+DONE_STATUS: dict[str, Any] = {
+    "phase": "Succeeded",
+    "currentPhase": 6,
+    "observedGeneration": 1,
+    "phases": [
+        {
+            "number": k + 1,
+            "name": name,
+            "state": "Succeeded",
+            "startedAt": f"2026-11-27T11:0{k}:00Z",
+            "finishedAt": f"2026-11-27T11:0{k}:50Z",
+            "message": "",
+        }
+        for k, name in enumerate(_PHASE_NAMES)
+    ],
+    "sync": {"state": "Stopped", "message": "the migration is over", "lagP99Seconds": 0.012},
+    "conditions": [
+        {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "Succeeded",
+            "message": "phase 6: exit checks pass",
+            "lastTransitionTime": "2026-11-27T11:05:50Z",
+        },
+        {
+            "type": "Completed",
+            "status": "True",
+            "reason": "Succeeded",
+            "message": "the cluster runs on ensemble B",
+            "lastTransitionTime": "2026-11-27T11:05:50Z",
+        },
+    ],
 }
 
 
@@ -175,6 +241,15 @@ def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
                     "target": {"external": {"connectString": "zk-b.example:2181"}},
                 },
             },
+            {
+                "apiVersion": "orchestrator.dev/v1alpha1",
+                "kind": "ZkMigration",
+                "metadata": {"name": "done-zk", "namespace": ns},
+                "spec": {
+                    "clusterRef": "demo",
+                    "target": {"external": {"connectString": "zk-c.example:2181"}},
+                },
+            },
         ]
         _kubectl(
             kube_env,
@@ -185,12 +260,14 @@ def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
         )
         _patch_status(kube_env, ns, "mesosclusters", "demo", CLUSTER_STATUS)
         _patch_status(kube_env, ns, "zkmigrations", "move-zk", MIGRATION_STATUS)
+        _patch_status(kube_env, ns, "zkmigrations", "done-zk", DONE_STATUS)
         holder = _StatusHolder(
             kube_env,
             ns,
             [
                 ("mesosclusters", "demo", CLUSTER_STATUS),
                 ("zkmigrations", "move-zk", MIGRATION_STATUS),
+                ("zkmigrations", "done-zk", DONE_STATUS),
             ],
         )
         holder.start()
@@ -258,13 +335,19 @@ def test_platform_routes_read_the_real_api(
         assert demo["leadingMaster"] == CLUSTER_STATUS["leadingMaster"]
         assert demo["components"]["masters"] == {"ready": 2, "desired": 3}
         assert demo["maintenance"][0]["node"] == "kwok-node-2"
-        assert {c["reason"] for c in demo["conditions"]} == {"QuorumAtRisk", "AllReady"}
+        assert {c["reason"] for c in demo["conditions"]} == {
+            "QuorumAtRisk",
+            "AllReady",
+            "NotElected",
+        }
 
         deadline = time.monotonic() + 30
         while True:
             status, body = _get(f"{url}/api/platform/zkmigrations")
             assert status == 200, body
-            [mig] = [i for i in body["items"] if i["namespace"] == namespace]
+            [mig] = [
+                i for i in body["items"] if i["namespace"] == namespace and i["name"] == "move-zk"
+            ]
             if mig["currentPhase"] == 2 or time.monotonic() > deadline:
                 break
             time.sleep(1)
@@ -301,10 +384,17 @@ def test_platform_pages_in_chromium(kube_env: KubeTestEnv, namespace: str, tmp_p
     ):
         r = subprocess.run(
             ["node", "e2e/platform.mjs", "--url", app.url, "--token", TOKEN,
-             "--namespace", namespace, "--phase", "Invalid", "--artifacts", str(ARTIFACTS),
-             "--broken-url", broken.url],
+             "--namespace", namespace, "--phase", "Invalid", "--artifacts", str(SCREENSHOTS),
+             "--broken-url", broken.url, "--done", "done-zk"],
             cwd=UI, capture_output=True, text=True, timeout=240,
         )  # fmt: skip
+    shots = (
+        "platform-mesosclusters.png",
+        "platform-zkmigrations.png",
+        "platform-zkmigration-succeeded.png",
+        "platform-error.png",
+    )
+    shrink_all([SCREENSHOTS / name for name in shots])
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
     assert lines, f"no result from platform.mjs (exit {r.returncode}):\n{r.stdout}\n{r.stderr}"
     result = json.loads(lines[-1])
@@ -315,12 +405,44 @@ def test_platform_pages_in_chromium(kube_env: KubeTestEnv, namespace: str, tmp_p
     assert any("QuorumAtRisk" in c and "2 of 3 masters ready" in c for c in cluster["conditions"])
     assert any(c.startswith("AgentsReady True AllReady") for c in cluster["conditions"])
     assert "2 / 3" in cluster["masters"] and "kwok-node-2" in cluster["maintenance"]
+    # a component is green only when its condition is: agents 3/3 with AgentsReady True;
+    # Marathon 2/2 but MarathonReady False is red and says why; ZooKeeper 3/3 with no
+    # ZookeeperReady condition is grey; masters 2/3 with MastersReady False red
+    components = cluster["components"]
+    assert components["agents"]["health"] == "ok" and "h-ok" in components["agents"]["badge"]
+    assert components["marathon"]["health"] == "bad" and "h-bad" in components["marathon"]["badge"]
+    assert "2 / 2" in components["marathon"]["text"]
+    assert "no Marathon instance is elected" in components["marathon"]["text"]
+    assert components["zookeeper"]["health"] == "unknown"
+    assert "h-ok" not in components["zookeeper"]["badge"]
+    assert components["masters"]["health"] == "bad"
+    assert "h-bad" in cluster["conditionBadges"]["MastersReady"]
+    assert "h-ok" in cluster["conditionBadges"]["AgentsReady"]
+    # condition tables wrap between words: no cell may break a word anywhere, and no word
+    # (of up to 40 characters) is split over two lines
+    for where in (cluster["wrapping"], result["migration"]["wrapping"]):
+        assert where["cells"] > 0 and where["words"] > 0
+        assert where["breakAll"] == [] and where["broken"] == [], where
     migration = result["migration"]
     assert migration["phases"] == ["Succeeded", "Running"] + ["Pending"] * 4
     assert migration["current"] == "2"
     assert migration["lag"].startswith("36 ms") and migration["conflicts"] == "1"
     assert migration["differences"] == "2"
+    # the sync engine's state and message beside the lag
+    assert migration["syncState"].startswith("Running")
+    assert "replicating /mesos and /marathon" in migration["syncState"]
+    assert "h-ok" in migration["syncStateBadge"]
+    assert "h-warn" in migration["conditionBadges"]["Progressing"]
+    # a migration that succeeded shows no red badge: Progressing False (Succeeded) is not a
+    # failure, Completed True is green
+    done = result["done"]
+    assert done["phase"] == "Succeeded" and "h-ok" in done["phaseBadge"]
+    assert any(c.startswith("Progressing False Succeeded") for c in done["conditions"])
+    assert "h-bad" not in done["conditionBadges"]["Progressing"]
+    assert "h-ok" in done["conditionBadges"]["Completed"]
+    assert done["redBadges"] == []
+    assert done["syncState"].startswith("Stopped") and done["lag"].startswith("12 ms")
     assert result["reloads"] == 0
     assert "cannot be reached" in result["errorShown"] and "503" in result["errorShown"]
-    for name in ("platform-mesosclusters.png", "platform-zkmigrations.png", "platform-error.png"):
-        assert (ARTIFACTS / name).stat().st_size > 0
+    for name in shots:
+        assert (SCREENSHOTS / name).stat().st_size > 0

@@ -1,7 +1,7 @@
 // End-to-end run of the platform pages against a real app reading a real API server
 // (driven by tests/e2e/test_ui_platform.py).
 // Usage: node e2e/platform.mjs --url URL --token T --namespace NS --artifacts DIR
-//          [--phase PHASE] [--broken-url URL]
+//          [--phase PHASE] [--broken-url URL] [--done MIGRATION]
 // Prints one JSON line with what it saw; exits 1 on failure.
 import fs from "node:fs";
 import path from "node:path";
@@ -15,6 +15,36 @@ const shot = async (page, name) => {
   await page.screenshot({ path: file });
   out.screenshots.push(file);
 };
+
+// What a reader of the page sees of its text wrapping, in the tables under `root`: cells whose
+// CSS lets a word break anywhere, and words (up to 40 characters; a longer token may break)
+// that the browser did break over two lines.
+const wrapping = (page, root) => page.evaluate((sel) => {
+  const cells = [...document.querySelectorAll(`${sel} table td`)];
+  const breakAll = cells.filter((td) => {
+    const cs = getComputedStyle(td);
+    return cs.wordBreak === "break-all" || cs.overflowWrap === "anywhere";
+  }).map((td) => td.textContent);
+  const broken = [];
+  let words = 0;
+  for (const td of cells) {
+    const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+    for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+      const re = /\S+/g;
+      let m;
+      while ((m = re.exec(t.data))) {
+        if (m[0].length > 40) continue;
+        words++;
+        const r = document.createRange();
+        r.setStart(t, m.index);
+        r.setEnd(t, m.index + m[0].length);
+        const tops = new Set([...r.getClientRects()].filter((x) => x.width > 0).map((x) => Math.round(x.top)));
+        if (tops.size > 1) broken.push(m[0]);
+      }
+    }
+  }
+  return { cells: cells.length, words, breakAll, broken };
+}, root);
 await runInChromium("platform-e2e", out, async (browser) => {
   const page = await browser.newPage();
   page.on("pageerror", (e) => step(`page error: ${e.message}`));
@@ -47,8 +77,17 @@ await runInChromium("platform-e2e", out, async (browser) => {
     conditions: await page.locator(`${detail} [data-condition]`).evaluateAll((rows) => rows.map((r) => r.innerText.replace(/\s+/g, " ").trim())),
     masters: (await page.locator(`${detail} [data-component="masters"]`).innerText()).replace(/\s+/g, " ").trim(),
     maintenance: (await page.locator(`${detail} [aria-label="maintenance"]`).innerText()).replace(/\s+/g, " ").trim(),
+    // each component's colour (data-health and the badge's class) and the condition shown
+    components: await page.locator(`${detail} [data-component]`).evaluateAll((rows) => Object.fromEntries(rows.map((r) => [
+      r.dataset.component,
+      { health: r.dataset.health, badge: r.querySelector(".badge")?.className ?? null, text: r.innerText.replace(/\s+/g, " ").trim() },
+    ]))),
+    conditionBadges: await page.locator(`${detail} [data-condition]`).evaluateAll((rows) => Object.fromEntries(rows.map((r) => [r.dataset.condition, r.querySelector(".badge")?.className]))),
+    wrapping: await wrapping(page, detail),
   };
+  await page.setViewportSize({ width: 1280, height: 1000 }); // the whole detail in the picture
   await shot(page, "platform-mesosclusters.png");
+  await page.setViewportSize({ width: 1280, height: 800 });
   step(`cluster: ${JSON.stringify(out.cluster)}`);
 
   // ZooKeeper migrations: keyboard 7 opens the page, the row by keyboard, timeline and sync
@@ -71,7 +110,35 @@ await runInChromium("platform-e2e", out, async (browser) => {
     conflicts: (await page.locator(`${mdetail} [data-field="conflicts"]`).innerText()).trim(),
     differences: (await page.locator(`${mdetail} [data-field="differences"]`).innerText()).trim(),
   };
+  // the sync engine's state (read from the migration's own route) beside the lag
+  await page.waitForFunction((sel) => (document.querySelector(sel)?.textContent ?? "").includes("Running"), `${mdetail} [data-field="syncState"]`, { timeout: T });
+  out.migration.syncState = (await page.locator(`${mdetail} [data-field="syncState"]`).innerText()).replace(/\s+/g, " ").trim();
+  out.migration.syncStateBadge = await page.locator(`${mdetail} [data-field="syncState"] .badge`).getAttribute("class");
+  out.migration.conditionBadges = await page.locator(`${mdetail} [data-condition]`).evaluateAll((rows) => Object.fromEntries(rows.map((r) => [r.dataset.condition, r.querySelector(".badge")?.className])));
+  out.migration.wrapping = await wrapping(page, mdetail);
+  await page.setViewportSize({ width: 1280, height: 1000 });
   await shot(page, "platform-zkmigrations.png");
+
+  // a migration that succeeded: no red badge for its Progressing False
+  if (args.done) {
+    const done = `${args.namespace}/${args.done}`;
+    await page.click(`[data-item="${done}"]`);
+    const ddetail = `[data-detail="${done}"]`;
+    await page.waitForSelector(`${ddetail} [data-condition="Progressing"]`, { timeout: T });
+    await page.waitForFunction((sel) => (document.querySelector(sel)?.textContent ?? "").includes("Stopped"), `${ddetail} [data-field="syncState"]`, { timeout: T });
+    out.done = {
+      phase: (await page.locator(`${ddetail} h2 .badge`).innerText()).trim(),
+      phaseBadge: await page.locator(`${ddetail} h2 .badge`).getAttribute("class"),
+      conditions: await page.locator(`${ddetail} [data-condition]`).evaluateAll((rows) => rows.map((r) => r.innerText.replace(/\s+/g, " ").trim())),
+      conditionBadges: await page.locator(`${ddetail} [data-condition]`).evaluateAll((rows) => Object.fromEntries(rows.map((r) => [r.dataset.condition, r.querySelector(".badge")?.className]))),
+      redBadges: await page.locator(`${ddetail} .badge.h-bad`).allInnerTexts(),
+      syncState: (await page.locator(`${ddetail} [data-field="syncState"]`).innerText()).replace(/\s+/g, " ").trim(),
+      lag: (await page.locator(`${ddetail} [data-field="lag"]`).innerText()).trim(),
+    };
+    await shot(page, "platform-zkmigration-succeeded.png");
+    step(`succeeded migration: ${JSON.stringify(out.done)}`);
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
   step(`migration: ${JSON.stringify(out.migration)}`);
 
   // back to a topology view, and no page load happened on the way

@@ -43,17 +43,34 @@ await runInChromium("ui-e2e", out, async (browser) => {
   // 3. read-write token; each view, with a screenshot
   await signIn(args.token);
   out.views = {};
+  out.empty = {};
   for (const view of ["hosts", "containers", "processes", "pods", "services"]) {
     await page.keyboard.press("Escape");
     await page.click(`[data-view="${view}"]`);
     await page.waitForFunction((v) => new URL(location.href).searchParams.get("view") === v, view, { timeout: T });
     await page.waitForSelector('[data-conn="live"]', { timeout: T });
     if (view === "hosts" || view === "containers" || view === "processes") {
-      await page.waitForFunction(() => (window.__ui?.nodes ?? 0) > 0 && window.__ui?.layoutDoneAt != null, null, { timeout: T });
+      // laid out and drawn since, with its labels
+      await page.waitForFunction(() => (window.__ui?.nodes ?? 0) > 0 && window.__ui?.layoutDoneAt != null
+        && window.__ui.lastRenderAt > 0 && window.__ui.labelsDrawn > 0, null, { timeout: T });
     } else {
-      await page.waitForTimeout(500);
+      // the probe runs without --kubernetes: the view says it is empty, and why
+      const empty = `[data-empty="${view}"]`;
+      await page.waitForSelector(empty, { state: "visible", timeout: T });
+      out.empty[view] = (await page.locator(empty).innerText()).replace(/\s+/g, " ").trim();
     }
-    out.views[view] = await page.evaluate(() => ({ nodes: window.__ui?.nodes ?? 0, edges: window.__ui?.edges ?? 0 }));
+    // the labels drawn in the last frame: how many, and how many pairs of them overlap
+    out.views[view] = await page.evaluate(() => {
+      const ui = window.__ui;
+      const b = ui?.labelBoxes() ?? [];
+      let overlaps = 0;
+      for (let i = 0; i < b.length; i++) {
+        for (let j = i + 1; j < b.length; j++) {
+          if (b[i][0] < b[j][2] && b[j][0] < b[i][2] && b[i][1] < b[j][3] && b[j][1] < b[i][3]) overlaps++;
+        }
+      }
+      return { nodes: ui?.nodes ?? 0, edges: ui?.edges ?? 0, labels: b.length, overlaps };
+    });
     const file = path.join(artifacts, `${view}.png`);
     await page.screenshot({ path: file });
     out.screenshots.push(file);

@@ -125,7 +125,7 @@ function MigrationDetail({ m, lag }: { m: ZkMigrationSummary; lag: [number, numb
               {m.sync.state ? <Badge health={syncStateHealth(m.sync.state)}>{m.sync.state}</Badge> : <span className="muted">—</span>}
               {m.sync.message ? <> <Words text={m.sync.message} /></> : null}
             </td></tr>
-            <tr><th>lag p99</th><td data-field="lag">{formatLag(m.sync.lagP99Seconds)} <Sparkline points={lag} label="sync lag p99 (s)" span="sampled while this page is open" /></td></tr>
+            <tr><th>lag p99</th><td data-field="lag"><span className="lag">{formatLag(m.sync.lagP99Seconds)} <Sparkline points={lag} label="sync lag p99 (s)" span="sampled while this page is open" /></span></td></tr>
             <tr><th>digests</th><td>{m.sync.digestsEqual == null ? "—" : m.sync.digestsEqual ? <Badge health="ok">equal</Badge> : <Badge health="bad">differ</Badge>}</td></tr>
             <tr><th>differences</th><td data-field="differences">{m.sync.differences ?? "—"}</td></tr>
             <tr><th>conflicts</th><td data-field="conflicts">{m.sync.conflicts ? <Badge health="bad">{m.sync.conflicts}</Badge> : m.sync.conflicts ?? "—"}</td></tr>
@@ -211,12 +211,12 @@ export function PlatformPage({ store, token, page }: { store: StoreApi<PlatformS
                 return (
                   <tr key={k} tabIndex={0} data-item={k} aria-selected={k === s.selected} className={k === s.selected ? "sel" : ""}
                     onClick={pick} onKeyDown={(e) => rowKeys(e, pick)}>
-                    <td>{i.name}</td>
-                    <td>{i.namespace}</td>
-                    <td><Badge health={phaseHealth(i.phase)}>{i.phase ?? "—"}</Badge></td>
+                    <td className="nowrap">{i.name}</td>
+                    <td className="nowrap">{i.namespace}</td>
+                    <td className="nowrap"><Badge health={phaseHealth(i.phase)}>{i.phase ?? "—"}</Badge></td>
                     {page === "mesosclusters" ? (
                       <>
-                        <td className="wrap">{mc.leadingMaster ?? "—"}</td>
+                        <td><Words text={mc.leadingMaster ?? "—"} /></td>
                         <td>{mc.components.masters ? `${mc.components.masters.ready}/${mc.components.masters.desired}` : "—"}</td>
                         <td>{mc.components.agents ? `${mc.components.agents.ready}/${mc.components.agents.desired}` : "—"}</td>
                       </>

@@ -109,8 +109,9 @@ export class GraphView {
       labelSize: LABEL_SIZE,
       labelFont: LABEL_FONT,
       labelColor: { color: "#1d2733" },
-      labelDensity: 0.8,
-      labelGridCellSize: 120,
+      // up to 3 candidates per 100 px cell; the overlap check below keeps the ones that fit
+      labelDensity: 3,
+      labelGridCellSize: 100,
       defaultEdgeColor: "#8391a1",
       defaultEdgeType: "arrow",
       minEdgeThickness: 1.4,
