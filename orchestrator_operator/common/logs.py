@@ -207,6 +207,7 @@ def configure_logging(verbose: bool = False, log_format: str = "plain") -> loggi
     ]
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.captureWarnings(True)  # Python's warnings as log lines too (JSON stays JSON)
     return handler
 
 

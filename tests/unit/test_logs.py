@@ -164,5 +164,6 @@ def test_configure_logging_writes_json_lines_and_rejects_an_unknown_format(
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+        logging.captureWarnings(False)
     with pytest.raises(ValueError, match="plain, json"):
         configure_logging(log_format="yaml")
