@@ -10,6 +10,7 @@ npm script it names must exist. A program with no rule fails the test: add one."
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import shlex
@@ -208,13 +209,18 @@ def _help_has_flags(program: list[str], words: list[str]) -> None:
             assert flag in result.stdout, f"{shlex.join(words)}: {flag} is not in its --help"
 
 
-def _kubectl(words: list[str]) -> None:
-    from testenv.kube import build_binaries
+@functools.cache
+def _kubectl_binary() -> str:
+    from testenv.kube import build_binaries  # cached by testenv/build.sh after the first
 
+    return str(build_binaries() / "kubectl")
+
+
+def _kubectl(words: list[str]) -> None:
     args = words[1:]
     if args[:1] == ["-n"]:
         args = args[2:]
-    kubectl = str(build_binaries() / "kubectl")
+    kubectl = _kubectl_binary()
     _help_has_flags([kubectl], args)
     for flag, value in itertools.pairwise(args):
         if flag in ("-f", "-k") and value != "-":
