@@ -131,10 +131,13 @@ pids+=($!)
 # The monitoring app (with the UI when it can be built) and one probe on this host.
 (umask 077 && "$python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$token_file")
 ui_args=()
-if [[ ! -f "$ui_dist/index.html" && -f ui/node_modules/.package-lock.json ]]; then
-  echo "make run: building the UI into $ui_dist"
-  "$python" -c 'import sys; from pathlib import Path; from testenv.monitor_app import build_ui
+if [[ ! -f "$ui_dist/index.html" ]] && command -v npm >/dev/null; then
+  [[ -f ui/node_modules/.package-lock.json ]] || make --no-print-directory ui-deps || true
+  if [[ -f ui/node_modules/.package-lock.json ]]; then
+    echo "make run: building the UI into $ui_dist"
+    "$python" -c 'import sys; from pathlib import Path; from testenv.monitor_app import build_ui
 build_ui(Path(sys.argv[1]).resolve())' "$ui_dist" || true
+  fi
 fi
 if [[ -f "$ui_dist/index.html" ]]; then
   ui_args=(--ui-dist "$ui_dist")
