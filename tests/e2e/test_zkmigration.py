@@ -395,14 +395,113 @@ def test_a_managed_target_is_created_owned_by_the_migration_and_reported_unreach
     for service in ("move-zookeeper-client", "move-zookeeper-headless"):
         assert get_json(kube_env, "service", service, "-n", namespace) is not None
 
+    # The pre-migration checks hold the start: no master runs (KWOK pods), so the cluster is
+    # not Ready, and B's servers do not answer.
     deadline = time.monotonic() + 60
-    wanted = f"ensemble B (move-zookeeper-client.{namespace}.svc:2181)"
+    wanted = f"pre-migration check: ensemble B (move-zookeeper-client.{namespace}.svc:2181)"
     while time.monotonic() < deadline:
         status = _status(kube_env, namespace, "move")
         if any(wanted in check for check in status.get("checks", [])):
             break
         time.sleep(1)
-    assert status.get("currentPhase") == 1 and status.get("phase") == "Running", status
+    assert status.get("phase") == "Pending" and not status.get("currentPhase"), status
     assert any(wanted in check for check in status["checks"]), status["checks"]
     progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
     assert wanted in progressing["message"]
+
+
+def _cluster_on(namespace: str, source: ZkEnsemble, **masters: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "orchestrator.dev/v1alpha1",
+        "kind": "MesosCluster",
+        "metadata": {"name": "demo", "namespace": namespace},
+        "spec": {
+            "zookeeper": {"external": {"connectString": source.connect_string}},
+            "masters": {"replicas": 1, **masters},
+            "marathon": {"replicas": 0},
+        },
+    }
+
+
+def _eventually_status(
+    env: KubeTestEnv, namespace: str, check: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status = _status(env, namespace, "move")
+        if check(status):
+            return status
+        time.sleep(1)
+    raise AssertionError(f"{what}: {status}")
+
+
+def test_a_migration_does_not_start_on_a_degraded_cluster_and_says_why(
+    kube_env: KubeTestEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    zk_ensemble_factory: ZkEnsembleFactory,
+) -> None:
+    """Issue 18: KWOK's master pods are ready but no master runs, so no leader: Degraded.
+    The migration stays Pending with the pre-migration check in words, asks for no sync
+    and leaves the cluster's routing alone."""
+    source, target = zk_ensemble_factory(1), zk_ensemble_factory(1)
+    _apply(kube_env, _cluster_on(namespace, source))
+    _apply(kube_env, _migration("move", namespace, target))
+    wanted = "pre-migration check: MesosCluster demo is Degraded"
+    status = _eventually_status(
+        kube_env, namespace,
+        lambda s: any(c.startswith(wanted) for c in s.get("checks", [])),
+        "the pre-migration check naming the Degraded cluster",
+    )  # fmt: skip
+    [check] = status["checks"]
+    assert "LeaderElected: no Mesos master is registered in ZooKeeper" in check, check
+    assert status["phase"] == "Pending" and "syncRequest" not in status, status
+    progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
+    assert (progressing["status"], progressing["message"]) == ("False", check)
+    cluster = get_json(kube_env, "mesoscluster", "demo", "-n", namespace) or {}
+    assert ROUTING_ANNOTATION not in cluster["metadata"].get("annotations", {})
+
+
+def test_deleting_the_cluster_fails_the_migration_and_stops_its_sync(
+    kube_env: KubeTestEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    zk_ensemble_factory: ZkEnsembleFactory,
+    sync_controller_factory: SyncControllerFactory,
+    tmp_path: Path,
+) -> None:
+    """Issue 18: a migration whose MesosCluster goes ends Failed with that reason and its
+    sync stops (it used to wait for the cluster for ever, syncing)."""
+    sync_controller_factory("--namespace", namespace)
+    source, target = zk_ensemble_factory(1), zk_ensemble_factory(1)
+    with SimPodRunner(kube_env, namespace, base_dir=tmp_path / "simpods") as pods:
+        _apply(kube_env, _cluster_on(namespace, source))
+        pods.wait_for(
+            lambda: (get_json(kube_env, "mesoscluster", "demo", "-n", namespace) or {})
+            .get("status", {}).get("phase") == "Ready",
+            120, "the cluster Ready",
+        )  # fmt: skip
+        manual = {"approval": {"mode": "Manual", "approvedThroughPhase": 1}}
+        # No Marathon here, so no /marathon to sync.
+        _apply(kube_env, _migration("move", namespace, target, paths=["/mesos"], **manual))
+        _wait_for(
+            kube_env, pods, namespace,
+            lambda s: (s.get("sync") or {}).get("state") == "Running", 90, "the sync running",
+        )  # fmt: skip
+        assert kube_env.kubectl_run("delete", "mesoscluster", "demo", "-n", namespace,
+                                    "--wait=false").returncode == 0  # fmt: skip
+        status = _wait_for(
+            kube_env, pods, namespace,
+            lambda s: (s.get("phase"), (s.get("sync") or {}).get("state")) == ("Failed", "Stopped"),
+            90, "Failed, and the sync stopped",
+        )  # fmt: skip
+    assert status["checks"] == [
+        "MesosCluster demo was deleted: the migration cannot go on; its sync is stopped"
+    ]
+    assert status["phases"][0]["state"] == "Failed"
+    assert status["syncRequest"]["active"] is False
+    completed = next(c for c in status["conditions"] if c["type"] == "Completed")
+    assert (completed["status"], completed["reason"]) == ("False", "Failed")
+    # Failed is final: it stays so.
+    time.sleep(3)
+    assert _status(kube_env, namespace, "move")["phase"] == "Failed"

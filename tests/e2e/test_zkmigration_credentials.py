@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from kazoo.security import ACL, Id, make_digest_acl
 
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
+from testenv.simpods import SimPodRunner
 from testenv.zookeeper import ZkEnsemble
 from tests.e2e.support import eventually, get_json
 from tests.fixtures.sync_controller import SyncControllerFactory
@@ -75,7 +77,10 @@ def _resources(
         "spec": {
             "zookeeper": {
                 "external": {"connectString": source.connect_string, "authSecretRef": ref}
-            }
+            },
+            # Real (simulated) masters and agents: a migration starts only on a Ready cluster.
+            "masters": {"replicas": 1},
+            "marathon": {"replicas": 0},
         },
     }
     migration = {
@@ -95,12 +100,20 @@ def _status(env: KubeTestEnv, kind: str, namespace: str, name: str) -> dict[str,
     return status
 
 
+@pytest.fixture
+def sim_pods(kube_env: KubeTestEnv, namespace: str, tmp_path: Path) -> Iterator[SimPodRunner]:
+    """The simulator behind the cluster's master and agent pods, so that it becomes Ready."""
+    with SimPodRunner(kube_env, namespace, base_dir=tmp_path / "simpods") as pods:
+        yield pods
+
+
 def test_digest_acls_arrive_with_real_ids_using_a_labelled_secret(
     kube_env: KubeTestEnv,
     operator: OperatorProcess,
     namespace: str,
     zk_ensemble_factory: ZkEnsembleFactory,
     sync_controller_factory: SyncControllerFactory,
+    sim_pods: SimPodRunner,
 ) -> None:
     controller = sync_controller_factory("--namespace", namespace)
     source, target = zk_ensemble_factory(1), zk_ensemble_factory(1)
@@ -144,6 +157,7 @@ def test_an_unlabelled_secret_is_refused_and_the_resources_say_why(
     namespace: str,
     zk_ensemble_factory: ZkEnsembleFactory,
     sync_controller_factory: SyncControllerFactory,
+    sim_pods: SimPodRunner,
 ) -> None:
     sync_controller_factory("--namespace", namespace)
     source, target = zk_ensemble_factory(1), zk_ensemble_factory(1)
