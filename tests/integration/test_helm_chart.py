@@ -63,7 +63,12 @@ def test_the_chart_check_names_a_value_that_differs_from_the_overlay(helm: Path)
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        (["--set", "watchNamespaces={Team_A}"], '"Team_A" is not a namespace name'),
+        # values.schema.json: a typo, a namespace that is no DNS label, a digest that is none
+        (["--set", "watchNamespace=a"], "additional properties 'watchNamespace' not allowed"),
+        (["--set", "watchNamespaces={Team_A}"], "at '/watchNamespaces/0': 'Team_A' does not match"),
+        (["--set", "image.digest=latest"], "at '/image/digest': 'latest' does not match"),
+        (["--set", "operator.logFormat=xml"], "at '/operator/logFormat'"),
+        # the template: what a schema cannot say
         (["--set", "watchNamespaces={a,a}", "--set", "syncController.enabled=false"],
          '"a" is listed twice'),
     ],
