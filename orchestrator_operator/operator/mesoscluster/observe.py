@@ -52,8 +52,9 @@ AgentPods = TtlCache[tuple[str, str], tuple[AgentPod, ...] | None]
 AGENT_PODS_WHILE_DOWN = AgentPods(ttl_seconds=5.0)
 AGENT_PODS = AgentPods(ttl_seconds=60.0)
 # The cluster's Pending pods the scheduler cannot place, read only while some component is
-# not ready (one LIST filtered on the server by label and phase, every 10 s at most).
-PENDING_PODS = TtlCache[tuple[str, str], Mapping[str, Unschedulable]](ttl_seconds=10.0)
+# not ready (one LIST filtered on the server by label and phase, every 30 s at most: a pod
+# stays unschedulable for a while, and 100 clusters of pending pods cost 3 LISTs a second).
+PENDING_PODS = TtlCache[tuple[str, str], Mapping[str, Unschedulable]](ttl_seconds=30.0)
 # Marathon's leader latch: `<zk path>/leader-curator` (Marathon 1.11 ZookeeperConf.scala
 # `zooKeeperLeaderCuratorUrl`), a Curator LeaderLatch with one ephemeral sequential member
 # per contender (CuratorElectionService.scala); the simulator keeps it there too
