@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from .kube import KubeTestEnv
@@ -46,6 +49,16 @@ class ServedProcess:
         self._log.flush()
         self.process = self._spawn()
         self.wait_ready()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """SIGSTOP for the duration (a test that writes statuses itself and must not have
+        them rewritten), SIGCONT after: its watches and timers go on where they stopped."""
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.process.send_signal(signal.SIGCONT)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.health_port}{path}"

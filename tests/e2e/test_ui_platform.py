@@ -7,11 +7,11 @@ written with ``kubectl patch --subresource=status``; a real app process
 them in headless Chromium (``ui/e2e/platform.mjs``, playwright-core and Debian's chromium,
 1280x800), with screenshots in docs/screenshots/platform-*.png (docs/ui.md shows them).
 
-The session's operator may be running (other tests start it): it watches every namespace,
-its create handler (and its retries) write the status, and its 1 s observer rewrites a
-MesosCluster's status unless the phase is ``Invalid``. So the cluster's patched phase is
-``Invalid``, a thread re-patches a status the operator changed (checked every second) for as
-long as the test runs, and the checks wait for the patched values rather than read once.
+The session's operator watches every namespace and writes the status of what it finds (the
+MesosCluster's observer, the ZkMigration's pre-migration checks), comparing with what is
+stored, so it would rewrite the patched statuses every tick. The namespace fixture therefore
+holds the operator stopped (SIGSTOP) while the test runs. A thread still re-patches a status
+that someone else changed, and the checks wait for the patched values rather than read once.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import pytest
 
 from testenv.kube import KubeTestEnv
 from testenv.monitor_app import MonitorAppProcess, UiNotBuilt, build_ui
+from testenv.operator import OperatorProcess
 from testenv.screenshots import shrink_all
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,8 +221,14 @@ class _StatusHolder(threading.Thread):
 
 
 @pytest.fixture
-def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
-    """A namespace of this test holding a MesosCluster and a ZkMigration with a status."""
+def namespace(kube_env: KubeTestEnv, operator: OperatorProcess) -> Iterator[str]:
+    """A namespace of this test holding a MesosCluster and a ZkMigration with a status; the
+    session's operator is stopped meanwhile (see the module's docstring)."""
+    with operator.paused():
+        yield from _namespace(kube_env)
+
+
+def _namespace(kube_env: KubeTestEnv) -> Iterator[str]:
     ns = f"ui-platform-{os.getpid()}-{next(_COUNTER)}"
     _kubectl(kube_env, "create", "namespace", ns)
     try:
