@@ -228,8 +228,13 @@ def drive(
         _expire_archive(meta, current)  # done: the cluster's fate is no longer its business
         _write(meta, status, current, patch)
         return
-    if cluster is None and current.sync_request is not None:
-        # Under way (the sync was asked for): nothing left to migrate or to roll back to.
+    if (
+        cluster is None
+        and current.sync_request is not None
+        and current.phase != ZkMigrationPhase.PENDING
+    ):
+        # Under way (it started and asked for the sync): nothing left to migrate or to roll
+        # back to. A migration that never started waits for its cluster, below.
         _fail(meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} was deleted")
         return
     if cluster is None:
