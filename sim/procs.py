@@ -118,24 +118,30 @@ class SimProcess:
     def returncode(self) -> int | None:
         return None if self.popen is None else self.popen.poll()
 
-    def start(self) -> None:
-        if self.running:
-            return
-        self._close_log()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
+    def popen_args(self) -> tuple[list[str], dict[str, str] | None, Path]:
+        """The command line, its environment (None: this process's) and working directory;
+        a subclass that runs another program (testenv's ZooKeeper pods) overrides this."""
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
         )
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.env)
+        return [*self.wrapper, sys.executable, "-m", "sim", *self.args], env, REPO_ROOT
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._close_log()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        argv, env, cwd = self.popen_args()
         self.popen = subprocess.Popen(
-            [*self.wrapper, sys.executable, "-m", "sim", *self.args],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env=env,
             preexec_fn=_die_with_parent,
         )

@@ -99,7 +99,6 @@ import httpx
 from sim.procs import SimProcess, free_ports, kill_agent_tasks, wait_until
 from testenv.cluster_dns import LoopbackSubnet, render_hosts, write_hosts
 from testenv.kube import KubeTestEnv
-from testenv.processes import die_with_parent
 from testenv.zookeeper import JAVA_LIB_DIR, MAIN_CLASS, ZOOKEEPER_JAR
 
 log = logging.getLogger(__name__)
@@ -299,20 +298,8 @@ class ZkPodProcess(SimProcess):
     def command(self) -> str:
         return " ".join(self.argv)
 
-    def start(self) -> None:
-        if self.running:
-            return
-        self._close_log()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=self.config_path.parent,
-            preexec_fn=die_with_parent,
-        )
+    def popen_args(self) -> tuple[list[str], dict[str, str] | None, Path]:
+        return self.argv, None, self.config_path.parent
 
 
 @dataclass(frozen=True)
