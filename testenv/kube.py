@@ -361,6 +361,25 @@ class KubeTestEnv:
             if result.returncode != 0:
                 raise TestEnvError(f"kubectl {' '.join(args)}: {result.stderr}")
 
+    def service_account_kubeconfig(self, name: str, namespace: str, path: Path) -> Path:
+        """Write to `path` a kubeconfig that acts as ServiceAccount `name` of `namespace` (a
+        one-hour TokenRequest), so a process run with it goes through that account's RBAC."""
+        result = self.kubectl_run("create", "token", name, "-n", namespace, "--duration=1h")
+        if result.returncode != 0:
+            raise TestEnvError(f"TokenRequest for {namespace}/{name}: {result.stderr}")
+        admin = yaml.safe_load(self.kubeconfig.read_text())
+        cluster = admin["clusters"][0]
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [cluster],
+            "users": [{"name": name, "user": {"token": result.stdout.strip()}}],
+            "contexts": [{"name": name, "context": {"cluster": cluster["name"], "user": name}}],
+            "current-context": name,
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path
+
     def resident_memory(self) -> dict[str, int]:
         """Resident set size in bytes of each running component."""
         import psutil

@@ -113,23 +113,8 @@ def release(kube_env: KubeTestEnv) -> Iterator[str]:
 def service_account_kubeconfig(
     kube_env: KubeTestEnv, release: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    token = _ok(
-        kube_env.kubectl_run("create", "token", NAME, "-n", RELEASE_NAMESPACE, "--duration=1h"),
-        "TokenRequest for the chart's ServiceAccount",
-    ).strip()
-    admin = yaml.safe_load(kube_env.kubeconfig.read_text())
-    cluster = admin["clusters"][0]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [cluster],
-        "users": [{"name": NAME, "user": {"token": token}}],
-        "contexts": [{"name": NAME, "context": {"cluster": cluster["name"], "user": NAME}}],
-        "current-context": NAME,
-    }
-    path = tmp_path_factory.mktemp("helm-sa") / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    directory = tmp_path_factory.mktemp("helm-sa")
+    return kube_env.service_account_kubeconfig(NAME, RELEASE_NAMESPACE, directory / "kubeconfig")
 
 
 def _container(kube_env: KubeTestEnv, name: str) -> dict[str, Any]:

@@ -83,30 +83,10 @@ def service_account_kubeconfig(
         ),
         "applying the namespace and RBAC",
     )  # fmt: skip
-    token = _ok(
-        kube_env.kubectl_run(
-            "create", "token", "orchestrator", "-n", "orchestrator-system", "--duration=1h"
-        ),
-        "TokenRequest for the operator's ServiceAccount",
-    ).strip()
-    admin = yaml.safe_load(kube_env.kubeconfig.read_text())
-    cluster = admin["clusters"][0]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [cluster],
-        "users": [{"name": "orchestrator", "user": {"token": token}}],
-        "contexts": [
-            {
-                "name": "orchestrator",
-                "context": {"cluster": cluster["name"], "user": "orchestrator"},
-            }
-        ],
-        "current-context": "orchestrator",
-    }
-    path = tmp_path_factory.mktemp("sa") / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    directory = tmp_path_factory.mktemp("sa")
+    return kube_env.service_account_kubeconfig(
+        "orchestrator", "orchestrator-system", directory / "kubeconfig"
+    )
 
 
 @pytest.fixture(scope="module")
