@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests start for real (ZooKeeper, Docker Engine, Prometheus,
+# HAProxy, Alertmanager, nftables for fault injection,
 # a static busybox and debootstrap for locally made images) when they are missing, and checks
 # the toolchains.
 # Idempotent: with everything present it only checks.
 set -euo pipefail
 
 packages=(zookeeper docker.io docker-compose prometheus busybox-static iproute2 chromium openjdk-17-jre-headless
-  debootstrap)
+  debootstrap haproxy nftables prometheus-alertmanager)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
