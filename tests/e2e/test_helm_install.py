@@ -4,9 +4,10 @@ namespace-scoped, and the operator and the sync controller running from it.
 testenv's kubelets (KWOK) run no containers, so the chart's pod cannot run the image. What
 the chart decides about the operator is its identity, its rights and its command line;
 this test runs the programs with exactly those: the container arguments read back from the
-installed Deployment (only the health address moved to loopback), under a TokenRequest
-token of the chart's ServiceAccount, so every request goes through the chart's Role,
-RoleBinding and ClusterRole on the real API server. The operator then reconciles the
+installed Deployments (only the health address moved to loopback), each under a
+TokenRequest token of its Deployment's ServiceAccount (the operator's, the sync
+controller's), so every request goes through the chart's Roles, RoleBindings and
+ClusterRole on the real API server. The operator then reconciles the
 example MesosCluster in the served namespace (every child applied, status written) without
 a single refused request, and the sync controller becomes ready (it lists ZkMigrations in
 the served namespace). Outside the served namespace the ServiceAccount can do nothing.
@@ -40,6 +41,7 @@ RELEASE = "orchestrator"
 # Not the kustomize install's names: other tests of the session apply k8s/base's
 # ClusterRole "orchestrator" and namespace orchestrator-system.
 NAME = "orchestrator-helm"
+SYNC = f"{NAME}-sync-controller"  # the sync controller's Deployment and ServiceAccount
 RELEASE_NAMESPACE = "helm-orchestrator"
 SERVED = "helm-served"
 CLUSTER = "demo"
@@ -117,11 +119,23 @@ def service_account_kubeconfig(
     return kube_env.service_account_kubeconfig(NAME, RELEASE_NAMESPACE, directory / "kubeconfig")
 
 
+@pytest.fixture(scope="module")
+def sync_service_account_kubeconfig(
+    kube_env: KubeTestEnv, release: str, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    directory = tmp_path_factory.mktemp("helm-sync-sa")
+    return kube_env.service_account_kubeconfig(SYNC, RELEASE_NAMESPACE, directory / "kubeconfig")
+
+
+# container name -> the Deployment (and ServiceAccount) that runs it
+DEPLOYMENTS = {"operator": NAME, "sync-controller": SYNC}
+
+
 def _container(kube_env: KubeTestEnv, name: str) -> dict[str, Any]:
-    deployment = get_json(kube_env, "deployment", NAME, "-n", RELEASE_NAMESPACE)
-    assert deployment, "the chart's Deployment is not installed"
+    deployment = get_json(kube_env, "deployment", DEPLOYMENTS[name], "-n", RELEASE_NAMESPACE)
+    assert deployment, f"the chart's Deployment {DEPLOYMENTS[name]} is not installed"
     spec = deployment["spec"]["template"]["spec"]
-    assert spec["serviceAccountName"] == NAME
+    assert spec["serviceAccountName"] == DEPLOYMENTS[name]
     return next(c for c in spec["containers"] if c["name"] == name)
 
 
@@ -145,6 +159,7 @@ def _ready(port: int) -> bool:
 def programs(
     kube_env: KubeTestEnv,
     service_account_kubeconfig: Path,
+    sync_service_account_kubeconfig: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, tuple[int, Path]]]:
     """The operator and the sync controller, each as the chart's container runs it."""
@@ -162,11 +177,16 @@ def programs(
                 args = [str(state) if a == "/var/lib/zk-sync" else a for a in spec["args"]]
             else:
                 args = spec["args"]
+            kubeconfig = (
+                sync_service_account_kubeconfig
+                if container == "sync-controller"
+                else service_account_kubeconfig
+            )
             log = logs / f"{container}.log"
             with log.open("wb") as out:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "orchestrator_operator.cli", *_on_loopback(args, port)],
-                    env={**os.environ, **env, "KUBECONFIG": str(service_account_kubeconfig)},
+                    env={**os.environ, **env, "KUBECONFIG": str(kubeconfig)},
                     stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                 )  # fmt: skip
             running[container] = (process, port, log)

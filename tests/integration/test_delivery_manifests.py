@@ -175,15 +175,19 @@ def test_overlays_set_image_tag_resources_and_log_level(delivery_env: KubeTestEn
 
 
 def test_sync_controller_container(delivery_env: KubeTestEnv) -> None:
-    """The Deployment's second container runs `zk-sync controller` from the same image, with
-    its own health port and probes, the restricted security context and a writable state
-    directory (the root filesystem is read-only)."""
+    """The sync controller's own Deployment runs `zk-sync controller` from the operator's
+    image under its own ServiceAccount, with its own health port and probes, the restricted
+    security context and a writable state directory (the root filesystem is read-only)."""
     from orchestrator_operator.cli import build_parser
 
     for directory in ("k8s/base", "k8s/overlays/prod"):
-        deployment = next(d for d in _render(directory, delivery_env) if d["kind"] == "Deployment")
-        pod = deployment["spec"]["template"]["spec"]
-        operator, sync = pod["containers"]
+        rendered = _render(directory, delivery_env)
+        deployments = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Deployment"}
+        assert set(deployments) == {"orchestrator", "orchestrator-sync-controller"}
+        (operator,) = deployments["orchestrator"]["spec"]["template"]["spec"]["containers"]
+        pod = deployments["orchestrator-sync-controller"]["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == "orchestrator-sync-controller"
+        (sync,) = pod["containers"]
         assert sync["name"] == "sync-controller" and sync["image"] == operator["image"]
         args = build_parser().parse_args(sync["args"])
         assert (args.command, args.zk_sync_action) == ("zk-sync", "controller")

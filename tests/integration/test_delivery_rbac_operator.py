@@ -90,6 +90,18 @@ def service_account_kubeconfig(
 
 
 @pytest.fixture(scope="module")
+def sync_service_account_kubeconfig(
+    kube_env: KubeTestEnv,
+    service_account_kubeconfig: Path,  # applied k8s/base's accounts and rights
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    directory = tmp_path_factory.mktemp("sync-sa")
+    return kube_env.service_account_kubeconfig(
+        "orchestrator-sync-controller", "orchestrator-system", directory / "kubeconfig"
+    )
+
+
+@pytest.fixture(scope="module")
 def operator_as_service_account(
     kube_env: KubeTestEnv,
     service_account_kubeconfig: Path,
@@ -245,15 +257,16 @@ def test_handlers_api_client_writes_children_under_its_service_account(
         kube_env.kubectl_run("delete", "namespace", namespace, "--wait=false")
 
 
-def test_sync_controller_lists_and_reports_under_the_service_account(
+def test_sync_controller_lists_and_reports_under_its_service_account(
     kube_env: KubeTestEnv,
-    service_account_kubeconfig: Path,
+    sync_service_account_kubeconfig: Path,
     operator_as_service_account: tuple[subprocess.Popen[bytes], Path, int],
     tmp_path: Path,
 ) -> None:
-    """The second container of the Deployment (`zk-sync controller`) under the same
-    ServiceAccount: it lists ZkMigrations and merge-patches status.sync, and is refused
-    nothing. A stale Running report with an inactive request is corrected to Stopped."""
+    """The sync controller's Deployment (`zk-sync controller`) under its own ServiceAccount
+    (k8s/base/sync-controller.yaml): it lists ZkMigrations and merge-patches status.sync,
+    and is refused nothing. A stale Running report with an inactive request is corrected to
+    Stopped."""
     group = "/apis/orchestrator.dev/v1alpha1"
     kube_env.api(
         "POST",
@@ -279,7 +292,7 @@ def test_sync_controller_lists_and_reports_under_the_service_account(
             [sys.executable, "-m", "orchestrator_operator.cli", "zk-sync", "controller",
              "--namespace", NAMESPACE, "--state-dir", str(tmp_path / "state"),
              "--health-host", "127.0.0.1", "--health-port", str(port)],
-            env={**os.environ, "KUBECONFIG": str(service_account_kubeconfig)},
+            env={**os.environ, "KUBECONFIG": str(sync_service_account_kubeconfig)},
             stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
         )  # fmt: skip
     try:

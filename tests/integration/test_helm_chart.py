@@ -88,13 +88,22 @@ def test_namespace_scoped_rights_go_to_each_served_namespace(helm: Path) -> None
     roles = {
         (o["kind"], o["metadata"]["namespace"]) for o in objects if o["kind"].startswith("Role")
     }
+    # the operator's and the sync controller's (its own account), in each served namespace
     assert roles == {(kind, ns) for kind in ("Role", "RoleBinding") for ns in ("team-a", "team-b")}
-    cluster_role = next(o for o in objects if o["kind"] == "ClusterRole")
-    cluster_wide = {r for rule in cluster_role["rules"] for r in rule["resources"]}
+    assert sorted(
+        o["metadata"]["name"] for o in objects if o["kind"] == "Role"
+    ) == ["orchestrator", "orchestrator", "orchestrator-sync-controller",
+          "orchestrator-sync-controller"]  # fmt: skip
+    # cluster-wide: only the operator's, and only what has no namespace
+    cluster_roles = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert [o["metadata"]["name"] for o in cluster_roles] == ["orchestrator"]
+    cluster_wide = {r for rule in cluster_roles[0]["rules"] for r in rule["resources"]}
     assert cluster_wide == {"customresourcedefinitions", "namespaces", "nodes"}
-    deployment = next(o for o in objects if o["kind"] == "Deployment")
-    for container in deployment["spec"]["template"]["spec"]["containers"]:  # and sync-controller
-        assert container["args"][-4:] == ["--namespace", "team-a", "--namespace", "team-b"]
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    assert len(deployments) == 2  # the operator's and the sync controller's
+    for deployment in deployments:
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert container["args"][-4:] == ["--namespace", "team-a", "--namespace", "team-b"]
 
 
 def test_the_packaged_chart_carries_the_generated_crds_and_alerts(

@@ -15,6 +15,17 @@ app.kubernetes.io/name: orchestrator
 app.kubernetes.io/component: operator
 {{- end }}
 
+{{/* The sync controller's (its own Deployment and ServiceAccount). */}}
+{{- define "orchestrator.syncSelectorLabels" -}}
+app.kubernetes.io/name: orchestrator
+app.kubernetes.io/component: sync-controller
+{{- end }}
+
+{{- define "orchestrator.syncLabels" -}}
+{{ include "orchestrator.syncSelectorLabels" . }}
+{{ include "orchestrator.metaLabels" . }}
+{{- end }}
+
 {{- define "orchestrator.labels" -}}
 {{ include "orchestrator.selectorLabels" . }}
 {{ include "orchestrator.metaLabels" . }}

@@ -350,7 +350,7 @@ OPERATOR = Dashboard(
 SYNC = Dashboard(
     uid="orchestrator-zk-sync",
     title="Orchestrator / ZooKeeper sync and migrations",
-    description="The sync controller (the operator pod's sync-controller container) and "
+    description="The sync controller (the orchestrator-sync-controller Deployment) and "
     "its engines, one per active ZkMigration: replication lag, operations, conflicts, "
     "sessions; the ZkMigration reconciles.",
     variables=(
