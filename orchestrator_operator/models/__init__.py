@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from orchestrator_operator.models.base import API_GROUP, API_VERSION
+from orchestrator_operator.models.marathonapp import MarathonAppSpec, MarathonAppStatus
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec, MesosClusterStatus
 from orchestrator_operator.models.probefleet import ProbeFleetSpec, ProbeFleetStatus
 from orchestrator_operator.models.zkmigration import ZkMigrationSpec, ZkMigrationStatus
@@ -21,6 +22,14 @@ class PrinterColumn:
 
 
 @dataclass(frozen=True)
+class ScaleSubresource:
+    """The CRD's `scale` subresource (`kubectl scale`, autoscalers): JSON paths."""
+
+    spec_replicas_path: str
+    status_replicas_path: str
+
+
+@dataclass(frozen=True)
 class ResourceKind:
     """Everything the CRD of one kind needs besides its schema."""
 
@@ -31,6 +40,7 @@ class ResourceKind:
     status: type[BaseModel]
     columns: tuple[PrinterColumn, ...]
     description: str
+    scale: ScaleSubresource | None = None
 
     @property
     def singular(self) -> str:
@@ -95,16 +105,38 @@ PROBE_FLEET = ResourceKind(
     ),
 )
 
-KINDS: tuple[ResourceKind, ...] = (MESOS_CLUSTER, ZK_MIGRATION, PROBE_FLEET)
+MARATHON_APP = ResourceKind(
+    kind="MarathonApp",
+    plural="marathonapps",
+    short_names=("mapp",),
+    spec=MarathonAppSpec,
+    status=MarathonAppStatus,
+    description="A Marathon application of a MesosCluster, kept as git says.",
+    columns=(
+        PrinterColumn("Cluster", ".spec.cluster"),
+        PrinterColumn("App", ".spec.app.id"),
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("Instances", ".spec.app.instances", "integer"),
+        PrinterColumn("Running", ".status.marathon.running", "integer"),
+        PrinterColumn("Healthy", ".status.marathon.healthy", "integer"),
+        PrinterColumn("Version", ".status.marathon.version", priority=1),
+        PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+    ),
+    scale=ScaleSubresource(".spec.app.instances", ".status.marathon.running"),
+)
+
+KINDS: tuple[ResourceKind, ...] = (MESOS_CLUSTER, ZK_MIGRATION, PROBE_FLEET, MARATHON_APP)
 
 __all__ = [
     "API_GROUP",
     "API_VERSION",
     "CATEGORY",
     "KINDS",
+    "MARATHON_APP",
     "MESOS_CLUSTER",
     "PROBE_FLEET",
     "ZK_MIGRATION",
     "PrinterColumn",
     "ResourceKind",
+    "ScaleSubresource",
 ]

@@ -126,6 +126,22 @@ class MaintenanceState(StatusWord):
     DOWN = "Down"
 
 
+# operator/marathonapp/strategy.py (a MarathonApp's status.rollout.phase).
+class RolloutPhase(StatusWord):
+    """The state of a MarathonApp's blue-green or canary rollout (written by the operator):
+    Idle (nothing to roll out), Progressing, Paused (waits for a duration or spec.promote),
+    Analyzing, Promoted (the new version takes all traffic), RolledBack (health or analysis
+    failed) or Aborted (spec.abort)."""
+
+    IDLE = "Idle"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    ANALYZING = "Analyzing"
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+    ABORTED = "Aborted"
+
+
 # operator/reconcile.py (Accepted, every kind); operator/mesoscluster/status.py (Ready and
 # the five component conditions); operator/probefleet/status.py (AppReady, ProbesReady,
 # ProbesReporting); operator/zkmigration/handlers.py (Progressing, Completed).
@@ -144,9 +160,12 @@ class ConditionType(StatusWord):
     APP_READY = "AppReady"
     PROBES_READY = "ProbesReady"
     PROBES_REPORTING = "ProbesReporting"
-    # ZkMigration
+    # ZkMigration (Progressing: MarathonApp too)
     PROGRESSING = "Progressing"
     COMPLETED = "Completed"
+    # MarathonApp (operator/marathonapp/status.py)
+    AVAILABLE = "Available"
+    DEGRADED = "Degraded"
 
 
 # The same modules as ConditionType. Not listed here: a ZkMigration's Progressing condition
@@ -184,3 +203,22 @@ class Reason(StatusWord):
     SUCCEEDED = "Succeeded"
     NOT_FINISHED = "NotFinished"
     FAILED = "Failed"
+    # MarathonApp: Accepted (Conflict: another MarathonApp manages the same Marathon app;
+    # SecretRefused: an env secretKeyRef the operator may not read)
+    CONFLICT = "Conflict"
+    SECRET_REFUSED = "SecretRefused"
+    # MarathonApp: Available, Progressing, Degraded
+    CLUSTER_NOT_FOUND = "ClusterNotFound"
+    NO_MARATHON = "NoMarathon"
+    MARATHON_UNREACHABLE = "MarathonUnreachable"
+    MARATHON_REFUSED = "MarathonRefused"
+    MINIMUM_INSTANCES_HEALTHY = "MinimumInstancesHealthy"
+    INSTANCES_UNAVAILABLE = "InstancesUnavailable"
+    DEPLOYING = "Deploying"
+    DEPLOYED = "Deployed"
+    SCALED_TO_ZERO = "ScaledToZero"
+    FLAPPING = "Flapping"
+    UNHEALTHY = "Unhealthy"
+    DRIFT_REPORTED = "DriftReported"
+    STRATEGY_PENDING = "StrategyPending"
+    HEALTHY = "Healthy"

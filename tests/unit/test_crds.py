@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator_operator.models import KINDS, MESOS_CLUSTER
+from orchestrator_operator.models import KINDS, MARATHON_APP, MESOS_CLUSTER
 from orchestrator_operator.operator.builders.crd import build_crd
 from orchestrator_operator.operator.crds import render_crds
 
@@ -62,7 +62,9 @@ def test_printer_columns_short_names_and_category() -> None:
         assert crd["spec"]["names"]["shortNames"]
         columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
         assert "Phase" in columns
-        assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
+        subresources = crd["spec"]["versions"][0]["subresources"]
+        assert subresources["status"] == {}
+        assert ("scale" in subresources) == (kind is MARATHON_APP), kind.kind
 
 
 def test_status_schemas_carry_no_defaults_and_specs_keep_theirs() -> None:

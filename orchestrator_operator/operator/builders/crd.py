@@ -93,6 +93,16 @@ def without_defaults(schema: JsonSchema) -> JsonSchema:
     return result
 
 
+def _subresources(kind: ResourceKind) -> JsonSchema:
+    subresources: JsonSchema = {"status": {}}
+    if kind.scale:
+        subresources["scale"] = {
+            "specReplicasPath": kind.scale.spec_replicas_path,
+            "statusReplicasPath": kind.scale.status_replicas_path,
+        }
+    return subresources
+
+
 def build_crd(kind: ResourceKind) -> JsonSchema:
     """The CustomResourceDefinition of one kind."""
     spec_schema = openapi_schema(kind.spec.model_json_schema(by_alias=True, mode="validation"))
@@ -124,7 +134,7 @@ def build_crd(kind: ResourceKind) -> JsonSchema:
                     "name": API_VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": _subresources(kind),
                     "additionalPrinterColumns": [
                         {
                             "name": c.name,
