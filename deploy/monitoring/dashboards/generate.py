@@ -28,6 +28,8 @@ POD = 'namespace=~"$namespace", pod=~"$pod"'
 # The sync controller labels every engine's series with its ZkMigration (namespace, migration).
 MIGRATION = 'namespace=~"$namespace", migration=~"$migration"'
 SYNC_JOB = 'job="orchestrator-sync-controller"'
+# MarathonApps are filtered by namespace only (the $cluster variable names MesosClusters).
+APP = 'namespace=~"$namespace"'
 
 
 @dataclass(frozen=True)
@@ -341,6 +343,56 @@ OPERATOR = Dashboard(
                             "{{name}} quorum",
                         ),
                     ),
+                ),
+            ),
+        ),
+        Row(
+            "Marathon apps",
+            (
+                Panel(
+                    "Instances by state",
+                    (
+                        q(
+                            f"sum by (namespace, name, state) ("
+                            f"orchestrator_marathonapp_instances{{{APP}}})",
+                            "{{namespace}}/{{name}} {{state}}",
+                        ),
+                    ),
+                    description="desired (what the operator asks of Marathon), staged, running,"
+                    " healthy and unhealthy tasks of each MarathonApp.",
+                ),
+                Panel(
+                    "Relaunched tasks",
+                    (
+                        q(
+                            f"max by (namespace, name) ("
+                            f"orchestrator_marathonapp_relaunches{{{APP}}})",
+                            "{{namespace}}/{{name}}",
+                        ),
+                    ),
+                    description="Tasks that failed and Marathon relaunched (status.marathon"
+                    ".relaunches); a steep line is a flapping app.",
+                ),
+                Panel(
+                    "Conditions (1 = True)",
+                    (
+                        q(
+                            f"max by (namespace, name, condition) ("
+                            f"orchestrator_marathonapp_condition{{{APP}}})"
+                        ),
+                    ),
+                    "table",
+                ),
+                Panel(
+                    "Rollout phase and flapping (1 = yes)",
+                    (
+                        q(
+                            f"max by (namespace, name, phase) ("
+                            f"orchestrator_marathonapp_rollout_phase{{{APP}}})"
+                        ),
+                        q(f"max by (namespace, name) (orchestrator_marathonapp_flapping{{{APP}}})"),
+                    ),
+                    "table",
                 ),
             ),
         ),
