@@ -724,6 +724,16 @@ class AnalysisResult(StatusModel):
     result: Literal["Pass", "Fail"]
 
 
+class AnalysisRun(StatusModel):
+    """The analysis step in progress: samples judged, when the next is due, the baseline."""
+
+    samples: int = 0
+    next_at: str | None = None
+    baseline_requests: int | None = None
+    baseline_errors: int | None = None
+    last: str | None = None
+
+
 class RolloutStatus(StatusModel):
     """A blue-green or canary rollout (written by operator/marathonapp/strategy.py)."""
 
@@ -736,6 +746,20 @@ class RolloutStatus(StatusModel):
     canary_version: str | None = None
     promoted_generation: int | None = None
     message: str | None = None
+    # Where the rollout is, so a restarted operator resumes (operator/marathonapp/strategy_plan.py).
+    stage: str | None = None
+    revision: str | None = Field(default=None, description="Digest of spec.app rolled out.")
+    stable_app: str | None = None
+    new_app: str | None = None
+    previous_app: str | None = None
+    started_at: str | None = None
+    step_started_at: str | None = None
+    weights_at: str | None = None
+    switched_at: str | None = None
+    analysis_run: AnalysisRun | None = None
+    final: str | None = None
+    reason: str | None = None
+    outcome: str | None = None
 
 
 class AutoscalingMetric(StatusModel):
