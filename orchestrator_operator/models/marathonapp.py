@@ -725,12 +725,10 @@ class AnalysisResult(StatusModel):
 
 
 class AnalysisRun(StatusModel):
-    """The analysis step in progress: samples judged, when the next is due, the baseline."""
+    """The analysis step in progress: samples judged, when the next is due, the last result."""
 
     samples: int = 0
     next_at: str | None = None
-    baseline_requests: int | None = None
-    baseline_errors: int | None = None
     last: str | None = None
 
 

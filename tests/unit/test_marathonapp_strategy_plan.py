@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from orchestrator_operator.operator.marathonapp.analysis import Counters, Sample
+from orchestrator_operator.operator.marathonapp.analysis import (
+    AnalysisConfig,
+    Sample,
+    evaluate,
+    lb_sample,
+    prometheus_scalar,
+)
 from orchestrator_operator.operator.marathonapp.strategy_plan import (
     GROUP_LABEL,
     PORT_LABEL,
@@ -421,10 +427,8 @@ def test_analysis_passes_then_the_next_step_runs() -> None:
     world.app = spec_app("v2")
     rollout = world.run_until("Analyzing")
     assert rollout["analysisRun"]["samples"] == 0
-    requests = 0
+    world.sample = Sample(requests=500, errors=5, latency_p99_ms=12.0)  # 1% errors
     for _ in range(30):
-        requests += 100
-        world.sample = Sample(counters=Counters(requests, requests // 100))  # 1% errors
         rollout = world.tick()
         if rollout["phase"] != "Analyzing":
             break
@@ -435,16 +439,28 @@ def test_analysis_passes_then_the_next_step_runs() -> None:
     assert results[0] == {
         "step": 1, "metric": "errorRate", "value": 0.01, "limit": 0.05, "result": "Pass"
     }  # fmt: skip
+    assert world.rollout["analysisRun"] if world.rollout["phase"] == "Analyzing" else True
     world.run_until("Promoted")
+
+
+def test_analysis_samples_come_one_interval_apart() -> None:
+    world = deployed(World(canary({"setWeight": 10}, {"analysis": {}}, analysis=ANALYSIS)))
+    world.app = spec_app("v2")
+    world.run_until("Analyzing")
+    world.sample = Sample(requests=10, errors=0)
+    samples = []
+    while world.rollout["phase"] == "Analyzing":
+        world.tick()
+        samples.append(len(world.rollout["analysis"]))
+    # Two samples, the first 5 s after the step began, the second 5 s later.
+    assert samples[:10] == [0, 0, 0, 0, 1, 1, 1, 1, 1, 2][:10]
 
 
 def test_analysis_failing_rolls_back_with_the_figures_in_the_message() -> None:
     world = deployed(World(canary({"setWeight": 10}, {"analysis": {}}, analysis=ANALYSIS)))
     world.app = spec_app("v2")
     world.run_until("Analyzing")
-    world.sample = Sample(counters=Counters(1000, 0))
-    world.run_until("Analyzing")  # the baseline
-    world.sample = Sample(counters=Counters(1200, 100))
+    world.sample = Sample(requests=200, errors=100, latency_p99_ms=3.0)
     rollout = world.run_until("RolledBack", limit=20)
     assert "analysis failed at step 2/2: error rate 50.0% over 200 requests" in rollout["message"]
     assert rollout["analysis"][-1]["result"] == "Fail"
@@ -461,14 +477,14 @@ def test_analysis_that_cannot_read_the_load_balancer_fails() -> None:
     assert "error rate unknown: connection refused" in rollout["message"]
 
 
-def test_prometheus_analysis_needs_no_baseline() -> None:
+def test_prometheus_analysis_over_its_limit_rolls_back() -> None:
     analysis = {"intervalSeconds": 5, "count": 1, "prometheus": {
         "address": "http://p:9090", "query": "up", "maxValue": 1}}  # fmt: skip
     world = deployed(World(canary({"setWeight": 10}, {"analysis": {}}, analysis=analysis)))
     world.app = spec_app("v2")
     world.run_until("Analyzing")
     world.sample = Sample(prometheus_value=3.0)
-    rollout = world.run_until("RolledBack", limit=5)
+    rollout = world.run_until("RolledBack", limit=20)
     assert "Prometheus query value 3 (limit 1)" in rollout["message"]
 
 
@@ -578,3 +594,55 @@ def test_status_is_plain_json_with_words() -> None:
     assert rollout["weights"] == {"/web": 90, "/web-canary": 10}
     assert rollout["stableVersion"] and rollout["canaryVersion"]
     assert rollout["message"].startswith("step 2/2: /web-canary has 10% of traffic")
+
+
+# --- analysis.py ---------------------------------------------------------------------------
+
+
+def test_lb_figures_of_the_new_app_only() -> None:
+    view = {
+        "apps": {
+            "/web": {"requests": 900, "errors5xx": 0, "latencyP99Ms": 4.0},
+            "/web-canary": {"requests": 100, "errors5xx": 50, "latencyP99Ms": 9.0},
+        }
+    }
+    assert lb_sample(view, "/web-canary") == Sample(requests=100, errors=50, latency_p99_ms=9.0)
+    assert lb_sample(view, "/web-blue") == Sample(requests=0, errors=0)
+    assert lb_sample({"message": "no such backend"}, "/web").lb_error
+
+
+def test_no_request_is_no_error_and_no_slow_answer() -> None:
+    config = AnalysisConfig.from_spec({"maxErrorRate": 0.1, "maxLatencyP99Milliseconds": 100})
+    results = evaluate(config, 0, Sample(requests=0, errors=0))
+    assert [r.passed for r in results] == [True, True]
+
+
+def test_latency_over_its_limit_fails() -> None:
+    config = AnalysisConfig.from_spec({"maxLatencyP99Milliseconds": 100})
+    (result,) = evaluate(config, 3, Sample(requests=10, errors=0, latency_p99_ms=250.0))
+    assert not result.passed and result.detail == "p99 latency 250 ms (limit 100 ms)"
+    assert result.to_status() == {
+        "step": 3, "metric": "latencyP99", "value": 250.0, "limit": 100.0, "result": "Fail"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"status": "success", "data": {"resultType": "scalar", "result": [1, "0.5"]}}, 0.5),
+        (
+            {"status": "success", "data": {"resultType": "vector", "result": [
+                {"metric": {}, "value": [1, "2"]}]}},
+            2.0,
+        ),
+        ({"status": "success", "data": {"resultType": "vector", "result": []}},
+         "the query returned 0 series, not one"),
+        ({"status": "success", "data": {"resultType": "scalar", "result": [1, "NaN"]}},
+         "the query's value is nan"),
+        ({"status": "error", "error": "parse error"}, "query refused: parse error"),
+        ({"status": "success", "data": {"resultType": "matrix", "result": []}},
+         "the query returned a matrix, not a scalar or a one-series vector"),
+    ],
+)  # fmt: skip
+def test_prometheus_answers(body: dict[str, Any], expected: float | str) -> None:
+    assert prometheus_scalar(body) == expected

@@ -59,19 +59,12 @@ def _float_or_none(value: Any) -> float | None:
 
 
 @dataclass(frozen=True)
-class Counters:
-    """The load balancer's cumulative counts for the new app's servers."""
-
-    requests: int
-    errors: int  # answers with a 5xx status
-
-
-@dataclass(frozen=True)
 class Sample:
-    """One reading; a field is None when it was not asked for, `*_error` says why a figure
-    that was asked for could not be read."""
+    """One reading over the last `intervalSeconds`; a field is None when it was not asked
+    for or not read, `*_error` says why a figure asked for could not be read."""
 
-    counters: Counters | None = None
+    requests: int | None = None  # the new app's requests the load balancer answered
+    errors: int | None = None  # of which 5xx
     latency_p99_ms: float | None = None
     lb_error: str | None = None
     prometheus_value: float | None = None
@@ -97,30 +90,21 @@ class Result:
         }
 
 
-def error_rate(baseline: Counters, current: Counters) -> tuple[float, int]:
-    """The share of 5xx answers between two readings, and the number of requests. Counters
-    that went backwards (the load balancer restarted) count from zero."""
-    if current.requests < baseline.requests or current.errors < baseline.errors:
-        baseline = Counters(0, 0)
-    requests = current.requests - baseline.requests
-    errors = current.errors - baseline.errors
-    return (errors / requests if requests else 0.0), requests
-
-
-def evaluate(
-    config: AnalysisConfig, step: int, baseline: Counters | None, sample: Sample
-) -> list[Result]:
-    """Judge one sample; a figure that was asked for and could not be read fails."""
+def evaluate(config: AnalysisConfig, step: int, sample: Sample) -> list[Result]:
+    """Judge one sample; a figure that was asked for and could not be read fails. No request
+    to the new app in the window is no error (its p99 then passes unread: no answer was slow)."""
     results: list[Result] = []
+    lb_read = sample.requests is not None and sample.errors is not None
+    why = sample.lb_error or "no reading"
     if config.max_error_rate is not None:
         limit = config.max_error_rate
-        if sample.counters is None or baseline is None:
-            why = sample.lb_error or "no reading"
+        if not lb_read:
             results.append(
                 Result(step, "errorRate", None, limit, False, f"error rate unknown: {why}")
             )
         else:
-            rate, requests = error_rate(baseline, sample.counters)
+            requests, errors = int(sample.requests or 0), int(sample.errors or 0)
+            rate = errors / requests if requests else 0.0
             results.append(
                 Result(
                     step,
@@ -133,13 +117,14 @@ def evaluate(
             )
     if config.max_latency_p99_ms is not None:
         limit = config.max_latency_p99_ms
-        if sample.latency_p99_ms is None:
-            why = sample.lb_error or "no reading"
+        value = sample.latency_p99_ms
+        if not lb_read:
             results.append(
                 Result(step, "latencyP99", None, limit, False, f"p99 latency unknown: {why}")
             )
+        elif value is None:
+            results.append(Result(step, "latencyP99", None, limit, True, "no requests"))
         else:
-            value = sample.latency_p99_ms
             results.append(
                 Result(
                     step,
@@ -170,6 +155,25 @@ def evaluate(
                 )
             )
     return results
+
+
+def lb_sample(view: Any, app_id: str) -> Sample:
+    """The new app's figures from the load balancer's `GET /v1/backends/<name>/stats?seconds=N`
+    (docs/loadbalancer.md): its entry under `apps`; none there means no request reached it."""
+    if not isinstance(view, dict) or not isinstance(view.get("apps"), dict):
+        return Sample(lb_error="the load balancer's answer holds no per-app figures")
+    figures = view["apps"].get(app_id)
+    if figures is None:
+        return Sample(requests=0, errors=0)
+    try:
+        p99 = figures.get("latencyP99Ms")
+        return Sample(
+            requests=int(figures["requests"]),
+            errors=int(figures["errors5xx"]),
+            latency_p99_ms=None if p99 is None else float(p99),
+        )
+    except (KeyError, TypeError, ValueError):
+        return Sample(lb_error="the load balancer's figures for the app are malformed")
 
 
 def prometheus_scalar(body: Any) -> float | str:

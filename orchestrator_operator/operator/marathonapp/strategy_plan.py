@@ -36,12 +36,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from orchestrator_operator.operator.marathonapp.analysis import (
-    AnalysisConfig,
-    Counters,
-    Sample,
-    evaluate,
-)
+from orchestrator_operator.operator.marathonapp.analysis import AnalysisConfig, Sample, evaluate
 
 REVISION_LABEL = "ORCHESTRATOR_REVISION"
 GROUP_LABEL = "HAPROXY_DEPLOYMENT_GROUP"
@@ -640,46 +635,33 @@ def _advance(ro: dict[str, Any], now: datetime) -> None:
 def _analysis(
     ctx: _Ctx, ro: dict[str, Any], index: int, where: str, new_id: str, weight: int
 ) -> tuple[str, str] | None:
-    """One analysis step: a first reading as the baseline of the load balancer's counters,
-    then `count` readings judged against the limits, `intervalSeconds` apart. None: passed."""
+    """One analysis step: `count` readings, each over the `intervalSeconds` before it, judged
+    against the limits; the first one interval after the step began. None: passed, go on."""
     inp = ctx.inp
     spec = (inp.strategy.get("canary") or {}).get("analysis")
     if not spec:
         return None
     config = AnalysisConfig.from_spec(spec)
     run = dict(ro.get("analysisRun") or {"samples": 0})
-    due = analysis_due(ro | {"analysisRun": run}, inp.now)
-    sample = inp.sample if due else None
     if "nextAt" not in run:
-        run["nextAt"] = _ts(inp.now)  # the first reading: at once
-    elif sample is not None:
-        baseline = (
-            Counters(int(run["baselineRequests"]), int(run["baselineErrors"]))
-            if run.get("baselineRequests") is not None
-            else None
-        )
-        if config.reads_load_balancer and baseline is None and sample.counters is not None:
-            pass  # this reading is the baseline
-        else:
-            results = evaluate(config, index, baseline, sample)
-            history = list(ro.get("analysis") or []) + [r.to_status() for r in results]
-            ro["analysis"] = history[-MAX_ANALYSIS_RESULTS:]
-            failed = [r for r in results if not r.passed]
-            if failed:
-                return _roll_back(
-                    ctx,
-                    ro,
-                    f"analysis failed at {where}: " + "; ".join(r.detail for r in failed),
-                    Stage.ROLLED_BACK,
-                )
-            run["samples"] = int(run.get("samples", 0)) + 1
-            run["last"] = "; ".join(r.detail for r in results)
-            if run["samples"] >= config.count:
-                ro.pop("analysisRun", None)
-                return None
-        if sample.counters is not None:
-            run["baselineRequests"] = sample.counters.requests
-            run["baselineErrors"] = sample.counters.errors
+        run["nextAt"] = _ts(inp.now + timedelta(seconds=config.interval_seconds))
+    elif inp.sample is not None and analysis_due(ro | {"analysisRun": run}, inp.now):
+        results = evaluate(config, index, inp.sample)
+        history = list(ro.get("analysis") or []) + [r.to_status() for r in results]
+        ro["analysis"] = history[-MAX_ANALYSIS_RESULTS:]
+        failed = [r for r in results if not r.passed]
+        if failed:
+            return _roll_back(
+                ctx,
+                ro,
+                f"analysis failed at {where}: " + "; ".join(r.detail for r in failed),
+                Stage.ROLLED_BACK,
+            )
+        run["samples"] = int(run.get("samples", 0)) + 1
+        run["last"] = "; ".join(r.detail for r in results)
+        if run["samples"] >= config.count:
+            ro.pop("analysisRun", None)
+            return None
         run["nextAt"] = _ts(inp.now + timedelta(seconds=config.interval_seconds))
     ro["analysisRun"] = run
     ctx.wait(-_since(inp.now, run.get("nextAt")))
