@@ -22,7 +22,7 @@ def test_examples_apply_and_list(kube_env: KubeTestEnv) -> None:
     listed = kube_env.kubectl_run("get", "orchestrator", "-A", "-o", "json")
     assert listed.returncode == 0, listed.stderr
     kinds = {item["kind"] for item in json.loads(listed.stdout)["items"]}
-    assert kinds == {"MesosCluster", "ZkMigration", "ProbeFleet"}
+    assert kinds == {"MesosCluster", "ZkMigration", "ProbeFleet", "MarathonApp"}
 
 
 def test_short_names_and_defaults_from_the_schema(kube_env: KubeTestEnv) -> None:
