@@ -1,0 +1,1 @@
+"""MarathonApp: a Marathon application kept as its custom resource says."""

@@ -1,0 +1,173 @@
+"""I/O for a MarathonApp: its MesosCluster, that cluster's leading Marathon (from ZooKeeper,
+as operator/mesoscluster/observe.py reads it) with the cluster's HTTP credentials, and what
+Marathon reports for the app (its tasks' counts, its running deployment, its launch queue)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from orchestrator_operator.common.kube_api import ApiError, KubeApi
+from orchestrator_operator.common.manifest import Owner
+from orchestrator_operator.common.ttl_cache import TtlCache
+from orchestrator_operator.common.zk_credentials import (
+    CredentialsRefused,
+    cluster_secret_ref,
+    read_zk_credentials,
+)
+from orchestrator_operator.mesos.marathon_api import (
+    MarathonClient,
+    MarathonError,
+    client_for,
+    read_marathon_leader,
+)
+from orchestrator_operator.models import API_GROUP, API_VERSION
+from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.models.vocabulary import Reason
+from orchestrator_operator.operator.builders import zookeeper
+from orchestrator_operator.operator.marathonapp.secrets import SecretRefused, marathon_credentials
+from orchestrator_operator.operator.marathonapp.status import MarathonObservation
+from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_credentials
+
+log = logging.getLogger(__name__)
+
+# A MesosCluster's spec and its Marathon leader, shared by all the apps of the cluster for
+# a few seconds (100 apps on one cluster: one GET and one ZooKeeper read, not 100).
+CLUSTERS = TtlCache[tuple[str, str], "dict[str, Any] | None"](ttl_seconds=5.0)
+LEADER_SECONDS = 2.0
+_LEADERS: dict[tuple[str, str], tuple[float, str | None]] = {}
+_LEADERS_LOCK = threading.Lock()
+
+
+class Unobservable(Exception):
+    """The app cannot be reached in Marathon: reason (a Reason) and message in words."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ClusterMarathon:
+    cluster: str
+    client: MarathonClient
+
+
+def _cluster(namespace: str, name: str) -> dict[str, Any] | None:
+    return CLUSTERS.get_or_compute(
+        (namespace, name),
+        lambda: KubeApi.shared().get(f"{API_GROUP}/{API_VERSION}", "MesosCluster", namespace, name),
+    )
+
+
+def forget_leader(namespace: str, cluster: str) -> None:
+    """After a failed call: read the leader again next time (it may have changed)."""
+    with _LEADERS_LOCK:
+        _LEADERS.pop((namespace, cluster), None)
+
+
+def _leader(owner: Owner, spec: MesosClusterSpec) -> str | None:
+    key = (owner.namespace, owner.name)
+    now = time.monotonic()
+    with _LEADERS_LOCK:
+        seen = _LEADERS.get(key)
+    if seen and now - seen[0] < LEADER_SECONDS:
+        return seen[1]
+    leader = _read_leader(owner, spec, owner.namespace)
+    with _LEADERS_LOCK:
+        _LEADERS[key] = (now, leader)
+    return leader
+
+
+def find_marathon(namespace: str, cluster: str) -> ClusterMarathon:
+    """The cluster's leading Marathon, or Unobservable saying why there is none."""
+    try:
+        body = _cluster(namespace, cluster)
+    except (ApiError, httpx.HTTPError) as error:
+        raise Unobservable(
+            Reason.CLUSTER_NOT_FOUND, f"cannot read MesosCluster {cluster}: {error}"
+        ) from error
+    if body is None:
+        raise Unobservable(
+            Reason.CLUSTER_NOT_FOUND,
+            f"MesosCluster {cluster} does not exist in namespace {namespace}",
+        )
+    try:
+        spec = MesosClusterSpec.model_validate(copy.deepcopy(dict(body.get("spec") or {})))
+    except ValidationError:
+        raise Unobservable(
+            Reason.CLUSTER_NOT_FOUND, f"MesosCluster {cluster} has an invalid spec"
+        ) from None
+    if spec.marathon.replicas == 0:
+        raise Unobservable(
+            Reason.NO_MARATHON, f"MesosCluster {cluster} runs no Marathon (marathon.replicas 0)"
+        )
+    meta = body.get("metadata") or {}
+    owner = Owner(name=cluster, namespace=namespace, uid=str(meta.get("uid", "")))
+    api = KubeApi.shared()
+    try:
+        credentials = marathon_credentials(api, namespace, spec.marathon.credentials_secret_ref)
+    except SecretRefused as error:
+        raise Unobservable(
+            Reason.SECRET_REFUSED, f"Marathon credentials of MesosCluster {cluster}: {error}"
+        ) from None
+    leader = _leader(owner, spec)
+    if leader is None:
+        raise Unobservable(
+            Reason.NO_MARATHON,
+            f"no Marathon of MesosCluster {cluster} is elected"
+            f" (nothing in {spec.marathon.zk_path}/leader-curator)",
+        )
+    return ClusterMarathon(cluster, client_for(leader, credentials))
+
+
+def _read_leader(owner: Owner, spec: MesosClusterSpec, namespace: str) -> str | None:
+    connect = zookeeper.connect_string(owner, spec)
+    try:
+        ref = cluster_secret_ref(spec)
+        auth = read_zk_credentials(KubeApi.shared(), namespace, ref) if ref else ()
+        with zk_credentials({connect: auth}):
+            return read_marathon_leader(ZK_POOL.get(connect), spec.marathon.zk_path)
+    except ZkUnreachable as error:
+        raise Unobservable(
+            Reason.MARATHON_UNREACHABLE, f"ZooKeeper of MesosCluster {owner.name}: {error}"
+        ) from error
+    except CredentialsRefused as error:
+        raise Unobservable(Reason.SECRET_REFUSED, f"ZooKeeper credentials: {error}") from error
+
+
+def observe_app(client: MarathonClient, app_id: str) -> MarathonObservation:
+    """The app as Marathon reports it, with its running deployment and launch queue entry
+    (each asked only when the app has one / waits for tasks)."""
+    app = client.get_app(app_id)
+    if app is None:
+        return MarathonObservation(app_id=app_id)
+    deployment = None
+    if app.get("deployments"):
+        for candidate in client.deployments():
+            if app_id in (candidate.get("affectedApps") or []):
+                deployment = candidate
+                break
+    queue_entry = None
+    running = int(app.get("tasksRunning") or 0)
+    if running < int(app.get("instances") or 0) or app.get("lastTaskFailure"):
+        for entry in client.queue():
+            queued = entry.get("app") or entry.get("runSpec") or {}
+            if isinstance(queued, dict) and queued.get("id") == app_id:
+                queue_entry = entry
+                break
+    return MarathonObservation(
+        app_id=app_id, app=app, deployment=deployment, queue_entry=queue_entry
+    )
+
+
+def unreachable(cluster: str, error: MarathonError) -> Unobservable:
+    return Unobservable(Reason.MARATHON_UNREACHABLE, f"Marathon of MesosCluster {cluster}: {error}")
