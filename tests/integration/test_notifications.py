@@ -13,6 +13,7 @@ the Slack templates) is the repo's."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
 import subprocess
@@ -277,3 +278,250 @@ def test_a_firing_rule_reaches_slack_with_the_alert_and_the_cluster_then_resolve
     finally:
         alertmanager.stop()
         series.close()
+
+
+# -- ArgoCD notifications (deploy/argocd/notifications-cm.yaml) ----------------------------
+#
+# ArgoCD notifies about Applications; our resources appear in an Application's
+# status.resources with the health our Lua scripts give them. The samples below are built
+# that way: each custom resource's health comes from running the Lua script argocd-cm maps
+# its kind to (lupa, Lua 5.1 as gopher-lua) on a status the operator writes. The triggers
+# and templates are then evaluated by a small Go program with the notifications engine's own
+# libraries and versions (expr for `when`/`oncePer`, text/template with sprig for the
+# bodies; tests/integration/argocd_notifications/), built from the Go module proxy.
+
+ARGOCD = REPO / "deploy/argocd"
+CHECKER = Path(__file__).resolve().parent / "argocd_notifications"
+
+
+def _lua_scripts() -> dict[str, str]:
+    """Kind -> its health script, as deploy/argocd/kustomization.yaml maps them into argocd-cm."""
+    kustomization = yaml.safe_load((ARGOCD / "kustomization.yaml").read_text())
+    scripts: dict[str, str] = {}
+    for generator in kustomization["configMapGenerator"]:
+        for entry in generator.get("files", []):
+            key, _, path = entry.partition("=")
+            prefix = "resource.customizations.health.orchestrator.dev_"
+            if key.startswith(prefix):
+                scripts[key[len(prefix) :]] = (ARGOCD / path).read_text()
+    return scripts
+
+
+def _health(script: str, obj: dict[str, Any]) -> dict[str, str]:
+    import lupa.lua51 as lua51  # type: ignore[import-untyped]
+
+    runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
+    runtime.globals()["obj"] = runtime.table_from(obj, recursive=True)
+    result = runtime.execute(script)
+    return {str(k): str(v) for k, v in result.items()}
+
+
+def _condition(type_: str, status: str, reason: str, message: str = "") -> dict[str, Any]:
+    return {"type": type_, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": "2026-12-01T00:00:00Z", "observedGeneration": 2}  # fmt: skip
+
+
+def _resource(kind: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    """One status.resources entry of an Application, its health from our Lua script."""
+    obj = {
+        "apiVersion": "orchestrator.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "mesos", "generation": 2},
+        "spec": {},
+        "status": {"observedGeneration": 2, **status},
+    }
+    health = _health(_lua_scripts()[kind], obj)
+    return {"group": "orchestrator.dev", "version": "v1alpha1", "kind": kind,
+            "namespace": "mesos", "name": name, "status": "Synced", "health": health}  # fmt: skip
+
+
+READY_CLUSTER = {
+    "phase": "Ready",
+    "conditions": [
+        _condition("Accepted", "True", "Valid"),
+        _condition("Ready", "True", "Ready", "all ready"),
+    ],
+}
+DEGRADED_CLUSTER = {
+    "phase": "Degraded",
+    "conditions": [
+        _condition("Accepted", "True", "Valid"),
+        _condition("Degraded", "True", "NoLeader", "no Mesos master is leading"),
+    ],
+}
+
+
+def _migration(phase: str, checks: list[str]) -> dict[str, Any]:
+    accepted = _condition("Accepted", "True", "Valid", "; ".join(checks) or "accepted")
+    return {"phase": phase, "checks": checks, "conditions": [accepted]}
+
+
+def _marathon_app(rollout_phase: str) -> dict[str, Any]:
+    return {
+        "conditions": [
+            _condition("Accepted", "True", "Valid"),
+            _condition("Available", "True", "Available", "3 of 3 healthy"),
+        ],
+        "rollout": {"strategy": "canary", "phase": rollout_phase, "step": 2,
+                    "message": "analysis failed: 5xx share 0.12 over 0.05"},
+    }  # fmt: skip
+
+
+def _application(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "app": {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "platform", "namespace": "argocd"},
+            "status": {
+                "health": {"status": "Healthy"},
+                "resources": [
+                    {
+                        "group": "",
+                        "version": "v1",
+                        "kind": "ConfigMap",
+                        "namespace": "mesos",
+                        "name": "no-health",
+                        "status": "Synced",
+                    },
+                    *resources,
+                ],
+            },
+        },
+        "context": {"argocdUrl": "https://argocd.example", "notificationType": "slack"},
+    }
+
+
+def _samples() -> dict[str, dict[str, Any]]:
+    return {
+        "new-application": {
+            "app": {"metadata": {"name": "platform"}, "status": {}},
+            "context": {"argocdUrl": "https://argocd.example"},
+        },
+        "all-healthy": _application(
+            _resource("MesosCluster", "demo", READY_CLUSTER),
+            _resource("MarathonApp", "web", _marathon_app("Promoted")),
+        ),
+        "cluster-degraded": _application(
+            _resource("MesosCluster", "demo", DEGRADED_CLUSTER),
+            _resource("MesosCluster", "other", READY_CLUSTER),
+        ),
+        "migration-running": _application(
+            _resource("ZkMigration", "move", _migration("Running", []))
+        ),
+        "migration-pending": _application(
+            _resource("ZkMigration", "move", _migration("Pending", ["LeaderElected is False"]))
+        ),
+        "migration-awaiting-approval": _application(
+            _resource("ZkMigration", "move", _migration("AwaitingApproval", []))
+        ),
+        "canary-rolled-back": _application(
+            _resource("MarathonApp", "web", _marathon_app("RolledBack"))
+        ),
+        "canary-aborted": _application(_resource("MarathonApp", "web", _marathon_app("Aborted"))),
+    }
+
+
+def _notifications_config() -> tuple[dict[str, Any], dict[str, str]]:
+    """The triggers (name -> conditions) and the webhook body templates of the ConfigMap."""
+    cm = yaml.safe_load((ARGOCD / "notifications-cm.yaml").read_text())
+    data = cm["data"]
+    triggers = {k[len("trigger.") :]: yaml.safe_load(v) for k, v in data.items()
+                if k.startswith("trigger.")}  # fmt: skip
+    bodies: dict[str, str] = {}
+    for key, value in data.items():
+        if key.startswith("template."):
+            template = yaml.safe_load(value)
+            bodies[key[len("template.") :]] = template["webhook"]["orchestrator-slack"]["body"]
+    return triggers, bodies
+
+
+@pytest.fixture(scope="module")
+def notifications_checker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go program, built with the module cache delivery_crds.py uses."""
+    from .delivery_crds import cache_root
+
+    out = tmp_path_factory.mktemp("argocd-notifications") / "check"
+    env = {**os.environ, "GOMODCACHE": str(cache_root() / "gomod"), "GOFLAGS": "-modcacherw",
+           "GO111MODULE": "on"}  # fmt: skip
+    result = subprocess.run(
+        ["go", "build", "-o", str(out), "."], cwd=CHECKER, env=env,
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, f"go build (needs Go and the Go module proxy): {result.stderr}"
+    return out
+
+
+def test_argocd_notification_config_is_wired_to_the_slack_webhook_secret() -> None:
+    cm = yaml.safe_load((ARGOCD / "notifications-cm.yaml").read_text())
+    assert cm["metadata"]["name"] == "argocd-notifications-cm"
+    data = cm["data"]
+    service = yaml.safe_load(data["service.webhook.orchestrator-slack"])
+    assert service["url"] == "$slack-webhook-url"  # from argocd-notifications-secret
+    triggers, bodies = _notifications_config()
+    [subscription] = yaml.safe_load(data["subscriptions"])
+    assert subscription["recipients"] == ["orchestrator-slack"]
+    assert sorted(subscription["triggers"]) == sorted(triggers)
+    for name, conditions in triggers.items():
+        for condition in conditions:
+            for template in condition["send"]:
+                assert template in bodies, f"trigger {name} sends the unknown template {template}"
+    kustomization = yaml.safe_load((ARGOCD / "kustomization.yaml").read_text())
+    assert "notifications-cm.yaml" in kustomization["resources"]
+
+
+def test_argocd_triggers_fire_on_the_kinds_health_and_the_slack_bodies_render(
+    notifications_checker: Path,
+) -> None:
+    triggers, bodies = _notifications_config()
+    samples = _samples()
+    result = subprocess.run(
+        [str(notifications_checker)],
+        input=json.dumps({"triggers": triggers, "templates": bodies, "vars": samples}),
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr  # every expression compiles and runs
+    out = json.loads(result.stdout)
+
+    def fired(sample: str) -> set[str]:
+        return {t for t, rs in out[sample]["triggers"].items() if any(r["triggered"] for r in rs)}
+
+    assert fired("new-application") == set()
+    assert fired("all-healthy") == set()
+    assert fired("cluster-degraded") == {"on-mesoscluster-degraded"}
+    assert fired("migration-running") == {"on-zkmigration-phase-changed"}
+    assert fired("migration-pending") == {"on-zkmigration-phase-changed", "on-zkmigration-held"}
+    assert fired("migration-awaiting-approval") == {
+        "on-zkmigration-phase-changed", "on-zkmigration-held"
+    }  # fmt: skip
+    assert fired("canary-rolled-back") == {"on-marathonapp-rolled-back"}
+    assert fired("canary-aborted") == {"on-marathonapp-rolled-back"}
+
+    # oncePer: a new notification when what is wrong changes, not on every resync
+    [degraded] = out["cluster-degraded"]["triggers"]["on-mesoscluster-degraded"]
+    assert degraded["oncePer"] == "mesos/demo=Degraded: no Mesos master is leading"
+    phases = {
+        s: out[s]["triggers"]["on-zkmigration-phase-changed"][0]["oncePer"]
+        for s in ("migration-running", "migration-pending", "migration-awaiting-approval")
+    }
+    assert len(set(phases.values())) == 3, phases
+
+    # The Slack bodies are JSON naming the resource and what the health says.
+    def body(sample: str, template: str) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(out[sample]["templates"][template])
+        return parsed
+
+    slack = body("cluster-degraded", "orchestrator-mesoscluster-degraded")
+    [attachment] = slack["attachments"]
+    assert attachment["text"] == "MesosCluster mesos/demo: Degraded: no Mesos master is leading"
+    assert attachment["title_link"] == "https://argocd.example/applications/platform"
+    assert "platform" in slack["text"]
+    held = body("migration-pending", "orchestrator-zkmigration-held")["attachments"][0]["text"]
+    assert held.startswith("ZkMigration mesos/move is held: Pending")
+    assert "LeaderElected is False" in held
+    phase = body("migration-awaiting-approval", "orchestrator-zkmigration-phase")
+    assert "AwaitingApproval" in phase["attachments"][0]["text"]
+    rolled = body("canary-rolled-back", "orchestrator-marathonapp-rolled-back")
+    assert rolled["attachments"][0]["text"] == (
+        "MarathonApp mesos/web: Rollout RolledBack: analysis failed: 5xx share 0.12 over 0.05"
+    )
