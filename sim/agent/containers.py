@@ -54,6 +54,7 @@ DOCKER_NAME_PREFIX = "mesos-"
 SANDBOX_MOUNT = "/mnt/mesos/sandbox"
 DEFAULT_ISOLATION = "posix/cpu,posix/mem"
 STATUS_FILE = ".sim-exit-status"
+ENV_FILE = ".sim-docker-env"
 # $1 is the task's command, $2 the status file, the rest the `cgroup.procs` files the wrapper
 # enters first (the command and its children inherit the cgroups). The wrapper outlives a
 # `sh -c` killed by a signal and records 128+N, as a shell reports it. It catches SIGTERM (a
@@ -83,6 +84,7 @@ class Run:
     cgroups: list[str] = field(default_factory=list)
     killing_since: float = 0.0
     escalated: bool = False
+    grace: float = KILL_GRACE  # the task's KillPolicy grace period
 
     @property
     def docker_name(self) -> str:
@@ -98,6 +100,7 @@ class Run:
             "cgroups": list(self.cgroups),
             "killing_since": self.killing_since,
             "escalated": self.escalated,
+            "grace": self.grace,
         }
 
     @classmethod
@@ -111,6 +114,7 @@ class Run:
             cgroups=[str(c) for c in data.get("cgroups", [])],
             killing_since=float(data.get("killing_since", 0.0)),
             escalated=bool(data.get("escalated", False)),
+            grace=float(data.get("grace", KILL_GRACE)),
         )
 
 
@@ -308,7 +312,9 @@ class MesosContainerizer:
             return "isolation posix/cpu,posix/mem: the process runs without cgroup limits"
         return ""
 
-    def launch(self, run: Run, command: str, cpus: float, mem_mb: float) -> None:
+    def launch(
+        self, run: Run, command: str, cpus: float, mem_mb: float, task_env: dict[str, str]
+    ) -> None:
         sandbox = Path(run.sandbox)
         sandbox.mkdir(parents=True, exist_ok=True)
         if self.cgroups is not None:
@@ -316,6 +322,7 @@ class MesosContainerizer:
         procs_files = [os.path.join(c, "cgroup.procs") for c in run.cgroups]
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            **task_env,
             "MESOS_SANDBOX": str(sandbox),
             "MESOS_CONTAINER_ID": run.container_id,
         }
@@ -372,7 +379,7 @@ class MesosContainerizer:
             for pid in cgroup_pids(run.cgroups) - {run.pid}:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGTERM)
-        elif not run.escalated and now - run.killing_since >= KILL_GRACE:
+        elif not run.escalated and now - run.killing_since >= run.grace:
             run.escalated = True
             signal_run(run, signal.SIGKILL, table=self.table())
 
@@ -440,9 +447,19 @@ class DockerContainerizer:
         return out.strip()
 
     async def launch(
-        self, run: Run, image: str, command: str, cpus: float, mem_mb: float
+        self,
+        run: Run,
+        image: str,
+        command: str,
+        cpus: float,
+        mem_mb: float,
+        env: dict[str, str] | None = None,
+        network: str = "HOST",
+        port_mappings: list[tuple[int, int]] | None = None,
     ) -> str | None:
-        """Start the container; None on success, else the error (TASK_FAILED's message)."""
+        """Start the container; None on success, else the error (TASK_FAILED's message).
+        `network` HOST is `--net=host`, BRIDGE publishes each (host, container) port
+        mapping with `-p` (src/docker/docker.cpp `Docker::run`)."""
         Path(run.sandbox).mkdir(parents=True, exist_ok=True)
         args = ["run", "-d", "--name", run.docker_name]
         args += ["--cpu-shares", str(max(int(CPU_SHARES_PER_CPU * cpus), MIN_CPU_SHARES))]
@@ -456,6 +473,23 @@ class DockerContainerizer:
             "-e",
             f"MESOS_CONTAINER_NAME={run.docker_name}",
         ]
+        if env:
+            # Mesos 1.11 passes each variable as `-e NAME=value` (docker.cpp `Docker::run`),
+            # so a secret in the app's env shows in the agent's process list; the sim keeps
+            # them out of argv in an env file only the agent's user reads.
+            env_file = Path(run.sandbox, ENV_FILE)
+            fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                for name, value in env.items():
+                    if "\n" not in value and "\n" not in name:
+                        handle.write(f"{name}={value}\n")
+            args += ["--env-file", str(env_file)]
+        if network == "HOST":
+            args += ["--net", "host"]
+        else:
+            args += ["--net", "bridge"]
+            for host_port, container_port in port_mappings or []:
+                args += ["-p", f"{host_port}:{container_port}/tcp"]
         args += ["-v", f"{run.sandbox}:{SANDBOX_MOUNT}"]
         if command:
             args += ["--entrypoint", "/bin/sh", image, "-c", command]
@@ -509,7 +543,7 @@ class DockerContainerizer:
     async def kill(self, run: Run) -> None:
         if not run.killing_since:
             run.killing_since = time.time()
-            await self._run("stop", "-t", str(int(KILL_GRACE)), run.docker_name)
+            await self._run("stop", "-t", str(int(run.grace)), run.docker_name)
             await self.refresh([run.docker_name])
 
     async def remove(self, name: str) -> None:

@@ -34,6 +34,7 @@ from sim.agent import views
 from sim.agent.checkpoint import Checkpoint
 from sim.agent.containers import (
     DEFAULT_ISOLATION,
+    KILL_GRACE,
     Cgroups,
     ContainerizerError,
     DockerContainerizer,
@@ -96,6 +97,7 @@ class AgentProcess:
         self.config = config
         self.hostname = config.hostname or config.ip
         self.resources = res.parse_resources(config.resources)
+        self.ports = res.parse_ports(config.resources)
         self.checkpoint = Checkpoint(config.work_dir)
         state = self.checkpoint.load_state()
         self.agent_id = state.agent_id
@@ -210,17 +212,17 @@ class AgentProcess:
         sandbox = self.checkpoint.sandbox(
             self.agent_id or "unregistered", task.framework_id, task.task_id, container_id
         )
-        run = Run(kind=kind, container_id=container_id, sandbox=str(sandbox))
+        grace = KILL_GRACE if task.kill_grace is None else max(0.0, task.kill_grace)
+        run = Run(kind=kind, container_id=container_id, sandbox=str(sandbox), grace=grace)
         self.runs[key] = run
         cpus, mem = task.resources.get("cpus", 0.0), task.resources.get("mem", 0.0)
         if kind == "docker":
             assert self.docker is not None and task.container is not None
-            image = str(task.container["docker"]["image"])
             self._save()
-            self._spawn(self._launch_docker(task, run, image, cpus, mem))
+            self._spawn(self._launch_docker(task, run, cpus, mem))
             return
         try:
-            self.mesos.launch(run, task.command, cpus, mem)
+            self.mesos.launch(run, task.command, cpus, mem, self._task_env(task))
         except OSError as exc:
             self.runs.pop(key, None)
             task.set_state(FAILED, message=f"Failed to launch container: {exc}")
@@ -229,11 +231,23 @@ class AgentProcess:
             log.info("task %s running as pid %d in %s", task.task_id, run.pid, run.sandbox)
         self._save()
 
-    async def _launch_docker(
-        self, task: Task, run: Run, image: str, cpus: float, mem: float
-    ) -> None:
-        assert self.docker is not None
-        failure = await self.docker.launch(run, image, task.command, cpus, mem)
+    def _task_env(self, task: Task) -> dict[str, str]:
+        """The command's environment: the TaskInfo's (Marathon's variables) and Mesos' own."""
+        return {**task.env, "MESOS_TASK_ID": task.task_id}
+
+    async def _launch_docker(self, task: Task, run: Run, cpus: float, mem: float) -> None:
+        assert self.docker is not None and task.container is not None
+        docker = task.container["docker"]
+        failure = await self.docker.launch(
+            run,
+            str(docker["image"]),
+            task.command,
+            cpus,
+            mem,
+            env=self._task_env(task),
+            network=str(docker.get("network") or "HOST"),
+            port_mappings=task.port_mappings,
+        )
         if not task.live:
             return
         if failure is not None:
@@ -389,6 +403,7 @@ class AgentProcess:
             "ip": self.config.ip,
             "port": self.config.port,
             "resources": self.resources,
+            "ports": res.render_ports(self.ports),
             "tasks": self._report(),
         }
         status, data = await self.client.post(

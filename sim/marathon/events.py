@@ -179,7 +179,7 @@ def status_update(instance: dict[str, Any], state: str, message: str = "") -> Ev
         "appId": instance["appId"],
         "host": instance.get("host") or "unknown",
         "ipAddresses": [{"ipAddress": "127.0.0.1", "protocol": "IPv4"}],
-        "ports": [],
+        "ports": list(instance.get("ports") or []),
         "version": instance["version"],
         "eventType": "status_update_event",
         "timestamp": now(),

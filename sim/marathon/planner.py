@@ -5,7 +5,9 @@ draining. Tasks on draining agents (the framework holds inverse offers for them)
 an older configuration (a RestartApplication) are replaced first and killed once enough
 replacements run; a restart follows the app's `upgradeStrategy` as Marathon's
 TaskReplaceActor does (the default, minimumHealthCapacity 1 and maximumOverCapacity 1: start
-all new tasks, then stop the old ones); extra tasks are killed youngest first.
+all new tasks, then stop the old ones); extra tasks are killed youngest first. A task counts as
+healthy once running and, when the app has health checks, passing all of them
+(TaskStartActor/TaskReplaceActor wait for health with health checks, else for running).
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ class LiveTask:
     state: str
     staged_at: float
     stale: bool = False  # launched for an older configuration of the app
+    healthy: bool | None = None  # None: healthy when running (no health checks)
+    unhealthy: bool = False  # to be killed for failed health checks
+
+    @property
+    def ready(self) -> bool:
+        return self.state == RUNNING if self.healthy is None else self.healthy
 
 
 @dataclass
@@ -45,7 +53,7 @@ def plan(
     result = Plan(launch=max(0, instances - len(good)))
     if len(good) > instances:
         result.kill += [t.task_id for t in _youngest_first(good)[: len(good) - instances]]
-    running_good = sum(1 for t in good if t.state == RUNNING)
+    running_good = sum(1 for t in good if t.ready)
     if running_good >= instances:
         result.kill += [t.task_id for t in bad]
     if stale:
@@ -75,14 +83,14 @@ def _restart(
     (old ones are killed at once down to that, then one for each new one that becomes healthy),
     and never run more than maxCapacity = int(instances * (1 + maximumOverCapacity)) (one more
     when both are equal and already reached, so that the restart can start at all). A task is
-    healthy when running (the sim runs no health checks). Returns (old tasks to kill, how many
+    healthy when running and passing its health checks. Returns (old tasks to kill, how many
     new tasks may be launched)."""
     min_healthy = math.ceil(instances * minimum_health_capacity)
     max_capacity = int(instances * (1 + maximum_over_capacity))
-    healthy = sum(1 for t in active if t.state == RUNNING)
+    healthy = sum(1 for t in active if t.ready)
     if min_healthy == max_capacity and max_capacity <= healthy:
         max_capacity += 1
-    new_healthy = sum(1 for t in good if t.state == RUNNING)
+    new_healthy = sum(1 for t in good if t.ready)
     keep_old = max(0, min_healthy - new_healthy)
     kill = [t.task_id for t in _youngest_first(stale)[: max(0, len(stale) - keep_old)]]
     old_alive = len(stale) - len(kill)
@@ -90,8 +98,8 @@ def _restart(
 
 
 def satisfied(instances: int, live: list[LiveTask], draining: set[str]) -> bool:
-    """The app's deployment is done: exactly `instances` running tasks, none draining or of
+    """The app's deployment is done: exactly `instances` healthy tasks, none draining or of
     an older configuration."""
     return len(live) == instances and all(
-        t.state == RUNNING and t.agent_id not in draining and not t.stale for t in live
+        t.ready and t.agent_id not in draining and not t.stale for t in live
     )

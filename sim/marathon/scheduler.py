@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import time
 import uuid
 from typing import Any
@@ -26,10 +27,21 @@ from kazoo.client import KazooClient
 from sim import masterinfo
 from sim.contenders import detect
 from sim.httputil import CLIENT_ERRORS, Client
-from sim.marathon import events, layout, planner
+from sim.marathon import backoff, events, layout, planner, ports
 from sim.marathon.auth import basic_header
+from sim.marathon.health import HealthChecker
 from sim.marathon.storage import Store
-from sim.tasks import FAILED, LIVE, LOST, RUNNING, STAGING, TERMINAL
+from sim.tasks import (
+    FAILED,
+    KILLING,
+    LIVE,
+    LOST,
+    RUNNING,
+    STAGING,
+    TERMINAL,
+    PortRequest,
+    ports_env,
+)
 from sim.zksession import die
 
 log = logging.getLogger("sim.marathon.scheduler")
@@ -87,6 +99,9 @@ class Scheduler:
         self.lock = asyncio.Lock()
         self.bus = events.EventBus()
         self.auth: tuple[str, str] | None = None  # (principal, secret) when authenticating
+        self.health = HealthChecker(self.bus.publish, self._health_kill)
+        self.unhealthy: set[str] = set()  # task ids to kill for failed health checks
+        self.delays = backoff.RateLimiter()
 
     # ------------------------------------------------------------------ persistence
     async def _io(self, fn: Any, *args: Any) -> Any:
@@ -259,6 +274,7 @@ class Scheduler:
                 return
             async with self.lock:
                 await self._reconcile(view)
+                self.tick_health()
                 await self._scale(base, view)
         except CLIENT_ERRORS as exc:
             log.warning("master %s unreachable: %s", master.get("pid"), exc)
@@ -304,11 +320,17 @@ class Scheduler:
                 instance["state"] = task["state"]
                 instance["agentId"] = task["slave_id"]
                 instance["host"] = agents.get(task["slave_id"], instance.get("host", ""))
+                if task.get("ports"):
+                    instance["ports"] = [int(p) for p in task["ports"]]
                 if task["state"] == RUNNING and not instance.get("startedAt"):
                     instance["startedAt"] = now
                 await self._save_instance(instance)
                 if changed:
                     self._publish_status(instance, task["state"])
+                    app = self.apps.get(instance["appId"])
+                    if app is not None and task["state"] != KILLING:
+                        # NotifyRateLimiterStep: Staging/Starting/Running advance a delay
+                        self.delays.advance(app, now)
 
     def _publish_status(self, instance: dict[str, Any], state: str, message: str = "") -> None:
         # core/task/update/impl/steps/PostToEventStreamStepImpl.scala: each instance change
@@ -318,6 +340,10 @@ class Scheduler:
         self.bus.publish(events.instance_changed(instance, condition))
 
     async def _terminal(self, instance: dict[str, Any], state: str, message: str) -> None:
+        app = self.apps.get(instance["appId"])
+        if app is not None and state in backoff.LIMIT_WORTHY:
+            self.delays.add(app, time.time())
+        self.unhealthy.discard(instance["taskId"])
         if state in (FAILED, LOST):
             failure = {
                 "appId": instance["appId"],
@@ -335,7 +361,7 @@ class Scheduler:
         await self._drop_instance(instance["instanceId"])
         self._publish_status(instance, state, message)
 
-    def _stale(self, app: dict[str, Any], instance: dict[str, Any]) -> bool:
+    def stale(self, app: dict[str, Any], instance: dict[str, Any]) -> bool:
         """Launched for an older configuration (its version predates the last config change;
         a scale-only change keeps the configuration)."""
         changed = app.get("versionInfo", {}).get("lastConfigChangeAt") or app["version"]
@@ -347,6 +373,8 @@ class Scheduler:
         kills = [t["id"] for t in view["tasks"] if t["id"] not in known]
         launches: list[dict[str, Any]] = []
         done: set[str] = set()
+        now = time.time()
+        self.delays.clean_up(now)
         for app_id, app in self.apps.items():
             live = [
                 planner.LiveTask(
@@ -354,7 +382,9 @@ class Scheduler:
                     i.get("agentId", ""),
                     i["state"],
                     i["stagedAt"],
-                    self._stale(app, i),
+                    self.stale(app, i),
+                    healthy=self._healthy(i),
+                    unhealthy=i["taskId"] in self.unhealthy,
                 )
                 for i in self.app_instances(app_id)
                 if i["state"] in LIVE
@@ -368,8 +398,10 @@ class Scheduler:
                 float(strategy.get("maximumOverCapacity", 1.0)),
             )
             kills += decision.kill
-            for _ in range(decision.launch):
-                launches.append(await self._new_instance(app))
+            kills += [t.task_id for t in live if t.unhealthy and t.state != KILLING]
+            if decision.launch and self.delays.deadline(app) <= now:
+                for _ in range(decision.launch):
+                    launches.append(await self._new_instance(app))
             if planner.satisfied(int(app["instances"]), live, draining):
                 done.add(app_id)
         for app_id in {i["appId"] for i in self.instances.values()} - set(self.apps):
@@ -395,6 +427,39 @@ class Scheduler:
             return app_id not in self.apps and not self.app_instances(app_id)
         return app_id in satisfied
 
+    def _healthy(self, instance: dict[str, Any]) -> bool:
+        """Counts as healthy for a deployment (TaskStartActor/TaskReplaceActor with health
+        checks: every check alive; without: running)."""
+        if instance["state"] != RUNNING:
+            return False
+        if not instance.get("healthChecks"):
+            return True
+        return self.health.healthy(instance) is True
+
+    def _health_kill(self, instance: dict[str, Any], cause: str) -> None:
+        log.info("killing unhealthy %s: %s", instance["taskId"], cause[:200])
+        self.unhealthy.add(instance["taskId"])
+        self.killed.pop(instance["taskId"], None)
+
+    def _check_env(self, instance: dict[str, Any]) -> dict[str, str]:
+        """The task's environment, for a COMMAND health check."""
+        app = self.apps.get(instance["appId"]) or {"id": instance["appId"], "version": ""}
+        requests = [
+            PortRequest(r.get("name"), int(r["port"]), r.get("host"))
+            for r in ports.port_requests(app)
+        ]
+        host_ports: list[int | None] = list(instance.get("ports") or [])
+        host_ports += [None] * (len(requests) - len(host_ports))
+        env = ports.context_env(app, instance["taskId"])
+        env.update(ports_env(requests, host_ports[: len(requests)]))
+        env["HOST"] = str(instance.get("host") or "")
+        env.update(ports.app_env(app))
+        return env
+
+    def tick_health(self) -> None:
+        live = [i for i in self.instances.values() if i["state"] in LIVE]
+        self.health.tick(live, self._check_env)
+
     async def _new_instance(self, app: dict[str, Any]) -> dict[str, Any]:
         unique = uuid.uuid4()
         safe = layout.safe_id(app["id"])
@@ -408,6 +473,8 @@ class Scheduler:
             "stagedAt": time.time(),
             "startedAt": None,
             "version": app["version"],
+            "ports": [],
+            "healthChecks": list(app.get("healthChecks") or []),
         }
         await self._save_instance(instance)
         return instance
@@ -421,8 +488,12 @@ class Scheduler:
                     "task_id": instance["taskId"],
                     "name": app["id"].strip("/").replace("/", "."),
                     "resources": {"cpus": app["cpus"], "mem": app["mem"], "disk": app["disk"]},
-                    "command": app.get("cmd") or "",
+                    "command": app.get("cmd") or shlex.join(app.get("args") or []),
                     "container": app.get("container"),
+                    "port_requests": ports.port_requests(app),
+                    "env": ports.context_env(app, instance["taskId"]),
+                    "app_env": ports.app_env(app),
+                    "kill_grace": app.get("taskKillGracePeriodSeconds"),
                 }
             )
         status, data = await self.client.post(base + "/launch", {"tasks": specs})
@@ -433,6 +504,7 @@ class Scheduler:
                 await self._drop_instance(instance["instanceId"])
             else:
                 instance["agentId"] = task["slave_id"]
+                instance["ports"] = [int(p) for p in task.get("ports") or []]
                 await self._save_instance(instance)
                 # Launched, no status from Mesos yet: condition Provisioned, task TASK_STAGING
                 # (InstanceChangedEventsGenerator.scala).
@@ -449,4 +521,5 @@ class Scheduler:
         self.killed = {t: at for t, at in self.killed.items() if now - at < 60.0}
 
     async def close(self) -> None:
+        await self.health.close()
         await self.client.close()

@@ -35,19 +35,27 @@ APP_DEFAULTS: dict[str, Any] = {
     "unreachableStrategy": {"inactiveAfterSeconds": 0, "expungeAfterSeconds": 0},
     "requirePorts": False,
     "portDefinitions": [],
+    "networks": [{"mode": "host"}],
+    "taskKillGracePeriodSeconds": None,
 }
 
 EDITABLE = set(APP_DEFAULTS) - {"executor"}
 
 
-def task_json(instance: dict[str, Any]) -> dict[str, Any]:
+def task_json(
+    instance: dict[str, Any],
+    service_ports: list[int] | None = None,
+    health_results: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """`raml.Task` (raml/TaskConversion.scala): host ports, the app's service ports and, for
+    an app with health checks, `healthCheckResults`."""
     started = instance.get("startedAt")
-    return {
+    out = {
         "id": instance["taskId"],
         "appId": instance["appId"],
         "host": instance.get("host", ""),
-        "ports": [],
-        "servicePorts": [],
+        "ports": list(instance.get("ports") or []),
+        "servicePorts": list(service_ports or []),
         "startedAt": timestamp(started) if started else None,
         "stagedAt": timestamp(instance["stagedAt"]),
         "version": instance["version"],
@@ -56,16 +64,25 @@ def task_json(instance: dict[str, Any]) -> dict[str, Any]:
         "ipAddresses": [{"ipAddress": "127.0.0.1", "protocol": "IPv4"}],
         "localVolumes": [],
     }
+    if instance.get("healthChecks"):
+        out["healthCheckResults"] = list(health_results or [])
+    return out
 
 
 def app_json(
-    app: dict[str, Any], instances: list[dict[str, Any]], deployments: list[str]
+    app: dict[str, Any],
+    instances: list[dict[str, Any]],
+    deployments: list[str],
+    health: dict[str, bool | None] | None = None,
 ) -> dict[str, Any]:
+    """`raml.App` with AppInfo's task counts (appinfo/TaskCounts.scala: healthy, every check
+    alive; unhealthy, some check not alive); `health` maps instance ids to that."""
     out = {**APP_DEFAULTS, **app}
+    health = health or {}
     out["tasksStaged"] = sum(1 for i in instances if i["state"] in (STAGING, STARTING))
     out["tasksRunning"] = sum(1 for i in instances if i["state"] == RUNNING)
-    out["tasksHealthy"] = 0
-    out["tasksUnhealthy"] = 0
+    out["tasksHealthy"] = sum(1 for i in instances if health.get(i["instanceId"]) is True)
+    out["tasksUnhealthy"] = sum(1 for i in instances if health.get(i["instanceId"]) is False)
     out["deployments"] = [{"id": d} for d in deployments]
     return out
 

@@ -15,7 +15,16 @@ from typing import Any
 
 from sim import maintenance as mt
 from sim import resources as res
-from sim.tasks import LOST, STAGING, TERMINAL, Task, container_info
+from sim.tasks import (
+    LOST,
+    STAGING,
+    TERMINAL,
+    PortRequest,
+    Task,
+    bounded_env,
+    container_info,
+    ports_env,
+)
 
 STAGING_GRACE = 5.0  # a just-launched task may be missing from an agent's report
 
@@ -41,6 +50,7 @@ class Agent:
     reregistered_time: float | None = None
     last_seen: float = 0.0
     active: bool = True
+    ports: res.PortRanges = field(default_factory=lambda: list(res.DEFAULT_PORTS))
 
     @property
     def pid(self) -> str:
@@ -147,6 +157,7 @@ class MasterState:
         port: int,
         resources: res.Resources,
         tasks: list[Task],
+        ports: res.PortRanges | None = None,
     ) -> tuple[str, list[str]]:
         """(Re-)register an agent; returns its id and the terminal task ids acknowledged."""
         if self.maintenance.mode_of(hostname, ip) == mt.DOWN:
@@ -170,6 +181,7 @@ class MasterState:
             agent = Agent(agent_id, hostname, ip, port, resources, now)
             self.counters["slave_registrations"] += 1
         agent.last_seen = self.clock()
+        agent.ports = list(res.DEFAULT_PORTS) if ports is None else ports
         self.agents[agent_id] = agent
         self._changed()
         return agent_id, self._sync_tasks(agent_id, tasks)
@@ -247,6 +259,11 @@ class MasterState:
                 total = res.add(total, task.resources)
         return total
 
+    def used_ports(self) -> set[int]:
+        """Host ports of all live tasks, of every agent: a sim-only guard, since the sim's
+        agents share one host (Mesos accounts ports per agent)."""
+        return {p for t in self.tasks.values() for p in t.ports}
+
     def agent_mode(self, agent: Agent) -> str:
         return self.maintenance.mode_of(agent.hostname, agent.ip)
 
@@ -301,13 +318,27 @@ class MasterState:
 
     def place(self, framework_id: str, specs: list[dict[str, Any]]) -> tuple[list[Task], list[str]]:
         """Place tasks on active agents of UP machines with enough free resources (spread by
-        most free cpus). Returns the new TASK_STAGING tasks and errors for the rest."""
+        most free cpus), host ports included: a spec's `port_requests` (`{name, port, host}`,
+        host 0 any port of the agent's `ports` ranges, > 0 that one, null none) get host ports
+        and the task's environment gets Marathon's `PORT*` variables and `HOST` (as Marathon
+        computes them from the offer it accepts, `TaskBuilder.scala`). Returns the new
+        TASK_STAGING tasks and errors for the rest."""
         self.framework(framework_id)
         placed: list[Task] = []
         errors: list[str] = []
         for spec in specs:
             task_id = str(spec["task_id"])
             need = {k: float(v) for k, v in (spec.get("resources") or {}).items()}
+            requests = [
+                PortRequest(
+                    str(r["name"]) if r.get("name") else None,
+                    int(r.get("port") or 0),
+                    None if r.get("host") is None else int(r["host"]),
+                )
+                for r in (spec.get("port_requests") or [])[:64]
+            ]
+            fixed = [r.host for r in requests if r.host]  # > 0: that host port
+            dynamic = sum(1 for r in requests if r.host == 0)
             if (framework_id, task_id) in self.tasks:
                 errors.append(f"task {task_id} already exists")
                 continue
@@ -318,18 +349,45 @@ class MasterState:
                 free = res.add(agent.resources, self.used(agent.agent_id), -1.0)
                 if res.fits(need, free):
                     candidates.append((-free.get("cpus", 0.0), agent.agent_id))
-            if not candidates:
-                errors.append(f"no agent has {need} free for task {task_id}")
+            chosen: tuple[Agent, list[int]] | None = None
+            used_ports = self.used_ports()
+            for _, agent_id in sorted(candidates):
+                agent = self.agents[agent_id]
+                picked = res.pick_ports(agent.ports, used_ports, fixed, dynamic)
+                if picked is not None:
+                    chosen = (agent, picked)
+                    break
+            if chosen is None:
+                ports_note = f" and {len(fixed) + dynamic} ports" if requests else ""
+                errors.append(f"no agent has {need}{ports_note} free for task {task_id}")
                 continue
-            agent_id = min(candidates)[1]
+            agent, dynamic_ports = chosen
+            host_ports: list[int | None] = []
+            for request in requests:
+                if request.host is None:
+                    host_ports.append(None)
+                elif request.host:
+                    host_ports.append(request.host)
+                else:
+                    host_ports.append(dynamic_ports.pop(0))
+            env = bounded_env(spec.get("env"))
+            env.update(ports_env(requests, host_ports))
+            env["HOST"] = agent.hostname
+            env.update(bounded_env(spec.get("app_env")))  # the app's own env wins
             task = Task(
                 task_id=task_id,
                 name=str(spec.get("name", task_id)),
                 framework_id=framework_id,
-                agent_id=agent_id,
+                agent_id=agent.agent_id,
                 resources=need,
                 command=str(spec.get("command", "")),
                 container=container_info(spec.get("container")),
+                ports=[p for p in host_ports if p is not None],
+                env=env,
+                kill_grace=None if spec.get("kill_grace") is None else float(spec["kill_grace"]),
+                port_mappings=[
+                    (h, r.port) for r, h in zip(requests, host_ports, strict=True) if h and r.port
+                ],
             )
             task.set_state(STAGING, self.wall())
             self.tasks[(framework_id, task_id)] = task

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from sim import maintenance as mt
 from sim import masterinfo
+from sim import resources as res
 from sim.httputil import error, json_response, read_json
 from sim.master import auth, views
 from sim.master.registry import MasterState, Refused, Unknown
@@ -154,6 +155,10 @@ def build(master: Master) -> web.Application:
     async def agent_register(request: web.Request, ms: MasterState) -> web.StreamResponse:
         body = await read_json(request)
         try:
+            ports = res.parse_ports(f"ports:{body['ports']}") if body.get("ports") else None
+        except ValueError as exc:
+            return error(400, str(exc))
+        try:
             agent_id, acked = ms.register_agent(
                 body.get("agent_id") or None,
                 str(body["hostname"]),
@@ -161,6 +166,7 @@ def build(master: Master) -> web.Application:
                 int(body["port"]),
                 {k: float(v) for k, v in body["resources"].items()},
                 [Task.from_json(t) for t in body.get("tasks", [])],
+                ports,
             )
         except Refused as exc:
             return error(exc.status, str(exc))

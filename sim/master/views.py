@@ -28,7 +28,7 @@ def _agent_json(state: MasterState, agent: Agent) -> dict[str, Any]:
         "hostname": agent.hostname,
         "port": agent.port,
         "registered_time": agent.registered_time,
-        "resources": res.render(agent.resources),
+        "resources": {**res.render(agent.resources), "ports": res.render_ports(agent.ports)},
         "used_resources": res.render(used),
         "offered_resources": res.render({}),
         "reserved_resources": {},
