@@ -236,6 +236,8 @@ ALLOWED = [
     ("patch", "zkmigrations.orchestrator.dev/status"),
     ("list", "probefleets.orchestrator.dev"), ("watch", "probefleets.orchestrator.dev"),
     ("patch", "probefleets.orchestrator.dev/status"),
+    ("list", "marathonapps.orchestrator.dev"), ("watch", "marathonapps.orchestrator.dev"),
+    ("patch", "marathonapps.orchestrator.dev"), ("patch", "marathonapps.orchestrator.dev/status"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),
     ("get", "customresourcedefinitions.apiextensions.k8s.io"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),

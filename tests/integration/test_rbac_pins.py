@@ -53,9 +53,11 @@ OPERATOR = _rights(
         "orchestrator.dev/mesosclusters": "get list watch patch",
         "orchestrator.dev/zkmigrations": "get list watch patch",
         "orchestrator.dev/probefleets": "get list watch patch",
+        "orchestrator.dev/marathonapps": "get list watch patch",
         "orchestrator.dev/mesosclusters/status": "get patch",
         "orchestrator.dev/zkmigrations/status": "get patch",
         "orchestrator.dev/probefleets/status": "get patch",
+        "orchestrator.dev/marathonapps/status": "get patch",
         "apiextensions.k8s.io/customresourcedefinitions": "get list watch",
         "configmaps": "get create patch delete",
         "services": "get list watch create patch delete",
@@ -84,6 +86,7 @@ APP = _rights(
     **{
         "orchestrator.dev/mesosclusters": "get list",
         "orchestrator.dev/zkmigrations": "get list",
+        "orchestrator.dev/marathonapps": "get list",
     }
 )
 
