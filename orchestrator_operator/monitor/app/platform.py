@@ -1,9 +1,11 @@
-"""Platform pages' API: MesosClusters and ZkMigrations read from the Kubernetes API.
+"""Platform pages' API: MesosClusters, ZkMigrations and MarathonApps read from the Kubernetes API.
 
 ``add_platform_routes(app, KubePlatformReader(), authorize=monitor._require_reader)`` adds
 
 - ``GET /api/platform/mesosclusters``: every MesosCluster (all namespaces), summarised;
 - ``GET /api/platform/zkmigrations``: every ZkMigration, summarised;
+- ``GET /api/platform/marathonapps``: every MarathonApp, summarised (instances, health, the
+  Marathon deployment, the rollout's traffic weights, the autoscaler's decision);
 - ``GET /api/platform/{kind}/{namespace}/{name}``: one of them, summary plus spec and raw status.
 
 ``KubePlatformReader`` reads with the operator's client (``kube_api.KubeApi``, its
@@ -29,7 +31,12 @@ from orchestrator_operator.models.vocabulary import ZkMigrationPhaseState
 from orchestrator_operator.models.zkmigration import PHASES
 
 API_VERSION = "orchestrator.dev/v1alpha1"
-KINDS: dict[str, str] = {"mesosclusters": "MesosCluster", "zkmigrations": "ZkMigration"}
+KINDS: dict[str, str] = {
+    "mesosclusters": "MesosCluster",
+    "zkmigrations": "ZkMigration",
+    "marathonapps": "MarathonApp",
+}
+MAX_ANALYSIS = 20  # the latest analysis results a summary carries
 COMPONENTS = ("zookeeper", "masters", "agents", "marathon")
 DEFAULT_TTL = 2.0
 DEFAULT_TIMEOUT = 10.0
@@ -265,9 +272,132 @@ def zkmigration_summary(obj: Manifest) -> dict[str, Any]:
     }
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _deployment(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    return {
+        "id": str(value.get("id", "")),
+        "currentStep": _int(value.get("currentStep")),
+        "totalSteps": _int(value.get("totalSteps")),
+        "steps": [str(step) for step in _list(value.get("steps"))],
+    }
+
+
+def _rollout(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    weights = {str(k): _int(v) for k, v in _dict(value.get("weights")).items()}
+    return {
+        "strategy": value.get("strategy"),
+        "phase": value.get("phase"),
+        "step": value.get("step"),
+        "weights": weights,
+        "stableVersion": value.get("stableVersion"),
+        "canaryVersion": value.get("canaryVersion"),
+        "message": value.get("message"),
+        "analysis": [
+            {
+                "step": _dict(a).get("step"),
+                "metric": str(_dict(a).get("metric", "")),
+                "value": _number(_dict(a).get("value")),
+                "limit": _number(_dict(a).get("limit")),
+                "result": str(_dict(a).get("result", "")),
+            }
+            for a in _list(value.get("analysis"))[-MAX_ANALYSIS:]
+        ],
+    }
+
+
+def _autoscaling(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    metric = value.get("metric")
+    return {
+        "desiredInstances": value.get("desiredInstances"),
+        "lastScaleAt": value.get("lastScaleAt"),
+        "reason": value.get("reason"),
+        "metric": (
+            {
+                "name": str(metric.get("name", "")),
+                "value": _number(metric.get("value")),
+                "target": _number(metric.get("target")),
+            }
+            if isinstance(metric, dict)
+            else None
+        ),
+    }
+
+
+ENV_VALUE_HIDDEN = "(hidden)"
+
+
+def _shown_spec(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as the detail route shows it: a MarathonApp's plain env values are replaced
+    (they may be credentials written in git; whoever holds the app's token need not read
+    them), Secret references kept."""
+    if kind != "marathonapps":
+        return spec
+    app = _dict(spec.get("app"))
+    env = app.get("env")
+    if not isinstance(env, dict):
+        return spec
+    shown = {k: v if isinstance(v, dict) else ENV_VALUE_HIDDEN for k, v in env.items()}
+    return {**spec, "app": {**app, "env": shown}}
+
+
+def marathonapp_summary(obj: Manifest) -> dict[str, Any]:
+    """What the MarathonApps page lists: the app in Marathon (instances by state, health,
+    its deployment), the rollout (phase, step, traffic weights, analysis) and the autoscaler.
+    `instances.desired` is what the operator asks of Marathon: the autoscaler's decision when
+    autoscaling is on, else spec.app.instances. Env values are not part of a summary."""
+    status = _dict(obj.get("status"))
+    spec = _dict(obj.get("spec"))
+    app = _dict(spec.get("app"))
+    marathon = _dict(status.get("marathon"))
+    autoscaling = _autoscaling(status.get("autoscaling"))
+    desired = app.get("instances", 1)
+    if spec.get("autoscaling") and autoscaling and isinstance(autoscaling["desiredInstances"], int):
+        desired = autoscaling["desiredInstances"]
+    drift = _dict(status.get("drift"))
+    return {
+        **_meta(obj),
+        "cluster": spec.get("cluster"),
+        "appId": marathon.get("appId") or app.get("id"),
+        "strategy": _dict(spec.get("strategy")).get("type", "rolling"),
+        "observedGeneration": status.get("observedGeneration"),
+        "version": marathon.get("version"),
+        "instances": {
+            "desired": _int(desired),
+            "staged": _int(marathon.get("staged")),
+            "running": _int(marathon.get("running")),
+            "healthy": _int(marathon.get("healthy")),
+            "unhealthy": _int(marathon.get("unhealthy")),
+        },
+        "relaunches": _int(marathon.get("relaunches")),
+        "flapping": bool(marathon.get("flapping")),
+        "launchDelaySeconds": _number(marathon.get("launchDelaySeconds")),
+        "deployment": _deployment(marathon.get("deployment")),
+        "rollout": _rollout(status.get("rollout")),
+        "autoscaling": autoscaling if spec.get("autoscaling") else None,
+        "drift": {
+            "detected": bool(drift.get("detected")),
+            "fields": [str(f) for f in _list(drift.get("fields"))],
+            "lastRevertedAt": drift.get("lastRevertedAt"),
+        },
+        "conditions": _conditions(status),
+    }
+
+
 SUMMARIES: dict[str, Callable[[Manifest], dict[str, Any]]] = {
     "mesosclusters": mesoscluster_summary,
     "zkmigrations": zkmigration_summary,
+    "marathonapps": marathonapp_summary,
 }
 
 
@@ -309,6 +439,9 @@ def add_platform_routes(
     async def handle_zkmigrations(request: web.Request) -> web.Response:
         return await handle_list(request, "zkmigrations")
 
+    async def handle_marathonapps(request: web.Request) -> web.Response:
+        return await handle_list(request, "marathonapps")
+
     async def handle_one(request: web.Request) -> web.Response:
         check(request)
         kind = request.match_info["kind"]
@@ -325,11 +458,12 @@ def add_platform_routes(
             {
                 **SUMMARIES[kind](obj),
                 "kind": KINDS[kind],
-                "spec": _dict(obj.get("spec")),
+                "spec": _shown_spec(kind, _dict(obj.get("spec"))),
                 "status": _dict(obj.get("status")),
             }
         )
 
     app.router.add_get("/api/platform/mesosclusters", handle_mesosclusters)
     app.router.add_get("/api/platform/zkmigrations", handle_zkmigrations)
+    app.router.add_get("/api/platform/marathonapps", handle_marathonapps)
     app.router.add_get("/api/platform/{kind}/{namespace}/{name}", handle_one)

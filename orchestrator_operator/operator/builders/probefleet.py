@@ -52,8 +52,9 @@ CLUSTER_RULES = {
     # The probe's Kubernetes collector reads pods and services.
     PROBE: [{"apiGroups": [""], "resources": ["pods", "services"],
              "verbs": ["get", "list", "watch"]}],
-    # The app's platform pages read MesosClusters and ZkMigrations.
-    APP: [{"apiGroups": ["orchestrator.dev"], "resources": ["mesosclusters", "zkmigrations"],
+    # The app's platform pages read MesosClusters, ZkMigrations and MarathonApps.
+    APP: [{"apiGroups": ["orchestrator.dev"],
+           "resources": ["mesosclusters", "zkmigrations", "marathonapps"],
            "verbs": ["get", "list"]}],
 }  # fmt: skip
 
