@@ -8,9 +8,10 @@ server (which rejects it under kubectl's strict field validation).
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "orchestrator.dev"
@@ -48,15 +49,86 @@ class StatusModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
+def cel_rule(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
+    """One `x-kubernetes-validations` entry; fieldPath makes the API server name the field."""
+    entry: dict[str, Any] = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
 ImageName = Annotated[
     str, Field(min_length=1, max_length=512, pattern=r"^[^\s:@]+(:[0-9]+/[^\s:@]+)?$")
 ]
 ImageVersion = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")]
+# An image digest: with it the container runs `image:version@digest`, which the container
+# runtime resolves by the digest alone (the tag stays for people and labels), so what runs
+# cannot change under the same tag.
+ImageDigest = Annotated[
+    str,
+    Field(
+        pattern=r"^sha256:[a-f0-9]{64}$",
+        description="Pins the image by its digest (sha256:<64 hex>): the container runs"
+        " image:version@digest, so a tag moved in the registry changes nothing.",
+    ),
+]
+
+# Upper bounds on what a custom resource may ask for, so that a typo or a hostile value
+# ("cpu: 1e18", "size: 9Ei") is refused by the API server instead of reaching the
+# scheduler or a volume provisioner.
+MAX_CPU = "1024"  # cores, per container
+MAX_MEMORY = "16Ti"  # per container
+MAX_STORAGE = "64Ti"  # per volume
+_FACTORS: dict[str, int | str] = {
+    "": 1, "m": "0.001", "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+    "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+_SUFFIXES = {suffix: Decimal(factor) for suffix, factor in _FACTORS.items()}
+
+
+def quantity_value(quantity: str) -> Decimal:
+    """The value of a Kubernetes quantity matching QUANTITY_PATTERN ("500m" -> 0.5)."""
+    number = quantity.rstrip("kMGTPEimn")
+    suffix = quantity[len(number) :]
+    try:
+        if suffix not in _SUFFIXES:  # an exponent: "1e3"
+            return Decimal(quantity)
+        return Decimal(number) * _SUFFIXES[suffix]
+    except InvalidOperation:
+        raise ValueError(f"{quantity!r} is not a quantity") from None
+
+
+def _at_most(field: str, value: str | None, limit: str) -> None:
+    if value is not None and quantity_value(value) > quantity_value(limit):
+        raise ValueError(f"{field} {value} is more than the most allowed, {limit}")
+
+
+def _cel_at_most(field: str, limit: str) -> dict[str, Any]:
+    return cel_rule(
+        f"!has(self.{field}) || quantity(self.{field}).compareTo(quantity('{limit}')) <= 0",
+        f"{field} is more than the most allowed, {limit}",
+        f".{field}",
+    )
 
 
 class ResourceList(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel_at_most("cpu", MAX_CPU),
+                _cel_at_most("memory", MAX_MEMORY),
+            ]
+        }
+    )
+
     cpu: Quantity | None = None
     memory: Quantity | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ResourceList:
+        _at_most("cpu", self.cpu, MAX_CPU)
+        _at_most("memory", self.memory, MAX_MEMORY)
+        return self
 
 
 class ResourceRequirements(Model):
@@ -69,8 +141,17 @@ class ResourceRequirements(Model):
 class Storage(Model):
     """A PersistentVolumeClaim template."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [_cel_at_most("size", MAX_STORAGE)]}
+    )
+
     size: Quantity = "10Gi"
     storage_class_name: ObjectName | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Storage:
+        _at_most("size", self.size, MAX_STORAGE)
+        return self
 
 
 class SecretKeyRef(Model):
@@ -95,11 +176,17 @@ class Component(Model):
 
     image: ImageName
     version: ImageVersion
+    digest: ImageDigest | None = None
     resources: ResourceRequirements | None = None
 
     @property
     def image_ref(self) -> str:
-        return f"{self.image}:{self.version}"
+        return image_ref(self.image, self.version, self.digest)
+
+
+def image_ref(image: str, version: str, digest: str | None) -> str:
+    """`image:version`, or `image:version@digest` when pinned (the runtime pulls by digest)."""
+    return f"{image}:{version}@{digest}" if digest else f"{image}:{version}"
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -114,14 +201,6 @@ class Condition(StatusModel):
     message: str = ""
     last_transition_time: datetime
     observed_generation: int | None = None
-
-
-def cel_rule(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
-    """One `x-kubernetes-validations` entry; fieldPath makes the API server name the field."""
-    entry: dict[str, Any] = {"rule": rule, "message": message}
-    if field_path:
-        entry["fieldPath"] = field_path
-    return entry
 
 
 def connect_string_problem(connect: str) -> str | None:

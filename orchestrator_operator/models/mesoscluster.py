@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from orchestrator_operator.models.base import (
     Component,
+    ImageDigest,
     ImageName,
     ImageVersion,
     Model,
@@ -21,6 +22,7 @@ from orchestrator_operator.models.base import (
     ZkPath,
     ZooKeeperEndpoint,
     cel_rule,
+    image_ref,
 )
 from orchestrator_operator.models.vocabulary import MaintenanceState, WorkloadPhase
 
@@ -139,6 +141,7 @@ class ZooKeeperSpec(Model):
     )
     image: ImageName = "zookeeper"
     version: ImageVersion = "3.8.4"
+    digest: ImageDigest | None = None
     resources: ResourceRequirements | None = None
     storage: Storage = Field(default_factory=Storage)
     external: ZooKeeperEndpoint | None = None
@@ -214,8 +217,8 @@ class AgentResources(Model):
     """Resources an agent offers to Mesos (its --resources flag); unset means auto-detect."""
 
     cpus: Annotated[float, Field(gt=0, le=4096)] | None = None
-    mem_mb: Annotated[int, Field(gt=0)] | None = None
-    disk_mb: Annotated[int, Field(gt=0)] | None = None
+    mem_mb: Annotated[int, Field(gt=0, le=16 * 2**20)] | None = None  # 16 TiB
+    disk_mb: Annotated[int, Field(gt=0, le=2**30)] | None = None  # 1 PiB
     ports: Annotated[str, Field(pattern=r"^\[[0-9]+-[0-9]+(,\s*[0-9]+-[0-9]+)*\]$")] | None = None
 
 
@@ -279,13 +282,15 @@ class AgentsSpec(Component):
         default_factory=dict,
         description="Mesos --attributes (name: value); no ';', and no ':' in names.",
     )
-    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(default_factory=dict)
+    node_selector: Annotated[
+        dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=64)
+    ] = Field(default_factory=dict)
     tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
     work_dir: Annotated[str, Field(pattern=r"^(/[^/\s]+)+$", max_length=512)] = Field(
         default="/var/lib/mesos/agent",
         description="Host path for work_dir and checkpoints, so tasks survive a pod restart.",
     )
-    max_unavailable: Annotated[int, Field(ge=1)] = 1
+    max_unavailable: Annotated[int, Field(ge=1, le=1000)] = 1
     port: Annotated[int, Field(ge=1, le=65535)] = Field(
         default=5051,
         description="Agent port on the node's network; two clusters sharing nodes need two ports.",
@@ -341,7 +346,7 @@ class MarathonSpec(Component):
 
     @property
     def image_ref(self) -> str:
-        return f"{self.image}:{self.tag}"
+        return image_ref(self.image, self.tag, self.digest)
 
 
 IpAddress = Annotated[

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from orchestrator_operator.models.base import (
+    ImageDigest,
     ImageName,
     ImageVersion,
     Model,
@@ -30,18 +31,22 @@ class Collectors(Model):
 class ProbeSpec(Model):
     image: ImageName = "ghcr.io/orchestrator-dev/orchestrator"
     version: ImageVersion = "0.1.0"
+    digest: ImageDigest | None = None
     interval_seconds: Annotated[int, Field(ge=1, le=60)] = Field(
         default=3, json_schema_extra={"default": 3}, description="Seconds between reports."
     )
     resources: ResourceRequirements | None = None
     collectors: Collectors = Field(default_factory=Collectors)
-    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(default_factory=dict)
+    node_selector: Annotated[
+        dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=64)
+    ] = Field(default_factory=dict)
     tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
 
 
 class AppSpec(Model):
     image: ImageName = "ghcr.io/orchestrator-dev/orchestrator"
     version: ImageVersion = "0.1.0"
+    digest: ImageDigest | None = None
     replicas: Annotated[int, Field(ge=1, le=5)] = Field(default=1, json_schema_extra={"default": 1})
     resources: ResourceRequirements | None = None
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"

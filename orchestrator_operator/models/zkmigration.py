@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 
 from orchestrator_operator.models.base import (
+    ImageDigest,
     ImageName,
     ImageVersion,
     Model,
@@ -49,6 +50,7 @@ class ManagedEnsemble(Model):
     replicas: Annotated[int, Field(ge=1, le=7)] = Field(default=3, json_schema_extra={"default": 3})
     image: ImageName = "zookeeper"
     version: ImageVersion = "3.8.4"
+    digest: ImageDigest | None = None
     resources: ResourceRequirements | None = None
     storage: Storage = Field(default_factory=Storage)
     auth_secret_ref: SecretKeyRef | None = Field(

@@ -20,13 +20,14 @@ import copy
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
 import celpy
 import yaml
 from celpy.adapter import json_to_cel
-from celpy.celtypes import BoolType
+from celpy.celtypes import BoolType, IntType
 from celpy.evaluation import CELEvalError
 from pydantic import ValidationError
 
@@ -37,6 +38,7 @@ from orchestrator_operator.models import (
     ZK_MIGRATION,
     ResourceKind,
 )
+from orchestrator_operator.models.base import quantity_value
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, parse_routing
@@ -88,10 +90,24 @@ def _spec_schema(kind: ResourceKind) -> dict[str, Any]:
     return schema
 
 
+def _cel_quantity(text: object) -> Decimal:
+    """Kubernetes' CEL `quantity()` (the quantity library), as far as the CRDs use it."""
+    return quantity_value(str(text))
+
+
+def _cel_compare_to(left: Decimal, right: Decimal) -> IntType:
+    """`quantity(a).compareTo(quantity(b))`: -1, 0 or 1."""
+    return IntType((left > right) - (left < right))
+
+
+# The Kubernetes CEL functions the CRDs' rules call that cel-python lacks.
+KUBERNETES_CEL_FUNCTIONS: dict[str, Any] = {"quantity": _cel_quantity, "compareTo": _cel_compare_to}
+
+
 @cache
 def _cel_program(rule: str) -> celpy.Runner:
     environment = celpy.Environment()
-    return environment.program(environment.compile(rule))
+    return environment.program(environment.compile(rule), functions=KUBERNETES_CEL_FUNCTIONS)
 
 
 def _defaulted(schema: Mapping[str, Any], value: Any) -> Any:

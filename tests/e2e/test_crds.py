@@ -101,6 +101,14 @@ AUTH: dict[str, dict[str, Any]] = {
                                      "authSecretRef": {"name": "zk", "key": "auth"}}},
           "addons": {"mesosDns": {"enabled": True}}},
          "spec.addons.mesosDns.enabled: Invalid value: addons.mesosDns cannot be enabled"),
+        # Issue 17, point 10: bounded quantities and sizes, digests only as sha256.
+        ({"masters": {"resources": {"limits": {"cpu": "2000"}}}},
+         "spec.masters.resources.limits.cpu: Invalid value: cpu is more than the most"
+         " allowed, 1024"),
+        ({"zookeeper": {"storage": {"size": "9Ei"}}},
+         "spec.zookeeper.storage.size: Invalid value: size is more than the most allowed, 64Ti"),
+        ({"agents": {"offered": {"memMb": 2**40}}}, "spec.agents.offered.memMb"),
+        ({"marathon": {"digest": "sha256:abc"}}, "spec.marathon.digest"),
     ],
     ids=[
         "even-zk",
@@ -121,6 +129,10 @@ AUTH: dict[str, dict[str, Any]] = {
         "attribute-name-with-colon",
         "authentication-without-agent-credential",
         "mesos-dns-with-zookeeper-credentials",
+        "cpu-beyond-bound",
+        "storage-beyond-bound",
+        "agent-memory-beyond-bound",
+        "digest-not-sha256",
     ],
 )  # fmt: skip
 def test_invalid_mesoscluster_is_rejected_naming_the_field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models import PROBE_FLEET
+from orchestrator_operator.models.base import image_ref
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
 from orchestrator_operator.operator.builders.meta import metadata, resources, selector_labels
 
@@ -146,7 +147,7 @@ def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
         "containers": [
             {
                 "name": "probe",
-                "image": f"{probe.image}:{probe.version}",
+                "image": image_ref(probe.image, probe.version, probe.digest),
                 "args": args,
                 "env": [
                     _token_env(owner, spec),
@@ -212,7 +213,7 @@ def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
                     "containers": [
                         {
                             "name": "app",
-                            "image": f"{app.image}:{app.version}",
+                            "image": image_ref(app.image, app.version, app.digest),
                             "args": args,
                             "env": env,
                             "ports": [{"name": "http", "containerPort": app.port}],

@@ -18,6 +18,7 @@ import base64
 import hashlib
 
 from orchestrator_operator.common.manifest import Manifest, Owner
+from orchestrator_operator.models.base import image_ref
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.zkmigration import ManagedEnsemble
 from orchestrator_operator.operator.builders.hardening import harden_all
@@ -217,7 +218,7 @@ def build(
                     "containers": [
                         {
                             "name": "zookeeper",
-                            "image": f"{zk.image}:{zk.version}",
+                            "image": image_ref(zk.image, zk.version, zk.digest),
                             "command": ["sh", "-c", start],
                             "ports": [{"name": n, "containerPort": p} for n, p in ports],
                             **({"env": env} if env else {}),
@@ -263,6 +264,7 @@ def build_migration_target(
             "replicas": managed.replicas,
             "image": managed.image,
             "version": managed.version,
+            "digest": managed.digest,
             "resources": managed.resources,
             "storage": managed.storage,
         }
