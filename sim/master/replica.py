@@ -141,6 +141,27 @@ class Replica:
         if self.entries[-1].position == entry.position:
             self.value = value
 
+    def learn(self, quorum_entries: list[list[Entry]], end: int) -> None:
+        """The elected coordinator's catch-up of its own replica (Mesos coordinator.cpp:
+        "fill in any unlearned and/or missing positions" up to the end, log::catchup ->
+        log::fill): at each position up to `end`, the entry accepted with the highest
+        proposal among a quorum's replicas, which is the chosen one if any was chosen (a
+        deposed leader's own replica may hold a write no quorum accepted, at a position a
+        later leader chose another value for). Positions no replica holds stay missing
+        (Mesos fills them with a NOP). The highest entry's value is not touched."""
+        best: dict[int, Entry] = {}
+        for entries in [self.entries, *quorum_entries]:
+            for entry in entries:
+                if entry.position > end:
+                    continue
+                known = best.get(entry.position)
+                if known is None or entry.proposal > known.proposal:
+                    best[entry.position] = entry
+        above = [e for e in self.entries if e.position > end]
+        self.entries = sorted([*best.values(), *above], key=lambda e: e.position)
+        del self.entries[:-MAX_ENTRIES]
+        self.save()
+
     def catch_up(self, source: dict[str, Any], promised: int) -> None:
         """Adopt what a quorum of VOTING replicas holds (the highest of their entries, and
         that replica's entry list) and vote from now on with a promise above theirs."""

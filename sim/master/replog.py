@@ -235,6 +235,13 @@ class ReplicatedLog:
         value: dict[str, Any] = dict(best["value"] or {}) if best else {}
         position = int(best["position"]) if best else 0
         if best is not None:
+            # Mesos coordinator.cpp: catch the local replica up on every unlearned or
+            # missing position before serving, from what the replicas accepted
+            states = [r for _, r in await self._broadcast("state", {})]
+            self.replica.learn(
+                [[Entry.from_json(e) for e in s.get("entries", [])] for s in states],
+                position - 1,
+            )
             self.replica.accept(Entry.from_json(best), value)
             await self.append(value, position=position, kind="fill")
         self.elected = True

@@ -81,3 +81,36 @@ def test_the_checker_reports_two_writers_in_the_same_period() -> None:
     assert interleaved_writers(one_after_other) == []
     both = [_audit("a", [c("a", 1), c("a", 4)], []), _audit("b", [c("b", 2), c("b", 3)], [])]
     assert interleaved_writers(both) == [("a", "b")]
+
+
+def test_an_elected_coordinator_learns_the_chosen_value_over_its_own_stale_one(
+    tmp_path: Path,
+) -> None:
+    """Mesos src/log/coordinator.cpp (elected: "fill in any unlearned and/or missing
+    positions" up to the end, log::catchup/log::fill: the highest-proposal value a quorum
+    accepted). Found by the chaos test (tests/chaos/test_mesos_chaos.py): a leader frozen by
+    SIGSTOP mid-write wakes up deposed; its own replica accepts the write at position 2 under
+    its old proposal 3 while the new leader (proposal 4) chose another value there on the
+    other two replicas and wrote on. When the frozen master is later elected again, its
+    replica kept the stale entry and a hole, and the log audit reported the chosen write lost."""
+    a, b, c = (Replica.open(tmp_path / name) for name in "abc")
+    for replica in (a, b, c):
+        replica.set_status(VOTING)
+        replica.promise(3)
+        replica.write(3, 1, {"version": 1})
+    for replica in (b, c):  # the new leader's promise and writes, a frozen
+        replica.promise(4)
+        replica.write(4, 2, {"version": 2})
+        replica.write(4, 3, {"version": 3})
+    a.write(3, 2, {"version": 99})  # a wakes up: its own replica takes its pending write
+    assert b.write(3, 2, {"version": 99}) == {"okay": False, "proposal": 4}
+    chosen = b.entries[1]
+    assert [e.position for e in a.entries] == [1, 2] and a.entries[1].digest != chosen.digest
+
+    a.learn([list(b.entries), list(c.entries)], end=3)
+
+    assert [(e.position, e.proposal, e.digest) for e in a.entries] == [
+        (e.position, e.proposal, e.digest) for e in b.entries
+    ]
+    again = Replica.open(tmp_path / "a")  # persisted
+    assert [e.digest for e in again.entries] == [e.digest for e in b.entries]
