@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup system-deps testenv helm ui-deps run test lint crds bench clean
+.PHONY: setup system-deps testenv helm ui-deps run test lint crds bench load clean
 
 setup: $(VENV)/.installed
 
@@ -57,6 +57,13 @@ crds: setup
 bench: setup system-deps testenv ui-deps
 	$(PY) -m testenv measure --nodes 5000
 	@for b in bench/*.py; do [ "$$b" = bench/__init__.py ] || $(PY) -m "bench.$$(basename $$b .py)"; done
+
+## Load tests (Locust, tests/load/): the monitoring app's API and WebSocket, then the operator under
+## 100 custom resources, each 60 s headless against a local testenv, ZooKeeper, operator and app
+## (about 4 minutes); exits non-zero when a threshold of tests/load/thresholds.yaml fails.
+## LOAD_ARGS passes options, e.g. LOAD_ARGS="--suite app --seconds 30".
+load: setup system-deps testenv
+	$(PY) -m tests.load.run $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) .testenv .mypy_cache .ruff_cache .pytest_cache
