@@ -429,6 +429,37 @@ class AddonsSpec(Model):
     marathon_lb: MarathonLbSpec = Field(default_factory=MarathonLbSpec)
 
 
+Cidr = Annotated[
+    str,
+    Field(
+        pattern=r"^([0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*/[0-9]{1,3})$",
+        max_length=49,
+    ),
+]
+
+
+class NetworkPoliciesSpec(Model):
+    """The NetworkPolicies the operator makes for the cluster's ZooKeeper, masters and
+    Marathon (builders/networkpolicy.py); docs/security.md says what each admits."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Make them (default). false: none, and those made earlier are deleted.",
+    )
+    operator_namespace: ObjectName = Field(
+        default="orchestrator-system",
+        description="The namespace of the operator and the sync controller (and of the"
+        " MarathonApp controller): admitted to ZooKeeper, the masters and Marathon.",
+    )
+    node_cidrs: Annotated[list[Cidr], Field(max_length=64)] = Field(
+        default_factory=list,
+        description="The nodes' addresses. The Mesos agents (and the probes) use the node's"
+        " network, so their traffic comes from these; empty: from any address outside the"
+        " cluster's pod network as the CNI tells it (0.0.0.0/0, ::/0), which some CNIs"
+        " (Calico) also match for pods: set it to close ZooKeeper and the masters to them.",
+    )
+
+
 class MesosClusterSpec(Model):
     """Desired state of a Mesos platform."""
 
@@ -465,6 +496,9 @@ class MesosClusterSpec(Model):
     agents: AgentsSpec = Field(default_factory=AgentsSpec, json_schema_extra={"default": {}})
     marathon: MarathonSpec = Field(default_factory=MarathonSpec, json_schema_extra={"default": {}})
     addons: AddonsSpec = Field(default_factory=AddonsSpec)
+    network_policies: NetworkPoliciesSpec = Field(
+        default_factory=NetworkPoliciesSpec, json_schema_extra={"default": {}}
+    )
     pvc_retention_policy: Literal["Retain", "Delete"] = Field(
         default="Retain", description="What happens to the PVCs when the MesosCluster is deleted."
     )
