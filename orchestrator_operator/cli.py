@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("--check", action="store_true", help="fail if the files are out of date")
     crds.set_defaults(func=_crds)
 
+    from orchestrator_operator.lb.main import add_lb_parser
     from orchestrator_operator.monitor.app.main import add_app_parser
     from orchestrator_operator.monitor.probe.main import add_probe_parser
     from orchestrator_operator.operator.render import add_render_parser
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_app_parser(sub)
     add_zk_migrate_parser(sub)
     add_render_parser(sub)
+    add_lb_parser(sub)
     return parser
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -175,6 +176,56 @@ class KubeApi:
             if error.status == 404:
                 return None
             raise
+
+    def list_with_version(
+        self, api_version: str, kind: str, namespace: str | None, **selectors: str
+    ) -> tuple[list[Manifest], str]:
+        """As `list`, with the list's resourceVersion (to `watch` from)."""
+        params = {
+            {"field_selector": "fieldSelector", "label_selector": "labelSelector"}[k]: v
+            for k, v in selectors.items()
+        }
+        path = object_path(api_version, kind, namespace, None)
+        body = self._call("list", kind, "GET", path, params=params)
+        return list(body["items"]), str(body["metadata"].get("resourceVersion", ""))
+
+    def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        resource_version: str,
+        timeout_seconds: int = 300,
+        **selectors: str,
+    ) -> Iterator[Manifest]:
+        """The watch events (`{"type": ADDED|MODIFIED|DELETED|ERROR, "object": ...}`) after
+        `resource_version`, until the server ends the watch (`timeout_seconds`)."""
+        KUBE_API_REQUESTS.labels("watch", kind).inc()
+        params = {
+            {"field_selector": "fieldSelector", "label_selector": "labelSelector"}[k]: v
+            for k, v in selectors.items()
+        }
+        params |= {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+            "allowWatchBookmarks": "true",
+        }
+        headers = {"Accept": "application/json"}
+        token = self._configuration.get_api_key_with_prefix(
+            "BearerToken"
+        ) or self._configuration.get_api_key_with_prefix("authorization")
+        if token:
+            headers["Authorization"] = token
+        path = object_path(api_version, kind, namespace, None)
+        timeout = httpx.Timeout(30.0, read=timeout_seconds + 30.0)
+        with self._http.stream("GET", path, params=params, headers=headers, timeout=timeout) as r:
+            if r.status_code >= 400:
+                raise ApiError(r.status_code, r.read().decode("utf-8", "replace")[:2000])
+            for line in r.iter_lines():
+                if line.strip():
+                    event: Manifest = json.loads(line)
+                    yield event
 
     def list(
         self, api_version: str, kind: str, namespace: str | None, **selectors: str

@@ -1,0 +1,2 @@
+"""`orchestrator lb`: the load balancer a MesosCluster runs for its Marathon apps
+(docs/loadbalancer.md)."""
