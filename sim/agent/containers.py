@@ -288,6 +288,33 @@ def signal_run(
     return len(pids)
 
 
+@dataclass(frozen=True)
+class Usage:
+    user_secs: float
+    system_secs: float
+    rss_bytes: int
+
+
+def usage(run: Run, table: ProcTable | None = None) -> Usage:
+    """CPU time and resident memory of the task's processes (its process group and
+    cgroups), as Mesos' posix/cpu and posix/mem isolators sum them over the container's
+    process tree (`src/slave/containerizer/mesos/isolators/posix.hpp`)."""
+    ticks = float(os.sysconf("SC_CLK_TCK"))
+    page = os.sysconf("SC_PAGE_SIZE")
+    user = system = 0.0
+    rss = 0
+    for pid in group_members(run, table) | cgroup_pids(run.cgroups):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(fields[11]) / ticks
+        system += int(fields[12]) / ticks
+        rss += int(fields[21]) * page
+    return Usage(round(user, 2), round(system, 2), rss)
+
+
 # ---------------------------------------------------------------------- mesos
 class MesosContainerizer:
     def __init__(self, cgroups: Cgroups | None) -> None:

@@ -40,7 +40,10 @@ from sim.agent.containers import (
     DockerContainerizer,
     MesosContainerizer,
     Run,
+    Usage,
     new_container_id,
+    proc_table,
+    usage,
 )
 from sim.agent.credential import Credential
 from sim.contenders import detect
@@ -123,6 +126,8 @@ class AgentProcess:
                 config.docker, config.docker_socket, config.cgroups_enable_cfs
             )
         self.background: set[asyncio.Task[None]] = set()
+        self.statistics_lock = asyncio.Lock()
+        self.statistics_at = 0.0
         self._save_handle: asyncio.TimerHandle | None = None
         self.zk = ZkSession(config.zk, config.zk_session_timeout, ExitPolicy.NEVER)
         self.client = Client(timeout=2.0)
@@ -259,6 +264,16 @@ class AgentProcess:
             task.set_state(RUNNING)
             log.info("task %s running in container %s", task.task_id, run.docker_name)
         self._save()
+
+    def usages(self) -> dict[str, Usage]:
+        """Usage of each live command task (docker tasks: not measured by the sim)."""
+        table = proc_table()
+        out: dict[str, Usage] = {}
+        for key, task in list(self.tasks.items()):
+            run = self.runs.get(key)
+            if task.live and run is not None and run.kind == "mesos" and run.pid:
+                out[task.task_id] = usage(run, table)
+        return out
 
     def kill(self, framework_id: str, task_id: str) -> None:
         key = (framework_id, task_id)
@@ -568,6 +583,18 @@ def build(agent: AgentProcess) -> web.Application:
     async def health(request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
 
+    async def statistics(request: web.Request) -> web.StreamResponse:
+        # Mesos serves at most 2 of these a second (http.hpp statisticsLimiter), queueing
+        # the rest; the sim reads /proc for each request.
+        async with agent.statistics_lock:
+            now = time.time()
+            usages = await asyncio.to_thread(agent.usages)
+            tasks = [t for t in agent.tasks.values() if t.live]
+            body = views.statistics(tasks, usages, now)
+            await asyncio.sleep(max(0.0, agent.statistics_at + 0.5 - time.monotonic()))
+            agent.statistics_at = time.monotonic()
+        return json_response(body)
+
     async def launch(request: web.Request) -> web.StreamResponse:
         agent.launch(Task.from_json(await read_json(request)))
         return json_response({})
@@ -588,6 +615,7 @@ def build(agent: AgentProcess) -> web.Application:
         app.router.add_get(f"{prefix}/state", state)
         app.router.add_get(f"{prefix}/health", health)
     app.router.add_get("/metrics/snapshot", metrics)
+    app.router.add_get("/monitor/statistics", statistics)
     app.router.add_post("/sim/v1/launch", launch)
     app.router.add_post("/sim/v1/kill", kill)
     app.router.add_post("/sim/v1/shutdown", shutdown)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sim import VERSION
 from sim import resources as res
-from sim.agent.containers import Run
+from sim.agent.containers import Run, Usage
 from sim.tasks import COUNTED, LIVE, Task, count_states
 
 
@@ -85,4 +85,39 @@ def metrics(
         out[f"slave/{name}_total"] = total
         out[f"slave/{name}_used"] = used.get(name, 0.0)
         out[f"slave/{name}_percent"] = used.get(name, 0.0) / total if total else 0.0
+    return out
+
+
+EXECUTOR_CPUS = 0.1  # src/slave/constants.hpp DEFAULT_EXECUTOR_CPUS
+EXECUTOR_MEM_MB = 32  # DEFAULT_EXECUTOR_MEM
+
+
+def statistics(tasks: list[Task], usages: dict[str, Usage], now: float) -> list[dict[str, Any]]:
+    """`GET /monitor/statistics` (src/slave/http.cpp `_statistics`): one entry per executor
+    with statistics. The sim's command tasks have no executor process, but their limits carry
+    the command executor's allowance as Mesos' do (slave.cpp `getExecutorInfo`: + 0.1 cpus and
+    32 MB)."""
+    out: list[dict[str, Any]] = []
+    for task in tasks:
+        used = usages.get(task.task_id)
+        if used is None:
+            continue
+        cpus = task.resources.get("cpus", 0.0) + EXECUTOR_CPUS
+        mem_mb = task.resources.get("mem", 0.0) + EXECUTOR_MEM_MB
+        out.append(
+            {
+                "framework_id": task.framework_id,
+                "executor_id": task.task_id,
+                "executor_name": f"Command Executor (Task: {task.task_id})",
+                "source": task.task_id,
+                "statistics": {
+                    "timestamp": round(now, 3),
+                    "cpus_user_time_secs": used.user_secs,
+                    "cpus_system_time_secs": used.system_secs,
+                    "cpus_limit": round(cpus, 6),
+                    "mem_rss_bytes": used.rss_bytes,
+                    "mem_limit_bytes": int(mem_mb * 1024 * 1024),
+                },
+            }
+        )
     return out
