@@ -1,13 +1,13 @@
-// The platform pages: MesosClusters and ZkMigrations, list + detail, read through the app
+// The platform pages: MesosClusters, ZkMigrations and MarathonApps, list + detail, read through the app
 // (/api/platform/...) every 5 s.
 import { useEffect, useRef } from "react";
 import { useStore } from "zustand";
 import type { StoreApi } from "zustand/vanilla";
 import { ApiError, platformList, platformOne } from "./api";
 import {
-  COMPONENT_CONDITIONS, componentHealth, conditionHealth, duration, formatLag, formatTime, keyOf, phaseHealth, PLATFORM_PAGES,
-  syncStateHealth, withSyncState,
-  type Condition, type MesosClusterSummary, type PlatformKind, type PlatformState, type ZkMigrationSummary,
+  appHealth, COMPONENT_CONDITIONS, componentHealth, conditionHealth, deploymentText, duration, formatLag, formatTime, keyOf, metricText,
+  phaseHealth, PLATFORM_PAGES, syncStateHealth, weightsText, withSyncState,
+  type Condition, type MarathonAppSummary, type MesosClusterSummary, type PlatformKind, type PlatformState, type ZkMigrationSummary,
 } from "./platform";
 import { Sparkline } from "./Sparkline";
 
@@ -140,6 +140,96 @@ function MigrationDetail({ m, lag }: { m: ZkMigrationSummary; lag: [number, numb
   );
 }
 
+/** The traffic split as bars: one per Marathon app of the rollout, its share of requests. */
+function Weights({ weights }: { weights: Record<string, number> }) {
+  const entries = Object.entries(weights).sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]));
+  return (
+    <table className="grid" aria-label="traffic weights">
+      <thead><tr><th>Marathon app</th><th>traffic</th></tr></thead>
+      <tbody>
+        {entries.map(([app, w]) => (
+          <tr key={app} data-weight={app}>
+            <td className="nowrap">{app}</td>
+            <td><span className="wbar"><span style={{ width: `${Math.max(0, Math.min(100, w))}%` }} /></span> {w}%</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function AppDetail({ a }: { a: MarathonAppSummary }) {
+  const h = appHealth(a);
+  const n = a.instances;
+  return (
+    <section className="detail" aria-label={`MarathonApp ${keyOf(a)}`} data-detail={keyOf(a)}>
+      <h2>{a.name} <span className="muted">{a.namespace} · cluster {a.cluster ?? "—"}</span> <Badge health={h.health}>{h.word}</Badge></h2>
+      <table className="kv">
+        <tbody>
+          <tr><th>Marathon app</th><td data-field="appId">{a.appId ?? "—"}</td></tr>
+          <tr><th>strategy</th><td>{a.strategy}</td></tr>
+          <tr><th>version</th><td>{a.version ?? "—"}</td></tr>
+          <tr><th>instances</th><td data-field="instances">
+            {n.running} running of {n.desired} · <Badge health={n.healthy >= n.desired && n.desired > 0 ? "ok" : n.healthy > 0 ? "warn" : n.desired === 0 ? "unknown" : "bad"}>{n.healthy} healthy</Badge>
+            {n.unhealthy ? <> · <Badge health="bad">{n.unhealthy} unhealthy</Badge></> : null}{n.staged ? ` · ${n.staged} staged` : ""}
+          </td></tr>
+          <tr><th>relaunches</th><td data-field="relaunches">{a.relaunches}{a.flapping ? <> <Badge health="bad">flapping</Badge></> : null}{a.launchDelaySeconds ? ` · launch delay ${a.launchDelaySeconds.toFixed(1)} s` : ""}</td></tr>
+          {a.drift.detected && <tr><th>drift</th><td><Badge health="warn">drift</Badge> <Words text={a.drift.fields.join(", ")} /></td></tr>}
+        </tbody>
+      </table>
+      <h3>Deployment</h3>
+      {a.deployment ? (
+        <ol className="steps" aria-label="deployment steps" data-field="deployment">
+          {a.deployment.steps.map((step, i) => (
+            <li key={i} aria-current={a.deployment!.currentStep === i + 1 ? "step" : undefined}><Words text={step} /></li>
+          ))}
+        </ol>
+      ) : <p className="muted">no deployment in progress</p>}
+      {a.rollout && (
+        <>
+          <h3>Rollout</h3>
+          <table className="kv" aria-label="rollout">
+            <tbody>
+              <tr><th>phase</th><td data-field="rolloutPhase"><Badge health={a.rollout.phase === "RolledBack" || a.rollout.phase === "Aborted" ? "bad" : a.rollout.phase === "Promoted" || a.rollout.phase === "Idle" ? "ok" : "warn"}>{a.rollout.phase ?? "—"}</Badge> {a.rollout.strategy} · step {a.rollout.step ?? "—"}</td></tr>
+              {a.rollout.message && <tr><th>message</th><td><Words text={a.rollout.message} /></td></tr>}
+              <tr><th>versions</th><td>stable {a.rollout.stableVersion ?? "—"} · new {a.rollout.canaryVersion ?? "—"}</td></tr>
+            </tbody>
+          </table>
+          {Object.keys(a.rollout.weights).length > 0 && <Weights weights={a.rollout.weights} />}
+          {a.rollout.analysis.length > 0 && (
+            <table className="grid" aria-label="analysis">
+              <thead><tr><th>step</th><th>metric</th><th>value</th><th>limit</th><th>result</th></tr></thead>
+              <tbody>
+                {a.rollout.analysis.map((r, i) => (
+                  <tr key={i} data-analysis={i}>
+                    <td>{r.step ?? "—"}</td><td className="nowrap">{r.metric}</td><td>{r.value ?? "—"}</td><td>{r.limit ?? "—"}</td>
+                    <td><Badge health={r.result === "Pass" ? "ok" : "bad"}>{r.result}</Badge></td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
+      )}
+      {a.autoscaling && (
+        <>
+          <h3>Autoscaling</h3>
+          <table className="kv" aria-label="autoscaling">
+            <tbody>
+              <tr><th>desired</th><td data-field="desired">{a.autoscaling.desiredInstances ?? "—"}</td></tr>
+              <tr><th>metric</th><td>{metricText(a.autoscaling.metric)}</td></tr>
+              <tr><th>decision</th><td data-field="reason"><Words text={a.autoscaling.reason ?? "—"} /></td></tr>
+              <tr><th>last scale</th><td>{formatTime(a.autoscaling.lastScaleAt)}</td></tr>
+            </tbody>
+          </table>
+        </>
+      )}
+      <h3>Conditions</h3>
+      <Conditions conditions={a.conditions} />
+    </section>
+  );
+}
+
 function rowKeys(e: React.KeyboardEvent<HTMLTableRowElement>, select: () => void) {
   if (e.key === "Enter" || e.key === " ") { select(); e.preventDefault(); }
   if (e.key === "ArrowDown") { (e.currentTarget.nextElementSibling as HTMLElement | null)?.focus(); e.preventDefault(); }
@@ -180,7 +270,8 @@ export function PlatformPage({ store, token, page }: { store: StoreApi<PlatformS
     const cur = store.getState().zkmigrations;
     if (cur && one) store.setState({ zkmigrations: withSyncState(cur, key, one) });
   };
-  const items = (page === "mesosclusters" ? s.mesosclusters : s.zkmigrations) as (MesosClusterSummary | ZkMigrationSummary)[] | null;
+  const items = (page === "mesosclusters" ? s.mesosclusters : page === "zkmigrations" ? s.zkmigrations : s.marathonapps) as
+    (MesosClusterSummary | ZkMigrationSummary | MarathonAppSummary)[] | null;
   const selected = items?.find((i) => keyOf(i) === s.selected) ?? null;
   return (
     <main className="platform" aria-label={title} data-page={page}>
@@ -197,7 +288,9 @@ export function PlatformPage({ store, token, page }: { store: StoreApi<PlatformS
             <thead>
               {page === "mesosclusters"
                 ? <tr><th>name</th><th>namespace</th><th>phase</th><th>leading master</th><th>masters</th><th>agents</th></tr>
-                : <tr><th>name</th><th>namespace</th><th>phase</th><th>step</th><th>lag p99</th><th>conflicts</th></tr>}
+                : page === "zkmigrations"
+                  ? <tr><th>name</th><th>namespace</th><th>phase</th><th>step</th><th>lag p99</th><th>conflicts</th></tr>
+                  : <tr><th>name</th><th>namespace</th><th>health</th><th>app</th><th>instances</th><th>healthy</th><th>deployment</th><th>traffic</th></tr>}
             </thead>
             <tbody>
               {items.map((i) => {
@@ -208,12 +301,29 @@ export function PlatformPage({ store, token, page }: { store: StoreApi<PlatformS
                 };
                 const mc = i as MesosClusterSummary;
                 const zm = i as ZkMigrationSummary;
+                const ma = i as MarathonAppSummary;
+                if (page === "marathonapps") {
+                  const h = appHealth(ma);
+                  return (
+                    <tr key={k} tabIndex={0} data-item={k} aria-selected={k === s.selected} className={k === s.selected ? "sel" : ""}
+                      onClick={pick} onKeyDown={(e) => rowKeys(e, pick)}>
+                      <td className="nowrap">{ma.name}</td>
+                      <td className="nowrap">{ma.namespace}</td>
+                      <td className="nowrap" data-field="health"><Badge health={h.health}>{h.word}</Badge></td>
+                      <td><Words text={ma.appId ?? "—"} /></td>
+                      <td className="nowrap" data-field="instances">{ma.instances.running}/{ma.instances.desired}</td>
+                      <td className="nowrap" data-field="healthy">{ma.instances.healthy}{ma.instances.unhealthy ? ` (${ma.instances.unhealthy} unhealthy)` : ""}</td>
+                      <td className="nowrap" data-field="deployment">{deploymentText(ma.deployment) || "—"}</td>
+                      <td data-field="weights"><Words text={weightsText(ma.rollout?.weights) || "—"} /></td>
+                    </tr>
+                  );
+                }
                 return (
                   <tr key={k} tabIndex={0} data-item={k} aria-selected={k === s.selected} className={k === s.selected ? "sel" : ""}
                     onClick={pick} onKeyDown={(e) => rowKeys(e, pick)}>
                     <td className="nowrap">{i.name}</td>
                     <td className="nowrap">{i.namespace}</td>
-                    <td className="nowrap"><Badge health={phaseHealth(i.phase)}>{i.phase ?? "—"}</Badge></td>
+                    <td className="nowrap"><Badge health={phaseHealth(mc.phase)}>{mc.phase ?? "—"}</Badge></td>
                     {page === "mesosclusters" ? (
                       <>
                         <td><Words text={mc.leadingMaster ?? "—"} /></td>
@@ -240,7 +350,9 @@ export function PlatformPage({ store, token, page }: { store: StoreApi<PlatformS
           <button className="close" aria-label="close details" onClick={() => store.getState().select(null)}>×</button>
           {page === "mesosclusters"
             ? <ClusterDetail c={selected as MesosClusterSummary} />
-            : <MigrationDetail m={selected as ZkMigrationSummary} lag={s.lag[keyOf(selected)] ?? []} />}
+            : page === "zkmigrations"
+              ? <MigrationDetail m={selected as ZkMigrationSummary} lag={s.lag[keyOf(selected)] ?? []} />
+              : <AppDetail a={selected as MarathonAppSummary} />}
         </div>
       )}
     </main>

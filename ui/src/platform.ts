@@ -1,11 +1,12 @@
-// Platform pages' state: MesosClusters and ZkMigrations read through the app
+// Platform pages' state: MesosClusters, ZkMigrations and MarathonApps read through the app
 // (/api/platform/...), polled; the sync lag history is kept here, from each poll.
 import { createStore } from "zustand/vanilla";
 
-export type PlatformKind = "mesosclusters" | "zkmigrations";
+export type PlatformKind = "mesosclusters" | "zkmigrations" | "marathonapps";
 export const PLATFORM_PAGES: { kind: PlatformKind; title: string }[] = [
   { kind: "mesosclusters", title: "Mesos clusters" },
   { kind: "zkmigrations", title: "ZooKeeper migrations" },
+  { kind: "marathonapps", title: "Marathon apps" },
 ];
 
 export interface Condition {
@@ -58,6 +59,40 @@ export interface ZkMigrationSummary {
   conditions: Condition[];
 }
 
+export interface AppInstances { desired: number; staged: number; running: number; healthy: number; unhealthy: number }
+export interface AnalysisResult { step: number | null; metric: string; value: number | null; limit: number | null; result: string }
+export interface MarathonAppSummary {
+  name: string;
+  namespace: string;
+  cluster: string | null;
+  appId: string | null;
+  strategy: string;
+  version: string | null;
+  instances: AppInstances;
+  relaunches: number;
+  flapping: boolean;
+  launchDelaySeconds: number | null;
+  deployment: { id: string; currentStep: number; totalSteps: number; steps: string[] } | null;
+  rollout: {
+    strategy: string | null;
+    phase: string | null;
+    step: number | null;
+    weights: Record<string, number>;
+    stableVersion: string | null;
+    canaryVersion: string | null;
+    message: string | null;
+    analysis: AnalysisResult[];
+  } | null;
+  autoscaling: {
+    desiredInstances: number | null;
+    lastScaleAt: string | null;
+    reason: string | null;
+    metric: { name: string; value: number | null; target: number | null } | null;
+  } | null;
+  drift: { detected: boolean; fields: string[]; lastRevertedAt: string | null };
+  conditions: Condition[];
+}
+
 export const LAG_HISTORY = 120; // samples kept per migration (10 min at one poll every 5 s)
 
 export interface PlatformState {
@@ -65,6 +100,7 @@ export interface PlatformState {
   selected: string | null; // "namespace/name"
   mesosclusters: MesosClusterSummary[] | null;
   zkmigrations: ZkMigrationSummary[] | null;
+  marathonapps: MarathonAppSummary[] | null;
   error: string | null;
   updatedAt: number | null;
   lag: Record<string, [number, number][]>;
@@ -89,6 +125,7 @@ export function createPlatformStore() {
     selected: null,
     mesosclusters: null,
     zkmigrations: null,
+    marathonapps: null,
     error: null,
     updatedAt: null,
     lag: {},
@@ -97,6 +134,7 @@ export function createPlatformStore() {
     received: (kind, items, now) =>
       set((s) => {
         if (kind === "mesosclusters") return { mesosclusters: items as MesosClusterSummary[], error: null, updatedAt: now };
+        if (kind === "marathonapps") return { marathonapps: items as MarathonAppSummary[], error: null, updatedAt: now };
         const migrations = items as ZkMigrationSummary[];
         const lag: Record<string, [number, number][]> = {};
         for (const m of migrations) lag[keyOf(m)] = recordLag(s.lag[keyOf(m)], now, m.sync?.lagP99Seconds);
@@ -213,4 +251,43 @@ export function withPlatform(search: string, page: PlatformKind | null, selected
   p.set("page", page);
   if (selected) p.set("item", selected);
   return `?${p.toString()}`;
+}
+
+/** A MarathonApp's health in one word and colour: bad when Degraded, flapping, not accepted,
+ * rolled back or aborted, or when Available is False and nothing is in progress; warn while a
+ * deployment or rollout step runs (or a canary is paused); ok when Available; else unknown. */
+export function appHealth(a: MarathonAppSummary): { health: Health; word: string } {
+  const c = (t: string) => a.conditions.find((x) => x.type === t);
+  const phase = a.rollout?.phase;
+  if (c("Accepted")?.status === "False") return { health: "bad", word: "Invalid" };
+  if (phase === "RolledBack" || phase === "Aborted") return { health: "bad", word: phase };
+  if (c("Degraded")?.status === "True") return { health: "bad", word: "Degraded" };
+  if (a.flapping) return { health: "bad", word: "Flapping" };
+  if (phase === "Paused") return { health: "warn", word: "Paused" };
+  if (c("Progressing")?.status === "True") return { health: "warn", word: "Progressing" };
+  const available = c("Available");
+  if (available?.status === "True") return { health: "ok", word: "Available" };
+  if (available?.status === "False") return { health: "bad", word: "Unavailable" };
+  return { health: "unknown", word: "Unknown" };
+}
+
+/** The traffic split of a rollout: "/shop 75% · /shop-canary 25%", stable (largest) first;
+ * "" when the app has no weights (a rolling app: all its tasks weigh the same). */
+export function weightsText(weights: Record<string, number> | null | undefined): string {
+  const entries = Object.entries(weights ?? {});
+  if (!entries.length) return "";
+  return entries.sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0])).map(([app, w]) => `${app} ${w}%`).join(" · ");
+}
+
+/** "step 1 of 2" for a Marathon deployment, "" when none runs. */
+export function deploymentText(d: MarathonAppSummary["deployment"]): string {
+  return d ? `step ${d.currentStep} of ${d.totalSteps}` : "";
+}
+
+/** The autoscaler's metric: "92% / 60%" for utilisation, "250.0 / 100.0 req/s" for requests. */
+export function metricText(m: { name: string; value: number | null; target: number | null } | null | undefined): string {
+  if (!m) return "—";
+  const isRate = m.name === "requestsPerSecond";
+  const f = (v: number | null) => (v == null ? "—" : isRate ? v.toFixed(1) : `${Math.round(v * 100)}%`);
+  return `${m.name} ${f(m.value)} / ${f(m.target)}${isRate ? " req/s" : ""}`;
 }
