@@ -12,7 +12,9 @@ import pytest
 
 from orchestrator_operator.mesos.marathon_api import (
     MarathonClient,
+    MarathonError,
     MarathonUnreachable,
+    parse_credentials,
     read_marathon_leader,
 )
 from orchestrator_operator.models.marathonapp import MarathonAppSpec
@@ -24,6 +26,7 @@ from orchestrator_operator.operator.marathonapp.status import (
 )
 from orchestrator_operator.zk.clients import ZK_POOL
 from sim.cluster import SimCluster
+from sim.procs import SimProcess, free_ports
 from testenv.zookeeper import ZkEnsemble
 
 pytestmark = [pytest.mark.zookeeper, pytest.mark.timeout(180)]
@@ -107,3 +110,41 @@ def test_errors_name_the_call_and_marathons_words() -> None:
     with pytest.raises(MarathonUnreachable) as unreachable:
         MarathonClient("127.0.0.1:1", timeout=1.0).get_app("/web")
     assert "GET /v2/apps/web" in str(unreachable.value)
+
+
+def test_marathons_http_credentials_go_in_a_header_and_never_in_an_error(
+    zk_ensemble: ZkEnsemble, tmp_path: Path
+) -> None:
+    """Marathon 1.11 with --http_credentials (HttpConf.scala; the sim reads
+    MARATHON_HTTP_CREDENTIALS as Marathon's envToArgs does): every route needs Basic auth."""
+    with SimCluster(
+        zk_ensemble.connect_string, masters=1, agents=1, marathons=0, base_dir=tmp_path
+    ) as cluster:
+        port = free_ports(1)[0]
+        marathon = SimProcess(
+            "marathon-auth",
+            ["marathon", f"--master={cluster.mesos_zk}", f"--zk={cluster.marathon_zk}",
+             f"--port={port}", "--zk_session_timeout=4000"],
+            tmp_path / "marathon-auth.log",
+            env={"MARATHON_HTTP_CREDENTIALS": "ops:pa55-w0rd"},
+        )  # fmt: skip
+        marathon.start()
+        try:
+            client = ZK_POOL.get(zk_ensemble.connect_string)
+            cluster.wait_for(
+                lambda: read_marathon_leader(client, cluster.marathon_path) is not None,
+                30, "the Marathon in its latch",
+            )  # fmt: skip
+            leader = str(read_marathon_leader(client, cluster.marathon_path))
+            with pytest.raises(MarathonError) as refused:
+                MarathonClient(leader).list_apps()
+            assert refused.value.status == 401
+            authorized = MarathonClient(leader, parse_credentials("ops:pa55-w0rd"))
+            cluster.wait_for(lambda: authorized.list_apps() == [], 30, "an answer with auth")
+            wrong = MarathonClient(leader, parse_credentials("ops:wrong-pa55"))
+            with pytest.raises(MarathonError) as denied:
+                wrong.get_app("/web")
+            assert denied.value.status == 401
+            assert "pa55" not in str(denied.value)
+        finally:
+            marathon.kill()

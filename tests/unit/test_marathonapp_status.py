@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import Any
 
+import pytest
+
 from orchestrator_operator.mesos.marathon_api import app_path, latch_sequence, parse_credentials
-from orchestrator_operator.models.marathonapp import MarathonAppSpec
+from orchestrator_operator.models.base import SecretKeyRef
+from orchestrator_operator.models.marathonapp import ENV_LABEL, ENV_LABEL_VALUE, MarathonAppSpec
+from orchestrator_operator.operator.marathonapp.secrets import SecretRefused, secret_value
 from orchestrator_operator.operator.marathonapp.status import (
     MarathonObservation,
     app_definition,
@@ -214,3 +219,23 @@ def test_client_helpers() -> None:
     credentials = parse_credentials("ops:pa55\n")
     assert (credentials.user, credentials.password) == ("ops", "pa55")
     assert "pa55" not in repr(credentials)
+
+
+def _secret(labels: dict[str, str], data: dict[str, str]) -> dict[str, Any]:
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {"metadata": {"name": "web-env", "labels": labels}, "data": encoded}
+
+
+def test_an_env_secret_is_read_only_when_labelled_for_it() -> None:
+    ref = SecretKeyRef(name="web-env", key="token")
+    labelled = _secret({ENV_LABEL: ENV_LABEL_VALUE}, {"token": "s3cret"})
+    assert secret_value(labelled, "apps", ref, ENV_LABEL, ENV_LABEL_VALUE) == "s3cret"
+    for secret, words in (
+        (_secret({}, {"token": "s3cret"}), "is not labelled orchestrator.dev/marathonapp-env=true"),
+        (_secret({ENV_LABEL: ENV_LABEL_VALUE}, {"other": "s3cret"}), "has no key 'token'"),
+        (None, "Secret apps/web-env not found"),
+    ):
+        with pytest.raises(SecretRefused) as refused:
+            secret_value(secret, "apps", ref, ENV_LABEL, ENV_LABEL_VALUE)
+        assert words in str(refused.value)
+        assert "s3cret" not in str(refused.value)
