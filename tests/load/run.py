@@ -15,7 +15,8 @@ identity may create, patch, delete and watch MesosClusters and ProbeFleets in --
 no synthetic probe reports unless --probe-reports.
 
 Each suite is one `locust --headless` subprocess; its CSV statistics go to --out
-(default build/load/<suite>_stats.csv), the verdicts to --out/summary.json. The exit status
+(default build/load/<suite>_stats.csv), the verdicts to --out/summary.json, and locally the
+operator's and the app's logs beside them. The exit status
 is 1 when any threshold fails (or Locust fails to run), else 0.
 """
 
@@ -27,6 +28,7 @@ import csv
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,6 +135,17 @@ def report(suite: str, rows: dict[str, Row], failed: list[str]) -> None:
 # -- the local environment ----------------------------------------------------------------
 
 
+def _print_usage(what: str, process: psutil.Process, cpu_before: float, started: float) -> None:
+    cpu = sum(process.cpu_times()[:2]) - cpu_before
+    elapsed = time.monotonic() - started
+    print(
+        f"{what}: {cpu:.0f} s of CPU in {elapsed:.0f} s ({cpu / elapsed:.0%} of a core), "
+        f"resident {process.memory_info().rss / 2**20:.0f} MiB; machine load "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        flush=True,
+    )
+
+
 @contextlib.contextmanager
 def local_app(tmp: Path) -> Iterator[tuple[str, str]]:
     """The monitoring app on a free loopback port; (url, token)."""
@@ -163,7 +176,11 @@ def local_app(tmp: Path) -> Iterator[tuple[str, str]]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the app did not answer:\n{app.log_tail(40)}")
             time.sleep(0.2)
+        assert app.pid is not None
+        process = psutil.Process(app.pid)
+        before, started = sum(process.cpu_times()[:2]), time.monotonic()
         yield url, token
+        _print_usage("app", process, before, started)
     finally:
         app.stop()
 
@@ -188,14 +205,7 @@ def local_operator(tmp: Path, namespace: str) -> Iterator[tuple[str, str, str]]:
             before = sum(process.cpu_times()[:2])
             started = time.monotonic()
             yield env.server, str(env.kubeconfig), zk.connect_string
-            cpu = sum(process.cpu_times()[:2]) - before
-            print(
-                f"operator: {cpu:.0f} s of CPU in {time.monotonic() - started:.0f} s "
-                f"({cpu / (time.monotonic() - started):.0%} of a core), resident "
-                f"{process.memory_info().rss / 2**20:.0f} MiB; machine load "
-                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
-                flush=True,
-            )
+            _print_usage("operator", process, before, started)
         finally:
             operator.stop()
 
@@ -288,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
                 "failed": failed,
                 "rows": {n: vars(r) for n, r in rows.items()},
             }
+        for log in (tmp / "operator.log", tmp / "monitor-app.log"):  # for a failed run
+            if log.exists():
+                shutil.copy(log, args.out / log.name)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({s: v["passed"] for s, v in summary.items()}))
     return 0 if ok else 1
