@@ -167,8 +167,9 @@ class MarathonClient:
             raise MarathonError(f"GET {app_path(app_id)}: no app in the answer")
         return app
 
-    def list_apps(self) -> list[dict[str, Any]]:
-        found = self._request("GET", "/v2/apps") or {}
+    def list_apps(self, embed: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        params = [("embed", item) for item in embed] or None
+        found = self._request("GET", "/v2/apps", params=params) or {}
         return list(found.get("apps") or [])
 
     def put_app(self, app_id: str, definition: dict[str, Any], force: bool = False) -> str | None:

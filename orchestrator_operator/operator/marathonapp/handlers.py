@@ -41,7 +41,9 @@ from orchestrator_operator.operator.marathonapp.observe import (
     Unobservable,
     find_marathon,
     forget_leader,
+    invalidate,
     observe_app,
+    observe_shared,
 )
 from orchestrator_operator.operator.marathonapp.secrets import SecretRefused, env_values
 from orchestrator_operator.operator.marathonapp.status import (
@@ -65,6 +67,9 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 SETTLED_SECONDS = 10.0
+# After the operator's own PUT, Marathon's answer may lag (the shared snapshot, a deployment
+# starting): no drift is judged for this long.
+DRIFT_GRACE_SECONDS = 3.0
 STRATEGY_MODULE = "orchestrator_operator.operator.marathonapp.strategy"
 # What a blue-green or canary rollout may have added beside the app (the contract with
 # strategy.py): removed with the app.
@@ -224,15 +229,23 @@ def sync(
         definition = app_definition(parsed, env, instances)
         if strategy is not None:
             rollout = strategy.reconcile_strategy(body, definition, target.client, KubeApi.shared())
+            invalidate(target.client)
             new_generation = generation
-            observation = observe_app(target.client, parsed.app.id)
+            observation = observe_shared(target.client, parsed.app.id)
         else:
-            observation = observe_app(target.client, parsed.app.id)
+            # Our own change may not show in the shared snapshot yet: no drift verdict then.
+            recent = time.monotonic() - memo.get("marathonapp_put_at", 0.0) < DRIFT_GRACE_SECONDS
+            read = observe_app if pending else observe_shared
+            observation = read(target.client, parsed.app.id)
             fields = drift_fields(definition, observation.app) if observation.app else ["(missing)"]
+            if fields and (recent and not pending):
+                fields = []
             if fields:
                 scaling = parsed.autoscaling is not None and only_instances_differ(fields)
                 if pending or scaling or parsed.drift == "Revert":
                     target.client.put_app(parsed.app.id, definition, force=True)
+                    memo["marathonapp_put_at"] = time.monotonic()
+                    invalidate(target.client)
                     if not pending and not scaling:
                         drift_seen, reverted_at = fields, now_rfc3339()
                         metrics.drift_reverted(namespace, name)
