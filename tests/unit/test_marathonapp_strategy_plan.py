@@ -187,6 +187,17 @@ def test_first_canary_deployment_creates_the_stable_app_with_all_traffic() -> No
     assert "/web runs revision" in rollout["message"] and "ready" in rollout["message"]
 
 
+def test_the_first_deployment_is_progressing_until_its_instances_are_ready() -> None:
+    world = World(canary({"setWeight": 50}))
+    world.slow.add(revision_of(spec_app()))
+    for _ in range(3):
+        rollout = world.tick()
+        assert rollout["phase"] == "Progressing", rollout
+    assert rollout["message"] == "deploying /web (0/2 healthy)"
+    world.slow.clear()
+    assert world.tick()["phase"] == "Idle"
+
+
 def test_first_blue_green_deployment_is_blue() -> None:
     world = deployed(World({"type": "blueGreen"}))
     assert list(world.apps) == ["/web-blue"]

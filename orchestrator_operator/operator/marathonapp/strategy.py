@@ -125,13 +125,26 @@ def app_state(app: dict[str, Any], queue: list[dict[str, Any]]) -> AppState:
         instances=int(app.get("instances") or 0),
         running=int(app.get("tasksRunning") or 0),
         healthy=int(app.get("tasksHealthy") or 0),
-        unhealthy=int(app.get("tasksUnhealthy") or 0),
+        unhealthy=failing_health_checks(app),
         health_checks=bool(app.get("healthChecks")),
         deploying=bool(app.get("deployments")),
         version=version or None,
         failure=failure,
         service_port=_service_port(app),
     )
+
+
+def failing_health_checks(app: dict[str, Any]) -> int:
+    """Tasks failing a health check after their grace period. Not `tasksUnhealthy`: Marathon
+    stores a failure ignored within the grace period too (HealthCheckActor.scala), so a task
+    still starting shows not alive; `consecutiveFailures` counts only the failures that
+    count (and a task that served and then fails shows both)."""
+    failing = 0
+    for task in app.get("tasks") or []:
+        results = task.get("healthCheckResults") or []
+        if any(int(r.get("consecutiveFailures") or 0) >= 1 for r in results):
+            failing += 1
+    return failing
 
 
 def _service_port(app: dict[str, Any]) -> int | None:

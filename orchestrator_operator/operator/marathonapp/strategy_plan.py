@@ -364,6 +364,10 @@ def _settled(ctx: _Ctx, ro: dict[str, Any], stage: Stage) -> tuple[str, str]:
         ro["stage"] = stage.value if stage != Stage.ABORTED or inp.abort else Stage.IDLE.value
         if ro["stage"] == Stage.IDLE.value:
             ro["revision"] = inp.revision
+            if not stable.ready and inp.rollout.get("phase") in (None, "Progressing"):
+                # The first deployment (or a scaling) is still under way.
+                ctx.wait(1)
+                return "Progressing", f"deploying {stable.id} ({stable.counts()})"
             phase = "Promoted" if inp.rollout.get("phase") == "Promoted" else "Idle"
             state = "ready" if stable.ready else stable.counts()
             return phase, f"{stable.id} runs revision {inp.revision} ({state})"
