@@ -333,7 +333,7 @@ class HasPid(Protocol):
 
 def pid_of(target: int | HasPid) -> int:
     pid = target if isinstance(target, int) else target.pid
-    if pid is None:
+    if pid is None or pid <= 0:  # never 0 or -1: kill(2) would signal our group or everyone
         raise FaultError(f"{target!r} has no process")
     return pid
 
