@@ -231,7 +231,9 @@ def sync(
             rollout = strategy.reconcile_strategy(body, definition, target.client, KubeApi.shared())
             invalidate(target.client)
             new_generation = generation
-            observation = observe_shared(target.client, parsed.app.id)
+            # Blue-green's stable app is <id>-blue or -green: status shows the one serving.
+            serving = str((rollout or {}).get("stableApp") or parsed.app.id)
+            observation = observe_shared(target.client, serving)
         else:
             # Our own change may not show in the shared snapshot yet: no drift verdict then.
             recent = time.monotonic() - memo.get("marathonapp_put_at", 0.0) < DRIFT_GRACE_SECONDS

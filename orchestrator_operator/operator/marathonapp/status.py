@@ -284,7 +284,12 @@ def build_status(
 def settled(status: Mapping[str, Any]) -> bool:
     """Nothing moving: the timer may observe this app less often."""
     marathon = status.get("marathon") or {}
-    return status.get("phase") == WorkloadPhase.READY and not marathon.get("deployment")
+    # A rollout's pauses, analysis samples and settling weights need the every-second tick.
+    rollout = (status.get("rollout") or {}).get("phase")
+    moving = rollout in ("Progressing", "Paused", "Analyzing")
+    return (
+        status.get("phase") == WorkloadPhase.READY and not marathon.get("deployment") and not moving
+    )
 
 
 def claim_winner(claims: Iterable[tuple[str, str]]) -> str | None:
