@@ -223,3 +223,13 @@ def app_env(app: dict[str, Any]) -> dict[str, str]:
     if not isinstance(env, dict):
         return {}
     return {str(k): v for k, v in env.items() if isinstance(v, str)}
+
+
+def container_info(app: dict[str, Any]) -> dict[str, Any] | None:
+    """The app's container as its tasks' ContainerInfo, the docker network made explicit
+    (`networks: [{mode: container/bridge}]` is the legacy BRIDGE)."""
+    container = app.get("container")
+    info = docker(app)
+    if not isinstance(container, dict) or info is None:
+        return container if isinstance(container, dict) else None
+    return {**container, "docker": {**info, "network": network_mode(app)}}

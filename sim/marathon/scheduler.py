@@ -489,7 +489,7 @@ class Scheduler:
                     "name": app["id"].strip("/").replace("/", "."),
                     "resources": {"cpus": app["cpus"], "mem": app["mem"], "disk": app["disk"]},
                     "command": app.get("cmd") or shlex.join(app.get("args") or []),
-                    "container": app.get("container"),
+                    "container": ports.container_info(app),
                     "port_requests": ports.port_requests(app),
                     "env": ports.context_env(app, instance["taskId"]),
                     "app_env": ports.app_env(app),

@@ -7,6 +7,7 @@ Each test names the Mesos 1.11 source or doc it follows. The engine is the test'
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,3 +193,55 @@ def test_a_marathon_docker_app_runs_its_tasks_as_containers(
             assert {c["HostConfig"]["Memory"] for c in running} == {48 * 1024 * 1024}
         finally:
             client.close()
+
+
+def test_a_bridge_app_publishes_its_port_mappings_and_gets_its_env(
+    zk_ensemble: ZkEnsemble, tmp_path: Path, docker_engine: DockerEngine, busybox_image: str
+) -> None:
+    # Marathon: a BRIDGE portMapping with hostPort 0 gets a host port from the offer
+    # (TaskBuilder), PORT0 is that host port (EnvironmentHelper); Mesos src/docker/docker.cpp
+    # runs the container with `--net bridge -p <host>:<container>/tcp` and the env.
+    flags = [
+        "--containerizers=docker,mesos",
+        f"--docker={_docker_cli()}",
+        f"--docker_socket={docker_engine.socket_path}",
+        "--hostname=127.0.0.1",
+    ]
+    with SimCluster(
+        zk_ensemble.connect_string,
+        masters=1,
+        agents=1,
+        marathons=1,
+        base_dir=tmp_path,
+        agent_flags=flags,
+    ) as sim:
+        app = {
+            "id": "/bridged",
+            "instances": 1,
+            "cpus": 0.1,
+            "mem": 32,
+            "cmd": "mkdir -p /www && echo $PORT0 $MARATHON_APP_ID > /www/index.html"
+            " && exec httpd -f -p 8080 -h /www",
+            "container": {
+                "type": "DOCKER",
+                "docker": {
+                    "image": busybox_image,
+                    "network": "BRIDGE",
+                    "portMappings": [{"containerPort": 8080, "hostPort": 0}],
+                },
+            },
+        }
+        created = httpx.post(sim.marathon_url() + "/v2/apps", json=app, timeout=10)
+        assert created.status_code == 201, created.text
+        task = sim.wait_for_tasks("/bridged", 1, timeout=90)[0]
+        host_port = task["ports"][0]
+        assert task["servicePorts"][0] >= 10000
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{host_port}/index.html", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the published port never answered"
+                time.sleep(0.5)
+        assert page.text.split() == [str(host_port), "/bridged"]
