@@ -21,7 +21,7 @@ from orchestrator_operator.common.manifest import Manifest
 
 FIELD_MANAGER = "orchestrator"
 APPLY_CONCURRENCY = 8
-_IRREGULAR_PLURALS: dict[str, str] = {}
+_IRREGULAR_PLURALS: dict[str, str] = {"NetworkPolicy": "networkpolicies"}
 KUBE_API_REQUESTS = Counter(
     "orchestrator_kube_api_requests_total",
     "Requests the handlers sent to the Kubernetes API, by verb and kind (the operator's own"

@@ -69,6 +69,7 @@ OPERATOR = _rights(
         "apps/daemonsets": "get list watch create patch",
         "apps/deployments": "get list watch create patch delete",
         "policy/poddisruptionbudgets": "get create patch delete",
+        "networking.k8s.io/networkpolicies": "get create patch delete",
         "pods": "get list watch delete",
         "nodes": "list",
         "events": "create patch",

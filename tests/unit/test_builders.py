@@ -32,6 +32,8 @@ def test_default_cluster_has_every_component_owned_by_the_cluster() -> None:
         ("Service", "prod-master"), ("PodDisruptionBudget", "prod-master"),
         ("StatefulSet", "prod-master"), ("DaemonSet", "prod-agent"),
         ("Service", "prod-marathon"), ("Deployment", "prod-marathon"),
+        ("NetworkPolicy", "prod-zookeeper"), ("NetworkPolicy", "prod-master"),
+        ("NetworkPolicy", "prod-marathon"),
     ])  # fmt: skip
     for child in children:
         assert child["metadata"]["namespace"] == "mesos"
@@ -126,7 +128,7 @@ def test_moving_to_an_external_ensemble_retires_the_managed_one() -> None:
     assert _stale_core(_spec({})) == []
     external = _spec({"zookeeper": {"external": {"connectString": "zk:2181"}}})
     assert sorted(kind for _, kind, _ in _stale_core(external)) == [
-        "ConfigMap", "PodDisruptionBudget", "Service", "Service", "StatefulSet",
+        "ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "Service", "Service", "StatefulSet",
     ]  # fmt: skip
 
 

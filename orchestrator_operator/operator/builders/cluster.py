@@ -6,7 +6,14 @@ from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.base import ZooKeeperEndpoint
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
-from orchestrator_operator.operator.builders import addons, agents, marathon, masters, zookeeper
+from orchestrator_operator.operator.builders import (
+    addons,
+    agents,
+    marathon,
+    masters,
+    networkpolicy,
+    zookeeper,
+)
 from orchestrator_operator.operator.builders.hardening import harden_all
 
 
@@ -64,6 +71,7 @@ def build_children(
         children += addons.build(owner, on_target, routing.target_masters_component)
     else:
         children += addons.build(owner, spec, routing.masters_component)
+    children += networkpolicy.build(owner, spec)
     return harden_all(children)
 
 
@@ -74,7 +82,8 @@ def stale_children(
     this one does not want: the managed ensemble once the cluster moves to an external one,
     and, on a cluster a migration has touched (it has a routing), the masters set that the
     finished or rolled-back migration no longer uses; and every addon the spec does not
-    enable (also when a GitOps user removes the whole `addons` block)."""
+    enable (also when a GitOps user removes the whole `addons` block), and the
+    NetworkPolicies the spec no longer asks for."""
     wanted = {(c["kind"], c["metadata"]["name"]) for c in build_children(owner, spec, routing)}
     managed = spec.model_copy(
         update={"zookeeper": spec.zookeeper.model_copy(update={"external": None})}
@@ -83,6 +92,7 @@ def stale_children(
     if routing is not None:
         candidates += masters.build(owner, spec, "master") + masters.build(owner, spec, "master-b")
     candidates += addons.build(owner, addons.all_enabled(spec))
+    candidates += networkpolicy.all_policies(owner, spec)
     return [
         (c["apiVersion"], c["kind"], c["metadata"]["name"])
         for c in candidates
