@@ -81,6 +81,28 @@ def validate(body: dict[str, Any]) -> str | None:
     names = [d.get("name") for d in body.get("portDefinitions") or [] if d.get("name")]
     if len(names) != len(set(names)):
         return "portDefinitions: port names must be unique"
+    info = docker(body)
+    container = body.get("container")
+    for raw in ((info or {}).get("portMappings"), (container or {}).get("portMappings")):
+        if raw is not None and (
+            not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw)
+        ):
+            return "portMappings must be a list of objects"
+    args = body.get("args")
+    if args is not None and (
+        not isinstance(args, list) or not all(isinstance(a, str) for a in args)
+    ):
+        return "args must be a list of strings"
+    env = body.get("env")
+    if env is not None and (
+        not isinstance(env, dict) or not all(isinstance(v, str | dict) for v in env.values())
+    ):
+        return "env must be an object of strings (or secret references)"
+    labels = body.get("labels")
+    if labels is not None and (
+        not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values())
+    ):
+        return "labels must be an object of strings"
     mappings = port_mappings(body)
     if len(mappings) > MAX_PORT_DEFINITIONS:
         return f"portMappings must have at most {MAX_PORT_DEFINITIONS} entries"
@@ -233,3 +255,17 @@ def container_info(app: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(container, dict) or info is None:
         return container if isinstance(container, dict) else None
     return {**container, "docker": {**info, "network": network_mode(app)}}
+
+
+def check_port_indices(app: dict[str, Any]) -> str | None:
+    """HealthCheck.scala's validator: a check's portIndex must address a port of the app."""
+    count = len(port_requests(app))
+    for check in app.get("healthChecks") or []:
+        if check.get("protocol") == "COMMAND" or "port" in check:
+            continue
+        if int(check.get("portIndex", 0)) >= count:
+            return (
+                "Health check port indices must address an element of the ports array or "
+                "container port mappings."
+            )
+    return None

@@ -148,6 +148,9 @@ def add_routes(app: web.Application, marathon: Marathon) -> None:
                 app_def = ports.assign_service_ports(app_def, None, list(sched.apps.values()))
             except ValueError as exc:
                 return error(422, str(exc))
+            problem = ports.check_port_indices(app_def)
+            if problem:
+                return error(422, f"Object is not valid: {problem}")
             await sched.save_app(app_def)
             dep = await sched.start_deployment(app_id, "StartApplication", version)
             out = app_view(app_def)
@@ -207,6 +210,9 @@ def add_routes(app: web.Application, marathon: Marathon) -> None:
                 app_def = ports.assign_service_ports(app_def, current, others)
             except ValueError as exc:
                 return error(422, str(exc))
+            problem = ports.check_port_indices(app_def)
+            if problem:
+                return error(422, f"Object is not valid: {problem}")
             app_def.update({"version": version, "versionInfo": info})
             await sched.save_app(app_def)
             dep = await sched.start_deployment(app_id, action, version, current)

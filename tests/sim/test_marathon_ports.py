@@ -196,3 +196,23 @@ def test_an_agent_without_free_ports_cannot_take_more_tasks(
         time.sleep(1.5)  # a few scheduler rounds: still one task
         tasks = httpx.get(url + "/v2/apps/one/tasks", timeout=5).json()["tasks"]
         assert [t["ports"] for t in tasks if t["state"] == "TASK_RUNNING"] == [[port]]
+
+
+@pytest.mark.zookeeper
+@pytest.mark.timeout(60)
+def test_bad_ports_and_checks_are_422_with_a_message(cluster: SimCluster) -> None:
+    # Marathon validates the app (AppDefinition.validAppDefinition, HealthCheck's portIndex
+    # validator) and answers 422 "Object is not valid" naming the problem.
+    url = cluster.marathon_url()
+    bad = [
+        ({"portDefinitions": [{"port": 70000}]}, "port must be an integer"),
+        ({"ports": "8080"}, "ports must be a list"),
+        ({"healthChecks": [{"protocol": "HTTP", "portIndex": 1}]}, "port indices"),
+        ({"healthChecks": [{"protocol": "SMTP"}]}, "protocol must be one of"),
+        ({"taskKillGracePeriodSeconds": -1}, "taskKillGracePeriodSeconds"),
+        ({"args": ["a", 1], "cmd": None}, "args must be a list of strings"),
+    ]
+    for fields, message in bad:
+        answer = httpx.post(url + "/v2/apps", json=_app("/ports/bad", **fields), timeout=10)
+        assert answer.status_code == 422, (fields, answer.text)
+        assert message in answer.json()["message"], answer.text
