@@ -72,3 +72,24 @@ def test_every_pod_has_runtime_default_seccomp_and_no_container_escalates() -> N
 def test_a_builders_own_pod_security_is_kept() -> None:
     marathon = _workloads(build_children(OWNER, SPEC))["prod-marathon"]
     assert marathon["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 65534
+
+
+def test_zookeeper_runs_as_the_images_own_user_without_capabilities() -> None:
+    """Issue 17, point 12: the managed ensemble (and a migration's ensemble B) runs as the
+    official image's zookeeper user (1000), its data volume given to that group, with every
+    capability dropped; the seccomp default is merged in, not lost."""
+    for children in (
+        build_children(OWNER, SPEC),
+        zookeeper.build_migration_target(OWNER, ManagedEnsemble(), SPEC),
+    ):
+        (workload,) = [c for c in children if c["kind"] == "StatefulSet" and "zookeeper" in
+                       c["metadata"]["name"]]  # fmt: skip
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"] == {
+            "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }  # fmt: skip
+        (container,) = pod["containers"]
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+        }  # fmt: skip

@@ -34,6 +34,12 @@ from orchestrator_operator.operator.builders.meta import service as build_servic
 
 COMPONENT = "zookeeper"
 CLIENT_PORT, PEER_PORT, ELECTION_PORT = 2181, 2888, 3888
+ZOOKEEPER_USER: Manifest = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "runAsGroup": 1000,
+    "fsGroup": 1000,
+}
 FOUR_LETTER_WORDS = "ruok,mntr,srvr,stat,conf,isro"
 
 
@@ -215,9 +221,15 @@ def build(
                 },
                 "spec": {
                     **pod_defaults(spec.service_account_name),
+                    # Non-root: the official image's user (zookeeper, 1000:1000 in
+                    # docker-library's Dockerfile, which owns /conf, /data, /datalog and
+                    # /logs); fsGroup makes the data volume writable to it, also one that
+                    # an earlier version wrote as root. Another image must run as 1000 too.
+                    "securityContext": ZOOKEEPER_USER,
                     "containers": [
                         {
                             "name": "zookeeper",
+                            "securityContext": {"capabilities": {"drop": ["ALL"]}},
                             "image": image_ref(zk.image, zk.version, zk.digest),
                             "command": ["sh", "-c", start],
                             "ports": [{"name": n, "containerPort": p} for n, p in ports],
