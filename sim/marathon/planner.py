@@ -45,14 +45,20 @@ def plan(
     draining: set[str],
     minimum_health_capacity: float = 1.0,
     maximum_over_capacity: float = 1.0,
+    kill_selection: str = "YOUNGEST_FIRST",
 ) -> Plan:
+    """`kill_selection` orders the surplus killed on a scale down (ScalingProposition.scala,
+    state/KillSelection.scala: YOUNGEST_FIRST, the default, or OLDEST_FIRST)."""
     active = [t for t in live if t.state != KILLING]
     stale = [t for t in active if t.stale]
     good = [t for t in active if t.agent_id not in draining and not t.stale]
     bad = [t for t in active if t.agent_id in draining and not t.stale]
     result = Plan(launch=max(0, instances - len(good)))
     if len(good) > instances:
-        result.kill += [t.task_id for t in _youngest_first(good)[: len(good) - instances]]
+        order = _youngest_first(good)
+        if kill_selection == "OLDEST_FIRST":
+            order.reverse()
+        result.kill += [t.task_id for t in order[: len(good) - instances]]
     running_good = sum(1 for t in good if t.ready)
     if running_good >= instances:
         result.kill += [t.task_id for t in bad]

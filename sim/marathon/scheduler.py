@@ -396,6 +396,7 @@ class Scheduler:
                 draining,
                 float(strategy.get("minimumHealthCapacity", 1.0)),
                 float(strategy.get("maximumOverCapacity", 1.0)),
+                str(app.get("killSelection") or "YOUNGEST_FIRST"),
             )
             kills += decision.kill
             kills += [t.task_id for t in live if t.unhealthy and t.state != KILLING]

@@ -50,6 +50,15 @@ def test_full_capacity_and_no_over_capacity_rolls_one_at_a_time() -> None:
     assert (len(one_new.kill), one_new.launch) == (1, 1)
 
 
+def test_a_scale_down_kills_by_the_apps_kill_selection() -> None:
+    # ScalingProposition.scala + state/KillSelection.scala: YOUNGEST_FIRST (the default) or
+    # OLDEST_FIRST orders the surplus.
+    tasks = _new(3)
+    assert planner.plan(1, tasks, set()).kill == ["new-2", "new-1"]
+    oldest = planner.plan(1, tasks, set(), kill_selection="OLDEST_FIRST")
+    assert oldest.kill == ["new-0", "new-1"]
+
+
 def test_zero_health_capacity_replaces_everything_at_once() -> None:
     start = planner.plan(3, _old(3), set(), 0.0, 0.0)
     assert (len(start.kill), start.launch) == (3, 3)
