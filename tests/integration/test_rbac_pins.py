@@ -248,6 +248,26 @@ def test_no_account_reads_every_secret_or_escalates(
     assert allowed == [], f"{who} may: {allowed}"
 
 
+def test_the_operator_cannot_grant_more_than_it_holds(
+    kube_env: KubeTestEnv, accounts: dict[str, Path]
+) -> None:
+    """The operator may write ClusterRoles and bindings (a ProbeFleet's), but without
+    `escalate` and `bind` the API server's RBAC escalation check holds it to what it has:
+    a role reading every Secret, or a binding to cluster-admin, is refused."""
+    operator = _as(kube_env, accounts["operator"])
+    role = operator(
+        "create", "clusterrole", "rbac-pins-escalation", "--verb=list", "--resource=secrets"
+    )
+    assert role.returncode != 0, "the operator made a ClusterRole listing Secrets"
+    assert "attempting to grant RBAC permissions not currently held" in role.stderr, role.stderr
+    binding = operator(
+        "create", "clusterrolebinding", "rbac-pins-admin", "--clusterrole=cluster-admin",
+        f"--serviceaccount={FLEET_NAMESPACE}:{NOBODY}",
+    )  # fmt: skip
+    assert binding.returncode != 0, "the operator bound cluster-admin"
+    assert "forbidden" in binding.stderr, binding.stderr
+
+
 def test_the_sync_controller_and_the_app_write_no_workload_anywhere(
     kube_env: KubeTestEnv, accounts: dict[str, Path]
 ) -> None:
