@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -92,7 +91,7 @@ def platform(
             lb = ManagedProcess(
                 "lb",
                 [
-                    str(Path(sys.executable).with_name("orchestrator")), "lb",
+                    sys.executable, "-m", "orchestrator_operator.cli", "lb",
                     "--marathon", marathon_url,
                     "--namespace", NAMESPACE, "--cluster", CLUSTER,
                     "--run-dir", str(base / "lb"),

@@ -187,7 +187,7 @@ def _get_json(http: httpx.Client, url: str, params: dict[str, str] | None = None
     response = http.get(url, params=params)
     if len(response.content) > MAX_ANSWER_BYTES:
         raise ValueError("answer too large")
-    if response.status_code >= 400 and response.status_code != 400:
+    if response.status_code >= 400:
         raise ValueError(f"HTTP {response.status_code}")
     return response.json()
 
@@ -224,7 +224,9 @@ def take_sample(
                     sample.latency_p99_ms,
                     sample.lb_error,
                 )
-            except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as error:
+            except httpx.HTTPError as error:  # the type only: a URL could carry userinfo
+                lb_error = f"load balancer unreachable ({type(error).__name__})"
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
                 lb_error = f"load balancer: {type(error).__name__}: {str(error)[:200]}"
         if config.prometheus is not None:
             try:
@@ -238,7 +240,9 @@ def take_sample(
                     prometheus_error = value
                 else:
                     prometheus_value = value
-            except (httpx.HTTPError, ValueError) as error:
+            except httpx.HTTPError as error:  # the type only: the address may hold userinfo
+                prometheus_error = f"Prometheus unreachable ({type(error).__name__})"
+            except ValueError as error:
                 prometheus_error = f"{type(error).__name__}: {str(error)[:200]}"
     return Sample(
         requests=requests,
