@@ -189,10 +189,12 @@ def test_http_tcp_and_command_checks_make_a_task_healthy(cluster: SimCluster) ->
         "python3 -c \"import os, socket; socket.create_connection(('127.0.0.1', "
         "int(os.environ['PORT0'])), 1)\""
     )
+    # a grace period long enough for the server to start on a loaded machine: failures
+    # before its first success are ignored (no kill)
     checks = [
-        _check(),
-        _check(protocol="TCP"),
-        _check(protocol="COMMAND", command={"value": probe}, delaySeconds=0),
+        _check(gracePeriodSeconds=60),
+        _check(protocol="TCP", gracePeriodSeconds=60),
+        _check(protocol="COMMAND", command={"value": probe}, delaySeconds=0, gracePeriodSeconds=60),
     ]
     with EventStream(url + "/v2/events?event_type=health_status_changed_event") as stream:
         created = httpx.post(
@@ -248,7 +250,7 @@ def test_an_unhealthy_task_is_killed_and_replaced_and_its_deployment_waits(
         # a new version whose task passes: the deployment of that version succeeds
         fixed = httpx.put(
             url + "/v2/apps/hc/bad?force=true",
-            json={"cmd": "touch ok && " + SERVE},
+            json={"cmd": "touch ok && " + SERVE, "healthChecks": [_check(gracePeriodSeconds=60)]},
             timeout=10,
         )
         assert fixed.status_code == 200, fixed.text

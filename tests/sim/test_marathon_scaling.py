@@ -89,7 +89,7 @@ def test_a_kill_is_task_killing_then_killed_after_the_apps_grace_period(
     cluster: SimCluster,
 ) -> None:
     url = cluster.marathon_url()
-    app = _app("/kill/stubborn", STUBBORN, taskKillGracePeriodSeconds=4)
+    app = _app("/kill/stubborn", STUBBORN, taskKillGracePeriodSeconds=8)
     assert httpx.post(url + "/v2/apps", json=app, timeout=10).status_code == 201
     task = _running(url, "/kill/stubborn", 1)[0]
     _idle(url, "/kill/stubborn")
