@@ -54,6 +54,17 @@ one line per live server). The processes resolve these names through the file (t
 ones via testenv/site/sitecustomize.py, the servers via `-Djdk.net.hosts.file`). The start
 script of scaling by reconfiguration (the operator's super key) is not reproduced.
 
+Load-balancer pods (a MesosCluster's `spec.loadBalancer`, operator/builders/loadbalancer.py):
+a pod with a container whose args start with `lb` runs that container as
+`python -m orchestrator_operator lb <its args>` with `--haproxy-binary=/usr/sbin/haproxy`
+(Debian's HAProxy, started by the lb as the pod's `haproxy` container would run it, in
+master-worker mode), its paths moved to the pod's volumes (the shared emptyDir, the TLS
+Secret), and `--bind-address`/`--metrics-address` set to the pod's own loopback address
+(127.N.0.x, as ZooKeeper pods get one), so a test reaches the frontends, HAProxy's
+`/metrics` and the lb's endpoints at `pods.lb_addresses()[pod]` on the pod's ports
+(8080, 8443, 9090, 9091, the apps' ports). It talks to the API server as the pod's
+ServiceAccount (a TokenRequest kubeconfig), so its Role is what it gets.
+
 Both `--flag=value` and `--flag value` are understood, and `$(VAR)` is expanded from the
 container's env (`value` and `fieldRef`), with `NODE_NAME`, `POD_NAME`, `POD_NAMESPACE`,
 `POD_IP` and `HOST_IP` as fallbacks. All processes listen on 127.0.0.1.
@@ -84,6 +95,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -107,6 +119,8 @@ MASTER = "master"
 AGENT = "agent"
 MARATHON = "marathon"
 ZOOKEEPER = "zookeeper"
+LB = "lb"
+HAPROXY_BINARY = "/usr/sbin/haproxy"
 ZK_CLIENT_PORT = 2181
 DEFAULT_AGENT_RESOURCES = "cpus:4;mem:4096;disk:10240"
 MAX_RESTART_DELAY = 10.0
@@ -302,6 +316,14 @@ class ZkPodProcess(SimProcess):
         return self.argv, None, self.config_path.parent
 
 
+class LbPodProcess(SimProcess):
+    """`python -m orchestrator_operator <args>` standing for a load-balancer pod."""
+
+    def popen_args(self) -> tuple[list[str], dict[str, str] | None, Path]:
+        _argv, env, cwd = super().popen_args()
+        return [sys.executable, "-m", "orchestrator_operator", *self.args], env, cwd
+
+
 @dataclass(frozen=True)
 class SimPodInfo:
     """One simulator process and the pod it stands for. `terminating`: its pod went away
@@ -337,6 +359,7 @@ class _Record:
     started_at: float = 0.0
     crash_loop: int = 0
     stop_deadline: float | None = None
+    address: str = "127.0.0.1"
 
     @property
     def slot(self) -> str:
@@ -352,7 +375,7 @@ class _Record:
             node=self.node,
             pid=popen.pid if popen is not None else None,
             port=self.port,
-            url=f"http://127.0.0.1:{self.port}",
+            url=f"http://{self.address}:{self.port}",
             args=list(self.args),
             alive=self.process.running,
             returncode=self.process.returncode,
@@ -506,6 +529,11 @@ class SimPodRunner:
                 for i in self._live(ZOOKEEPER)
             }
 
+    def lb_addresses(self) -> dict[str, str]:
+        """Pod name -> the loopback address of its live load balancer (frontends, HAProxy's
+        /metrics on 9090, the lb's endpoints on 9091)."""
+        return {i.pod: i.url.split("//", 1)[1].rsplit(":", 1)[0] for i in self._live(LB)}
+
     def marathon_urls(self) -> list[str]:
         return [i.url for i in self._live(MARATHON)]
 
@@ -566,6 +594,8 @@ class SimPodRunner:
                 continue
             for container in spec.get("containers") or []:
                 component = component_of(str(container.get("image", "")))
+                if component is None and [str(a) for a in container.get("args") or []][:1] == [LB]:
+                    component = LB
                 if component == ZOOKEEPER and self.cluster_dns is None:
                     continue
                 if component is not None:
@@ -726,9 +756,50 @@ class SimPodRunner:
         self._start_process(record, "start")
         return record
 
+    def _launch_lb(self, want: _Wanted) -> _Record:
+        volumes = self._volumes(want)
+        for init in want.pod_obj.get("spec", {}).get("initContainers") or []:
+            self._run_init_container(want, init, volumes)
+        mounts = container_mounts(want.container, volumes)
+        variables = pod_variables(want.pod_obj, want.container)
+        raw = [expand(str(a), variables) for a in want.container.get("args") or []]
+        address = self._zk_address(self.namespace, want.pod)
+        args = [
+            a
+            for a in remap_args(raw, mounts)
+            if not a.startswith(("--bind-address", "--metrics-address", "--haproxy-binary"))
+        ]
+        args += [
+            f"--bind-address={address}",
+            f"--metrics-address={address}",
+            f"--haproxy-binary={HAPROXY_BINARY}",
+        ]
+        account = want.pod_obj.get("spec", {}).get("serviceAccountName") or "default"
+        pod_dir = self.base_dir / "pods" / want.uid
+        pod_dir.mkdir(parents=True, exist_ok=True)
+        kubeconfig = self.env.service_account_kubeconfig(
+            account, self.namespace, pod_dir / "kubeconfig"
+        )
+        env = {**self._env(want, want.container, mounts), "KUBECONFIG": str(kubeconfig)}
+        port = int(parse_flags(args).get("metrics-port", "9091"))
+        record = _Record(
+            pod=want.pod,
+            uid=want.uid,
+            component=LB,
+            node=want.node,
+            port=port,
+            args=args,
+            process=LbPodProcess(want.pod, args, self.log_path(want.pod), env=env),
+            address=address,
+        )
+        self._start_process(record, "start")
+        return record
+
     def _launch(self, want: _Wanted) -> _Record:
         if want.component == ZOOKEEPER:
             return self._launch_zookeeper(want)
+        if want.component == LB:
+            return self._launch_lb(want)
         volumes = self._volumes(want)
         for init in want.pod_obj.get("spec", {}).get("initContainers") or []:
             self._run_init_container(want, init, volumes)
@@ -913,6 +984,8 @@ class SimPodRunner:
         command = (
             process.command()
             if isinstance(process, ZkPodProcess)
+            else f"python -m orchestrator_operator {' '.join(record.args)}"
+            if isinstance(process, LbPodProcess)
             else f"python -m sim {' '.join(record.args)}"
         )
         with process.log_path.open("a") as out:

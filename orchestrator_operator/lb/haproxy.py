@@ -56,11 +56,26 @@ class Runtime:
     def __init__(self, admin_socket: str) -> None:
         self.path = admin_socket
 
-    def available(self) -> bool:
+    def available(self, attempts: int = 5) -> bool:
+        """Whether a worker answers (a few tries: a reload swaps the socket)."""
+        for attempt in range(attempts):
+            if self.worker_pid() is not None:
+                return True
+            if attempt + 1 < attempts:
+                time.sleep(0.3)
+        return False
+
+    def worker_pid(self) -> int | None:
+        """The pid of the worker answering on the admin socket (`show info`), else None."""
         try:
-            return "Name:" in _ask(self.path, "show info", 2.0)
+            reply = _ask(self.path, "show info", 2.0)
         except OSError:
-            return False
+            return None
+        for line in reply.splitlines():
+            if line.startswith("Pid:"):
+                with contextlib.suppress(ValueError):
+                    return int(line.split(":", 1)[1])
+        return None
 
     def run(self, commands: list[str], batch: int = 100) -> list[str]:
         """Run commands (`;`-separated, in batches); returns the non-empty answers, which

@@ -374,8 +374,9 @@ class LoadBalancer:
             tmp.write_text(text)
             tmp.replace(self.config_path)
             try:
+                old_worker = self.runtime.worker_pid()
                 self.master.reload()
-                self._wait_for_backends({b.name for b in plan.backends})
+                self._wait_for_worker(old_worker, {b.name for b in plan.backends})
             except HaproxyError as error:
                 ERRORS.labels("haproxy").inc()
                 log.error("HAProxy did not take the new config: %s", error)
@@ -420,11 +421,14 @@ class LoadBalancer:
                 sum(1 for b in plan.backends for srv in b.servers if srv.state == wanted)
             )
 
-    def _wait_for_backends(self, names: set[str], timeout: float = 30.0) -> None:
+    def _wait_for_worker(self, before: int | None, names: set[str], timeout: float = 30.0) -> None:
+        """Until the new worker (not `before`) answers on the admin socket with `names`:
+        runtime commands sent to the old one would be lost or refused."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if names <= self.runtime.backends():
+                pid = self.runtime.worker_pid()
+                if pid is not None and pid != before and names <= self.runtime.backends():
                     return
             except OSError:
                 pass
@@ -633,6 +637,8 @@ def run_lb(args: argparse.Namespace) -> int:
     from orchestrator_operator.common.logs import configure_logging
 
     configure_logging(args.verbose, args.log_format)
+    if not args.verbose:  # one line per Marathon and API request otherwise
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     if not 1.0 <= args.resync_seconds <= 3600.0:
         print("orchestrator lb: --resync-seconds must be 1-3600", file=sys.stderr)
         return 2

@@ -422,6 +422,49 @@ class MarathonLbSpec(Component):
     )
 
 
+class TlsSecretRef(Model):
+    """A `kubernetes.io/tls` Secret in the cluster's namespace (tls.crt, tls.key)."""
+
+    name: ObjectName
+
+
+class LoadBalancerSpec(Component):
+    """The cluster's load balancer for its Marathon apps (docs/loadbalancer.md): HAProxy
+    (`image`) kept current by `orchestrator lb` (`lbImage`) from Marathon's tasks, health and
+    the traffic ConfigMaps, with marathon-lb's labels."""
+
+    enabled: bool = False
+    image: ImageName = "haproxy"
+    version: ImageVersion = "2.6"
+    lb_image: ImageName = Field(
+        default="ghcr.io/orchestrator-dev/orchestrator",
+        description="The image of the `lb` container (`orchestrator lb`).",
+    )
+    lb_version: ImageVersion = "0.1.0"
+    replicas: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=1, json_schema_extra={"default": 1}
+    )
+    groups: Annotated[
+        list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=63)]],
+        Field(min_length=1, max_length=16),
+    ] = Field(
+        default_factory=lambda: ["external"],
+        json_schema_extra={"default": ["external"]},
+        description="HAPROXY_GROUP values of the Marathon apps it serves.",
+    )
+    tls_secret_ref: TlsSecretRef | None = Field(
+        default=None, description="TLS termination on the HTTPS port with this Secret."
+    )
+    service_ports: PortRange = Field(
+        default_factory=lambda: PortRange(start=10000, end=10100),
+        json_schema_extra={"default": {"start": 10000, "end": 10100}},
+        description="The apps' ports (HAPROXY_0_PORT, service ports), exposed on the Service.",
+    )
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP", description="Type of the `<cluster>-lb` Service."
+    )
+
+
 class AddonsSpec(Model):
     """Optional parts; an addon set to `enabled: false` has its objects deleted."""
 
@@ -496,6 +539,10 @@ class MesosClusterSpec(Model):
     agents: AgentsSpec = Field(default_factory=AgentsSpec, json_schema_extra={"default": {}})
     marathon: MarathonSpec = Field(default_factory=MarathonSpec, json_schema_extra={"default": {}})
     addons: AddonsSpec = Field(default_factory=AddonsSpec)
+    load_balancer: LoadBalancerSpec = Field(
+        default_factory=LoadBalancerSpec,
+        description="The load balancer for the Marathon apps (docs/loadbalancer.md).",
+    )
     network_policies: NetworkPoliciesSpec = Field(
         default_factory=NetworkPoliciesSpec, json_schema_extra={"default": {}}
     )

@@ -59,9 +59,12 @@ OPERATOR = _rights(
         "orchestrator.dev/probefleets/status": "get patch",
         "orchestrator.dev/marathonapps/status": "get patch",
         "apiextensions.k8s.io/customresourcedefinitions": "get list watch",
-        "configmaps": "get create patch delete",
+        "configmaps": "get list watch create patch delete",
+        "discovery.k8s.io/endpointslices": "get list watch",
         "services": "get list watch create patch delete",
-        "serviceaccounts": "get create patch",
+        "serviceaccounts": "get create patch delete",
+        "rbac.authorization.k8s.io/roles": "get create patch delete",
+        "rbac.authorization.k8s.io/rolebindings": "get create patch delete",
         "secrets": "get create",
         "rbac.authorization.k8s.io/clusterroles": "get create patch delete",
         "rbac.authorization.k8s.io/clusterrolebindings": "get create patch delete",
@@ -220,9 +223,10 @@ def test_no_account_reads_every_secret_or_escalates(
     kube_env: KubeTestEnv, accounts: dict[str, Path], who: str
 ) -> None:
     """The refusals a reviewer checks first, each a SubjectAccessReview (`kubectl auth
-    can-i`): no listing or watching Secrets anywhere; no RoleBinding (which would let it
-    grant any Role it may bind); no `escalate` or `bind` on roles (RBAC's escalation guard
-    stays on: a ClusterRole the operator writes holds only what the operator holds); no
+    can-i`): no listing or watching Secrets anywhere; no `escalate` or `bind` on roles or
+    cluster roles (RBAC's escalation guard stays on: a Role or ClusterRole the operator
+    writes, and one it binds, holds only what the operator holds; the operator writes a Role
+    and RoleBinding for a MesosCluster's load balancer, builders/loadbalancer.py); no
     impersonation; no pods/exec; no wildcard."""
 
     def can_i(*args: str) -> str:
@@ -232,8 +236,8 @@ def test_no_account_reads_every_secret_or_escalates(
         ("list", "secrets", "--all-namespaces"),
         ("watch", "secrets", "--all-namespaces"),
         ("list", "secrets", "-n", SYSTEM),
-        ("create", "rolebindings.rbac.authorization.k8s.io", "-n", FLEET_NAMESPACE),
-        ("create", "roles.rbac.authorization.k8s.io", "-n", FLEET_NAMESPACE),
+        ("escalate", "roles.rbac.authorization.k8s.io", "-n", FLEET_NAMESPACE),
+        ("bind", "roles.rbac.authorization.k8s.io", "-n", FLEET_NAMESPACE),
         ("escalate", "clusterroles.rbac.authorization.k8s.io"),
         ("bind", "clusterroles.rbac.authorization.k8s.io"),
         ("impersonate", "serviceaccounts", "--all-namespaces"),

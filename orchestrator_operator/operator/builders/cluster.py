@@ -9,6 +9,7 @@ from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.operator.builders import (
     addons,
     agents,
+    loadbalancer,
     marathon,
     masters,
     networkpolicy,
@@ -71,6 +72,8 @@ def build_children(
         children += addons.build(owner, on_target, routing.target_masters_component)
     else:
         children += addons.build(owner, spec, routing.masters_component)
+    # The load balancer follows Marathon's leader latch, on Marathon's side too.
+    children += loadbalancer.build(owner, on_target if routing.marathon_on_target else spec)
     children += networkpolicy.build(owner, spec)
     return harden_all(children)
 
@@ -92,6 +95,7 @@ def stale_children(
     if routing is not None:
         candidates += masters.build(owner, spec, "master") + masters.build(owner, spec, "master-b")
     candidates += addons.build(owner, addons.all_enabled(spec))
+    candidates += loadbalancer.build(owner, loadbalancer.enabled(spec))
     candidates += networkpolicy.all_policies(owner, spec)
     return [
         (c["apiVersion"], c["kind"], c["metadata"]["name"])
