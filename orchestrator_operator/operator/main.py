@@ -13,11 +13,13 @@ from orchestrator_operator.common.health_server import Readiness, start_server
 from orchestrator_operator.common.logs import configure_logging
 from orchestrator_operator.models import KINDS
 
-# Importing the kinds' handler modules and the indexes registers them with Kopf.
+# Importing the kinds' handler modules (and the MarathonApps' autoscaler) and the indexes
+# registers them with Kopf.
 from orchestrator_operator.operator import (
     indexes,  # noqa: F401
     zk_super_key,
 )
+from orchestrator_operator.operator.marathonapp import autoscale as _autoscale  # noqa: F401
 from orchestrator_operator.operator.marathonapp import handlers as _marathonapp  # noqa: F401
 from orchestrator_operator.operator.mesoscluster import handlers as _mesoscluster  # noqa: F401
 from orchestrator_operator.operator.metrics import create_reconcile_series
