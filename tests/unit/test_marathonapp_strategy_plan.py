@@ -657,3 +657,45 @@ def test_latency_over_its_limit_fails() -> None:
 )  # fmt: skip
 def test_prometheus_answers(body: dict[str, Any], expected: float | str) -> None:
     assert prometheus_scalar(body) == expected
+
+
+def test_blue_green_new_colour_failing_in_the_window_switches_back() -> None:
+    world = deployed(World({"type": "blueGreen", "blueGreen": {"rollbackWindowSeconds": 60}}))
+    world.app = spec_app("v2")
+    world.run_until("Promoted")
+    world.failing.add(revision_of(spec_app("v2")))
+    rollout = world.run_until("RolledBack")
+    assert "launch delayed" in rollout["message"]
+    assert world.weights == {"/web-blue": 100} and list(world.apps) == ["/web-blue"]
+
+
+def test_a_newer_spec_before_the_stable_app_was_promoted_cancels_and_starts_again() -> None:
+    world = deployed(World(canary({"setWeight": 100})))
+    world.app = spec_app("v2")
+    world.run_until("Progressing")
+    # Run until the canary has all traffic, before the stable app is touched.
+    for _ in range(20):
+        world.tick()
+        if world.rollout.get("stage") == "Promoting":
+            break
+    assert world.rollout["stage"] == "Promoting"
+    assert world.apps["/web"].revision == revision_of(spec_app("v1"))
+    world.app = spec_app("v3")
+    world.tick()
+    assert world.weights == {"/web": 100, "/web-canary": 0}
+    world.run_until("Promoted", limit=40)
+    assert world.apps["/web"].revision == revision_of(spec_app("v3"))
+    assert list(world.apps) == ["/web"]
+
+
+@pytest.mark.parametrize("lost_at", range(1, 8))
+def test_a_restarted_operator_finishes_a_blue_green_switch(lost_at: int) -> None:
+    world = deployed(World({"type": "blueGreen", "blueGreen": {"rollbackWindowSeconds": 3}}))
+    world.app = spec_app("v2")
+    for _ in range(lost_at):
+        world.tick()
+    last = [a for a in world.log if isinstance(a, SetWeights)]
+    if len(last) > 1:
+        world.weights = last[-2].weights  # the last weights never reached the ConfigMap
+    world.settle(limit=40)
+    assert list(world.apps) == ["/web-green"] and world.weights == {"/web-green": 100}
