@@ -42,7 +42,6 @@ from orchestrator_operator.operator.marathonapp.observe import (
     find_marathon,
     forget_leader,
     invalidate,
-    observe_app,
     observe_shared,
 )
 from orchestrator_operator.operator.marathonapp.secrets import SecretRefused, env_values
@@ -170,9 +169,13 @@ def observe(
         parsed = MarathonAppSpec.model_validate(copy.deepcopy(dict(spec)))
     except ValidationError:
         return  # the reconcile handler reports it
-    last = memo.get("marathonapp_observed_at", 0.0)
+    now = time.monotonic()
     pending = meta.get("generation") != status.get("observedGeneration")
-    if settled(status) and not pending and time.monotonic() - last < SETTLED_SECONDS:
+    if pending and memo.get("marathonapp_retry") != meta.get("generation"):
+        return  # the reconcile handler applies it (and asks the timer to retry if it fails)
+    recent = now - memo.get("marathonapp_put_at", 0.0) < DRIFT_GRACE_SECONDS
+    last = memo.get("marathonapp_observed_at", 0.0)
+    if settled(status) and not pending and not recent and now - last < SETTLED_SECONDS:
         return
     sync(parsed, body, status, meta, patch, memo, kwargs)
 
@@ -199,6 +202,7 @@ def sync(
     generation = meta.get("generation")
     owner = _conflicting_owner(kwargs, meta, parsed)
     if owner is not None:
+        memo["marathonapp_retry"] = generation  # the timer looks again (the owner may go)
         patch.status["phase"] = INVALID_PHASE
         patch.status["conditions"] = _accepted(
             status, patch, False, Reason.CONFLICT,
@@ -235,32 +239,38 @@ def sync(
             serving = str((rollout or {}).get("stableApp") or parsed.app.id)
             observation = observe_shared(target.client, serving)
         else:
-            # Our own change may not show in the shared snapshot yet: no drift verdict then.
+            # A generation not yet applied is PUT as it is (Marathon answers an unchanged
+            # definition with an empty deployment). Otherwise the cluster's shared snapshot
+            # tells what differs; our own change may not show in it yet (no drift then).
             recent = time.monotonic() - memo.get("marathonapp_put_at", 0.0) < DRIFT_GRACE_SECONDS
-            read = observe_app if pending else observe_shared
-            observation = read(target.client, parsed.app.id)
-            fields = drift_fields(definition, observation.app) if observation.app else ["(missing)"]
-            if fields and (recent and not pending):
+            observation = observe_shared(target.client, parsed.app.id)
+            if pending:
+                fields = ["(generation)"]
+            elif recent:
                 fields = []
+            else:
+                fields = (
+                    drift_fields(definition, observation.app) if observation.app else ["(missing)"]
+                )
             if fields:
                 scaling = parsed.autoscaling is not None and only_instances_differ(fields)
                 if pending or scaling or parsed.drift == "Revert":
                     target.client.put_app(parsed.app.id, definition, force=True)
                     memo["marathonapp_put_at"] = time.monotonic()
-                    invalidate(target.client)
                     if not pending and not scaling:
                         drift_seen, reverted_at = fields, now_rfc3339()
                         metrics.drift_reverted(namespace, name)
                         log.info("MarathonApp %s/%s: reverted %s in Marathon", namespace, name,
                                  ", ".join(fields))  # fmt: skip
-                    observation = observe_app(target.client, parsed.app.id)
                 else:
                     drift_seen = fields
             new_generation = generation
         observation = _with_relaunches(observation, status, memo, drift_seen, reverted_at)
     except Unobservable as error:
+        memo["marathonapp_retry"] = generation  # the timer tries again
         observation = MarathonObservation(parsed.app.id, problem=(error.reason, error.message))
     except MarathonError as error:
+        memo["marathonapp_retry"] = generation
         forget_leader(namespace, parsed.cluster)
         reason = (
             Reason.MARATHON_UNREACHABLE
