@@ -24,6 +24,7 @@ SCENARIOS = [
     "tests/chaos/test_mesos_chaos.py",
     "tests/chaos/test_zk_scale_chaos.py",
     "tests/chaos/test_zk_sync_chaos.py",
+    "tests/chaos/test_monitor_chaos.py",
 ]
 SETUP_SECONDS = 60  # about what each scenario spends starting and checking at the end
 
