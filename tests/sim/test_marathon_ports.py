@@ -204,7 +204,7 @@ def test_bad_ports_and_checks_are_422_with_a_message(cluster: SimCluster) -> Non
     # Marathon validates the app (AppDefinition.validAppDefinition, HealthCheck's portIndex
     # validator) and answers 422 "Object is not valid" naming the problem.
     url = cluster.marathon_url()
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"portDefinitions": [{"port": 70000}]}, "port must be an integer"),
         ({"ports": "8080"}, "ports must be a list"),
         ({"healthChecks": [{"protocol": "HTTP", "portIndex": 1}]}, "port indices"),
