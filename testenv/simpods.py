@@ -58,16 +58,18 @@ Load-balancer pods (a MesosCluster's `spec.loadBalancer`, operator/builders/load
 a pod with a container whose args start with `lb` runs that container as
 `python -m orchestrator_operator lb <its args>` with `--haproxy-binary=/usr/sbin/haproxy`
 (Debian's HAProxy, started by the lb as the pod's `haproxy` container would run it, in
-master-worker mode), its paths moved to the pod's volumes (the shared emptyDir, the TLS
-Secret), and `--bind-address`/`--metrics-address` set to the pod's own loopback address
-(127.N.0.x, as ZooKeeper pods get one), so a test reaches the frontends, HAProxy's
+master-worker mode), its paths moved to the pod's volumes (the TLS Secret), `--run-dir` a
+short directory of its own under /tmp (HAProxy's unix sockets allow 97 characters), and
+`--bind-address`/`--metrics-address` set to the pod's own loopback address (127.N.0.x, as
+ZooKeeper pods get one), so a test reaches the frontends, HAProxy's
 `/metrics` and the lb's endpoints at `pods.lb_addresses()[pod]` on the pod's ports
 (8080, 8443, 9090, 9091, the apps' ports). It talks to the API server as the pod's
 ServiceAccount (a TokenRequest kubeconfig), so its Role is what it gets.
 
 Both `--flag=value` and `--flag value` are understood, and `$(VAR)` is expanded from the
 container's env (`value` and `fieldRef`), with `NODE_NAME`, `POD_NAME`, `POD_NAMESPACE`,
-`POD_IP` and `HOST_IP` as fallbacks. All processes listen on 127.0.0.1.
+`POD_IP` and `HOST_IP` as fallbacks. All processes but ZooKeeper's and the load balancer's
+listen on 127.0.0.1.
 
 A pod that gets a deletionTimestamp, disappears or is replaced by a pod with another uid
 has its process SIGTERMed (it closes its ZooKeeper session), then SIGKILLed after `grace`
@@ -436,6 +438,7 @@ class SimPodRunner:
         self._synced = threading.Event()
         self._thread: threading.Thread | None = None
         self._http = httpx.Client(timeout=3.0)
+        self._lb_run_dirs: list[Path] = []  # short dirs for the LB pods' HAProxy sockets
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> SimPodRunner:
@@ -474,6 +477,8 @@ class SimPodRunner:
         if self._subnet is not None:
             self._subnet.release()
             self._subnet = None
+        for run_dir in self._lb_run_dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)
         if self._owns_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -764,12 +769,15 @@ class SimPodRunner:
         variables = pod_variables(want.pod_obj, want.container)
         raw = [expand(str(a), variables) for a in want.container.get("args") or []]
         address = self._zk_address(self.namespace, want.pod)
-        args = [
-            a
-            for a in remap_args(raw, mounts)
-            if not a.startswith(("--bind-address", "--metrics-address", "--haproxy-binary"))
-        ]
+        skipped = ("--bind-address", "--metrics-address", "--haproxy-binary", "--run-dir")
+        args = [a for a in remap_args(raw, mounts) if not a.startswith(skipped)]
+        # HAProxy's sockets live in the run dir, and a unix socket path has at most 97
+        # characters there: a short directory of its own instead of the pod's emptyDir
+        # (only the lb and the HAProxy it starts use it).
+        run_dir = Path(tempfile.mkdtemp(prefix="lb-", dir="/tmp"))
+        self._lb_run_dirs.append(run_dir)
         args += [
+            f"--run-dir={run_dir}",
             f"--bind-address={address}",
             f"--metrics-address={address}",
             f"--haproxy-binary={HAPROXY_BINARY}",

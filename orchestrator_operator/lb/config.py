@@ -302,7 +302,7 @@ def assign_slots(
     for backend in plan.backends:
         before = previous.slots.get(backend.name, {})
         count = layout.slots(backend.name) if layout else 0
-        if count < len(backend.servers):
+        if count < len(backend.servers) or count == 0:  # a new backend: MIN_SLOTS at least
             count = slot_count(len(backend.servers))
         count = min(count, MAX_SLOTS)
         kept = {s.task_id: before[s.task_id] for s in backend.servers if s.task_id in before}

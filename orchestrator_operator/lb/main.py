@@ -99,6 +99,7 @@ TERMINAL = frozenset(
         "TASK_UNKNOWN",
     }
 )
+MAX_SOCKET_PATH = 97  # HAProxy refuses a longer unix socket path
 STALE_AFTER = 120.0  # /healthz fails when HAProxy has not matched Marathon for this long
 
 
@@ -664,6 +665,13 @@ def run_lb(args: argparse.Namespace) -> int:
         haproxy_binary=args.haproxy_binary,
         log_port=args.log_port,
     )
+    if len(str(args.run_dir / "master.sock")) > MAX_SOCKET_PATH:
+        print(
+            f"orchestrator lb: --run-dir is too long for HAProxy's sockets (at most"
+            f" {MAX_SOCKET_PATH - len('/master.sock')} characters)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         lb = LoadBalancer(settings)
     except (ValueError, OSError) as error:

@@ -30,10 +30,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from orchestrator_operator.common.kube_api import object_path
+from orchestrator_operator.common.manifest import Owner
+from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.operator.builders import loadbalancer
 from sim.cluster import SimCluster
 from sim.procs import free_ports, wait_until
 from testenv.cluster_dns import LoopbackSubnet
 from testenv.kube import KubeTestEnv
+from testenv.simpods import SimPodRunner
 from testenv.traffic import SteadyLoad, echo_command, measure_shares
 from testenv.zookeeper import ZkEnsemble
 
@@ -399,3 +404,57 @@ def test_haproxy_and_the_lb_serve_their_metrics(lb: Lb, sim: SimCluster) -> None
         httpx.get(lb.api + "/v1/backends/metered_10004/stats?seconds=x", timeout=5).status_code
         == 400
     )
+
+
+def test_the_operators_lb_pod_runs_as_real_processes_under_its_own_role(
+    sim: SimCluster, namespace: str, kube_env: KubeTestEnv, tmp_path: Path
+) -> None:
+    """The builder's objects on a real API server (the pod placed by the scheduler on a
+    KWOK node), run by SimPodRunner as `orchestrator lb` + Debian's HAProxy on the pod's own
+    address, acting as the pod's ServiceAccount: it serves an app and follows a ConfigMap
+    through its Role (get/list/watch configmaps)."""
+    spec = MesosClusterSpec.model_validate(
+        {
+            "zookeeper": {"external": {"connectString": sim.zk_hosts}},
+            "marathon": {"zkPath": sim.marathon_path},
+            "loadBalancer": {"enabled": True},
+        }
+    )
+    owner = Owner(name="podlb", namespace=namespace, uid="00000000-0000-0000-0000-000000000001")
+    for manifest in loadbalancer.build(owner, spec):
+        manifest["metadata"].pop("ownerReferences", None)  # no such owner here: GC would delete
+        path = object_path(
+            manifest["apiVersion"], manifest["kind"], namespace, manifest["metadata"]["name"]
+        )
+        kube_env.api_patch_apply(path, manifest)
+    _put(sim, _app("/podlb", 2, 10005, "$MARATHON_APP_ID"))
+    with SimPodRunner(kube_env, namespace, base_dir=tmp_path / "simpods") as pods:
+        pods.wait_for(lambda: len(pods.lb_addresses()) == 1, 120, "the LB pod's processes")
+        (address,) = pods.lb_addresses().values()
+
+        def served() -> bool:
+            body = httpx.get(f"http://{address}:9091/v1/backends/podlb_10005/stats", timeout=3)
+            ready = [s for s in body.json()["servers"] if s["state"] == "ready"]
+            return body.status_code == 200 and len(ready) == 2
+
+        pods.wait_for(served, 120, "the app served by the LB pod")
+        assert measure_shares(f"http://{address}:10005/", 100) == {"/podlb": 1.0}
+        assert httpx.get(f"http://{address}:9090/metrics", timeout=5).status_code == 200
+        # The Role lets it list and watch ConfigMaps: a bad one is named in /healthz.
+        bad = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "podlb-traffic",
+                "namespace": namespace,
+                "labels": {"orchestrator.dev/traffic-for": "podlb"},
+            },
+            "data": {"weights.json": "{}"},
+        }
+        kube_env.api_patch_apply(f"/api/v1/namespaces/{namespace}/configmaps/podlb-traffic", bad)
+
+        def named() -> bool:
+            health = httpx.get(f"http://{address}:9091/healthz", timeout=3).json()
+            return any("podlb-traffic" in p for p in health["problems"])
+
+        pods.wait_for(named, 60, "the bad ConfigMap named in /healthz")

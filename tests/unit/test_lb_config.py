@@ -169,6 +169,12 @@ def test_a_task_keeps_its_slot_and_new_tasks_fill_free_slots_without_a_new_layou
     _, slots3 = cfg.assign_slots(many, assignment2, layout)
     assert len(slots3["a_10001"]) == 32
     assert cfg.layout_of(many, slots3, None) != layout
+    # A backend whose app has no task yet gets its slots at once: its first tasks need no
+    # second reload.
+    empty = cfg.build_plan([app("/a", [])], {}, ["external"])
+    _, slots4 = cfg.assign_slots(empty, cfg.Assignment(), None)
+    assert len(slots4["a_10001"]) == 8
+    assert cfg.layout_of(empty, slots4, None) == layout
 
 
 def test_runtime_commands_add_move_weigh_drain_and_empty_a_slot() -> None:
@@ -272,3 +278,32 @@ def test_the_request_log_gives_the_error_rate_and_percentiles_per_app() -> None:
     assert apps["/web"]["errors5xx"] == 10 and apps["/web-canary"]["errors5xx"] == 0
     assert log.summary("web_80", 5, now=1010.0)["requests"] == 0  # out of the window
     assert percentile([5], 0.99) == 5.0
+
+
+def test_marathon_is_found_from_the_lowest_latch_member_and_urls_are_parsed(
+    tmp_path: Any,
+) -> None:
+    from orchestrator_operator.lb.marathon import latch_leader, parse_zk_url, read_credentials
+
+    # Curator's LeaderLatch: the lowest sequence leads, whatever the uuid prefix.
+    assert latch_leader(["_c_b-latch-0000000003", "_c_a-latch-0000000002", "junk"]) == (
+        "_c_a-latch-0000000002"
+    )
+    assert latch_leader([]) is None
+    assert parse_zk_url("zk://z1:2181,z2:2181/mesos/marathon") == (
+        "z1:2181,z2:2181",
+        "/mesos/marathon",
+        None,
+    )
+    url_file = tmp_path / "marathon"
+    url_file.write_text("zk://user:s3cret@z1:2181/marathon\n")
+    assert parse_zk_url(f"file://{url_file}") == ("z1:2181", "/marathon", ("user", "s3cret"))
+    with pytest.raises(ValueError, match="must look like zk://host:port/path") as error:
+        parse_zk_url("http://user:s3cret@z1/marathon")
+    assert "s3cret" not in str(error.value)  # the message never carries the URL
+    credentials = tmp_path / "credentials"
+    credentials.write_text("admin:pass:word\n")
+    assert read_credentials(credentials) is not None
+    credentials.write_text("no-colon")
+    with pytest.raises(ValueError, match="must be 'user:password'"):
+        read_credentials(credentials)
