@@ -53,6 +53,24 @@ crds: setup
 	$(VENV)/bin/orchestrator crds
 	$(VENV)/bin/orchestrator crds --output-dir k8s/base/crds
 
+## Chaos (docs/reliability.md): the fault library's tests, then every scenario taking faults while
+## the operator works, invariants sampled all along; root (network namespaces). CHAOS_SECONDS is
+## each scenario's time box (0: each fault kind once, the CI subset of about 5 minutes).
+CHAOS_SEED ?= 20
+CHAOS_SECONDS ?= 120
+chaos: setup system-deps
+	mkdir -p .chaos && rm -f .chaos/report.jsonl
+	ORCHESTRATOR_CHAOS=1 CHAOS_SEED=$(CHAOS_SEED) CHAOS_SECONDS=$(CHAOS_SECONDS) \
+		CHAOS_REPORT=$(CURDIR)/.chaos/report.jsonl $(PY) -m pytest tests/chaos -p no:cacheprovider
+	$(PY) -m tests.chaos.report .chaos/report.jsonl --title "make chaos, seed $(CHAOS_SEED)" \
+		--command "make chaos CHAOS_SEED=$(CHAOS_SEED) CHAOS_SECONDS=$(CHAOS_SECONDS)"
+
+## Soak: random faults over every scenario for SECONDS, report in .chaos/soak.md.
+SECONDS ?= 3600
+SOAK_SEED ?= 7
+soak: setup system-deps
+	nice $(PY) -m tests.chaos.soak --seconds $(SECONDS) --seed $(SOAK_SEED) --out .chaos/soak.md
+
 ## Benchmarks; each prints its figures and one JSON line (see docs/performance.md).
 bench: setup system-deps testenv ui-deps
 	$(PY) -m testenv measure --nodes 5000

@@ -74,7 +74,11 @@ def render(records: list[dict[str, Any]], title: str, command: str) -> str:
             f"| {scenario} | {kind} | {len(items)} | {charged[(scenario, kind)]}{note} "
             f"| {p50} | {p99} |"
         )
-    out += ["", "| scenario | invariant | samples | violations |", "| --- | --- | ---: | ---: |"]
+    out += [
+        "",
+        "| scenario | invariant (or count) | samples (or value) | violations |",
+        "| --- | --- | ---: | ---: |",
+    ]
     samples: dict[tuple[str, str], int] = defaultdict(int)
     for run in runs:
         for name, count in run["samples"].items():
