@@ -208,10 +208,14 @@ def build_plan(
     apps: Iterable[Mapping[str, Any]],
     weights: Mapping[str, Mapping[str, int]],
     groups: Sequence[str],
+    reserved: Mapping[int, str] | None = None,
 ) -> Plan:
     """The backends and their servers. `weights`: deployment group -> app id -> share (the
-    traffic ConfigMaps); a group without weights spreads requests evenly over its servers."""
+    traffic ConfigMaps); a group without weights spreads requests evenly over its servers.
+    `reserved`: the LB's own ports (port -> what) no app may take: HAProxy would refuse the
+    whole config."""
     problems: list[str] = []
+    reserved = reserved or {}
     by_key: dict[str, list[tuple[Mapping[str, Any], int, tuple[str, ...]]]] = {}
     for app in sorted(apps, key=lambda a: str(a.get("id", ""))):
         if app_group(app) not in groups:
@@ -238,6 +242,12 @@ def build_plan(
                     f" the app's port {other_port} is ignored"
                 )
         name = f"{safe_name(group if group else str(members[0][0].get('id')))}_{port}"
+        if port in reserved:
+            problems.append(
+                f"{', '.join(str(m[0].get('id')) for m in members)}: port {port} is the load"
+                f" balancer's {reserved[port]}; left out"
+            )
+            continue
         if port in used_ports:
             problems.append(
                 f"{', '.join(str(m[0].get('id')) for m in members)}: port {port} is already"
@@ -376,7 +386,7 @@ def render(
         "    option dontlognull",
         "    option redispatch 1",
         "    retries 3",
-        "    retry-on conn-failure empty-response response-timeout",
+        "    retry-on conn-failure empty-response",
         f"    timeout connect {options.connect_timeout_ms}ms",
         f"    timeout client {options.client_timeout_ms}ms",
         f"    timeout server {options.server_timeout_ms}ms",
@@ -391,7 +401,7 @@ def render(
         "    stats enable",
         "    stats uri /stats",
         "    stats refresh 10s",
-        "    no log",
+        "    http-request set-log-level silent",
         "",
     ]
     vhost_backends = [b for b in plan.backends if b.vhosts]
@@ -418,6 +428,8 @@ def render(
             f"    # Marathon apps: {apps}",
             "    balance roundrobin",
             "    option forwardfor",
+            # A request a server may have started on is replayed only when it is safe to.
+            "    http-request disable-l7-retry if !METH_GET !METH_OPTIONS",
             "    http-request set-header X-Forwarded-Port %[dst_port]",
         ]
         out += [

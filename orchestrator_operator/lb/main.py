@@ -326,6 +326,18 @@ class LoadBalancer:
             tmp.replace(path)
             self.tls_pem = pem
 
+    def reserved(self) -> dict[int, str]:
+        ports = {
+            self.s.stats_port: "stats port",
+            self.s.metrics_port: "metrics port",
+            self.receiver.address[1]: "request log port",
+        }
+        if self.s.http_port:
+            ports[self.s.http_port] = "HTTP port"
+        if self.s.https_port:
+            ports[self.s.https_port] = "HTTPS port"
+        return ports
+
     def options(self) -> cfg.Options:
         tls = self.tls_pem is not None
         return cfg.Options(
@@ -360,7 +372,9 @@ class LoadBalancer:
         with self.shared.lock:
             snapshot = copy.deepcopy(self.shared.apps or {})
         self.read_tls()
-        plan = cfg.build_plan(resolved_apps(snapshot, self._dns), self.weights(), self.s.groups)
+        plan = cfg.build_plan(
+            resolved_apps(snapshot, self._dns), self.weights(), self.s.groups, self.reserved()
+        )
         for problem in plan.problems:
             log.warning("%s", problem)
         self.apply(plan)

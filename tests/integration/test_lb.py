@@ -32,6 +32,7 @@ from cryptography.x509.oid import NameOID
 
 from orchestrator_operator.common.kube_api import object_path
 from orchestrator_operator.common.manifest import Owner
+from orchestrator_operator.lb import config as cfg
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders import loadbalancer
 from sim.cluster import SimCluster
@@ -458,3 +459,45 @@ def test_the_operators_lb_pod_runs_as_real_processes_under_its_own_role(
             return any("podlb-traffic" in p for p in health["problems"])
 
         pods.wait_for(named, 60, "the bad ConfigMap named in /healthz")
+
+
+def test_haproxy_accepts_every_config_the_builder_writes_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    """`haproxy -c` on a config with every feature: vhosts (exact and suffix), TLS, a
+    deployment group with weights, a draining task, empty slots, the request log."""
+    _, crt, key = _certificate("127.0.0.1", "shop.example")
+    (tmp_path / "tls.pem").write_bytes(crt + key)
+    task = {"host": "127.0.0.1", "state": "TASK_RUNNING"}
+    apps: list[dict[str, Any]] = [
+        {
+            "id": "/shop",
+            "labels": {"HAPROXY_0_PORT": "10001", "HAPROXY_DEPLOYMENT_GROUP": "shop",
+                       "HAPROXY_0_VHOST": "shop.example,*.shop.example"},
+            "tasks": [{**task, "id": "s.1", "ports": [31001]},
+                      {**task, "id": "s.2", "ports": [31002], "state": "TASK_KILLING"}],
+        },
+        {
+            "id": "/shop-canary",
+            "labels": {"HAPROXY_0_PORT": "10001", "HAPROXY_DEPLOYMENT_GROUP": "shop"},
+            "tasks": [{**task, "id": "c.1", "ports": [31003]}],
+        },
+        {"id": "/api", "portDefinitions": [{"port": 10002}], "tasks": []},
+    ]  # fmt: skip
+    plan = cfg.build_plan(apps, {"shop": {"/shop": 80, "/shop-canary": 20}}, ["external"])
+    assert not plan.problems
+    _, slots = cfg.assign_slots(plan, cfg.Assignment(), None)
+    options = cfg.Options(
+        bind_address="127.0.0.1", http_port=18080, https_port=18443,
+        tls_certificate=str(tmp_path / "tls.pem"), stats_port=19090,
+        admin_socket=str(tmp_path / "admin.sock"), log_target="127.0.0.1:5140",
+    )  # fmt: skip
+    (tmp_path / "haproxy.cfg").write_text(cfg.render(plan, slots, options))
+    checked = subprocess.run(
+        [HAPROXY, "-c", "-f", str(tmp_path / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "WARNING" not in checked.stderr and "ALERT" not in checked.stderr, checked.stderr

@@ -105,6 +105,13 @@ def test_two_backends_on_one_port_the_second_is_left_out_and_said() -> None:
     assert "port 10001 is already served by a_10001" in plan.problems[0]
 
 
+def test_an_app_on_one_of_the_lbs_own_ports_is_left_out_and_said() -> None:
+    apps = [app("/a", [task("/a", 1)], HAPROXY_0_PORT="9090"), app("/b", [task("/b", 1)])]
+    plan = cfg.build_plan(apps, {}, ["external"], {9090: "stats port"})
+    assert [b.apps for b in plan.backends] == [("/b",)]
+    assert plan.problems == ("/a: port 9090 is the load balancer's stats port; left out",)
+
+
 def test_vhosts_are_validated_and_routed_on_the_host_header() -> None:
     plan = cfg.build_plan(
         [app("/a", [task("/a", 1)], HAPROXY_0_VHOST="Shop.example.com, *.shop.example")],
@@ -138,6 +145,8 @@ def test_render_has_retries_redispatch_slots_stats_and_tls() -> None:
     for line in (
         "retries 3",
         "option redispatch 1",
+        "retry-on conn-failure empty-response",
+        "http-request disable-l7-retry if !METH_GET !METH_OPTIONS",
         "http-request use-service prometheus-exporter if { path /metrics }",
         "bind 0.0.0.0:9999",
         "bind 0.0.0.0:8443 ssl crt /run/lb/tls.pem",
