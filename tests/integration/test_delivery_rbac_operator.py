@@ -220,6 +220,15 @@ for child in fleet_children(fleet, ProbeFleetSpec()):
 for kind in ("ClusterRoleBinding", "ClusterRole"):
     attempt(f"delete {kind}", lambda k=kind: api.delete(
         "rbac.authorization.k8s.io/v1", k, None, cluster_role_name(fleet)))
+# The load balancer's children: its Role passes RBAC's escalation guard (the operator holds
+# what it grants), and turning it off deletes them.
+from orchestrator_operator.operator.builders import loadbalancer
+lb_children = loadbalancer.build(owner, loadbalancer.enabled(spec))
+for child in lb_children:
+    attempt(f"apply {child['kind']}", lambda c=child: api.apply(c))
+for child in lb_children:
+    attempt(f"delete {child['kind']}", lambda c=child: api.delete(
+        c["apiVersion"], c["kind"], namespace, c["metadata"]["name"]))
 attempt("get Pod", lambda: api.get("v1", "Pod", namespace, "demo-zookeeper-0"))
 attempt("delete Pod", lambda: api.delete("v1", "Pod", namespace, "demo-zookeeper-0"))
 print(json.dumps({"done": done, "refused": refused}))
@@ -252,7 +261,10 @@ def test_handlers_api_client_writes_children_under_its_service_account(
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
+            "Role",
+            "RoleBinding",
         } <= kinds
+        assert {"delete Role", "delete RoleBinding", "delete ServiceAccount"} <= set(report["done"])
     finally:
         kube_env.kubectl_run("delete", "namespace", namespace, "--wait=false")
 
