@@ -130,7 +130,7 @@ def sim(
         _zk_ensemble_module.connect_string,
         masters=1,
         agents=2,
-        marathons=1,
+        marathons=2,  # the last test kills the leader
         base_dir=tmp_path_factory.mktemp("sim"),
         # The agents' host names must resolve: Marathon's HTTP health checks and the LB
         # connect to a task at its host (the agent's hostname); sim-agent-<j> does not.
@@ -501,3 +501,23 @@ def test_haproxy_accepts_every_config_the_builder_writes_without_a_warning(
     )
     assert checked.returncode == 0, checked.stderr
     assert "WARNING" not in checked.stderr and "ALERT" not in checked.stderr, checked.stderr
+
+
+def test_the_lb_follows_the_new_marathon_leader_and_keeps_serving(lb: Lb, sim: SimCluster) -> None:
+    """Marathon's leader dies: HAProxy keeps serving the tasks (they outlive Marathon), the
+    lb finds the new leader in ZooKeeper's leader latch and follows its changes. (Last: it
+    leaves one Marathon.)"""
+    _put(sim, _app("/failover", 1, 10006, "$MARATHON_APP_ID"))
+    _wait_served(lb, sim, "/failover", "failover_10006", 1)
+    old = sim.marathon_index()
+    assert old is not None
+    with SteadyLoad(f"http://{lb.address}:10006/", clients=2) as load:
+        load.wait_for_requests(100)
+        sim.kill_marathon(old)
+        wait_until(lambda: sim.marathon_index() not in (None, old), 60, "a new Marathon leader")
+        sim.wait_for_marathon()
+        _scale(sim, "/failover", 2)
+        _wait_served(lb, sim, "/failover", "failover_10006", 2)
+        load.wait_for_requests(100)
+    assert load.failures() == [], load.summary()
+    print(f"Marathon leader failover under load: {load.summary()}")
