@@ -43,7 +43,7 @@ from testenv.simpods import SimPodRunner
 from testenv.traffic import SteadyLoad, echo_command, measure_shares
 from testenv.zookeeper import ZkEnsemble
 
-pytestmark = [pytest.mark.zookeeper, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.kube, pytest.mark.zookeeper, pytest.mark.timeout(600)]
 
 HAPROXY = "/usr/sbin/haproxy"
 NAMESPACE = "lb-test"
