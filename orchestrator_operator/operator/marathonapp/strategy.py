@@ -274,8 +274,15 @@ def reconcile_strategy(
     rollout = dict((body.get("status") or {}).get("rollout") or {})
     base = str(app_definition["id"])
     now = now or datetime.now(UTC)
-    apps = observe_group(marathon, base)
-    weights = read_weights(kube, namespace, name)
+    apps = observe_group(marathon, base)  # MarathonError: the caller reports it
+    try:
+        weights = read_weights(kube, namespace, name)
+    except (ApiError, httpx.HTTPError) as error:
+        # Not knowing where traffic is, move nothing this time.
+        log.warning("MarathonApp %s/%s: traffic ConfigMap unreadable: %s", namespace, name, error)
+        note = " (the traffic ConfigMap could not be read"
+        before = str(rollout.get("message") or "").split(note)[0]
+        return {**rollout, "message": f"{before}{note}: {type(error).__name__}; retried)"}
     sample = None
     canary = strategy.get("canary") or {}
     if canary.get("analysis") and analysis_due(rollout, now):
@@ -314,7 +321,7 @@ def reconcile_strategy(
             elif isinstance(action, SetWeights):
                 kube.apply(traffic_configmap(body, cluster, group_of(base), action.weights))
             log.info("MarathonApp %s/%s: %s", namespace, name, _describe(action))
-        except (MarathonError, ApiError) as error:
+        except (MarathonError, ApiError, httpx.HTTPError) as error:
             out["message"] = f"{out.get('message')} ({_describe(action)} failed, retried: {error})"
             log.warning(
                 "MarathonApp %s/%s: %s failed: %s", namespace, name, _describe(action), error
