@@ -93,8 +93,12 @@ def test_a_marathon_app_is_kept_as_its_resource_says(
 
         pods.wait_for(elected, 120, "Marathon elected and registered")
         marathon = pods.marathon_urls()[0]
+        pods.wait_for(
+            lambda: _condition(_status(kube_env, namespace, "early"), "Available").get("reason")
+            == "ClusterNotFound",
+            30, "the early app saying its cluster is missing",
+        )  # fmt: skip
         early = _status(kube_env, namespace, "early")
-        assert _condition(early, "Available")["reason"] == "ClusterNotFound", early
         assert "MesosCluster nowhere does not exist" in _condition(early, "Available")["message"]
 
         _apply(kube_env, {

@@ -64,7 +64,18 @@ def test_the_leader_is_read_from_the_latch_and_follows_a_failover(
         60,
         "the other Marathon leading",
     )
-    assert MarathonClient(str(read_marathon_leader(client, sim.marathon_path))).list_apps() == []
+    # The new leader answers once it has taken over; until then a 502 ("Connection to
+    # leader refused.", LeaderProxyFilter.scala) is MarathonUnreachable, which the operator
+    # retries.
+    new = MarathonClient(str(read_marathon_leader(client, sim.marathon_path)))
+
+    def answers() -> bool:
+        try:
+            return new.list_apps() == []
+        except MarathonUnreachable:
+            return False
+
+    sim.wait_for(answers, 60, "the new leader answering")
 
 
 def test_an_app_created_scaled_reverted_and_deleted_through_the_client(

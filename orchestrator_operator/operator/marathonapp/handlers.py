@@ -69,6 +69,10 @@ SETTLED_SECONDS = 10.0
 # After the operator's own PUT, Marathon's answer may lag (the shared snapshot, a deployment
 # starting): no drift is judged for this long.
 DRIFT_GRACE_SECONDS = 3.0
+# A failed apply is retried by the timer after this long (Marathon unreachable, no cluster,
+# a conflict), or after REFUSED_RETRY_SECONDS when Marathon refused the definition.
+RETRY_SECONDS = 2.0
+REFUSED_RETRY_SECONDS = 30.0
 STRATEGY_MODULE = "orchestrator_operator.operator.marathonapp.strategy"
 # What a blue-green or canary rollout may have added beside the app (the contract with
 # strategy.py): removed with the app.
@@ -171,13 +175,21 @@ def observe(
         return  # the reconcile handler reports it
     now = time.monotonic()
     pending = meta.get("generation") != status.get("observedGeneration")
-    if pending and memo.get("marathonapp_retry") != meta.get("generation"):
+    if pending and (
+        memo.get("marathonapp_retry") != meta.get("generation")
+        or now < memo.get("marathonapp_retry_at", 0.0)
+    ):
         return  # the reconcile handler applies it (and asks the timer to retry if it fails)
     recent = now - memo.get("marathonapp_put_at", 0.0) < DRIFT_GRACE_SECONDS
     last = memo.get("marathonapp_observed_at", 0.0)
     if settled(status) and not pending and not recent and now - last < SETTLED_SECONDS:
         return
     sync(parsed, body, status, meta, patch, memo, kwargs)
+
+
+def _retry_later(memo: kopf.Memo, generation: int | None, seconds: float) -> None:
+    memo["marathonapp_retry"] = generation
+    memo["marathonapp_retry_at"] = time.monotonic() + seconds
 
 
 def _accepted_reason(status: kopf.Status) -> str | None:
@@ -202,7 +214,7 @@ def sync(
     generation = meta.get("generation")
     owner = _conflicting_owner(kwargs, meta, parsed)
     if owner is not None:
-        memo["marathonapp_retry"] = generation  # the timer looks again (the owner may go)
+        _retry_later(memo, generation, RETRY_SECONDS)  # the owner may go
         patch.status["phase"] = INVALID_PHASE
         patch.status["conditions"] = _accepted(
             status, patch, False, Reason.CONFLICT,
@@ -267,10 +279,12 @@ def sync(
             new_generation = generation
         observation = _with_relaunches(observation, status, memo, drift_seen, reverted_at)
     except Unobservable as error:
-        memo["marathonapp_retry"] = generation  # the timer tries again
+        _retry_later(memo, generation, RETRY_SECONDS)  # the timer tries again
         observation = MarathonObservation(parsed.app.id, problem=(error.reason, error.message))
     except MarathonError as error:
-        memo["marathonapp_retry"] = generation
+        # A definition Marathon refuses (422) will be refused again: ask less often.
+        refused = not isinstance(error, MarathonUnreachable)
+        _retry_later(memo, generation, REFUSED_RETRY_SECONDS if refused else RETRY_SECONDS)
         forget_leader(namespace, parsed.cluster)
         reason = (
             Reason.MARATHON_UNREACHABLE
