@@ -339,10 +339,17 @@ def _with_relaunches(
     )
 
 
-@kopf.on.delete(API_GROUP, API_VERSION, "marathonapps")
+# Deleting waits at most about this long for an unreachable Marathon (retries 5 s apart),
+# then lets the resource go (Kopf releases it once the handler has failed for good), so a
+# broken cluster cannot hold a namespace's deletion forever.
+DELETE_RETRIES = 36
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, "marathonapps", retries=DELETE_RETRIES)
 def remove(spec: kopf.Spec, meta: kopf.Meta, **kwargs: Any) -> None:
     """deletionPolicy Delete: the app leaves Marathon (and a rollout's other apps); Orphan
-    keeps it. A MarathonApp that never managed the app (invalid, in conflict) removes nothing."""
+    keeps it. A MarathonApp that never managed the app (invalid, in conflict) removes nothing;
+    with no cluster or no Marathon there is nothing to remove it from."""
     metrics.forget(meta["namespace"], meta["name"])
     try:
         parsed = MarathonAppSpec.model_validate(copy.deepcopy(dict(spec)))
