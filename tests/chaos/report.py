@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 
+def cell(text: object) -> str:
+    """A markdown table cell: a `|` in a fault's name would split it."""
+    return str(text).replace("|", "\\|")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = max(0, math.ceil(q / 100 * len(ordered)) - 1)
@@ -71,7 +76,7 @@ def render(records: list[dict[str, Any]], title: str, command: str) -> str:
         not_back = len(items) - len(recovered)
         note = f" ({not_back} not recovered)" if not_back else ""
         out.append(
-            f"| {scenario} | {kind} | {len(items)} | {charged[(scenario, kind)]}{note} "
+            f"| {cell(scenario)} | {cell(kind)} | {len(items)} | {charged[(scenario, kind)]}{note} "
             f"| {p50} | {p99} |"
         )
     out += [
@@ -87,7 +92,9 @@ def render(records: list[dict[str, Any]], title: str, command: str) -> str:
     for v in violations:
         broken[(v["scenario"], v["invariant"])] += 1
     for key in sorted(set(samples) | set(broken)):
-        out.append(f"| {key[0]} | {key[1]} | {samples.get(key, 0)} | {broken.get(key, 0)} |")
+        out.append(
+            f"| {cell(key[0])} | {cell(key[1])} | {samples.get(key, 0)} | {broken.get(key, 0)} |"
+        )
     if violations:
         out += ["", "Violations:", ""]
         out += [f"- {v['scenario']}: {v['invariant']}: {v['detail'][:400]}" for v in violations]
@@ -102,7 +109,8 @@ def render(records: list[dict[str, Any]], title: str, command: str) -> str:
             (t0, first), (t1, last) = r["rss"][0], r["rss"][-1]
             growth = (last - first) / first * 100 if first else 0.0
             out.append(
-                f"| {r['scenario']} | {r['process']} | {first / 2**20:.1f} | {last / 2**20:.1f} "
+                f"| {cell(r['scenario'])} | {cell(r['process'])} "
+                f"| {first / 2**20:.1f} | {last / 2**20:.1f} "
                 f"| {growth:+.0f}% | {(t1 - t0) / 60:.1f} |"
             )
     return "\n".join(out) + "\n"
