@@ -210,3 +210,17 @@ def test_a_test_killed_outright_leaves_no_namespace_rule_or_stopped_process(tmp_
     pid = int(pid_file.read_text())
     wait_for(lambda: faults.process_state(pid) in (None, "Z"), what="the stopped sleeper to die")
     assert sorted(os.listdir("/run/netns")) == before
+
+
+def test_a_restarted_process_is_a_new_process(tmp_path: Path) -> None:
+    from testenv.processes import ManagedProcess
+
+    process = ManagedProcess("sleeper", ["sleep", "300"], tmp_path)
+    process.start()
+    try:
+        before = process.pid
+        faults.restart_process(process, down_seconds=0.2)
+        assert process.running() and process.pid != before
+        assert faults.process_state(before or 0) in (None, "Z")
+    finally:
+        process.stop()
