@@ -21,6 +21,7 @@ from orchestrator_operator.operator import (
 )
 from orchestrator_operator.operator.marathonapp import autoscale as _autoscale  # noqa: F401
 from orchestrator_operator.operator.marathonapp import handlers as _marathonapp  # noqa: F401
+from orchestrator_operator.operator.marathonapp import rollout_metrics as _rollout  # noqa: F401
 from orchestrator_operator.operator.mesoscluster import handlers as _mesoscluster  # noqa: F401
 from orchestrator_operator.operator.metrics import create_reconcile_series
 from orchestrator_operator.operator.probefleet import handlers as _probefleet  # noqa: F401

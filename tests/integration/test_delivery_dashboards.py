@@ -7,7 +7,8 @@ What runs (all real processes, on loopback):
 - the operator (`orchestrator run`, the session's `operator` fixture) against testenv, with a
   MesosCluster `demo` whose simulated masters, agent and Marathon (`sim/`) register in a real
   one-server ZooKeeper ensemble A; the leading master is killed once, so the leader-change
-  counter exists;
+  counter exists; a MarathonApp `web` runs one task in that Marathon (the MarathonApp
+  series);
 - the sync controller (`orchestrator zk-sync controller`) running one active migration `m1`
   from ensemble A to a second real ensemble B, over the cluster's Mesos and Marathon paths
   and a `/dashboards` root where the test keeps writing (live replication lag), with one
@@ -221,6 +222,32 @@ def stack(
             status = _get(kube_env, "mesosclusters", namespace, CLUSTER).get("status") or {}
             leader: str | None = status.get("leadingMaster")
             return leader
+
+        # A MarathonApp on the cluster's Marathon: the MarathonApp series (instances,
+        # conditions, relaunches, flapping, rollout phase). Orphan: its deletion at the end
+        # does not need the simulated Marathon, which stops first.
+        _apply(kube_env, {
+            "apiVersion": "orchestrator.dev/v1alpha1",
+            "kind": "MarathonApp",
+            "metadata": {"name": "web", "namespace": namespace},
+            "spec": {"cluster": CLUSTER, "deletionPolicy": "Orphan",
+                     "app": {"id": "/web", "cmd": "sleep 600", "cpus": 0.1, "mem": 16}},
+        })  # fmt: skip
+        cleanup.callback(
+            kube_env.kubectl_run, "delete", "marathonapps", "--all", "-n", namespace,
+            "--wait=true", "--timeout=60s",
+        )  # fmt: skip
+
+        def web_running() -> bool:
+            status = _get(kube_env, "marathonapps", namespace, "web").get("status") or {}
+            return (status.get("marathon") or {}).get("running") == 1
+
+        # before the failover below (a run that created the app after it found no Marathon
+        # elected in the leader latch: the simulated Marathon had given up its leadership)
+        _wait("MarathonApp web running in Marathon", web_running, 90, lambda: (
+            f"{_get(kube_env, 'marathonapps', namespace, 'web').get('status')}\n"
+            f"{operator.log_tail()}"
+        ))  # fmt: skip
 
         first = _wait("the operator reports the leading master", leading, 90, operator.log_tail)
         index = sim.leader_index()

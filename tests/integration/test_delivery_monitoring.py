@@ -163,10 +163,13 @@ def test_every_panel_and_analysis_query_parses(promtool: str, tmp_path: Path) ->
 
 
 def _exported_names() -> set[str]:
-    """Sample names the three components (operator, sync controller, app) export (counters
+    """Sample names the three components (operator with its MarathonApp series, sync
+    controller, app) export (counters
     with _total, histograms with _bucket/_sum/_count), from their real registries."""
     from orchestrator_operator.monitor.app.metrics import AppMetrics
     from orchestrator_operator.operator import metrics as operator_metrics
+    from orchestrator_operator.operator.marathonapp import metrics as marathonapp_metrics
+    from orchestrator_operator.operator.marathonapp import rollout_metrics
     from orchestrator_operator.sync.controller.metrics import controller_gauge
     from orchestrator_operator.sync.metrics import SyncMetrics
 
@@ -174,10 +177,11 @@ def _exported_names() -> set[str]:
     controller_gauge(controller_registry)
     registries = [SyncMetrics().registry, AppMetrics().registry, controller_registry]
     operator_registry = CollectorRegistry()
-    for value in vars(operator_metrics).values():
-        if hasattr(value, "collect") and hasattr(value, "_name"):
-            collector: Collector = value
-            operator_registry.register(collector)
+    for module in (operator_metrics, marathonapp_metrics, rollout_metrics):
+        for value in vars(module).values():
+            if hasattr(value, "collect") and hasattr(value, "_name"):
+                collector: Collector = value
+                operator_registry.register(collector)
     registries.append(operator_registry)
     names: set[str] = set()
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
