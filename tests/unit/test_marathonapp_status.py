@@ -7,10 +7,12 @@ import copy
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from orchestrator_operator.mesos.marathon_api import app_path, latch_sequence, parse_credentials
 from orchestrator_operator.models.base import SecretKeyRef
 from orchestrator_operator.models.marathonapp import ENV_LABEL, ENV_LABEL_VALUE, MarathonAppSpec
+from orchestrator_operator.operator.marathonapp import metrics
 from orchestrator_operator.operator.marathonapp.secrets import SecretRefused, secret_value
 from orchestrator_operator.operator.marathonapp.status import (
     MarathonObservation,
@@ -239,3 +241,24 @@ def test_an_env_secret_is_read_only_when_labelled_for_it() -> None:
             secret_value(secret, "apps", ref, ENV_LABEL, ENV_LABEL_VALUE)
         assert words in str(refused.value)
         assert "s3cret" not in str(refused.value)
+
+
+def test_the_series_follow_the_status_and_go_with_the_app() -> None:
+    def value(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"namespace": "apps", "name": "web", **labels})
+
+    sent = app_definition(SPEC, {"TOKEN": "x"}, 3)
+    deployment = {"id": "d-1", "currentStep": 1, "totalSteps": 1, "steps": []}
+    obs = MarathonObservation(
+        "/web", app=marathon_view(sent, tasksRunning=2), deployment=deployment
+    )
+    metrics.export_status("apps", "web", status_of(obs), 3)
+    assert value("orchestrator_marathonapp_instances", state="desired") == 3
+    assert value("orchestrator_marathonapp_instances", state="running") == 2
+    assert value("orchestrator_marathonapp_deployment_in_progress") == 1
+    assert value("orchestrator_marathonapp_condition", condition="Progressing") == 1
+    metrics.drift_reverted("apps", "web")
+    assert value("orchestrator_marathonapp_drift_reverted_total") == 1
+    metrics.forget("apps", "web")
+    assert value("orchestrator_marathonapp_instances", state="running") is None
+    assert value("orchestrator_marathonapp_drift_reverted_total") is None
