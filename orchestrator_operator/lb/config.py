@@ -184,13 +184,18 @@ def app_group(app: Mapping[str, Any]) -> str:
     return str((app.get("labels") or {}).get(GROUP_LABEL) or DEFAULT_GROUP)
 
 
-def task_healthy(app: Mapping[str, Any], task: Mapping[str, Any]) -> bool:
+def task_healthy(app: Mapping[str, Any], task: Mapping[str, Any], was_ready: bool = False) -> bool:
     """Marathon's healthy: every health check has a result and all are alive (an app
-    without health checks: running is enough)."""
+    without health checks: running is enough). A task with no result at all that was a
+    ready server stays one: a new Marathon leader knows no health results until its own
+    checks have run (health is kept in the leader's memory), and that is not a failure."""
     checks = app.get("healthChecks") or []
     if not checks:
         return True
     results = task.get("healthCheckResults") or []
+    unknown = all(not r.get("lastSuccess") and not r.get("lastFailure") for r in results)
+    if was_ready and unknown:  # no result yet, or only placeholders that never ran
+        return True
     return len(results) >= len(checks) and all(bool(r.get("alive")) for r in results)
 
 
@@ -209,11 +214,12 @@ def build_plan(
     weights: Mapping[str, Mapping[str, int]],
     groups: Sequence[str],
     reserved: Mapping[int, str] | None = None,
+    ready_before: frozenset[str] = frozenset(),
 ) -> Plan:
     """The backends and their servers. `weights`: deployment group -> app id -> share (the
     traffic ConfigMaps); a group without weights spreads requests evenly over its servers.
     `reserved`: the LB's own ports (port -> what) no app may take: HAProxy would refuse the
-    whole config."""
+    whole config. `ready_before`: the task ids that were ready servers (`task_healthy`)."""
     problems: list[str] = []
     reserved = reserved or {}
     by_key: dict[str, list[tuple[Mapping[str, Any], int, tuple[str, ...]]]] = {}
@@ -256,7 +262,8 @@ def build_plan(
             continue
         used_ports[port] = name
         vhosts = tuple(sorted({h for m in members for h in m[2]}))
-        servers = _servers([m[0] for m in members], (weights.get(group) or {}) if group else {})
+        shares = (weights.get(group) or {}) if group else {}
+        servers = _servers([m[0] for m in members], shares, ready_before)
         backends.append(
             Backend(
                 name=name,
@@ -270,7 +277,9 @@ def build_plan(
     return Plan(tuple(backends), tuple(problems))
 
 
-def _servers(apps: Sequence[Mapping[str, Any]], shares: Mapping[str, int]) -> list[Server]:
+def _servers(
+    apps: Sequence[Mapping[str, Any]], shares: Mapping[str, int], ready_before: frozenset[str]
+) -> list[Server]:
     ready: dict[str, list[tuple[str, str, int]]] = {}
     draining: list[Server] = []
     for app in apps:
@@ -280,7 +289,7 @@ def _servers(apps: Sequence[Mapping[str, Any]], shares: Mapping[str, int]) -> li
             if address is None:
                 continue
             state = task.get("state")
-            if state == RUNNING and task_healthy(app, task):
+            if state == RUNNING and task_healthy(app, task, str(task["id"]) in ready_before):
                 ready.setdefault(app_id, []).append((str(task["id"]), *address))
             elif state == KILLING:
                 draining.append(Server(str(task["id"]), app_id, *address, 0, DRAIN))

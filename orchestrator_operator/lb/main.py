@@ -191,6 +191,7 @@ class LoadBalancer:
         self.known: dict[str, list[cfg.SlotState | None]] = {}
         self.plan = cfg.Plan(())
         self.last_sync = 0.0
+        self.heartbeat = time.monotonic()
         self.tls_pem: bytes | None = None
         self._dns: dict[str, str | None] = {}
 
@@ -372,8 +373,15 @@ class LoadBalancer:
         with self.shared.lock:
             snapshot = copy.deepcopy(self.shared.apps or {})
         self.read_tls()
+        ready = frozenset(
+            s.task_id for b in self.plan.backends for s in b.servers if s.state == cfg.READY
+        )
         plan = cfg.build_plan(
-            resolved_apps(snapshot, self._dns), self.weights(), self.s.groups, self.reserved()
+            resolved_apps(snapshot, self._dns),
+            self.weights(),
+            self.s.groups,
+            self.reserved(),
+            ready,
         )
         for problem in plan.problems:
             log.warning("%s", problem)
@@ -421,6 +429,10 @@ class LoadBalancer:
                 self.known = {name: [None] * len(v) for name, v in slots.items()}
                 return
         self.known = {name: list(states) for name, states in slots.items()}
+        counts = {b.name: _ready_count(b) for b in self.plan.backends}
+        for changed in plan.backends:
+            if counts.get(changed.name) != _ready_count(changed):
+                log.info("backend %s: %d ready servers", changed.name, _ready_count(changed))
         self.assignment, self.plan = assignment, plan
         app_of_task = {s.task_id: s.app_id for b in plan.backends for s in b.servers}
         self._apps_by_slot = {
@@ -474,6 +486,7 @@ class LoadBalancer:
                     self.request_resync()
                     next_resync = now + self.s.resync_seconds
                 self.shared.wake.clear()
+                self.heartbeat = time.monotonic()
                 try:
                     self.sync_once()
                 except Exception:
@@ -495,12 +508,20 @@ class LoadBalancer:
         return self._apps_by_slot.get((backend, server), "")
 
     # ------------------------------------------------------------ HTTP
-    def health(self) -> tuple[bool, dict[str, object]]:
+    def synced(self) -> bool:
+        """Ready: HAProxy matched Marathon recently."""
         age = time.time() - self.last_sync if self.last_sync else None
-        ok = age is not None and age < max(STALE_AFTER, 3 * self.s.resync_seconds)
+        return age is not None and age < max(STALE_AFTER, 3 * self.s.resync_seconds)
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """Alive while the loop turns (a Marathon that is down makes it unready, not dead:
+        restarting the lb would not bring Marathon back)."""
+        age = time.time() - self.last_sync if self.last_sync else None
+        ok = time.monotonic() - self.heartbeat < STALE_AFTER
         with self.shared.lock:
             problems = dict(self.shared.traffic_problems)
         return ok, {
+            "synced": self.synced(),
             "lastSyncSecondsAgo": round(age, 1) if age is not None else None,
             "backends": len(self.plan.backends),
             "problems": list(self.plan.problems)[:20] + list(problems.values())[:20],
@@ -527,6 +548,10 @@ class LoadBalancer:
         return {**summary, "port": backend.port, "apps": summary["apps"], "servers": servers}
 
 
+def _ready_count(backend: cfg.Backend) -> int:
+    return sum(1 for s in backend.servers if s.state == cfg.READY)
+
+
 _EVENT_NAMES = frozenset(
     (
         "status_update_event",
@@ -548,7 +573,7 @@ class _HttpServer:
 
     def __init__(self, lb: LoadBalancer, host: str, port: int) -> None:
         self.lb = lb
-        app = build_app(lambda: lb.last_sync > 0, lb.health, REGISTRY)
+        app = build_app(lb.synced, lb.health, REGISTRY)
         app.router.add_get("/v1/backends", self.backends)
         app.router.add_get("/v1/backends/{name}/stats", self.stats)
         self.app, self.host, self.port = app, host, port

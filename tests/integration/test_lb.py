@@ -14,9 +14,11 @@ import datetime
 import ipaddress
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -183,9 +185,9 @@ def lb(
     lb = Lb(process, address, http_port, https_port, stats_port, metrics_port, log_path, ca)
     try:
         wait_until(
-            lambda: httpx.get(lb.api + "/healthz", timeout=2).status_code == 200,
+            lambda: httpx.get(lb.api + "/readyz", timeout=2).status_code == 200,
             60,
-            f"the lb healthy\n{lb.log_tail() if log_path.exists() else ''}",
+            f"the lb ready\n{lb.log_tail() if log_path.exists() else ''}",
         )
         yield lb
     finally:
@@ -396,7 +398,7 @@ def test_haproxy_and_the_lb_serve_their_metrics(lb: Lb, sim: SimCluster) -> None
     ):
         assert name in own, name
     health = httpx.get(lb.api + "/healthz", timeout=5).json()
-    assert health["status"] == "ok"
+    assert health["status"] == "ok" and health["synced"] is True
     assert health["backends"] >= 1
     listed = httpx.get(lb.api + "/v1/backends", timeout=5).json()["backends"]
     assert {"name": "metered_10004", "port": 10004, "apps": ["/metered"], "vhosts": []} in listed
@@ -519,5 +521,43 @@ def test_the_lb_follows_the_new_marathon_leader_and_keeps_serving(lb: Lb, sim: S
         _scale(sim, "/failover", 2)
         _wait_served(lb, sim, "/failover", "failover_10006", 2)
         load.wait_for_requests(100)
-    assert load.failures() == [], load.summary()
+    assert load.failures() == [], f"{load.summary()}\n{lb.log_tail()}"
     print(f"Marathon leader failover under load: {load.summary()}")
+
+
+def test_a_marathon_that_is_down_makes_the_lb_unready_not_dead(tmp_path: Path) -> None:
+    """No Marathon at the given URL: /healthz stays 200 (restarting the lb would not bring
+    Marathon back), /readyz is 503, the error is counted; a bad flag is refused in words."""
+    metrics_port, stats_port, dead = free_ports(3)
+    run_dir = Path(tempfile.mkdtemp(prefix="lb-", dir="/tmp"))
+    argv = [
+        sys.executable, "-m", "orchestrator_operator", "lb", f"--marathon=http://127.0.0.1:{dead}",
+        f"--run-dir={run_dir}", "--bind-address=127.0.0.1", "--http-port=0", "--https-port=0",
+        f"--stats-port={stats_port}", "--metrics-address=127.0.0.1",
+        f"--metrics-port={metrics_port}", f"--haproxy-binary={HAPROXY}",
+    ]  # fmt: skip
+    log_path = tmp_path / "lb.log"
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    api = f"http://127.0.0.1:{metrics_port}"
+    try:
+
+        def counted() -> bool:
+            text = httpx.get(api + "/metrics", timeout=2).text
+            return 'orchestrator_lb_errors_total{source="marathon"}' in text
+
+        wait_until(counted, 60, f"a Marathon error counted\n{log_path.read_text()}")
+        assert httpx.get(api + "/healthz", timeout=2).status_code == 200
+        assert httpx.get(api + "/readyz", timeout=2).status_code == 503
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(20)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    refused = subprocess.run(
+        [sys.executable, "-m", "orchestrator_operator", "lb", "--marathon=http://x",
+         "--namespace=ns"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "give --namespace and --cluster together" in refused.stderr

@@ -77,6 +77,22 @@ def test_staging_unhealthy_and_portless_tasks_are_no_servers_and_killing_ones_dr
     assert servers == {"a.1": "ready", "a.5": "drain"}
 
 
+def test_a_ready_task_without_any_health_result_stays_ready_after_a_marathon_failover() -> None:
+    checks = [{"protocol": "HTTP", "path": "/health"}]
+    failed = {"alive": False, "lastFailure": "2026-12-03T21:00:00.000Z"}
+    placeholder = {"alive": False, "lastSuccess": None, "lastFailure": None}
+    tasks = [
+        task("/a", 1, healthCheckResults=[placeholder]),
+        task("/a", 2, healthCheckResults=[failed]),
+        task("/a", 3),
+    ]
+    fresh = {**app("/a", tasks), "healthChecks": checks}
+    # a.1 and a.2 were ready: a.1 has no result yet (a new leader; a placeholder that never
+    # ran), a.2 failed a check; a.3 is new and has never passed one.
+    plan = cfg.build_plan([fresh], {}, ["external"], ready_before=frozenset({"a.1", "a.2"}))
+    assert [s.task_id for s in plan.backends[0].servers] == ["a.1"]
+
+
 def test_a_deployment_group_is_one_backend_weighted_by_its_configmap() -> None:
     stable = app("/web", [task("/web", 1), task("/web", 2)], HAPROXY_DEPLOYMENT_GROUP="web")
     canary = app("/web-canary", [task("/web-canary", 3)], HAPROXY_DEPLOYMENT_GROUP="web")
