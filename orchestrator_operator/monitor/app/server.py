@@ -340,17 +340,22 @@ class MonitorApp:
         response = web.StreamResponse()
         response.content_type = "application/json"
         response.content_length = len(body)
-        await response.prepare(request)
-        await response.write(b"")  # the headers alone (else joined with the body)
-        sock = request.transport.get_extra_info("socket") if request.transport else None
-        if sock is not None:
-            # The event loop refills the socket once per iteration, each time it is
-            # writable: a send buffer as large as the system allows (net.core.wmem_max; the
-            # kernel doubles it) takes the body in fewer refills than autotuning does.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, len(body))
-        await response.write(memoryview(body))
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            await response.write(b"")  # the headers alone (else joined with the body)
+            sock = request.transport.get_extra_info("socket") if request.transport else None
+            if sock is not None:
+                # The event loop refills the socket once per iteration, each time it is
+                # writable: a send buffer as large as the system allows (net.core.wmem_max;
+                # the kernel doubles it) takes the body in fewer refills than autotuning does.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, len(body))
+            await response.write(memoryview(body))
+            await response.write_eof()
+        except ConnectionResetError:
+            # the client hung up (aiohttp's ClientConnectionResetError): nobody to answer,
+            # not an error of ours (it used to be logged with a traceback)
+            log.debug("%s %s: the client went away during the answer", request.method, request.path)
         return response
 
     async def handle_node(self, request: web.Request) -> web.Response:
