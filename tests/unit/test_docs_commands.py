@@ -139,6 +139,11 @@ RUN: dict[str, set[int]] = {
     "orchestrator render -f examples/mesoscluster.yaml -f examples/zkmigration.yaml": {0},
     "orchestrator render -f -": {0},  # stdin: examples/probefleet.yaml (the docs' `cat`)
     "cat examples/probefleet.yaml": {0},
+    # docs/marathonapp.md: the example app, listed, scaled (the scale subresource), described
+    "kubectl apply -f examples/marathonapp.yaml": {0},
+    "kubectl get mapp -A": {0},
+    "kubectl scale mapp/web --replicas 5": {0},
+    "kubectl describe mapp web": {0},
 }
 
 # ------------------------------------------------------------------ checked, not run
