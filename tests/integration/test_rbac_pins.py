@@ -248,6 +248,13 @@ def test_no_account_reads_every_secret_or_escalates(
         ("update", "customresourcedefinitions.apiextensions.k8s.io"),
         ("patch", "nodes"),
     ]
+    if who != "operator":  # the operator writes the probes', app's and LB's RBAC (below)
+        refused += [
+            ("create", "rolebindings.rbac.authorization.k8s.io", "-n", FLEET_NAMESPACE),
+            ("create", "roles.rbac.authorization.k8s.io", "-n", FLEET_NAMESPACE),
+            ("create", "clusterroles.rbac.authorization.k8s.io"),
+            ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+        ]
     allowed = [args for args in refused if can_i(*args) != "no"]
     assert allowed == [], f"{who} may: {allowed}"
 
