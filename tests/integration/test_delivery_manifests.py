@@ -255,7 +255,9 @@ ALLOWED = [
     ("create", "events"), ("patch", "events"),
     # ProbeFleet: the probe's ServiceAccount, token Secret (create only) and cluster RBAC,
     # and pods/services list/watch held only to grant them to the probes.
-    ("create", "serviceaccounts"), ("patch", "serviceaccounts"), ("create", "secrets"),
+    ("create", "serviceaccounts"), ("patch", "serviceaccounts"),
+    ("create", "secrets"),
+    ("delete", "serviceaccounts"),  # a MesosCluster's load balancer's, when it is turned off
     # ZooKeeper credentials: get only, of a Secret labelled for it (common/zk_credentials.py).
     ("get", "secrets"),
     ("create", "clusterroles.rbac.authorization.k8s.io"),
@@ -267,7 +269,7 @@ DENIED = [
     ("delete", "daemonsets.apps"), ("delete", "mesosclusters.orchestrator.dev"),
     ("create", "mesosclusters.orchestrator.dev"), ("patch", "nodes"), ("update", "nodes"),
     ("create", "customresourcedefinitions.apiextensions.k8s.io"),
-    ("escalate", "clusterroles.rbac.authorization.k8s.io"), ("delete", "serviceaccounts"),
+    ("escalate", "clusterroles.rbac.authorization.k8s.io"),
     ("create", "pods/exec"), ("delete", "secrets"),
     ("delete", "zkmigrations.orchestrator.dev"), ("create", "zkmigrations.orchestrator.dev"),
 ]  # fmt: skip

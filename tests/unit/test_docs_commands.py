@@ -154,7 +154,13 @@ NOT_RUN: list[tuple[str, str]] = [
      "starts the whole platform or suite; tests/e2e/test_make_run.py runs make run"),
     (r"^\.venv/bin/python -m testenv (up|measure)",
      "long-running control plane (tests start their own)"),
-    (r"^\.venv/bin/python -m pytest", "the test suite itself"),
+    (r"^\.venv/bin/python -m pytest|^\.venv/bin/pytest", "the test suite itself"),
+    (r"^make (load|chaos|soak)\b",
+     "minutes of load or faults (make load, make chaos; CI runs the chaos subset itself)"),
+    (r"^\.venv/bin/python -m tests\.load\.", "the load runner (make load runs it)"),
+    (r"^kubectl -n argocd ", "changes ArgoCD's own Secret in a real cluster"),
+    (r"^kubectl auth can-i",
+     "asks a real cluster; tests/integration/test_rbac_pins.py asks testenv"),
     (r"^kubectl apply --server-side -k (k8s|deploy)/",
      "installs the operator's image into a real cluster (checked: the kustomization builds)"),
     (r"^kubectl -n orchestrator-system rollout", "needs the operator installed in a real cluster"),
@@ -240,17 +246,19 @@ def _kubectl(words: list[str]) -> None:
 def _python(words: list[str]) -> None:
     if words[1:3] == ["-m", "testenv"]:
         _help_has_flags([sys.executable, "-m", "testenv"], words[3:])
-    elif words[1:3] == ["-m", "pytest"]:
-        for word in words[3:]:
+    elif words[1:3] == ["-m", "pytest"] or words[0].endswith("/pytest"):
+        for word in words[3 if words[1:3] == ["-m", "pytest"] else 1 :]:
             if not word.startswith("-"):
                 assert (REPO / word).exists(), f"{shlex.join(words)}: {word} does not exist"
+    elif len(words) > 2 and words[1] == "-m":
+        _help_has_flags([sys.executable, "-m", words[2]], words[3:])
     else:
         raise AssertionError(f"no check for `{shlex.join(words)}`: add one")
 
 
 def _make(words: list[str]) -> None:
     targets = re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.M)
-    for target in words[1:]:
+    for target in (word for word in words[1:] if "=" not in word):  # VAR=value: a variable
         assert target in targets, f"`{shlex.join(words)}`: no target {target} in the Makefile"
 
 
@@ -296,7 +304,7 @@ def _venv_tool(words: list[str]) -> None:
     tool = words[0].removeprefix(".venv/bin/")
     if tool == "orchestrator":
         _orchestrator(["orchestrator", *words[1:]])
-    elif tool == "python":
+    elif tool in ("python", "pytest"):
         _python(words)
     elif tool == "pip":
         assert words[1] == "wheel"
