@@ -8,6 +8,7 @@ the fields it sets and leaves the rest (HPA replicas, other controllers' fields)
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import threading
 from collections.abc import Iterator
@@ -67,7 +68,12 @@ class KubeApi:
         try:
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except config.ConfigException:
-            config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            # The library's default path is read from KUBECONFIG when it is imported; read
+            # it now, so a KUBECONFIG set later (a test, a wrapper script) is honoured.
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=os.environ.get("KUBECONFIG") or None,
+                client_configuration=configuration,
+            )
         self._configuration = configuration
         self._http = httpx.Client(
             base_url=configuration.host,

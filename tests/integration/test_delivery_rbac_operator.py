@@ -43,7 +43,7 @@ def _ok(result: subprocess.CompletedProcess[str], what: str) -> str:
 @pytest.fixture(scope="module")
 def service_account_kubeconfig(
     kube_env: KubeTestEnv, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+) -> Iterator[Path]:
     rendered = _ok(kube_env.kubectl_run("kustomize", str(REPO / "k8s/base")), "kustomize")
     wanted = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
     objects = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in wanted]
@@ -84,9 +84,15 @@ def service_account_kubeconfig(
         "applying the namespace and RBAC",
     )  # fmt: skip
     directory = tmp_path_factory.mktemp("sa")
-    return kube_env.service_account_kubeconfig(
+    yield kube_env.service_account_kubeconfig(
         "orchestrator", "orchestrator-system", directory / "kubeconfig"
     )
+    # Only this module runs the operator with --namespace: the rule must not widen the
+    # account for later modules of the session (tests/integration/test_rbac_pins.py).
+    kube_env.kubectl_run(
+        "delete", "clusterrolebinding,clusterrole", "orchestrator-namespaced-mode",
+        "--ignore-not-found",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
