@@ -639,6 +639,52 @@ class Autoscaling(Model):
         return self
 
 
+KUBERNETES_IMAGE_MESSAGE = (
+    "kubernetes.image is required when app has no Docker image (app.container.docker.image):"
+    " a cmd-only app has no image Kubernetes could run"
+)
+NODE_SELECTOR_MESSAGE = "kubernetes.nodeSelector: keys are 1 to 253 characters, values at most 63"
+
+
+def _node_selector(value: dict[str, str]) -> dict[str, str]:
+    if not all(0 < len(k) <= 253 and len(v) <= 63 for k, v in value.items()):
+        raise ValueError(NODE_SELECTOR_MESSAGE)
+    return value
+
+
+class KubernetesSpec(Model):
+    """The app also as a Kubernetes Deployment and Service (the off-ramp, issue 21).
+
+    Built by operator/builders/marathonapp_kubernetes.py from spec.app; these fields only
+    say what spec.app cannot (the image of a cmd-only app) or override it."""
+
+    image: ImageRef | None = Field(
+        default=None,
+        description="The container image; default the app's Docker image (required for a"
+        " cmd-only app). Checked against the operator's image allow-list.",
+    )
+    command: (
+        Annotated[list[Annotated[str, Field(max_length=4096)]], Field(min_length=1, max_length=256)]
+        | None
+    ) = Field(
+        default=None,
+        description='The container\'s command; default ["sh", "-c", app.cmd], or the image\'s'
+        " entrypoint with app.args.",
+    )
+    replicas: Annotated[int, Field(ge=0, le=10000)] | None = Field(
+        default=None, description="Default app.instances."
+    )
+    node_selector: (
+        Annotated[
+            dict[str, Annotated[str, Field(max_length=63)]],
+            Field(max_length=32),
+            AfterValidator(_node_selector),
+        ]
+        | None
+    ) = Field(default=None, description="Merged with what app.constraints translate to.")
+    # O3 (issue 21 item 4): `shift` (steps, analysis, scaleMarathonToZero) goes here.
+
+
 class MarathonAppSpec(Model):
     """Desired state of one Marathon application."""
 
@@ -650,6 +696,12 @@ class MarathonAppSpec(Model):
                     " || self.strategy.type == 'rolling'",
                     AUTOSCALING_STRATEGY_MESSAGE,
                     ".autoscaling",
+                ),
+                cel_rule(
+                    "!has(self.kubernetes) || has(self.kubernetes.image)"
+                    " || (has(self.app.container) && has(self.app.container.docker))",
+                    KUBERNETES_IMAGE_MESSAGE,
+                    ".kubernetes.image",
                 ),
             ]
         }
@@ -672,11 +724,22 @@ class MarathonAppSpec(Model):
         default="Delete", description="Delete: the app leaves Marathon with the resource."
     )
     autoscaling: Autoscaling | None = None
+    kubernetes: KubernetesSpec | None = Field(
+        default=None,
+        description="Also run the app as a Deployment and Service (absent: nothing in Kubernetes).",
+    )
 
     @model_validator(mode="after")
     def _autoscale_rolling(self) -> MarathonAppSpec:
         if self.autoscaling is not None and self.strategy.type != "rolling":
             raise ValueError(AUTOSCALING_STRATEGY_MESSAGE)
+        return self
+
+    @model_validator(mode="after")
+    def _kubernetes_image(self) -> MarathonAppSpec:
+        docker = self.app.container.docker if self.app.container else None
+        if self.kubernetes is not None and self.kubernetes.image is None and docker is None:
+            raise ValueError(KUBERNETES_IMAGE_MESSAGE)
         return self
 
 
@@ -775,9 +838,24 @@ class AutoscalingStatus(StatusModel):
     metric: AutoscalingMetric | None = None
 
 
+class KubernetesStatus(StatusModel):
+    """The translated Deployment (written by operator/marathonapp/handlers.py)."""
+
+    deployment: str | None = None
+    service: str | None = None
+    replicas: int = Field(default=0, description="Desired.")
+    ready_replicas: int = 0
+    updated_replicas: int = 0
+    available: bool = False
+    message: str | None = Field(
+        default=None, description="Why nothing was created (a feature that does not translate)."
+    )
+
+
 class MarathonAppStatus(ResourceStatus):
     phase: WorkloadPhase | None = None
     marathon: MarathonState | None = None
     drift: DriftStatus | None = None
     rollout: RolloutStatus | None = None
     autoscaling: AutoscalingStatus | None = None
+    kubernetes: KubernetesStatus | None = None
