@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,16 @@ import httpx
 
 from sim.cluster import SimCluster
 from sim.procs import SimProcess, free_ports
+
+
+@contextmanager
+def marathon_cluster(zk: str, base_dir: Path, **options: Any) -> Iterator[SimCluster]:
+    """One master, one agent and one Marathon. The agent's hostname is 127.0.0.1 because a
+    task's HOST, its health checks and its ports are the agent's hostname (Marathon's
+    TaskBuilder, NetworkInfo), so the test can reach them."""
+    options.setdefault("agent_flags", ["--hostname=127.0.0.1"])
+    with SimCluster(zk, masters=1, agents=1, marathons=1, base_dir=base_dir, **options) as sim:
+        yield sim
 
 
 def marathon(

@@ -21,7 +21,7 @@ import pytest
 from sim.cluster import SimCluster
 from sim.marathon import backoff
 from testenv.zookeeper import ZkEnsemble
-from tests.sim.marathon_support import EventStream
+from tests.sim.marathon_support import EventStream, marathon_cluster
 
 HOUR = 3600
 
@@ -30,13 +30,8 @@ HOUR = 3600
 def cluster(
     _zk_ensemble_module: ZkEnsemble, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SimCluster]:
-    with SimCluster(
-        _zk_ensemble_module.connect_string,
-        masters=1,
-        agents=1,
-        marathons=1,
-        base_dir=tmp_path_factory.mktemp("backoff"),
-        agent_flags=["--hostname=127.0.0.1"],
+    with marathon_cluster(
+        _zk_ensemble_module.connect_string, tmp_path_factory.mktemp("backoff")
     ) as sim:
         yield sim
 

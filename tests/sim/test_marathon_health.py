@@ -25,7 +25,7 @@ from sim.cluster import SimCluster
 from sim.marathon import health, planner
 from sim.tasks import RUNNING
 from testenv.zookeeper import ZkEnsemble
-from tests.sim.marathon_support import EventStream
+from tests.sim.marathon_support import EventStream, marathon_cluster
 
 # Serves its sandbox on PORT0: GET /ok is 200 once the file exists, else 404.
 SERVE = "exec python3 -m http.server $PORT0 --bind 127.0.0.1"
@@ -35,13 +35,8 @@ SERVE = "exec python3 -m http.server $PORT0 --bind 127.0.0.1"
 def cluster(
     _zk_ensemble_module: ZkEnsemble, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SimCluster]:
-    with SimCluster(
-        _zk_ensemble_module.connect_string,
-        masters=1,
-        agents=1,
-        marathons=1,
-        base_dir=tmp_path_factory.mktemp("health"),
-        agent_flags=["--hostname=127.0.0.1"],  # checks go to the task's host (NetworkInfo)
+    with marathon_cluster(
+        _zk_ensemble_module.connect_string, tmp_path_factory.mktemp("health")
     ) as sim:
         yield sim
 

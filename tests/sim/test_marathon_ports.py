@@ -24,6 +24,7 @@ from sim.marathon import ports
 from sim.procs import free_ports
 from sim.tasks import PortRequest, ports_env
 from testenv.zookeeper import ZkEnsemble
+from tests.sim.marathon_support import marathon_cluster
 
 # A task that serves its sandbox (where it wrote its environment) on its first port.
 SERVE = "env > env.txt && exec python3 -m http.server $PORT0 --bind 127.0.0.1"
@@ -33,14 +34,8 @@ SERVE = "env > env.txt && exec python3 -m http.server $PORT0 --bind 127.0.0.1"
 def cluster(
     _zk_ensemble_module: ZkEnsemble, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SimCluster]:
-    with SimCluster(
-        _zk_ensemble_module.connect_string,
-        masters=1,
-        agents=1,
-        marathons=1,
-        base_dir=tmp_path_factory.mktemp("ports"),
-        # the task's HOST is the agent's hostname (TaskBuilder), so make it reachable
-        agent_flags=["--hostname=127.0.0.1"],
+    with marathon_cluster(
+        _zk_ensemble_module.connect_string, tmp_path_factory.mktemp("ports")
     ) as sim:
         yield sim
 
@@ -170,14 +165,10 @@ def test_an_agent_without_free_ports_cannot_take_more_tasks(
     # Mesos accounts ports like any resource: an agent offering one port runs one task that
     # needs a port; Marathon keeps the other in its launch queue (/v2/queue, count 1).
     port = free_ports(1)[0]
-    with SimCluster(
+    with marathon_cluster(
         _zk_ensemble_module.connect_string,
-        masters=1,
-        agents=1,
-        marathons=1,
-        base_dir=tmp_path_factory.mktemp("one-port"),
+        tmp_path_factory.mktemp("one-port"),
         agent_resources=f"cpus:4;mem:4096;disk:10240;ports:[{port}-{port}]",
-        agent_flags=["--hostname=127.0.0.1"],
     ) as sim:
         url = sim.marathon_url()
         state = sim.http.get(sim.leader_url() + "/master/state").json()

@@ -21,7 +21,7 @@ import pytest
 
 from sim.cluster import SimCluster
 from testenv.zookeeper import ZkEnsemble
-from tests.sim.marathon_support import EventStream
+from tests.sim.marathon_support import EventStream, marathon_cluster
 
 # Ignores SIGTERM (the exec'd server inherits SIG_IGN): only SIGKILL ends it.
 STUBBORN = "trap '' TERM; exec python3 -m http.server $PORT0 --bind 127.0.0.1"
@@ -32,13 +32,8 @@ SERVE = "exec python3 -m http.server $PORT0 --bind 127.0.0.1"
 def cluster(
     _zk_ensemble_module: ZkEnsemble, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SimCluster]:
-    with SimCluster(
-        _zk_ensemble_module.connect_string,
-        masters=1,
-        agents=1,
-        marathons=1,
-        base_dir=tmp_path_factory.mktemp("scaling"),
-        agent_flags=["--hostname=127.0.0.1"],
+    with marathon_cluster(
+        _zk_ensemble_module.connect_string, tmp_path_factory.mktemp("scaling")
     ) as sim:
         yield sim
 
