@@ -22,10 +22,10 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from orchestrator_operator.lb.weights import DEFAULT_WEIGHT, server_weights
+from orchestrator_operator.lb.weights import DEFAULT_WEIGHT, KUBERNETES_PREFIX, server_weights
 
 # The request log HAProxy sends the lb (lb/requestlog.py): backend, server, status, Tr, Tt.
 LOG_FORMAT = "lbreq %b %s %ST %Tr %Tt"
@@ -215,9 +215,12 @@ def build_plan(
     groups: Sequence[str],
     reserved: Mapping[int, str] | None = None,
     ready_before: frozenset[str] = frozenset(),
+    kubernetes: Mapping[str, Sequence[Server]] | None = None,
 ) -> Plan:
-    """The backends and their servers. `weights`: deployment group -> app id -> share (the
-    traffic ConfigMaps); a group without weights spreads requests evenly over its servers.
+    """The backends and their servers. `weights`: deployment group (or a lone app's id) ->
+    app id -> share (the traffic ConfigMaps); a group without weights spreads requests
+    evenly over its servers. `kubernetes`: the same key -> the Kubernetes endpoints
+    (lb/endpoints.py) that serve beside the Marathon tasks, their app id `kubernetes:<svc>`.
     `reserved`: the LB's own ports (port -> what) no app may take: HAProxy would refuse the
     whole config. `ready_before`: the task ids that were ready servers (`task_healthy`)."""
     problems: list[str] = []
@@ -262,14 +265,17 @@ def build_plan(
             continue
         used_ports[port] = name
         vhosts = tuple(sorted({h for m in members for h in m[2]}))
-        shares = (weights.get(group) or {}) if group else {}
-        servers = _servers([m[0] for m in members], shares, ready_before)
+        traffic_key = group if group else str(members[0][0].get("id"))
+        shares = weights.get(traffic_key) or {}
+        extra = list((kubernetes or {}).get(traffic_key) or ())
+        servers = _servers([m[0] for m in members], shares, ready_before, extra)
+        extra_apps = tuple(sorted({s.app_id for s in extra} | _kubernetes_ids(shares)))
         backends.append(
             Backend(
                 name=name,
                 port=port,
                 vhosts=vhosts,
-                apps=tuple(str(m[0].get("id")) for m in members),
+                apps=tuple(str(m[0].get("id")) for m in members) + extra_apps,
                 deployment_group=group,
                 servers=tuple(servers),
             )
@@ -277,11 +283,23 @@ def build_plan(
     return Plan(tuple(backends), tuple(problems))
 
 
+def _kubernetes_ids(shares: Mapping[str, int]) -> set[str]:
+    return {app for app in shares if app.startswith(KUBERNETES_PREFIX)}
+
+
 def _servers(
-    apps: Sequence[Mapping[str, Any]], shares: Mapping[str, int], ready_before: frozenset[str]
+    apps: Sequence[Mapping[str, Any]],
+    shares: Mapping[str, int],
+    ready_before: frozenset[str],
+    extra: Sequence[Server] = (),
 ) -> list[Server]:
     ready: dict[str, list[tuple[str, str, int]]] = {}
     draining: list[Server] = []
+    for server in sorted(extra, key=lambda s: s.task_id):
+        if server.state == READY:
+            ready.setdefault(server.app_id, []).append((server.task_id, server.host, server.port))
+        else:
+            draining.append(replace(server, weight=0, state=DRAIN))
     for app in apps:
         app_id = str(app.get("id"))
         for task in sorted(app.get("tasks") or [], key=lambda t: str(t.get("id"))):

@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from orchestrator_operator.common.health_server import build_app
 from orchestrator_operator.lb import config as cfg
+from orchestrator_operator.lb.endpoints import endpoint_servers
 from orchestrator_operator.lb.haproxy import HaproxyError, Master, Runtime
 from orchestrator_operator.lb.marathon import (
     LeaderFinder,
@@ -99,6 +100,8 @@ TERMINAL = frozenset(
         "TASK_UNKNOWN",
     }
 )
+ENDPOINTSLICE_API = "discovery.k8s.io/v1"
+MAX_SLICES = 4096  # EndpointSlices of the namespace kept in memory
 MAX_SOCKET_PATH = 97  # HAProxy refuses a longer unix socket path
 STALE_AFTER = 120.0  # /healthz fails when HAProxy has not matched Marathon for this long
 
@@ -132,6 +135,7 @@ class _Shared:
     resync: bool = True
     traffic: dict[str, Traffic] = field(default_factory=dict)
     traffic_problems: dict[str, str] = field(default_factory=dict)
+    slices: dict[str, dict[str, Any]] = field(default_factory=dict)  # EndpointSlices by name
 
 
 def _resolve(host: str, cache: dict[str, str | None]) -> str | None:
@@ -273,6 +277,61 @@ class LoadBalancer:
                 log.warning("traffic ConfigMaps: %s", error)
                 self.halt.wait(2.0)
 
+    def watch_endpoints(self) -> None:
+        """The namespace's EndpointSlices (the off-ramp's Kubernetes servers): listed, then
+        watched; a lost watch lists again. Only the slices of Services named by a traffic
+        ConfigMap are used (lb/endpoints.py)."""
+        if not self.s.namespace or not self.s.cluster:
+            return
+        from orchestrator_operator.common.kube_api import ApiError, KubeApi
+
+        api: KubeApi | None = None
+        while not self.halt.is_set():
+            try:
+                api = api or KubeApi()
+                items, version = api.list_with_version(
+                    ENDPOINTSLICE_API, "EndpointSlice", self.s.namespace
+                )
+                with self.shared.lock:
+                    self.shared.slices = {i["metadata"]["name"]: _slim(i) for i in items}
+                self.shared.wake.set()
+                while not self.halt.is_set():
+                    for event in api.watch(
+                        ENDPOINTSLICE_API, "EndpointSlice", self.s.namespace, version, 240
+                    ):
+                        kind, obj = event.get("type"), event.get("object") or {}
+                        version = str(obj.get("metadata", {}).get("resourceVersion", version))
+                        if kind == "ERROR":
+                            raise ApiError(int(obj.get("code", 410)), str(obj.get("message")))
+                        if kind == "BOOKMARK":
+                            continue
+                        name = obj["metadata"]["name"]
+                        with self.shared.lock:
+                            if kind == "DELETED":
+                                self.shared.slices.pop(name, None)
+                            elif len(self.shared.slices) < MAX_SLICES or (
+                                name in self.shared.slices
+                            ):
+                                self.shared.slices[name] = _slim(obj)
+                        self.shared.wake.set()
+            except Exception as error:
+                ERRORS.labels("kubernetes").inc()
+                log.warning("EndpointSlices: %s", error)
+                self.halt.wait(2.0)
+
+    def kubernetes_servers(self) -> dict[str, list[cfg.Server]]:
+        """Traffic key (group or lone app id) -> the Kubernetes servers named by its
+        ConfigMap's `kubernetes` (an empty list while the Service has no ready pod)."""
+        with self.shared.lock:
+            traffic = dict(self.shared.traffic)
+            slices = list(self.shared.slices.values())
+        out: dict[str, list[cfg.Server]] = {}
+        for name in sorted(traffic):
+            entry = traffic[name]
+            if entry.kubernetes is not None and entry.group not in out:
+                out[entry.group] = endpoint_servers(slices, entry.kubernetes)
+        return out
+
     def _set_traffic(
         self, changes: Mapping[str, Mapping[str, Any] | None], replace: bool = False
     ) -> None:
@@ -305,6 +364,8 @@ class LoadBalancer:
                 )
                 continue
             out[group.group] = dict(group.weights)
+            if group.kubernetes is not None:
+                out[group.group][group.kubernetes.app_id] = group.kubernetes.weight
         return out
 
     def read_tls(self) -> None:
@@ -382,6 +443,7 @@ class LoadBalancer:
             self.s.groups,
             self.reserved(),
             ready,
+            self.kubernetes_servers(),
         )
         for problem in plan.problems:
             log.warning("%s", problem)
@@ -475,6 +537,7 @@ class LoadBalancer:
         threads = [
             threading.Thread(target=self.follow_events, name="marathon-events", daemon=True),
             threading.Thread(target=self.watch_traffic, name="traffic", daemon=True),
+            threading.Thread(target=self.watch_endpoints, name="endpoints", daemon=True),
         ]
         for thread in threads:
             thread.start()
@@ -546,6 +609,25 @@ class LoadBalancer:
             if s.task_id in mapping
         ]
         return {**summary, "port": backend.port, "apps": summary["apps"], "servers": servers}
+
+
+def _slim(endpoint_slice: Mapping[str, Any]) -> dict[str, Any]:
+    """What lb/endpoints.py reads of an EndpointSlice (kept in memory per slice)."""
+    meta = endpoint_slice.get("metadata") or {}
+    return {
+        "metadata": {"name": meta.get("name"), "labels": dict(meta.get("labels") or {})},
+        "addressType": endpoint_slice.get("addressType"),
+        "ports": list(endpoint_slice.get("ports") or []),
+        "endpoints": [
+            {
+                "addresses": list(e.get("addresses") or [])[:1],
+                "conditions": dict(e.get("conditions") or {}),
+                "targetRef": {"name": (e.get("targetRef") or {}).get("name")},
+            }
+            for e in (endpoint_slice.get("endpoints") or [])[:1000]
+            if isinstance(e, Mapping)
+        ],
+    }
 
 
 def _ready_count(backend: cfg.Backend) -> int:
