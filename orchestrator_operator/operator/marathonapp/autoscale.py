@@ -338,7 +338,7 @@ def autoscale(
     get_app: Callable[[str], dict[str, Any] | None]
     try:
         found = observe.find_marathon(namespace, cluster)
-        cluster_body = observe._cluster(namespace, cluster) or {}  # cached 5 s, shared
+        cluster_body = observe.mesoscluster(namespace, cluster) or {}
         master = (cluster_body.get("status") or {}).get("leadingMaster")
 
         def get_app(app_id: str) -> dict[str, Any] | None:

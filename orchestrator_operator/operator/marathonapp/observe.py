@@ -61,7 +61,9 @@ class ClusterMarathon:
     client: MarathonClient
 
 
-def _cluster(namespace: str, name: str) -> dict[str, Any] | None:
+def mesoscluster(namespace: str, name: str) -> dict[str, Any] | None:
+    """The MesosCluster `namespace/name` (None: there is none), read at most every few seconds
+    whoever asks (the status timer, the autoscaler)."""
     return CLUSTERS.get_or_compute(
         (namespace, name),
         lambda: KubeApi.shared().get(f"{API_GROUP}/{API_VERSION}", "MesosCluster", namespace, name),
@@ -90,7 +92,7 @@ def _leader(owner: Owner, spec: MesosClusterSpec) -> str | None:
 def find_marathon(namespace: str, cluster: str) -> ClusterMarathon:
     """The cluster's leading Marathon, or Unobservable saying why there is none."""
     try:
-        body = _cluster(namespace, cluster)
+        body = mesoscluster(namespace, cluster)
     except (ApiError, httpx.HTTPError) as error:
         raise Unobservable(
             Reason.CLUSTER_NOT_FOUND, f"cannot read MesosCluster {cluster}: {error}"
