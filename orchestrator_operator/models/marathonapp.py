@@ -652,6 +652,52 @@ def _node_selector(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+SHIFT_ANALYSIS_MESSAGE = "kubernetes.shift: an analysis step needs kubernetes.shift.analysis"
+SHIFT_STRATEGY_MESSAGE = (
+    "kubernetes.shift works with strategy.type rolling only (a blue-green or canary rollout"
+    " moves the same traffic)"
+)
+
+
+class Shift(Model):
+    """The traffic shift from the Marathon tasks to the Kubernetes pods, through the
+    cluster's load balancer (the canary's step, pause and analysis model)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "has(self.analysis) || !has(self.steps)"
+                    " || !self.steps.exists(s, has(s.analysis))",
+                    SHIFT_ANALYSIS_MESSAGE,
+                    ".steps",
+                ),
+            ]
+        }
+    )
+
+    steps: Annotated[list[CanaryStep], Field(max_length=32)] = Field(
+        default_factory=lambda: [
+            CanaryStep(set_weight=w) for w in (10, 25, 50, 75, 100)
+        ],
+        json_schema_extra={
+            "default": [{"setWeight": w} for w in (10, 25, 50, 75, 100)]
+        },
+        description="setWeight: the Kubernetes pods' share in percent; pause; analysis."
+        " After the last step the pods have 100 %.",
+    )  # fmt: skip
+    analysis: Analysis | None = None
+    scale_marathon_to_zero: bool = Field(
+        default=True, description="Scale the Marathon app to zero once Kubernetes has 100 %."
+    )
+
+    @model_validator(mode="after")
+    def _analysis_defined(self) -> Shift:
+        if self.analysis is None and any(s.analysis is not None for s in self.steps):
+            raise ValueError(SHIFT_ANALYSIS_MESSAGE)
+        return self
+
+
 class KubernetesSpec(Model):
     """The app also as a Kubernetes Deployment and Service (the off-ramp, issue 21).
 
@@ -682,7 +728,11 @@ class KubernetesSpec(Model):
         ]
         | None
     ) = Field(default=None, description="Merged with what app.constraints translate to.")
-    # O3 (issue 21 item 4): `shift` (steps, analysis, scaleMarathonToZero) goes here.
+    shift: Shift | None = Field(
+        default=None,
+        description="Move the traffic from Marathon to the Deployment in steps (absent: the"
+        " Deployment runs but gets no traffic). docs/offramp.md.",
+    )
 
 
 class MarathonAppSpec(Model):
@@ -696,6 +746,12 @@ class MarathonAppSpec(Model):
                     " || self.strategy.type == 'rolling'",
                     AUTOSCALING_STRATEGY_MESSAGE,
                     ".autoscaling",
+                ),
+                cel_rule(
+                    "!has(self.kubernetes) || !has(self.kubernetes.shift)"
+                    " || !has(self.strategy) || self.strategy.type == 'rolling'",
+                    SHIFT_STRATEGY_MESSAGE,
+                    ".kubernetes.shift",
                 ),
                 cel_rule(
                     "!has(self.kubernetes) || has(self.kubernetes.image)"
@@ -733,6 +789,13 @@ class MarathonAppSpec(Model):
     def _autoscale_rolling(self) -> MarathonAppSpec:
         if self.autoscaling is not None and self.strategy.type != "rolling":
             raise ValueError(AUTOSCALING_STRATEGY_MESSAGE)
+        return self
+
+    @model_validator(mode="after")
+    def _shift_rolling(self) -> MarathonAppSpec:
+        shift = self.kubernetes.shift if self.kubernetes else None
+        if shift is not None and self.strategy.type != "rolling":
+            raise ValueError(SHIFT_STRATEGY_MESSAGE)
         return self
 
     @model_validator(mode="after")
@@ -852,6 +915,29 @@ class KubernetesStatus(StatusModel):
     )
 
 
+class OffRampStatus(StatusModel):
+    """The traffic shift to Kubernetes (written by operator/marathonapp/offramp.py)."""
+
+    phase: (
+        Literal["NotStarted", "Shifting", "Paused", "Analysing", "Shifted", "RolledBack", "Failed"]
+        | None
+    ) = None
+    step: int | None = None
+    kubernetes_weight: int = 0
+    marathon_weight: int = 100
+    message: str | None = None
+    analysis: list[AnalysisResult] = Field(default_factory=list)
+    # Where the shift is, so a restarted operator resumes (operator/marathonapp/offramp_plan.py).
+    stage: str | None = None
+    revision: str | None = Field(default=None, description="Digest of the shift's steps.")
+    step_started_at: str | None = None
+    weights_at: str | None = None
+    promoted_generation: int | None = None
+    analysis_run: AnalysisRun | None = None
+    marathon_scaled_down: bool = False
+    reason: str | None = None
+
+
 class MarathonAppStatus(ResourceStatus):
     phase: WorkloadPhase | None = None
     marathon: MarathonState | None = None
@@ -859,3 +945,4 @@ class MarathonAppStatus(ResourceStatus):
     rollout: RolloutStatus | None = None
     autoscaling: AutoscalingStatus | None = None
     kubernetes: KubernetesStatus | None = None
+    offramp: OffRampStatus | None = None
