@@ -910,6 +910,9 @@ class KubernetesStatus(StatusModel):
     ready_replicas: int = 0
     updated_replicas: int = 0
     available: bool = False
+    conditions: list[dict[str, str]] = Field(
+        default_factory=list, description="The Deployment's (type, status, reason, message)."
+    )
     message: str | None = Field(
         default=None, description="Why nothing was created (a feature that does not translate)."
     )
