@@ -35,7 +35,7 @@ from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.processes import ManagedProcess, free_port, free_ports
-from testenv.traffic import SteadyLoad, echo_command
+from testenv.traffic import SteadyLoad, echo_app, echo_command
 from testenv.zookeeper import ZkEnsemble
 
 NAMESPACE = "bench-canary"
@@ -58,29 +58,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 180.0) -> Any
 
 
 def app(port: int, version: int) -> dict[str, Any]:
-    return {
-        "id": "/shop",
-        "cmd": echo_command(text="$VERSION"),
-        "cpus": 0.05,
-        "mem": 32,
-        "instances": 2,
-        "env": {"VERSION": str(version)},
-        "portDefinitions": [{"port": port, "protocol": "tcp", "name": "http"}],
-        "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_PORT": str(port)},
-        "healthChecks": [
-            {
-                "protocol": "HTTP",
-                "path": "/health",
-                "portIndex": 0,
-                "gracePeriodSeconds": 10,
-                "intervalSeconds": 1,
-                "timeoutSeconds": 1,
-                "maxConsecutiveFailures": 2,
-            }
-        ],
-        "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0},
-        "taskKillGracePeriodSeconds": 2,
-    }
+    return echo_app("/shop", port, version=str(version), cmd=echo_command(text="$VERSION"))
 
 
 def rollout_phase(env: KubeTestEnv) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -33,6 +34,34 @@ def echo_command(text: str = "$MARATHON_APP_ID", error_rate: float = 0.0) -> str
     """A Marathon app `cmd` serving HTTP on its first port ($PORT0) and answering `text`."""
     extra = f" --error-rate {error_rate}" if error_rate else ""
     return f'exec {sys.executable} {ECHO_SERVER} --port "$PORT0" --text "{text}"{extra}'
+
+
+def echo_app(app_id: str, port: int, *, version: str, cmd: str | None = None) -> dict[str, Any]:
+    """Two instances of the echo server answering its app id, on the group's port `port`;
+    HTTP health checks every second; Marathon kills with SIGTERM and 2 s before SIGKILL."""
+    return {
+        "id": app_id,
+        "cmd": cmd or echo_command(),
+        "cpus": 0.05,
+        "mem": 32,
+        "instances": 2,
+        "env": {"VERSION": version},
+        "portDefinitions": [{"port": port, "protocol": "tcp", "name": "http"}],
+        "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_PORT": str(port)},
+        "healthChecks": [
+            {
+                "protocol": "HTTP",
+                "path": "/health",
+                "portIndex": 0,
+                "gracePeriodSeconds": 10,
+                "intervalSeconds": 1,
+                "timeoutSeconds": 1,
+                "maxConsecutiveFailures": 2,
+            }
+        ],
+        "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0},
+        "taskKillGracePeriodSeconds": 2,
+    }
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from orchestrator_operator.operator.marathonapp.strategy import reconcile_strate
 from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv
 from testenv.processes import ManagedProcess, free_port, free_ports
-from testenv.traffic import SteadyLoad, echo_command, measure_shares, shares_of
+from testenv.traffic import SteadyLoad, echo_app, echo_command, measure_shares, shares_of
 from testenv.zookeeper import ZkEnsemble
 
 pytestmark = [pytest.mark.zookeeper, pytest.mark.kube, pytest.mark.timeout(420)]
@@ -123,34 +123,6 @@ def platform(
                 raise
             finally:
                 lb.stop()
-
-
-def app_spec(app_id: str, port: int, *, version: str, cmd: str | None = None) -> dict[str, Any]:
-    """Two instances of the echo server answering its app id, on the group's port `port`;
-    HTTP health checks every second; Marathon kills with SIGTERM and 2 s before SIGKILL."""
-    return {
-        "id": app_id,
-        "cmd": cmd or echo_command(),
-        "cpus": 0.05,
-        "mem": 32,
-        "instances": 2,
-        "env": {"VERSION": version},
-        "portDefinitions": [{"port": port, "protocol": "tcp", "name": "http"}],
-        "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_PORT": str(port)},
-        "healthChecks": [
-            {
-                "protocol": "HTTP",
-                "path": "/health",
-                "portIndex": 0,
-                "gracePeriodSeconds": 10,
-                "intervalSeconds": 1,
-                "timeoutSeconds": 1,
-                "maxConsecutiveFailures": 2,
-            }
-        ],
-        "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0},
-        "taskKillGracePeriodSeconds": 2,
-    }
 
 
 @dataclass
@@ -273,7 +245,7 @@ def report(name: str, load: SteadyLoad) -> int:
 
 def test_rolling_update_under_load_fails_no_request(platform: Platform) -> None:
     port = free_port()
-    app = app_spec("/roll", port, version="1")
+    app = echo_app("/roll", port, version="1")
     platform.marathon.put_app("/roll", app)
     url = frontend(port)
     wait_serving(url, {"/roll"})
@@ -293,14 +265,14 @@ def test_rolling_update_under_load_fails_no_request(platform: Platform) -> None:
 def test_blue_green_switch_under_load_fails_no_request(platform: Platform) -> None:
     port = free_port()
     strategy = {"type": "blueGreen", "blueGreen": {"rollbackWindowSeconds": 3}}
-    mapp = Driven.create(platform, "bg", app_spec("/bg", port, version="1"), strategy)
+    mapp = Driven.create(platform, "bg", echo_app("/bg", port, version="1"), strategy)
     mapp.settled("Idle")
     assert mapp.traffic() == {"/bg-blue": 100}
     url = frontend(port)
     wait_serving(url, {"/bg-blue"})
     with SteadyLoad(url) as load:
         load.wait_for_requests(300)
-        mapp.update(app=app_spec("/bg", port, version="2"))
+        mapp.update(app=echo_app("/bg", port, version="2"))
         mapp.until("the switch", lambda r: r["phase"] == "Promoted")
         assert mapp.traffic() == {"/bg-green": 100, "/bg-blue": 0}
         switched = time.monotonic()
@@ -327,14 +299,14 @@ def test_canary_to_100_percent_under_load_fails_no_request_and_shares_follow_wei
         steps += [{"setWeight": weight}, {"pause": {}}]
     steps.append({"setWeight": 100})
     strategy = {"type": "canary", "canary": {"steps": steps}}
-    mapp = Driven.create(platform, "web", app_spec("/web", port, version="1"), strategy)
+    mapp = Driven.create(platform, "web", echo_app("/web", port, version="1"), strategy)
     mapp.settled("Idle")
     url = frontend(port)
     wait_serving(url, {"/web"})
     measured: dict[int, float] = {}
     with SteadyLoad(url) as load:
         load.wait_for_requests(200)
-        mapp.update(app=app_spec("/web", port, version="2"))
+        mapp.update(app=echo_app("/web", port, version="2"))
         for promote, weight in enumerate((10, 25, 50, 75), start=1):
             mapp.until(f"paused at {weight}%", paused_at(weight))
             wait_for(
@@ -358,14 +330,14 @@ def test_canary_to_100_percent_under_load_fails_no_request_and_shares_follow_wei
 def test_canary_failing_its_health_check_is_rolled_back(platform: Platform) -> None:
     port = free_port()
     strategy = {"type": "canary", "canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}
-    mapp = Driven.create(platform, "sick", app_spec("/sick", port, version="1"), strategy)
+    mapp = Driven.create(platform, "sick", echo_app("/sick", port, version="1"), strategy)
     mapp.settled("Idle")
     url = frontend(port)
     wait_serving(url, {"/sick"})
     with SteadyLoad(url) as load:
         load.wait_for_requests(200)
         # The new version never answers on its port: its HTTP health check fails.
-        broken = app_spec("/sick", port, version="2", cmd="exec sleep 3600")
+        broken = echo_app("/sick", port, version="2", cmd="exec sleep 3600")
         broken["healthChecks"][0]["gracePeriodSeconds"] = 2
         mapp.update(app=broken)
         mapp.settled("RolledBack", timeout=120)
@@ -388,13 +360,13 @@ def test_canary_answering_half_errors_is_rolled_back_by_analysis(platform: Platf
             "analysis": {"intervalSeconds": 2, "count": 3, "maxErrorRate": 0.1},
         },
     }
-    mapp = Driven.create(platform, "flaky", app_spec("/flaky", port, version="1"), strategy)
+    mapp = Driven.create(platform, "flaky", echo_app("/flaky", port, version="1"), strategy)
     mapp.settled("Idle")
     url = frontend(port)
     wait_serving(url, {"/flaky"})
     with SteadyLoad(url) as load:
         load.wait_for_requests(200)
-        mapp.update(app=app_spec("/flaky", port, version="2", cmd=echo_command(error_rate=0.5)))
+        mapp.update(app=echo_app("/flaky", port, version="2", cmd=echo_command(error_rate=0.5)))
         mapp.settled("RolledBack", timeout=120)
         rolled_back = time.monotonic()
         load.wait_for_requests(300)
