@@ -35,7 +35,7 @@ run: setup testenv
 
 ## The whole test suite: unit, integration (real ZooKeeper, Docker, Kubernetes) and e2e.
 test: setup system-deps testenv helm ui-deps
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30
 
 ## ruff (checks and formatting), mypy, the import contracts (.importlinter), CRDs and dashboards up to date,
 ## the Helm chart (helm lint; helm template = kubectl kustomize for each setting, scripts/check_chart.py).
