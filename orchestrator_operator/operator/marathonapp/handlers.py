@@ -31,12 +31,12 @@ import kopf
 from pydantic import ValidationError
 
 from orchestrator_operator.common.conditions import make_condition, now_rfc3339, set_condition
-from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.common.kube_api import ApiError, KubeApi
 from orchestrator_operator.mesos.marathon_api import MarathonError, MarathonUnreachable
 from orchestrator_operator.models import API_GROUP, API_VERSION, MARATHON_APP
 from orchestrator_operator.models.marathonapp import MarathonAppSpec
 from orchestrator_operator.models.vocabulary import INVALID_PHASE, ConditionType, Reason
-from orchestrator_operator.operator.marathonapp import metrics
+from orchestrator_operator.operator.marathonapp import kubernetes, metrics
 from orchestrator_operator.operator.marathonapp.observe import (
     Unobservable,
     find_marathon,
@@ -182,7 +182,14 @@ def observe(
         return  # the reconcile handler applies it (and asks the timer to retry if it fails)
     recent = now - memo.get("marathonapp_put_at", 0.0) < DRIFT_GRACE_SECONDS
     last = memo.get("marathonapp_observed_at", 0.0)
-    if settled(status) and not pending and not recent and now - last < SETTLED_SECONDS:
+    moving = kubernetes.moving(parsed, status)
+    if (
+        settled(status)
+        and not pending
+        and not recent
+        and not moving
+        and now - last < SETTLED_SECONDS
+    ):
         return
     sync(parsed, body, status, meta, patch, memo, kwargs)
 
@@ -302,10 +309,22 @@ def sync(
         status.get("drift"), strategy_available=strategy is not None,
     )  # fmt: skip
     new_status["observedGeneration"] = new_generation
+    new_status["kubernetes"] = _kubernetes(parsed, meta, status, memo)
     if rollout is not None:
         new_status["rollout"] = rollout
     metrics.export_status(namespace, name, new_status, instances)
     patch_changed_status(status, new_status, patch)
+
+
+def _kubernetes(
+    parsed: MarathonAppSpec, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo
+) -> dict[str, Any] | None:
+    """status.kubernetes after applying (or removing) the translated Deployment and Service."""
+    try:
+        return kubernetes.reconcile(KubeApi.shared(), parsed, meta, status, memo)
+    except ApiError as error:
+        _retry_later(memo, meta.get("generation"), RETRY_SECONDS)
+        return {"replicas": 0, "message": f"Kubernetes API: {error}"[:1000]}
 
 
 def _with_relaunches(
