@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator_operator.operator.allowlist import ALLOW_ALL, AllowList
 from orchestrator_operator.operator.zk_super_key import cluster_password
 
 
@@ -21,6 +22,9 @@ class OperatorSettings:
     # status_resync_seconds as a safety net.
     status_watches: bool = True
     status_resync_seconds: float = 10.0
+    # What custom resources may make the operator run (operator/allowlist.py); default:
+    # everything, the flags --allow-* or $ORCHESTRATOR_ALLOW_* restrict it.
+    allowlist: AllowList = ALLOW_ALL
 
     @property
     def scale_zookeeper_by_reconfig(self) -> bool:

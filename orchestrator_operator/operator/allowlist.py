@@ -1,0 +1,395 @@
+"""The operator's allow-list (issue 17 points 1, 4, 10): what a custom resource may make it
+run, checked before anything is created.
+
+A MesosCluster, ProbeFleet, ZkMigration or MarathonApp makes the operator create workloads
+with the operator's rights: privileged agents with a host path as work dir, probes with the
+Docker socket, ZooKeeper sessions to the ensembles named in the spec. The allow-list bounds
+what a namespace user can reach that way: the namespaces served, the image registries (or
+digests) run, the host path prefixes mounted, whether control-plane nodes may be used, and
+the ZooKeeper ensembles the operator (and the workloads it makes) may connect to.
+
+Pure: the settings come from the operator's flags or environment at start-up
+(`operator/main.py`, kept in `OperatorSettings.allowlist`) and are passed in. Each check
+returns the first violated rule as a message that names the rule, or None. An empty rule
+allows everything (the default, so a fresh install behaves as before); the chart and
+`k8s/` ship a restrictive example.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# The labels and taints kubeadm (and most distributions) put on control-plane nodes.
+CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+
+DEFAULT_REGISTRY = "docker.io"
+
+# Rule names as written in the flags' help, the chart's values and the refusal messages.
+RULE_NAMESPACES = "namespaces"
+RULE_IMAGE_REGISTRIES = "imageRegistries"
+RULE_REQUIRE_DIGEST = "requireDigest"
+RULE_HOST_PATH_PREFIXES = "hostPathPrefixes"
+RULE_CONTROL_PLANE = "controlPlaneNodes"
+RULE_ZOOKEEPER = "zookeeperEndpoints"
+
+MAX_ENTRIES = 256  # per rule; bounded input
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Empty tuples allow everything; see the module docstring."""
+
+    # Namespaces whose resources the operator acts on.
+    namespaces: tuple[str, ...] = ()
+    # Registries or repository prefixes (`registry.example.com`, `docker.io/mesosphere`):
+    # an image is allowed if its repository is one of them or below one.
+    image_registries: tuple[str, ...] = ()
+    # Digests (`sha256:<64 hex>`) allowed whatever their repository.
+    image_digests: tuple[str, ...] = ()
+    # Every image must be pinned by a digest.
+    require_digest: bool = False
+    # Absolute host paths; a hostPath volume must be one of them or below one.
+    host_path_prefixes: tuple[str, ...] = ()
+    # False: pods the operator makes never run on control-plane nodes.
+    control_plane_nodes: bool = True
+    # ZooKeeper servers `host:port`, `host` (any port) or `*.domain[:port]` (any host in it).
+    zookeeper_endpoints: tuple[str, ...] = ()
+
+    @property
+    def restricts_images(self) -> bool:
+        return bool(self.image_registries or self.image_digests or self.require_digest)
+
+    def describe(self) -> dict[str, Any]:
+        """The rules in force, for the start-up log line (nothing secret in them)."""
+        return {
+            RULE_NAMESPACES: list(self.namespaces) or "any",
+            RULE_IMAGE_REGISTRIES: list(self.image_registries) or "any",
+            "imageDigests": len(self.image_digests),
+            RULE_REQUIRE_DIGEST: self.require_digest,
+            RULE_HOST_PATH_PREFIXES: list(self.host_path_prefixes) or "any",
+            RULE_CONTROL_PLANE: self.control_plane_nodes,
+            RULE_ZOOKEEPER: list(self.zookeeper_endpoints) or "any",
+        }
+
+
+ALLOW_ALL = AllowList()
+
+
+def parse_list(value: str | None) -> tuple[str, ...]:
+    """A comma- or whitespace-separated flag or environment value."""
+    if not value:
+        return ()
+    entries = tuple(item for item in value.replace(",", " ").split() if item)
+    if len(entries) > MAX_ENTRIES:
+        raise ValueError(f"at most {MAX_ENTRIES} allow-list entries per rule")
+    return entries
+
+
+def validate(allow: AllowList) -> AllowList:
+    """The allow-list itself checked at start-up: a typo must not open or close everything
+    silently. Raises ValueError naming the rule and the entry."""
+    for entry in allow.host_path_prefixes:
+        if not entry.startswith("/") or ".." in entry.split("/") or entry != _norm(entry):
+            raise ValueError(
+                f"{RULE_HOST_PATH_PREFIXES}: {entry!r} is not a normalized absolute path"
+            )
+    for entry in allow.image_registries:
+        if not entry or entry != entry.strip().rstrip("/") or "@" in entry or " " in entry:
+            raise ValueError(f"{RULE_IMAGE_REGISTRIES}: {entry!r} is not a registry or repository")
+    for entry in allow.image_digests:
+        algorithm, _, hexdigest = entry.partition(":")
+        if algorithm != "sha256" or len(hexdigest) != 64:
+            raise ValueError(f"imageDigests: {entry!r} is not sha256:<64 hex>")
+    for entry in allow.zookeeper_endpoints:
+        host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+        if not host or (port and not port.isdigit()) or "/" in entry:
+            raise ValueError(f"{RULE_ZOOKEEPER}: {entry!r} is not host, host:port or *.domain")
+    return allow
+
+
+# --- images -------------------------------------------------------------------------------
+
+
+def image_repository(image: str) -> tuple[str, str | None]:
+    """(`registry/path`, digest or None) of a Docker image reference, in the form the
+    runtime pulls: `zookeeper:3.8` is `docker.io/library/zookeeper`."""
+    name, _, digest = image.partition("@")
+    head, slash, last = name.rpartition("/")
+    if ":" in last:
+        last = last.split(":", 1)[0]
+    name = f"{head}{slash}{last}"
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        registry, path = parts[0].lower(), "/".join(parts[1:])
+    else:
+        registry, path = DEFAULT_REGISTRY, name
+    if registry == DEFAULT_REGISTRY and "/" not in path:
+        path = f"library/{path}"
+    return f"{registry}/{path}", (digest or None)
+
+
+def _entry_repository(entry: str) -> str:
+    """A registry entry in the normalized form: `docker.io/mesosphere` stays, `mesosphere`
+    (a Docker Hub user) becomes `docker.io/mesosphere`; a bare host stays a host."""
+    first = entry.split("/", 1)[0]
+    if "." in first or ":" in first or first == "localhost":
+        return entry.lower() if "/" not in entry else f"{first.lower()}/{entry.split('/', 1)[1]}"
+    return f"{DEFAULT_REGISTRY}/{entry}"
+
+
+def _under(value: str, prefix: str) -> bool:
+    return value == prefix or value.startswith(prefix + "/")
+
+
+def check_image(allow: AllowList, image: str) -> str | None:
+    repository, digest = image_repository(image)
+    if allow.require_digest and not digest:
+        return (
+            f"allow-list rule {RULE_REQUIRE_DIGEST}: image {image!r} is not pinned by a digest"
+            " (add @sha256:... or the field's `digest`)"
+        )
+    if not (allow.image_registries or allow.image_digests):
+        return None
+    if digest and digest in allow.image_digests:
+        return None
+    if any(_under(repository, _entry_repository(entry)) for entry in allow.image_registries):
+        return None
+    allowed = ", ".join(allow.image_registries) or "none"
+    return (
+        f"allow-list rule {RULE_IMAGE_REGISTRIES}: image {image!r} ({repository}) is not from an"
+        f" allowed registry ({allowed}) nor pinned by an allowed digest"
+    )
+
+
+def check_images(allow: AllowList, images: Iterable[str]) -> str | None:
+    """The first image the allow-list refuses, as a message naming the rule; or None."""
+    for image in images:
+        message = check_image(allow, image)
+        if message:
+            return message
+    return None
+
+
+# --- namespaces ---------------------------------------------------------------------------
+
+
+def check_namespace(allow: AllowList, namespace: str) -> str | None:
+    if not allow.namespaces or namespace in allow.namespaces:
+        return None
+    return (
+        f"allow-list rule {RULE_NAMESPACES}: namespace {namespace!r} is not served by this"
+        f" operator (served: {', '.join(allow.namespaces)})"
+    )
+
+
+# --- host paths ---------------------------------------------------------------------------
+
+
+def _norm(path: str) -> str:
+    normalized = posixpath.normpath(path)
+    # POSIX keeps a leading '//' as is; a host path has no use for it
+    return "/" + normalized.lstrip("/") if normalized.startswith("//") else normalized
+
+
+def check_host_path(allow: AllowList, path: str) -> str | None:
+    if ".." in path.split("/") or not path.startswith("/"):
+        return (
+            f"allow-list rule {RULE_HOST_PATH_PREFIXES}: host path {path!r} must be absolute,"
+            " without '..'"
+        )
+    if not allow.host_path_prefixes:
+        return None
+    normalized = _norm(path)
+    if any(_under(normalized, prefix) or prefix == "/" for prefix in allow.host_path_prefixes):
+        return None
+    return (
+        f"allow-list rule {RULE_HOST_PATH_PREFIXES}: host path {path!r} is not under an allowed"
+        f" prefix ({', '.join(allow.host_path_prefixes)})"
+    )
+
+
+def check_host_paths(allow: AllowList, paths: Iterable[str]) -> str | None:
+    for path in paths:
+        message = check_host_path(allow, path)
+        if message:
+            return message
+    return None
+
+
+# --- ZooKeeper ----------------------------------------------------------------------------
+
+
+def zk_servers(connect_string: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs of a ZooKeeper connect string `h1:2181,h2/chroot`."""
+    hosts = connect_string.split("/", 1)[0]
+    servers = []
+    for server in hosts.split(","):
+        server = server.strip()
+        if server.startswith("["):  # [ipv6]:port
+            host, _, rest = server[1:].partition("]")
+            port = rest.lstrip(":")
+        elif server.count(":") == 1:
+            host, _, port = server.partition(":")
+        else:
+            host, port = server, ""
+        servers.append((host.lower().rstrip("."), int(port) if port.isdigit() else 2181))
+    return servers
+
+
+def _endpoint_allows(entry: str, host: str, port: int) -> bool:
+    entry = entry.lower()
+    pattern, _, entry_port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+    if entry_port and int(entry_port) != port:
+        return False
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return host == pattern.rstrip(".")
+
+
+def check_zk_endpoints(allow: AllowList, connect_string: str) -> str | None:
+    """Every server of the connect string must be allowed (the client may pick any)."""
+    if not allow.zookeeper_endpoints:
+        return None
+    for host, port in zk_servers(connect_string):
+        if not any(_endpoint_allows(entry, host, port) for entry in allow.zookeeper_endpoints):
+            return (
+                f"allow-list rule {RULE_ZOOKEEPER}: ZooKeeper server {host}:{port} (of"
+                f" {connect_string.split('/', 1)[0]!r}) is not an allowed ensemble"
+                f" ({', '.join(allow.zookeeper_endpoints)})"
+            )
+    return None
+
+
+# --- control-plane nodes ------------------------------------------------------------------
+
+
+def check_tolerations(allow: AllowList, tolerations: Iterable[Mapping[str, Any]]) -> str | None:
+    """With controlPlaneNodes false, no toleration of the control-plane taints (nor a
+    toleration of every taint)."""
+    if allow.control_plane_nodes:
+        return None
+    for toleration in tolerations:
+        key = toleration.get("key") or ""
+        if key in CONTROL_PLANE_LABELS or (not key and toleration.get("operator") == "Exists"):
+            return (
+                f"allow-list rule {RULE_CONTROL_PLANE}: toleration {dict(toleration)!r} would"
+                " schedule onto control-plane nodes, which this operator does not use"
+            )
+    return None
+
+
+def check_node_selector(allow: AllowList, selector: Mapping[str, str]) -> str | None:
+    if allow.control_plane_nodes:
+        return None
+    for key in selector:
+        if key in CONTROL_PLANE_LABELS:
+            return (
+                f"allow-list rule {RULE_CONTROL_PLANE}: nodeSelector {key!r} selects"
+                " control-plane nodes, which this operator does not use"
+            )
+    return None
+
+
+CONTROL_PLANE_EXCLUSION: dict[str, Any] = {
+    "matchExpressions": [
+        {"key": label, "operator": "DoesNotExist"} for label in CONTROL_PLANE_LABELS
+    ]
+}
+
+
+def exclude_control_plane(allow: AllowList, manifests: Sequence[Any]) -> list[Any]:
+    """With controlPlaneNodes false, every pod template gets a required node affinity that
+    keeps it off nodes labelled as control plane (a copy; the input is not changed).
+    A cluster whose control-plane nodes are neither labelled nor tainted is not protected:
+    docs/security.md says so."""
+    if allow.control_plane_nodes:
+        return list(manifests)
+    out = []
+    for manifest in manifests:
+        copied = _deep_copy(manifest)
+        for pod_spec in pod_specs(copied):
+            affinity = pod_spec.setdefault("affinity", {})
+            node = affinity.setdefault("nodeAffinity", {})
+            required = node.setdefault(
+                "requiredDuringSchedulingIgnoredDuringExecution", {"nodeSelectorTerms": []}
+            )
+            terms = required.setdefault("nodeSelectorTerms", [])
+            if not terms:
+                terms.append(_deep_copy(CONTROL_PLANE_EXCLUSION))
+            else:  # terms are ORed: the exclusion goes into each
+                for term in terms:
+                    expressions = term.setdefault("matchExpressions", [])
+                    for expression in CONTROL_PLANE_EXCLUSION["matchExpressions"]:
+                        if expression not in expressions:
+                            expressions.append(dict(expression))
+        out.append(copied)
+    return out
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _deep_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(item) for item in value]
+    return value
+
+
+# --- rendered children --------------------------------------------------------------------
+
+_TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
+
+
+def pod_specs(manifest: Mapping[str, Any]) -> Iterator[Any]:
+    """The pod specs in one manifest (a Pod, a workload's template, a CronJob's)."""
+    kind = manifest.get("kind")
+    spec = manifest.get("spec") or {}
+    if kind == "Pod":
+        yield spec
+    elif kind in _TEMPLATE_KINDS:
+        yield (spec.get("template") or {}).get("spec") or {}
+    elif kind == "CronJob":
+        job = (spec.get("jobTemplate") or {}).get("spec") or {}
+        yield (job.get("template") or {}).get("spec") or {}
+
+
+def manifest_images(manifests: Iterable[Mapping[str, Any]]) -> list[str]:
+    images: list[str] = []
+    for manifest in manifests:
+        for pod_spec in pod_specs(manifest):
+            for group in ("initContainers", "containers", "ephemeralContainers"):
+                images.extend(
+                    str(container.get("image", "")) for container in pod_spec.get(group) or []
+                )
+    return images
+
+
+def manifest_host_paths(manifests: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [
+        str(volume["hostPath"].get("path", ""))
+        for manifest in manifests
+        for pod_spec in pod_specs(manifest)
+        for volume in pod_spec.get("volumes") or []
+        if volume.get("hostPath")
+    ]
+
+
+def check_manifests(allow: AllowList, manifests: Sequence[Mapping[str, Any]]) -> str | None:
+    """Everything the operator is about to create, checked as it would run: every pod
+    template's images, host paths, tolerations and node selector. The first violated rule,
+    or None."""
+    message = check_images(allow, manifest_images(manifests)) or check_host_paths(
+        allow, manifest_host_paths(manifests)
+    )
+    if message:
+        return message
+    for manifest in manifests:
+        for pod_spec in pod_specs(manifest):
+            message = check_tolerations(
+                allow, pod_spec.get("tolerations") or []
+            ) or check_node_selector(allow, pod_spec.get("nodeSelector") or {})
+            if message:
+                return message
+    return None
