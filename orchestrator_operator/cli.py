@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     from orchestrator_operator.lb.main import add_lb_parser
     from orchestrator_operator.monitor.app.main import add_app_parser
     from orchestrator_operator.monitor.probe.main import add_probe_parser
+    from orchestrator_operator.offramp.main import add_marathon_parser
     from orchestrator_operator.operator.render import add_render_parser
     from orchestrator_operator.sync.main import add_zk_sync_parser
     from orchestrator_operator.zkmigrate.main import add_zk_migrate_parser
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_zk_migrate_parser(sub)
     add_render_parser(sub)
     add_lb_parser(sub)
+    add_marathon_parser(sub)
     return parser
 
 

@@ -941,6 +941,22 @@ class OffRampStatus(StatusModel):
     reason: str | None = None
 
 
+class ReadinessFinding(StatusModel):
+    feature: str
+    severity: Literal["Info", "Review", "Blocker"]
+    message: str
+
+
+class ReadinessStatus(StatusModel):
+    """How spec.app translates to Kubernetes and what needs a person
+    (operator/marathonapp/readiness.py; `orchestrator marathon plan` says the same)."""
+
+    app_id: str | None = None
+    verdict: Literal["Ready", "NeedsReview", "Blocked"] | None = None
+    summary: str | None = None
+    findings: list[ReadinessFinding] = Field(default_factory=list)
+
+
 class MarathonAppStatus(ResourceStatus):
     phase: WorkloadPhase | None = None
     marathon: MarathonState | None = None
@@ -949,3 +965,4 @@ class MarathonAppStatus(ResourceStatus):
     autoscaling: AutoscalingStatus | None = None
     kubernetes: KubernetesStatus | None = None
     offramp: OffRampStatus | None = None
+    readiness: ReadinessStatus | None = None

@@ -264,7 +264,10 @@ def sync(
             recent = time.monotonic() - memo.get("marathonapp_put_at", 0.0) < DRIFT_GRACE_SECONDS
             observation = observe_shared(target.client, parsed.app.id)
             if pending:
-                fields = ["(generation)"]
+                # Adoption: an app Marathon already runs as the spec says (an imported
+                # manifest, `orchestrator marathon import`) gets no PUT: no new version.
+                same = observation.app is not None and not drift_fields(definition, observation.app)
+                fields = [] if same else ["(generation)"]
             elif recent:
                 fields = []
             else:

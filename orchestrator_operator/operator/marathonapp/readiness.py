@@ -60,6 +60,9 @@ class Feature(StrEnum):
     GPU = "GPUs"
     READINESS_CHECK = "readiness check"
     PRIVILEGED = "privileged or docker parameters"
+    # Import only (offramp/manifest.py): no manifest possible, or applying it changes the app.
+    NOT_IMPORTABLE = "not importable"
+    ADOPTION = "adoption changes the app"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 from orchestrator_operator.common.conditions import Condition, Verdict, merge_conditions
 from orchestrator_operator.models.marathonapp import MarathonAppSpec
 from orchestrator_operator.models.vocabulary import ConditionType, Reason, WorkloadPhase
+from orchestrator_operator.operator.marathonapp.readiness import assess
 
 # Fields of the spec that are the operator's, not Marathon's.
 _NOT_SENT = {"privileged", "parameters"}
@@ -278,7 +279,16 @@ def build_status(
     }
     if obs.problem is None:
         new["marathon"] = state
+    new["readiness"] = readiness_status(spec)
     return new
+
+
+def readiness_status(spec: MarathonAppSpec) -> dict[str, Any]:
+    """status.readiness: the readiness report for spec.app (spec.kubernetes.image answers a
+    missing image and fetched files)."""
+    app = spec.app.model_dump(by_alias=True, exclude_none=True, mode="json")
+    image = spec.kubernetes.image if spec.kubernetes is not None else None
+    return assess(app, image=image).as_status()
 
 
 def settled(status: Mapping[str, Any]) -> bool:
