@@ -192,7 +192,7 @@ def test_abort_after_marathon_was_scaled_to_zero_scales_it_up_before_moving_traf
 
 
 def test_a_failed_analysis_rolls_back_and_new_steps_try_again() -> None:
-    shift = {
+    shift: dict[str, Any] = {
         "steps": [{"setWeight": 20}, {"analysis": {}}, {"setWeight": 100}],
         "analysis": {"intervalSeconds": 5, "count": 2, "maxErrorRate": 0.05},
     }
@@ -257,7 +257,7 @@ def test_restarts_and_lost_actions_end_in_the_same_place(seed: int) -> None:
 
 
 def test_the_model_refuses_a_shift_with_another_strategy_and_analysis_without_limits() -> None:
-    base = {
+    base: dict[str, Any] = {
         "cluster": "prod",
         "app": {"id": "/web", "cmd": "serve", "instances": 2},
         "kubernetes": {"image": "registry.example/web:1", "shift": {"steps": PAUSED_STEPS}},
@@ -267,6 +267,6 @@ def test_the_model_refuses_a_shift_with_another_strategy_and_analysis_without_li
     assert spec.kubernetes.shift.scale_marathon_to_zero is True
     with pytest.raises(ValueError, match="rolling only"):
         MarathonAppSpec.model_validate({**base, "strategy": {"type": "canary"}})
-    bad = {**base["kubernetes"], "shift": {"steps": [{"analysis": {}}]}}  # type: ignore[dict-item]
+    bad = {**base["kubernetes"], "shift": {"steps": [{"analysis": {}}]}}
     with pytest.raises(ValueError, match=r"an analysis step needs kubernetes\.shift\.analysis"):
         MarathonAppSpec.model_validate({**base, "kubernetes": bad})
