@@ -88,13 +88,17 @@ def test_each_named_feature_blocks_or_asks_for_review() -> None:
     }
     assert _features(_app(dependencies=["/db"])) == {"dependency": "Review"}
     assert _features(_app(user="nobody")) == {"user": "Review"}
+    assert _features(_app(unreachableStrategy={"inactiveAfterSeconds": 60})) == {
+        "Mesos-only feature": "Review"
+    }
+    assert _features(_app(gpus=1)) == {"GPUs": "Review"}
     assert _features(_app(env={"DB_PASSWORD": "x"})) == {"secret in env": "Review"}
     assert _features(_app(env={"DB": {"secret": "db"}})) == {"Marathon secret": "Review"}
     # A command with no image: nothing for a pod to run, until spec.kubernetes.image.
     bare = {"id": "/job", "cmd": "./run.sh", "fetch": [{"uri": "http://x/run.sh"}]}
     assert assess(bare).verdict == Verdict.BLOCKED
     assert {str(f.feature) for f in blocking(assess(bare))} == {
-        "command without an image",
+        "executor-specific feature",
         "fetch URI",
     }
     assert assess(bare, image="registry/job:1").verdict == Verdict.READY
@@ -125,9 +129,9 @@ def test_status_readiness_is_computed_from_spec_app() -> None:
     status = readiness_status(spec)
     assert status["verdict"] == "Blocked"
     assert {f["feature"] for f in status["findings"]} == {
-        "command without an image",
+        "executor-specific feature",
         "constraint without a clean affinity equivalent",
         "command health check",
     }
-    assert status["summary"].startswith("Blocked: command without an image")
+    assert status["summary"].startswith("Blocked: executor-specific feature")
     assert all(f["severity"] in {s.value for s in Severity} for f in status["findings"])

@@ -9,8 +9,9 @@
   (a constraint without a clean affinity equivalent, a host port, a command health check,
   a Mesos-only setting that is dropped, a secret to put in a Secret ...);
 - `Blocked`: the translation cannot run it as it is (persistent volumes, fetch URIs, a
-  custom executor, a command with no image ...): the builder refuses it (`blocking`) until
-  a person changes the app or sets what is missing (`spec.kubernetes.image`).
+  custom executor, a command run by the command executor with no image ...): the builder
+  refuses it (`blocking`) until a person changes the app or sets what is missing
+  (`spec.kubernetes.image`, which answers a missing image and fetched files).
 
 The same table serves `orchestrator marathon plan`, `status.readiness` of each MarathonApp,
 the UI, and the Kubernetes builder (which refuses what `blocking` returns).
@@ -51,7 +52,6 @@ class Feature(StrEnum):
     COMMAND_HEALTH_CHECK = "command health check"
     HEALTH_CHECK = "health check"
     FETCH_URI = "fetch URI"
-    NO_IMAGE = "command without an image"
     ENV_SECRET = "secret in env"
     MARATHON_SECRET = "Marathon secret"
     DEPENDENCY = "dependency"
@@ -388,6 +388,25 @@ def _mesos_only(app: Mapping[str, Any]) -> list[Finding]:
                            f"acceptedResourceRoles {roles}: Mesos roles and reservations have no"
                            " Kubernetes equivalent; use a node selector or taints if they"
                            " reserved nodes"))  # fmt: skip
+    unreachable = app.get("unreachableStrategy")
+    if isinstance(unreachable, Mapping) and any(unreachable.get(k) for k in unreachable):
+        out.append(
+            Finding(
+                Feature.MESOS_ONLY,
+                Severity.REVIEW,
+                f"unreachableStrategy {dict(unreachable)} (Mesos' partition awareness):"
+                " Kubernetes replaces pods of an unreachable node after its own"
+                " tolerations (300 s by default); set tolerationSeconds if it matters",
+            )
+        )
+    if _list(app, "storeUrls"):
+        out.append(
+            Finding(
+                Feature.MESOS_ONLY,
+                Severity.REVIEW,
+                "storeUrls (Marathon's artifact store): no Kubernetes equivalent",
+            )
+        )
     if _list(app, "dependencies"):
         out.append(
             Finding(
@@ -430,9 +449,10 @@ def _mesos_only(app: Mapping[str, Any]) -> list[Finding]:
 def _runnable(app: Mapping[str, Any], image: str | None) -> list[Finding]:
     if image_of(app) or image:
         return []
-    return [Finding(Feature.NO_IMAGE, Severity.BLOCKER,
-                    "a command with no image (run on the agent's own filesystem): a pod needs an"
-                    " image holding what the command uses; set spec.kubernetes.image")]  # fmt: skip
+    return [Finding(Feature.EXECUTOR, Severity.BLOCKER,
+                    "a command with no image, run by Mesos' command executor on the agent's own"
+                    " filesystem: a pod needs an image holding what the command uses; set"
+                    " spec.kubernetes.image")]  # fmt: skip
 
 
 def _privileged(app: Mapping[str, Any]) -> list[Finding]:
