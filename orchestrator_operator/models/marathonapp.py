@@ -939,6 +939,7 @@ class OffRampStatus(StatusModel):
     analysis_run: AnalysisRun | None = None
     marathon_scaled_down: bool = False
     reason: str | None = None
+    final: str | None = None
 
 
 class ReadinessFinding(StatusModel):

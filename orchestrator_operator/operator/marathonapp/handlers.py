@@ -36,7 +36,7 @@ from orchestrator_operator.mesos.marathon_api import MarathonError, MarathonUnre
 from orchestrator_operator.models import API_GROUP, API_VERSION, MARATHON_APP
 from orchestrator_operator.models.marathonapp import MarathonAppSpec
 from orchestrator_operator.models.vocabulary import INVALID_PHASE, ConditionType, Reason
-from orchestrator_operator.operator.marathonapp import kubernetes, metrics
+from orchestrator_operator.operator.marathonapp import kubernetes, metrics, offramp
 from orchestrator_operator.operator.marathonapp.observe import (
     Unobservable,
     find_marathon,
@@ -182,7 +182,7 @@ def observe(
         return  # the reconcile handler applies it (and asks the timer to retry if it fails)
     recent = now - memo.get("marathonapp_put_at", 0.0) < DRIFT_GRACE_SECONDS
     last = memo.get("marathonapp_observed_at", 0.0)
-    moving = kubernetes.moving(parsed, status)
+    moving = kubernetes.moving(parsed, status) or offramp.moving(parsed, status)
     if (
         settled(status)
         and not pending
@@ -243,12 +243,18 @@ def sync(
     reverted_at: str | None = None
     new_generation = applied
     rollout: dict[str, Any] | None = None
+    shift: dict[str, Any] | None = None
     try:
         target = find_marathon(namespace, parsed.cluster)
         try:
             env = env_values(KubeApi.shared(), namespace, parsed.app.env)
         except SecretRefused as error:
             raise Unobservable(Reason.SECRET_REFUSED, str(error)) from None
+        if strategy is None and offramp.shifting(parsed):
+            # The traffic shift to Kubernetes decides how many instances Marathon keeps.
+            shift, instances = offramp.reconcile_offramp(
+                dict(body), parsed, target.client, KubeApi.shared(), instances
+            )
         definition = app_definition(parsed, env, instances)
         if strategy is not None:
             rollout = strategy.reconcile_strategy(body, definition, target.client, KubeApi.shared())
@@ -275,7 +281,9 @@ def sync(
                     drift_fields(definition, observation.app) if observation.app else ["(missing)"]
                 )
             if fields:
-                scaling = parsed.autoscaling is not None and only_instances_differ(fields)
+                scaling = (
+                    parsed.autoscaling is not None or shift is not None
+                ) and only_instances_differ(fields)
                 if pending or scaling or parsed.drift == "Revert":
                     target.client.put_app(parsed.app.id, definition, force=True)
                     memo["marathonapp_put_at"] = time.monotonic()
@@ -315,6 +323,8 @@ def sync(
     new_status["kubernetes"] = _kubernetes(parsed, meta, status, memo)
     if rollout is not None:
         new_status["rollout"] = rollout
+    if shift is not None:
+        new_status["offramp"] = shift
     metrics.export_status(namespace, name, new_status, instances)
     patch_changed_status(status, new_status, patch)
 
