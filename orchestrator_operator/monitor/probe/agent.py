@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from orchestrator_operator.common.logs import OnChange
+from orchestrator_operator.common.tls import ReloadingTls
 from orchestrator_operator.monitor.probe.collectors.connections import (
     ConnectionCollector,
     SocketScan,
@@ -43,6 +44,10 @@ class ProbeConfig:
     probe_id: str | None = None
     processes: bool = True  # --no-processes turns the process collector off
     connections: bool = True  # --no-connections turns the socket scan off
+    # Read the token again from this file when it changes (a projected ServiceAccount token
+    # the kubelet rotates); `token` is its first content.
+    token_file: str | None = None
+    tls: ReloadingTls | None = None  # https:// to the app: its CA, our certificate (mTLS)
 
 
 class Probe:
@@ -58,7 +63,7 @@ class Probe:
         self.k8s = (
             KubernetesCollector(self.hostname, config.kubeconfig) if config.kubernetes else None
         )
-        self.sender = ReportSender(config.app_url, config.token)
+        self.sender = ReportSender(config.app_url, config.token, tls=config.tls)
         # An app that is down or a name that does not resolve: said once, then on change.
         self._send_trouble = OnChange(log)
         self._control_trouble = OnChange(log, logging.INFO)
@@ -66,6 +71,25 @@ class Probe:
         self.reports_sent = 0
         self._report_now = asyncio.Event()
         self._control_tasks: set[asyncio.Task[None]] = set()
+        self._token_stamp: tuple[int, int] | None = None
+
+    def token(self) -> str:
+        """The current token: the file's content when it changed (rotation), else the last."""
+        path = self.config.token_file
+        if path:
+            try:
+                st = os.stat(path)
+                stamp = (st.st_mtime_ns, st.st_ino)
+                if stamp != self._token_stamp:
+                    with open(path, encoding="utf-8") as f:
+                        token = f.read().strip()
+                    if token:
+                        self.config.token = token
+                        self._token_stamp = stamp
+            except OSError as exc:
+                log.warning("token file %s unreadable, keeping the last token: %s", path, exc)
+        self.sender.token = self.config.token
+        return self.config.token
 
     def collect(self) -> Report:
         # The socket scan also yields fd counts and each pid's network namespace. Without it
@@ -98,6 +122,7 @@ class Probe:
             self._report_now.clear()
             try:
                 report = await asyncio.to_thread(self.collect)
+                self.token()  # a rotated token goes with this report
                 await self.sender.send(encode_report(report))
                 self.reports_sent += 1
                 backoff.reset()
@@ -115,12 +140,15 @@ class Probe:
 
     async def control_loop(self, stop: asyncio.Event) -> None:
         url = self.config.app_url.rstrip("/") + "/api/probe/control"
-        headers = {"Authorization": f"Bearer {self.config.token}", "X-Probe-Id": self.probe_id}
         backoff = Backoff()
         async with aiohttp.ClientSession() as session:
             while not stop.is_set():
+                headers = {"Authorization": f"Bearer {self.token()}", "X-Probe-Id": self.probe_id}
                 try:
-                    async with session.ws_connect(url, headers=headers, heartbeat=20) as ws:
+                    ssl_context = self.config.tls.current() if self.config.tls else True
+                    async with session.ws_connect(
+                        url, headers=headers, heartbeat=20, ssl=ssl_context
+                    ) as ws:
                         backoff.reset()
                         if not self._control_trouble.clear("control channel open to %s", url):
                             log.info("control channel open to %s", url)

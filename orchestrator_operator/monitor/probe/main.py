@@ -7,10 +7,12 @@ import argparse
 import asyncio
 import os
 import signal
+import sys
 from typing import TYPE_CHECKING
 
 from orchestrator_operator.common.logs import add_log_format_argument
 from orchestrator_operator.common.process import configure_logging, require_secret
+from orchestrator_operator.common.tls import TlsError, add_client_arguments, client_from_args
 
 if TYPE_CHECKING:
     from orchestrator_operator.monitor.probe.agent import ProbeConfig
@@ -30,6 +32,8 @@ def probe_config(args: argparse.Namespace, token: str) -> ProbeConfig:
         kubeconfig=args.kubeconfig,
         processes=not args.no_processes,
         connections=not args.no_connections,
+        token_file=args.token_file,
+        tls=client_from_args(args),
     )
 
 
@@ -41,7 +45,11 @@ def _probe(args: argparse.Namespace) -> int:
     token = require_secret("probe", "--token", args.token, args.token_file, env)
     if not token:
         return 2
-    config = probe_config(args, token)
+    try:
+        config = probe_config(args, token)
+    except TlsError as exc:
+        print(f"probe: {exc}", file=sys.stderr)
+        return 2
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -59,6 +67,7 @@ def add_probe_parser(subparsers: argparse._SubParsersAction) -> None:  # type: i
     probe.add_argument("--app", required=True, help="base URL of the monitoring app")
     probe.add_argument("--token", help="probe token (or $ORCHESTRATOR_MONITOR_TOKEN)")
     probe.add_argument("--token-file", help="read the token from this file")
+    add_client_arguments(probe)
     probe.add_argument("--interval", type=float, default=3.0, help="seconds between reports")
     probe.add_argument(
         "--docker-host",

@@ -9,6 +9,8 @@ import random
 
 import aiohttp
 
+from orchestrator_operator.common.tls import ReloadingTls
+
 log = logging.getLogger(__name__)
 
 
@@ -41,9 +43,12 @@ def compress(body: bytes, level: int = 5) -> bytes:
 
 
 class ReportSender:
-    def __init__(self, app_url: str, token: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self, app_url: str, token: str, timeout: float = 10.0, tls: ReloadingTls | None = None
+    ) -> None:
         self.url = app_url.rstrip("/") + "/api/report"
         self.token = token
+        self.tls = tls  # None: aiohttp's default (the system's CAs for https://)
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self.sent = 0
@@ -65,7 +70,10 @@ class ReportSender:
         }
         session = await self._get_session()
         try:
-            async with session.post(self.url, data=payload, headers=headers) as resp:
+            ssl_context = self.tls.current() if self.tls is not None else True
+            async with session.post(
+                self.url, data=payload, headers=headers, ssl=ssl_context
+            ) as resp:
                 if resp.status >= 300:
                     text = (await resp.text())[:300]
                     self.failed += 1
