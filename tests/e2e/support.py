@@ -1,13 +1,20 @@
-"""What the end-to-end tests do over and over: read an object, wait for a state."""
+"""What the end-to-end tests do over and over: read an object, wait for a state, apply a
+manifest, run a MesosCluster with Marathon on simulated pods for MarathonApps."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
+import yaml
+
 from testenv.kube import KubeTestEnv
+from testenv.simpods import SimPodRunner
 
 
 def get_json(env: KubeTestEnv, *args: str) -> dict[str, Any] | None:
@@ -26,3 +33,66 @@ def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
             return last
         time.sleep(0.3)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last}")
+
+
+def apply(env: KubeTestEnv, manifest: dict[str, Any]) -> None:
+    """`kubectl apply` of one manifest; a refusal fails the test with kubectl's words."""
+    result = env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(manifest))
+    assert result.returncode == 0, result.stderr
+
+
+def marathonapp(
+    namespace: str, name: str, app: dict[str, Any], cluster: str = "apps", **spec: Any
+) -> dict[str, Any]:
+    """A MarathonApp manifest for `cluster` (the MesosCluster of marathon_pods)."""
+    return {
+        "apiVersion": "orchestrator.dev/v1alpha1",
+        "kind": "MarathonApp",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"cluster": cluster, "app": app, **spec},
+    }
+
+
+def mesoscluster(
+    namespace: str, zk: str, name: str = "apps", **parts: dict[str, Any]
+) -> dict[str, Any]:
+    """A MesosCluster of one master and one Marathon on the external ensemble `zk`; `parts`
+    add to (or replace) the masters' and Marathon's specs, e.g. zkPath."""
+    return {
+        "apiVersion": "orchestrator.dev/v1alpha1",
+        "kind": "MesosCluster",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "zookeeper": {"external": {"connectString": zk}},
+            "masters": {"replicas": 1, **parts.get("masters", {})},
+            "marathon": {"replicas": 1, **parts.get("marathon", {})},
+        },
+    }
+
+
+@contextmanager
+def marathon_pods(
+    env: KubeTestEnv, namespace: str, zk: str, base_dir: Path
+) -> Iterator[SimPodRunner]:
+    """The MesosCluster `apps` applied and its pods run by the simulator (testenv/simpods.py),
+    once its Marathon is elected and registered with the master."""
+    with SimPodRunner(env, namespace, base_dir=base_dir) as pods:
+        apply(env, mesoscluster(namespace, zk))
+
+        def elected() -> bool:
+            info = httpx.get(pods.marathon_urls()[0] + "/v2/info", timeout=2).json()
+            return bool(info.get("elected") and info.get("frameworkId"))
+
+        pods.wait_for(elected, 120, "Marathon elected and registered")
+        yield pods
+
+
+def namespace_for_marathonapps(env: KubeTestEnv, prefix: str) -> Iterator[str]:
+    """A fresh namespace; afterwards its MarathonApps go first (the operator removes their
+    finalizers while it runs), then its clusters, then the namespace."""
+    name = f"{prefix}-{int(time.time()) % 100000}"
+    assert env.kubectl_run("create", "namespace", name).returncode == 0
+    yield name
+    env.kubectl_run("delete", "marathonapps", "--all", "-n", name, "--timeout=60s")
+    env.kubectl_run("delete", "mesosclusters", "--all", "-n", name, "--timeout=60s")
+    env.kubectl_run("delete", "namespace", name, "--wait=false")

@@ -7,19 +7,22 @@ app changes nothing; deleting removes the app (Orphan keeps it)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
-from testenv.simpods import SimPodRunner
-from tests.e2e.support import get_json
+from tests.e2e.support import (
+    apply,
+    get_json,
+    marathon_pods,
+    marathonapp,
+    namespace_for_marathonapps,
+)
 from tests.fixtures.zookeeper import ZkEnsembleFactory
 
 pytestmark = [pytest.mark.kube, pytest.mark.zookeeper, pytest.mark.timeout(300)]
@@ -27,29 +30,9 @@ pytestmark = [pytest.mark.kube, pytest.mark.zookeeper, pytest.mark.timeout(300)]
 TOKEN = "env-s3cret-19"
 
 
-def _apply(env: KubeTestEnv, manifest: dict[str, Any]) -> None:
-    result = env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(manifest))
-    assert result.returncode == 0, result.stderr
-
-
-def _mapp(namespace: str, name: str, app: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "orchestrator.dev/v1alpha1",
-        "kind": "MarathonApp",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"cluster": spec.pop("cluster", "apps"), "app": app, **spec},
-    }
-
-
 @pytest.fixture
 def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
-    name = f"mapp-{int(time.time()) % 100000}"
-    assert kube_env.kubectl_run("create", "namespace", name).returncode == 0
-    yield name
-    # The operator removes its finalizers while it runs; the cluster goes after the apps.
-    kube_env.kubectl_run("delete", "marathonapps", "--all", "-n", name, "--timeout=60s")
-    kube_env.kubectl_run("delete", "mesosclusters", "--all", "-n", name, "--timeout=60s")
-    kube_env.kubectl_run("delete", "namespace", name, "--wait=false")
+    yield from namespace_for_marathonapps(kube_env, "mapp")
 
 
 def _status(env: KubeTestEnv, namespace: str, name: str) -> dict[str, Any]:
@@ -71,27 +54,10 @@ def test_a_marathon_app_is_kept_as_its_resource_says(
     tmp_path: Path,
 ) -> None:
     zk = zk_ensemble_factory(1)
-    cluster = {
-        "apiVersion": "orchestrator.dev/v1alpha1",
-        "kind": "MesosCluster",
-        "metadata": {"name": "apps", "namespace": namespace},
-        "spec": {
-            "zookeeper": {"external": {"connectString": zk.connect_string}},
-            "masters": {"replicas": 1},
-            "marathon": {"replicas": 1},
-        },
-    }
-    with SimPodRunner(kube_env, namespace, base_dir=tmp_path / "simpods") as pods:
-        # Before the cluster exists: a MarathonApp says what it waits for.
-        _apply(kube_env, _mapp(namespace, "early", {"id": "/early", "cmd": "sleep 600"},
-                               cluster="nowhere"))  # fmt: skip
-        _apply(kube_env, cluster)
-
-        def elected() -> bool:
-            info = httpx.get(pods.marathon_urls()[0] + "/v2/info", timeout=2).json()
-            return bool(info.get("elected") and info.get("frameworkId"))
-
-        pods.wait_for(elected, 120, "Marathon elected and registered")
+    # Before the cluster exists: a MarathonApp says what it waits for.
+    apply(kube_env, marathonapp(namespace, "early", {"id": "/early", "cmd": "sleep 600"},
+                           cluster="nowhere"))  # fmt: skip
+    with marathon_pods(kube_env, namespace, zk.connect_string, tmp_path / "simpods") as pods:
         marathon = pods.marathon_urls()[0]
         pods.wait_for(
             lambda: _condition(_status(kube_env, namespace, "early"), "Available").get("reason")
@@ -101,7 +67,7 @@ def test_a_marathon_app_is_kept_as_its_resource_says(
         early = _status(kube_env, namespace, "early")
         assert "MesosCluster nowhere does not exist" in _condition(early, "Available")["message"]
 
-        _apply(kube_env, {
+        apply(kube_env, {
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "web-env", "namespace": namespace,
                          "labels": {"orchestrator.dev/marathonapp-env": "true"}},
@@ -115,7 +81,7 @@ def test_a_marathon_app_is_kept_as_its_resource_says(
             "mem": 16,
             "env": {"MODE": "e2e", "TOKEN": {"secretKeyRef": {"name": "web-env", "key": "token"}}},
         }
-        _apply(kube_env, _mapp(namespace, "web", web))
+        apply(kube_env, marathonapp(namespace, "web", web))
 
         def app() -> dict[str, Any]:
             found: dict[str, Any] = httpx.get(marathon + "/v2/apps/web", timeout=2).json()["app"]
@@ -157,7 +123,7 @@ def test_a_marathon_app_is_kept_as_its_resource_says(
                       "3 tasks again")  # fmt: skip
 
         # A second MarathonApp for the same Marathon app changes nothing.
-        _apply(kube_env, _mapp(namespace, "web-again", {**web, "instances": 5}))
+        apply(kube_env, marathonapp(namespace, "web-again", {**web, "instances": 5}))
         pods.wait_for(
             lambda: _condition(_status(kube_env, namespace, "web-again"), "Accepted")
             .get("reason") == "Conflict",
@@ -172,7 +138,7 @@ def test_a_marathon_app_is_kept_as_its_resource_says(
 
         # Orphan keeps the app in Marathon; Delete removes it.
         kept = {"id": "/kept", "cmd": "sleep 600", "cpus": 0.1, "mem": 16}
-        _apply(kube_env, _mapp(namespace, "kept", kept, deletionPolicy="Orphan"))
+        apply(kube_env, marathonapp(namespace, "kept", kept, deletionPolicy="Orphan"))
         pods.wait_for(lambda: status_shows_app(kube_env, namespace, "kept"), 60, "kept Ready")
         for name in ("kept", "web"):
             gone = kube_env.kubectl_run("delete", "mapp", name, "-n", namespace, "--timeout=60s")

@@ -10,19 +10,22 @@ number the test writes."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
-from testenv.simpods import SimPodRunner
-from tests.e2e.support import get_json
+from tests.e2e.support import (
+    apply,
+    get_json,
+    marathon_pods,
+    marathonapp,
+    namespace_for_marathonapps,
+)
 from tests.fixtures.zookeeper import ZkEnsembleFactory
 
 pytestmark = [pytest.mark.kube, pytest.mark.zookeeper, pytest.mark.timeout(400)]
@@ -39,28 +42,13 @@ BURNER = (
 )
 
 
-def _apply(env: KubeTestEnv, manifest: dict[str, Any]) -> None:
-    result = env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(manifest))
-    assert result.returncode == 0, result.stderr
-
-
 def _mapp(namespace: str, name: str, app: dict[str, Any], autoscaling: dict[str, Any]) -> Any:
-    return {
-        "apiVersion": "orchestrator.dev/v1alpha1",
-        "kind": "MarathonApp",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"cluster": "apps", "app": app, "autoscaling": autoscaling},
-    }
+    return marathonapp(namespace, name, app, autoscaling=autoscaling)
 
 
 @pytest.fixture
 def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
-    name = f"mapp-as-{int(time.time()) % 100000}"
-    assert kube_env.kubectl_run("create", "namespace", name).returncode == 0
-    yield name
-    kube_env.kubectl_run("delete", "marathonapps", "--all", "-n", name, "--timeout=60s")
-    kube_env.kubectl_run("delete", "mesosclusters", "--all", "-n", name, "--timeout=60s")
-    kube_env.kubectl_run("delete", "namespace", name, "--wait=false")
+    yield from namespace_for_marathonapps(kube_env, "mapp-as")
 
 
 def _autoscaling(env: KubeTestEnv, namespace: str, name: str) -> dict[str, Any]:
@@ -77,24 +65,7 @@ def test_the_autoscaler_changes_the_instances_in_marathon(
     tmp_path: Path,
 ) -> None:
     zk = zk_ensemble_factory(1)
-    cluster = {
-        "apiVersion": "orchestrator.dev/v1alpha1",
-        "kind": "MesosCluster",
-        "metadata": {"name": "apps", "namespace": namespace},
-        "spec": {
-            "zookeeper": {"external": {"connectString": zk.connect_string}},
-            "masters": {"replicas": 1},
-            "marathon": {"replicas": 1},
-        },
-    }
-    with SimPodRunner(kube_env, namespace, base_dir=tmp_path / "simpods") as pods:
-        _apply(kube_env, cluster)
-
-        def elected() -> bool:
-            info = httpx.get(pods.marathon_urls()[0] + "/v2/info", timeout=2).json()
-            return bool(info.get("elected") and info.get("frameworkId"))
-
-        pods.wait_for(elected, 120, "Marathon elected and registered")
+    with marathon_pods(kube_env, namespace, zk.connect_string, tmp_path / "simpods") as pods:
         marathon = pods.marathon_urls()[0]
 
         def wait(check: Any, timeout: float, what: str, name: str) -> None:
@@ -109,12 +80,12 @@ def test_the_autoscaler_changes_the_instances_in_marathon(
             return dict(found.json().get("app") or {}) if found.status_code == 200 else {}
 
         busy = {"id": "/busy", "cmd": BURNER, "instances": 1, "cpus": 0.05, "mem": 32}
-        _apply(kube_env, _mapp(namespace, "busy", busy, {
+        apply(kube_env, _mapp(namespace, "busy", busy, {
             "minInstances": 1, "maxInstances": 3, "target": {"cpuUtilization": 0.1},
             "scaleUpCooldownSeconds": 0, "maxStep": 1,
         }))  # fmt: skip
         idle = {"id": "/idle", "cmd": "sleep 600", "instances": 3, "cpus": 0.05, "mem": 16}
-        _apply(kube_env, _mapp(namespace, "idle", idle, {
+        apply(kube_env, _mapp(namespace, "idle", idle, {
             "minInstances": 1, "maxInstances": 5, "target": {"cpuUtilization": 0.5},
             "scaleDownCooldownSeconds": 0, "maxStep": 2,
         }))  # fmt: skip

@@ -8,19 +8,24 @@ rolls back. (Traffic through HAProxy: tests/integration/test_marathonapp_traffic
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
-from tests.e2e.support import eventually, get_json
+from tests.e2e.support import (
+    apply,
+    eventually,
+    get_json,
+    marathonapp,
+    mesoscluster,
+    namespace_for_marathonapps,
+)
 from tests.fixtures.zookeeper import ZkEnsembleFactory
 
 pytestmark = [pytest.mark.kube, pytest.mark.zookeeper, pytest.mark.timeout(300)]
@@ -28,17 +33,7 @@ pytestmark = [pytest.mark.kube, pytest.mark.zookeeper, pytest.mark.timeout(300)]
 
 @pytest.fixture
 def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
-    name = f"canary-{int(time.time()) % 100000}"
-    assert kube_env.kubectl_run("create", "namespace", name).returncode == 0
-    yield name
-    kube_env.kubectl_run("delete", "marathonapps", "--all", "-n", name, "--timeout=60s")
-    kube_env.kubectl_run("delete", "mesosclusters", "--all", "-n", name, "--timeout=60s")
-    kube_env.kubectl_run("delete", "namespace", name, "--wait=false")
-
-
-def apply(env: KubeTestEnv, manifest: dict[str, Any]) -> None:
-    result = env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(manifest))
-    assert result.returncode == 0, result.stderr
+    yield from namespace_for_marathonapps(kube_env, "canary")
 
 
 def patch(env: KubeTestEnv, namespace: str, spec: dict[str, Any]) -> None:
@@ -62,28 +57,17 @@ def test_a_canary_pauses_is_promoted_and_aborted_with_kubectl(
         agent_resources="cpus:8;mem:8192;disk:10240",
     ) as sim:  # fmt: skip
         sim.wait_for_marathon()
-        apply(kube_env, {
-            "apiVersion": "orchestrator.dev/v1alpha1",
-            "kind": "MesosCluster",
-            "metadata": {"name": "apps", "namespace": namespace},
-            "spec": {
-                "zookeeper": {"external": {"connectString": zk.connect_string}},
-                "masters": {"replicas": 1, "zkPath": sim.mesos_path},
-                "marathon": {"replicas": 1, "zkPath": sim.marathon_path},
-            },
-        })  # fmt: skip
+        apply(kube_env, mesoscluster(
+            namespace, zk.connect_string,
+            masters={"zkPath": sim.mesos_path}, marathon={"zkPath": sim.marathon_path},
+        ))  # fmt: skip
 
         def app(version: str) -> dict[str, Any]:
             return {"id": "/shop", "cmd": f"sleep 600 # {version}", "instances": 2,
                     "cpus": 0.05, "mem": 16}  # fmt: skip
 
         strategy = {"type": "canary", "canary": {"steps": [{"setWeight": 40}, {"pause": {}}]}}
-        apply(kube_env, {
-            "apiVersion": "orchestrator.dev/v1alpha1",
-            "kind": "MarathonApp",
-            "metadata": {"name": "shop", "namespace": namespace},
-            "spec": {"cluster": "apps", "app": app("v1"), "strategy": strategy},
-        })  # fmt: skip
+        apply(kube_env, marathonapp(namespace, "shop", app("v1"), strategy=strategy))
 
         def rollout() -> dict[str, Any]:
             found = get_json(kube_env, "mapp", "shop", "-n", namespace) or {}
