@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
+    from orchestrator_operator.operator.allowlist import from_settings
     from orchestrator_operator.operator.main import OperatorOptions, run
     from orchestrator_operator.operator.zk_super_key import SuperKeyInvalid
 
+    try:
+        allowlist = from_settings(vars(args), os.environ)
+    except ValueError as error:
+        print(f"orchestrator run: allow-list: {error}", file=sys.stderr)
+        return 2
     options = OperatorOptions(
         namespaces=tuple(args.namespace or ()),
         health_host=args.health_host,
@@ -20,6 +27,7 @@ def _run(args: argparse.Namespace) -> int:
         zk_super_key_file=args.zk_super_key_file,
         status_watches=args.status_watches,
         status_resync_seconds=args.status_resync_seconds,
+        allowlist=allowlist,
     )
     try:
         return run(options, log_format=args.log_format, verbose=args.verbose)
@@ -97,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds between observations of a settled MesosCluster (1-3600, default 10)",
     )
+    from orchestrator_operator.operator.allowlist import add_arguments as add_allowlist_arguments
+
+    add_allowlist_arguments(run)
     run.set_defaults(func=_run)
 
     crds = sub.add_parser("crds", help="generate the CRD YAML from the models")

@@ -176,6 +176,7 @@ class Reason(StatusWord):
     # Accepted
     SPEC_VALID = "SpecValid"
     INVALID_SPEC = "InvalidSpec"
+    NOT_ALLOWED = "NotAllowed"  # the operator's allow-list refuses it (operator/allowlist.py)
     # MesosCluster: ZookeeperReady
     SERVING = "Serving"
     NO_QUORUM = "NoQuorum"

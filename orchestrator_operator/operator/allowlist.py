@@ -17,6 +17,7 @@ allows everything (the default, so a fresh install behaves as before); the chart
 
 from __future__ import annotations
 
+import argparse
 import posixpath
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -267,13 +268,14 @@ def check_zk_endpoints(allow: AllowList, connect_string: str) -> str | None:
 
 
 def check_tolerations(allow: AllowList, tolerations: Iterable[Mapping[str, Any]]) -> str | None:
-    """With controlPlaneNodes false, no toleration of the control-plane taints (nor a
-    toleration of every taint)."""
+    """With controlPlaneNodes false, no toleration naming the control-plane taints. A
+    toleration of every taint (`operator: Exists` without a key, the ProbeFleet's default,
+    so that probes run on tainted worker nodes) stays allowed: the required node affinity
+    of `exclude_control_plane` keeps those pods off nodes labelled as control plane."""
     if allow.control_plane_nodes:
         return None
     for toleration in tolerations:
-        key = toleration.get("key") or ""
-        if key in CONTROL_PLANE_LABELS or (not key and toleration.get("operator") == "Exists"):
+        if (toleration.get("key") or "") in CONTROL_PLANE_LABELS:
             return (
                 f"allow-list rule {RULE_CONTROL_PLANE}: toleration {dict(toleration)!r} would"
                 " schedule onto control-plane nodes, which this operator does not use"
@@ -393,3 +395,91 @@ def check_manifests(allow: AllowList, manifests: Sequence[Mapping[str, Any]]) ->
             if message:
                 return message
     return None
+
+
+# --- settings from flags and environment --------------------------------------------------
+
+# flag dest -> environment variable; a flag given wins over its variable
+ENVIRONMENT = {
+    "allow_namespaces": "ORCHESTRATOR_ALLOW_NAMESPACES",
+    "allow_image_registries": "ORCHESTRATOR_ALLOW_IMAGE_REGISTRIES",
+    "allow_image_digests": "ORCHESTRATOR_ALLOW_IMAGE_DIGESTS",
+    "require_image_digest": "ORCHESTRATOR_REQUIRE_IMAGE_DIGEST",
+    "allow_host_path_prefixes": "ORCHESTRATOR_ALLOW_HOST_PATH_PREFIXES",
+    "allow_control_plane_nodes": "ORCHESTRATOR_ALLOW_CONTROL_PLANE_NODES",
+    "allow_zookeeper_endpoints": "ORCHESTRATOR_ALLOW_ZOOKEEPER_ENDPOINTS",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`orchestrator run`'s allow-list flags (docs/security.md, "The allow-list")."""
+    group = parser.add_argument_group(
+        "allow-list (each: comma-separated; unset = anything; or the environment variable)"
+    )
+    lists = {
+        "allow_namespaces": "namespaces whose custom resources are served",
+        "allow_image_registries": "registries or repository prefixes images may come from"
+        " (registry.example.com, docker.io/mesosphere)",
+        "allow_image_digests": "sha256:... digests allowed from any registry",
+        "allow_host_path_prefixes": "host path prefixes hostPath volumes (agents' workDir,"
+        " the Docker socket) must be under",
+        "allow_zookeeper_endpoints": "ZooKeeper servers (host:port, host, *.domain) that"
+        " external ensembles and ZkMigration endpoints may name",
+    }
+    for dest, text in lists.items():
+        group.add_argument(
+            "--" + dest.replace("_", "-"), dest=dest, help=f"{text} (${ENVIRONMENT[dest]})"
+        )
+    group.add_argument(
+        "--require-image-digest",
+        dest="require_image_digest",
+        choices=["true", "false"],
+        help=f"every image pinned by a digest (${ENVIRONMENT['require_image_digest']})",
+    )
+    group.add_argument(
+        "--allow-control-plane-nodes",
+        dest="allow_control_plane_nodes",
+        choices=["true", "false"],
+        help="false: pods never on control-plane nodes, no toleration of their taint"
+        f" (${ENVIRONMENT['allow_control_plane_nodes']}; default true)",
+    )
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError(f"not true or false: {value!r}")
+
+
+def from_settings(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> AllowList:
+    """The allow-list from the flags (an argparse namespace's vars) over the environment,
+    validated. Raises ValueError naming the rule for a malformed entry."""
+
+    def value(dest: str) -> str | None:
+        given = flags.get(dest)
+        return given if given is not None else environ.get(ENVIRONMENT[dest])
+
+    try:
+        require = _flag(value("require_image_digest"), False)
+    except ValueError as error:
+        raise ValueError(f"{RULE_REQUIRE_DIGEST}: {error}") from None
+    try:
+        control_plane = _flag(value("allow_control_plane_nodes"), True)
+    except ValueError as error:
+        raise ValueError(f"{RULE_CONTROL_PLANE}: {error}") from None
+    return validate(
+        AllowList(
+            namespaces=parse_list(value("allow_namespaces")),
+            image_registries=parse_list(value("allow_image_registries")),
+            image_digests=parse_list(value("allow_image_digests")),
+            require_digest=require,
+            host_path_prefixes=parse_list(value("allow_host_path_prefixes")),
+            control_plane_nodes=control_plane,
+            zookeeper_endpoints=parse_list(value("allow_zookeeper_endpoints")),
+        )
+    )

@@ -19,6 +19,7 @@ from orchestrator_operator.operator import (
     indexes,  # noqa: F401
     zk_super_key,
 )
+from orchestrator_operator.operator.allowlist import ALLOW_ALL, AllowList
 from orchestrator_operator.operator.marathonapp import autoscale as _autoscale  # noqa: F401
 from orchestrator_operator.operator.marathonapp import handlers as _marathonapp  # noqa: F401
 from orchestrator_operator.operator.marathonapp import rollout_metrics as _rollout  # noqa: F401
@@ -47,6 +48,8 @@ class OperatorOptions:
     # safety-net interval for a settled cluster.
     status_watches: bool = True
     status_resync_seconds: float = 10.0
+    # What custom resources may make the operator run (operator/allowlist.py).
+    allowlist: AllowList = ALLOW_ALL
 
 
 def _missing_crds() -> list[str]:
@@ -119,7 +122,9 @@ def run(options: OperatorOptions, log_format: str = "plain", verbose: bool = Fal
         zk_super_key=zk_super_key.load_key(options.zk_super_key_file),
         status_watches=options.status_watches,
         status_resync_seconds=options.status_resync_seconds,
+        allowlist=options.allowlist,
     )
+    logging.getLogger(__name__).info("allow-list: %s", options.allowlist.describe())
     kopf.run(
         standalone=True,
         clusterwide=not options.namespaces,

@@ -62,11 +62,14 @@ def accept_spec(
     patch: kopf.Patch,
     accepted_message: str,
     phase: WorkloadPhase | ZkMigrationPhase | None = ZkMigrationPhase.PENDING,
+    refusal: Callable[[Any], str | None] | None = None,
 ) -> Any:
     """Validate `spec` against the kind's model and patch status: `phase`, or Invalid.
 
     Returns the parsed spec. Invalid input raises kopf.PermanentError: retrying cannot help,
-    the user must change the resource; the condition says what to change.
+    the user must change the resource; the condition says what to change. `refusal`, given
+    the parsed spec, names the allow-list rule it breaks (operator/admission.py): then the
+    same, with the reason NotAllowed, before anything is created.
     """
     started = time.perf_counter()
     conditions = copy.deepcopy(list(status.get("conditions") or []))
@@ -86,6 +89,20 @@ def accept_spec(
         )
         RECONCILES.labels(kind.kind, "invalid").inc()
         raise kopf.PermanentError(f"invalid {kind.kind} spec: {message}") from error
+    refused = refusal(parsed) if refusal is not None else None
+    if refused:
+        patch.status["phase"] = INVALID_PHASE
+        patch.status["observedGeneration"] = generation
+        patch.status["conditions"] = stored_form(
+            set_condition(
+                conditions,
+                make_condition(
+                    ConditionType.ACCEPTED, False, Reason.NOT_ALLOWED, refused, generation
+                ),
+            )
+        )
+        RECONCILES.labels(kind.kind, "invalid").inc()  # refused counts as invalid
+        raise kopf.PermanentError(f"{kind.kind} refused: {refused}")
     if phase:
         patch.status["phase"] = phase
     patch.status["observedGeneration"] = generation
@@ -103,7 +120,12 @@ def accept_spec(
 
 
 def accept_for_children(
-    kind: ResourceKind, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch
+    kind: ResourceKind,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    refusal: Callable[[Any], str | None] | None = None,
 ) -> Any:
     """accept_spec for kinds whose children get applied next: the phase becomes Progressing
     unless the observer has already said Ready or Degraded (it will say so again)."""
@@ -119,6 +141,7 @@ def accept_for_children(
             if status.get("phase") in (WorkloadPhase.READY, WorkloadPhase.DEGRADED)
             else WorkloadPhase.PROGRESSING
         ),
+        refusal=refusal,
     )
 
 

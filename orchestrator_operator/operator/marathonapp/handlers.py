@@ -36,6 +36,7 @@ from orchestrator_operator.mesos.marathon_api import MarathonError, MarathonUnre
 from orchestrator_operator.models import API_GROUP, API_VERSION, MARATHON_APP
 from orchestrator_operator.models.marathonapp import MarathonAppSpec
 from orchestrator_operator.models.vocabulary import INVALID_PHASE, ConditionType, Reason
+from orchestrator_operator.operator.admission import marathonapp_refusal
 from orchestrator_operator.operator.marathonapp import kubernetes, metrics, offramp
 from orchestrator_operator.operator.marathonapp.observe import (
     Unobservable,
@@ -146,10 +147,12 @@ def reconcile(
     **kwargs: Any,
 ) -> None:
     applied = status.get("observedGeneration")
+    allow = memo["settings"].allowlist
     parsed: MarathonAppSpec = accept_spec(
         MARATHON_APP, spec, status, meta.get("generation"), patch,
         "spec is valid; kept in the cluster's Marathon",
         phase=None,
+        refusal=lambda app: marathonapp_refusal(allow, meta["namespace"], app),
     )  # fmt: skip
     # observedGeneration means "applied to Marathon": the sync below sets it when it is.
     patch.status["observedGeneration"] = applied
@@ -167,7 +170,10 @@ def observe(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    if status.get("phase") == INVALID_PHASE and _accepted_reason(status) == Reason.INVALID_SPEC:
+    if status.get("phase") == INVALID_PHASE and _accepted_reason(status) in (
+        Reason.INVALID_SPEC,
+        Reason.NOT_ALLOWED,
+    ):
         return
     try:
         parsed = MarathonAppSpec.model_validate(copy.deepcopy(dict(spec)))

@@ -25,6 +25,8 @@ from orchestrator_operator.models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
 from orchestrator_operator.models.vocabulary import MaintenanceState, WorkloadPhase
+from orchestrator_operator.operator.admission import mesoscluster_refusal
+from orchestrator_operator.operator.allowlist import exclude_control_plane
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.builders.cluster import build_children, stale_children
 from orchestrator_operator.operator.indexes import Workloads
@@ -66,19 +68,28 @@ def reconcile(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    parsed: MesosClusterSpec = accept_for_children(MESOS_CLUSTER, spec, status, meta, patch)
     routing = _routing(meta)
-    api = KubeApi.shared()
     owner = _owner(meta)
     settings: OperatorSettings = memo["settings"]
     reconfig = settings.scale_zookeeper_by_reconfig
+    allow = settings.allowlist
+
+    def refusal(parsed: MesosClusterSpec) -> str | None:
+        children = build_children(owner, parsed, routing, scale_by_reconfig=reconfig)
+        return mesoscluster_refusal(allow, owner.namespace, parsed, children)
+
+    parsed: MesosClusterSpec = accept_for_children(
+        MESOS_CLUSTER, spec, status, meta, patch, refusal=refusal
+    )
+    api = KubeApi.shared()
     if reconfig and not parsed.zookeeper.external:
         # Created once (409 when it exists; the operator may create Secrets, never read
         # them): the servers read its digest when they start.
         password = settings.zk_super_password(owner.namespace, owner.name)
         api.create(zookeeper.super_secret(owner, password))
         parsed = zookeeper_held(api, owner, parsed)
-    api.apply_all(build_children(owner, parsed, routing, scale_by_reconfig=reconfig))
+    children = build_children(owner, parsed, routing, scale_by_reconfig=reconfig)
+    api.apply_all(exclude_control_plane(allow, children))
     for api_version, kind, name in stale_children(owner, parsed, routing):
         api.delete(api_version, kind, owner.namespace, name)
 

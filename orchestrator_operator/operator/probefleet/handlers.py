@@ -15,6 +15,8 @@ from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models import API_GROUP, API_VERSION, PROBE_FLEET
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
 from orchestrator_operator.models.vocabulary import WorkloadPhase
+from orchestrator_operator.operator.admission import children_refusal
+from orchestrator_operator.operator.allowlist import exclude_control_plane
 from orchestrator_operator.operator.builders.probefleet import (
     APP,
     CLUSTER_RULES,
@@ -46,15 +48,27 @@ def _owner(meta: kopf.Meta) -> Owner:
 @kopf.on.update(API_GROUP, API_VERSION, "probefleets", field="spec")
 @counted(PROBE_FLEET)
 def reconcile(
-    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    parsed: ProbeFleetSpec = accept_for_children(PROBE_FLEET, spec, status, meta, patch)
     owner = _owner(meta)
+    allow = memo["settings"].allowlist
+
+    def refusal(fleet: ProbeFleetSpec) -> str | None:
+        return children_refusal(allow, owner.namespace, build_children(owner, fleet))
+
+    parsed: ProbeFleetSpec = accept_for_children(
+        PROBE_FLEET, spec, status, meta, patch, refusal=refusal
+    )
     api = KubeApi.shared()
     if not parsed.token_secret_ref:
         # Created once (409 when it exists): rewriting it would cut every probe off the app.
         api.create(token_secret(owner, secrets.token_urlsafe(32)))
-    api.apply_all(build_children(owner, parsed))
+    api.apply_all(exclude_control_plane(allow, build_children(owner, parsed)))
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, "probefleets")

@@ -45,6 +45,12 @@ from orchestrator_operator.models.zkmigration import (
     ZkMigrationSpec,
     ZkMigrationStatus,
 )
+from orchestrator_operator.operator.admission import zkmigration_refusal
+from orchestrator_operator.operator.allowlist import (
+    AllowList,
+    check_zk_endpoints,
+    exclude_control_plane,
+)
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
 from orchestrator_operator.operator.mesoscluster.observe import cordoned_nodes
@@ -66,12 +72,19 @@ ACCEPTED_MESSAGE = "spec is valid"
 @kopf.on.create(API_GROUP, API_VERSION, "zkmigrations")
 @kopf.on.update(API_GROUP, API_VERSION, "zkmigrations", field="spec")
 def validate(
-    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     started = status.get("phase") not in (None, ZkMigrationPhase.INVALID)
+    allow: AllowList = memo["settings"].allowlist
     accept_spec(
         ZK_MIGRATION, spec, status, meta.get("generation"), patch, ACCEPTED_MESSAGE,
         phase=None if started else ZkMigrationPhase.PENDING,
+        refusal=lambda parsed: zkmigration_refusal(allow, meta["namespace"], parsed),
     )  # fmt: skip
 
 
@@ -91,6 +104,23 @@ def _target_connect(spec: ZkMigrationSpec, meta: kopf.Meta) -> str:
     return zookeeper.target_connect_string(external, meta["name"], meta["namespace"])
 
 
+def _ensembles_refused(
+    allow: AllowList, spec: ZkMigrationSpec, owner: Owner, cluster: MesosClusterSpec, source: str
+) -> str | None:
+    """Ensemble A as resolved (the cluster's, when the spec names none) and an external B
+    against the allow-list, checked on every tick before any session (the allow-list may
+    have changed since validate). The operator's own managed ensembles need no entry."""
+    if source != zookeeper.client_address(owner):
+        message = check_zk_endpoints(allow, source)
+        if message:
+            return f"ensemble A: {message}"
+    if spec.target.external is not None:
+        message = check_zk_endpoints(allow, spec.target.external.connect_string)
+        if message:
+            return f"ensemble B: {message}"
+    return None
+
+
 def _cluster_owner_ref(cluster_meta: dict[str, Any]) -> dict[str, Any]:
     return owner_reference(
         Owner(
@@ -105,6 +135,7 @@ def _apply_managed_target(
     cluster: MesosClusterSpec,
     owner_ref: dict[str, Any],
     scale_by_reconfig: bool,
+    allow: AllowList,
 ) -> None:
     """Ensemble B made by the operator with the MesosCluster's ZooKeeper builders, named
     after the migration. The migration owns it until phase 6 hands it to the cluster, so
@@ -117,7 +148,7 @@ def _apply_managed_target(
     )
     for child in children:
         child["metadata"]["ownerReferences"] = [owner_ref]
-    KubeApi.shared().apply_all(children)
+    KubeApi.shared().apply_all(exclude_control_plane(allow, children))
 
 
 def _status_fields(status: ZkMigrationStatus) -> dict[str, Any]:
@@ -164,6 +195,7 @@ def _finalize(
     sync_stopped: bool,
     source: EnsembleView,
     scale_by_reconfig: bool,
+    allow: AllowList,
 ) -> None:
     """Phase 6, in order: archive A (once), then point the cluster at B for good. The
     archive is the tree this tick read to count A's sessions, once none is left (one read
@@ -186,7 +218,9 @@ def _finalize(
     if not current.migrating:
         return  # done already: one merge patch changed both the spec and the routing
     cluster = MesosClusterSpec.model_validate(cluster_spec)
-    _apply_managed_target(spec, meta, cluster, _cluster_owner_ref(cluster_meta), scale_by_reconfig)
+    _apply_managed_target(
+        spec, meta, cluster, _cluster_owner_ref(cluster_meta), scale_by_reconfig, allow
+    )
     final = ZkRouting(masters_component=other_component(current.masters_component))
     body = {
         "metadata": {"annotations": {ROUTING_ANNOTATION: final.to_annotation()}},
@@ -218,6 +252,7 @@ def drive(
     parsed = ZkMigrationSpec.model_validate(copy.deepcopy(dict(spec)))
     current = ZkMigrationStatus.model_validate(copy.deepcopy(dict(status)))
     reconfig: bool = memo["settings"].scale_zookeeper_by_reconfig
+    allow: AllowList = memo["settings"].allowlist
     api = KubeApi.shared()
     cluster = api.get(
         MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, meta["namespace"], parsed.cluster_ref
@@ -257,10 +292,15 @@ def drive(
         current.target_connect_string = _target_connect(parsed, meta)
     source = current.source_connect_string
     target = current.target_connect_string or _target_connect(parsed, meta)
+    refused = _ensembles_refused(allow, parsed, owner, cluster_spec, source)
+    if refused:
+        # before any session: not even the pre-migration checks read a refused ensemble
+        _hold(meta, status, current, patch, refused)
+        return
     annotations = cluster_meta.get("annotations") or {}
     # not yet handed to the cluster:
     if current.phase != ZkMigrationPhase.SUCCEEDED and not current.archive:
-        _apply_managed_target(parsed, meta, cluster_spec, _owner_ref(meta), reconfig)
+        _apply_managed_target(parsed, meta, cluster_spec, _owner_ref(meta), reconfig, allow)
     try:
         routing = parse_routing(annotations) if ROUTING_ANNOTATION in annotations else None
     except ValueError as error:
@@ -343,7 +383,7 @@ def drive(
         with zk_credentials(auth):  # the archive reads A
             _finalize(
                 parsed, meta, cluster_meta, cluster.get("spec") or {}, new, sync_stopped,
-                observation.source, reconfig,
+                observation.source, reconfig, allow,
             )  # fmt: skip
     _write(meta, status, new, patch)
 
