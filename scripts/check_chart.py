@@ -59,6 +59,7 @@ CASES = (
     Case("ci/staging-values.yaml", (Source("k8s/overlays/staging"),)),
     Case("ci/prod-values.yaml", (Source("k8s/overlays/prod"),)),
     Case("ci/namespaced-values.yaml", (Source("k8s/overlays/namespaced"),)),
+    Case("ci/restricted-values.yaml", (Source("k8s/overlays/restricted"),)),
     Case(
         "ci/monitoring-values.yaml",
         (

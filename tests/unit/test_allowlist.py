@@ -5,9 +5,11 @@ restrictive example (k8s/ and the chart) must allow."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models.marathonapp import MarathonAppSpec
@@ -35,7 +37,7 @@ from orchestrator_operator.operator.allowlist import (
 )
 from orchestrator_operator.operator.builders import cluster, probefleet
 
-OWNER = Owner(name="prod", namespace="team-a", uid="u1")
+OWNER = Owner(name="prod", namespace="mesos", uid="u1")
 DIGEST = "sha256:" + "a" * 64
 
 
@@ -163,18 +165,30 @@ def test_control_plane_tolerations_refused_and_pods_kept_off() -> None:
     assert exclude_control_plane(ALLOW_ALL, children) == children
 
 
-# What k8s/overlays/restricted and the chart's allowList example allow (kept in step by
-# this test: the defaults must run under the example).
-EXAMPLE = AllowList(
-    image_registries=(
-        "docker.io/mesosphere",
-        "docker.io/library/zookeeper",
-        "docker.io/library/haproxy",
-        "ghcr.io/orchestrator-dev",
-    ),
-    host_path_prefixes=("/var/lib/mesos", "/var/run/docker.sock", "/sys/fs/cgroup"),
-    control_plane_nodes=False,
-)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _restricted_overlay() -> AllowList:
+    """The allow-list k8s/overlays/restricted sets (the chart's ci/restricted-values.yaml
+    renders the same, make lint compares them), read as the operator reads it."""
+    kustomization = yaml.safe_load(
+        (REPO / "k8s/overlays/restricted/kustomization.yaml").read_text()
+    )
+    environ = {}
+    for patch in kustomization["patches"]:
+        for operation in yaml.safe_load(patch["patch"]):
+            value = operation.get("value")
+            if isinstance(value, dict) and str(value.get("name", "")).startswith("ORCHESTRATOR_"):
+                environ[value["name"]] = value["value"]
+    return from_settings({}, environ)
+
+
+EXAMPLE = _restricted_overlay()
+
+
+def test_the_shipped_example_restricts_every_rule() -> None:
+    assert EXAMPLE.namespaces and EXAMPLE.image_registries and EXAMPLE.host_path_prefixes
+    assert EXAMPLE.zookeeper_endpoints and not EXAMPLE.control_plane_nodes
 
 
 def test_a_default_mesoscluster_and_probefleet_run_under_the_example() -> None:
@@ -184,14 +198,10 @@ def test_a_default_mesoscluster_and_probefleet_run_under_the_example() -> None:
             "loadBalancer": {"enabled": True},
         }
     )
-    assert (
-        mesoscluster_refusal(EXAMPLE, "team-a", spec, cluster.build_children(OWNER, spec)) is None
-    )
-    fleet_owner = probefleet.fleet_owner("fleet", "team-a", "u2")
+    assert mesoscluster_refusal(EXAMPLE, "mesos", spec, cluster.build_children(OWNER, spec)) is None
+    fleet_owner = probefleet.fleet_owner("fleet", "mesos", "u2")
     fleet = ProbeFleetSpec()
-    assert (
-        children_refusal(EXAMPLE, "team-a", probefleet.build_children(fleet_owner, fleet)) is None
-    )
+    assert children_refusal(EXAMPLE, "mesos", probefleet.build_children(fleet_owner, fleet)) is None
 
 
 def test_a_namespace_users_mesoscluster_is_refused_naming_the_rule() -> None:
@@ -199,17 +209,17 @@ def test_a_namespace_users_mesoscluster_is_refused_naming_the_rule() -> None:
         {"agents": {"image": "evil.io/agent", "version": "1"}}
     )
     message = mesoscluster_refusal(
-        EXAMPLE, "team-a", foreign, cluster.build_children(OWNER, foreign)
+        EXAMPLE, "mesos", foreign, cluster.build_children(OWNER, foreign)
     )
     assert message is not None and "imageRegistries" in message and "evil.io/agent" in message
     host = MesosClusterSpec.model_validate({"agents": {"workDir": "/etc"}})
-    message = mesoscluster_refusal(EXAMPLE, "team-a", host, cluster.build_children(OWNER, host))
+    message = mesoscluster_refusal(EXAMPLE, "mesos", host, cluster.build_children(OWNER, host))
     assert message is not None and "hostPathPrefixes" in message and "'/etc'" in message
     tolerant = MesosClusterSpec.model_validate(
         {"agents": {"tolerations": [{"key": "node-role.kubernetes.io/control-plane"}]}}
     )
     message = mesoscluster_refusal(
-        EXAMPLE, "team-a", tolerant, cluster.build_children(OWNER, tolerant)
+        EXAMPLE, "mesos", tolerant, cluster.build_children(OWNER, tolerant)
     )
     assert message is not None and "controlPlaneNodes" in message
     external = MesosClusterSpec.model_validate(
