@@ -103,3 +103,20 @@ def test_names_and_groups() -> None:
     assert group_of("/team/api/web") == "team.api"
     items = build_all([{**MARATHON_APP, "id": "/a/b"}, {**MARATHON_APP, "id": "/a-b"}], "c", "n")
     assert len({i.name for i in items}) == 2
+
+
+def test_fields_marathon_leaves_out_are_its_defaults_not_drift() -> None:
+    # An app created by hand with the short Docker form: Marathon's answer omits
+    # forcePullImage and the port mapping's protocol; the spec carries the defaults.
+    posted: dict[str, Any] = {"type": "DOCKER", "docker": {"image": "nginx", "network": "BRIDGE",
+              "portMappings": [{"containerPort": 80, "hostPort": 0}]}}  # fmt: skip
+    app = {**MARATHON_APP, "env": {}, "container": posted}
+    item = build(app, "prod", "apps")
+    assert item.changes == ()
+    assert item.manifest is not None
+    spec = MarathonAppSpec.model_validate(item.manifest["spec"])
+    sent = app_definition(spec, {}, 3)
+    assert sent["container"]["docker"]["forcePullImage"] is False
+    # ... but a value other than the default is drift.
+    forced = {**posted, "docker": {**posted["docker"], "forcePullImage": True}}
+    assert drift_fields(sent, {**app, "container": forced}) == ["container"]

@@ -19,6 +19,18 @@ _NOT_SENT = {"privileged", "parameters"}
 _EXACT_MAPS = {"env", "labels"}
 # A port of 0 asks Marathon to pick one: any value it picked matches.
 _PICKED_PORTS = {"port", "servicePort", "hostPort"}
+_ABSENT = object()
+# Fields inside the container, port mappings and volumes whose absence from Marathon's
+# answer means Marathon's default (its RAML: docker.forcePullImage false, portMappings[].protocol
+# "tcp", containerPort 0, volumes[].mode "RW", the legacy docker.network HOST): the same as
+# sending the default, not drift (an app created by hand, then imported, is adopted as is).
+_MARATHON_DEFAULTS: dict[str, Any] = {
+    "forcePullImage": False,
+    "protocol": "tcp",
+    "containerPort": 0,
+    "mode": "RW",
+    "network": "HOST",
+}
 # A launch delayed longer than this (Marathon's back-off after failed tasks) is flapping.
 FLAPPING_DELAY_SECONDS = 0.0
 
@@ -66,7 +78,10 @@ def _same(desired: Any, actual: Any, key: str | None = None) -> bool:
             return set(desired) == set(actual) and all(
                 _same(v, actual[k]) for k, v in desired.items()
             )
-        return all(k in actual and _same(v, actual[k], k) for k, v in desired.items())
+        return all(
+            _same(v, actual[k], k) if k in actual else _MARATHON_DEFAULTS.get(k, _ABSENT) == v
+            for k, v in desired.items()
+        )
     if isinstance(desired, list):
         return (
             isinstance(actual, list)
