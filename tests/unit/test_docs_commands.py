@@ -182,6 +182,12 @@ NOT_RUN: list[tuple[str, str]] = [
      " (tests/e2e/test_zk_migrate_cli.py restores one)"),
     (r"^orchestrator zk-sync",
      "needs two ZooKeeper ensembles (tests/integration/test_zk_sync*.py)"),
+    (r"^orchestrator marathon (import|plan) .*--cluster prod -n shop",
+     "reads a user's live Marathon (the off-ramp's integration tests run both against the"
+     " simulated one)"),
+    (r"^kubectl .*(-n shop\b|examples/marathonapp-offramp\.yaml)",
+     "the off-ramp of a user's app in a real cluster (namespace shop, cluster prod);"
+     " tests/integration/test_offramp_traffic.py drives the same shift"),
 ]  # fmt: skip
 
 
