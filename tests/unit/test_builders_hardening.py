@@ -92,4 +92,65 @@ def test_zookeeper_runs_as_the_images_own_user_without_capabilities() -> None:
         (container,) = pod["containers"]
         assert container["securityContext"] == {
             "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
         }  # fmt: skip
+
+
+# Issue 17, point 12: the containers that run with a read-only root file system, and the
+# paths each may still write (an emptyDir each, or its own volume).
+READ_ONLY = {
+    ("prod-zookeeper", "zookeeper"): {"/data", "/tmp", "/logs"},
+    ("prod-master", "mesos-master"): {"/var/lib/mesos/master", "/tmp"},
+    ("prod-master", "zk-url"): {"/run/orchestrator/zk"},
+    ("prod-agent", "zk-url"): {"/run/orchestrator/zk"},
+    ("prod-marathon", "marathon"): {"/tmp"},
+    ("prod-marathon", "zk-url"): {"/run/orchestrator/zk"},
+    ("prod-mesos-dns", "mesos-dns"): set(),
+}
+# Writable on purpose: the privileged agent (a read-only root binds nothing there) and
+# marathon-lb (its image rewrites its HAProxy configuration in place).
+WRITABLE = {("prod-agent", "mesos-agent"), ("prod-marathon-lb", "marathon-lb")}
+
+
+def test_read_only_root_file_systems_with_an_empty_dir_per_written_path() -> None:
+    with_auth = MesosClusterSpec.model_validate({"zookeeper": ZK_AUTH}).zookeeper
+    seen: set[tuple[str, str]] = set()
+    for children in (
+        build_children(OWNER, SPEC),
+        build_children(OWNER, SPEC.model_copy(update={"zookeeper": with_auth})),
+        zookeeper.build_migration_target(OWNER, ManagedEnsemble(), SPEC),
+    ):
+        for name, workload in _workloads(children).items():
+            pod = workload["spec"]["template"]["spec"]
+            volumes = {v["name"]: v for v in pod.get("volumes", [])}
+            for container in _containers(workload):
+                key = (name, container["name"])
+                seen.add(key)
+                read_only = container["securityContext"].get("readOnlyRootFilesystem")
+                if key in WRITABLE:
+                    assert not read_only, key
+                    continue
+                assert read_only is True, key
+                writable = {
+                    m["mountPath"]: volumes.get(m["name"], {"claim": m["name"]})
+                    for m in container.get("volumeMounts", [])
+                    if not m.get("readOnly") and "configMap" not in volumes.get(m["name"], {})
+                }
+                assert set(writable) == READ_ONLY[key], key
+                for path in {"/tmp", "/logs"} & set(writable):
+                    assert writable[path]["emptyDir"] == {"sizeLimit": "1Gi"}, key
+    assert seen == set(READ_ONLY) | WRITABLE
+
+
+def test_a_builders_own_read_only_choice_is_kept() -> None:
+    from orchestrator_operator.operator.builders.hardening import harden
+
+    workload = {
+        "kind": "Deployment",
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "marathon", "securityContext": {"readOnlyRootFilesystem": False}},
+        ]}}},
+    }  # fmt: skip
+    (container,) = harden(workload)["spec"]["template"]["spec"]["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is False
+    assert "volumeMounts" not in container
