@@ -242,7 +242,9 @@ def test_a_process_appears_under_its_host_with_its_connections(
             assert n["parents"]["host"] == f"host:{host}"
             assert n["metadata"]["pid"] == str(proc.pid)
             assert n["metadata"]["ppid"] == str(os.getpid())
-            assert "import socket" in n["metadata"]["cmdline"]
+            # the command line is on the node's detail, for the control role only (point 8)
+            assert "cmdline" not in n["metadata"]
+            assert "import socket" in (node(monitor, "processes", pid_node) or {})["cmdline"]
             assert n["metrics"]["connections"] >= 2  # the listener and the client socket
             server_pid = int(server.attrs["State"]["Pid"])
             httpd = f"process:{host};{server_pid}"

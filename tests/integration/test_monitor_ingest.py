@@ -66,7 +66,8 @@ def test_bad_reports_are_refused_counted_and_change_nothing(harness: MonitorHarn
     cases: list[tuple[str, bytes, dict[str, str], int]] = [
         ("unauthorized", encode_report(other), {"Content-Type": "application/json"}, 401),
         ("unauthorized", encode_report(other), {"Authorization": "Bearer nope"}, 401),
-        ("unauthorized", encode_report(other), {"Authorization": f"Bearer {READ_TOKEN}"}, 401),
+        # a valid token without the probe role: 403 (it was 401 when tokens had no roles)
+        ("unauthorized", encode_report(other), {"Authorization": f"Bearer {READ_TOKEN}"}, 403),
         ("malformed", b"{this is not json", auth, 400),
         ("invalid", b'{"probe_id": 1, "host": {"hostname": "h"}, "timestamp": 0}', auth, 422),
         ("invalid", b'{"probe_id": "", "host": {"hostname": "h"}, "timestamp": 0}', auth, 422),

@@ -76,6 +76,8 @@ OPERATOR = _rights(
         "pods": "get list watch delete",
         "nodes": "list",
         "events": "create patch",
+        "authentication.k8s.io/tokenreviews": "create",
+        "authorization.k8s.io/subjectaccessreviews": "create",
     }
 )
 SYNC_CONTROLLER = _rights(
@@ -91,6 +93,9 @@ APP = _rights(
         "orchestrator.dev/mesosclusters": "get list",
         "orchestrator.dev/zkmigrations": "get list",
         "orchestrator.dev/marathonapps": "get list",
+        "authentication.k8s.io/tokenreviews": "create",
+        "authorization.k8s.io/subjectaccessreviews": "create",
+        "events": "create",  # in its namespace (a Role): the audit Events of controls
     }
 )
 

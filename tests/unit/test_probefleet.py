@@ -26,7 +26,21 @@ def test_collectors_map_to_probe_flags() -> None:
     args = _kinds(spec)["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]["args"]  # type: ignore[index]
     assert "--no-docker" in args and "--kubernetes" in args
     volumes = _kinds(spec)["DaemonSet"]["spec"]["template"]["spec"]["volumes"]  # type: ignore[index]
-    assert volumes == []
+    # no Docker socket; only the probe's projected, audience-bound token (issue 17, point 5)
+    assert volumes == [
+        {"name": "monitor-token", "projected": {"sources": [{"serviceAccountToken": {
+            "audience": "orchestrator-monitor", "expirationSeconds": 600, "path": "token"}}]}}
+    ]  # fmt: skip
+    assert "--token-file" in args
+
+
+def test_the_app_checks_identities_with_kubernetes_not_a_shared_token() -> None:
+    app = _kinds(ProbeFleetSpec())["Deployment"]["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    assert app["args"][app["args"].index("--identities") + 1] == "kubernetes"
+    assert "scope:scope-probe" in app["args"] or any("-probe" in a for a in app["args"])
+    assert not [e for e in app["env"] if "TOKEN" in e["name"]]
+    probe = _kinds(ProbeFleetSpec())["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    assert not [e for e in probe["env"] if "TOKEN" in e["name"]]
 
 
 def test_own_token_secret_is_used_as_given() -> None:
@@ -107,4 +121,5 @@ def test_privileges_follow_the_collectors() -> None:
     security = pods["containers"][0]["securityContext"]
     assert pods["hostPID"] is False and pods["hostNetwork"] is True and caps(pods) == []
     assert security["runAsNonRoot"] is True and "runAsUser" not in security
-    assert security["capabilities"]["drop"] == ["ALL"] and pods["volumes"] == []
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert [v["name"] for v in pods["volumes"]] == ["monitor-token"]  # no host path

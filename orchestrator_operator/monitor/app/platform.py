@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -416,14 +416,14 @@ def add_platform_routes(
     app: web.Application,
     reader: PlatformReader,
     *,
-    authorize: Callable[[web.Request], None],
+    authorize: Callable[[web.Request], Awaitable[None]],
 ) -> None:
     """Register the platform routes. `authorize` is the app's own reader check, which raises
     HTTPUnauthorized without a valid token: pass ``monitor._require_reader``."""
     check = authorize
 
     async def handle_list(request: web.Request, kind: str) -> web.Response:
-        check(request)
+        await check(request)
         try:
             objects = await reader.list(kind)
         except PlatformUnavailable as error:
@@ -443,7 +443,7 @@ def add_platform_routes(
         return await handle_list(request, "marathonapps")
 
     async def handle_one(request: web.Request) -> web.Response:
-        check(request)
+        await check(request)
         kind = request.match_info["kind"]
         if kind not in KINDS:
             return _json({"error": f"no platform kind {kind!r}; known: {', '.join(KINDS)}"}, 404)

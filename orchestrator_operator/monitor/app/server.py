@@ -8,7 +8,6 @@ import base64
 import binascii
 import contextlib
 import gc
-import hmac
 import json
 import logging
 import socket
@@ -25,6 +24,16 @@ from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
+from orchestrator_operator.monitor.app.audit import AuditLog
+from orchestrator_operator.monitor.app.auth import (
+    CONTROL,
+    LOGS,
+    VIEW,
+    Authenticator,
+    AuthError,
+    ProbeIdentity,
+    StaticAuth,
+)
 from orchestrator_operator.monitor.app.controls import (
     ControlFailed,
     ControlRouter,
@@ -79,10 +88,25 @@ class ControlArgs(msgspec.Struct, forbid_unknown_fields=True):
 _control_args = msgspec.json.Decoder(ControlArgs)
 
 
+# Containers in these namespaces (their ``io.kubernetes.pod.namespace`` label) are refused
+# controls unless ``allow_protected_controls``; the app's own namespace is added at start-up.
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+NAMESPACE_LABEL = "label.io.kubernetes.pod.namespace"
+POD_NAME_LABEL = "label.io.kubernetes.pod.name"
+
+
 @dataclass
 class AppConfig:
-    token: str
+    token: str = ""  # static mode's read-write token
     read_only_token: str | None = None
+    probe_token: str | None = None  # static mode: the probes' own token (else the read-write)
+    # Kubernetes mode (auth.KubeAuth) or another authenticator; None: static tokens above.
+    auth: Authenticator | None = None
+    audit_log: Path | None = None  # JSON lines, one per control; None: the app's log only
+    events_namespace: str | None = None  # Kubernetes mode: audit Events go here
+    app_pod: str | None = None  # this app's pod (what an Event is about without a probe pod)
+    protected_namespaces: tuple[str, ...] = SYSTEM_NAMESPACES
+    allow_protected_controls: bool = False
     max_report_bytes: int = 8 * 1024 * 1024  # as received (compressed)
     max_decompressed_bytes: int = 64 * 1024 * 1024
     probe_ttl: float = 15.0
@@ -127,9 +151,16 @@ def _node_filter(request: web.Request) -> NodeFilter:
 
 class MonitorApp:
     def __init__(self, config: AppConfig, platform_reader: PlatformReader | None = None) -> None:
-        if not config.token:
+        if config.auth is None and not config.token:
             raise ValueError("the app needs a token")
         self.config = config
+        self.auth: Authenticator = config.auth or StaticAuth.from_tokens(
+            config.token, config.read_only_token, config.probe_token
+        )
+        self.audit = AuditLog(config.audit_log, config.events_namespace, config.app_pod)
+        # probe id -> the identity that claimed it (ProbeIdentity.principal), while that
+        # probe is merged or holds a control channel: no other identity may use the id.
+        self.probe_owners: dict[str, str] = {}
         # MesosClusters and ZkMigrations for the platform pages; the Kubernetes client is
         # made on the first request, so the app starts without cluster credentials.
         self.platform_reader: PlatformReader = platform_reader or KubePlatformReader()
@@ -165,16 +196,42 @@ class MonitorApp:
                     return b""
         return b""
 
-    def _is_writer(self, request: web.Request) -> bool:
-        return hmac.compare_digest(self._presented(request), self.config.token.encode())
+    async def _require(self, request: web.Request, role: str = VIEW) -> str:
+        """The caller's name when it holds `role`; else 401, 403 or 503 in JSON."""
+        try:
+            return await self.auth.person(self._presented(request), role)
+        except AuthError as exc:
+            raise _auth_http_error(exc) from None
 
-    def _is_reader(self, request: web.Request) -> bool:
-        if self._is_writer(request):
-            return True
-        ro = self.config.read_only_token
-        if not ro:
-            return False
-        return hmac.compare_digest(self._presented(request), ro.encode())
+    async def _require_reader(self, request: web.Request) -> None:
+        await self._require(request, VIEW)
+
+    async def _probe_identity(self, request: web.Request) -> ProbeIdentity:
+        try:
+            return await self.auth.probe(self._presented(request))
+        except AuthError as exc:
+            raise Rejected(exc.status, "unauthorized", str(exc)) from None
+
+    def _claim(self, identity: ProbeIdentity, probe_id: str) -> None:
+        """Bind `probe_id` to `identity`: refused while another identity's probe uses it."""
+        owner = self.probe_owners.get(probe_id)
+        if owner is not None and owner != identity.principal:
+            live = probe_id in self.store.probes or self.controls.principal(probe_id) is not None
+            if live:
+                raise Rejected(
+                    403,
+                    "not_owner",
+                    f"probe id {probe_id!r} belongs to another probe; this token may not use it",
+                )
+        self.probe_owners[probe_id] = identity.principal
+
+    def _prune_owners(self) -> None:
+        for pid in [
+            p
+            for p in self.probe_owners
+            if p not in self.store.probes and p not in self.controls.channels
+        ]:
+            del self.probe_owners[pid]
 
     def _check_origin(self, request: web.Request) -> None:
         """A browser's WebSocket must come from a page of this app (same host and port as the
@@ -192,12 +249,6 @@ class MonitorApp:
             raise web.HTTPForbidden(
                 text=json.dumps({"error": "this WebSocket is not open to pages of that origin"}),
                 content_type="application/json",
-            )
-
-    def _require_reader(self, request: web.Request) -> None:
-        if not self._is_reader(request):
-            raise web.HTTPUnauthorized(
-                text='{"error": "a valid token is required"}', content_type="application/json"
             )
 
     # -- ingest ------------------------------------------------------------------------------
@@ -282,8 +333,7 @@ class MonitorApp:
     async def handle_report(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         try:
-            if not self._is_writer(request):
-                raise Rejected(401, "unauthorized", "a valid probe token is required")
+            identity = await self._probe_identity(request)
             body, encoding = await self._read_body(request)
             if self._ingest_slots is None:
                 self._ingest_slots = asyncio.Semaphore(max(1, self.config.ingest_concurrency))
@@ -294,9 +344,19 @@ class MonitorApp:
                     self._decoder_pool, self._decompress_and_decode, body, encoding
                 )
             del body
+            if identity.node is not None and report.host.hostname != identity.node:
+                raise Rejected(
+                    403,
+                    "wrong_node",
+                    f"this probe's token is bound to node {identity.node!r}; it may not "
+                    f"report as {report.host.hostname[:253]!r}",
+                )
+            self._claim(identity, report.probe_id)
             self.merge(report)
         except Rejected as exc:
             self.metrics.rejected.labels(exc.reason).inc()
+            if exc.status == 503:
+                log.warning("report not checked (%s): %s", exc.reason, exc)
             log.info("report rejected (%s): %s", exc.reason, exc)
             return _error(exc.status, str(exc))
         self.metrics.reports.inc()
@@ -307,7 +367,7 @@ class MonitorApp:
     # -- reads -------------------------------------------------------------------------------
 
     async def handle_topologies(self, request: web.Request) -> web.Response:
-        self._require_reader(request)
+        await self._require(request, VIEW)
         counts = self.store.counts()
         return _json_response(
             [{"name": t, "nodes": counts[t], "url": f"/api/topology/{t}"} for t in TOPOLOGIES]
@@ -321,7 +381,7 @@ class MonitorApp:
         return self.store.topology(name)
 
     async def handle_topology(self, request: web.Request) -> web.StreamResponse:
-        self._require_reader(request)
+        await self._require(request, VIEW)
         name = request.match_info["topology"]
         nodes = self._topology_or_404(name)
         node_filter = _node_filter(request)
@@ -359,7 +419,7 @@ class MonitorApp:
         return response
 
     async def handle_node(self, request: web.Request) -> web.Response:
-        self._require_reader(request)
+        await self._require(request, VIEW)
         name = request.match_info["topology"]
         nodes = self._topology_or_404(name)
         node_id = request.match_info["node"]
@@ -376,12 +436,19 @@ class MonitorApp:
                 for nid, n in self.store.probe_nodes(node.probe, "processes").items()
                 if n.parents.get("container") == node_id
             )
-        return _json_response(
-            {"node": node, "series": self.store.series.get(node_id), "children": children}
-        )
+        answer: dict[str, Any] = {
+            "node": node, "series": self.store.series.get(node_id), "children": children,
+        }  # fmt: skip
+        if name == "processes":
+            # Command lines carry secrets often enough: only the control role sees them.
+            if await self.auth.holds(self._presented(request), CONTROL):
+                answer["cmdline"] = self.store.process_cmdline(node)
+            else:
+                answer["redacted"] = ["cmdline"]
+        return _json_response(answer)
 
     async def handle_search(self, request: web.Request) -> web.Response:
-        self._require_reader(request)
+        await self._require(request, VIEW)
         q = request.query.get("q", "").strip().lower()
         if not q:
             return _error(400, "query parameter q is required")
@@ -408,7 +475,7 @@ class MonitorApp:
 
     async def handle_topology_ws(self, request: web.Request) -> web.StreamResponse:
         self._check_origin(request)
-        self._require_reader(request)
+        await self._require(request, VIEW)
         name = request.match_info["topology"]
         self._topology_or_404(name)
         node_filter = _node_filter(request)
@@ -427,14 +494,11 @@ class MonitorApp:
     # -- controls ----------------------------------------------------------------------------
 
     async def handle_control(self, request: web.Request) -> web.Response:
-        if not self._is_writer(request):
-            if self._is_reader(request):
-                return _error(403, "controls need the read-write token")
-            return _error(401, "a valid token is required")
+        action = request.match_info["action"]
+        who = await self._require(request, LOGS if action == "logs" else CONTROL)
         node_id = request.match_info["node"]
         if len(node_id) > 2 * LIMITS.name:
             return _error(404, "no such container node")
-        action = request.match_info["action"]
         if action not in CONTROLS:
             return _error(400, f"unknown control {action!r}; known: {', '.join(CONTROLS)}")
         owner = self.store.container_owner(node_id)
@@ -459,21 +523,36 @@ class MonitorApp:
                     )
                 args = {k: v for k, v in msgspec.structs.asdict(parsed).items() if v is not None}
         probe_id, cid = owner
+        pod = self._probe_pod(probe_id)
+
+        def audit(result: str, detail: str = "") -> None:
+            self.audit.record(who, action, node_id, cid, probe_id, result, detail, pod)
+
+        refusal = self._protected(node_id, probe_id) if action != "logs" else None
+        if refusal is not None:
+            self.metrics.controls.labels(action, "refused").inc()
+            audit("refused", refusal)
+            return _error(403, refusal)
         try:
             result = await self.controls.request(probe_id, action, cid, args)
         except ControlUnavailable as exc:
             self.metrics.controls.labels(action, "unavailable").inc()
+            audit("unavailable", str(exc))
             return _error(503, str(exc))
         except ControlFailed as exc:
             self.metrics.controls.labels(action, "failed").inc()
+            audit("failed", str(exc))
             return _error(502, str(exc))
         self.metrics.controls.labels(action, "ok").inc()
+        audit("ok")
         return _json_response({"ok": True, "node": node_id, "action": action, "result": result})
 
     async def handle_probe_control(self, request: web.Request) -> web.StreamResponse:
         self._check_origin(request)  # probes send no Origin; a browser page may not use it
-        if not self._is_writer(request):
-            return _error(401, "a valid probe token is required")
+        try:
+            identity = await self._probe_identity(request)
+        except Rejected as exc:
+            return _error(exc.status, str(exc))
         probe_id = request.headers.get("X-Probe-Id", "")
         if not probe_id or len(probe_id) > LIMITS.name or not probe_id.isprintable():
             return _error(400, f"X-Probe-Id (1-{LIMITS.name} printable characters) is required")
@@ -481,14 +560,45 @@ class MonitorApp:
             probe_id.encode()
         except UnicodeEncodeError:
             return _error(400, "X-Probe-Id must be UTF-8")
+        try:
+            self._claim(identity, probe_id)
+        except Rejected as exc:
+            log.info("control channel refused: %s", exc)
+            return _error(exc.status, str(exc))
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         self.metrics.control_channels.inc()
         try:
-            await self.controls.serve_probe(probe_id, ws)
+            await self.controls.serve_probe(probe_id, ws, identity.principal)
         finally:
             self.metrics.control_channels.dec()
         return ws
+
+    def _probe_pod(self, probe_id: str) -> tuple[str, str] | None:
+        owner = self.probe_owners.get(probe_id, "")
+        if owner.startswith("pod:") and "/" in owner:
+            namespace, name = owner[4:].split("/", 1)
+            return namespace, name
+        return None
+
+    def _protected(self, node_id: str, probe_id: str) -> str | None:
+        """Why a control on this container is refused: a container of a protected namespace
+        (the system's, the app's own) or the reporting probe's own pod; None: allowed."""
+        if self.config.allow_protected_controls:
+            return None
+        node = self.store.topology("containers").get(node_id)
+        if node is None:
+            return None
+        namespace = node.metadata.get(NAMESPACE_LABEL, "")
+        if namespace and namespace in self.config.protected_namespaces:
+            return (
+                f"containers of namespace {namespace!r} are protected from controls "
+                "(the app's --allow-protected-controls allows them)"
+            )
+        pod = self._probe_pod(probe_id)
+        if pod is not None and (namespace, node.metadata.get(POD_NAME_LABEL, "")) == pod:
+            return "a probe's own container is protected from controls"
+        return None
 
     # -- misc --------------------------------------------------------------------------------
 
@@ -500,7 +610,7 @@ class MonitorApp:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def handle_openapi(self, request: web.Request) -> web.Response:
-        self._require_reader(request)
+        await self._require(request, VIEW)
         return _json_response(openapi_document())
 
     async def handle_health(self, request: web.Request) -> web.Response:
@@ -513,6 +623,7 @@ class MonitorApp:
             before = len(self.store.probes)
             changes = self.store.expire(time.time())
             expired = before - len(self.store.probes)
+            self._prune_owners()
             if expired:
                 self.metrics.probes_expired.inc(expired)
                 self._publish(changes)
@@ -544,6 +655,7 @@ class MonitorApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await self.controls.close()
+        await self.audit.drain()
         self._decoder_pool.shutdown(wait=False, cancel_futures=True)
         for viewers in self.hub.viewers.values():
             for viewer in list(viewers):
@@ -586,6 +698,15 @@ class MonitorApp:
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app
+
+
+def _auth_http_error(exc: AuthError) -> web.HTTPException:
+    text = json.dumps({"error": str(exc)})
+    if exc.status == 403:
+        return web.HTTPForbidden(text=text, content_type="application/json")
+    if exc.status == 503:
+        return web.HTTPServiceUnavailable(text=text, content_type="application/json")
+    return web.HTTPUnauthorized(text=text, content_type="application/json")
 
 
 @web.middleware

@@ -265,6 +265,18 @@ class Store:
         self._materialize(state, topo)
         return state.nodes[topo]
 
+    def process_cmdline(self, node: Node) -> str:
+        """The command line of a process node, from its probe's latest report (kept out of
+        the node itself, so topologies, WebSockets and search never carry it)."""
+        state = self.probes.get(node.probe)
+        pid = node.metadata.get("pid", "")
+        if state is None or not pid.isdigit():
+            return ""
+        for p in state.report.processes:
+            if p.pid == int(pid):
+                return p.cmdline
+        return ""
+
     def owned_nodes(self, probe_id: str, topo: str) -> dict[str, Node]:
         """The nodes of ``topo`` that this probe owns in the merged view (no build)."""
         state = self.probes.get(probe_id)

@@ -475,7 +475,6 @@ def process_nodes(report: Report, previous: ProcessCache | None = None) -> Proce
             metadata={
                 "pid": str(p.pid),
                 "ppid": str(p.ppid),
-                "cmdline": p.cmdline,
                 "user": p.user,
                 "container": p.container_id,
             },

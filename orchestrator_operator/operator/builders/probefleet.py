@@ -10,6 +10,12 @@ from orchestrator_operator.operator.builders.meta import metadata, resources, se
 
 PROBE, APP = "probe", "app"
 TOKEN_KEY = "token"
+# The probe's identity toward the app: a projected ServiceAccount token for this audience,
+# bound to the probe's pod (and so to its node), rotated by the kubelet; the app checks it with
+# a TokenReview (monitor/app/auth.py). Ten minutes, the shortest the API server issues.
+PROBE_AUDIENCE = "orchestrator-monitor"
+PROBE_TOKEN_DIR = "/var/run/secrets/orchestrator.dev/monitor"
+PROBE_TOKEN_SECONDS = 600
 
 
 def fleet_owner(name: str, namespace: str, uid: str) -> Owner:
@@ -54,10 +60,18 @@ CLUSTER_RULES = {
     PROBE: [{"apiGroups": [""], "resources": ["pods", "services"],
              "verbs": ["get", "list", "watch"]}],
     # The app's platform pages read MesosClusters, ZkMigrations and MarathonApps.
+    # The app checks probes' tokens (TokenReview) and people's access to its own resources
+    # (SubjectAccessReview on monitor.orchestrator.dev), and records controls as Events.
     APP: [{"apiGroups": ["orchestrator.dev"],
            "resources": ["mesosclusters", "zkmigrations", "marathonapps"],
-           "verbs": ["get", "list"]}],
+           "verbs": ["get", "list"]},
+          {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
+           "verbs": ["create"]},
+          {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
+           "verbs": ["create"]}],
 }  # fmt: skip
+# In the fleet's namespace only: the audit Events of container controls.
+APP_NAMESPACE_RULES = [{"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
 
 
 def rbac(owner: Owner) -> list[Manifest]:
@@ -85,22 +99,25 @@ def rbac(owner: Owner) -> list[Manifest]:
                               "namespace": owner.namespace}],
             },
         ]  # fmt: skip
+    app_account = metadata(owner, APP, "orchestrator-app")
+    events = {**app_account, "name": owner.child_name("app-events")}
+    manifests += [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": events,
+         "rules": APP_NAMESPACE_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": events,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                     "name": events["name"]},
+         "subjects": [{"kind": "ServiceAccount", "name": app_account["name"],
+                       "namespace": owner.namespace}]},
+    ]  # fmt: skip
     return manifests
-
-
-def _token_env(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
-    secret, key = token_ref(owner, spec)
-    return {
-        "name": "ORCHESTRATOR_MONITOR_TOKEN",
-        "valueFrom": {"secretKeyRef": {"name": secret, "key": key}},
-    }
 
 
 def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
     probe = spec.probe
     collectors = probe.collectors
     args = ["probe", "--app", app_url(owner, spec), "--interval", str(probe.interval_seconds),
-            "--hostname", "$(NODE_NAME)"]  # fmt: skip
+            "--hostname", "$(NODE_NAME)", "--token-file", f"{PROBE_TOKEN_DIR}/token"]  # fmt: skip
     if collectors.pods:
         args.append("--kubernetes")  # pods on this node, with the ServiceAccount below
     if not collectors.containers:
@@ -109,8 +126,14 @@ def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
         args.append("--no-processes")
     if not collectors.connections:
         args.append("--no-connections")
-    mounts: list[Manifest] = []
-    volumes: list[Manifest] = []
+    mounts: list[Manifest] = [
+        {"name": "monitor-token", "mountPath": PROBE_TOKEN_DIR, "readOnly": True}
+    ]
+    volumes: list[Manifest] = [
+        {"name": "monitor-token", "projected": {"sources": [{"serviceAccountToken": {
+            "audience": PROBE_AUDIENCE, "expirationSeconds": PROBE_TOKEN_SECONDS,
+            "path": "token"}}]}}
+    ]  # fmt: skip
     if collectors.containers:
         mounts.append({"name": "docker-socket", "mountPath": "/var/run/docker.sock"})
         volumes.append(
@@ -150,7 +173,6 @@ def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
                 "image": image_ref(probe.image, probe.version, probe.digest),
                 "args": args,
                 "env": [
-                    _token_env(owner, spec),
                     {
                         "name": "NODE_NAME",
                         "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
@@ -185,12 +207,15 @@ def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
 
 def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
     app = spec.app
-    args = ["app", "--listen", "0.0.0.0", "--port", str(app.port)]
-    env = [_token_env(owner, spec)]
-    if spec.read_only_token_secret_ref:
-        ref = spec.read_only_token_secret_ref
-        env.append({"name": "ORCHESTRATOR_MONITOR_READ_ONLY_TOKEN",
-                    "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})  # fmt: skip
+    # Kubernetes identities: the probes' pod-bound tokens, people through RBAC on
+    # monitor.orchestrator.dev (docs/security.md); no shared token.
+    args = ["app", "--listen", "0.0.0.0", "--port", str(app.port), "--identities", "kubernetes",
+            "--probe-service-account", f"{owner.namespace}:{owner.child_name(PROBE)}",
+            "--audience", PROBE_AUDIENCE]  # fmt: skip
+    env: list[Manifest] = [
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
     probe_http = {"httpGet": {"path": "/healthz", "port": app.port}}
     deployment = {
         "apiVersion": "apps/v1",
