@@ -37,6 +37,7 @@ from orchestrator_operator.models import API_GROUP, API_VERSION, MARATHON_APP
 from orchestrator_operator.models.marathonapp import MarathonAppSpec
 from orchestrator_operator.models.vocabulary import INVALID_PHASE, ConditionType, Reason
 from orchestrator_operator.operator.admission import marathonapp_refusal
+from orchestrator_operator.operator.allowlist import ALLOW_ALL
 from orchestrator_operator.operator.marathonapp import kubernetes, metrics, offramp
 from orchestrator_operator.operator.marathonapp.observe import (
     Unobservable,
@@ -340,7 +341,8 @@ def _kubernetes(
 ) -> dict[str, Any] | None:
     """status.kubernetes after applying (or removing) the translated Deployment and Service."""
     try:
-        return kubernetes.reconcile(KubeApi.shared(), parsed, meta, status, memo)
+        allow = memo["settings"].allowlist if "settings" in memo else ALLOW_ALL
+        return kubernetes.reconcile(KubeApi.shared(), parsed, meta, status, memo, allow)
     except ApiError as error:
         _retry_later(memo, meta.get("generation"), RETRY_SECONDS)
         return {"replicas": 0, "message": f"Kubernetes API: {error}"[:1000]}

@@ -4,16 +4,18 @@ say in `status.kubernetes` how the Deployment stands.
 
 Refused (nothing applied, `status.kubernetes.message` says why): what
 operator/marathonapp/readiness.py's `blocking` names (persistent volumes, fetch URIs without
-an image of their own, ...), and an image the operator's allow-list refuses
-(operator/allowlist.py). The objects are applied server-side when the MarathonApp's
+an image of their own, ...), and what the operator's allow-list refuses in the built pod
+(operator/allowlist.py: images, node selector; with controlPlaneNodes false the pods get
+the control-plane exclusion as every child does). The MarathonApp's images were checked
+before (operator/admission.py). The objects are applied server-side when the MarathonApp's
 generation changes, when one of them is missing, and after the operator starts; otherwise
 the Deployment is only read.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -26,12 +28,17 @@ from orchestrator_operator.models.marathonapp import (
     EnvSecret,
     MarathonAppSpec,
 )
+from orchestrator_operator.operator.allowlist import (
+    ALLOW_ALL,
+    AllowList,
+    check_manifests,
+    exclude_control_plane,
+)
 from orchestrator_operator.operator.builders import marathonapp_kubernetes as builder
 from orchestrator_operator.operator.marathonapp import readiness
 
 log = logging.getLogger(__name__)
 
-ALLOWLIST_MODULE = "orchestrator_operator.operator.allowlist"
 KINDS = (("apps/v1", "Deployment"), ("v1", "Service"))
 
 
@@ -44,22 +51,7 @@ def refusal(parsed: MarathonAppSpec) -> str | None:
     if blockers or own:
         words = list(dict.fromkeys([f"{f.feature}: {f.message}" for f in blockers] + own))
         return "not translated to Kubernetes: " + "; ".join(words)
-    return _image_refused(builder.image_of(parsed))
-
-
-def _image_refused(image: str) -> str | None:
-    """The allow-list's rule that refuses `image` (operator/allowlist.py, when present)."""
-    try:
-        allowlist = importlib.import_module(ALLOWLIST_MODULE)
-    except ModuleNotFoundError as error:
-        if error.name != ALLOWLIST_MODULE:
-            raise
-        return None
-    check = getattr(allowlist, "check_images", None)
-    if check is None:
-        return None
-    message = check([image])
-    return f"image refused: {message}" if message else None
+    return None
 
 
 def _secret_refused(api: KubeApi, namespace: str, parsed: MarathonAppSpec) -> str | None:
@@ -112,7 +104,12 @@ def _deployment_status(deployment: Manifest, service: str | None) -> dict[str, A
 
 
 def reconcile(
-    api: KubeApi, parsed: MarathonAppSpec, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo
+    api: KubeApi,
+    parsed: MarathonAppSpec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    allow: AllowList = ALLOW_ALL,
 ) -> dict[str, Any] | None:
     """status.kubernetes after applying or removing what `spec.kubernetes` asks for."""
     if parsed.kubernetes is None:
@@ -127,7 +124,12 @@ def reconcile(
         memo["marathonapp_kube_generation"] = None
         return {"replicas": 0, "message": problem}
     owner = builder.owner_of(name, namespace, meta["uid"])
-    manifests = builder.build(owner, parsed)
+    manifests = exclude_control_plane(allow, builder.build(owner, parsed))
+    refused = check_manifests(allow, manifests)
+    if refused:
+        remove(api, meta)
+        memo["marathonapp_kube_generation"] = None
+        return {"replicas": 0, "message": f"not translated to Kubernetes: {refused}"}
     service = next((m["metadata"]["name"] for m in manifests if m["kind"] == "Service"), None)
     deployment = api.get("apps/v1", "Deployment", namespace, name)
     if deployment is not None and not _owned_by(deployment, meta["uid"]):
@@ -151,7 +153,7 @@ def reconcile(
     return _deployment_status(deployment, service)
 
 
-def moving(parsed: MarathonAppSpec, status: kopf.Status) -> bool:
+def moving(parsed: MarathonAppSpec, status: Mapping[str, Any]) -> bool:
     """The translated Deployment is not where it should be yet (the timer ticks every
     second), or spec.kubernetes went and its objects may still be there."""
     current = status.get("kubernetes")
