@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -253,9 +254,20 @@ class Driven:
     body: dict[str, Any]
     offramp: dict[str, Any] = field(default_factory=dict)
     phases: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
 
     @classmethod
-    def create(cls, platform: Platform, name: str, app: dict[str, Any], steps: Any) -> Driven:
+    def create(
+        cls,
+        platform: Platform,
+        name: str,
+        app: dict[str, Any],
+        steps: Any,
+        analysis: dict[str, Any] | None = None,
+    ) -> Driven:
+        shift: dict[str, Any] = {"steps": steps}
+        if analysis is not None:
+            shift["analysis"] = analysis
         manifest = {
             "apiVersion": "orchestrator.dev/v1alpha1",
             "kind": "MarathonApp",
@@ -263,7 +275,7 @@ class Driven:
             "spec": {
                 "cluster": CLUSTER,
                 "app": app,
-                "kubernetes": {"image": "registry.example/echo:1", "shift": {"steps": steps}},
+                "kubernetes": {"image": "registry.example/echo:1", "shift": shift},
             },
         }
         created = platform.kube_env.api(
@@ -286,6 +298,7 @@ class Driven:
         app = marathon.get_app(parsed.app.id)
         if app is not None and int(app.get("instances") or 0) != instances:
             marathon.put_app(parsed.app.id, {"instances": instances})  # the sync's scale
+        self.messages.append(str(self.offramp["message"]))
         if not self.phases or self.phases[-1] != self.offramp["phase"]:
             self.phases.append(self.offramp["phase"])
             print(f"  {self.name}: {self.offramp['phase']}: {self.offramp['message']}")
@@ -349,8 +362,11 @@ def test_an_app_moves_to_kubernetes_under_load_with_no_failed_request(
     steps: list[dict[str, Any]] = []
     for weight in (10, 50, 90):
         steps += [{"setWeight": weight}, {"pause": {}}]
+        if weight == 50:  # the analysis reads the pods' requests at the load balancer
+            steps.insert(-1, {"analysis": {}})
     steps.append({"setWeight": 100})
-    mapp = Driven.create(platform, "web", app, steps)
+    analysis = {"intervalSeconds": 2, "count": 2, "maxErrorRate": 0.01}
+    mapp = Driven.create(platform, "web", app, steps, analysis)
     measured: dict[int, float] = {}
     counts: dict[int, int] = {}
     with SteadyLoad(url) as load:
@@ -380,6 +396,12 @@ def test_an_app_moves_to_kubernetes_under_load_with_no_failed_request(
     marathon_app_now = platform.marathon.get_app("/web")
     assert marathon_app_now is not None and marathon_app_now["instances"] == 0
     assert mapp.offramp["kubernetesWeight"] == 100 and mapp.offramp["marathonWeight"] == 0
+    # The analysis at 50 % judged the pods' own requests at the load balancer, twice.
+    results = mapp.offramp["analysis"]
+    assert [(r["metric"], r["result"]) for r in results] == [("errorRate", "Pass")] * 2, results
+    read = [m for m in mapp.messages if re.search(r"error rate 0\.0% over [1-9]\d* requests", m)]
+    assert read, [m for m in mapp.messages if "analysis" in m][-3:]
+    print(f"  analysis at 50%: {read[-1]}")
 
 
 def test_a_shift_rolled_back_at_50_percent_fails_no_request(
