@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from orchestrator_operator.models.marathonapp import MarathonAppSpec
+from orchestrator_operator.operator.marathonapp import offramp
 from orchestrator_operator.operator.marathonapp.analysis import Sample
 from orchestrator_operator.operator.marathonapp.offramp_plan import (
     Decision,
@@ -270,3 +271,33 @@ def test_the_model_refuses_a_shift_with_another_strategy_and_analysis_without_li
     bad = {**base["kubernetes"], "shift": {"steps": [{"analysis": {}}]}}
     with pytest.raises(ValueError, match=r"an analysis step needs kubernetes\.shift\.analysis"):
         MarathonAppSpec.model_validate({**base, "kubernetes": bad})
+
+
+@pytest.mark.parametrize(
+    ("phase", "abort", "moving"),
+    [
+        (None, False, True),
+        ("Paused", False, True),
+        ("Shifted", False, False),
+        ("Shifted", True, True),
+        ("RolledBack", True, False),
+        ("RolledBack", False, True),
+        ("Failed", True, False),
+        ("Failed", False, False),
+    ],
+)
+def test_the_sync_ticks_every_second_only_while_the_shift_moves(
+    phase: str | None, abort: bool, moving: bool
+) -> None:
+    spec = MarathonAppSpec.model_validate(
+        {
+            "cluster": "prod",
+            "app": {"id": "/web", "cmd": "serve"},
+            "abort": abort,
+            "kubernetes": {"image": "registry.example/web:1", "shift": {}},
+        }
+    )
+    status = {"offramp": {"phase": phase}} if phase else {}
+    assert offramp.moving(spec, status) is moving
+    without = MarathonAppSpec.model_validate({"cluster": "prod", "app": {"id": "/web", "cmd": "x"}})
+    assert offramp.moving(without, status) is False

@@ -61,7 +61,13 @@ def moving(parsed: MarathonAppSpec, status: Any) -> bool:
     if not shifting(parsed):
         return False
     phase = ((status or {}).get("offramp") or {}).get("phase")
-    return phase not in DONE_PHASES or bool(parsed.abort) != (phase == "RolledBack")
+    if phase not in DONE_PHASES:
+        return True
+    if phase == "Shifted":
+        return parsed.abort  # a rollback starts
+    if phase == "RolledBack":
+        return not parsed.abort  # the shift starts again
+    return False  # Failed: waits for new steps (a spec change runs the sync anyway)
 
 
 def traffic_group(parsed: MarathonAppSpec) -> str:
