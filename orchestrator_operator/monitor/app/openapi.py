@@ -63,6 +63,20 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    document = _document()
+    # Every operation with security: 401 without a valid credential, 403 for one without the
+    # role (a read-only token reporting; a person without the RoleBinding), 503 when the
+    # Kubernetes API cannot check it (--identities kubernetes).
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if operation.get("security") == []:
+                continue
+            for status in ("401", "403", "503"):
+                operation["responses"].setdefault(status, _ERR)
+    return document
+
+
+def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "orchestrator monitoring app", "version": "1"},
@@ -71,8 +85,7 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
-        # Tokens go in the Authorization header only (a token in the URL is refused). Every
-        # operation with security answers 401 without a valid token.
+        # Tokens go in the Authorization header only (a token in the URL is refused).
         "paths": {
             "/api/report": {
                 "post": {
@@ -145,7 +158,8 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/topology/{topology}/{node}": {
                 "get": {
-                    "summary": "A node with its 15 s series for the last hour and its children",
+                    "summary": "A node with its 15 s series for the last hour and its children "
+                    "(a process: its command line for the control role only)",
                     "parameters": [
                         _TOPOLOGY_PARAM,
                         {
