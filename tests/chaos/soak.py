@@ -25,6 +25,9 @@ SCENARIOS = [
     "tests/chaos/test_zk_scale_chaos.py",
     "tests/chaos/test_zk_sync_chaos.py",
     "tests/chaos/test_monitor_chaos.py",
+    # the operator's own scenarios with the Kubernetes control plane (rolling restart,
+    # ZkMigration phases, MarathonApp canary), which share their time box between the three
+    "tests/chaos/test_operator_chaos.py",
 ]
 SETUP_SECONDS = 60  # about what each scenario spends starting and checking at the end
 
