@@ -119,6 +119,7 @@ def test_a_reply_on_another_probes_channel_answers_nothing(app: MonitorHarness) 
         ),
     ]
     try:
+
         async def both_open() -> None:
             await asyncio.wait_for(asyncio.gather(ready_v.wait(), ready_h.wait()), 30)
 
