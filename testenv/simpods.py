@@ -66,6 +66,29 @@ ZooKeeper pods get one), so a test reaches the frontends, HAProxy's
 (8080, 8443, 9090, 9091, the apps' ports). It talks to the API server as the pod's
 ServiceAccount (a TokenRequest kubeconfig), so its Role is what it gets.
 
+Translated MarathonApp pods (issue 21, operator/builders/marathonapp_kubernetes.py): a pod
+labelled `orchestrator.dev/marathonapp` runs its first container's command and args as they
+are (`$(VAR)` expanded; no command, i.e. the image's entrypoint, cannot run here and is an
+error) with the container's env only (values, fieldRefs such as `HOST` = the pod IP,
+secretKeyRefs, `PORT0..n`) plus PATH, in a session of its own (stopping it stops what its
+shell started). The pod's IP, as KWOK assigned it (`status.podIP`, from the node's podCIDR,
+10.100.0.0/14 in testenv/kube.py), is put on `lo` as a /32 (`ip addr add`, root needed),
+so the process answers at the address the EndpointSlices made by the real
+kube-controller-manager list; the address is taken off when the pod's process has gone and
+no other live pod has it (a machine killed mid-run keeps it until reboot or `ip addr del`).
+An IP in a network of this machine's interfaces, or a loopback one, is refused (an error,
+no process). The processes share this machine's network: they must bind `$HOST` (the pod
+IP), as two pods binding 0.0.0.0 on one port would clash. Readiness is KWOK's: its stages
+mark the pod Ready (and the endpoint ready) at once, whatever the readinessProbe says; a
+test waits for the process to answer, not for Ready. `processes()` gives each its `url`
+(`http://<pod IP>:<first container port>`).
+
+Agents' hosts, with `cluster_dns`: the agent's `--hostname` (the node name, which the
+operator's maintenance uses as the MachineID) is written in the hosts file with a loopback
+address of its own (127.N.x.y), so Marathon's HTTP health checks and the load balancer,
+which connect to a task at its agent's hostname, reach the tasks (bound to all addresses)
+in pod-based runs such as `make run`. Without `cluster_dns` the node name does not resolve.
+
 Both `--flag=value` and `--flag value` are understood, and `$(VAR)` is expanded from the
 container's env (`value` and `fieldRef`), with `NODE_NAME`, `POD_NAME`, `POD_NAMESPACE`,
 `POD_IP` and `HOST_IP` as fallbacks. All processes but ZooKeeper's and the load balancer's
@@ -83,14 +106,16 @@ PR_SET_PDEATHSIG (sim/procs.py), so they die with the test process. Each process
 Limits: the ZooKeeper in `--zk`/`--master` must be reachable from the test process, so with
 the operator use a MesosCluster with an external ZooKeeper (a real ensemble on loopback); a
 cluster Service name does not resolve here and the process never comes up. Pods are matched by
-image only; readiness is KWOK's (the pod is Ready before the process listens: wait on the
-process, e.g. `wait_for(lambda: pods.leader_url() is not None)`).
+image (translated MarathonApp pods by their label); readiness is KWOK's (the pod is Ready
+before the process listens: wait on the process, e.g.
+`wait_for(lambda: pods.leader_url() is not None)`).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import logging
 import os
 import re
@@ -122,6 +147,9 @@ AGENT = "agent"
 MARATHON = "marathon"
 ZOOKEEPER = "zookeeper"
 LB = "lb"
+APP = "app"
+NODE_ADDRESSES = "_nodes"  # the key of the nodes' loopback addresses (not a namespace)
+APP_LABEL = "orchestrator.dev/marathonapp"  # a translated MarathonApp's pods (issue 21)
 HAPROXY_BINARY = "/usr/sbin/haproxy"
 ZK_CLIENT_PORT = 2181
 DEFAULT_AGENT_RESOURCES = "cpus:4;mem:4096;disk:10240"
@@ -318,6 +346,60 @@ class ZkPodProcess(SimProcess):
         return self.argv, None, self.config_path.parent
 
 
+class AppPodProcess(SimProcess):
+    """A translated MarathonApp's container: its command and args as they are (`argv`), in
+    a session of its own so that stopping it stops what its shell started, with the
+    container's environment only (and PATH, HOME), as a container does not inherit the
+    host's; it runs in the pod's own directory."""
+
+    def __init__(
+        self, name: str, argv: list[str], log_path: Path, env: dict[str, str], cwd: Path
+    ) -> None:
+        super().__init__(name, [], log_path, env=env)
+        self.argv = argv
+        self.cwd = cwd
+
+    def command(self) -> str:
+        return " ".join(self.argv)
+
+    def popen_args(self) -> tuple[list[str], dict[str, str] | None, Path]:
+        env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+        return ["setsid", *self.argv], {**env, **self.env}, self.cwd
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, sig)  # setsid: its pid is its group's
+        super().signal(sig)
+
+
+def host_networks() -> list[ipaddress.IPv4Network]:
+    """The IPv4 networks of this machine's interfaces other than loopback."""
+    out = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False
+    ).stdout
+    nets = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) > 3 and parts[1] != "lo" and "inet" in parts:
+            nets.append(ipaddress.IPv4Interface(parts[parts.index("inet") + 1]).network)
+    return nets
+
+
+def pod_ip_problem(ip: str, networks: list[ipaddress.IPv4Network]) -> str | None:
+    """Why `ip` may not go on the loopback interface as a pod's address, or None."""
+    try:
+        address = ipaddress.IPv4Address(ip)
+    except ValueError:
+        return f"pod IP {ip!r} is not an IPv4 address"
+    if address.is_loopback or address.is_unspecified or address.is_multicast:
+        return f"pod IP {ip} is not a unicast address outside 127.0.0.0/8"
+    for network in networks:
+        if address in network:
+            return f"pod IP {ip} is in this machine's network {network}: not put on lo"
+    return None
+
+
 class LbPodProcess(SimProcess):
     """`python -m orchestrator_operator <args>` standing for a load-balancer pod."""
 
@@ -439,6 +521,8 @@ class SimPodRunner:
         self._thread: threading.Thread | None = None
         self._http = httpx.Client(timeout=3.0)
         self._lb_run_dirs: list[Path] = []  # short dirs for the LB pods' HAProxy sockets
+        self._pod_ips: set[str] = set()  # translated MarathonApp pods' IPs put on lo
+        self._networks: list[ipaddress.IPv4Network] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> SimPodRunner:
@@ -597,6 +681,12 @@ class SimPodRunner:
             meta, spec = pod.get("metadata", {}), pod.get("spec", {})
             if meta.get("deletionTimestamp") or pod.get("status", {}).get("phase") != "Running":
                 continue
+            if APP_LABEL in (meta.get("labels") or {}) and spec.get("containers"):
+                container = spec["containers"][0]
+                wanted[meta["name"]] = _Wanted(
+                    meta["name"], meta["uid"], APP, spec.get("nodeName", ""), pod, container
+                )
+                continue
             for container in spec.get("containers") or []:
                 component = component_of(str(container.get("image", "")))
                 if component is None and [str(a) for a in container.get("args") or []][:1] == [LB]:
@@ -663,6 +753,8 @@ class SimPodRunner:
             record.process.kill()  # SIGKILL when still running; closes the log in any case
             self._stopping.remove(record)
             self._stopped.append(record.info())
+        if self._pod_ips:
+            self._release_pod_ips()
 
     def _restart_if_exited(self, record: _Record, now: float) -> None:
         if record.process.running:
@@ -712,6 +804,11 @@ class SimPodRunner:
             (self._zk_addresses[key], sorted(names))
             for key, names in sorted(self._zk_names.items())
         ]
+        # Each agent's node name (its --hostname: Marathon's tasks' host, which health
+        # checks and the load balancer connect to) resolves to a loopback address of its own,
+        # where the tasks, bound to all addresses, answer.
+        for node in sorted({w.node for w in wanted.values() if w.component == AGENT and w.node}):
+            entries.append((self._zk_address(NODE_ADDRESSES, node), [node]))
         live = {
             r.pod for r in self._running.values() if r.component == ZOOKEEPER and r.process.running
         }
@@ -803,7 +900,69 @@ class SimPodRunner:
         self._start_process(record, "start")
         return record
 
+    def _launch_app(self, want: _Wanted) -> _Record:
+        ip = str(want.pod_obj.get("status", {}).get("podIP") or "")
+        if not ip:
+            raise ValueError("a translated MarathonApp pod without a pod IP yet")
+        problem = pod_ip_problem(ip, self._host_networks())
+        if problem:
+            raise ValueError(problem)
+        command = [str(c) for c in want.container.get("command") or []]
+        if not command:
+            raise ValueError("no command: the image's entrypoint cannot run here (set one)")
+        volumes = self._volumes(want)
+        mounts = container_mounts(want.container, volumes)
+        variables = pod_variables(want.pod_obj, want.container)
+        argv = [expand(c, variables) for c in command]
+        argv += [expand(str(a), variables) for a in want.container.get("args") or []]
+        env = self._env(want, want.container, mounts)
+        self._add_pod_ip(ip)
+        pod_dir = self.base_dir / "pods" / want.uid
+        pod_dir.mkdir(parents=True, exist_ok=True)
+        ports = [int(p["containerPort"]) for p in want.container.get("ports") or []]
+        record = _Record(
+            pod=want.pod,
+            uid=want.uid,
+            component=APP,
+            node=want.node,
+            port=ports[0] if ports else 0,
+            args=argv,
+            process=AppPodProcess(want.pod, argv, self.log_path(want.pod), env, pod_dir),
+            address=ip,
+        )
+        self._start_process(record, "start")
+        return record
+
+    def _host_networks(self) -> list[ipaddress.IPv4Network]:
+        if self._networks is None:
+            self._networks = host_networks()
+        return self._networks
+
+    def _add_pod_ip(self, ip: str) -> None:
+        """Put the pod's IP on lo (as root), so what the pod's process binds there answers
+        at the address its EndpointSlice lists."""
+        done = subprocess.run(
+            ["ip", "addr", "add", f"{ip}/32", "dev", "lo"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0 and "File exists" not in done.stderr:
+            raise ValueError(f"cannot put pod IP {ip} on lo (root needed): {done.stderr.strip()}")
+        self._pod_ips.add(ip)
+
+    def _release_pod_ips(self) -> None:
+        """Take the IPs of pods whose process has gone off lo (unless a live pod has it)."""
+        used = {r.address for r in [*self._running.values(), *self._stopping]}
+        for ip in sorted(self._pod_ips - used):
+            subprocess.run(
+                ["ip", "addr", "del", f"{ip}/32", "dev", "lo"], capture_output=True, check=False
+            )
+            self._pod_ips.discard(ip)
+
     def _launch(self, want: _Wanted) -> _Record:
+        if want.component == APP:
+            return self._launch_app(want)
         if want.component == ZOOKEEPER:
             return self._launch_zookeeper(want)
         if want.component == LB:
@@ -991,7 +1150,7 @@ class SimPodRunner:
         process = record.process
         command = (
             process.command()
-            if isinstance(process, ZkPodProcess)
+            if isinstance(process, ZkPodProcess | AppPodProcess)
             else f"python -m orchestrator_operator {' '.join(record.args)}"
             if isinstance(process, LbPodProcess)
             else f"python -m sim {' '.join(record.args)}"
