@@ -114,6 +114,21 @@ DEFAULT_CONTAINERIZERS: list[Containerizer] = ["docker", "mesos"]
 DEFAULT_ISOLATION: list[Isolator] = ["cgroups/cpu", "cgroups/mem"]
 
 
+class ZooKeeperTls(Model):
+    """TLS for a managed ensemble (docs/security.md, "ZooKeeper TLS"): quorum TLS between its
+    servers and a TLS client port (2281) beside 2181, from a cert-manager Secret with the
+    CombinedPEM output (`tls-combined.pem`: key and chain) and `ca.crt`, reloaded by the
+    servers on renewal. Mesos and Marathon keep 2181 (their ZooKeeper clients have no TLS)."""
+
+    secret_name: ObjectName = Field(
+        description="Secret with tls-combined.pem and ca.crt; its certificate names every "
+        "member's headless DNS name"
+    )
+    client_auth: Literal["need", "want", "none"] = Field(
+        default="need", description="Client certificates on 2281: need (mutual TLS), want, none"
+    )
+
+
 class ZooKeeperSpec(Model):
     """A managed ensemble (replicas, image, storage) or an external one, not both."""
 
@@ -125,6 +140,11 @@ class ZooKeeperSpec(Model):
                     "zookeeper.replicas must be odd (1, 3, 5 or 7) so that a majority survives"
                     " the loss of a member",
                     ".replicas",
+                ),
+                cel_rule(
+                    "!(has(self.external) && has(self.tls))",
+                    "zookeeper.tls is for a managed ensemble, not with zookeeper.external",
+                    ".tls",
                 ),
                 cel_rule(
                     "!(has(self.external) && has(self.replicas))",
@@ -145,6 +165,7 @@ class ZooKeeperSpec(Model):
     resources: ResourceRequirements | None = None
     storage: Storage = Field(default_factory=Storage)
     external: ZooKeeperEndpoint | None = None
+    tls: ZooKeeperTls | None = None
 
     @property
     def managed_replicas(self) -> int:

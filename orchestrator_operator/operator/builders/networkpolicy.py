@@ -88,6 +88,7 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
         members = _pods(owner, (zookeeper.COMPONENT,))
         clients = (*MASTER_SETS, marathon.COMPONENT, addons.MESOS_DNS, LOAD_BALANCER)
         client_port = _ports(zookeeper.CLIENT_PORT)
+        tls_port = _ports(zookeeper.TLS_CLIENT_PORT) if spec.zookeeper.tls else []
         policies.append(
             _policy(
                 owner,
@@ -101,7 +102,10 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
                         ),
                     },
                     {"from": [_pods(owner, clients)], "ports": client_port},
-                    {"from": [_operator(spec)], "ports": client_port},
+                    # spec.zookeeper.tls: the TLS client port for the operator's namespace
+                    # only (the operator and sync engine use kazoo's TLS; Mesos and
+                    # Marathon have no TLS client and keep 2181).
+                    {"from": [_operator(spec)], "ports": client_port + tls_port},
                     {"from": _nodes(spec), "ports": client_port},
                 ],
             )

@@ -19,7 +19,7 @@ import hashlib
 
 from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.base import image_ref
-from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.models.mesoscluster import MesosClusterSpec, ZooKeeperTls
 from orchestrator_operator.models.zkmigration import ManagedEnsemble
 from orchestrator_operator.operator.builders.hardening import harden_all
 from orchestrator_operator.operator.builders.meta import (
@@ -34,6 +34,9 @@ from orchestrator_operator.operator.builders.meta import service as build_servic
 
 COMPONENT = "zookeeper"
 CLIENT_PORT, PEER_PORT, ELECTION_PORT = 2181, 2888, 3888
+# spec.zookeeper.tls: the TLS client port beside 2181 and where the Secret is mounted
+TLS_CLIENT_PORT = 2281
+TLS_DIR = "/tls"
 ZOOKEEPER_USER: Manifest = {
     "runAsNonRoot": True,
     "runAsUser": 1000,
@@ -151,7 +154,31 @@ def start_script(owner: Owner, data: str = "/data", config: str = "/config") -> 
     )
 
 
-def zoo_cfg(owner: Owner, replicas: int) -> str:
+def tls_lines(tls: ZooKeeperTls | None) -> list[str]:
+    """zoo.cfg's TLS settings (ZooKeeper 3.8's administrator's guide, "Quorum TLS" and
+    "Communication using the Netty framework"): quorum TLS, and a TLS client port beside
+    2181, both from the Secret's PEM files, reloaded by the server when they change."""
+    if tls is None:
+        return []
+    key_store, trust_store = f"{TLS_DIR}/tls-combined.pem", f"{TLS_DIR}/ca.crt"
+    return [
+        "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+        f"secureClientPort={TLS_CLIENT_PORT}",
+        "sslQuorum=true",
+        "sslQuorumReloadCertFiles=true",
+        f"ssl.quorum.keyStore.location={key_store}",
+        "ssl.quorum.keyStore.type=PEM",
+        f"ssl.quorum.trustStore.location={trust_store}",
+        "ssl.quorum.trustStore.type=PEM",
+        f"ssl.keyStore.location={key_store}",
+        "ssl.keyStore.type=PEM",
+        f"ssl.trustStore.location={trust_store}",
+        "ssl.trustStore.type=PEM",
+        f"ssl.clientAuth={tls.client_auth}",
+    ]
+
+
+def zoo_cfg(owner: Owner, replicas: int, tls: ZooKeeperTls | None = None) -> str:
     lines = [
         "tickTime=2000",
         "initLimit=10",
@@ -164,6 +191,7 @@ def zoo_cfg(owner: Owner, replicas: int) -> str:
         f"4lw.commands.whitelist={FOUR_LETTER_WORDS}",
         "autopurge.snapRetainCount=5",
         "autopurge.purgeInterval=1",
+        *tls_lines(tls),
         *server_lines(owner, replicas),
     ]
     return "\n".join(lines) + "\n"
@@ -183,11 +211,15 @@ def build(
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(owner, COMPONENT, "zookeeper", zk.version),
-        "data": {"zoo.cfg": zoo_cfg(owner, replicas)},
+        "data": {"zoo.cfg": zoo_cfg(owner, replicas, zk.tls)},
     }
     ports = [("client", CLIENT_PORT), ("peer", PEER_PORT), ("election", ELECTION_PORT)]
+    client_ports = [("client", CLIENT_PORT)]
+    if zk.tls is not None:
+        ports.append(("client-tls", TLS_CLIENT_PORT))
+        client_ports.append(("client-tls", TLS_CLIENT_PORT))
     headless = build_service(owner, COMPONENT, "zookeeper", ports, headless=True)
-    client = build_service(owner, COMPONENT, "zookeeper", [("client", CLIENT_PORT)])
+    client = build_service(owner, COMPONENT, "zookeeper", client_ports)
     client["metadata"]["name"] = f"{name}-client"
     # The server id comes from the pod ordinal, so a rescheduled pod keeps its identity.
     start = (
@@ -200,6 +232,11 @@ def build(
         # Optional: a server without it simply has no super user.
         secret = {"name": super_secret_name(owner), "key": "digest", "optional": True}
         env = [{"name": "ZK_SUPER_DIGEST", "valueFrom": {"secretKeyRef": secret}}]
+    tls_mounts: list[Manifest] = []
+    tls_volumes: list[Manifest] = []
+    if zk.tls is not None:
+        tls_mounts = [{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}]
+        tls_volumes = [{"name": "tls", "secret": {"secretName": zk.tls.secret_name}}]
     statefulset = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -247,10 +284,11 @@ def build(
                             "volumeMounts": [
                                 {"name": "data", "mountPath": "/data"},
                                 {"name": "config", "mountPath": "/config"},
+                                *tls_mounts,
                             ],
                         }
                     ],
-                    "volumes": [{"name": "config", "configMap": {"name": name}}],
+                    "volumes": [{"name": "config", "configMap": {"name": name}}, *tls_volumes],
                 },
             },
             "volumeClaimTemplates": [volume_claim("data", zk.storage)],
