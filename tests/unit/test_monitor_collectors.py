@@ -115,3 +115,23 @@ def test_each_switch_leaves_the_other_collector_on() -> None:
     assert only_processes.connections == ()
     me = {p.pid: p for p in only_processes.processes}[os.getpid()]
     assert me.open_files > 0  # counted by the process collector itself
+
+
+def test_the_probe_knows_its_own_container() -> None:
+    """Issue 17, point 6: a probe refuses controls on its own container, found from the
+    mounts Docker gives every container (or the cgroup path)."""
+    from orchestrator_operator.monitor.probe.agent import own_container_id
+
+    cid = "4f" * 32
+    mountinfo = (
+        "612 590 0:52 / / rw,relatime - overlay overlay rw\n"
+        f"640 590 8:1 /var/lib/docker/containers/{cid}/hostname /etc/hostname rw - ext4 /dev/sda1\n"
+    )
+    assert own_container_id(mountinfo, "") == cid
+    assert own_container_id("", f"0::/system.slice/docker-{cid}.scope\n") == cid
+    assert own_container_id("", f"12:pids:/docker/{cid}\n") == cid
+    assert own_container_id("612 590 0:52 / / rw - ext4 /dev/sda1\n", "0::/user.slice\n") is None
+    probe = _probe("--no-processes", "--no-connections")
+    probe.own_container = cid
+    assert probe.is_own_container(cid[:12]) and probe.is_own_container(cid)
+    assert not probe.is_own_container("ab" * 32) and not probe.is_own_container("")

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import time
@@ -30,6 +31,26 @@ from orchestrator_operator.monitor.probe.sender import Backoff, ReportSender, Se
 from orchestrator_operator.monitor.report import Report, encode_report
 
 log = logging.getLogger(__name__)
+_CONTAINER_ID = re.compile(r"(?:/containers/|/docker/|docker-)([0-9a-f]{64})\b")
+
+
+def own_container_id(*texts: str) -> str | None:
+    """The Docker container this process runs in, from /proc/self/mountinfo (Docker mounts
+    its hostname, hosts and resolv.conf from /var/lib/docker/containers/<id>/) or
+    /proc/self/cgroup (``/docker/<id>``, ``docker-<id>.scope``); None outside Docker."""
+    for text in texts:
+        match = _CONTAINER_ID.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(1 << 20)
+    except OSError:
+        return ""
 
 
 @dataclass
@@ -72,6 +93,10 @@ class Probe:
         self._report_now = asyncio.Event()
         self._control_tasks: set[asyncio.Task[None]] = set()
         self._token_stamp: tuple[int, int] | None = None
+        # Controls never act on the probe's own container (issue 17, point 6).
+        self.own_container = own_container_id(
+            _read("/proc/self/mountinfo"), _read("/proc/self/cgroup")
+        )
 
     def token(self) -> str:
         """The current token: the file's content when it changed (rotation), else the last."""
@@ -187,6 +212,8 @@ class Probe:
         try:
             if self.docker is None:
                 raise ControlError("this probe has no Docker collector")
+            if self.is_own_container(str(req["container_id"])) and req["action"] != "logs":
+                raise ControlError("the probe's own container is protected from controls")
             result = await asyncio.to_thread(
                 self.docker.control, str(req["action"]), str(req["container_id"]), req.get("args")
             )
@@ -196,6 +223,12 @@ class Probe:
         with contextlib.suppress(Exception):
             await ws.send_str(json.dumps(reply))
         self._report_now.set()  # show the new state without waiting for the interval
+
+    def is_own_container(self, container_id: str) -> bool:
+        own = self.own_container
+        if not own or not container_id:
+            return False
+        return own.startswith(container_id) or container_id.startswith(own)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
