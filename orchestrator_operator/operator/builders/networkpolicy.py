@@ -143,6 +143,38 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
     return policies
 
 
+def migration_target(migration: Owner, cluster: Owner, spec: MesosClusterSpec) -> list[Manifest]:
+    """A ZkMigration's managed ensemble B (pods named after the migration): the same rules
+    as the cluster's own ensemble, its clients being the cluster's masters (both sets),
+    Marathon, Mesos-DNS and the load balancer, which move to B during the migration; the
+    operator's namespace (the operator, the sync engine that copies A to B) and the nodes
+    (the agents). None when the cluster's spec.networkPolicies.enabled is false."""
+    if not spec.network_policies.enabled:
+        return []
+    members = _pods(migration, (zookeeper.COMPONENT,))
+    clients = (*MASTER_SETS, marathon.COMPONENT, addons.MESOS_DNS, LOAD_BALANCER)
+    client_port = _ports(zookeeper.CLIENT_PORT)
+    tls_port = _ports(zookeeper.TLS_CLIENT_PORT) if spec.zookeeper.tls else []
+    return [
+        _policy(
+            migration,
+            zookeeper.COMPONENT,
+            {"matchLabels": selector_labels(migration, zookeeper.COMPONENT)},
+            [
+                {
+                    "from": [members],
+                    "ports": _ports(
+                        zookeeper.CLIENT_PORT, zookeeper.PEER_PORT, zookeeper.ELECTION_PORT
+                    ),
+                },
+                {"from": [_pods(cluster, clients)], "ports": client_port},
+                {"from": [_operator(spec)], "ports": client_port + tls_port},
+                {"from": _nodes(spec), "ports": client_port},
+            ],
+        )
+    ]
+
+
 def all_policies(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
     """Every policy some spec of this cluster may have made (for stale_children)."""
     managed = spec.model_copy(

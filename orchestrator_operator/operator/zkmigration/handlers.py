@@ -51,7 +51,7 @@ from orchestrator_operator.operator.allowlist import (
     check_zk_endpoints,
     exclude_control_plane,
 )
-from orchestrator_operator.operator.builders import zookeeper
+from orchestrator_operator.operator.builders import networkpolicy, zookeeper
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
 from orchestrator_operator.operator.mesoscluster.observe import cordoned_nodes
 from orchestrator_operator.operator.mesoscluster.status import COMPONENT_CONDITIONS
@@ -143,9 +143,13 @@ def _apply_managed_target(
     managed = spec.target.managed
     if managed is None:
         return
+    migration = _migration_owner(meta)
     children = zookeeper.build_migration_target(
-        _migration_owner(meta), managed, cluster, scale_by_reconfig=scale_by_reconfig
+        migration, managed, cluster, scale_by_reconfig=scale_by_reconfig
     )
+    # its NetworkPolicy: the cluster's parts, the operator's namespace, the nodes
+    cluster_owner = Owner(name=spec.cluster_ref, namespace=meta["namespace"], uid="")
+    children += networkpolicy.migration_target(migration, cluster_owner, cluster)
     for child in children:
         child["metadata"]["ownerReferences"] = [owner_ref]
     KubeApi.shared().apply_all(exclude_control_plane(allow, children))
