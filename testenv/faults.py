@@ -177,8 +177,14 @@ atexit.register(WATCHDOG.undo_all)
 def bounded(
     what: str, seconds: float, do: Callable[[], None], undo: Callable[[], None]
 ) -> Iterator[None]:
-    """`do` now; `undo` when the block ends or `seconds` have passed, whichever is first."""
-    do()
+    """`do` now; `undo` when the block ends or `seconds` have passed, whichever is first
+    (and at once when `do` fails half-way)."""
+    try:
+        do()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            undo()
+        raise
     token = WATCHDOG.register(what, seconds, undo)
     try:
         yield
@@ -401,16 +407,18 @@ def full_disk(directory: Path, seconds: float, leave_bytes: int = 0) -> Iterator
 
     def do() -> None:
         chunk = b"\0" * (1 << 20)
-        with filler.open("wb") as out:
-            try:
-                while True:
-                    free = shutil.disk_usage(directory).free
-                    if free <= leave_bytes:
-                        break
+        # Unbuffered: the process whose disk this is keeps writing too, so the last write
+        # may find less room than was measured; it fails here, with nothing left in a buffer
+        # to fail again (and raise) when the filler is closed.
+        with filler.open("wb", buffering=0) as out:
+            while True:
+                free = shutil.disk_usage(directory).free
+                if free <= leave_bytes:
+                    break
+                try:
                     out.write(chunk[: max(1, min(len(chunk), free - leave_bytes))])
-                    out.flush()
-            except OSError:
-                pass
+                except OSError:
+                    break
 
     def undo() -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -5,6 +5,7 @@ leaves nothing behind."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,6 +188,46 @@ def test_a_full_disk_refuses_writes_until_it_is_freed(tmp_path: Path) -> None:
             assert refused.value.errno == 28  # ENOSPC
         (data / "after").write_bytes(b"x" * 200_000)
         assert (data / "before").read_bytes() == b"x" * 1000
+
+
+def test_a_full_disk_whose_space_another_writer_takes_meanwhile_still_heals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ZooKeeper member writes to its data disk while the filler fills it, so the space the
+    filler measured is partly gone when it writes: its last write fails half-way. That must
+    neither fail the fault nor leave the filler behind. (It did, issue 20: the buffered rest
+    failed again when the filler was closed, the fault raised before its undo was registered
+    and the member's disk stayed full.) The other writer is played by a free-space reading
+    that is one page too high."""
+    real = shutil.disk_usage
+
+    def optimistic(path: Any) -> Any:
+        usage = real(path)
+        return usage._replace(free=usage.free + 4096)
+
+    with faults.small_tmpfs(tmp_path / "data", megabytes=4) as data:
+        monkeypatch.setattr(shutil, "disk_usage", optimistic)
+        with (
+            faults.full_disk(data, seconds=60),
+            pytest.raises(OSError),
+            (data / "during").open("wb") as out,
+        ):
+            out.write(b"x" * 200_000)
+            out.flush()
+        monkeypatch.undo()
+        assert not (data / ".chaos-filler").exists(), "the filler outlived its fault"
+        (data / "after").write_bytes(b"x" * 1_000_000)
+
+
+def test_a_fault_that_fails_half_way_is_undone(tmp_path: Path) -> None:
+    undone: list[str] = []
+
+    def do() -> None:
+        raise OSError("half-done")
+
+    with pytest.raises(OSError), faults.bounded("half", 60, do, lambda: undone.append("x")):
+        pass
+    assert undone == ["x"]
 
 
 def test_a_test_killed_outright_leaves_no_namespace_rule_or_stopped_process(tmp_path: Path) -> None:
