@@ -186,8 +186,22 @@ def run_faults(
         kind = order.pop(0) if order else rng.choice(kinds)
         target, fault, hold = kind.make(rng)
         began, wall = time.monotonic(), time.time()
-        with fault():
-            time.sleep(hold)  # the fault's duration (what is measured is the recovery after)
+        try:
+            with fault():
+                time.sleep(hold)  # the fault's duration (what is measured is the recovery after)
+        except Exception as exc:  # e.g. a killed server that does not start again
+            record.faults.append(
+                FaultRun(
+                    record.scenario, kind.name, target, round(time.monotonic() - began, 2),
+                    None, wall, time.time(),
+                )
+            )  # fmt: skip
+            record.violate(
+                "recovers after the fault",
+                f"{kind.name} on {target}: the fault's own undo failed: "
+                f"{type(exc).__name__}: {str(exc)[:300]}",
+            )
+            return  # the scenario's record is still written (assert_clean) and it fails there
         held = time.monotonic() - began
         ended = time.monotonic()
         recovered: float | None = None
