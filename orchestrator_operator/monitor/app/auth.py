@@ -197,17 +197,27 @@ class KubeAuth:
         self._api: KubeApi | None = None
         self._cache = _Cache(cache_ttl, cache_size)
         self._timeout = timeout
+        # Reviews in flight at once: tokens nobody has seen (an anonymous flood included) each
+        # cost one review; the others wait here rather than piling onto the API server.
+        self._slots: asyncio.Semaphore | None = None
+        self.max_in_flight = 8
 
     def _client(self) -> KubeApi:
         if self._api is None:
             self._api = self._factory()
         return self._api
 
+    def _submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._client().submit(body)  # in a worker thread: the first builds the client
+
     async def _call(self, what: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_in_flight)
         try:
-            result = await asyncio.wait_for(
-                asyncio.to_thread(self._client().submit, body), self._timeout
-            )
+            async with self._slots:
+                result = await asyncio.wait_for(
+                    asyncio.to_thread(self._submit, body), self._timeout
+                )
         except Exception as error:  # ApiError, OSError, timeouts, configuration
             # the exception (addresses, API server text) goes to the log only
             log.warning("%s failed: %s: %s", what, type(error).__name__, error)
