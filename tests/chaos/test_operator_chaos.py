@@ -434,6 +434,11 @@ def test_rolling_restart_of_masters_under_operator_and_api_server_faults(
                 if len(rolls) or target[0] != "1.11.0":
                     rolls.append(target[0])
                 target[0] = next(versions)
+            mc = get(
+                env, f"/apis/orchestrator.dev/v1alpha1/namespaces/{namespace}/mesosclusters/demo"
+            )
+            if mc["spec"].get("masters", {}).get("version") != target[0]:
+                # again until it lands: an apply while the API server restarts fails
                 apply(env, cluster("demo", namespace, zk.connect_string, target[0]))
             stop.wait(2.0)
 
@@ -772,6 +777,9 @@ def test_marathonapp_canary_under_operator_api_server_and_marathon_faults(
                 if version[0] > 1:
                     releases.append(version[0])
                 version[0] += 1
+            spec = get(env, mapp).get("spec", {})
+            if spec.get("app", {}).get("cmd") != manifest(version[0])["spec"]["app"]["cmd"]:
+                # again until it lands: an apply while the API server restarts fails
                 apply(env, manifest(version[0]))
             stop.wait(2.0)
 
