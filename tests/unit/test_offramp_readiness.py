@@ -135,3 +135,17 @@ def test_status_readiness_is_computed_from_spec_app() -> None:
     }
     assert status["summary"].startswith("Blocked: executor-specific feature")
     assert all(f["severity"] in {s.value for s in Severity} for f in status["findings"])
+
+
+def test_the_ui_summary_carries_the_verdict_and_findings() -> None:
+    from orchestrator_operator.monitor.app.platform import marathonapp_summary
+
+    spec = {"cluster": "c", "app": {"id": "/db", "cmd": "postgres"}}
+    status = readiness_status(MarathonAppSpec.model_validate(spec))
+    obj = {"metadata": {"name": "db", "namespace": "n"}, "spec": spec,
+           "status": {"readiness": status}}  # fmt: skip
+    shown = marathonapp_summary(obj)["readiness"]
+    assert shown["verdict"] == "Blocked"
+    assert shown["findings"][0]["feature"] == "executor-specific feature"
+    assert shown["summary"] == status["summary"]
+    assert marathonapp_summary({**obj, "status": {}})["readiness"] is None

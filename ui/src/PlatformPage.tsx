@@ -6,7 +6,7 @@ import type { StoreApi } from "zustand/vanilla";
 import { ApiError, platformList, platformOne } from "./api";
 import {
   appHealth, COMPONENT_CONDITIONS, componentHealth, conditionHealth, deploymentText, duration, formatLag, formatTime, keyOf, metricText,
-  phaseHealth, PLATFORM_PAGES, syncStateHealth, weightsText, withSyncState,
+  phaseHealth, PLATFORM_PAGES, readinessHealth, syncStateHealth, weightsText, withSyncState,
   type Condition, type MarathonAppSummary, type MesosClusterSummary, type PlatformKind, type PlatformState, type ZkMigrationSummary,
 } from "./platform";
 import { Sparkline } from "./Sparkline";
@@ -177,6 +177,26 @@ function AppDetail({ a }: { a: MarathonAppSummary }) {
           {a.drift.detected && <tr><th>drift</th><td><Badge health="warn">drift</Badge> <Words text={a.drift.fields.join(", ")} /></td></tr>}
         </tbody>
       </table>
+      {a.readiness && (
+        <>
+          <h3>Readiness for Kubernetes</h3>
+          <p data-field="readiness"><Badge health={readinessHealth(a.readiness.verdict)}>{a.readiness.verdict}</Badge> <Words text={a.readiness.summary} /></p>
+          {a.readiness.findings.length > 0 && (
+            <table className="grid" aria-label="readiness findings">
+              <thead><tr><th>feature</th><th>severity</th><th>what</th></tr></thead>
+              <tbody>
+                {a.readiness.findings.map((f, i) => (
+                  <tr key={i} data-finding={f.feature}>
+                    <td className="nowrap">{f.feature}</td>
+                    <td className="nowrap"><Badge health={f.severity === "Blocker" ? "bad" : f.severity === "Review" ? "warn" : "ok"}>{f.severity}</Badge></td>
+                    <td><Words text={f.message} /></td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
+      )}
       <h3>Deployment</h3>
       {a.deployment ? (
         <ol className="steps" aria-label="deployment steps" data-field="deployment">
@@ -290,7 +310,7 @@ export function PlatformPage({ store, token, page }: { store: StoreApi<PlatformS
                 ? <tr><th>name</th><th>namespace</th><th>phase</th><th>leading master</th><th>masters</th><th>agents</th></tr>
                 : page === "zkmigrations"
                   ? <tr><th>name</th><th>namespace</th><th>phase</th><th>step</th><th>lag p99</th><th>conflicts</th></tr>
-                  : <tr><th>name</th><th>namespace</th><th>health</th><th>app</th><th>instances</th><th>healthy</th><th>deployment</th><th>traffic</th></tr>}
+                  : <tr><th>name</th><th>namespace</th><th>health</th><th>app</th><th>instances</th><th>healthy</th><th>deployment</th><th>traffic</th><th>readiness</th></tr>}
             </thead>
             <tbody>
               {items.map((i) => {
@@ -315,6 +335,7 @@ export function PlatformPage({ store, token, page }: { store: StoreApi<PlatformS
                       <td className="nowrap" data-field="healthy">{ma.instances.healthy}{ma.instances.unhealthy ? ` (${ma.instances.unhealthy} unhealthy)` : ""}</td>
                       <td className="nowrap" data-field="deployment">{deploymentText(ma.deployment) || "—"}</td>
                       <td data-field="weights"><Words text={weightsText(ma.rollout?.weights) || "—"} /></td>
+                      <td className="nowrap" data-field="readiness">{ma.readiness ? <Badge health={readinessHealth(ma.readiness.verdict)}>{ma.readiness.verdict}</Badge> : "—"}</td>
                     </tr>
                   );
                 }

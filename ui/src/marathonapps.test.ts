@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  appHealth, createPlatformStore, deploymentText, metricText, parsePlatformUrl, PLATFORM_PAGES, weightsText,
+  appHealth, createPlatformStore, deploymentText, metricText, parsePlatformUrl, PLATFORM_PAGES, readinessHealth, weightsText,
   type Condition, type MarathonAppSummary,
 } from "./platform";
 
@@ -54,5 +54,14 @@ describe("MarathonApps page", () => {
     expect(metricText({ name: "requestsPerSecond", value: 250, target: 100 })).toBe("requestsPerSecond 250.0 / 100.0 req/s");
     expect(metricText({ name: "memoryUtilization", value: null, target: 0.8 })).toBe("memoryUtilization — / 80%");
     expect(metricText(null)).toBe("—");
+  });
+
+  it("colours the readiness verdict for Kubernetes", () => {
+    expect(readinessHealth("Ready")).toBe("ok");
+    expect(readinessHealth("NeedsReview")).toBe("warn");
+    expect(readinessHealth("Blocked")).toBe("bad");
+    expect(readinessHealth(undefined)).toBe("unknown");
+    const a = app({ readiness: { verdict: "Blocked", summary: "Blocked: persistent volume", findings: [] } });
+    expect(a.readiness?.verdict).toBe("Blocked");
   });
 });

@@ -91,6 +91,20 @@ export interface MarathonAppSummary {
   } | null;
   drift: { detected: boolean; fields: string[]; lastRevertedAt: string | null };
   conditions: Condition[];
+  /** How the app translates to Kubernetes (status.readiness); absent from older operators. */
+  readiness?: {
+    verdict: string;
+    summary: string;
+    findings: { feature: string; severity: string; message: string }[];
+  } | null;
+}
+
+/** The readiness verdict's colour: Ready ok, NeedsReview warn, Blocked bad. */
+export function readinessHealth(verdict: string | null | undefined): Health {
+  if (verdict === "Ready") return "ok";
+  if (verdict === "NeedsReview") return "warn";
+  if (verdict === "Blocked") return "bad";
+  return "unknown";
 }
 
 export const LAG_HISTORY = 120; // samples kept per migration (10 min at one poll every 5 s)

@@ -391,6 +391,22 @@ def marathonapp_summary(obj: Manifest) -> dict[str, Any]:
             "lastRevertedAt": drift.get("lastRevertedAt"),
         },
         "conditions": _conditions(status),
+        "readiness": _readiness(status.get("readiness")),
+    }
+
+
+def _readiness(value: Any) -> dict[str, Any] | None:
+    """status.readiness (operator/marathonapp/readiness.py): the verdict and each finding."""
+    readiness = _dict(value)
+    if not readiness.get("verdict"):
+        return None
+    return {
+        "verdict": str(readiness["verdict"]),
+        "summary": str(readiness.get("summary") or ""),
+        "findings": [
+            {k: str(_dict(f).get(k) or "") for k in ("feature", "severity", "message")}
+            for f in _list(readiness.get("findings"))[:64]
+        ],
     }
 
 
