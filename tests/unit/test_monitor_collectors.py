@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -135,3 +136,18 @@ def test_the_probe_knows_its_own_container() -> None:
     probe.own_container = cid
     assert probe.is_own_container(cid[:12]) and probe.is_own_container(cid)
     assert not probe.is_own_container("ab" * 32) and not probe.is_own_container("")
+
+
+def test_the_probe_reads_a_rotated_token_file(tmp_path: Path) -> None:
+    """The kubelet rotates a projected token by swapping the file (a new inode): the next
+    report and control connection carry the new token (issue 17, point 5)."""
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    probe = _probe("--no-processes", "--no-connections", "--token-file", str(token))
+    assert probe.token() == "first" and probe.sender.token == "first"
+    rotated = tmp_path / "token.new"
+    rotated.write_text("second\n")
+    os.replace(rotated, token)
+    assert probe.token() == "second" and probe.sender.token == "second"
+    token.unlink()  # unreadable for a moment: the last token stays
+    assert probe.token() == "second"
