@@ -78,9 +78,10 @@ kube-controller-manager list; the address is taken off when the pod's process ha
 no other live pod has it (a machine killed mid-run keeps it until reboot or `ip addr del`).
 An IP in a network of this machine's interfaces, or a loopback one, is refused (an error,
 no process). The processes share this machine's network: they must bind `$HOST` (the pod
-IP), as two pods binding 0.0.0.0 on one port would clash. Readiness is KWOK's: its stages
-mark the pod Ready (and the endpoint ready) at once, whatever the readinessProbe says; a
-test waits for the process to answer, not for Ready. `processes()` gives each its `url`
+IP), as two pods binding 0.0.0.0 on one port would clash. Readiness is KWOK's: its
+pod-ready stage sets Ready=True on every running pod whose Ready is not True (so the runner
+cannot hold it False until the readinessProbe passes): the pod, and its endpoint, are ready
+at once; a test waits for the process to answer, not for Ready. `processes()` gives each its `url`
 (`http://<pod IP>:<first container port>`).
 
 Agents' hosts, with `cluster_dns`: the agent's `--hostname` (the node name, which the
