@@ -291,14 +291,13 @@ def test_a_translatable_app_is_not_refused() -> None:
     assert io.refusal(spec({"portDefinitions": [{"port": 0}]})) is None
 
 
-def test_what_readiness_blocks_is_refused() -> None:
-    # Fetch URIs are blocked unless spec.kubernetes.image is set (a person baked them in);
-    # the model cannot express fetch, so check a docker app that needs an image it has.
+def test_a_docker_app_runs_its_own_image_and_is_not_refused() -> None:
     plain = MarathonAppSpec.model_validate(
         {"cluster": "p", "app": {"id": "/w", "container": {"docker": {"image": "reg/a:1"}}},
          "kubernetes": {}}
     )  # fmt: skip
     assert io.refusal(plain) is None
+    assert builder.image_of(plain) == "reg/a:1"
 
 
 def test_moving_while_replicas_are_not_ready() -> None:
