@@ -6,9 +6,11 @@ syncs at once; `observe`, a timer, syncs again every second while something move
 deployment, a pending apply, a problem) and every SETTLED_SECONDS once the app is Ready.
 A sync: find the cluster's leading Marathon (observe.find_marathon), build the Marathon app
 (status.app_definition, env values from labelled Secrets), compare it with Marathon's
-(status.drift_fields) and PUT it when the spec has a generation not yet applied, when an
-autoscaler's decision changes the instances, or when someone changed the app in Marathon and
-`spec.drift` is Revert (Report only reports); then observe the app and write status.
+(status.drift_fields) and PUT it when the spec has a generation not yet applied (unless
+Marathon already runs that very definition: adoption, e.g. of an imported manifest, sends
+nothing), when an autoscaler's decision changes the instances, or when someone changed the
+app in Marathon and `spec.drift` is Revert (Report only reports); then observe the app and
+write status (with status.readiness, the app's readiness for Kubernetes).
 `status.observedGeneration` is the generation last applied to Marathon (or refused as
 invalid): while it lags, the difference is an apply, not drift.
 
