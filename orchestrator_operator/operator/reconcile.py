@@ -119,6 +119,19 @@ def accept_spec(
     return parsed
 
 
+def refused(status: Mapping[str, Any]) -> bool:
+    """The allow-list refused the spec (Accepted=False, reason NotAllowed). Timers and
+    observers act on nothing then (no ZooKeeper session, no Marathon request) whatever the
+    phase says: a tick that raced the refusal may have written another phase, which the
+    caller puts back to Invalid."""
+    return any(
+        condition.get("type") == ConditionType.ACCEPTED
+        and condition.get("status") == "False"
+        and condition.get("reason") == Reason.NOT_ALLOWED
+        for condition in status.get("conditions") or []
+    )
+
+
 def accept_for_children(
     kind: ResourceKind,
     spec: kopf.Spec,

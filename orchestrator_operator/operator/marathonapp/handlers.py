@@ -63,6 +63,7 @@ from orchestrator_operator.operator.reconcile import (
     accept_spec,
     counted,
     patch_changed_status,
+    refused,
     stored_form,
 )
 
@@ -173,10 +174,11 @@ def observe(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    if status.get("phase") == INVALID_PHASE and _accepted_reason(status) in (
-        Reason.INVALID_SPEC,
-        Reason.NOT_ALLOWED,
-    ):
+    if status.get("phase") == INVALID_PHASE and _accepted_reason(status) == Reason.INVALID_SPEC:
+        return
+    if refused(status):  # by the allow-list: no Marathon request, whatever the phase says
+        if status.get("phase") != INVALID_PHASE:
+            patch.status["phase"] = INVALID_PHASE
         return
     try:
         parsed = MarathonAppSpec.model_validate(copy.deepcopy(dict(spec)))

@@ -45,6 +45,7 @@ from orchestrator_operator.operator.reconcile import (
     accept_for_children,
     counted,
     patch_changed_status,
+    refused,
 )
 from orchestrator_operator.operator.settings import OperatorSettings
 
@@ -128,6 +129,9 @@ def observe_once(
     **kwargs: Any,
 ) -> None:
     if status.get("phase") == WorkloadPhase.INVALID:
+        return
+    if refused(status):
+        patch.status["phase"] = WorkloadPhase.INVALID
         return
     parsed = MesosClusterSpec.model_validate(copy.deepcopy(dict(spec)))
     owner = _owner(meta)

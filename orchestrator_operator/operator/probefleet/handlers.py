@@ -34,6 +34,7 @@ from orchestrator_operator.operator.reconcile import (
     accept_for_children,
     counted,
     patch_changed_status,
+    refused,
 )
 
 OBSERVE_INTERVAL_SECONDS = 2.0
@@ -92,6 +93,9 @@ def observe(
     **kwargs: Any,
 ) -> None:
     if status.get("phase") == WorkloadPhase.INVALID:
+        return
+    if refused(status):
+        patch.status["phase"] = WorkloadPhase.INVALID
         return
     parsed = ProbeFleetSpec.model_validate(copy.deepcopy(dict(spec)))
     owner = _owner(meta)

@@ -55,7 +55,12 @@ from orchestrator_operator.operator.builders import networkpolicy, zookeeper
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
 from orchestrator_operator.operator.mesoscluster.observe import cordoned_nodes
 from orchestrator_operator.operator.mesoscluster.status import COMPONENT_CONDITIONS
-from orchestrator_operator.operator.reconcile import accept_spec, counted, patch_changed_status
+from orchestrator_operator.operator.reconcile import (
+    accept_spec,
+    counted,
+    patch_changed_status,
+    refused,
+)
 from orchestrator_operator.operator.zkmigration import archive
 from orchestrator_operator.operator.zkmigration import metrics as metrics_export
 from orchestrator_operator.operator.zkmigration.machine import Decision, other_component, step
@@ -253,6 +258,9 @@ def drive(
 ) -> None:
     if status.get("phase") in (None, ZkMigrationPhase.INVALID, ZkMigrationPhase.FAILED):
         return  # not validated yet, invalid (the validate handler said why), or failed for good
+    if refused(status):
+        patch.status["phase"] = ZkMigrationPhase.INVALID
+        return
     parsed = ZkMigrationSpec.model_validate(copy.deepcopy(dict(spec)))
     current = ZkMigrationStatus.model_validate(copy.deepcopy(dict(status)))
     reconfig: bool = memo["settings"].scale_zookeeper_by_reconfig
@@ -296,10 +304,10 @@ def drive(
         current.target_connect_string = _target_connect(parsed, meta)
     source = current.source_connect_string
     target = current.target_connect_string or _target_connect(parsed, meta)
-    refused = _ensembles_refused(allow, parsed, owner, cluster_spec, source)
-    if refused:
+    not_allowed = _ensembles_refused(allow, parsed, owner, cluster_spec, source)
+    if not_allowed:
         # before any session: not even the pre-migration checks read a refused ensemble
-        _hold(meta, status, current, patch, refused)
+        _hold(meta, status, current, patch, not_allowed)
         return
     annotations = cluster_meta.get("annotations") or {}
     # not yet handed to the cluster:
