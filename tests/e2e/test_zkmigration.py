@@ -394,6 +394,14 @@ def test_a_managed_target_is_created_owned_by_the_migration_and_reported_unreach
     assert (owner["kind"], owner["name"]) == ("ZkMigration", "move")
     for service in ("move-zookeeper-client", "move-zookeeper-headless"):
         assert get_json(kube_env, "service", service, "-n", namespace) is not None
+    # B's Ingress NetworkPolicy (issue 17 point 12), accepted by the API server, owned alike
+    policy = get_json(kube_env, "networkpolicy", "move-zookeeper", "-n", namespace)
+    assert policy is not None, "no NetworkPolicy move-zookeeper"
+    [owner] = policy["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"]) == ("ZkMigration", "move")
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"] == ensemble["spec"]["selector"]["matchLabels"]
+    )
 
     # The pre-migration checks hold the start: no master runs (KWOK pods), so the cluster is
     # not Ready, and B's servers do not answer.
