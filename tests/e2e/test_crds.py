@@ -109,6 +109,9 @@ AUTH: dict[str, dict[str, Any]] = {
          "spec.zookeeper.storage.size: Invalid value: size is more than the most allowed, 64Ti"),
         ({"agents": {"offered": {"memMb": 2**40}}}, "spec.agents.offered.memMb"),
         ({"marathon": {"digest": "sha256:abc"}}, "spec.marathon.digest"),
+        # Issue 17, point 7: ZooKeeper TLS is built for a managed ensemble only.
+        ({"zookeeper": {"external": {"connectString": "zk:2181"}, "tls": {"secretName": "t"}}},
+         "spec.zookeeper.tls: Invalid value: zookeeper.tls is for a managed ensemble"),
     ],
     ids=[
         "even-zk",
@@ -133,6 +136,7 @@ AUTH: dict[str, dict[str, Any]] = {
         "storage-beyond-bound",
         "agent-memory-beyond-bound",
         "digest-not-sha256",
+        "zookeeper-tls-with-external",
     ],
 )  # fmt: skip
 def test_invalid_mesoscluster_is_rejected_naming_the_field(
