@@ -118,7 +118,9 @@ def status_view(name: str, status: Manifest, now: datetime) -> RenderableType:
         parts.append(messages)
     checks = status.get("checks") or []
     if checks:
-        parts.append(Text(f"holding phase {current}:", style="bold"))
+        # Pre-migration checks hold the migration before its first phase has a number.
+        held = f"phase {current}" if current else "the start"
+        parts.append(Text(f"holding {held}:", style="bold"))
         listed = _hanging_list()
         for check in checks:
             listed.add_row("  -", str(check))

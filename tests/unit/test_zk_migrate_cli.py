@@ -187,6 +187,18 @@ STATUS: dict[str, Any] = {
 }
 
 
+def test_a_migration_held_before_its_first_phase_says_so_without_none() -> None:
+    # Pending, no phase number yet: the pre-migration checks hold the start.
+    pending = {
+        "phase": "Pending",
+        "checks": ["pre-migration check: MesosCluster demo is Progressing"],
+    }
+    text = _render(status_view("demo-to-b", pending, datetime(2026, 11, 28, tzinfo=UTC)))
+    assert "holding the start:" in text
+    assert "- pre-migration check: MesosCluster demo is Progressing" in text
+    assert "None" not in text
+
+
 def test_status_view_shows_phases_checks_sync_and_leader() -> None:
     now = datetime(2026, 11, 28, 0, 2, 10, tzinfo=UTC)
     text = _render(status_view("demo-to-b", STATUS, now))
