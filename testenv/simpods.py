@@ -139,6 +139,7 @@ import httpx
 from sim.procs import SimProcess, free_ports, kill_agent_tasks, wait_until
 from testenv.cluster_dns import LoopbackSubnet, render_hosts, write_hosts
 from testenv.kube import KubeTestEnv
+from testenv.loopback import add_loopback_address, remove_loopback_address
 from testenv.zookeeper import JAVA_LIB_DIR, MAIN_CLASS, ZOOKEEPER_JAR
 
 log = logging.getLogger(__name__)
@@ -942,23 +943,14 @@ class SimPodRunner:
     def _add_pod_ip(self, ip: str) -> None:
         """Put the pod's IP on lo (as root), so what the pod's process binds there answers
         at the address its EndpointSlice lists."""
-        done = subprocess.run(
-            ["ip", "addr", "add", f"{ip}/32", "dev", "lo"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0 and "File exists" not in done.stderr:
-            raise ValueError(f"cannot put pod IP {ip} on lo (root needed): {done.stderr.strip()}")
+        add_loopback_address(ip)
         self._pod_ips.add(ip)
 
     def _release_pod_ips(self) -> None:
         """Take the IPs of pods whose process has gone off lo (unless a live pod has it)."""
         used = {r.address for r in [*self._running.values(), *self._stopping]}
         for ip in sorted(self._pod_ips - used):
-            subprocess.run(
-                ["ip", "addr", "del", f"{ip}/32", "dev", "lo"], capture_output=True, check=False
-            )
+            remove_loopback_address(ip)
             self._pod_ips.discard(ip)
 
     def _launch(self, want: _Wanted) -> _Record:

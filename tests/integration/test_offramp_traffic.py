@@ -25,8 +25,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +41,7 @@ from orchestrator_operator.models.marathonapp import MarathonAppSpec
 from orchestrator_operator.operator.marathonapp.offramp import reconcile_offramp
 from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv
+from testenv.loopback import add_loopback_address, remove_loopback_address
 from testenv.processes import ManagedProcess, free_port, free_ports
 from testenv.traffic import ECHO_SERVER, SteadyLoad, echo_command, measure_shares
 from testenv.zookeeper import ZkEnsemble
@@ -55,7 +54,6 @@ HAPROXY = "/usr/sbin/haproxy"
 TICK = 0.3
 KUBERNETES = "kubernetes"  # what the pods answer
 POD_IPS = ["198.18.21.2", "198.18.21.3", "198.18.21.4", "198.18.21.5"]
-IP = shutil.which("ip") or "/usr/sbin/ip"
 
 
 @pytest.fixture(scope="module")
@@ -64,16 +62,12 @@ def pod_ips() -> Iterator[list[str]]:
     added: list[str] = []
     try:
         for ip in POD_IPS:
-            done = subprocess.run(
-                [IP, "addr", "add", f"{ip}/32", "dev", "lo"], capture_output=True, text=True
-            )
-            if done.returncode != 0 and "File exists" not in done.stderr:
-                raise AssertionError(f"cannot put {ip} on lo (needs root): {done.stderr.strip()}")
+            add_loopback_address(ip)
             added.append(ip)
         yield list(POD_IPS)
     finally:
         for ip in added:
-            subprocess.run([IP, "addr", "del", f"{ip}/32", "dev", "lo"], capture_output=True)
+            remove_loopback_address(ip)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
