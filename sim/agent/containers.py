@@ -582,6 +582,15 @@ def new_container_id() -> str:
     return str(uuid.uuid4())
 
 
+def _kill_late_forks(run: Run, rounds: int = 20) -> None:
+    """A process the task forked after the table was read escapes the first signal: signal
+    the group again until it is empty (at most `rounds` times, 50 ms apart)."""
+    for _ in range(rounds):
+        if not signal_run(run, signal.SIGKILL, wrapper=True):
+            return
+        time.sleep(0.05)
+
+
 def kill_checkpointed(work_dir: Path, docker: str | None = None) -> int:
     """Kill every task an agent checkpointed under `work_dir` (process groups, cgroups, and
     docker containers through the CLI and socket the agent used). For test cleanup: the
@@ -614,5 +623,6 @@ def kill_checkpointed(work_dir: Path, docker: str | None = None) -> int:
             elif run.kind == "mesos":
                 if signal_run(run, signal.SIGKILL, wrapper=True, table=table):
                     killed += 1
+                    _kill_late_forks(run)
                 destroy_cgroups(run.cgroups)
     return killed
