@@ -221,7 +221,8 @@ def test_marathonapps_page_in_chromium(
 
     listed = result["list"]
     assert listed["headers"] == [
-        "name", "namespace", "health", "app", "instances", "healthy", "deployment", "traffic"
+        "name", "namespace", "health", "app", "instances", "healthy", "deployment", "traffic",
+        "readiness",
     ]  # fmt: skip
     shop, worker, crashy = listed["shop"], listed["worker"], listed["crashy"]
     assert shop["health"]["text"] == "Progressing" and "h-warn" in shop["health"]["badge"]
