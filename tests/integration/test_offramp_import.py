@@ -171,9 +171,24 @@ def test_import_adopts_20_apps_without_a_restart_and_the_plan_names_each_feature
     marathon = sim.marathon_url()
     apps = _apps(fixed)
     assert len(apps) == 20
-    for app in apps:
+    # /metrics requires one fixed host port; Marathon gives other apps' dynamic ports from the
+    # same offers in a random order, so it runs first, before any other app can take its port.
+    first = [app for app in apps if app["id"] == "/metrics"]
+    for app in first + [app for app in apps if app["id"] != "/metrics"]:
         posted = httpx.post(marathon + "/v2/apps", json=app, timeout=10)
         assert posted.status_code == 201, (app["id"], posted.text)
+        if app in first:
+            wait_for(
+                "/metrics running on its fixed port",
+                lambda: (
+                    httpx.get(marathon + "/v2/apps/metrics", timeout=5).json()["app"][
+                        "tasksRunning"
+                    ]
+                    == 1
+                ),
+                60,
+                lambda: httpx.get(marathon + "/v2/queue", timeout=5).text,
+            )
 
     def settled() -> bool:
         if httpx.get(marathon + "/v2/deployments", timeout=5).json():
