@@ -157,6 +157,23 @@ class SteadyLoad:
         with self._lock:
             return shares_of([r for r in self.results if r.at >= since])
 
+    def measure(self, requests: int = 1000) -> tuple[dict[str, float], int]:
+        """Who answered which share of the 2xx answers while `requests` more were sent to this
+        load's URL, counting the load's own answers in that window with them, and how many
+        answers that was. Round robin hands out servers in a fixed cycle, and closed-loop
+        clients of equal latency fall into step with it, so one client's answers can keep
+        landing on the same servers; all the requests of the window show the true split."""
+        since = time.monotonic()
+        extra = measure_shares(
+            self.url, requests, headers=self.headers, verify=self.verify, clients=self.clients
+        )
+        with self._lock:
+            window = [r for r in self.results if r.at >= since]
+        answered = Counter(r.who for r in window if r.status is not None and 200 <= r.status < 300)
+        total = sum(answered.values()) + requests
+        who = set(answered) | set(extra)
+        return {w: (answered[w] + extra.get(w, 0.0) * requests) / total for w in who}, total
+
     def summary(self) -> str:
         with self._lock:
             results = list(self.results)

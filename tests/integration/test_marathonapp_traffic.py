@@ -312,9 +312,9 @@ def test_canary_to_100_percent_under_load_fails_no_request_and_shares_follow_wei
             wait_for(
                 f"the LB gives /web-canary {weight}%", lb_share(platform, "/web-canary", weight)
             )
-            shares = measure_shares(url, requests=1000)
+            shares, total = load.measure(1000)
             measured[weight] = shares.get("/web-canary", 0.0)
-            print(f"  canary at {weight}%: measured {measured[weight]:.1%} of 1000 requests")
+            print(f"  canary at {weight}%: measured {measured[weight]:.1%} of {total} requests")
             mapp.update(promote=promote)
         mapp.settled("Promoted", timeout=120)
         load.wait_for_requests(200)

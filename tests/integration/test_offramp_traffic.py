@@ -368,10 +368,12 @@ def test_an_app_moves_to_kubernetes_under_load_with_no_failed_request(
         for promote, weight in enumerate((10, 50, 90), start=1):
             mapp.until(f"paused at {weight}%", paused_at(weight))
             wait_for(f"the LB gives the pods {weight}%", lb_gives(platform, "/web", "web", weight))
-            shares = measure_shares(url, requests=1000)
+            shares, counts[weight] = load.measure(1000)
             measured[weight] = shares.get(KUBERNETES, 0.0)
-            counts[weight] = 1000
-            print(f"  Kubernetes at {weight}%: measured {measured[weight]:.1%} of 1000 requests")
+            print(
+                f"  Kubernetes at {weight}%: measured {measured[weight]:.1%}"
+                f" of {counts[weight]} requests"
+            )
             mapp.update(promote=promote)
         mapp.until("shifted", lambda o: o["phase"] == "Shifted", timeout=120)
         wait_for(
@@ -415,8 +417,9 @@ def test_a_shift_rolled_back_at_50_percent_fails_no_request(
         mapp.update(promote=1)
         mapp.until("paused at 50%", paused_at(50))
         wait_for("the LB gives the pods 50%", lb_gives(platform, "/shop", "shop", 50))
-        at_50 = measure_shares(url, requests=1000).get(KUBERNETES, 0.0)
-        print(f"  Kubernetes at 50%: measured {at_50:.1%} of 1000 requests")
+        shares, total = load.measure(1000)
+        at_50 = shares.get(KUBERNETES, 0.0)
+        print(f"  Kubernetes at 50%: measured {at_50:.1%} of {total} requests")
         mapp.update(abort=True)
         mapp.until("rolled back", lambda o: o["phase"] == "RolledBack")
         wait_for("the LB gives the pods 0%", lb_gives(platform, "/shop", "shop", 0))
