@@ -938,6 +938,11 @@ class OffRampStatus(StatusModel):
     promoted_generation: int | None = None
     analysis_run: AnalysisRun | None = None
     marathon_scaled_down: bool = False
+    scale_down_unconfirmed: bool = Field(
+        default=False,
+        description="Marathon was scaled to zero without the load balancer confirming that its"
+        " tasks got no requests (it could not be read).",
+    )
     reason: str | None = None
     final: str | None = None
 

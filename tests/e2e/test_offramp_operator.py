@@ -107,6 +107,9 @@ def test_a_shift_pauses_moves_all_traffic_scales_marathon_to_zero_and_rolls_back
                 lambda: offramp().get("phase") == "Shifted" and offramp(), 90, "shifted"
             )
             assert shifted["kubernetesWeight"] == 100
+            # No load balancer runs here: the scale-down was not confirmed, and says so.
+            assert shifted["scaleDownUnconfirmed"] is True, shifted
+            assert "the load balancer could not be read" in shifted["message"]
             assert traffic()["kubernetes"]["weight"] == 100
             eventually(lambda: marathon_instances() == 0, 60, "Marathon scaled to zero")
 

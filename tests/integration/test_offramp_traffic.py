@@ -392,6 +392,8 @@ def test_an_app_moves_to_kubernetes_under_load_with_no_failed_request(
     marathon_app_now = platform.marathon.get_app("/web")
     assert marathon_app_now is not None and marathon_app_now["instances"] == 0
     assert mapp.offramp["kubernetesWeight"] == 100 and mapp.offramp["marathonWeight"] == 0
+    # Marathon went to zero only once the lb showed its tasks at weight 0.
+    assert not mapp.offramp.get("scaleDownUnconfirmed"), mapp.offramp
     # The analysis at 50 % judged the pods' own requests at the load balancer, twice.
     results = mapp.offramp["analysis"]
     assert [(r["metric"], r["result"]) for r in results] == [("errorRate", "Pass")] * 2, results

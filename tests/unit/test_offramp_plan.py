@@ -50,6 +50,7 @@ class World:
     promote: int = 0
     abort: bool = False
     sample: Sample | None = None
+    lb_marathon_weight: int | None = 0  # what the load balancer gives Marathon's tasks
     history: list[tuple[str, int | None, int]] = field(default_factory=list)
 
     def inputs(self) -> Inputs:
@@ -65,6 +66,7 @@ class World:
             offramp=self.status,
             now=self.now,
             sample=self.sample if due else None,
+            marathon_lb_weight=self.lb_marathon_weight,
         )
 
     def tick(self, seconds: float = 1.0, *, lose_write: bool = False) -> Decision:
@@ -91,6 +93,7 @@ class World:
             assert self.marathon_ready >= self.spec_instances, "weight moved to unready tasks"
         if decision.marathon_instances == 0 and self.marathon_instances > 0:
             assert self.weight == 100, "Marathon scaled down while it still had traffic"
+            assert not self.lb_marathon_weight, "Marathon scaled down while the LB still used it"
 
     def run(self, until: str, ticks: int = 200, **kwargs: Any) -> None:
         for _ in range(ticks):
@@ -126,6 +129,32 @@ def test_steps_pauses_then_all_on_kubernetes_and_marathon_scaled_to_zero() -> No
     for _ in range(5):  # it stays there
         assert world.tick().marathon_instances == 0
     assert world.status["phase"] == "Shifted"
+
+
+def test_marathon_is_scaled_to_zero_only_once_the_load_balancer_sends_it_nothing() -> None:
+    world = World({"steps": [{"setWeight": 100}]})
+    world.lb_marathon_weight = 512  # the load balancer has not applied the 100 % yet
+    for _ in range(30):
+        world.tick()
+    assert world.weight == 100 and world.marathon_instances == 2
+    assert "still sends requests to the Marathon tasks (weight 512)" in world.status["message"]
+    world.lb_marathon_weight = 0
+    world.run("Shifted", ticks=10)
+    assert world.marathon_instances == 0 and not world.status.get("scaleDownUnconfirmed")
+
+
+def test_an_unreadable_load_balancer_delays_the_scale_down_and_the_status_says_so() -> None:
+    world = World({"steps": [{"setWeight": 100}]})
+    world.lb_marathon_weight = None
+    world.run("Shifted", ticks=60)
+    written = next(n for n, (_, weight, _) in enumerate(world.history) if weight == 100)
+    scaled = next(n for n, (_, _, instances) in enumerate(world.history) if instances == 0)
+    assert scaled - written >= 20  # ticks are 1 s: UNCONFIRMED_SECONDS after the write
+    assert world.status["scaleDownUnconfirmed"] is True
+    assert "could not be read" in world.status["message"]
+    world.abort = True  # a rollback forgets it
+    world.run("RolledBack", ticks=60)
+    assert "scaleDownUnconfirmed" not in world.status
 
 
 def test_no_traffic_before_every_pod_is_ready_and_none_more_while_one_is_not() -> None:

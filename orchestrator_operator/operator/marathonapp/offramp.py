@@ -33,6 +33,7 @@ from orchestrator_operator.operator.marathonapp.offramp_plan import (
 )
 from orchestrator_operator.operator.marathonapp.strategy import (
     TRAFFIC_KEY,
+    lb_app_weight,
     lb_url,
     take_sample,
     traffic_configmap,
@@ -161,6 +162,10 @@ def reconcile_offramp(
             kubernetes_id(name),
             config.interval_seconds,
         )
+    lb_weight = None
+    if previous.get("stage") == "Draining" and not previous.get("marathonScaledDown"):
+        # Marathon is scaled to zero next: the load balancer must already send it nothing.
+        lb_weight = lb_app_weight(load_balancer or lb_url(namespace, parsed.cluster), parsed.app.id)
     decision = decide(
         Inputs(
             shift=shift,
@@ -173,6 +178,7 @@ def reconcile_offramp(
             offramp=previous,
             now=now,
             sample=sample,
+            marathon_lb_weight=lb_weight,
         )
     )
     out = dict(decision.offramp)

@@ -13,7 +13,9 @@ The steps are the canary's (`setWeight`, `pause`, `analysis`; the analysis judge
 analysis.py over the Kubernetes side's requests at the load balancer). Weight moves to
 Kubernetes only while all its replicas are ready. After the last step Kubernetes has
 100 %; `settle_seconds` later (the load balancer has applied it) the Marathon app is scaled
-to zero (`scaleMarathonToZero`), phase Shifted.
+to zero (`scaleMarathonToZero`), phase Shifted, once the load balancer shows no weight on the
+Marathon tasks (or, when it cannot be read, `UNCONFIRMED_SECONDS` after the weights were
+written, and the status says it was not confirmed).
 
 Rollback (`spec.abort: true` at any step, or a failed analysis): the Marathon app is scaled
 back to the spec's instances first if it was scaled down, and only once all of them are
@@ -38,6 +40,9 @@ from typing import Any
 from orchestrator_operator.operator.marathonapp.analysis import AnalysisConfig, Sample, evaluate
 
 SETTLE_SECONDS = 2.0
+# How long after Kubernetes got 100 % Marathon waits for the load balancer to confirm its
+# tasks get no request, when the load balancer cannot be read, before it is scaled to zero.
+UNCONFIRMED_SECONDS = 20.0
 MAX_ANALYSIS_RESULTS = 50
 
 
@@ -77,6 +82,10 @@ class Inputs:
     offramp: dict[str, Any]  # the previous status.offramp ({} at first)
     now: datetime
     sample: Sample | None = None  # an analysis reading, when analysis_due() asked for one
+    # The HAProxy weight the load balancer still gives the Marathon app's ready servers
+    # (summed), read before Marathon is scaled to zero; None: the load balancer could not
+    # be read (or was not asked).
+    marathon_lb_weight: int | None = None
 
 
 @dataclass(frozen=True)
@@ -353,13 +362,39 @@ def _draining(ctx: _Ctx, st: dict[str, Any]) -> tuple[str, str]:
     if not st.get("marathonScaledDown"):
         if not ctx.settled(st):
             return "Shifting", "Kubernetes has 100% of traffic; Marathon is scaled to zero next"
+        held = inp.marathon_lb_weight
+        if held:
+            ctx.wait(1)
+            return (
+                "Shifting",
+                "Kubernetes has 100% of traffic; the load balancer still sends requests to the"
+                f" Marathon tasks (weight {held}): Marathon is scaled to zero once it sends none",
+            )
+        if held is None and _since(inp.now, st.get("weightsAt")) < UNCONFIRMED_SECONDS:
+            ctx.wait(1)
+            return (
+                "Shifting",
+                "Kubernetes has 100% of traffic; waiting for the load balancer to confirm that"
+                " the Marathon tasks get no requests before scaling Marathon to zero",
+            )
         st["marathonScaledDown"] = True
+        if held is None:
+            st["scaleDownUnconfirmed"] = True
     if inp.marathon.present and inp.marathon.desired > 0:
         ctx.wait(1)
         st["stage"] = Stage.DRAINING.value
         return "Shifting", "Kubernetes has 100% of traffic; scaling the Marathon app to zero"
     st["stage"] = Stage.SHIFTED.value
-    return "Shifted", "Kubernetes serves all traffic; the Marathon app is scaled to zero"
+    unconfirmed = (
+        f" (the load balancer could not be read: scaled down {UNCONFIRMED_SECONDS:.0f} s after"
+        " the weights were written, unconfirmed)"
+        if st.get("scaleDownUnconfirmed")
+        else ""
+    )
+    return (
+        "Shifted",
+        f"Kubernetes serves all traffic; the Marathon app is scaled to zero{unconfirmed}",
+    )
 
 
 def _roll_back(ctx: _Ctx, st: dict[str, Any], reason: str, final: Stage) -> tuple[str, str]:
@@ -374,6 +409,7 @@ def _rolling_back(ctx: _Ctx, st: dict[str, Any]) -> tuple[str, str]:
     inp = ctx.inp
     reason = str(st.get("reason") or "rolled back")
     st["marathonScaledDown"] = False
+    st.pop("scaleDownUnconfirmed", None)
     current = int(st.get("kubernetesWeight", 0))
     marathon = inp.marathon
     ready = (

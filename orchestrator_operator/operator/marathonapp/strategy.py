@@ -192,6 +192,41 @@ def _get_json(http: httpx.Client, url: str, params: dict[str, str] | None = None
     return response.json()
 
 
+def _backend_view(http: httpx.Client, base_url: str, app_id: str, seconds: int) -> Any:
+    """The load balancer's view of the backend that serves `app_id` (its servers and their
+    requests over the last `seconds`); None when no backend serves it."""
+    backends = _get_json(http, f"{base_url}/v1/backends").get("backends") or []
+    name = next((b["name"] for b in backends if app_id in (b.get("apps") or [])), None)
+    if name is None:
+        return None
+    return _get_json(
+        http,
+        f"{base_url}/v1/backends/{quote(name, safe='')}/stats",
+        {"seconds": str(max(1, min(600, seconds)))},
+    )
+
+
+def lb_app_weight(base_url: str, app_id: str) -> int | None:
+    """The HAProxy weight the load balancer gives `app_id`'s ready servers, summed (what it
+    has applied, not what it was asked); 0 when no backend serves the app; None when the load
+    balancer cannot be read."""
+    try:
+        with httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=False) as http:
+            view = _backend_view(http, base_url, app_id, 1)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if view is None:
+        return 0
+    try:
+        return sum(
+            int(s.get("weight") or 0)
+            for s in view.get("servers") or []
+            if s.get("app") == app_id and s.get("state") == "ready"
+        )
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
 def take_sample(
     config: AnalysisConfig, base_url: str | None, new_app: str, window_seconds: float
 ) -> Sample:
@@ -207,16 +242,9 @@ def take_sample(
             try:
                 if base_url is None:
                     raise ValueError("no load balancer for the cluster")
-                backends = _get_json(http, f"{base_url}/v1/backends").get("backends") or []
-                name = next((b["name"] for b in backends if new_app in (b.get("apps") or [])), None)
-                if name is None:
+                view = _backend_view(http, base_url, new_app, round(window_seconds))
+                if view is None:
                     raise ValueError(f"no load-balancer backend serves {new_app}")
-                seconds = str(max(1, min(600, round(window_seconds))))
-                view = _get_json(
-                    http,
-                    f"{base_url}/v1/backends/{quote(name, safe='')}/stats",
-                    {"seconds": seconds},
-                )
                 sample = lb_sample(view, new_app)
                 requests, errors, p99, lb_error = (
                     sample.requests,
