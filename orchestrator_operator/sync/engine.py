@@ -222,6 +222,7 @@ class SyncEngine:
             (Side.B, cfg.target, "target", cfg.target_auth),
         )
         for side, hosts, what, auth in sides:
+            resume = self.state.resume.get(side.value)
             try:
                 client = connect(
                     hosts,
@@ -230,6 +231,7 @@ class SyncEngine:
                     session_timeout=cfg.session_timeout,
                     prefer_leader=True,
                     auth=auth,
+                    client_id=resume,
                 )
             except SyncError:
                 self._close_clients()
@@ -239,8 +241,10 @@ class SyncEngine:
             self.appliers[side] = Applier(client)
             self._connected[side] = True
             self.metrics.connected.labels(side.value).set(1)
-            self.state.remember_session(side.value, self.appliers[side].session_id)
+            if resume is not None and resume[0] == client.client_id[0]:
+                log.info("%s: carried on session 0x%x (its mirrors kept)", what, resume[0])
             client.add_listener(self._listener(side))
+        self._remember_sessions()
         missing = [r for r in self.roots if self.clients[Side.A].exists(r) is None]
         if missing:
             self._close_clients()
@@ -949,8 +953,7 @@ class SyncEngine:
         with self._lock:
             t0 = time.monotonic()
             self._settle_sent()
-            for side in Side:
-                self.state.remember_session(side.value, self.appliers[side].session_id)
+            self._remember_sessions()
             for side in Side:
                 if self._watched(side) and self._recursive[side]:
                     # before the read, so that nothing changed meanwhile goes unseen
@@ -984,6 +987,20 @@ class SyncEngine:
             self.full_reconciles += 1
             self.metrics.last_full_reconcile.set(self.last_full_reconcile_wall)
             self.metrics.full_reconcile_duration.observe(self.last_full_reconcile - t0)
+            self._save_state(force=True)
+
+    def _remember_sessions(self) -> None:
+        """Record the current sessions (their ephemerals are the engine's mirrors, and a
+        restarted engine carries them on) and save them before any mirror is made under
+        them: an engine killed from then on starts again on the same sessions."""
+        changed = False
+        for side in Side:
+            self.state.remember_session(side.value, self.appliers[side].session_id)
+            session_id, password = self.clients[side].client_id
+            if self.state.resume.get(side.value) != (session_id, password):
+                self.state.resume[side.value] = (session_id, password)
+                changed = True
+        if changed:
             self._save_state(force=True)
 
     def _save_state(self, force: bool = False) -> None:

@@ -3,12 +3,19 @@
 - ``base``: per path, the content hash both sides last agreed on (bidirectional merge).
 - ``sessions``: the engine's recent session ids per side: ephemerals they own are the
   engine's own (dying) mirrors, not clients' nodes.
+- ``resume``: per side, the id and password of the engine's last session, so an engine
+  killed and started again within the session timeout carries on the same session and the
+  mirrors it owns never vanish (a master contending on the other side would otherwise find
+  the leader's mirror gone and lead too). The password lets whoever reads it act as that
+  session: the file is written readable by its owner only.
 - ``conflicts``: conflicts left for a person (manual strategy, sequential names issued on
   both sides), each with both sides' data.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -35,6 +42,7 @@ class EngineState:
     base: dict[str, str] = field(default_factory=dict)
     sessions: dict[str, list[int]] = field(default_factory=lambda: {"a": [], "b": []})
     conflicts: dict[str, ConflictRecord] = field(default_factory=dict)
+    resume: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
     def remember_session(self, side: str, session_id: int) -> None:
         ids = self.sessions.setdefault(side, [])
@@ -48,6 +56,10 @@ class EngineState:
             "base": self.base,
             "sessions": self.sessions,
             "conflicts": {p: asdict(c) for p, c in self.conflicts.items()},
+            "resume": {
+                side: [session_id, base64.b64encode(password).decode("ascii")]
+                for side, (session_id, password) in self.resume.items()
+            },
         }
 
     @classmethod
@@ -58,7 +70,20 @@ class EngineState:
             base={str(k): str(v) for k, v in raw.get("base", {}).items()},
             sessions={str(k): [int(i) for i in v] for k, v in raw.get("sessions", {}).items()},
             conflicts={str(p): ConflictRecord(**c) for p, c in raw.get("conflicts", {}).items()},
+            resume=_resume(raw.get("resume") or {}),
         )
+
+
+def _resume(raw: Any) -> dict[str, tuple[int, bytes]]:
+    """The saved sessions; one that cannot be read is dropped (a new session is made)."""
+    out: dict[str, tuple[int, bytes]] = {}
+    for side, value in dict(raw).items():
+        try:
+            session_id, password = value
+            out[str(side)] = (int(session_id), base64.b64decode(str(password), validate=True))
+        except (TypeError, ValueError, binascii.Error):
+            continue
+    return out
 
 
 def load_state(path: Path | None) -> EngineState:
@@ -73,5 +98,8 @@ def load_state(path: Path | None) -> EngineState:
 def save_state(path: Path, state: EngineState) -> None:
     """Write atomically (temp file + rename) so a crash never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state.to_json(), separators=(",", ":")), "utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # a tmp file left by an older version kept its mode
+        handle.write(json.dumps(state.to_json(), separators=(",", ":")))
     os.replace(tmp, path)

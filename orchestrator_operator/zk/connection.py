@@ -53,8 +53,11 @@ def connect(
     session_timeout: float,
     prefer_leader: bool = False,
     auth: Sequence[tuple[str, str]] = (),
+    client_id: tuple[int, bytes] | None = None,
 ) -> Any:
     """A started KazooClient, or SyncError naming the ensemble when it is unreachable.
+    ``client_id``: (session id, password) of a session to carry on; when it has expired,
+    kazoo makes a new one.
     ``auth``: (scheme, credential) pairs the session authenticates with (kazoo sends them
     again after every reconnect, and the raw ACL sessions replay them).
 
@@ -69,6 +72,7 @@ def connect(
         randomize_hosts=ordered is None,
         handler=PollHandler(),
         auth_data=list(auth) or None,
+        client_id=client_id,
     )
     try:
         client.start(timeout=timeout)

@@ -33,6 +33,20 @@ def test_state_round_trip(tmp_path: Path) -> None:
     assert not (tmp_path / "state.json.tmp").exists()
 
 
+def test_state_keeps_the_sessions_to_carry_on_readable_by_its_owner_only(tmp_path: Path) -> None:
+    state = EngineState(resume={"a": (0x1234, b"\x00secret\xff"), "b": (7, b"pw")})
+    path = tmp_path / "state.json"
+    path.with_name("state.json.tmp").write_text("left by an older version")
+    path.with_name("state.json.tmp").chmod(0o644)
+    save_state(path, state)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_state(path).resume == {"a": (0x1234, b"\x00secret\xff"), "b": (7, b"pw")}
+    # a saved session that cannot be read is dropped (a new session is made), not an error
+    text = path.read_text().replace('"cHc="', '"not base64!"')
+    path.write_text(text)
+    assert load_state(path).resume == {"a": (0x1234, b"\x00secret\xff")}
+
+
 def test_state_keeps_recent_sessions_only() -> None:
     state = EngineState()
     for i in range(1, MAX_SESSIONS + 5):
