@@ -242,6 +242,10 @@ def _on_a(env: KubeTestEnv, namespace: str, source: ZkEnsemble) -> None:
         assert f"zk://{source.connect_string}/mesos" in args, (kind, args)
 
 
+def _event_time(event: dict[str, Any]) -> str:
+    return str(event.get("eventTime") or event.get("lastTimestamp") or "")  # eventTime: in µs
+
+
 def test_migration_moves_the_cluster_to_b_with_no_task_failures(
     kube_env: KubeTestEnv,
     platform: tuple[SimPodRunner, ZkEnsemble, ZkEnsemble],
@@ -284,6 +288,15 @@ def test_migration_moves_the_cluster_to_b_with_no_task_failures(
     assert all(target.connect_string in " ".join(p.args) for p in masters)
     assert status["archive"], "A's data archived"
     assert "cutover" in status["report"]
+    # The audit trail: each phase's start and end as Events on the migration, as
+    # `kubectl describe zkmigration move` shows them.
+    events = get_json(
+        kube_env, "events", "-n", namespace,
+        "--field-selector", "involvedObject.kind=ZkMigration,involvedObject.name=move",
+    ) or {}  # fmt: skip
+    reasons = [e["reason"] for e in sorted(events.get("items", []), key=_event_time)]
+    assert reasons.count("PhaseStarted") == 6 and reasons.count("PhaseSucceeded") == 6, reasons
+    assert reasons[-1] == "Succeeded", reasons
 
 
 def test_a_lost_b_server_holds_phase_two_and_an_operator_crash_in_phase_three_resumes(

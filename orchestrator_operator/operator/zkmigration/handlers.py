@@ -12,10 +12,11 @@ from __future__ import annotations
 import copy
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kazoo.exceptions import KazooException
+from pydantic import ValidationError
 
 from orchestrator_operator.common.conditions import make_condition, set_condition
 from orchestrator_operator.common.kube_api import KubeApi
@@ -63,12 +64,14 @@ from orchestrator_operator.operator.reconcile import (
 )
 from orchestrator_operator.operator.zkmigration import archive
 from orchestrator_operator.operator.zkmigration import metrics as metrics_export
+from orchestrator_operator.operator.zkmigration.events import audit_events
 from orchestrator_operator.operator.zkmigration.machine import Decision, other_component, step
 from orchestrator_operator.operator.zkmigration.observation import EnsembleView
 from orchestrator_operator.operator.zkmigration.observe import agent_pods, ensemble_view, observe
 from orchestrator_operator.zk.clients import ZkUnreachable, zk_credentials
 
 log = logging.getLogger(__name__)
+audit_log = logging.getLogger("orchestrator.operator.audit")
 TICK_SECONDS = 2.0
 ACCEPTED_MESSAGE = "spec is valid"
 
@@ -273,7 +276,7 @@ def drive(
         cluster = None  # being deleted: as good as gone
     if cluster is None and current.phase == ZkMigrationPhase.SUCCEEDED:
         _expire_archive(meta, current)  # done: the cluster's fate is no longer its business
-        _write(meta, status, current, patch)
+        _write(meta, status, current, patch, parsed)
         return
     if (
         cluster is None
@@ -282,7 +285,9 @@ def drive(
     ):
         # Under way (it started and asked for the sync): nothing left to migrate or to roll
         # back to. A migration that never started waits for its cluster, below.
-        _fail(meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} was deleted")
+        _fail(
+            meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} was deleted", parsed
+        )
         return
     if cluster is None:
         _hold(meta, status, current, patch, f"MesosCluster {parsed.cluster_ref} not found")
@@ -320,7 +325,7 @@ def drive(
         return
     if current.phase == ZkMigrationPhase.SUCCEEDED:
         _expire_archive(meta, current)
-        _write(meta, status, current, patch)
+        _write(meta, status, current, patch, parsed)
         return
     if not _started(current, parsed):
         checks = pre_migration_checks(parsed.cluster_ref, cluster, ensemble_view(target))
@@ -330,7 +335,7 @@ def drive(
             current.phases = current.phases or [
                 PhaseRecord(number=n, name=name) for n, name in enumerate(PHASES, start=1)
             ]
-            _write(meta, status, current, patch)
+            _write(meta, status, current, patch, parsed)
             return
     # each side's digest credentials, from the Secrets the spec (or the cluster) names
     source_ref, target_ref = migration_secret_refs(parsed, cluster_spec)
@@ -397,7 +402,7 @@ def drive(
                 parsed, meta, cluster_meta, cluster.get("spec") or {}, new, sync_stopped,
                 observation.source, reconfig, allow,
             )  # fmt: skip
-    _write(meta, status, new, patch)
+    _write(meta, status, new, patch, parsed)
 
 
 def _drain_agents_left_on_source(owner: Owner, leader: str, decision: Decision) -> None:
@@ -470,7 +475,12 @@ def pre_migration_checks(
 
 
 def _fail(
-    meta: kopf.Meta, status: kopf.Status, current: ZkMigrationStatus, patch: kopf.Patch, why: str
+    meta: kopf.Meta,
+    status: kopf.Status,
+    current: ZkMigrationStatus,
+    patch: kopf.Patch,
+    why: str,
+    spec: ZkMigrationSpec | None = None,
 ) -> None:
     """The migration cannot go on: Failed for good with why, its running phase Failed too,
     and the sync request inactive so that the sync controller stops the engine."""
@@ -484,7 +494,29 @@ def _fail(
     if current.sync_request is not None:
         current.sync_request = current.sync_request.model_copy(update={"active": False})
     log.warning("%s/%s: Failed: %s", meta["namespace"], meta["name"], message)
-    _write(meta, status, current, patch)
+    _write(meta, status, current, patch, spec)
+
+
+def _audit(
+    meta: kopf.Meta, status: kopf.Status, new: ZkMigrationStatus, spec: ZkMigrationSpec
+) -> None:
+    """Each phase started, finished or undone, a rollback, an approval awaited: a Kubernetes
+    Event on the migration and a line of the audit log (events.py)."""
+    try:
+        before = ZkMigrationStatus.model_validate(copy.deepcopy(dict(status)))
+    except ValidationError:
+        before = ZkMigrationStatus()
+    # kopf.event reads the apiVersion, kind and metadata of any mapping
+    body = cast(
+        kopf.Body,
+        {"apiVersion": ZK_MIGRATION.api_version, "kind": ZK_MIGRATION.kind, "metadata": meta},
+    )
+    for event in audit_events(before, new, spec):
+        audit_log.info(
+            "ZkMigration %s/%s: %s: %s", meta["namespace"], meta["name"], event.reason,
+            event.message,
+        )  # fmt: skip
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
 def _hold(
@@ -496,7 +528,15 @@ def _hold(
     patch_changed_status(status, {"checks": current.checks, "conditions": conditions}, patch)
 
 
-def _write(meta: kopf.Meta, status: kopf.Status, new: ZkMigrationStatus, patch: kopf.Patch) -> None:
+def _write(
+    meta: kopf.Meta,
+    status: kopf.Status,
+    new: ZkMigrationStatus,
+    patch: kopf.Patch,
+    spec: ZkMigrationSpec | None = None,
+) -> None:
+    if spec is not None:
+        _audit(meta, status, new, spec)
     metrics_export.export_status(meta["namespace"], meta["name"], new)
     generation = meta.get("generation")
     fields = _status_fields(new)
