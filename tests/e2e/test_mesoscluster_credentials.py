@@ -213,3 +213,7 @@ def test_a_cluster_with_every_credential_becomes_ready_and_says_why_agents_are_r
         logs = "".join(p.log_path.read_text() for p in pods.processes().values())
         assert "Authentication failed" in logs
         assert not [s for s in SECRETS if s in logs]
+        # nor in the operator's own log, which read every one of them (point 8 of issue 17)
+        operator_log = operator.log_path.read_text(errors="replace")
+        assert namespace in operator_log  # it logged its work on this cluster
+        assert not [s for s in SECRETS if s in operator_log]
