@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from orchestrator_operator.models.base import (
     ImageDigest,
     ImageName,
     ImageVersion,
     Model,
+    ObjectName,
     ResourceRequirements,
     ResourceStatus,
     SecretKeyRef,
     Toleration,
+    cel_rule,
 )
 from orchestrator_operator.models.vocabulary import WorkloadPhase
 
@@ -43,6 +45,51 @@ class ProbeSpec(Model):
     tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
 
 
+class AppTls(Model):
+    """HTTPS for the app, verified by the probes (docs/security.md, "TLS for the monitoring
+    app and its probes"): the app serves `tls.crt`/`tls.key` of `secretName` (a cert-manager
+    Secret naming `<fleet>-app.<namespace>.svc`), reloaded on renewal; the probes get only its
+    `ca.crt` and verify the app with it. Mutual TLS: the probes present `probeSecretName`'s
+    certificate, signed by the same CA."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "self.clientAuth != 'required' || has(self.probeSecretName)",
+                    "app.tls.clientAuth required needs app.tls.probeSecretName: the probes"
+                    " must present a certificate",
+                    ".probeSecretName",
+                )
+            ]
+        }
+    )
+
+    secret_name: ObjectName = Field(
+        description="Secret with tls.crt, tls.key and ca.crt (kubernetes.io/tls, as cert-manager"
+        " writes it); its certificate names <fleet>-app.<namespace>.svc"
+    )
+    client_auth: Literal["none", "optional", "required"] = Field(
+        default="none",
+        description="Client certificates: none, optional (asked, not needed), required (mutual"
+        " TLS: a client without one is refused at the handshake)",
+    )
+    probe_secret_name: ObjectName | None = Field(
+        default=None,
+        description="Secret with the tls.crt and tls.key the probes present (mutual TLS), signed"
+        " by the app Secret's ca.crt",
+    )
+
+    @model_validator(mode="after")
+    def _probes_can_present(self) -> AppTls:
+        if self.client_auth == "required" and self.probe_secret_name is None:
+            raise ValueError(
+                "app.tls.clientAuth required needs app.tls.probeSecretName: the probes must"
+                " present a certificate"
+            )
+        return self
+
+
 class AppSpec(Model):
     image: ImageName = "ghcr.io/orchestrator-dev/orchestrator"
     version: ImageVersion = "0.1.0"
@@ -51,6 +98,7 @@ class AppSpec(Model):
     resources: ResourceRequirements | None = None
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     port: Annotated[int, Field(ge=1, le=65535)] = 4040
+    tls: AppTls | None = None
 
 
 class ProbeFleetSpec(Model):

@@ -163,6 +163,31 @@ def test_values_mesos_accepts_are_stored(kube_env: KubeTestEnv) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_probefleet_mutual_tls_without_a_probe_certificate_is_rejected_naming_the_field(
+    kube_env: KubeTestEnv,
+) -> None:
+    def fleet(tls: dict[str, Any]) -> str:
+        return json.dumps({
+            "apiVersion": "orchestrator.dev/v1alpha1", "kind": "ProbeFleet",
+            "metadata": {"name": "tls-fleet", "namespace": "default"},
+            "spec": {"app": {"tls": tls}},
+        })  # fmt: skip
+
+    refused = kube_env.kubectl_run(
+        "apply", "--dry-run=server", "-f", "-",
+        input=fleet({"secretName": "app-tls", "clientAuth": "required"}),
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "spec.app.tls.probeSecretName: Invalid value" in refused.stderr, refused.stderr
+    assert "needs app.tls.probeSecretName" in refused.stderr
+    accepted = kube_env.kubectl_run(
+        "apply", "--dry-run=server", "-f", "-",
+        input=fleet({"secretName": "app-tls", "clientAuth": "required",
+                     "probeSecretName": "probe-tls"}),
+    )  # fmt: skip
+    assert accepted.returncode == 0, accepted.stderr
+
+
 def test_migration_source_and_target_must_differ(kube_env: KubeTestEnv) -> None:
     manifest = {
         "apiVersion": "orchestrator.dev/v1alpha1",

@@ -5,6 +5,7 @@ laid out and rotated as the kubelet does (`testenv/tls_secret.py`), and real
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import socket
 import ssl
@@ -12,11 +13,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from cryptography import x509
 
+from orchestrator_operator.models.probefleet import ProbeFleetSpec
+from orchestrator_operator.operator.builders.probefleet import build_children, fleet_owner
 from testenv.processes import ManagedProcess, free_port
 from testenv.tls_secret import TlsCa, tls_secret, write_secret_volume
 
@@ -167,3 +171,94 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(tmp_path: Path) -> No
         for proc in (probe, without, app.proc):
             if proc is not None:
                 proc.stop()
+
+
+def _volumes_as_the_kubelet_lays_them(
+    pod: dict[str, Any], container: dict[str, Any], secrets: dict[str, dict[str, bytes]], root: Path
+) -> dict[str, str]:
+    """Each Secret volume of `container` written under `root` (only the keys its `items`
+    name, as the kubelet projects them); mount path -> the directory written."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    out: dict[str, str] = {}
+    for mount in container.get("volumeMounts", []):
+        source = volumes[mount["name"]].get("secret")
+        if source is None:
+            continue
+        data = secrets[source["secretName"]]
+        if "items" in source:
+            data = {i["path"]: data[i["key"]] for i in source["items"]}
+        directory = root / mount["name"]
+        write_secret_volume(directory, data)
+        out[mount["mountPath"]] = str(directory)
+    return out
+
+
+def _tls_flags(args: list[str], mounts: dict[str, str]) -> list[str]:
+    """The container's TLS flags, with its mount paths replaced by where they were written."""
+    out: list[str] = []
+    for flag, value in itertools.pairwise(args):
+        if flag.startswith("--tls-"):
+            for path, directory in mounts.items():
+                value = value.replace(path, directory)
+            out += [flag, value]
+    return out
+
+
+def test_a_probefleet_with_mutual_tls_gives_the_programs_what_they_need(tmp_path: Path) -> None:
+    """The flags and Secret volumes the ProbeFleet builder writes for `app.tls` (mutual TLS),
+    laid out as the kubelet would, run the real app and probe: the probe, which gets the
+    CA alone of the app's Secret, verifies the app and presents its own certificate."""
+    spec = ProbeFleetSpec.model_validate(
+        {"app": {"tls": {"secretName": "app-tls", "clientAuth": "required",
+                         "probeSecretName": "probe-tls"}}}
+    )  # fmt: skip
+    children = {c["kind"]: c for c in build_children(fleet_owner("scope", "mon", "u"), spec)}
+    app_pod = children["Deployment"]["spec"]["template"]["spec"]
+    probe_pod = children["DaemonSet"]["spec"]["template"]["spec"]
+    app_container, probe_container = app_pod["containers"][0], probe_pod["containers"][0]
+    ca = TlsCa("fleet-ca")
+    secrets = {
+        "app-tls": tls_secret(ca, ca.issue("scope-app", hosts=("127.0.0.1",))),
+        "probe-tls": tls_secret(ca, ca.issue("probe", client=True)),
+    }
+    app_mounts = _volumes_as_the_kubelet_lays_them(app_pod, app_container, secrets, tmp_path / "a")
+    probe_mounts = _volumes_as_the_kubelet_lays_them(
+        probe_pod, probe_container, secrets, tmp_path / "p"
+    )
+    # the probe's copy of the app's Secret holds the CA, not the app's key
+    app_ca_dir = Path(next(d for p, d in probe_mounts.items() if p.endswith("app-ca")))
+    assert sorted(f.name for f in app_ca_dir.iterdir() if not f.name.startswith("..")) == ["ca.crt"]
+    port = free_port()
+    app_args = ["app", "--listen", "127.0.0.1", "--port", str(port), "--token", TOKEN,
+                *_tls_flags(app_container["args"], app_mounts)]  # fmt: skip
+    assert "--tls-client-auth" in app_args
+    app_proc = orchestrator(f"fleet-tls-app-{port}", app_args, tmp_path)
+    tls_flags = _tls_flags(probe_container["args"], probe_mounts)
+    probe_args = ["probe", "--app", f"https://127.0.0.1:{port}", "--token", TOKEN,
+                  "--interval", "0.5", "--no-docker", "--no-processes", "--no-connections",
+                  "--hostname", HOST, *tls_flags]  # fmt: skip
+    assert "--tls-ca" in probe_args and "--tls-client-dir" in probe_args
+    probe_proc = orchestrator(f"fleet-tls-probe-{port}", probe_args, tmp_path)
+    client_dir = Path(probe_mounts["/etc/orchestrator/probe-tls"])
+    cert = (str(client_dir / "tls.crt"), str(client_dir / "tls.key"))
+    context = ssl.create_default_context(cafile=str(app_ca_dir / "ca.crt"))
+    context.load_cert_chain(*cert)
+    try:
+
+        def shown() -> bool:
+            assert app_proc.running(), app_proc.log_tail(40)
+            assert probe_proc.running(), probe_proc.log_tail(40)
+            try:
+                with httpx.Client(verify=context, timeout=5) as http:
+                    answer = http.get(
+                        f"https://127.0.0.1:{port}/api/topology/hosts",
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                    )
+            except httpx.TransportError:
+                return False
+            return HOST in answer.text
+
+        wait_until(shown, 60, "the probe's host through mutual TLS")
+    finally:
+        probe_proc.stop()
+        app_proc.stop()

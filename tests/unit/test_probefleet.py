@@ -43,6 +43,69 @@ def test_the_app_checks_identities_with_kubernetes_not_a_shared_token() -> None:
     assert not [e for e in probe["env"] if "TOKEN" in e["name"]]
 
 
+def _pods(spec: ProbeFleetSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    kinds: dict[str, Any] = _kinds(spec)
+    return (
+        kinds["DaemonSet"]["spec"]["template"]["spec"],
+        kinds["Deployment"]["spec"]["template"]["spec"],
+    )
+
+
+def test_app_tls_serves_https_and_the_probes_verify_it_with_the_ca_only() -> None:
+    spec = ProbeFleetSpec.model_validate({"app": {"tls": {"secretName": "scope-app-tls"}}})
+    probe_pod, app_pod = _pods(spec)
+    app = app_pod["containers"][0]
+    args = app["args"]
+    assert args[args.index("--tls-dir") + 1] == "/etc/orchestrator/tls"
+    assert "--tls-client-auth" not in args  # none: the default
+    assert {"name": "tls", "secret": {"secretName": "scope-app-tls", "defaultMode": 0o440}} in (
+        app_pod["volumes"]
+    )
+    assert app_pod["securityContext"]["fsGroup"] == 10001  # the key, 0440, to the app's group
+    assert app["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert app["ports"] == [{"name": "https", "containerPort": 4040}]
+    probe = probe_pod["containers"][0]
+    url = probe["args"][probe["args"].index("--app") + 1]
+    assert url == "https://scope-app.monitoring.svc:4040"  # the name the certificate holds
+    assert probe["args"][probe["args"].index("--tls-ca") + 1] == "/etc/orchestrator/app-ca/ca.crt"
+    app_ca = next(v for v in probe_pod["volumes"] if v["name"] == "app-ca")
+    # the probes on every node get the CA, never the app's private key
+    assert app_ca["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    assert "--tls-client-dir" not in probe["args"]
+    service = _kinds(spec)["Service"]
+    assert service["spec"]["ports"][0]["name"] == "https"  # type: ignore[index]
+
+
+def test_mutual_tls_gives_the_probes_their_certificate_and_the_kubelet_a_tcp_check() -> None:
+    spec = ProbeFleetSpec.model_validate(
+        {"app": {"tls": {"secretName": "app-tls", "clientAuth": "required",
+                         "probeSecretName": "probe-tls"}}}
+    )  # fmt: skip
+    probe_pod, app_pod = _pods(spec)
+    app = app_pod["containers"][0]
+    assert app["args"][app["args"].index("--tls-client-auth") + 1] == "required"
+    assert app["livenessProbe"] == {"tcpSocket": {"port": 4040}, "initialDelaySeconds": 10}
+    probe = probe_pod["containers"][0]
+    assert probe["args"][probe["args"].index("--tls-client-dir") + 1] == (
+        "/etc/orchestrator/probe-tls"
+    )
+    mine = next(v for v in probe_pod["volumes"] if v["name"] == "probe-tls")
+    assert mine["secret"]["secretName"] == "probe-tls"
+    assert [i["key"] for i in mine["secret"]["items"]] == ["tls.crt", "tls.key"]
+    assert probe_pod["securityContext"] == {"fsGroup": 10001}
+
+
+def test_mutual_tls_without_a_probe_certificate_is_refused_naming_the_field() -> None:
+    with pytest.raises(
+        ValueError, match=r"app\.tls\.clientAuth required needs app\.tls\.probeSecretName"
+    ):
+        ProbeFleetSpec.model_validate(
+            {"app": {"tls": {"secretName": "x", "clientAuth": "required"}}}
+        )
+    plain = _pods(ProbeFleetSpec())
+    assert "volumes" not in plain[1] and "fsGroup" not in plain[1]["securityContext"]
+
+
 def test_own_token_secret_is_used_as_given() -> None:
     spec = ProbeFleetSpec.model_validate({"tokenSecretRef": {"name": "mine", "key": "t"}})
     assert token_ref(OWNER, spec) == ("mine", "t")

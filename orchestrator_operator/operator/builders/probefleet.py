@@ -36,8 +36,39 @@ def token_ref(owner: Owner, spec: ProbeFleetSpec) -> tuple[str, str]:
     return owner.child_name("token"), TOKEN_KEY
 
 
+# Where the app reads its certificate, and the probes the app's CA and their own certificate.
+APP_TLS_DIR = "/etc/orchestrator/tls"
+APP_CA_DIR = "/etc/orchestrator/app-ca"
+PROBE_TLS_DIR = "/etc/orchestrator/probe-tls"
+IMAGE_GROUP = 10001  # the image's user and group (Dockerfile)
+
+
 def app_url(owner: Owner, spec: ProbeFleetSpec) -> str:
-    return f"http://{owner.child_name(APP)}.{owner.namespace}.svc:{spec.app.port}"
+    """The app's Service; https when `app.tls` is set (its certificate names this host)."""
+    scheme = "https" if spec.app.tls else "http"
+    return f"{scheme}://{owner.child_name(APP)}.{owner.namespace}.svc:{spec.app.port}"
+
+
+def _secret_volume(name: str, secret: str, keys: tuple[str, ...] = ()) -> Manifest:
+    source: Manifest = {"secretName": secret, "defaultMode": 0o440}
+    if keys:  # only these keys: the probes get the CA, never the app's private key
+        source["items"] = [{"key": key, "path": key} for key in keys]
+    return {"name": name, "secret": source}
+
+
+def probe_tls(spec: ProbeFleetSpec) -> tuple[list[str], list[Manifest], list[Manifest]]:
+    """The probe's TLS flags, mounts and volumes (none without `app.tls`)."""
+    tls = spec.app.tls
+    if tls is None:
+        return [], [], []
+    args = ["--tls-ca", f"{APP_CA_DIR}/ca.crt"]
+    mounts: list[Manifest] = [{"name": "app-ca", "mountPath": APP_CA_DIR, "readOnly": True}]
+    volumes = [_secret_volume("app-ca", tls.secret_name, ("ca.crt",))]
+    if tls.probe_secret_name:
+        args += ["--tls-client-dir", PROBE_TLS_DIR]
+        mounts.append({"name": "probe-tls", "mountPath": PROBE_TLS_DIR, "readOnly": True})
+        volumes.append(_secret_volume("probe-tls", tls.probe_secret_name, ("tls.crt", "tls.key")))
+    return args, mounts, volumes
 
 
 def token_secret(owner: Owner, token: str) -> Manifest:
@@ -126,13 +157,17 @@ def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
         args.append("--no-processes")
     if not collectors.connections:
         args.append("--no-connections")
+    tls_args, tls_mounts, tls_volumes = probe_tls(spec)
+    args += tls_args
     mounts: list[Manifest] = [
-        {"name": "monitor-token", "mountPath": PROBE_TOKEN_DIR, "readOnly": True}
+        {"name": "monitor-token", "mountPath": PROBE_TOKEN_DIR, "readOnly": True},
+        *tls_mounts,
     ]
     volumes: list[Manifest] = [
         {"name": "monitor-token", "projected": {"sources": [{"serviceAccountToken": {
             "audience": PROBE_AUDIENCE, "expirationSeconds": PROBE_TOKEN_SECONDS,
-            "path": "token"}}]}}
+            "path": "token"}}]}},
+        *tls_volumes,
     ]  # fmt: skip
     if collectors.containers:
         mounts.append({"name": "docker-socket", "mountPath": "/var/run/docker.sock"})
@@ -188,6 +223,8 @@ def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
         ],
         "volumes": volumes,
     }
+    if tls_volumes:
+        pod["securityContext"] = {"fsGroup": IMAGE_GROUP}  # the mounted keys, mode 0440
     if probe.node_selector:
         pod["nodeSelector"] = dict(probe.node_selector)
     return {
@@ -216,8 +253,24 @@ def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
-    probe_http = {"httpGet": {"path": "/healthz", "port": app.port}}
-    deployment = {
+    mounts: list[Manifest] = []
+    volumes: list[Manifest] = []
+    health: Manifest = {"httpGet": {"path": "/healthz", "port": app.port}}
+    port_name = "http"
+    if app.tls is not None:
+        args += ["--tls-dir", APP_TLS_DIR]
+        if app.tls.client_auth != "none":
+            args += ["--tls-client-auth", app.tls.client_auth]
+        mounts.append({"name": "tls", "mountPath": APP_TLS_DIR, "readOnly": True})
+        volumes.append(_secret_volume("tls", app.tls.secret_name))
+        port_name = "https"
+        # The kubelet has no client certificate: with mutual TLS required it checks the port.
+        health = (
+            {"tcpSocket": {"port": app.port}}
+            if app.tls.client_auth == "required"
+            else {"httpGet": {"path": "/healthz", "port": app.port, "scheme": "HTTPS"}}
+        )
+    deployment: Manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata(owner, APP, "orchestrator-monitoring-app", app.version),
@@ -234,6 +287,8 @@ def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
                         "runAsNonRoot": True,
                         "runAsUser": 10001,
                         "seccompProfile": {"type": "RuntimeDefault"},
+                        # the mounted certificate's key, mode 0440, readable by the app's group
+                        **({"fsGroup": IMAGE_GROUP} if volumes else {}),
                     },
                     "containers": [
                         {
@@ -241,9 +296,9 @@ def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
                             "image": image_ref(app.image, app.version, app.digest),
                             "args": args,
                             "env": env,
-                            "ports": [{"name": "http", "containerPort": app.port}],
-                            "readinessProbe": {**probe_http, "periodSeconds": 5},
-                            "livenessProbe": {**probe_http, "initialDelaySeconds": 10},
+                            "ports": [{"name": port_name, "containerPort": app.port}],
+                            "readinessProbe": {**health, "periodSeconds": 5},
+                            "livenessProbe": {**health, "initialDelaySeconds": 10},
                             "resources": resources(app.resources)
                             or {"requests": {"cpu": "200m", "memory": "256Mi"}},
                             "securityContext": {
@@ -251,8 +306,10 @@ def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
                                 "allowPrivilegeEscalation": False,
                                 "capabilities": {"drop": ["ALL"]},
                             },
+                            **({"volumeMounts": mounts} if mounts else {}),
                         }
                     ],
+                    **({"volumes": volumes} if volumes else {}),
                 },
             },
         },
@@ -264,7 +321,7 @@ def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
         "spec": {
             "type": app.service_type,
             "selector": selector_labels(owner, APP),
-            "ports": [{"name": "http", "port": app.port, "targetPort": app.port}],
+            "ports": [{"name": port_name, "port": app.port, "targetPort": app.port}],
         },
     }
     return [deployment, service]
