@@ -140,7 +140,7 @@ from sim.procs import SimProcess, free_ports, kill_agent_tasks, wait_until
 from testenv.cluster_dns import LoopbackSubnet, render_hosts, write_hosts
 from testenv.kube import KubeTestEnv
 from testenv.loopback import add_loopback_address, remove_loopback_address
-from testenv.zookeeper import JAVA_LIB_DIR, MAIN_CLASS, ZOOKEEPER_JAR
+from testenv.zookeeper import CLASSPATH, MAIN_CLASS, write_log4j_config
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,9 @@ class ZkPodProcess(SimProcess):
             "-Dsun.net.inetaddr.ttl=5", "-Dsun.net.inetaddr.negative.ttl=1",
             "-Dzookeeper.admin.enableServer=false", "-Dzookeeper.jmx.log4j.disable=true",
             f"-Dzookeeper.log.dir={config_path.parent}",
-            "-cp", f"{ZOOKEEPER_JAR}:{JAVA_LIB_DIR}/*", MAIN_CLASS, str(config_path),
+            "-Dlog4j.configuration=file:"
+            f"{write_log4j_config(config_path.parent / 'log4j.properties')}",
+            "-cp", CLASSPATH, MAIN_CLASS, str(config_path),
         ]  # fmt: skip
 
     def command(self) -> str:

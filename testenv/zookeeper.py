@@ -37,6 +37,26 @@ from .processes import die_with_parent, free_ports
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 JAVA_LIB_DIR = Path("/usr/share/java")
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+# zookeeper.jar's manifest names the jars it needs. Debian installs every SLF4J binding side by
+# side in /usr/share/java (nop, simple, jdk14, jcl, log4j12...): with the whole directory on
+# the classpath SLF4J picks one of them, the NOP one here, and the servers logged nothing.
+# log4j 1.2 through its binding, configured by `write_log4j_config`.
+LOG_JARS = (JAVA_LIB_DIR / "slf4j-log4j12.jar", JAVA_LIB_DIR / "log4j-1.2.jar")
+CLASSPATH = ":".join(str(jar) for jar in (ZOOKEEPER_JAR, *LOG_JARS))
+
+
+def write_log4j_config(path: Path) -> Path:
+    """A log4j 1.2 configuration writing INFO and above to standard output (the log file)."""
+    path.write_text(
+        "log4j.rootLogger=INFO, CONSOLE\n"
+        "log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n"
+        "log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n"
+        "log4j.appender.CONSOLE.layout.ConversionPattern="
+        "%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n\n"
+    )
+    return path
+
+
 ALLOWED_SIZES = (1, 3, 5)
 DEFAULT_HEAP = "256m"
 
@@ -375,14 +395,7 @@ class ZkEnsemble:
     # ------------------------------------------------------------------ internals
     def _layout(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        log4j = self.base_dir / "log4j.properties"
-        log4j.write_text(
-            "log4j.rootLogger=INFO, CONSOLE\n"
-            "log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n"
-            "log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n"
-            "log4j.appender.CONSOLE.layout.ConversionPattern="
-            "%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n\n"
-        )
+        write_log4j_config(self.base_dir / "log4j.properties")
         ports = free_ports(3 * self.size)
         for i in range(self.size):
             server_dir = self.base_dir / f"zk{i + 1}"
@@ -423,7 +436,6 @@ class ZkEnsemble:
         }
 
     def _java_command(self, server: ZkServer) -> list[str]:
-        classpath = f"{ZOOKEEPER_JAR}:{JAVA_LIB_DIR}/*"
         return [
             "java",
             f"-Xmx{self.heap}",
@@ -437,7 +449,7 @@ class ZkEnsemble:
             "-Dzookeeper.jmx.log4j.disable=true",
             f"-Dzookeeper.log.dir={server.config_path.parent}",
             "-cp",
-            classpath,
+            CLASSPATH,
             MAIN_CLASS,
             str(server.config_path),
         ]
