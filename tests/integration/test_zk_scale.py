@@ -34,7 +34,7 @@ from orchestrator_operator.operator.mesoscluster.zk_scale_plan import (
     parse_config,
 )
 from orchestrator_operator.operator.zk_super_key import cluster_password
-from testenv.zookeeper import ZkEnsemble, parse_srvr_mode
+from testenv.zookeeper import ZkEnsemble, ZooKeeperStartError, parse_srvr_mode
 from tests.fixtures.zookeeper import ZkEnsembleFactory
 
 pytestmark = pytest.mark.zookeeper
@@ -73,19 +73,24 @@ class ProcessFleet:
             result[server.index] = PodState(server.index, ready=ready, mode=mode)
         return result
 
+    def start_pod(self, index: int, timeout: float | None = None) -> None:
+        """Server `index` coming back on its retained volume, as the pod's start script does
+        (operator/builders/zookeeper.py): its own dynamic configuration if that still lists
+        it, else it joins afresh with the lower members. Started with a configuration that
+        no longer lists it, ZooKeeper exits with code 1 ("My id N not in the peer list")."""
+        if f"server.{index + 1}=" in self.ensemble.dynamic_config(index):
+            self.ensemble.start_server(index, timeout=timeout)
+        else:
+            lower = [s.server_line() for s in self.ensemble.servers[:index]]
+            self.ensemble.join_server(index, lower, wait=False)
+
     def scale(self, replicas: int) -> None:
         self.sizes.append(replicas)
         while self.count < replicas:
-            lower = [s.server_line() for s in self.ensemble.servers[: self.count]]
             if self.count < len(self.ensemble.servers):
-                # A pod coming back on its retained volume (the pod's start script): its own
-                # dynamic configuration if that still lists it, else it joins afresh.
-                myid = self.count + 1
-                if f"server.{myid}=" in self.ensemble.dynamic_config(self.count):
-                    self.ensemble.start_server(self.count)
-                else:
-                    self.ensemble.join_server(self.count, lower, wait=False)
+                self.start_pod(self.count)
             else:
+                lower = [s.server_line() for s in self.ensemble.servers[: self.count]]
                 self.ensemble.add_server(lower, wait=False)
             self.count += 1
         while self.count > replicas:
@@ -319,3 +324,38 @@ def test_a_voter_whose_pod_was_removed_by_hand_is_repaired(scaling: Scaling) -> 
     drive(operator, fleet, 5, reconfigure)
     assert voters(operator) == {1, 2, 3, 4, 5}
     assert read_on_every_member(ensemble, 5, "/app/after") == [b"at 3"] * 5
+
+
+def test_a_member_removed_while_it_ran_comes_back_as_a_joiner_by_the_pods_start_logic(
+    scaling: Scaling,
+) -> None:
+    """Issue 20's scale finding: the operator reconfigures servers 4 and 5 out (the first
+    step of 5 -> 3, their pods still there), server 4 learns it and then dies. Started on its
+    own dynamic configuration, which no longer lists it, ZooKeeper 3.8 exits with code 1
+    ("My id 4 not in the peer list"); the pod's start logic (operator/builders/zookeeper.py's
+    start_script, ProcessFleet.start_pod) joins it afresh instead, and it serves again."""
+    ensemble, fleet, operator = scaling.ensemble, scaling.fleet, scaling.operator
+    drive(operator, fleet, 5, scaling.reconfigure)
+    scaling.reconfigure(Reconfig((), (4, 5), "the first step of 5 -> 3"), None)
+    assert voters(operator) == {1, 2, 3}
+    deadline = time.monotonic() + 30
+    while "server.4=" in ensemble.dynamic_config(3):
+        assert time.monotonic() < deadline, ensemble.dynamic_config(3)
+        time.sleep(0.2)
+    server = ensemble.servers[3]
+    assert server.process is not None
+    server.process.kill()
+    server.process.wait(timeout=30)
+
+    with pytest.raises(ZooKeeperStartError, match=r"exited \(code 1\)"):
+        ensemble.start_server(3, timeout=60)
+    assert "My id 4 not in the peer list" in server.log_path.read_text()
+
+    fleet.start_pod(3)
+    deadline = time.monotonic() + 60
+    while ensemble.server_state(3) not in ("leader", "follower", "observer"):
+        assert server.running, server.log_tail()
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.5)
+    operator.create("/app/after-rejoin", b"x", makepath=True)
+    assert voters(operator) == {1, 2, 3}  # it came back without a vote, as a joiner does
