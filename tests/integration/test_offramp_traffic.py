@@ -91,6 +91,7 @@ class Platform:
     marathon: MarathonClient
     lb_url: str
     base: Path
+    stats_url: str = ""  # HAProxy's own stats page
     processes: list[ManagedProcess] = field(default_factory=list)
 
 
@@ -138,7 +139,10 @@ def platform(
             lb.start()
             lb_url = f"http://127.0.0.1:{metrics_port}"
             marathon = MarathonClient(marathon_url.removeprefix("http://"))
-            platform = Platform(kube_env, kube, marathon, lb_url, base)
+            platform = Platform(
+                kube_env, kube, marathon, lb_url, base,
+                stats_url=f"http://127.0.0.1:{stats_port}/stats;csv",
+            )  # fmt: skip
             try:
 
                 def ready() -> bool:
@@ -334,6 +338,20 @@ def lb_gives(platform: Platform, app_id: str, name: str, weight: int) -> Callabl
     return check
 
 
+def haproxy_servers(platform: Platform) -> str:
+    """What HAProxy itself says of each server (its stats CSV): weight, status, requests
+    sent, connection errors, retries and redispatches; printed beside the shares."""
+    rows = httpx.get(platform.stats_url, timeout=5).text.lstrip("# ").splitlines()
+    header = rows[0].split(",")
+    keep = ("pxname", "svname", "status", "weight", "stot", "econ", "eresp", "wretr", "wredis")
+    out = []
+    for row in rows[1:]:
+        values = dict(zip(header, row.split(","), strict=False))
+        if values.get("svname", "").startswith("srv") and values.get("status") != "MAINT":
+            out.append(" ".join(f"{k}={values.get(k, '')}" for k in keep))
+    return "\n".join(out)
+
+
 def serving(url: str, who: set[str]) -> Callable[[], bool]:
     def check() -> bool:
         try:
@@ -362,14 +380,20 @@ def test_an_app_moves_to_kubernetes_under_load_with_no_failed_request(
     analysis = {"intervalSeconds": 2, "count": 2, "maxErrorRate": 0.01}
     mapp = Driven.create(platform, "web", app, steps, analysis)
     measured: dict[int, float] = {}
+    seen: dict[int, str] = {}  # what HAProxy said of its servers at each measurement
     counts: dict[int, int] = {}
     with SteadyLoad(url) as load:
         load.wait_for_requests(200)
         for promote, weight in enumerate((10, 50, 90), start=1):
             mapp.until(f"paused at {weight}%", paused_at(weight))
             wait_for(f"the LB gives the pods {weight}%", lb_gives(platform, "/web", "web", weight))
-            shares, counts[weight] = load.measure(1000)
+            try:
+                shares, counts[weight] = load.measure(1000)
+            except AssertionError as error:  # a failed request: what HAProxy saw of it
+                raise AssertionError(f"{error}\n{haproxy_servers(platform)}") from None
             measured[weight] = shares.get(KUBERNETES, 0.0)
+            seen[weight] = haproxy_servers(platform)
+            print(seen[weight])
             print(
                 f"  Kubernetes at {weight}%: measured {measured[weight]:.1%}"
                 f" of {counts[weight]} requests"
@@ -384,7 +408,7 @@ def test_an_app_moves_to_kubernetes_under_load_with_no_failed_request(
     print(f"  moved to Kubernetes: {summary}")
     assert load.failures() == [], summary
     for weight, share in measured.items():
-        assert abs(share - weight / 100) <= 0.05, measured
+        assert abs(share - weight / 100) <= 0.05, (measured, seen[weight])
     assert measure_shares(url, requests=200) == {KUBERNETES: 1.0}
     traffic = mapp.traffic()
     assert traffic["kubernetes"] == {"service": "web", "port": "http", "weight": 100}
@@ -421,6 +445,8 @@ def test_a_shift_rolled_back_at_50_percent_fails_no_request(
         wait_for("the LB gives the pods 50%", lb_gives(platform, "/shop", "shop", 50))
         shares, total = load.measure(1000)
         at_50 = shares.get(KUBERNETES, 0.0)
+        servers_at_50 = haproxy_servers(platform)
+        print(servers_at_50)
         print(f"  Kubernetes at 50%: measured {at_50:.1%} of {total} requests")
         mapp.update(abort=True)
         mapp.until("rolled back", lambda o: o["phase"] == "RolledBack")
@@ -430,7 +456,7 @@ def test_a_shift_rolled_back_at_50_percent_fails_no_request(
     summary = load.summary()
     print(f"  rolled back at 50%: {summary}")
     assert load.failures() == [], summary
-    assert abs(at_50 - 0.5) <= 0.05, at_50
+    assert abs(at_50 - 0.5) <= 0.05, (at_50, servers_at_50)
     after = load.shares(since=rolled_back)
     assert after == {"/shop": 1.0}, after
     assert "spec.abort is set" in mapp.offramp["message"]
