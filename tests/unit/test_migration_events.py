@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from orchestrator_operator.models.vocabulary import ZkMigrationPhase
+from orchestrator_operator.models.vocabulary import ZkMigrationPhaseState as PhaseState
 from orchestrator_operator.models.zkmigration import ZkMigrationSpec, ZkMigrationStatus
 from orchestrator_operator.operator.zkmigration.events import AuditEvent, audit_events
 from orchestrator_operator.operator.zkmigration.machine import step
@@ -71,10 +73,10 @@ def test_a_failed_phase_and_a_failed_migration_are_warnings_with_the_reason() ->
     before = fresh()
     before.phases = [p.model_copy() for p in _run(World(), _spec(), fresh(), 3)[0].phases]
     after = before.model_copy(deep=True)
-    after.phase = "Failed"
+    after.phase = ZkMigrationPhase.FAILED
     after.checks = ["MesosCluster demo was deleted: the migration cannot go on"]
     running = next(r for r in after.phases if r.state == "Running")
-    running.state, running.message = "Failed", "MesosCluster demo was deleted"
+    running.state, running.message = PhaseState.FAILED, "MesosCluster demo was deleted"
     events = audit_events(before, after, _spec())
     assert events == [
         AuditEvent("Warning", "PhaseFailed", f"phase {running.number} ({running.name}) failed:"
