@@ -19,7 +19,13 @@ import pytest
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.simpods import SimPodRunner
-from tests.e2e.support import apply, get_json, marathonapp, namespace_for_marathonapps
+from tests.e2e.support import (
+    apply,
+    eventually,
+    get_json,
+    marathonapp,
+    namespace_for_marathonapps,
+)
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -144,3 +150,30 @@ def test_spec_kubernetes_runs_the_app_as_a_deployment_and_removing_it_removes_it
             "the pods' processes stopped",
         )
         pods.wait_for(lambda: not status(), 30, "status.kubernetes cleared")
+
+
+def test_a_service_of_the_same_name_that_is_not_the_marathonapps_is_left_alone(
+    kube_env: KubeTestEnv, operator: OperatorProcess, namespace: str
+) -> None:
+    """A Service someone else wrote (here without a selector, in front of endpoints of their
+    own) is not taken over by a MarathonApp of the same name: applying over it would give it
+    the MarathonApp's selector and its EndpointSlices to the translated pods."""
+    apply(kube_env, {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "api", "namespace": namespace},
+        "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 8080}]},
+    })  # fmt: skip
+    app = {"id": "/api", "cmd": "sleep 3600", "instances": 2,
+           "portDefinitions": [{"port": 0, "name": "http"}]}  # fmt: skip
+    apply(kube_env, marathonapp(namespace, "api", app, cluster="nowhere",
+                                kubernetes={"image": "registry.example/api:1"}))  # fmt: skip
+
+    def said() -> str:
+        status = (get_json(kube_env, "marathonapp", "api", "-n", namespace) or {}).get("status")
+        return str(((status or {}).get("kubernetes") or {}).get("message") or "")
+
+    message = eventually(said, 60, "status.kubernetes saying why")
+    assert message == "Service api exists and is not this MarathonApp's: left alone"
+    service = get_json(kube_env, "service", "api", "-n", namespace) or {}
+    assert "selector" not in service["spec"] and "ownerReferences" not in service["metadata"]
+    assert get_json(kube_env, "deployment", "api", "-n", namespace) is None

@@ -137,8 +137,16 @@ def reconcile(
             "replicas": 0,
             "message": f"Deployment {name} exists and is not this MarathonApp's: left alone",
         }
+    existing_service = api.get("v1", "Service", namespace, service) if service else None
+    if existing_service is not None and not _owned_by(existing_service, meta["uid"]):
+        # Applying over it would take it over (and its selector with it): another party's
+        # Service, e.g. one a person wrote in front of pods of their own.
+        return {
+            "replicas": 0,
+            "message": f"Service {service} exists and is not this MarathonApp's: left alone",
+        }
     fresh = memo.get("marathonapp_kube_generation") != meta.get("generation")
-    has_service = service is None or api.get("v1", "Service", namespace, service) is not None
+    has_service = service is None or existing_service is not None
     if fresh or deployment is None or not has_service:
         try:
             applied = [api.apply(m) for m in manifests]
