@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,12 +38,23 @@ from .processes import die_with_parent, free_ports
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 JAVA_LIB_DIR = Path("/usr/share/java")
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
-# zookeeper.jar's manifest names the jars it needs. Debian installs every SLF4J binding side by
-# side in /usr/share/java (nop, simple, jdk14, jcl, log4j12...): with the whole directory on
-# the classpath SLF4J picks one of them, the NOP one here, and the servers logged nothing.
-# log4j 1.2 through its binding, configured by `write_log4j_config`.
-LOG_JARS = (JAVA_LIB_DIR / "slf4j-log4j12.jar", JAVA_LIB_DIR / "log4j-1.2.jar")
-CLASSPATH = ":".join(str(jar) for jar in (ZOOKEEPER_JAR, *LOG_JARS))
+# Debian installs every SLF4J binding side by side in /usr/share/java (nop, simple, jdk14,
+# jcl, log4j12, maven's provider): with the whole directory on the classpath SLF4J picks one
+# of them, the NOP one here, and the servers logged nothing. The directory's jars but those,
+# and log4j-over-slf4j (which would loop with log4j's own binding): log4j 1.2 through
+# slf4j-log4j12, configured by `write_log4j_config`. (zookeeper.jar's manifest alone is not
+# enough: it omits netty-codec, which the TLS port's Netty server needs.)
+_OTHER_LOGGING = re.compile(
+    r"^(slf4j-(nop|simple|jdk14|jcl|migrator)|maven3-slf4j-provider|log4j-over-slf4j)\b"
+)
+
+
+def zookeeper_classpath(lib: Path = JAVA_LIB_DIR) -> str:
+    jars = sorted(p for p in lib.glob("*.jar") if not _OTHER_LOGGING.match(p.name))
+    return ":".join(str(jar) for jar in [ZOOKEEPER_JAR, *jars])
+
+
+CLASSPATH = zookeeper_classpath()
 
 
 def write_log4j_config(path: Path) -> Path:
