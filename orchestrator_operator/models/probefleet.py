@@ -104,12 +104,21 @@ class AppSpec(Model):
 class ProbeFleetSpec(Model):
     probe: ProbeSpec = Field(default_factory=ProbeSpec, json_schema_extra={"default": {}})
     app: AppSpec = Field(default_factory=AppSpec, json_schema_extra={"default": {}})
+    # Kept so that manifests written for earlier versions still apply; nothing reads them.
     token_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Probe/app token. Default: a Secret the operator generates."
+        default=None,
+        description="Deprecated, ignored: probes authenticate with their ServiceAccount tokens "
+        "and people through Kubernetes RBAC (docs/security.md, one identity per party).",
     )
     read_only_token_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="A token that may read but not send container controls."
+        default=None, description="Deprecated, ignored, as tokenSecretRef."
     )
+
+    def ignored_fields(self) -> list[str]:
+        """The deprecated fields this spec sets (a Warning Event names them)."""
+        names = {"tokenSecretRef": self.token_secret_ref,
+                 "readOnlyTokenSecretRef": self.read_only_token_secret_ref}  # fmt: skip
+        return [name for name, value in names.items() if value is not None]
 
 
 class ProbeFleetStatus(ResourceStatus):

@@ -278,11 +278,7 @@ def _mesos_cluster(resource: Resource, scale_by_reconfig: bool) -> tuple[list[Ma
 def _probe_fleet(resource: Resource) -> tuple[list[Manifest], str]:
     spec: ProbeFleetSpec = resource.spec
     owner = probefleet.fleet_owner(resource.name, resource.namespace, resource.uid)
-    note = ""
-    if not spec.token_secret_ref:
-        secret, _ = probefleet.token_ref(owner, spec)
-        note = f"Secret {secret} (a random token) is created once, not rendered"
-    return probefleet.build_children(owner, spec), note
+    return probefleet.build_children(owner, spec), ""
 
 
 def _zk_migration(

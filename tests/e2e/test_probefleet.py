@@ -3,6 +3,7 @@ loopback: the children it makes, and a status that counts the probes that really
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -72,9 +73,9 @@ def test_fleet_children_token_and_rbac(kube_env: KubeTestEnv, operator: Operator
     assert container["args"][:3] == ["probe", "--app", "http://scope-app.default.svc:4040"]
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    for kind, name in [("deployment", "scope-app"), ("service", "scope-app"),
-                       ("serviceaccount", "scope-probe"), ("serviceaccount", "scope-app"),
-                       ("secret", "scope-token")]:  # fmt: skip
+    children = [("deployment", "scope-app"), ("service", "scope-app"),
+                ("serviceaccount", "scope-probe"), ("serviceaccount", "scope-app")]  # fmt: skip
+    for kind, name in children:
         child = eventually(lambda k=kind, n=name: get_json(kube_env, k, n), 30, f"{kind}/{name}")  # type: ignore[misc]
         assert child["metadata"]["ownerReferences"][0]["uid"] == uid
     role = get_json(kube_env, "clusterrole", "orchestrator-probe-default-scope")
@@ -82,13 +83,21 @@ def test_fleet_children_token_and_rbac(kube_env: KubeTestEnv, operator: Operator
     assert role["rules"] == [{"apiGroups": [""], "resources": ["pods", "services"],
                               "verbs": ["get", "list", "watch"]}]  # fmt: skip
 
-    token = (get_json(kube_env, "secret", "scope-token") or {})["data"]["token"]
-    # A spec change re-applies the children but never rotates the token under the probes.
-    kube_env.kubectl_run("patch", "pf", "scope", "--type=merge",
-                         "-p", '{"spec": {"probe": {"intervalSeconds": 5}}}')  # fmt: skip
+    # No shared token: the probes use their ServiceAccount tokens. A manifest written for an
+    # earlier version still applies; the deprecated field is named in a Warning, not used.
+    kube_env.kubectl_run("patch", "pf", "scope", "--type=merge", "-p",
+                         '{"spec": {"probe": {"intervalSeconds": 5},'
+                         ' "tokenSecretRef": {"name": "old-token", "key": "token"}}}')  # fmt: skip
     eventually(lambda: "5" in (get_json(kube_env, "daemonset", "scope-probe") or {})["spec"]
                 ["template"]["spec"]["containers"][0]["args"], 30, "the new interval")  # fmt: skip
-    assert (get_json(kube_env, "secret", "scope-token") or {})["data"]["token"] == token
+    warning = eventually(
+        lambda: [e for e in (get_json(kube_env, "events") or {}).get("items", [])
+                 if e["reason"] == "DeprecatedField" and e["involvedObject"]["uid"] == uid],
+        30, "the DeprecatedField Warning")  # fmt: skip
+    assert warning[0]["type"] == "Warning"
+    assert "spec.tokenSecretRef ignored" in warning[0]["message"]
+    assert get_json(kube_env, "secret", "scope-token") is None
+    assert "old-token" not in json.dumps(get_json(kube_env, "daemonset", "scope-probe"))
 
     assert kube_env.kubectl_run("delete", "pf", "scope", "--wait=true").returncode == 0
     for role_name in ("orchestrator-probe-default-scope", "orchestrator-app-default-scope"):

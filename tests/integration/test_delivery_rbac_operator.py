@@ -199,7 +199,7 @@ from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.common.kube_api import ApiError, KubeApi
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.operator.builders.probefleet import (
-    build_children as fleet_children, cluster_role_name, fleet_owner, token_secret)
+    build_children as fleet_children, cluster_role_name, fleet_owner)
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
 
 namespace, example = sys.argv[1], sys.argv[2]
@@ -219,8 +219,9 @@ for child in zookeeper.build(owner, spec):
     attempt(f"delete {child['kind']}", lambda c=child: api.delete(
         c["apiVersion"], c["kind"], namespace, c["metadata"]["name"]))
 fleet = fleet_owner("scope", namespace, "00000000-0000-0000-0000-000000000002")
-attempt("create Secret", lambda: api.create(token_secret(fleet, "t")))
-attempt("create Secret again", lambda: api.create(token_secret(fleet, "t")))
+# The one Secret the operator makes: a managed ensemble's super digest, created once.
+attempt("create Secret", lambda: api.create(zookeeper.super_secret(owner, "p")))
+attempt("create Secret again", lambda: api.create(zookeeper.super_secret(owner, "p")))
 for child in fleet_children(fleet, ProbeFleetSpec()):
     attempt(f"apply {child['kind']}", lambda c=child: api.apply(c))
 for kind in ("ClusterRoleBinding", "ClusterRole"):

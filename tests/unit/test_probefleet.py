@@ -10,7 +10,6 @@ from orchestrator_operator.models.probefleet import ProbeFleetSpec
 from orchestrator_operator.operator.builders.probefleet import (
     build_children,
     fleet_owner,
-    token_ref,
 )
 from orchestrator_operator.operator.probefleet.status import FleetObservation, build_fleet_status
 
@@ -106,10 +105,18 @@ def test_mutual_tls_without_a_probe_certificate_is_refused_naming_the_field() ->
     assert "volumes" not in plain[1] and "fsGroup" not in plain[1]["securityContext"]
 
 
-def test_own_token_secret_is_used_as_given() -> None:
-    spec = ProbeFleetSpec.model_validate({"tokenSecretRef": {"name": "mine", "key": "t"}})
-    assert token_ref(OWNER, spec) == ("mine", "t")
-    assert token_ref(OWNER, ProbeFleetSpec()) == ("scope-token", "token")
+def test_no_shared_token_secret_and_the_deprecated_refs_are_named_not_used() -> None:
+    spec = ProbeFleetSpec.model_validate(
+        {
+            "tokenSecretRef": {"name": "mine", "key": "t"},
+            "readOnlyTokenSecretRef": {"name": "ro", "key": "t"},
+        }
+    )
+    assert spec.ignored_fields() == ["tokenSecretRef", "readOnlyTokenSecretRef"]
+    assert ProbeFleetSpec().ignored_fields() == []
+    children = build_children(OWNER, spec)
+    assert "Secret" not in {child["kind"] for child in children}
+    assert children == build_children(OWNER, ProbeFleetSpec())
 
 
 def test_probe_and_app_each_get_their_own_cluster_rbac_without_owner() -> None:

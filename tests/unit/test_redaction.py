@@ -30,11 +30,10 @@ from orchestrator_operator.operator.builders.cluster import build_children
 from orchestrator_operator.operator.builders.probefleet import (
     build_children as fleet_children,
 )
-from orchestrator_operator.operator.builders.probefleet import fleet_owner, token_secret
+from orchestrator_operator.operator.builders.probefleet import fleet_owner
 
 PASSWORD = "s3ntinel-zk-super-password"
-TOKEN = "s3ntinel-probe-token"
-SENTINELS = (PASSWORD, TOKEN, zookeeper.super_digest(PASSWORD))
+SENTINELS = (PASSWORD, zookeeper.super_digest(PASSWORD))
 OWNER = Owner(name="prod", namespace="mesos", uid="1234")
 FULL = {
     "masters": {"credentialsSecretRef": {"name": "mesos", "key": "credentials"}},
@@ -64,7 +63,6 @@ def _rendered() -> list[dict[str, Any]]:
         zookeeper.super_secret(OWNER, PASSWORD),
         *zookeeper.build_migration_target(OWNER, ManagedEnsemble(), managed),
         *fleet_children(fleet, ProbeFleetSpec()),
-        token_secret(fleet, TOKEN),
     ]
 
 

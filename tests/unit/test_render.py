@@ -65,7 +65,7 @@ def test_the_example_cluster_renders_to_the_handler_s_children_in_apply_order(
     assert "  zoo.cfg: |\n    tickTime=2000\n" in out
 
 
-def test_the_example_fleet_renders_and_names_the_token_secret_it_does_not_render(
+def test_the_example_fleet_renders_every_child_and_no_token_secret(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, _ = _render(capsys, "-f", str(FLEET))
@@ -73,7 +73,7 @@ def test_the_example_fleet_renders_and_names_the_token_secret_it_does_not_render
     owner = probefleet.fleet_owner("scope", "default", "")
     spec = ProbeFleetSpec.model_validate(_example(FLEET)["spec"])
     assert _documents(out) == probefleet.build_children(owner, spec)
-    assert "# ProbeFleet default/scope: Secret scope-token (a random token) is created once" in out
+    assert "scope-token" not in out
     assert all(d["kind"] != "Secret" for d in _documents(out))
 
 
@@ -217,7 +217,7 @@ def test_a_missing_file_and_an_oversized_one_are_clear_errors(
 def test_the_installed_command_reads_stdin_and_exits_non_zero_on_bad_input() -> None:
     command = [sys.executable, "-m", "orchestrator_operator.cli", "render", "-f", "-"]
     ok = subprocess.run(command, input=FLEET.read_text(), capture_output=True, text=True)
-    assert ok.returncode == 0 and ok.stdout.startswith("# ProbeFleet default/scope: Secret")
+    assert ok.returncode == 0 and "# ProbeFleet default/scope\n" in ok.stdout
     bad = subprocess.run(command, input="kind: Nope\n", capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stdout == ""
     assert "orchestrator render: <stdin>, document 1:" in bad.stderr

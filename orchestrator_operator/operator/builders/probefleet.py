@@ -1,4 +1,4 @@
-"""ProbeFleet: the probe DaemonSet, the app Deployment and Service, the token Secret, RBAC."""
+"""ProbeFleet: the probe DaemonSet, the app Deployment and Service, their RBAC."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from orchestrator_operator.models.probefleet import ProbeFleetSpec
 from orchestrator_operator.operator.builders.meta import metadata, resources, selector_labels
 
 PROBE, APP = "probe", "app"
-TOKEN_KEY = "token"
 # The probe's identity toward the app: a projected ServiceAccount token for this audience,
 # bound to the probe's pod (and so to its node), rotated by the kubelet; the app checks it with
 # a TokenReview (monitor/app/auth.py). Ten minutes, the shortest the API server issues.
@@ -27,13 +26,6 @@ def fleet_owner(name: str, namespace: str, uid: str) -> Owner:
         api_version=PROBE_FLEET.api_version,
         part_of="monitoring",
     )
-
-
-def token_ref(owner: Owner, spec: ProbeFleetSpec) -> tuple[str, str]:
-    """(Secret name, key) of the probe/app token."""
-    if spec.token_secret_ref:
-        return spec.token_secret_ref.name, spec.token_secret_ref.key
-    return owner.child_name("token"), TOKEN_KEY
 
 
 # Where the app reads its certificate, and the probes the app's CA and their own certificate.
@@ -69,17 +61,6 @@ def probe_tls(spec: ProbeFleetSpec) -> tuple[list[str], list[Manifest], list[Man
         mounts.append({"name": "probe-tls", "mountPath": PROBE_TLS_DIR, "readOnly": True})
         volumes.append(_secret_volume("probe-tls", tls.probe_secret_name, ("tls.crt", "tls.key")))
     return args, mounts, volumes
-
-
-def token_secret(owner: Owner, token: str) -> Manifest:
-    """The generated token (only when the spec names no Secret of its own)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata(owner, "token", "orchestrator-monitoring"),
-        "type": "Opaque",
-        "stringData": {TOKEN_KEY: token},
-    }
 
 
 def cluster_role_name(owner: Owner, component: str = PROBE) -> str:
@@ -328,5 +309,5 @@ def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
 
 
 def build_children(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
-    """Everything but the token Secret (created once, never rewritten)."""
+    """Every child; no shared token: probes and people use Kubernetes identities."""
     return [*rbac(owner), *app_workload(owner, spec), probe_daemonset(owner, spec)]

@@ -4,7 +4,6 @@ observe how many probes really report to the app."""
 from __future__ import annotations
 
 import copy
-import secrets
 from typing import Any
 
 import kopf
@@ -25,7 +24,6 @@ from orchestrator_operator.operator.builders.probefleet import (
     build_children,
     cluster_role_name,
     fleet_owner,
-    token_secret,
 )
 from orchestrator_operator.operator.indexes import Workloads
 from orchestrator_operator.operator.probefleet.observe import reporting_probes
@@ -49,6 +47,7 @@ def _owner(meta: kopf.Meta) -> Owner:
 @kopf.on.update(API_GROUP, API_VERSION, "probefleets", field="spec")
 @counted(PROBE_FLEET)
 def reconcile(
+    body: kopf.Body,
     spec: kopf.Spec,
     status: kopf.Status,
     meta: kopf.Meta,
@@ -65,10 +64,15 @@ def reconcile(
     parsed: ProbeFleetSpec = accept_for_children(
         PROBE_FLEET, spec, status, meta, patch, refusal=refusal
     )
+    ignored = parsed.ignored_fields()
+    if ignored:
+        kopf.warn(
+            body,
+            reason="DeprecatedField",
+            message=f"spec.{' and spec.'.join(ignored)} ignored: probes use their ServiceAccount"
+            " tokens and people Kubernetes RBAC; no shared token Secret is made or read",
+        )
     api = KubeApi.shared()
-    if not parsed.token_secret_ref:
-        # Created once (409 when it exists): rewriting it would cut every probe off the app.
-        api.create(token_secret(owner, secrets.token_urlsafe(32)))
     api.apply_all(exclude_control_plane(allow, build_children(owner, parsed)))
 
 
