@@ -168,13 +168,21 @@ def test_control_plane_tolerations_refused_and_pods_kept_off() -> None:
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _base_environ() -> dict[str, str]:
+    """The ORCHESTRATOR_ variables k8s/base's operator Deployment sets."""
+    deployment = yaml.safe_load((REPO / "k8s/base/deployment.yaml").read_text())
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {e["name"]: e["value"] for e in env if e["name"].startswith("ORCHESTRATOR_")}
+
+
 def _restricted_overlay() -> AllowList:
-    """The allow-list k8s/overlays/restricted sets (the chart's ci/restricted-values.yaml
-    renders the same, make lint compares them), read as the operator reads it."""
+    """The allow-list k8s/overlays/restricted sets over the base's (the chart's
+    ci/restricted-values.yaml renders the same, make lint compares them), read as the
+    operator reads it."""
     kustomization = yaml.safe_load(
         (REPO / "k8s/overlays/restricted/kustomization.yaml").read_text()
     )
-    environ = {}
+    environ = _base_environ()
     for patch in kustomization["patches"]:
         for operation in yaml.safe_load(patch["patch"]):
             value = operation.get("value")
@@ -183,12 +191,39 @@ def _restricted_overlay() -> AllowList:
     return from_settings({}, environ)
 
 
+BASE = from_settings({}, _base_environ())
 EXAMPLE = _restricted_overlay()
 
 
 def test_the_shipped_example_restricts_every_rule() -> None:
     assert EXAMPLE.namespaces and EXAMPLE.image_registries and EXAMPLE.host_path_prefixes
     assert EXAMPLE.zookeeper_endpoints and not EXAMPLE.control_plane_nodes
+
+
+def test_the_base_install_keeps_agents_to_their_paths_and_off_the_control_plane() -> None:
+    """What every install gets without choosing: the two rules that need no site's answer."""
+    assert BASE.host_path_prefixes and not BASE.control_plane_nodes
+    assert not (BASE.namespaces or BASE.image_registries or BASE.zookeeper_endpoints)
+    host = MesosClusterSpec.model_validate({"agents": {"workDir": "/etc"}})
+    message = mesoscluster_refusal(BASE, "team-a", host, cluster.build_children(OWNER, host))
+    assert message is not None and "hostPathPrefixes" in message and "'/etc'" in message
+    tolerant = MesosClusterSpec.model_validate(
+        {"agents": {"tolerations": [{"key": "node-role.kubernetes.io/control-plane"}]}}
+    )
+    message = mesoscluster_refusal(
+        BASE, "team-a", tolerant, cluster.build_children(OWNER, tolerant)
+    )
+    assert message is not None and "controlPlaneNodes" in message
+    spec = MesosClusterSpec.model_validate(
+        {"addons": {"mesosDns": {"enabled": True}, "marathonLb": {"enabled": True}},
+         "loadBalancer": {"enabled": True}, "agents": {"workDir": "/var/lib/mesos/agent"}}
+    )  # fmt: skip
+    assert mesoscluster_refusal(BASE, "team-a", spec, cluster.build_children(OWNER, spec)) is None
+    fleet_owner = probefleet.fleet_owner("fleet", "team-a", "u2")
+    assert (
+        children_refusal(BASE, "team-a", probefleet.build_children(fleet_owner, ProbeFleetSpec()))
+        is None
+    )
 
 
 def test_a_default_mesoscluster_and_probefleet_run_under_the_example() -> None:
