@@ -1,5 +1,6 @@
-"""Kopf handlers for ProbeFleet: apply the probe DaemonSet, the app and their RBAC, then
-observe how many probes really report to the app."""
+"""Kopf handlers for ProbeFleet: apply the probe DaemonSet, the app, their RBAC and the
+app's NetworkPolicy (deleting it when switched off), then observe how many probes really
+report to the app."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from orchestrator_operator.operator.builders.probefleet import (
     build_children,
     cluster_role_name,
     fleet_owner,
+    stale_children,
     token_secret,
 )
 from orchestrator_operator.operator.indexes import Workloads
@@ -70,6 +72,8 @@ def reconcile(
         # Created once (409 when it exists): rewriting it would cut every probe off the app.
         api.create(token_secret(owner, secrets.token_urlsafe(32)))
     api.apply_all(exclude_control_plane(allow, build_children(owner, parsed)))
+    for api_version, kind, name in stale_children(owner, parsed):
+        api.delete(api_version, kind, owner.namespace, name)
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, "probefleets")
