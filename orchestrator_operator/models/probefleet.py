@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from orchestrator_operator.models.base import (
     Cidr,
@@ -91,9 +92,22 @@ class AppTls(Model):
         return self
 
 
-LabelKey = Annotated[str, Field(min_length=1, max_length=316)]
-LabelValue = Annotated[str, Field(max_length=63)]
-Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=64)]
+LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{LABEL_NAME}$")
+LabelKey = Annotated[str, Field(min_length=1, max_length=316, pattern=LABEL_KEY.pattern)]
+LabelValue = Annotated[str, Field(max_length=63, pattern=rf"^({LABEL_NAME})?$")]
+
+
+def _label_keys(labels: dict[str, str]) -> dict[str, str]:
+    """A CRD schema cannot constrain a map's keys (the API server refuses propertyNames), so
+    the operator checks them as Kubernetes checks label keys, and says which one is wrong."""
+    for key in labels:
+        if not LABEL_KEY.match(key):
+            raise ValueError(f"{key!r} is not a label key ([prefix/]name, name at most 63)")
+    return labels
+
+
+Labels = Annotated[dict[str, LabelValue], Field(max_length=64), AfterValidator(_label_keys)]
 
 
 class LabelSelectorRequirement(Model):

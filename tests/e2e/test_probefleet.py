@@ -3,6 +3,7 @@ loopback: the children it makes, and a status that counts the probes that really
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -74,7 +75,7 @@ def test_fleet_children_token_and_rbac(kube_env: KubeTestEnv, operator: Operator
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     for kind, name in [("deployment", "scope-app"), ("service", "scope-app"),
                        ("serviceaccount", "scope-probe"), ("serviceaccount", "scope-app"),
-                       ("secret", "scope-token")]:  # fmt: skip
+                       ("secret", "scope-token"), ("networkpolicy", "scope-app")]:  # fmt: skip
         child = eventually(lambda k=kind, n=name: get_json(kube_env, k, n), 30, f"{kind}/{name}")  # type: ignore[misc]
         assert child["metadata"]["ownerReferences"][0]["uid"] == uid
     role = get_json(kube_env, "clusterrole", "orchestrator-probe-default-scope")
@@ -89,6 +90,32 @@ def test_fleet_children_token_and_rbac(kube_env: KubeTestEnv, operator: Operator
     eventually(lambda: "5" in (get_json(kube_env, "daemonset", "scope-probe") or {})["spec"]
                 ["template"]["spec"]["containers"][0]["args"], 30, "the new interval")  # fmt: skip
     assert (get_json(kube_env, "secret", "scope-token") or {})["data"]["token"] == token
+
+    # The app's Ingress NetworkPolicy (issue 17 points 8, 12), as the API server stored it:
+    # the app's port from the nodes, the operator's namespace, Prometheus' and the fleet's own.
+    policy = (get_json(kube_env, "networkpolicy", "scope-app") or {})["spec"]
+    assert policy["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/instance": "scope", "app.kubernetes.io/component": "app"}  # fmt: skip
+    assert policy["policyTypes"] == ["Ingress"]
+    assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == {4040}
+    assert [peer for rule in policy["ingress"] for peer in rule["from"]][-1] == {"podSelector": {}}
+    # Naming the UI's users replaces the default; switching it off deletes the policy.
+    ingress = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
+
+    def set_policy(policy: dict[str, Any]) -> None:
+        patch = json.dumps({"spec": {"app": {"networkPolicy": policy}}})
+        result = kube_env.kubectl_run("patch", "pf", "scope", "--type=merge", "-p", patch)
+        assert result.returncode == 0, result.stderr
+
+    def last_rule() -> list[Any]:
+        stored = get_json(kube_env, "networkpolicy", "scope-app") or {}
+        return list(stored["spec"]["ingress"][-1]["from"])
+
+    set_policy({"allowFrom": [ingress]})
+    eventually(lambda: last_rule() == [ingress], 30, "allowFrom in the policy")
+    set_policy({"enabled": False})
+    eventually(lambda: get_json(kube_env, "networkpolicy", "scope-app") is None, 30,
+               "the policy deleted once switched off")  # fmt: skip
 
     assert kube_env.kubectl_run("delete", "pf", "scope", "--wait=true").returncode == 0
     for role_name in ("orchestrator-probe-default-scope", "orchestrator-app-default-scope"):

@@ -105,6 +105,22 @@ def test_a_malformed_peer_is_refused_naming_the_field(peer: dict[str, Any]) -> N
         ProbeFleetSpec.model_validate({"app": {"networkPolicy": {"allowFrom": [peer]}}})
 
 
+@pytest.mark.parametrize(
+    ("policy", "field"),
+    [
+        ({"monitoringNamespaceLabels": {"not a key": "x"}}, "monitoringNamespaceLabels"),
+        ({"monitoringNamespaceLabels": {"team": "a value!"}}, "monitoringNamespaceLabels.team"),
+        ({"allowFrom": [{"namespaceSelector": {"matchLabels": {"/x": "y"}}}]}, "matchLabels"),
+        ({"nodeCidrs": ["10.0.0.0"]}, "nodeCidrs.0"),
+    ],
+)
+def test_labels_and_cidrs_are_checked_before_the_api_server_sees_them(
+    policy: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"app.networkPolicy.*{field}"):
+        ProbeFleetSpec.model_validate({"app": {"networkPolicy": policy}})
+
+
 def test_disabled_makes_none_and_retires_the_one_made_before() -> None:
     assert _policy({"networkPolicy": {"enabled": False}}) is None
     off = ProbeFleetSpec.model_validate({"app": {"networkPolicy": {"enabled": False}}})
