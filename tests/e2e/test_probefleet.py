@@ -161,3 +161,25 @@ def test_unreachable_app_is_unknown_not_a_crash(
     assert f"127.0.0.1:{port}" in condition["message"]
     assert _status(kube_env, "dark")["phase"] == "Progressing"
     assert operator.process.poll() is None
+
+
+def test_a_label_key_the_schema_cannot_check_makes_the_fleet_invalid_naming_the_field(
+    kube_env: KubeTestEnv, operator: OperatorProcess
+) -> None:
+    """A CRD cannot constrain a map's keys: the operator refuses the label key before it
+    makes anything, and the condition names the field."""
+    fleet = yaml.safe_load(_fleet("badlabel", 4040))
+    fleet["spec"]["app"]["networkPolicy"] = {"monitoringNamespaceLabels": {"not a key": "x"}}
+    applied = kube_env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(fleet))
+    assert applied.returncode == 0, applied.stderr
+    try:
+        eventually(lambda: _status(kube_env, "badlabel").get("phase") == "Invalid", 30,
+                   "phase Invalid")  # fmt: skip
+        accepted = _conditions(kube_env, "badlabel")["Accepted"]
+        assert accepted["status"] == "False"
+        assert "app.networkPolicy.monitoringNamespaceLabels" in accepted["message"]
+        assert "'not a key' is not a label key" in accepted["message"]
+        assert get_json(kube_env, "deployment", "badlabel-app") is None
+        assert get_json(kube_env, "networkpolicy", "badlabel-app") is None
+    finally:
+        kube_env.kubectl_run("delete", "pf", "badlabel", "--wait=false")
