@@ -227,7 +227,7 @@ def build(owner: Owner, spec: MesosClusterSpec, routing: ZkRouting | None = None
     routing of a running ZkMigration adds ensemble B to the egress rules."""
     if not spec.network_policies.enabled:
         return []
-    policies = build_egress(owner, spec, routing)
+    policies = []
     if spec.zookeeper.external is None:
         members = _pods(owner, (zookeeper.COMPONENT,))
         clients = (*MASTER_SETS, marathon.COMPONENT, addons.MESOS_DNS, LOAD_BALANCER)
@@ -284,7 +284,7 @@ def build(owner: Owner, spec: MesosClusterSpec, routing: ZkRouting | None = None
             ],
         )
     )
-    return policies
+    return policies + build_egress(owner, spec, routing)
 
 
 def migration_target(migration: Owner, cluster: Owner, spec: MesosClusterSpec) -> list[Manifest]:
