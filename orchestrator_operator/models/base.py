@@ -34,6 +34,15 @@ ZkConnectString = Annotated[
     ),
 ]
 
+# An IPv4 or IPv6 CIDR, as a NetworkPolicy's ipBlock takes it.
+Cidr = Annotated[
+    str,
+    Field(
+        pattern=r"^([0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*/[0-9]{1,3})$",
+        max_length=49,
+    ),
+]
+
 
 class Model(BaseModel):
     """Base of every spec model: camelCase aliases, unknown fields forbidden."""

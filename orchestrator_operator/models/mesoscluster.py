@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from orchestrator_operator.models.base import (
+    Cidr,
     Component,
     ImageDigest,
     ImageName,
@@ -493,15 +494,6 @@ class AddonsSpec(Model):
     marathon_lb: MarathonLbSpec = Field(default_factory=MarathonLbSpec)
 
 
-Cidr = Annotated[
-    str,
-    Field(
-        pattern=r"^([0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*/[0-9]{1,3})$",
-        max_length=49,
-    ),
-]
-
-
 class NetworkPoliciesSpec(Model):
     """The NetworkPolicies the operator makes for the cluster's ZooKeeper, masters and
     Marathon (builders/networkpolicy.py); docs/security.md says what each admits."""
@@ -521,6 +513,18 @@ class NetworkPoliciesSpec(Model):
         " network, so their traffic comes from these; empty: from any address outside the"
         " cluster's pod network as the CNI tells it (0.0.0.0/0, ::/0), which some CNIs"
         " (Calico) also match for pods: set it to close ZooKeeper and the masters to them.",
+    )
+    egress: bool = Field(
+        default=False,
+        description="Also make Egress policies for ZooKeeper, the masters and Marathon (only"
+        " what Mesos, Marathon and ZooKeeper contact: docs/security.md). Off by default: an"
+        " upgrade must not cut a running cluster off what it reaches today.",
+    )
+    zookeeper_cidrs: Annotated[list[Cidr], Field(max_length=64)] = Field(
+        default_factory=list,
+        description="With egress: the addresses of external ensembles (zookeeper.external, a"
+        " ZkMigration's target), which a policy cannot name by DNS name; empty: their"
+        " connect strings' ports to any address.",
     )
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from orchestrator_operator.models.base import (
+    Cidr,
     ImageDigest,
     ImageName,
     ImageVersion,
@@ -90,6 +92,114 @@ class AppTls(Model):
         return self
 
 
+LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{LABEL_NAME}$")
+LabelKey = Annotated[str, Field(min_length=1, max_length=316, pattern=LABEL_KEY.pattern)]
+LabelValue = Annotated[str, Field(max_length=63, pattern=rf"^({LABEL_NAME})?$")]
+
+
+def _label_keys(labels: dict[str, str]) -> dict[str, str]:
+    """A CRD schema cannot constrain a map's keys (the API server refuses propertyNames), so
+    the operator checks them as Kubernetes checks label keys, and says which one is wrong."""
+    for key in labels:
+        if not LABEL_KEY.match(key):
+            raise ValueError(f"{key!r} is not a label key ([prefix/]name, name at most 63)")
+    return labels
+
+
+Labels = Annotated[dict[str, LabelValue], Field(max_length=64), AfterValidator(_label_keys)]
+
+
+class LabelSelectorRequirement(Model):
+    key: LabelKey
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: Annotated[list[LabelValue], Field(max_length=64)] = Field(default_factory=list)
+
+
+class LabelSelector(Model):
+    """A Kubernetes label selector; empty selects everything (every pod of the fleet's
+    namespace as a podSelector, every namespace as a namespaceSelector)."""
+
+    match_labels: Labels = Field(default_factory=dict)
+    match_expressions: Annotated[list[LabelSelectorRequirement], Field(max_length=16)] = Field(
+        default_factory=list
+    )
+
+
+class IpBlock(Model):
+    cidr: Cidr
+    except_: Annotated[list[Cidr], Field(max_length=64)] = Field(
+        default_factory=list, alias="except"
+    )
+
+
+PEER_MESSAGE = (
+    "an allowFrom entry is either an ipBlock or a namespaceSelector and/or podSelector"
+    " (as in a NetworkPolicy peer)"
+)
+
+
+class NetworkPeer(Model):
+    """Who may reach the app: as a NetworkPolicy's `from` peer. podSelector alone: those pods
+    of the fleet's namespace; namespaceSelector alone: every pod of those namespaces; both:
+    those pods in those namespaces; ipBlock: addresses (outside the pod network, as the CNI
+    sees them)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel_rule(
+                    "has(self.ipBlock) != (has(self.namespaceSelector) || has(self.podSelector))",
+                    PEER_MESSAGE,
+                )
+            ]
+        }
+    )
+
+    namespace_selector: LabelSelector | None = None
+    pod_selector: LabelSelector | None = None
+    ip_block: IpBlock | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> NetworkPeer:
+        selectors = self.namespace_selector is not None or self.pod_selector is not None
+        if (self.ip_block is not None) == selectors:
+            raise ValueError(PEER_MESSAGE)
+        return self
+
+
+class AppNetworkPolicy(Model):
+    """The app's Ingress NetworkPolicy (builders/probefleet.py `app_network_policy`;
+    docs/security.md "NetworkPolicies"): its port from the probes (the nodes' addresses), the
+    operator's namespace, Prometheus' namespaces (/metrics is on the same port) and
+    `allowFrom`, nothing else."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Make it (default). false: none, and one made earlier is deleted.",
+    )
+    node_cidrs: Annotated[list[Cidr], Field(max_length=64)] = Field(
+        default_factory=list,
+        description="The nodes' addresses: the probes use the node's network, so their reports"
+        " come from these; empty: any address outside the pod network as the CNI tells it"
+        " (0.0.0.0/0, ::/0), which some CNIs (Calico) also match for pods.",
+    )
+    operator_namespace: ObjectName = Field(
+        default="orchestrator-system",
+        description="The operator's namespace: it reads the app's /healthz for the status.",
+    )
+    monitoring_namespace_labels: Labels = Field(
+        default={"orchestrator.dev/monitoring": "true"},
+        description="Labels of the namespaces Prometheus scrapes /metrics from (the app's"
+        " port); empty: no such rule.",
+    )
+    allow_from: Annotated[list[NetworkPeer], Field(max_length=32)] | None = Field(
+        default=None,
+        description="Who else reaches the UI and API (an ingress controller's namespace, the"
+        " users' pods). Unset: the pods of the fleet's own namespace; []: no one else.",
+    )
+
+
 class AppSpec(Model):
     image: ImageName = "ghcr.io/orchestrator-dev/orchestrator"
     version: ImageVersion = "0.1.0"
@@ -99,6 +209,9 @@ class AppSpec(Model):
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     port: Annotated[int, Field(ge=1, le=65535)] = 4040
     tls: AppTls | None = None
+    network_policy: AppNetworkPolicy = Field(
+        default_factory=AppNetworkPolicy, json_schema_extra={"default": {}}
+    )
 
 
 class ProbeFleetSpec(Model):

@@ -4,6 +4,7 @@ with a message that names the field."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,36 @@ def test_probefleet_mutual_tls_without_a_probe_certificate_is_rejected_naming_th
                      "probeSecretName": "probe-tls"}),
     )  # fmt: skip
     assert accepted.returncode == 0, accepted.stderr
+
+
+def test_probefleet_network_policy_defaults_and_malformed_peers_refused_naming_the_field(
+    kube_env: KubeTestEnv,
+) -> None:
+    def fleet(policy: dict[str, Any]) -> str:
+        return json.dumps({
+            "apiVersion": "orchestrator.dev/v1alpha1", "kind": "ProbeFleet",
+            "metadata": {"name": "policy-fleet", "namespace": "default"},
+            "spec": {"app": {"networkPolicy": policy}},
+        })  # fmt: skip
+
+    def dry_run(policy: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return kube_env.kubectl_run(
+            "apply", "--dry-run=server", "-o", "json", "-f", "-", input=fleet(policy)
+        )
+
+    accepted = dry_run({"allowFrom": [{"podSelector": {}}, {"ipBlock": {"cidr": "10.0.0.0/8"}}]})
+    assert accepted.returncode == 0, accepted.stderr
+    stored = json.loads(accepted.stdout)["spec"]["app"]["networkPolicy"]
+    assert stored["enabled"] is True
+    assert stored["operatorNamespace"] == "orchestrator-system"
+    assert stored["monitoringNamespaceLabels"] == {"orchestrator.dev/monitoring": "true"}
+    both = dry_run({"allowFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]})
+    assert both.returncode != 0
+    assert "spec.app.networkPolicy.allowFrom[0]: Invalid value" in both.stderr, both.stderr
+    assert "either an ipBlock or a namespaceSelector" in both.stderr
+    value = dry_run({"monitoringNamespaceLabels": {"team": "not a value"}})
+    assert value.returncode != 0
+    assert "spec.app.networkPolicy.monitoringNamespaceLabels.team" in value.stderr, value.stderr
 
 
 def test_migration_source_and_target_must_differ(kube_env: KubeTestEnv) -> None:

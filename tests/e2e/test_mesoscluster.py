@@ -444,3 +444,39 @@ def test_cordoning_a_node_drains_its_agent_through_the_maintenance_api(
         finally:
             for j in range(2):
                 kube_env.kubectl_run("delete", "node", sim.agent_hostname(j), "--wait=true")
+
+
+def test_egress_policies_are_made_on_request_and_deleted_when_switched_off(
+    kube_env: KubeTestEnv, operator: OperatorProcess
+) -> None:
+    """Issue 17 point 12: `networkPolicies.egress` makes the masters' and Marathon's Egress
+    policies (an external ensemble: no ZooKeeper pods to select), owned by the cluster and
+    stored as built; switching it off deletes them and keeps the Ingress ones."""
+    spec = {
+        "zookeeper": {"external": {"connectString": "zk-1.example:2181,zk-2.example:2182"}},
+        "networkPolicies": {"egress": True, "nodeCidrs": ["10.0.0.0/16"],
+                            "zookeeperCidrs": ["192.0.2.0/28"]},
+    }  # fmt: skip
+    _apply(kube_env, _cluster("walled", spec))
+    uid = (get_json(kube_env, "mc", "walled") or {})["metadata"]["uid"]
+    try:
+        for name in ("walled-master-egress", "walled-marathon-egress"):
+            policy = eventually(
+                functools.partial(get_json, kube_env, "networkpolicy", name), 60, name
+            )
+            assert [o["uid"] for o in policy["metadata"]["ownerReferences"]] == [uid]
+            assert policy["spec"]["policyTypes"] == ["Egress"]
+            to_zookeeper = [r for r in policy["spec"]["egress"]
+                            if {"port": 2182, "protocol": "TCP"} in r.get("ports", [])]  # fmt: skip
+            assert [r["to"] for r in to_zookeeper] == [[{"ipBlock": {"cidr": "192.0.2.0/28"}}]]
+        assert get_json(kube_env, "networkpolicy", "walled-zookeeper-egress") is None
+        off = {"spec": {"networkPolicies": {"egress": False}}}
+        patched = kube_env.kubectl_run("patch", "mc", "walled", "--type=merge",
+                                       "-p", json.dumps(off))  # fmt: skip
+        assert patched.returncode == 0, patched.stderr
+        for name in ("walled-master-egress", "walled-marathon-egress"):
+            eventually(lambda n=name: get_json(kube_env, "networkpolicy", n) is None, 60,  # type: ignore[misc]
+                       f"{name} deleted")  # fmt: skip
+        assert get_json(kube_env, "networkpolicy", "walled-master") is not None
+    finally:
+        kube_env.kubectl_run("delete", "mc", "walled", "--wait=false")

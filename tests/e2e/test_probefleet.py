@@ -74,7 +74,8 @@ def test_fleet_children_token_and_rbac(kube_env: KubeTestEnv, operator: Operator
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     children = [("deployment", "scope-app"), ("service", "scope-app"),
-                ("serviceaccount", "scope-probe"), ("serviceaccount", "scope-app")]  # fmt: skip
+                ("serviceaccount", "scope-probe"), ("serviceaccount", "scope-app"),
+                ("networkpolicy", "scope-app")]  # fmt: skip
     for kind, name in children:
         child = eventually(lambda k=kind, n=name: get_json(kube_env, k, n), 30, f"{kind}/{name}")  # type: ignore[misc]
         assert child["metadata"]["ownerReferences"][0]["uid"] == uid
@@ -98,6 +99,32 @@ def test_fleet_children_token_and_rbac(kube_env: KubeTestEnv, operator: Operator
     assert "spec.tokenSecretRef ignored" in warning[0]["message"]
     assert get_json(kube_env, "secret", "scope-token") is None
     assert "old-token" not in json.dumps(get_json(kube_env, "daemonset", "scope-probe"))
+
+    # The app's Ingress NetworkPolicy (issue 17 points 8, 12), as the API server stored it:
+    # the app's port from the nodes, the operator's namespace, Prometheus' and the fleet's own.
+    policy = (get_json(kube_env, "networkpolicy", "scope-app") or {})["spec"]
+    assert policy["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/instance": "scope", "app.kubernetes.io/component": "app"}  # fmt: skip
+    assert policy["policyTypes"] == ["Ingress"]
+    assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == {4040}
+    assert [peer for rule in policy["ingress"] for peer in rule["from"]][-1] == {"podSelector": {}}
+    # Naming the UI's users replaces the default; switching it off deletes the policy.
+    ingress = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}
+
+    def set_policy(policy: dict[str, Any]) -> None:
+        patch = json.dumps({"spec": {"app": {"networkPolicy": policy}}})
+        result = kube_env.kubectl_run("patch", "pf", "scope", "--type=merge", "-p", patch)
+        assert result.returncode == 0, result.stderr
+
+    def last_rule() -> list[Any]:
+        stored = get_json(kube_env, "networkpolicy", "scope-app") or {}
+        return list(stored["spec"]["ingress"][-1]["from"])
+
+    set_policy({"allowFrom": [ingress]})
+    eventually(lambda: last_rule() == [ingress], 30, "allowFrom in the policy")
+    set_policy({"enabled": False})
+    eventually(lambda: get_json(kube_env, "networkpolicy", "scope-app") is None, 30,
+               "the policy deleted once switched off")  # fmt: skip
 
     assert kube_env.kubectl_run("delete", "pf", "scope", "--wait=true").returncode == 0
     for role_name in ("orchestrator-probe-default-scope", "orchestrator-app-default-scope"):
@@ -143,3 +170,25 @@ def test_unreachable_app_is_unknown_not_a_crash(
     assert f"127.0.0.1:{port}" in condition["message"]
     assert _status(kube_env, "dark")["phase"] == "Progressing"
     assert operator.process.poll() is None
+
+
+def test_a_label_key_the_schema_cannot_check_makes_the_fleet_invalid_naming_the_field(
+    kube_env: KubeTestEnv, operator: OperatorProcess
+) -> None:
+    """A CRD cannot constrain a map's keys: the operator refuses the label key before it
+    makes anything, and the condition names the field."""
+    fleet = yaml.safe_load(_fleet("badlabel", 4040))
+    fleet["spec"]["app"]["networkPolicy"] = {"monitoringNamespaceLabels": {"not a key": "x"}}
+    applied = kube_env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(fleet))
+    assert applied.returncode == 0, applied.stderr
+    try:
+        eventually(lambda: _status(kube_env, "badlabel").get("phase") == "Invalid", 30,
+                   "phase Invalid")  # fmt: skip
+        accepted = _conditions(kube_env, "badlabel")["Accepted"]
+        assert accepted["status"] == "False"
+        assert "app.networkPolicy.monitoringNamespaceLabels" in accepted["message"]
+        assert "'not a key' is not a label key" in accepted["message"]
+        assert get_json(kube_env, "deployment", "badlabel-app") is None
+        assert get_json(kube_env, "networkpolicy", "badlabel-app") is None
+    finally:
+        kube_env.kubectl_run("delete", "pf", "badlabel", "--wait=false")

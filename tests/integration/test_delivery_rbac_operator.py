@@ -236,6 +236,39 @@ for child in lb_children:
 for child in lb_children:
     attempt(f"delete {child['kind']}", lambda c=child: api.delete(
         c["apiVersion"], c["kind"], namespace, c["metadata"]["name"]))
+# The NetworkPolicies (issue 17 point 12): the cluster's Egress policies, with a managed and
+# with an external ensemble, a ProbeFleet app's with every kind of allowFrom peer; the API
+# server must keep each as built; switching them off deletes them.
+from orchestrator_operator.operator.builders import networkpolicy
+from orchestrator_operator.operator.builders.probefleet import app_network_policy
+settings = spec.network_policies.model_copy(
+    update={"egress": True, "zookeeper_cidrs": ["192.0.2.0/28"], "node_cidrs": ["10.0.0.0/16"]})
+egress = spec.model_copy(update={"network_policies": settings})
+from orchestrator_operator.models.base import ZooKeeperEndpoint
+external = egress.model_copy(update={"zookeeper": egress.zookeeper.model_copy(update={
+    "external": ZooKeeperEndpoint(connect_string="zk-1.example:2181,zk-2.example:2182"),
+    "replicas": None})})
+wide = ProbeFleetSpec.model_validate({"app": {"networkPolicy": {"nodeCidrs": ["10.0.0.0/16"],
+    "allowFrom": [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}},
+        {"namespaceSelector": {"matchLabels": {"team": "ops"}}, "podSelector": {
+            "matchExpressions": [{"key": "role", "operator": "In", "values": ["ui"]}]}},
+        {"ipBlock": {"cidr": "192.0.2.0/24", "except": ["192.0.2.8/29"]}}]}}})
+policies = []
+for built in (networkpolicy.build_egress(owner, egress),
+              networkpolicy.build_egress(owner, external), app_network_policy(fleet, wide)):
+    for policy in built:
+        # no owner: the garbage collector would delete what the made-up owner uid owns
+        policy["metadata"].pop("ownerReferences")
+        attempt(f"apply NetworkPolicy {policy['metadata']['name']}", lambda c=policy: api.apply(c))
+        stored = api.get("networking.k8s.io/v1", "NetworkPolicy", namespace,
+                         policy["metadata"]["name"])
+        if stored is None or stored["spec"] != policy["spec"]:
+            refused.append(f"{policy['metadata']['name']} stored as {stored and stored['spec']}")
+        policies.append(policy)
+for policy in policies:
+    attempt(f"delete NetworkPolicy {policy['metadata']['name']}", lambda c=policy: api.delete(
+        "networking.k8s.io/v1", "NetworkPolicy", namespace, c["metadata"]["name"]))
 attempt("get Pod", lambda: api.get("v1", "Pod", namespace, "demo-zookeeper-0"))
 attempt("delete Pod", lambda: api.delete("v1", "Pod", namespace, "demo-zookeeper-0"))
 print(json.dumps({"done": done, "refused": refused}))
@@ -272,6 +305,15 @@ def test_handlers_api_client_writes_children_under_its_service_account(
             "RoleBinding",
         } <= kinds
         assert {"delete Role", "delete RoleBinding", "delete ServiceAccount"} <= set(report["done"])
+        # every NetworkPolicy the operator makes: the MesosCluster's Ingress ones, its Egress
+        # ones (managed and external ensemble) and the monitoring app's, applied and deleted
+        policies = {what.split()[2] for what in report["done"]
+                    if what.startswith("apply NetworkPolicy ")}  # fmt: skip
+        assert policies == {
+            "demo-zookeeper-egress", "demo-master-egress", "demo-marathon-egress", "scope-app",
+        }  # fmt: skip
+        assert {f"delete NetworkPolicy {name}" for name in policies} <= set(report["done"])
+        assert "NetworkPolicy" in kinds
     finally:
         kube_env.kubectl_run("delete", "namespace", namespace, "--wait=false")
 

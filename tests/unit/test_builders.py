@@ -116,12 +116,15 @@ def test_a_change_to_one_component_leaves_the_others_byte_for_byte() -> None:
 
 
 def _stale_core(spec: MesosClusterSpec) -> list[tuple[str, str, str]]:
-    """Stale children other than the disabled addons and load balancer (always listed, see
-    test_builders_addons and test_lb_builder)."""
+    """Stale children other than the disabled addons, load balancer and egress policies
+    (always listed, see test_builders_addons, test_lb_builder, test_builders_networkpolicy)."""
     return [
         c
         for c in stale_children(OWNER, spec)
-        if "mesos-dns" not in c[2] and "marathon-lb" not in c[2] and c[2] != "prod-lb"
+        if "mesos-dns" not in c[2]
+        and "marathon-lb" not in c[2]
+        and c[2] != "prod-lb"
+        and not c[2].endswith("-egress")
     ]
 
 

@@ -198,13 +198,22 @@ def test_marathon_lb_authenticates_to_a_marathon_with_credentials() -> None:
 def test_disabling_an_addon_makes_its_objects_stale() -> None:
     assert not [s for s in stale_children(OWNER, _spec(BOTH)) if "mesos-dns" in s[2]]
     only_lb = {"addons": {"mesosDns": {"enabled": False}, "marathonLb": {"enabled": True}}}
-    # (the load balancer of spec.loadBalancer, off here, is always stale too: test_lb_builder)
-    stale = {(k, n) for _, k, n in stale_children(OWNER, _spec(only_lb)) if n != "prod-lb"}
+    # (the load balancer of spec.loadBalancer and the egress policies, off here, are always
+    # stale too: test_lb_builder, test_builders_networkpolicy)
+    stale = {
+        (k, n)
+        for _, k, n in stale_children(OWNER, _spec(only_lb))
+        if n != "prod-lb" and not n.endswith("-egress")
+    }
     assert stale == {
         ("ConfigMap", "prod-mesos-dns"), ("Service", "prod-mesos-dns"),
         ("Deployment", "prod-mesos-dns"),
     }  # fmt: skip
-    off = [s for s in stale_children(OWNER, _spec({"addons": {}})) if s[2] != "prod-lb"]
+    off = [
+        s
+        for s in stale_children(OWNER, _spec({"addons": {}}))
+        if s[2] != "prod-lb" and not s[2].endswith("-egress")
+    ]
     both_off = {(kind, name) for _, kind, name in off}
     assert both_off == set(ADDON_OBJECTS)
     versions = {(v, k) for v, k, _ in off}

@@ -74,7 +74,7 @@ def build_children(
         children += addons.build(owner, spec, routing.masters_component)
     # The load balancer follows Marathon's leader latch, on Marathon's side too.
     children += loadbalancer.build(owner, on_target if routing.marathon_on_target else spec)
-    children += networkpolicy.build(owner, spec)
+    children += networkpolicy.build(owner, spec, routing)
     return harden_all(children)
 
 

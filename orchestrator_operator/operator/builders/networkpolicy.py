@@ -23,12 +23,31 @@ address outside the pod network, as the CNI judges it: 0.0.0.0/0 and ::/0). The 
 probes come from the node too. An external ZooKeeper is not the operator's to protect.
 Mesos-DNS and the load balancers serve everyone and get no policy. A pure function of the
 spec, like the other builders.
+
+Egress (`spec.networkPolicies.egress`, off by default: see `build_egress`), from the same
+sources: what each selected part opens connections to.
+
+- ZooKeeper: DNS (its members find each other by their headless names), and its members
+  on 2888 (followers connect to the leader) and 3888 (leader election).
+- Masters: DNS; ZooKeeper's client port (`--zk`: leader election, contender and detector);
+  each other on 5050 (the replicated log's and the master's libprocess messages go to the
+  peer's `--port`); the agents on the nodes on `agents.port` (libprocess sends each message
+  on a connection to the receiver's own port: offers' launches, kills, pings go to the
+  agent's; an executor talks to its agent only, never to the master's side); and Marathon on
+  any port (offers, status updates and framework messages go to the scheduler's libprocess
+  port, which is not fixed).
+- Marathon: DNS; ZooKeeper's client port (`--zk` for its state and leader latch,
+  `--master=zk://` to find the leading master); the masters on 5050 (its scheduler driver
+  registers and calls there); its peers on 8080 (a standby proxies API calls to the leader);
+  and the tasks on the nodes on any port (Marathon's own HTTP and TCP health checks and
+  readiness checks go to the task's host port, which Mesos picks from the offered range).
 """
 
 from __future__ import annotations
 
 from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.operator.builders import addons, marathon, masters, zookeeper
 from orchestrator_operator.operator.builders.meta import metadata, selector_labels
 
@@ -68,19 +87,144 @@ def _ports(*ports: int) -> list[Manifest]:
     return [{"port": port, "protocol": "TCP"} for port in ports]
 
 
-def _policy(owner: Owner, name: str, selected: Manifest, ingress: list[Manifest]) -> Manifest:
+def _policy(
+    owner: Owner,
+    name: str,
+    selected: Manifest,
+    ingress: list[Manifest] | None = None,
+    egress: list[Manifest] | None = None,
+) -> Manifest:
     meta = metadata(owner, COMPONENT, "orchestrator-network-policy")
     meta["name"] = owner.child_name(name)
+    rules: Manifest = (
+        {"policyTypes": ["Egress"], "egress": egress}
+        if egress is not None
+        else {"policyTypes": ["Ingress"], "ingress": ingress or []}
+    )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": meta,
-        "spec": {"podSelector": selected, "policyTypes": ["Ingress"], "ingress": ingress},
+        "spec": {"podSelector": selected, **rules},
     }
 
 
-def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
-    """The policies `spec` asks for (none when spec.networkPolicies.enabled is false)."""
+# The cluster DNS: CoreDNS (or kube-dns) pods keep the `k8s-app: kube-dns` label in
+# kube-system in kubeadm, kind, GKE, EKS and AKS alike.
+DNS: Manifest = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+}
+EGRESS = "egress"  # the egress policies' name suffix: <cluster>-<component>-egress
+ANY_TCP_PORT = [{"protocol": "TCP"}]  # libprocess and HTTP are TCP; a port is not fixed
+
+
+def _connect_ports(connect: str) -> list[int]:
+    """The ports of a ZooKeeper connect string `host:port[,host:port...][/chroot]`."""
+    hosts = connect.split("/", 1)[0]
+    return sorted({int(address.rsplit(":", 1)[1]) for address in hosts.split(",")})
+
+
+def _zookeeper_destinations(
+    owner: Owner, spec: MesosClusterSpec, routing: ZkRouting | None
+) -> list[Manifest]:
+    """Where the masters and Marathon find ZooKeeper: the managed ensemble's pods, a
+    migration's managed ensemble B's pods, and external ensembles by `zookeeperCidrs`
+    (a NetworkPolicy cannot name a DNS name; without CIDRs: those ports to any address)."""
+    rules: list[Manifest] = []
+    external: list[str] = []
+    if spec.zookeeper.external is None:
+        rules.append({"to": [_pods(owner, (zookeeper.COMPONENT,))],
+                      "ports": _ports(zookeeper.CLIENT_PORT)})  # fmt: skip
+    else:
+        external.append(spec.zookeeper.external.connect_string)
+    if routing is not None and routing.target is not None:
+        migration = Owner(name=routing.migration or "", namespace=owner.namespace, uid="")
+        if routing.migration and routing.target == zookeeper.client_address(migration):
+            rules.append({"to": [_pods(migration, (zookeeper.COMPONENT,))],
+                          "ports": _ports(zookeeper.CLIENT_PORT)})  # fmt: skip
+        else:
+            external.append(routing.target)
+    if external:
+        cidrs = spec.network_policies.zookeeper_cidrs or list(ANYWHERE)
+        ports = sorted({port for connect in external for port in _connect_ports(connect)})
+        rules.append({"to": [{"ipBlock": {"cidr": cidr}} for cidr in cidrs],
+                      "ports": _ports(*ports)})  # fmt: skip
+    return rules
+
+
+def build_egress(
+    owner: Owner, spec: MesosClusterSpec, routing: ZkRouting | None = None
+) -> list[Manifest]:
+    """The Egress policies (none unless spec.networkPolicies.enabled and .egress): what
+    ZooKeeper, the masters and Marathon open connections to (the module's docstring says
+    why each). Off by default so that an upgrade changes nothing for running clusters:
+    a master or Marathon also reaching what this list cannot know (another libprocess
+    framework's scheduler, Marathon's event subscribers, an artifact or auth service) would
+    be cut off without warning."""
+    settings = spec.network_policies
+    if not (settings.enabled and settings.egress):
+        return []
+    policies = []
+    if spec.zookeeper.external is None:
+        policies.append(
+            _policy(
+                owner,
+                f"{zookeeper.COMPONENT}-{EGRESS}",
+                {"matchLabels": selector_labels(owner, zookeeper.COMPONENT)},
+                egress=[
+                    DNS,
+                    {
+                        "to": [_pods(owner, (zookeeper.COMPONENT,))],
+                        "ports": _ports(zookeeper.PEER_PORT, zookeeper.ELECTION_PORT),
+                    },
+                ],
+            )
+        )
+    to_zookeeper = _zookeeper_destinations(owner, spec, routing)
+    nodes = _nodes(spec)
+    policies.append(
+        _policy(
+            owner,
+            f"{masters.COMPONENT}-{EGRESS}",
+            _pods(owner, MASTER_SETS)["podSelector"],
+            egress=[
+                DNS,
+                *to_zookeeper,
+                {"to": [_pods(owner, MASTER_SETS)], "ports": _ports(masters.PORT)},
+                # the agents use the node's network: their libprocess port on the nodes
+                {"to": nodes, "ports": _ports(spec.agents.port)},
+                # the scheduler's libprocess port: any TCP port
+                {"to": [_pods(owner, (marathon.COMPONENT,))], "ports": ANY_TCP_PORT},
+            ],
+        )
+    )
+    policies.append(
+        _policy(
+            owner,
+            f"{marathon.COMPONENT}-{EGRESS}",
+            {"matchLabels": selector_labels(owner, marathon.COMPONENT)},
+            egress=[
+                DNS,
+                *to_zookeeper,
+                {"to": [_pods(owner, MASTER_SETS)], "ports": _ports(masters.PORT)},
+                {"to": [_pods(owner, (marathon.COMPONENT,))], "ports": _ports(marathon.PORT)},
+                # health and readiness checks: the tasks' host ports, any TCP port
+                {"to": nodes, "ports": ANY_TCP_PORT},
+            ],
+        )
+    )
+    return policies
+
+
+def build(owner: Owner, spec: MesosClusterSpec, routing: ZkRouting | None = None) -> list[Manifest]:
+    """The policies `spec` asks for (none when spec.networkPolicies.enabled is false); the
+    routing of a running ZkMigration adds ensemble B to the egress rules."""
     if not spec.network_policies.enabled:
         return []
     policies = []
@@ -140,7 +284,7 @@ def build(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
             ],
         )
     )
-    return policies
+    return policies + build_egress(owner, spec, routing)
 
 
 def migration_target(migration: Owner, cluster: Owner, spec: MesosClusterSpec) -> list[Manifest]:
@@ -180,7 +324,9 @@ def all_policies(owner: Owner, spec: MesosClusterSpec) -> list[Manifest]:
     managed = spec.model_copy(
         update={
             "zookeeper": spec.zookeeper.model_copy(update={"external": None}),
-            "network_policies": spec.network_policies.model_copy(update={"enabled": True}),
+            "network_policies": spec.network_policies.model_copy(
+                update={"enabled": True, "egress": True}
+            ),
         }
     )
     return build(owner, managed)

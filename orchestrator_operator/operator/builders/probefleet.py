@@ -1,11 +1,12 @@
-"""ProbeFleet: the probe DaemonSet, the app Deployment and Service, their RBAC."""
+"""ProbeFleet: the probe DaemonSet, the app Deployment and Service, their RBAC, the app's
+Ingress NetworkPolicy."""
 
 from __future__ import annotations
 
 from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models import PROBE_FLEET
 from orchestrator_operator.models.base import image_ref
-from orchestrator_operator.models.probefleet import ProbeFleetSpec
+from orchestrator_operator.models.probefleet import NetworkPeer, ProbeFleetSpec
 from orchestrator_operator.operator.builders.meta import metadata, resources, selector_labels
 
 PROBE, APP = "probe", "app"
@@ -308,6 +309,85 @@ def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
     return [deployment, service]
 
 
+ANYWHERE = ("0.0.0.0/0", "::/0")
+
+
+def _peer(peer: NetworkPeer) -> Manifest:
+    """A NetworkPolicy peer as the user wrote it (an empty selector stays `{}`)."""
+    dumped: Manifest = peer.model_dump(by_alias=True, exclude_defaults=True)
+    return dumped
+
+
+def app_network_policy(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
+    """The app's Ingress NetworkPolicy (none with `app.networkPolicy.enabled: false`).
+
+    Who reaches the app's one port (the UI, the API, the probes' ingest and control
+    WebSocket and /metrics are all served there, `monitor/app/server.py`):
+
+    - the probes: they always run with the node's network (the report's addresses are the
+      host's), so their connections come from the nodes' addresses, `nodeCidrs`; the kubelet's
+      readiness and liveness checks come from the node too;
+    - the operator (`operatorNamespace`): its ProbeFleet timer reads `/healthz` for the
+      number of reporting probes (`operator/probefleet/observe.py`);
+    - Prometheus (`monitoringNamespaceLabels`, the label the operator's own policy and the
+      chart use): `/metrics` has no port of its own;
+    - the UI's and API's users (`allowFrom`; unset: the pods of the fleet's namespace, so an
+      ingress controller elsewhere must be named). `kubectl port-forward` enters the pod's
+      network namespace through the kubelet and is not subject to the policy.
+    """
+    policy = spec.app.network_policy
+    if not policy.enabled:
+        return []
+    port = [{"port": spec.app.port, "protocol": "TCP"}]
+    nodes = [{"ipBlock": {"cidr": cidr}} for cidr in policy.node_cidrs or ANYWHERE]
+    operator = {
+        "namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": policy.operator_namespace}
+        }
+    }
+    ingress: list[Manifest] = [
+        {"from": nodes, "ports": port},
+        {"from": [operator], "ports": port},
+    ]
+    if policy.monitoring_namespace_labels:
+        prometheus = {
+            "namespaceSelector": {"matchLabels": dict(policy.monitoring_namespace_labels)}
+        }
+        ingress.append({"from": [prometheus], "ports": port})
+    users = (
+        [{"podSelector": {}}]
+        if policy.allow_from is None
+        else [_peer(peer) for peer in policy.allow_from]
+    )
+    if users:
+        ingress.append({"from": users, "ports": port})
+    return [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": metadata(owner, APP, "orchestrator-network-policy"),
+            "spec": {
+                "podSelector": {"matchLabels": selector_labels(owner, APP)},
+                "policyTypes": ["Ingress"],
+                "ingress": ingress,
+            },
+        }
+    ]
+
+
 def build_children(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
     """Every child; no shared token: probes and people use Kubernetes identities."""
-    return [*rbac(owner), *app_workload(owner, spec), probe_daemonset(owner, spec)]
+    return [
+        *rbac(owner),
+        *app_workload(owner, spec),
+        probe_daemonset(owner, spec),
+        *app_network_policy(owner, spec),
+    ]
+
+
+def stale_children(owner: Owner, spec: ProbeFleetSpec) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of what an earlier spec may have made and this one does not
+    want: the app's NetworkPolicy once `app.networkPolicy.enabled` is false."""
+    if spec.app.network_policy.enabled:
+        return []
+    return [("networking.k8s.io/v1", "NetworkPolicy", owner.child_name(APP))]

@@ -1,5 +1,6 @@
-"""Kopf handlers for ProbeFleet: apply the probe DaemonSet, the app and their RBAC, then
-observe how many probes really report to the app."""
+"""Kopf handlers for ProbeFleet: apply the probe DaemonSet, the app, their RBAC and the
+app's NetworkPolicy (deleting it when switched off), then observe how many probes really
+report to the app."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from orchestrator_operator.operator.builders.probefleet import (
     build_children,
     cluster_role_name,
     fleet_owner,
+    stale_children,
 )
 from orchestrator_operator.operator.indexes import Workloads
 from orchestrator_operator.operator.probefleet.observe import reporting_probes
@@ -74,6 +76,8 @@ def reconcile(
         )
     api = KubeApi.shared()
     api.apply_all(exclude_control_plane(allow, build_children(owner, parsed)))
+    for api_version, kind, name in stale_children(owner, parsed):
+        api.delete(api_version, kind, owner.namespace, name)
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, "probefleets")
