@@ -4,7 +4,7 @@ through a RoleBinding, as the API server authorizes her) tries what docs/securit
 threat model names, and each attempt is refused with Accepted=False, reason NotAllowed, a
 message naming the rule, and nothing made: no child object, no ZooKeeper connection.
 
-The operator runs with the allow-list of k8s/overlays/restricted (read from the overlay,
+The operator runs with the allow-list of k8s/overlays/restricted over k8s/base (read from them,
 as the Deployment would set it), on its own control plane: the session's shared operator
 allows everything and would make the children this test must not see.
 """
@@ -24,6 +24,7 @@ import yaml
 
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
+from tests.deploy_settings import operator_environment
 
 pytestmark = pytest.mark.kube
 
@@ -32,19 +33,6 @@ SERVED = "mesos"  # the namespace k8s/overlays/restricted serves
 OTHER = "team-b"
 USER = "alice"
 CHILD_KINDS = "statefulsets,daemonsets,deployments,services,configmaps,networkpolicies"
-
-
-def _overlay_environment() -> dict[str, str]:
-    kustomization = yaml.safe_load(
-        (REPO / "k8s/overlays/restricted/kustomization.yaml").read_text()
-    )
-    environ: dict[str, str] = {}
-    for patch in kustomization["patches"]:
-        for operation in yaml.safe_load(patch["patch"]):
-            value = operation.get("value")
-            if isinstance(value, dict) and str(value.get("name", "")).startswith("ORCHESTRATOR_"):
-                environ[value["name"]] = str(value["value"])
-    return environ
 
 
 def _flags(environ: dict[str, str]) -> list[str]:
@@ -131,7 +119,9 @@ def restricted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeTestEnv
             })  # fmt: skip
         result = env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump_all(objects))
         assert result.returncode == 0, result.stderr
-        operator = OperatorProcess(env, base / "operator.log", *_flags(_overlay_environment()))
+        operator = OperatorProcess(
+            env, base / "operator.log", *_flags(operator_environment("restricted"))
+        )
         try:
             operator.wait_ready()
             yield env

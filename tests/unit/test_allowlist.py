@@ -5,11 +5,9 @@ restrictive example (k8s/ and the chart) must allow."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models.marathonapp import MarathonAppSpec
@@ -36,6 +34,7 @@ from orchestrator_operator.operator.allowlist import (
     image_repository,
 )
 from orchestrator_operator.operator.builders import cluster, probefleet
+from tests.deploy_settings import operator_environment
 
 OWNER = Owner(name="prod", namespace="mesos", uid="u1")
 DIGEST = "sha256:" + "a" * 64
@@ -165,34 +164,8 @@ def test_control_plane_tolerations_refused_and_pods_kept_off() -> None:
     assert exclude_control_plane(ALLOW_ALL, children) == children
 
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _base_environ() -> dict[str, str]:
-    """The ORCHESTRATOR_ variables k8s/base's operator Deployment sets."""
-    deployment = yaml.safe_load((REPO / "k8s/base/deployment.yaml").read_text())
-    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    return {e["name"]: e["value"] for e in env if e["name"].startswith("ORCHESTRATOR_")}
-
-
-def _restricted_overlay() -> AllowList:
-    """The allow-list k8s/overlays/restricted sets over the base's (the chart's
-    ci/restricted-values.yaml renders the same, make lint compares them), read as the
-    operator reads it."""
-    kustomization = yaml.safe_load(
-        (REPO / "k8s/overlays/restricted/kustomization.yaml").read_text()
-    )
-    environ = _base_environ()
-    for patch in kustomization["patches"]:
-        for operation in yaml.safe_load(patch["patch"]):
-            value = operation.get("value")
-            if isinstance(value, dict) and str(value.get("name", "")).startswith("ORCHESTRATOR_"):
-                environ[value["name"]] = value["value"]
-    return from_settings({}, environ)
-
-
-BASE = from_settings({}, _base_environ())
-EXAMPLE = _restricted_overlay()
+EXAMPLE = from_settings({}, operator_environment("restricted"))
+BASE = from_settings({}, operator_environment())
 
 
 def test_the_shipped_example_restricts_every_rule() -> None:
