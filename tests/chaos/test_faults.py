@@ -20,6 +20,7 @@ import pytest
 from testenv import faults
 from testenv.faults import HUB, Network, Node
 from testenv.processes import die_with_parent, free_port
+from tests.chaos.world import LET_IT_CRASH, Supervisor, crash_loops, designed_exits
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -266,3 +267,18 @@ def test_a_restarted_process_is_a_new_process(tmp_path: Path) -> None:
         assert faults.process_state(before or 0) in (None, "Z")
     finally:
         process.stop()
+
+
+def test_marathons_let_it_crash_exits_are_not_a_crash_loop_but_other_exits_are() -> None:
+    """The harness's crash-loop check (tests/chaos/world.py): Marathon's designed exits
+    under ZooKeeper faults (101, 103) do not count; the same number of any other code does."""
+    supervisor = Supervisor()
+    now = time.monotonic()
+    supervisor.unexpected_exits["marathon-0"] = [(now, 101), (now, 103)] * 3
+    assert crash_loops(supervisor) is not None  # without the exception: six exits in 60 s
+    assert crash_loops(supervisor, designed=LET_IT_CRASH) is None
+    assert designed_exits(supervisor, LET_IT_CRASH) == 6
+    supervisor.unexpected_exits["marathon-0"] += [(now, 1)] * 6
+    assert "marathon-0" in str(crash_loops(supervisor, designed=LET_IT_CRASH))
+    supervisor.unexpected_exits["master-0"] = [(now, 101)] * 6
+    assert "master-0" in str(crash_loops(supervisor, designed=LET_IT_CRASH))

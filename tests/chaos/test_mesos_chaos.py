@@ -38,7 +38,15 @@ from tests.chaos.harness import (
     time_box,
     worker,
 )
-from tests.chaos.world import MesosWorld, NodeZkEnsemble, crash_loops, exits_since, wait_until
+from tests.chaos.world import (
+    LET_IT_CRASH,
+    MesosWorld,
+    NodeZkEnsemble,
+    crash_loops,
+    designed_exits,
+    exits_since,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(1800)
 APP = "/chaos-sleep"
@@ -168,7 +176,7 @@ def test_maintenance_and_elections_under_faults(world: MesosWorld) -> None:
         return None if len(running) >= 2 else f"only {len(running)} of 2 tasks running: {running}"
 
     def no_crash_loop() -> str | None:
-        return crash_loops(mesos.supervisor)
+        return crash_loops(mesos.supervisor, designed=LET_IT_CRASH)
 
     def two_acting_leaders() -> str | None:
         """A deposed leader believes it leads until its ZooKeeper client gives the session
@@ -296,6 +304,9 @@ def test_maintenance_and_elections_under_faults(world: MesosWorld) -> None:
             "no crash loop", f"exits after the faults: {exits_since(mesos.supervisor, quiet)}"
         )
     record.samples["maintenance steps"] = len(reports)
+    record.samples["Marathon's let-it-crash exits (100, 101, 103)"] = designed_exits(
+        mesos.supervisor, LET_IT_CRASH
+    )
     final = [i for i, s in app_tasks(mesos).items() if s == "TASK_RUNNING"]
     if len(final) != len(tasks):
         record.violate("no task failed or lost, capacity held", f"at the end: {final}")

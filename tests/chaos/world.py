@@ -301,17 +301,50 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
     raise TimeoutError(f"not within {timeout:.0f} s: {what} (last error: {last!r})")
 
 
-def crash_loops(supervisor: Supervisor, window: float = 60.0, most: int = 5) -> str | None:
+# Marathon follows "let it crash": it exits to be restarted by its supervisor when it cannot
+# reach ZooKeeper (100), loses its ZooKeeper connection (101) or its leadership (103)
+# (Marathon 1.11 docs/docs/exit-codes.md; core/base/CrashStrategy.scala). Under ZooKeeper and
+# master faults those exits are its design, however often the faults come; any other code,
+# and any exit once the faults have stopped (`exits_since`), is still a failure.
+LET_IT_CRASH: dict[str, frozenset[int]] = {"marathon": frozenset({100, 101, 103})}
+
+
+def _designed(name: str, code: int | None, designed: dict[str, frozenset[int]]) -> bool:
+    return any(name.startswith(prefix) and code in codes for prefix, codes in designed.items())
+
+
+def crash_loops(
+    supervisor: Supervisor,
+    window: float = 60.0,
+    most: int = 5,
+    designed: dict[str, frozenset[int]] | None = None,
+) -> str | None:
     """A process that exited on its own (non-zero: a clean exit 0 is a shutdown it was told
-    to do) more than `most` times in the last `window` seconds is crash-looping."""
+    to do) more than `most` times in the last `window` seconds is crash-looping; exits a
+    program is designed to make under faults (`designed`: name prefix -> codes) do not count."""
     now = time.monotonic()
     with supervisor.lock:
         bad = {
-            name: [code for at, code in exits if code != 0 and now - at <= window]
+            name: [
+                code
+                for at, code in exits
+                if code != 0 and now - at <= window and not _designed(name, code, designed or {})
+            ]
             for name, exits in supervisor.unexpected_exits.items()
         }
     bad = {name: codes for name, codes in bad.items() if len(codes) > most}
     return None if not bad else f"exited more than {most} times in {window:.0f} s: {bad}"
+
+
+def designed_exits(supervisor: Supervisor, designed: dict[str, frozenset[int]]) -> int:
+    """How many exits were a program's designed reaction to a fault (for the report)."""
+    with supervisor.lock:
+        return sum(
+            1
+            for name, exits in supervisor.unexpected_exits.items()
+            for _, code in exits
+            if _designed(name, code, designed)
+        )
 
 
 def exits_since(supervisor: Supervisor, since: float) -> dict[str, list[int | None]]:
