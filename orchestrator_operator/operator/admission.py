@@ -27,8 +27,9 @@ from orchestrator_operator.operator.allowlist import (
 
 def children_refusal(allow: AllowList, namespace: str, children: Sequence[Manifest]) -> str | None:
     """A MesosCluster's or ProbeFleet's (or a managed ensemble's) children as they would
-    run: the namespace, every image, host path, toleration and node selector."""
-    return check_namespace(allow, namespace) or check_manifests(allow, children)
+    run: the namespace, every image (the platform's own), host path, toleration and node
+    selector."""
+    return check_namespace(allow, namespace) or check_manifests(allow, children, platform=True)
 
 
 def mesoscluster_refusal(
@@ -59,7 +60,8 @@ def zkmigration_refusal(allow: AllowList, namespace: str, spec: ZkMigrationSpec)
             return f"spec.target.external: {message}"
     managed = spec.target.managed
     if managed is not None:
-        message = check_images(allow, [image_ref(managed.image, managed.version, managed.digest)])
+        image = image_ref(managed.image, managed.version, managed.digest)
+        message = check_images(allow, [image], platform=True)
         if message:
             return f"spec.target.managed: {message}"
     return None

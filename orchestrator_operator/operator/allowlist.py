@@ -5,14 +5,17 @@ A MesosCluster, ProbeFleet, ZkMigration or MarathonApp makes the operator create
 with the operator's rights: privileged agents with a host path as work dir, probes with the
 Docker socket, ZooKeeper sessions to the ensembles named in the spec. The allow-list bounds
 what a namespace user can reach that way: the namespaces served, the image registries (or
-digests) run, the host path prefixes mounted, whether control-plane nodes may be used, and
-the ZooKeeper ensembles the operator (and the workloads it makes) may connect to.
+digests) run (and, apart, those of the platform's own pods: the privileged agents, the
+probes with the host's PIDs, ZooKeeper), the host path prefixes mounted, whether
+control-plane nodes may be used, and the ZooKeeper ensembles the operator (and the workloads
+it makes) may connect to.
 
 Pure: the settings come from the operator's flags or environment at start-up
 (`operator/main.py`, kept in `OperatorSettings.allowlist`) and are passed in. Each check
 returns the first violated rule as a message that names the rule, or None. An empty rule
-allows everything (the default, so a fresh install behaves as before); the chart and
-`k8s/` ship a restrictive example.
+allows everything (the default of `orchestrator run` by hand); `k8s/base` and the chart set
+the rules no site has to answer (platform images, host paths, control-plane nodes) and ship
+a restrictive example for the rest (docs/security.md).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ DEFAULT_REGISTRY = "docker.io"
 # Rule names as written in the flags' help, the chart's values and the refusal messages.
 RULE_NAMESPACES = "namespaces"
 RULE_IMAGE_REGISTRIES = "imageRegistries"
+RULE_PLATFORM_IMAGE_REGISTRIES = "platformImageRegistries"
 RULE_REQUIRE_DIGEST = "requireDigest"
 RULE_HOST_PATH_PREFIXES = "hostPathPrefixes"
 RULE_CONTROL_PLANE = "controlPlaneNodes"
@@ -48,6 +52,10 @@ class AllowList:
     # Registries or repository prefixes (`registry.example.com`, `docker.io/mesosphere`):
     # an image is allowed if its repository is one of them or below one.
     image_registries: tuple[str, ...] = ()
+    # The same for the images of the platform's own pods only (a MesosCluster's, a
+    # ProbeFleet's, a migration's ensemble B), on top of image_registries; a MarathonApp's
+    # images are its authors' apps and are not checked against it.
+    platform_image_registries: tuple[str, ...] = ()
     # Digests (`sha256:<64 hex>`) allowed whatever their repository.
     image_digests: tuple[str, ...] = ()
     # Every image must be pinned by a digest.
@@ -68,6 +76,7 @@ class AllowList:
         return {
             RULE_NAMESPACES: list(self.namespaces) or "any",
             RULE_IMAGE_REGISTRIES: list(self.image_registries) or "any",
+            RULE_PLATFORM_IMAGE_REGISTRIES: list(self.platform_image_registries) or "any",
             "imageDigests": len(self.image_digests),
             RULE_REQUIRE_DIGEST: self.require_digest,
             RULE_HOST_PATH_PREFIXES: list(self.host_path_prefixes) or "any",
@@ -97,9 +106,13 @@ def validate(allow: AllowList) -> AllowList:
             raise ValueError(
                 f"{RULE_HOST_PATH_PREFIXES}: {entry!r} is not a normalized absolute path"
             )
-    for entry in allow.image_registries:
-        if not entry or entry != entry.strip().rstrip("/") or "@" in entry or " " in entry:
-            raise ValueError(f"{RULE_IMAGE_REGISTRIES}: {entry!r} is not a registry or repository")
+    for rule, entries in (
+        (RULE_IMAGE_REGISTRIES, allow.image_registries),
+        (RULE_PLATFORM_IMAGE_REGISTRIES, allow.platform_image_registries),
+    ):
+        for entry in entries:
+            if not entry or entry != entry.strip().rstrip("/") or "@" in entry or " " in entry:
+                raise ValueError(f"{rule}: {entry!r} is not a registry or repository")
     for entry in allow.image_digests:
         algorithm, _, hexdigest = entry.partition(":")
         if algorithm != "sha256" or len(hexdigest) != 64:
@@ -145,30 +158,43 @@ def _under(value: str, prefix: str) -> bool:
     return value == prefix or value.startswith(prefix + "/")
 
 
-def check_image(allow: AllowList, image: str) -> str | None:
+def _registry_refusal(
+    rule: str, registries: tuple[str, ...], allow: AllowList, image: str
+) -> str | None:
     repository, digest = image_repository(image)
+    if not (registries or allow.image_digests):
+        return None
+    if digest and digest in allow.image_digests:
+        return None
+    if any(_under(repository, _entry_repository(entry)) for entry in registries):
+        return None
+    allowed = ", ".join(registries) or "none"
+    return (
+        f"allow-list rule {rule}: image {image!r} ({repository}) is not from an"
+        f" allowed registry ({allowed}) nor pinned by an allowed digest"
+    )
+
+
+def check_image(allow: AllowList, image: str, platform: bool = False) -> str | None:
+    """`platform`: the image of one of the platform's own pods (not a Marathon app's)."""
+    _, digest = image_repository(image)
     if allow.require_digest and not digest:
         return (
             f"allow-list rule {RULE_REQUIRE_DIGEST}: image {image!r} is not pinned by a digest"
             " (add @sha256:... or the field's `digest`)"
         )
-    if not (allow.image_registries or allow.image_digests):
-        return None
-    if digest and digest in allow.image_digests:
-        return None
-    if any(_under(repository, _entry_repository(entry)) for entry in allow.image_registries):
-        return None
-    allowed = ", ".join(allow.image_registries) or "none"
-    return (
-        f"allow-list rule {RULE_IMAGE_REGISTRIES}: image {image!r} ({repository}) is not from an"
-        f" allowed registry ({allowed}) nor pinned by an allowed digest"
+    message = _registry_refusal(RULE_IMAGE_REGISTRIES, allow.image_registries, allow, image)
+    if message or not (platform and allow.platform_image_registries):
+        return message
+    return _registry_refusal(
+        RULE_PLATFORM_IMAGE_REGISTRIES, allow.platform_image_registries, allow, image
     )
 
 
-def check_images(allow: AllowList, images: Iterable[str]) -> str | None:
+def check_images(allow: AllowList, images: Iterable[str], platform: bool = False) -> str | None:
     """The first image the allow-list refuses, as a message naming the rule; or None."""
     for image in images:
-        message = check_image(allow, image)
+        message = check_image(allow, image, platform)
         if message:
             return message
     return None
@@ -378,11 +404,13 @@ def manifest_host_paths(manifests: Iterable[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def check_manifests(allow: AllowList, manifests: Sequence[Mapping[str, Any]]) -> str | None:
+def check_manifests(
+    allow: AllowList, manifests: Sequence[Mapping[str, Any]], platform: bool = False
+) -> str | None:
     """Everything the operator is about to create, checked as it would run: every pod
-    template's images, host paths, tolerations and node selector. The first violated rule,
-    or None."""
-    message = check_images(allow, manifest_images(manifests)) or check_host_paths(
+    template's images (`platform`: the platform's own pods), host paths, tolerations and
+    node selector. The first violated rule, or None."""
+    message = check_images(allow, manifest_images(manifests), platform) or check_host_paths(
         allow, manifest_host_paths(manifests)
     )
     if message:
@@ -403,6 +431,7 @@ def check_manifests(allow: AllowList, manifests: Sequence[Mapping[str, Any]]) ->
 ENVIRONMENT = {
     "allow_namespaces": "ORCHESTRATOR_ALLOW_NAMESPACES",
     "allow_image_registries": "ORCHESTRATOR_ALLOW_IMAGE_REGISTRIES",
+    "allow_platform_image_registries": "ORCHESTRATOR_ALLOW_PLATFORM_IMAGE_REGISTRIES",
     "allow_image_digests": "ORCHESTRATOR_ALLOW_IMAGE_DIGESTS",
     "require_image_digest": "ORCHESTRATOR_REQUIRE_IMAGE_DIGEST",
     "allow_host_path_prefixes": "ORCHESTRATOR_ALLOW_HOST_PATH_PREFIXES",
@@ -420,6 +449,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "allow_namespaces": "namespaces whose custom resources are served",
         "allow_image_registries": "registries or repository prefixes images may come from"
         " (registry.example.com, docker.io/mesosphere)",
+        "allow_platform_image_registries": "the same for the platform's own pods only"
+        " (Mesos, Marathon, ZooKeeper, addons, probes, app; not Marathon apps)",
         "allow_image_digests": "sha256:... digests allowed from any registry",
         "allow_host_path_prefixes": "host path prefixes hostPath volumes (agents' workDir,"
         " the Docker socket) must be under",
@@ -476,6 +507,7 @@ def from_settings(flags: Mapping[str, str | None], environ: Mapping[str, str]) -
         AllowList(
             namespaces=parse_list(value("allow_namespaces")),
             image_registries=parse_list(value("allow_image_registries")),
+            platform_image_registries=parse_list(value("allow_platform_image_registries")),
             image_digests=parse_list(value("allow_image_digests")),
             require_digest=require,
             host_path_prefixes=parse_list(value("allow_host_path_prefixes")),

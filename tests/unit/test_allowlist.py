@@ -173,9 +173,10 @@ def test_the_shipped_example_restricts_every_rule() -> None:
     assert EXAMPLE.zookeeper_endpoints and not EXAMPLE.control_plane_nodes
 
 
-def test_the_base_install_keeps_agents_to_their_paths_and_off_the_control_plane() -> None:
-    """What every install gets without choosing: the two rules that need no site's answer."""
+def test_the_base_install_keeps_agents_to_their_paths_images_and_off_the_control_plane() -> None:
+    """What every install gets without choosing: the rules that need no site's answer."""
     assert BASE.host_path_prefixes and not BASE.control_plane_nodes
+    assert BASE.platform_image_registries
     assert not (BASE.namespaces or BASE.image_registries or BASE.zookeeper_endpoints)
     host = MesosClusterSpec.model_validate({"agents": {"workDir": "/etc"}})
     message = mesoscluster_refusal(BASE, "team-a", host, cluster.build_children(OWNER, host))
@@ -197,6 +198,35 @@ def test_the_base_install_keeps_agents_to_their_paths_and_off_the_control_plane(
         children_refusal(BASE, "team-a", probefleet.build_children(fleet_owner, ProbeFleetSpec()))
         is None
     )
+    # The privileged agents' image is the platform's: a namespace user cannot choose it.
+    foreign = MesosClusterSpec.model_validate({"agents": {"image": "evil.io/agent"}})
+    message = mesoscluster_refusal(BASE, "team-a", foreign, cluster.build_children(OWNER, foreign))
+    assert message is not None and "platformImageRegistries" in message
+    assert "evil.io/agent" in message
+    prober = ProbeFleetSpec.model_validate({"probe": {"image": "evil.io/probe"}})
+    message = children_refusal(BASE, "team-a", probefleet.build_children(fleet_owner, prober))
+    assert message is not None and "platformImageRegistries" in message
+    ensemble_b = _migration(target={"managed": {"image": "evil.io/zk"}})
+    message = zkmigration_refusal(BASE, "team-a", ensemble_b)
+    assert message is not None and "platformImageRegistries" in message
+    # ...while a Marathon app's image is its author's application, from any registry.
+    app = MarathonAppSpec.model_validate(
+        {
+            "cluster": "prod",
+            "app": {"id": "/web", "container": {"type": "DOCKER", "docker": {"image": "nginx"}}},
+            "kubernetes": {"image": "registry.example.com/web:1"},
+        }
+    )
+    assert marathonapp_refusal(BASE, "team-a", app) is None
+    # A digest the site lists is allowed from anywhere, as for imageRegistries.
+    pinned = "sha256:" + "a" * 64
+    digests = AllowList(
+        platform_image_registries=("docker.io/mesosphere",), image_digests=(pinned,)
+    )
+    assert check_image(digests, f"evil.io/agent@{pinned}", platform=True) is None
+    assert check_image(digests, "evil.io/agent:1", platform=True) is not None
+    platform_only = AllowList(platform_image_registries=("docker.io/mesosphere",))
+    assert check_image(platform_only, "evil.io/agent:1") is None
 
 
 def test_a_default_mesoscluster_and_probefleet_run_under_the_example() -> None:
