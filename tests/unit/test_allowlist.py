@@ -321,10 +321,13 @@ def test_settings_from_flags_over_environment() -> None:
     assert allow.namespaces == ("team-a", "team-b")
     assert allow.control_plane_nodes is False
     assert allow.host_path_prefixes == ("/srv/mesos",)
+    mirror = from_settings({"allow_platform_image_registries": "mirror.example.com/mesos"}, {})
+    assert mirror.platform_image_registries == ("mirror.example.com/mesos",)
     assert from_settings({}, {}) == ALLOW_ALL
     for bad in (
         {"ORCHESTRATOR_ALLOW_HOST_PATH_PREFIXES": "/var/../etc"},
         {"ORCHESTRATOR_ALLOW_IMAGE_DIGESTS": "sha256:short"},
+        {"ORCHESTRATOR_ALLOW_PLATFORM_IMAGE_REGISTRIES": "mirror.example.com/"},
         {"ORCHESTRATOR_ALLOW_CONTROL_PLANE_NODES": "maybe"},
         {"ORCHESTRATOR_ALLOW_ZOOKEEPER_ENDPOINTS": "zk:port"},
     ):
