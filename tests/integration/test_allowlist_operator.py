@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestrator_operator.operator.allowlist import ENVIRONMENT
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from tests.deploy_settings import operator_environment
@@ -37,13 +38,7 @@ CHILD_KINDS = "statefulsets,daemonsets,deployments,services,configmaps,networkpo
 
 def _flags(environ: dict[str, str]) -> list[str]:
     """The same settings as flags (the operator reads either; the flags are what we pass)."""
-    names = {
-        "ORCHESTRATOR_ALLOW_NAMESPACES": "--allow-namespaces",
-        "ORCHESTRATOR_ALLOW_IMAGE_REGISTRIES": "--allow-image-registries",
-        "ORCHESTRATOR_ALLOW_HOST_PATH_PREFIXES": "--allow-host-path-prefixes",
-        "ORCHESTRATOR_ALLOW_CONTROL_PLANE_NODES": "--allow-control-plane-nodes",
-        "ORCHESTRATOR_ALLOW_ZOOKEEPER_ENDPOINTS": "--allow-zookeeper-endpoints",
-    }
+    names = {env: "--" + dest.replace("_", "-") for dest, env in ENVIRONMENT.items()}
     assert set(environ) <= set(names), environ
     return [item for key, value in environ.items() for item in (names[key], value)]
 
