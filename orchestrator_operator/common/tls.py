@@ -211,3 +211,17 @@ def client_from_args(args: argparse.Namespace) -> ReloadingTls | None:
     if files.ca is not None and not files.ca.is_file():
         raise TlsError(f"{files.ca} is missing")
     return ReloadingTls(files, "client")
+
+
+def zk_client_tls(directory: Path | str) -> ReloadingTls:
+    """A ZooKeeper client's TLS from a mounted Secret (cert-manager's form): `ca.crt`
+    verifies the ensemble's servers (required: only that CA is trusted, not the system's),
+    `tls.crt`/`tls.key` are presented when there (ssl.clientAuth need or want). TlsError
+    names what is missing or does not load."""
+    base = Path(directory)
+    if not base.is_dir():
+        raise TlsError(f"{base} is not a directory (a mounted Secret with {CA}, {CERT}, {KEY})")
+    files = TlsFiles.from_directory(base, need_cert=False)
+    if files.ca is None:
+        raise TlsError(f"{base / CA} is missing: it verifies the ZooKeeper servers")
+    return ReloadingTls(files, "client")

@@ -17,6 +17,7 @@ from types import FrameType
 
 from orchestrator_operator.common.health_server import BackgroundHealthServer
 from orchestrator_operator.common.logs import LOG_FORMATS, configure_logging
+from orchestrator_operator.common.tls import ReloadingTls, TlsError, zk_client_tls
 from orchestrator_operator.common.zk_credentials import parse_digest_credentials
 from orchestrator_operator.sync.conflict import Strategy
 from orchestrator_operator.sync.engine import (
@@ -66,6 +67,14 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
             help=f"digest credentials for the {side} ensemble, one user:password per line"
             " (a file, so no secret is in argv); with a user that has ADMIN on the synced"
             " znodes (or the super user) their ACLs are read with real digest ids",
+        )
+        parser.add_argument(
+            f"--{side}-tls-dir",
+            default=d(None),
+            help=f"reach the {side} ensemble over TLS (its connect string names the secure"
+            " client port, 2281 on managed ensembles): a directory with tls.crt, tls.key"
+            " (the client certificate, for ssl.clientAuth need/want) and ca.crt (verifies"
+            " the servers and their host names), e.g. a mounted cert-manager Secret",
         )
     parser.add_argument(
         "--log-level", default=d("INFO"), choices=["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -258,6 +267,17 @@ def _credentials(args: argparse.Namespace, side: str) -> list[tuple[str, str]]:
         raise SyncError(str(exc)) from None
 
 
+def _tls(args: argparse.Namespace, side: str) -> ReloadingTls | None:
+    """The TLS of one side from its --<side>-tls-dir (SyncError: exit 2)."""
+    path = getattr(args, f"{side}_tls_dir", None)
+    if not path:
+        return None
+    try:
+        return zk_client_tls(Path(path))
+    except TlsError as exc:
+        raise SyncError(f"--{side}-tls-dir: {exc}") from None
+
+
 def run_command(args: argparse.Namespace) -> int:
     _setup_logging(args)
     try:
@@ -275,6 +295,8 @@ def run_command(args: argparse.Namespace) -> int:
             acl_sweep_rate=_whole_number(args.acl_sweep_rate, "--acl-sweep-rate"),
             source_auth=_credentials(args, "source"),
             target_auth=_credentials(args, "target"),
+            source_tls=_tls(args, "source"),
+            target_tls=_tls(args, "target"),
         )
         metrics = SyncMetrics()
         engine = SyncEngine(config, metrics)
@@ -356,6 +378,8 @@ def verify_command(args: argparse.Namespace) -> int:
             connect_timeout=float(args.connect_timeout),
             source_auth=_credentials(args, "source"),
             target_auth=_credentials(args, "target"),
+            source_tls=_tls(args, "source"),
+            target_tls=_tls(args, "target"),
         )
     except SyncError as exc:
         print(f"zk-sync verify: error: {exc}", file=sys.stderr)
