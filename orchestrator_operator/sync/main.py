@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -31,6 +32,9 @@ from orchestrator_operator.sync.verify import verify
 from orchestrator_operator.zk.connection import SyncError
 
 log = logging.getLogger("orchestrator.zk_sync")
+
+# the sync controller's ZooKeeper client certificate directory, when not given as a flag
+TLS_DIR_ENV = "ORCHESTRATOR_ZOOKEEPER_CLIENT_TLS_DIR"
 
 EXIT_OK = 0
 EXIT_DIFFERENT = 1
@@ -181,6 +185,13 @@ def _controller_parser(actions: argparse._SubParsersAction) -> None:  # type: ig
         type=Path,
         help="directory for the engines' state files, <namespace>_<name>.json "
         "(default: none; a restarted engine then has no merge base)",
+    )
+    ctl.add_argument(
+        "--zookeeper-client-tls-dir",
+        default=argparse.SUPPRESS,
+        help="the controller's ZooKeeper client certificate for the sides a syncRequest marks"
+        " TLS (managed ensembles with spec.zookeeper.tls): a mounted Secret with tls.crt,"
+        f" tls.key and ca.crt (default: ${TLS_DIR_ENV})",
     )
     ctl.add_argument("--health-host", default="0.0.0.0")
     ctl.add_argument(
@@ -335,6 +346,17 @@ def run_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _controller_tls(path: str | None) -> ReloadingTls | None:
+    """The controller's ZooKeeper client TLS: the flag, else the variable, else none."""
+    chosen = path or os.environ.get(TLS_DIR_ENV)
+    if not chosen:
+        return None
+    try:
+        return zk_client_tls(Path(chosen))
+    except TlsError as exc:
+        raise SyncError(f"--zookeeper-client-tls-dir: {exc}") from None
+
+
 def controller_command(args: argparse.Namespace) -> int:
     _setup_logging(args)
     # imported here: the controller brings the Kubernetes client, which is large
@@ -344,6 +366,7 @@ def controller_command(args: argparse.Namespace) -> int:
     try:
         acl_sweep_rate = _whole_number(args.acl_sweep_rate, "--acl-sweep-rate")
         check_acl_sweep_rate(acl_sweep_rate)
+        client_tls = _controller_tls(getattr(args, "zookeeper_client_tls_dir", None))
     except SyncError as exc:
         print(f"zk-sync controller: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -359,6 +382,7 @@ def controller_command(args: argparse.Namespace) -> int:
         session_timeout=float(args.session_timeout),
         reconcile_interval=float(args.reconcile_interval),
         acl_sweep_rate=acl_sweep_rate,
+        client_tls=client_tls,
     )
     try:
         return run_controller(options)

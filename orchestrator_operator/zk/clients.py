@@ -13,11 +13,15 @@ Secret) says so once for its thread with ``with zk_credentials({hosts: creds}):`
 ``ZK_POOL.get(hosts)`` within the block, however deep in the observers, then returns a
 session authenticated with them. Messages and ``open_sessions`` name the hosts only.
 
-TLS: ``get(hosts, tls=True)`` (a managed ensemble with ``spec.zookeeper.tls``, its
-connect string naming the secure client port) connects over TLS with the pool's client
-certificate (``configure_tls``: the operator's ``--zookeeper-client-tls-dir``), kept as a
-session of its own. Without one, ZkTlsNotConfigured (a ZkUnreachable) names the setting,
-at once and without a connection attempt.
+TLS: a managed ensemble with ``spec.zookeeper.tls`` is known by its connect string on 2181
+(Mesos' and Marathon's, shown in status) and reached by the operator on the TLS client port,
+by the member names its certificate carries. A handler says so for its block with
+``with zk_tls_routes({connect: tls_connect}):`` (builders.zookeeper.operator_tls_routes);
+``ZK_POOL.get(connect)`` within it returns a session over TLS to ``tls_connect`` with the
+pool's client certificate (``configure_tls``: the operator's
+``--zookeeper-client-tls-dir``); ``get(hosts, tls=True)`` asks for TLS directly. Without a
+client certificate, ZkTlsNotConfigured (a ZkUnreachable) names the setting, at once and
+without a connection attempt.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
 from orchestrator_operator.common.tls import ReloadingTls
+from orchestrator_operator.zk.four_letter import ensemble_modes
 from orchestrator_operator.zk.handler import PollHandler, tls_hint
 
 CONNECT_TIMEOUT_SECONDS = 3.0
@@ -74,6 +79,22 @@ def zk_credentials(by_hosts: Mapping[str, Sequence[tuple[str, str]]]) -> Iterato
         yield
     finally:
         _CREDENTIALS.reset(token)
+
+
+_TLS_ROUTES: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "zk_tls_routes", default=MappingProxyType({})
+)
+
+
+@contextlib.contextmanager
+def zk_tls_routes(routes: Mapping[str, str]) -> Iterator[None]:
+    """Within the block (this thread or task), sessions from the pool for these connect
+    strings are made over TLS to the connect string each maps to."""
+    token = _TLS_ROUTES.set({**_TLS_ROUTES.get(), **routes})
+    try:
+        yield
+    finally:
+        _TLS_ROUTES.reset(token)
 
 
 def _session_key(hosts: str, auth: Auth, tls: bool = False) -> str:
@@ -120,6 +141,9 @@ class ZkClientPool:
         credentials `zk_credentials` gave for `hosts` in this context, else none); over TLS
         with the pool's client certificate when `tls`."""
         creds: Auth = tuple(auth) if auth is not None else _CREDENTIALS.get().get(hosts, ())
+        routed = _TLS_ROUTES.get().get(hosts)
+        if routed is not None:
+            hosts, tls = routed, True
         client_tls = self.client_tls
         if tls and client_tls is None:
             raise ZkTlsNotConfigured(tls_not_configured_message(hosts))
@@ -165,6 +189,15 @@ class ZkClientPool:
             self._clients[key] = client
             self._failures.pop(key, None)
             return client
+
+    def ensemble_modes(self, hosts: str) -> list[tuple[str, str | None]]:
+        """Each server's `srvr` mode, over TLS to where `zk_tls_routes` sends `hosts`."""
+        routed = _TLS_ROUTES.get().get(hosts)
+        if routed is None:
+            return ensemble_modes(hosts)
+        if self.client_tls is None:
+            raise ZkTlsNotConfigured(tls_not_configured_message(routed))
+        return ensemble_modes(routed, context=self.client_tls.current())
 
     def _reconnected(self, client: Any) -> bool:
         """Connected, or connected again within the connect timeout (kazoo reconnects by
