@@ -225,3 +225,27 @@ def zk_client_tls(directory: Path | str) -> ReloadingTls:
     if files.ca is None:
         raise TlsError(f"{base / CA} is missing: it verifies the ZooKeeper servers")
     return ReloadingTls(files, "client")
+
+
+# Where the operator and the sync controller find their ZooKeeper client certificate when
+# no flag says (k8s/base mounts the Secret orchestrator-zookeeper-client-tls there, optional)
+ZK_CLIENT_TLS_DIR = "/etc/orchestrator/zookeeper-client-tls"
+ZK_CLIENT_TLS_ENV = "ORCHESTRATOR_ZOOKEEPER_CLIENT_TLS_DIR"
+
+
+def load_zk_client_tls(path: str | None) -> ReloadingTls | None:
+    """The ZooKeeper client TLS from ``path`` (--zookeeper-client-tls-dir), else
+    $ORCHESTRATOR_ZOOKEEPER_CLIENT_TLS_DIR, else the default mount if it has a ``ca.crt``
+    (an optional Secret volume is an empty directory when the Secret is missing); None
+    when there is none. TlsError when a directory given by the flag or the variable does
+    not load."""
+    given = path or os.environ.get(ZK_CLIENT_TLS_ENV)
+    if not given and not (Path(ZK_CLIENT_TLS_DIR) / CA).is_file():
+        log.info("ZooKeeper client TLS: none (no %s, %s unset)", ZK_CLIENT_TLS_DIR,
+                 ZK_CLIENT_TLS_ENV)  # fmt: skip
+        return None
+    directory = Path(given or ZK_CLIENT_TLS_DIR)
+    tls = zk_client_tls(directory)
+    own = "with" if tls.files.cert is not None else "without"
+    log.info("ZooKeeper client TLS: from %s (%s a client certificate)", directory, own)
+    return tls

@@ -11,13 +11,13 @@ import kopf
 
 from orchestrator_operator.common.health_server import Readiness, start_server
 from orchestrator_operator.common.logs import configure_logging
+from orchestrator_operator.common.tls import load_zk_client_tls
 from orchestrator_operator.models import KINDS
 
 # Importing the kinds' handler modules (and the MarathonApps' autoscaler) and the indexes
 # registers them with Kopf.
 from orchestrator_operator.operator import (
     indexes,  # noqa: F401
-    zk_client_tls,
     zk_super_key,
 )
 from orchestrator_operator.operator.allowlist import ALLOW_ALL, AllowList
@@ -46,7 +46,7 @@ class OperatorOptions:
     # ZooKeeper's super key (zk_super_key); None: $ORCHESTRATOR_ZK_SUPER_KEY_FILE or
     # the Secret's mount. No key: managed ensembles are resized without reconfiguration.
     zk_super_key_file: str | None = None
-    # The ZooKeeper client certificate directory (zk_client_tls); None:
+    # The ZooKeeper client certificate directory (common.tls.load_zk_client_tls); None:
     # $ORCHESTRATOR_ZOOKEEPER_CLIENT_TLS_DIR or the Secret's mount, if any.
     zookeeper_client_tls_dir: str | None = None
     # MesosCluster status: refreshed on events (False: a poll every second), and the
@@ -125,7 +125,7 @@ def run(options: OperatorOptions, log_format: str = "plain", verbose: bool = Fal
         # asyncio's own debug chatter, as kopf.configure keeps it out
         logging.getLogger("asyncio").setLevel(logging.WARNING)
     super_key = zk_super_key.load_key(options.zk_super_key_file)
-    client_tls = zk_client_tls.load_client_tls(options.zookeeper_client_tls_dir)
+    client_tls = load_zk_client_tls(options.zookeeper_client_tls_dir)
     # the observers take their sessions from the pool (zk/clients.py)
     ZK_POOL.configure_tls(client_tls)
     settings = OperatorSettings(

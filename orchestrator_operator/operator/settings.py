@@ -26,7 +26,7 @@ class OperatorSettings:
     # What custom resources may make the operator run (operator/allowlist.py); default:
     # everything, the flags --allow-* or $ORCHESTRATOR_ALLOW_* restrict it.
     allowlist: AllowList = ALLOW_ALL
-    # The operator's ZooKeeper client certificate and CA (zk_client_tls), for managed
+    # The operator's ZooKeeper client certificate and CA (common.tls), for managed
     # ensembles with spec.zookeeper.tls; None: those report that it is missing.
     zk_client_tls: ReloadingTls | None = None
 

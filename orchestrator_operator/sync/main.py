@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -18,7 +17,14 @@ from types import FrameType
 
 from orchestrator_operator.common.health_server import BackgroundHealthServer
 from orchestrator_operator.common.logs import LOG_FORMATS, configure_logging
-from orchestrator_operator.common.tls import ReloadingTls, TlsError, zk_client_tls
+from orchestrator_operator.common.tls import (
+    ZK_CLIENT_TLS_DIR,
+    ZK_CLIENT_TLS_ENV,
+    ReloadingTls,
+    TlsError,
+    load_zk_client_tls,
+    zk_client_tls,
+)
 from orchestrator_operator.common.zk_credentials import parse_digest_credentials
 from orchestrator_operator.sync.conflict import Strategy
 from orchestrator_operator.sync.engine import (
@@ -32,9 +38,6 @@ from orchestrator_operator.sync.verify import verify
 from orchestrator_operator.zk.connection import SyncError
 
 log = logging.getLogger("orchestrator.zk_sync")
-
-# the sync controller's ZooKeeper client certificate directory, when not given as a flag
-TLS_DIR_ENV = "ORCHESTRATOR_ZOOKEEPER_CLIENT_TLS_DIR"
 
 EXIT_OK = 0
 EXIT_DIFFERENT = 1
@@ -191,7 +194,8 @@ def _controller_parser(actions: argparse._SubParsersAction) -> None:  # type: ig
         default=argparse.SUPPRESS,
         help="the controller's ZooKeeper client certificate for the sides a syncRequest marks"
         " TLS (managed ensembles with spec.zookeeper.tls): a mounted Secret with tls.crt,"
-        f" tls.key and ca.crt (default: ${TLS_DIR_ENV})",
+        f" tls.key and ca.crt (default: ${ZK_CLIENT_TLS_ENV}, else {ZK_CLIENT_TLS_DIR} if it"
+        " has a ca.crt)",
     )
     ctl.add_argument("--health-host", default="0.0.0.0")
     ctl.add_argument(
@@ -346,17 +350,6 @@ def run_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _controller_tls(path: str | None) -> ReloadingTls | None:
-    """The controller's ZooKeeper client TLS: the flag, else the variable, else none."""
-    chosen = path or os.environ.get(TLS_DIR_ENV)
-    if not chosen:
-        return None
-    try:
-        return zk_client_tls(Path(chosen))
-    except TlsError as exc:
-        raise SyncError(f"--zookeeper-client-tls-dir: {exc}") from None
-
-
 def controller_command(args: argparse.Namespace) -> int:
     _setup_logging(args)
     # imported here: the controller brings the Kubernetes client, which is large
@@ -366,7 +359,10 @@ def controller_command(args: argparse.Namespace) -> int:
     try:
         acl_sweep_rate = _whole_number(args.acl_sweep_rate, "--acl-sweep-rate")
         check_acl_sweep_rate(acl_sweep_rate)
-        client_tls = _controller_tls(getattr(args, "zookeeper_client_tls_dir", None))
+        client_tls = load_zk_client_tls(getattr(args, "zookeeper_client_tls_dir", None))
+    except TlsError as exc:
+        print(f"zk-sync controller: error: --zookeeper-client-tls-dir: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except SyncError as exc:
         print(f"zk-sync controller: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator_operator.common import tls as common_tls
 from orchestrator_operator.common.manifest import Owner
-from orchestrator_operator.common.tls import TlsError
+from orchestrator_operator.common.tls import TlsError, load_zk_client_tls
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
-from orchestrator_operator.operator import zk_client_tls
 from orchestrator_operator.operator.builders import marathon, masters, zookeeper
 from orchestrator_operator.operator.mesoscluster.watches import watch_target
 from orchestrator_operator.sync.controller.options import ControllerOptions
@@ -97,20 +97,25 @@ def test_the_sync_request_carries_tls_to_the_controller() -> None:
 def test_the_client_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ca = TlsCa("zk-ca")
     write_secret_volume(tmp_path / "op", tls_secret(ca, ca.issue("operator", client=True)))
-    monkeypatch.setattr(zk_client_tls, "DEFAULT_DIR", str(tmp_path / "absent"))
-    monkeypatch.delenv(zk_client_tls.DIR_ENV, raising=False)
-    assert zk_client_tls.load_client_tls(None) is None  # nothing mounted: off
-    loaded = zk_client_tls.load_client_tls(str(tmp_path / "op"))
+    monkeypatch.setattr(common_tls, "ZK_CLIENT_TLS_DIR", str(tmp_path / "absent"))
+    monkeypatch.delenv(common_tls.ZK_CLIENT_TLS_ENV, raising=False)
+    assert load_zk_client_tls(None) is None  # nothing mounted: off
+    (tmp_path / "absent").mkdir()  # an optional Secret volume without its Secret: off
+    assert load_zk_client_tls(None) is None
+    loaded = load_zk_client_tls(str(tmp_path / "op"))
     assert loaded is not None and loaded.files.cert is not None
     context = loaded.current()
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
-    monkeypatch.setenv(zk_client_tls.DIR_ENV, str(tmp_path / "op"))
-    assert zk_client_tls.load_client_tls(None) is not None
+    monkeypatch.setenv(common_tls.ZK_CLIENT_TLS_ENV, str(tmp_path / "op"))
+    assert load_zk_client_tls(None) is not None
+    monkeypatch.delenv(common_tls.ZK_CLIENT_TLS_ENV)
+    monkeypatch.setattr(common_tls, "ZK_CLIENT_TLS_DIR", str(tmp_path / "op"))  # the mount
+    assert load_zk_client_tls(None) is not None
     (tmp_path / "no-ca").mkdir()
     with pytest.raises(TlsError, match=r"ca\.crt is missing"):
-        zk_client_tls.load_client_tls(str(tmp_path / "no-ca"))
+        load_zk_client_tls(str(tmp_path / "no-ca"))
     with pytest.raises(TlsError, match="is not a directory"):
-        zk_client_tls.load_client_tls(str(tmp_path / "nowhere"))
+        load_zk_client_tls(str(tmp_path / "nowhere"))
 
 
 def test_tls_failures_read_as_what_to_fix() -> None:
