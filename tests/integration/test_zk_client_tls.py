@@ -16,11 +16,15 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import NewConfigNoQuorumError
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.security import make_digest_acl
 
 from orchestrator_operator.common.tls import ReloadingTls, TlsError, zk_client_tls
 from orchestrator_operator.models.mesoscluster import ZooKeeperTls
 from orchestrator_operator.operator.builders.zookeeper import TLS_DIR, tls_lines
+from orchestrator_operator.operator.mesoscluster.zk_scale import kazoo_reconfigure
+from orchestrator_operator.operator.mesoscluster.zk_scale_plan import Reconfig
 from orchestrator_operator.sync.engine import SyncConfig, SyncEngine
 from orchestrator_operator.sync.verify import verify
 from orchestrator_operator.zk.acls import AclReader
@@ -237,3 +241,16 @@ def test_the_sync_engine_copies_between_ensembles_on_tls(tmp_path: Path) -> None
         )
         with pytest.raises(SyncError, match=r"target ensemble .* over TLS"):
             SyncEngine(no_cert).start()
+
+
+def test_the_scalers_reconfig_session_over_tls(ensemble: TlsEnsemble) -> None:
+    """zk_scale's short-lived `reconfig` session reaches the server on the TLS port: the
+    request is answered (a joiner that does not run: no quorum for the new configuration),
+    not timed out."""
+    action = Reconfig(("server.9=localhost:2999:3999;2181",), (), "test")
+    reconfigure = kazoo_reconfigure(ensemble.tls_connect, None, tls=ensemble.client)
+    with pytest.raises(NewConfigNoQuorumError):
+        reconfigure(action, None)
+    plain = kazoo_reconfigure(ensemble.tls_connect, None, timeout=3)  # no TLS: no session
+    with pytest.raises(KazooTimeoutError):
+        plain(action, None)
