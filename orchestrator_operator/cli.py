@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
+    from orchestrator_operator.common.tls import TlsError
     from orchestrator_operator.operator.allowlist import from_settings
     from orchestrator_operator.operator.main import OperatorOptions, run
     from orchestrator_operator.operator.zk_super_key import SuperKeyInvalid
@@ -25,6 +26,7 @@ def _run(args: argparse.Namespace) -> int:
         health_port=args.health_port,
         monitoring_app_url=args.monitoring_app_url,
         zk_super_key_file=args.zk_super_key_file,
+        zookeeper_client_tls_dir=args.zookeeper_client_tls_dir,
         status_watches=args.status_watches,
         status_resync_seconds=args.status_resync_seconds,
         allowlist=allowlist,
@@ -33,6 +35,9 @@ def _run(args: argparse.Namespace) -> int:
         return run(options, log_format=args.log_format, verbose=args.verbose)
     except SuperKeyInvalid as error:
         print(f"orchestrator run: {error}", file=sys.stderr)
+        return 2
+    except TlsError as error:
+        print(f"orchestrator run: --zookeeper-client-tls-dir: {error}", file=sys.stderr)
         return 2
 
 
@@ -91,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="ZooKeeper super key: turns on scaling managed ensembles by reconfiguration"
         " (default: $ORCHESTRATOR_ZK_SUPER_KEY_FILE, else /etc/orchestrator/zk-super-key/key"
         " if it exists; docs/mesoscluster.md)",
+    )
+    run.add_argument(
+        "--zookeeper-client-tls-dir",
+        help="the operator's ZooKeeper client certificate for managed ensembles with"
+        " spec.zookeeper.tls (their TLS port 2281): a mounted Secret with tls.crt, tls.key and"
+        " ca.crt (the ensembles' issuer; verifies the servers) (default:"
+        " $ORCHESTRATOR_ZOOKEEPER_CLIENT_TLS_DIR, else /etc/orchestrator/zookeeper-client-tls"
+        " if it has a ca.crt; docs/security.md)",
     )
     run.add_argument(
         "--no-status-watches",

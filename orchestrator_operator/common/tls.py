@@ -211,3 +211,41 @@ def client_from_args(args: argparse.Namespace) -> ReloadingTls | None:
     if files.ca is not None and not files.ca.is_file():
         raise TlsError(f"{files.ca} is missing")
     return ReloadingTls(files, "client")
+
+
+def zk_client_tls(directory: Path | str) -> ReloadingTls:
+    """A ZooKeeper client's TLS from a mounted Secret (cert-manager's form): `ca.crt`
+    verifies the ensemble's servers (required: only that CA is trusted, not the system's),
+    `tls.crt`/`tls.key` are presented when there (ssl.clientAuth need or want). TlsError
+    names what is missing or does not load."""
+    base = Path(directory)
+    if not base.is_dir():
+        raise TlsError(f"{base} is not a directory (a mounted Secret with {CA}, {CERT}, {KEY})")
+    files = TlsFiles.from_directory(base, need_cert=False)
+    if files.ca is None:
+        raise TlsError(f"{base / CA} is missing: it verifies the ZooKeeper servers")
+    return ReloadingTls(files, "client")
+
+
+# Where the operator and the sync controller find their ZooKeeper client certificate when
+# no flag says (k8s/base mounts the Secret orchestrator-zookeeper-client-tls there, optional)
+ZK_CLIENT_TLS_DIR = "/etc/orchestrator/zookeeper-client-tls"
+ZK_CLIENT_TLS_ENV = "ORCHESTRATOR_ZOOKEEPER_CLIENT_TLS_DIR"
+
+
+def load_zk_client_tls(path: str | None) -> ReloadingTls | None:
+    """The ZooKeeper client TLS from ``path`` (--zookeeper-client-tls-dir), else
+    $ORCHESTRATOR_ZOOKEEPER_CLIENT_TLS_DIR, else the default mount if it has a ``ca.crt``
+    (an optional Secret volume is an empty directory when the Secret is missing); None
+    when there is none. TlsError when a directory given by the flag or the variable does
+    not load."""
+    given = path or os.environ.get(ZK_CLIENT_TLS_ENV)
+    if not given and not (Path(ZK_CLIENT_TLS_DIR) / CA).is_file():
+        log.info("ZooKeeper client TLS: none (no %s, %s unset)", ZK_CLIENT_TLS_DIR,
+                 ZK_CLIENT_TLS_ENV)  # fmt: skip
+        return None
+    directory = Path(given or ZK_CLIENT_TLS_DIR)
+    tls = zk_client_tls(directory)
+    own = "with" if tls.files.cert is not None else "without"
+    log.info("ZooKeeper client TLS: from %s (%s a client certificate)", directory, own)
+    return tls

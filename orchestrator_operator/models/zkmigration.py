@@ -147,6 +147,10 @@ class SyncRequest(StatusModel):
     # controller reads them itself (common/zk_credentials.py), never through status
     source_auth_secret_ref: SecretKeyRef | None = None
     target_auth_secret_ref: SecretKeyRef | None = None
+    # a side on TLS (a managed ensemble with spec.zookeeper.tls): its connect string names
+    # the TLS client port, and the controller presents its own client certificate
+    source_tls: bool = False
+    target_tls: bool = False
 
 
 class SyncStatus(StatusModel):

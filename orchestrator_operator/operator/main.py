@@ -11,6 +11,7 @@ import kopf
 
 from orchestrator_operator.common.health_server import Readiness, start_server
 from orchestrator_operator.common.logs import configure_logging
+from orchestrator_operator.common.tls import load_zk_client_tls
 from orchestrator_operator.models import KINDS
 
 # Importing the kinds' handler modules (and the MarathonApps' autoscaler) and the indexes
@@ -28,6 +29,7 @@ from orchestrator_operator.operator.metrics import create_reconcile_series
 from orchestrator_operator.operator.probefleet import handlers as _probefleet  # noqa: F401
 from orchestrator_operator.operator.settings import OperatorSettings
 from orchestrator_operator.operator.zkmigration import handlers as _zkmigration  # noqa: F401
+from orchestrator_operator.zk.clients import ZK_POOL
 
 ANNOTATION_PREFIX = "orchestrator.dev"
 
@@ -44,6 +46,9 @@ class OperatorOptions:
     # ZooKeeper's super key (zk_super_key); None: $ORCHESTRATOR_ZK_SUPER_KEY_FILE or
     # the Secret's mount. No key: managed ensembles are resized without reconfiguration.
     zk_super_key_file: str | None = None
+    # The ZooKeeper client certificate directory (common.tls.load_zk_client_tls); None:
+    # $ORCHESTRATOR_ZOOKEEPER_CLIENT_TLS_DIR or the Secret's mount, if any.
+    zookeeper_client_tls_dir: str | None = None
     # MesosCluster status: refreshed on events (False: a poll every second), and the
     # safety-net interval for a settled cluster.
     status_watches: bool = True
@@ -109,7 +114,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 def run(options: OperatorOptions, log_format: str = "plain", verbose: bool = False) -> int:
-    """Raises SuperKeyInvalid (before anything starts) for a key file that cannot serve."""
+    """Raises SuperKeyInvalid (before anything starts) for a key file that cannot serve,
+    TlsError for a ZooKeeper client TLS directory that does not load."""
     # Our handler and format rather than kopf.configure's: the same lines as the other
     # programs (common/logs.py), timer successes at DEBUG, repeated warnings held back.
     configure_logging(verbose=verbose, log_format=log_format)
@@ -118,11 +124,16 @@ def run(options: OperatorOptions, log_format: str = "plain", verbose: bool = Fal
         logging.getLogger("httpx").setLevel(logging.WARNING)
         # asyncio's own debug chatter, as kopf.configure keeps it out
         logging.getLogger("asyncio").setLevel(logging.WARNING)
+    super_key = zk_super_key.load_key(options.zk_super_key_file)
+    client_tls = load_zk_client_tls(options.zookeeper_client_tls_dir)
+    # the observers take their sessions from the pool (zk/clients.py)
+    ZK_POOL.configure_tls(client_tls)
     settings = OperatorSettings(
-        zk_super_key=zk_super_key.load_key(options.zk_super_key_file),
+        zk_super_key=super_key,
         status_watches=options.status_watches,
         status_resync_seconds=options.status_resync_seconds,
         allowlist=options.allowlist,
+        zk_client_tls=client_tls,
     )
     logging.getLogger(__name__).info("allow-list: %s", options.allowlist.describe())
     kopf.run(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator_operator.common.tls import ReloadingTls
 from orchestrator_operator.operator.allowlist import ALLOW_ALL, AllowList
 from orchestrator_operator.operator.zk_super_key import cluster_password
 
@@ -25,6 +26,9 @@ class OperatorSettings:
     # What custom resources may make the operator run (operator/allowlist.py); default:
     # everything, the flags --allow-* or $ORCHESTRATOR_ALLOW_* restrict it.
     allowlist: AllowList = ALLOW_ALL
+    # The operator's ZooKeeper client certificate and CA (common.tls), for managed
+    # ensembles with spec.zookeeper.tls; None: those report that it is missing.
+    zk_client_tls: ReloadingTls | None = None
 
     @property
     def scale_zookeeper_by_reconfig(self) -> bool:

@@ -32,6 +32,7 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, KazooState
 
+from orchestrator_operator.common.tls import ReloadingTls
 from orchestrator_operator.sync.conflict import (
     Action,
     Decision,
@@ -117,6 +118,10 @@ class SyncConfig:
     # those znodes are reported unreadable, never copied)
     source_auth: list[tuple[str, str]] = field(default_factory=list)
     target_auth: list[tuple[str, str]] = field(default_factory=list)
+    # TLS per side (its connect string names the secure client port, 2281 on managed
+    # ensembles): the CA to verify the servers with and the client certificate to present
+    source_tls: ReloadingTls | None = None
+    target_tls: ReloadingTls | None = None
     # bidirectional: how far B's sequence counter runs ahead of A's under a parent with
     # sequential children (sync.counters.plan_bands); A may issue half of it between looks
     sequence_margin: int = 1000
@@ -212,16 +217,23 @@ class SyncEngine:
         session: synced onto itself, an ensemble loses its clients' ephemerals (the engine
         takes them over and deletes them when it stops)."""
         cfg = self.config
-        check_distinct(cfg.source, cfg.target)
+        check_distinct(
+            cfg.source,
+            cfg.target,
+            contexts=(
+                cfg.source_tls.current() if cfg.source_tls else None,
+                cfg.target_tls.current() if cfg.target_tls else None,
+            ),
+        )
         try:
             self.state = load_state(cfg.state_file)
         except ValueError as exc:
             raise SyncError(str(exc)) from exc
         sides = (
-            (Side.A, cfg.source, "source", cfg.source_auth),
-            (Side.B, cfg.target, "target", cfg.target_auth),
+            (Side.A, cfg.source, "source", cfg.source_auth, cfg.source_tls),
+            (Side.B, cfg.target, "target", cfg.target_auth, cfg.target_tls),
         )
-        for side, hosts, what, auth in sides:
+        for side, hosts, what, auth, tls in sides:
             resume = self.state.resume.get(side.value)
             try:
                 client = connect(
@@ -232,6 +244,7 @@ class SyncEngine:
                     prefer_leader=True,
                     auth=auth,
                     client_id=resume,
+                    tls=tls,
                 )
             except SyncError:
                 self._close_clients()

@@ -17,6 +17,14 @@ from types import FrameType
 
 from orchestrator_operator.common.health_server import BackgroundHealthServer
 from orchestrator_operator.common.logs import LOG_FORMATS, configure_logging
+from orchestrator_operator.common.tls import (
+    ZK_CLIENT_TLS_DIR,
+    ZK_CLIENT_TLS_ENV,
+    ReloadingTls,
+    TlsError,
+    load_zk_client_tls,
+    zk_client_tls,
+)
 from orchestrator_operator.common.zk_credentials import parse_digest_credentials
 from orchestrator_operator.sync.conflict import Strategy
 from orchestrator_operator.sync.engine import (
@@ -66,6 +74,14 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
             help=f"digest credentials for the {side} ensemble, one user:password per line"
             " (a file, so no secret is in argv); with a user that has ADMIN on the synced"
             " znodes (or the super user) their ACLs are read with real digest ids",
+        )
+        parser.add_argument(
+            f"--{side}-tls-dir",
+            default=d(None),
+            help=f"reach the {side} ensemble over TLS (its connect string names the secure"
+            " client port, 2281 on managed ensembles): a directory with tls.crt, tls.key"
+            " (the client certificate, for ssl.clientAuth need/want) and ca.crt (verifies"
+            " the servers and their host names), e.g. a mounted cert-manager Secret",
         )
     parser.add_argument(
         "--log-level", default=d("INFO"), choices=["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -173,6 +189,14 @@ def _controller_parser(actions: argparse._SubParsersAction) -> None:  # type: ig
         help="directory for the engines' state files, <namespace>_<name>.json "
         "(default: none; a restarted engine then has no merge base)",
     )
+    ctl.add_argument(
+        "--zookeeper-client-tls-dir",
+        default=argparse.SUPPRESS,
+        help="the controller's ZooKeeper client certificate for the sides a syncRequest marks"
+        " TLS (managed ensembles with spec.zookeeper.tls): a mounted Secret with tls.crt,"
+        f" tls.key and ca.crt (default: ${ZK_CLIENT_TLS_ENV}, else {ZK_CLIENT_TLS_DIR} if it"
+        " has a ca.crt)",
+    )
     ctl.add_argument("--health-host", default="0.0.0.0")
     ctl.add_argument(
         "--health-port", type=int, default=8081, help="/healthz /readyz /metrics (default 8081)"
@@ -258,6 +282,17 @@ def _credentials(args: argparse.Namespace, side: str) -> list[tuple[str, str]]:
         raise SyncError(str(exc)) from None
 
 
+def _tls(args: argparse.Namespace, side: str) -> ReloadingTls | None:
+    """The TLS of one side from its --<side>-tls-dir (SyncError: exit 2)."""
+    path = getattr(args, f"{side}_tls_dir", None)
+    if not path:
+        return None
+    try:
+        return zk_client_tls(Path(path))
+    except TlsError as exc:
+        raise SyncError(f"--{side}-tls-dir: {exc}") from None
+
+
 def run_command(args: argparse.Namespace) -> int:
     _setup_logging(args)
     try:
@@ -275,6 +310,8 @@ def run_command(args: argparse.Namespace) -> int:
             acl_sweep_rate=_whole_number(args.acl_sweep_rate, "--acl-sweep-rate"),
             source_auth=_credentials(args, "source"),
             target_auth=_credentials(args, "target"),
+            source_tls=_tls(args, "source"),
+            target_tls=_tls(args, "target"),
         )
         metrics = SyncMetrics()
         engine = SyncEngine(config, metrics)
@@ -322,6 +359,10 @@ def controller_command(args: argparse.Namespace) -> int:
     try:
         acl_sweep_rate = _whole_number(args.acl_sweep_rate, "--acl-sweep-rate")
         check_acl_sweep_rate(acl_sweep_rate)
+        client_tls = load_zk_client_tls(getattr(args, "zookeeper_client_tls_dir", None))
+    except TlsError as exc:
+        print(f"zk-sync controller: error: --zookeeper-client-tls-dir: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except SyncError as exc:
         print(f"zk-sync controller: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -337,6 +378,7 @@ def controller_command(args: argparse.Namespace) -> int:
         session_timeout=float(args.session_timeout),
         reconcile_interval=float(args.reconcile_interval),
         acl_sweep_rate=acl_sweep_rate,
+        client_tls=client_tls,
     )
     try:
         return run_controller(options)
@@ -356,6 +398,8 @@ def verify_command(args: argparse.Namespace) -> int:
             connect_timeout=float(args.connect_timeout),
             source_auth=_credentials(args, "source"),
             target_auth=_credentials(args, "target"),
+            source_tls=_tls(args, "source"),
+            target_tls=_tls(args, "target"),
         )
     except SyncError as exc:
         print(f"zk-sync verify: error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator_operator.common.tls import ReloadingTls
 from orchestrator_operator.sync.digest import Difference, count_under, diff_trees, subtree_digest
 from orchestrator_operator.zk.connection import SyncError, close, connect
 from orchestrator_operator.zk.model import Side, TreeSnapshot, is_under, normalize_root
@@ -106,6 +107,8 @@ def verify(
     connect_timeout: float = 15.0,
     source_auth: Sequence[tuple[str, str]] = (),
     target_auth: Sequence[tuple[str, str]] = (),
+    source_tls: ReloadingTls | None = None,
+    target_tls: ReloadingTls | None = None,
 ) -> VerifyReport:
     """Both sides read and compared; `*_auth` as for the engine (redacted ACLs unreadable)."""
     if not paths:
@@ -114,10 +117,22 @@ def verify(
         roots = [normalize_root(p) for p in paths]
     except ValueError as exc:
         raise SyncError(str(exc)) from exc
-    ca = connect(source, "source", timeout=connect_timeout, session_timeout=10.0, auth=source_auth)
+    ca = connect(
+        source,
+        "source",
+        timeout=connect_timeout,
+        session_timeout=10.0,
+        auth=source_auth,
+        tls=source_tls,
+    )
     try:
         cb = connect(
-            target, "target", timeout=connect_timeout, session_timeout=10.0, auth=target_auth
+            target,
+            "target",
+            timeout=connect_timeout,
+            session_timeout=10.0,
+            auth=target_auth,
+            tls=target_tls,
         )
         try:
             return verify_clients(ca, cb, roots)

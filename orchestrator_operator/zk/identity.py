@@ -28,6 +28,7 @@ import ipaddress
 import logging
 import re
 import socket
+import ssl
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -315,12 +316,14 @@ def _normal(address: str) -> str:
     return str(mapped) if mapped is not None else str(ip)
 
 
-def _read_server(host: str, port: int, timeout: float) -> ServerReading:
+def _read_server(
+    host: str, port: int, timeout: float, context: ssl.SSLContext | None = None
+) -> ServerReading:
     addresses = resolve(host, port)
     if not addresses:
         return ServerReading(host, port, addresses, None, "does not resolve")
     try:
-        reply = four_letter_word(host, port, "conf", timeout)
+        reply = four_letter_word(host, port, "conf", timeout, context)
     except OSError as exc:
         return ServerReading(host, port, addresses, None, f"unreachable ({exc})")
     conf = parse_conf(reply)
@@ -332,12 +335,15 @@ def _read_server(host: str, port: int, timeout: float) -> ServerReading:
     return ServerReading(host, port, addresses, conf)
 
 
-def read_ensemble(connect: str, timeout: float = FOUR_LETTER_TIMEOUT) -> EnsembleReading:
-    """Resolve each server of ``connect``, ask it ``conf``, and resolve the hosts its
-    membership names (servers in parallel; each 4lw waits at most ``timeout``)."""
+def read_ensemble(
+    connect: str, timeout: float = FOUR_LETTER_TIMEOUT, context: ssl.SSLContext | None = None
+) -> EnsembleReading:
+    """Resolve each server of ``connect``, ask it ``conf`` (over TLS with ``context``: the
+    connect string names the secure client port), and resolve the hosts its membership
+    names (servers in parallel; each 4lw waits at most ``timeout``)."""
     hosts = connect_string_hosts(connect)
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        servers = tuple(pool.map(lambda hp: _read_server(hp[0], hp[1], timeout), hosts))
+        servers = tuple(pool.map(lambda hp: _read_server(hp[0], hp[1], timeout, context), hosts))
         names = sorted(
             {
                 name
@@ -352,13 +358,24 @@ def read_ensemble(connect: str, timeout: float = FOUR_LETTER_TIMEOUT) -> Ensembl
     return EnsembleReading(connect, servers, resolved)
 
 
-def check_distinct(source: str, target: str, timeout: float = FOUR_LETTER_TIMEOUT) -> Verdict:
+def check_distinct(
+    source: str,
+    target: str,
+    timeout: float = FOUR_LETTER_TIMEOUT,
+    contexts: tuple[ssl.SSLContext | None, ssl.SSLContext | None] = (None, None),
+) -> Verdict:
     """Raise :class:`SameEnsembleError` when ``source`` and ``target`` reach the same
-    ensemble; otherwise return the verdict (logged, with what could not be checked)."""
+    ensemble; otherwise return the verdict (logged, with what could not be checked).
+    ``contexts``: the TLS of the source's and the target's connections (None: plain)."""
     validate_hosts(source, "source")
     validate_hosts(target, "target")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        readings = list(pool.map(lambda c: read_ensemble(c, timeout), (source, target)))
+        readings = list(
+            pool.map(
+                lambda c: read_ensemble(c[0], timeout, c[1]),
+                ((source, contexts[0]), (target, contexts[1])),
+            )
+        )
     verdict = same_ensemble(*readings)
     if not verdict.confirmed:
         log.warning(

@@ -198,6 +198,36 @@ def test_unreachable_zookeeper_is_a_condition_not_a_crash(
     assert operator.process.poll() is None, "the operator must keep running"
 
 
+def test_a_tls_ensemble_without_the_operators_client_certificate_says_which_setting(
+    kube_env: KubeTestEnv, operator: OperatorProcess
+) -> None:
+    # Issue 17, point 7: the operator reads a managed ensemble with spec.zookeeper.tls on its
+    # TLS port only; started without --zookeeper-client-tls-dir (as the session's operator
+    # is), it says so in the condition at once instead of timing out on 2181 or 2281.
+    _apply(kube_env, _cluster("tls-zk", {
+        "zookeeper": {"replicas": 1, "tls": {"secretName": "tls-zk-zookeeper-tls"}},
+        "masters": {"replicas": 1}, "marathon": {"replicas": 0},
+    }))  # fmt: skip
+
+    def named() -> dict[str, Any] | None:
+        condition = _condition(kube_env, "tls-zk", "ZookeeperReady") or {}
+        return condition if "zookeeper-client-tls-dir" in condition.get("message", "") else None
+
+    condition = eventually(named, 90, "ZookeeperReady naming the missing client certificate")
+    assert (condition["status"], condition["reason"]) == ("False", "Unreachable")
+    assert condition["message"] == (
+        "ZooKeeper at tls-zk-zookeeper-0.tls-zk-zookeeper-headless.default.svc.cluster.local:2281"
+        " is reached over TLS (spec.zookeeper.tls) and the operator has no client certificate:"
+        " set --zookeeper-client-tls-dir (ORCHESTRATOR_ZOOKEEPER_CLIENT_TLS_DIR) to a mounted"
+        " Secret with tls.crt, tls.key and ca.crt from the ensemble's issuer"
+    )
+    # Mesos keeps 2181: its ZooKeeper client has no TLS
+    masters = get_json(kube_env, "statefulset", "tls-zk-master") or {}
+    assert "zk://tls-zk-zookeeper-client.default.svc:2181/" in json.dumps(masters)
+    assert ":2281" not in json.dumps(masters)
+    assert operator.process.poll() is None
+
+
 def test_unreachable_zookeeper_shows_no_component_that_depends_on_it_ready(
     kube_env: KubeTestEnv, operator: OperatorProcess
 ) -> None:

@@ -460,7 +460,7 @@ def test_call_site_derives_the_super_password_and_applies_the_config_map_first(
     monkeypatch.setattr(zk_scale_runner, "server_mode", lambda ip, port, timeout: "follower")
     auths: list[Any] = []
 
-    def fake_kazoo_reconfigure(hosts: str, auth: Any) -> Any:
+    def fake_kazoo_reconfigure(hosts: str, auth: Any, tls: Any = None) -> Any:
         auths.append(auth)
         return zk.reconfigure
 

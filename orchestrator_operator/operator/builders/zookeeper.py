@@ -59,6 +59,30 @@ def connect_string(owner: Owner, spec: MesosClusterSpec) -> str:
     return client_address(owner)
 
 
+def member_name(owner: Owner, ordinal: int) -> str:
+    """A member's stable DNS name (its headless Service): what the servers' certificate
+    names (spec.zookeeper.tls)."""
+    sts = owner.child_name(COMPONENT)
+    return f"{sts}-{ordinal}.{sts}-headless.{owner.namespace}.svc.cluster.local"
+
+
+def tls_connect_string(owner: Owner, replicas: int) -> str:
+    """The operator's (and the sync controller's) connect string to a managed ensemble with
+    spec.zookeeper.tls: every member by the name its certificate carries, on the TLS client
+    port (a member not created yet does not resolve, and kazoo skips it)."""
+    return ",".join(f"{member_name(owner, i)}:{TLS_CLIENT_PORT}" for i in range(replicas))
+
+
+def operator_tls_routes(owner: Owner, spec: MesosClusterSpec) -> dict[str, str]:
+    """{the ensemble's connect string (2181, Mesos' and Marathon's): the TLS connect
+    string the operator reaches it on instead} for a managed ensemble with
+    spec.zookeeper.tls; {} otherwise (zk/clients.py `zk_tls_routes`)."""
+    if spec.zookeeper.external or spec.zookeeper.tls is None:
+        return {}
+    tls = tls_connect_string(owner, spec.zookeeper.managed_replicas)
+    return {connect_string(owner, spec): tls}
+
+
 def target_connect_string(external: str | None, migration: str, namespace: str) -> str:
     """A ZkMigration's ensemble B: its external connect string, or the client Service of
     the ensemble the operator builds for it (named after the migration)."""

@@ -34,7 +34,7 @@ from orchestrator_operator.models.vocabulary import Reason
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.marathonapp.secrets import SecretRefused, marathon_credentials
 from orchestrator_operator.operator.marathonapp.status import MarathonObservation
-from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_credentials
+from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_credentials, zk_tls_routes
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,8 @@ def _read_leader(owner: Owner, spec: MesosClusterSpec, namespace: str) -> str | 
     try:
         ref = cluster_secret_ref(spec)
         auth = read_zk_credentials(KubeApi.shared(), namespace, ref) if ref else ()
-        with zk_credentials({connect: auth}):
+        routes = zookeeper.operator_tls_routes(owner, spec)  # spec.zookeeper.tls
+        with zk_credentials({connect: auth}), zk_tls_routes(routes):
             return read_marathon_leader(ZK_POOL.get(connect), spec.marathon.zk_path)
     except ZkUnreachable as error:
         raise Unobservable(

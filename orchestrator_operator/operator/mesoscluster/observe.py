@@ -38,8 +38,7 @@ from orchestrator_operator.operator.mesoscluster.status import (
     Unschedulable,
 )
 from orchestrator_operator.operator.workloads import WorkloadSummary
-from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_credentials
-from orchestrator_operator.zk.four_letter import ensemble_modes
+from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_credentials, zk_tls_routes
 
 # Four-letter words open a connection per server: ask every 10 s, not on every tick.
 CORDONED = TtlCache[str, frozenset[str]](ttl_seconds=5.0)
@@ -94,13 +93,15 @@ def observe_cluster(
     owner: Owner, spec: MesosClusterSpec, workloads: Workloads, routing: ZkRouting | None = None
 ) -> Observation:
     connect = zookeeper.connect_string(owner, spec)
+    # spec.zookeeper.tls: the operator reads the ensemble on its TLS port (zk/clients.py)
+    routes = zookeeper.operator_tls_routes(owner, spec)
     zk_error, election, health = None, None, None
     marathon_elected: bool | None = None
     try:
         # zookeeper.external.authSecretRef: the session authenticates as that digest user
         ref = cluster_secret_ref(spec)
         auth = read_zk_credentials(KubeApi.shared(), owner.namespace, ref) if ref else ()
-        with zk_credentials({connect: auth}):
+        with zk_credentials({connect: auth}), zk_tls_routes(routes):
             client = ZK_POOL.get(connect)
             election = read_election(client, spec.masters.zk_path)
             if spec.marathon.replicas:
@@ -113,7 +114,10 @@ def observe_cluster(
         health = read_master_metrics(election.leader.address)
     servers = None
     if zk_error is None:
-        servers = ZK_MODES.get_or_compute(connect, lambda: tuple(ensemble_modes(connect)))
+        with zk_tls_routes(routes):
+            servers = ZK_MODES.get_or_compute(
+                connect, lambda: tuple(ZK_POOL.ensemble_modes(connect))
+            )
 
     def replicas(kind: str, component: str) -> Replicas:
         return _replicas(workloads.get(kind, owner.namespace, owner.child_name(component)))

@@ -20,7 +20,7 @@ from orchestrator_operator.operator.mesoscluster.zk_scale import (
 )
 from orchestrator_operator.operator.mesoscluster.zk_scale_plan import Done, Reconfig, Wait
 from orchestrator_operator.operator.settings import OperatorSettings
-from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable
+from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_tls_routes
 
 
 def zookeeper_held(api: KubeApi, owner: Owner, spec: MesosClusterSpec) -> MesosClusterSpec:
@@ -42,8 +42,10 @@ def scale_zookeeper(
     summary = workloads.get("StatefulSet", owner.namespace, name)
     desired = spec.zookeeper.managed_replicas
     connect = zookeeper.connect_string(owner, spec)
+    routes = zookeeper.operator_tls_routes(owner, spec)  # spec.zookeeper.tls: its TLS port
     try:
-        client = ZK_POOL.get(connect)
+        with zk_tls_routes(routes):
+            client = ZK_POOL.get(connect)
     except ZkUnreachable as error:
         # Nothing is known to be pending at the spec's size; the ZooKeeper condition says
         # why the ensemble cannot be read.
@@ -60,7 +62,8 @@ def scale_zookeeper(
     def reconfigure(action: Reconfig, version: int | None) -> None:
         password = settings.zk_super_password(owner.namespace, owner.name)
         auth = ("digest", f"{zookeeper.SUPER_USER}:{password}")
-        kazoo_reconfigure(connect, auth)(action, version)
+        tls = settings.zk_client_tls if routes else None
+        kazoo_reconfigure(routes.get(connect, connect), auth, tls=tls)(action, version)
 
     fleet = StatefulSetFleet(
         api, owner.namespace, name, summary, zookeeper.CLIENT_PORT, before_scale=apply_config_map

@@ -59,7 +59,7 @@ from orchestrator_operator.operator.indexes import OURS
 from orchestrator_operator.operator.mesoscluster.observe import cordoned_nodes
 from orchestrator_operator.operator.settings import OperatorSettings
 from orchestrator_operator.operator.workloads import WorkloadSummary, summarize
-from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable
+from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_tls_routes
 
 log = logging.getLogger(__name__)
 
@@ -191,15 +191,22 @@ class WatchTarget:
     connect: str
     secret: tuple[str, str] | None  # (Secret name, key) of the ensemble's credentials
     paths: tuple[str, ...]
+    # spec.zookeeper.tls: the TLS connect string the operator reaches `connect` on
+    tls_connect: str | None = None
+
+    def tls_routes(self) -> dict[str, str]:
+        return {self.connect: self.tls_connect} if self.tls_connect else {}
 
 
 def watch_target(owner: Owner, spec: MesosClusterSpec) -> WatchTarget:
     ref = spec.zookeeper.external.auth_secret_ref if spec.zookeeper.external else None
     latch = f"{spec.marathon.zk_path.rstrip('/')}/{MARATHON_LATCH_DIR}"
+    connect = zookeeper.connect_string(owner, spec)
     return WatchTarget(
-        connect=zookeeper.connect_string(owner, spec),
+        connect=connect,
         secret=(ref.name, ref.key) if ref else None,
         paths=(spec.masters.zk_path, latch),
+        tls_connect=zookeeper.operator_tls_routes(owner, spec).get(connect),
     )
 
 
@@ -478,7 +485,8 @@ class StatusEvents:
             target = watch_target(owner, parsed)
             ref = parsed.zookeeper.external.auth_secret_ref if parsed.zookeeper.external else None
             auth = read_zk_credentials(KubeApi.shared(), owner.namespace, ref)
-            client = ZK_POOL.get(target.connect, auth)
+            with zk_tls_routes(target.tls_routes()):
+                client = ZK_POOL.get(target.connect, auth)
         except (ValidationError, ZkUnreachable, CredentialsRefused, ApiError) as error:
             if armed is not None:
                 log.info("ZooKeeper watches of %s/%s dropped: %s", *key, error)

@@ -38,6 +38,7 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 
 from orchestrator_operator.common.kube_api import KubeApi
+from orchestrator_operator.common.tls import ReloadingTls
 from orchestrator_operator.operator.mesoscluster.roll import member_from_pod
 from orchestrator_operator.operator.mesoscluster.zk_scale_plan import (
     Action,
@@ -52,6 +53,7 @@ from orchestrator_operator.operator.mesoscluster.zk_scale_plan import (
 )
 from orchestrator_operator.operator.workloads import WorkloadSummary
 from orchestrator_operator.zk.four_letter import server_mode
+from orchestrator_operator.zk.handler import PollHandler
 
 CONFIG_PATH = "/zookeeper/config"
 
@@ -142,13 +144,18 @@ def scale_step(
 
 
 def kazoo_reconfigure(
-    hosts: str, auth: tuple[str, str] | None, timeout: float = 10.0
+    hosts: str,
+    auth: tuple[str, str] | None,
+    timeout: float = 10.0,
+    tls: ReloadingTls | None = None,
 ) -> Reconfigure:
     """A `reconfig` on a short-lived client of `hosts`, authenticated with `auth` (scheme,
-    credential), e.g. ("digest", "super:<password>")."""
+    credential), e.g. ("digest", "super:<password>"); over TLS with `tls` (`hosts` then
+    name the TLS client port)."""
 
     def reconfigure(action: Reconfig, version: int | None) -> None:
-        client = KazooClient(hosts=hosts, timeout=timeout)
+        handler = PollHandler(tls) if tls is not None else None
+        client = KazooClient(hosts=hosts, timeout=timeout, handler=handler, use_ssl=tls is not None)
         client.start(timeout=timeout)
         try:
             if auth is not None:

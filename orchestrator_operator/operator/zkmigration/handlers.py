@@ -68,7 +68,7 @@ from orchestrator_operator.operator.zkmigration.events import audit_events
 from orchestrator_operator.operator.zkmigration.machine import Decision, other_component, step
 from orchestrator_operator.operator.zkmigration.observation import EnsembleView
 from orchestrator_operator.operator.zkmigration.observe import agent_pods, ensemble_view, observe
-from orchestrator_operator.zk.clients import ZkUnreachable, zk_credentials
+from orchestrator_operator.zk.clients import ZkUnreachable, zk_credentials, zk_tls_routes
 
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("orchestrator.operator.audit")
@@ -348,8 +348,10 @@ def drive(
     except CredentialsRefused as error:
         _hold(meta, status, current, patch, f"ZooKeeper credentials: {error}")
         return
+    # A managed ensemble with spec.zookeeper.tls is read on its TLS port (zk/clients.py)
+    routes = zookeeper.operator_tls_routes(owner, cluster_spec)
     try:
-        with zk_credentials(auth):
+        with zk_credentials(auth), zk_tls_routes(routes):
             observation = observe(
                 owner=owner,
                 cluster_spec=cluster_spec,
@@ -382,10 +384,13 @@ def drive(
             MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, owner.namespace, owner.name,
             {"metadata": {"annotations": {ROUTING_ANNOTATION: decision.routing.to_annotation()}}},
         )  # fmt: skip
+    # the controller reaches a TLS side on its TLS port, with its own client certificate
     new.sync_request = SyncRequest(
         active=decision.sync_active,
-        source=source,
-        target=target,
+        source=routes.get(source, source),
+        target=routes.get(target, target),
+        source_tls=source in routes,
+        target_tls=target in routes,
         paths=list(parsed.paths),
         strategy=parsed.conflict_strategy,
         source_auth_secret_ref=source_ref,
@@ -397,7 +402,7 @@ def drive(
         _drain_agents_left_on_source(owner, observation.mesos.leader_address, decision)
     if decision.finalize:
         sync_stopped = observation.sync is None or observation.sync.state == SyncState.STOPPED
-        with zk_credentials(auth):  # the archive reads A
+        with zk_credentials(auth), zk_tls_routes(routes):  # the archive reads A
             _finalize(
                 parsed, meta, cluster_meta, cluster.get("spec") or {}, new, sync_stopped,
                 observation.source, reconfig, allow,

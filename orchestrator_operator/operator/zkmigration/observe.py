@@ -27,7 +27,6 @@ from orchestrator_operator.operator.zkmigration.observation import (
     WorkloadView,
 )
 from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable
-from orchestrator_operator.zk.four_letter import ensemble_modes
 from orchestrator_operator.zk.reader import read_tree
 
 BAD_TASK_STATES = frozenset(
@@ -43,7 +42,10 @@ def count_ephemerals(client: Any, paths: list[str]) -> int:
 def ensemble_view(connect: str, paths: list[str] | None = None) -> EnsembleView:
     """Its servers' modes; with `paths`, the tree under them read once (data, ACLs,
     children), its ephemeral znodes counted and the tree kept for the archive."""
-    modes = ensemble_modes(connect)
+    try:
+        modes = ZK_POOL.ensemble_modes(connect)  # over TLS where zk_tls_routes says so
+    except ZkUnreachable as error:
+        return EnsembleView(connect, 0, 0, error=str(error))
     answering = sum(1 for _, mode in modes if mode)
     try:
         client = ZK_POOL.get(connect)

@@ -183,6 +183,8 @@ class MigrationRunner:
                     state_file=prepare_state_file(self.options.state_dir, self.key, spec),
                     source_auth=list(self._auth["source"]),
                     target_auth=list(self._auth["target"]),
+                    source_tls=self.options.tls_for("source", spec.source_tls),
+                    target_tls=self.options.tls_for("target", spec.target_tls),
                 )
                 engine = SyncEngine(config, self.metrics)
                 log.info("%s/%s: starting sync of %s", namespace, name, spec.describe())

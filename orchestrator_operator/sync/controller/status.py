@@ -36,6 +36,9 @@ class SyncSpec:
     # credentials (common/zk_credentials.py reads it; never the secret itself here)
     source_secret: tuple[str, str] | None = None
     target_secret: tuple[str, str] | None = None
+    # a side reached over TLS (its connect string names the TLS client port)
+    source_tls: bool = False
+    target_tls: bool = False
 
     @property
     def engine_strategy(self) -> Strategy:
@@ -92,6 +95,8 @@ def desired_of(obj: Mapping[str, Any]) -> Desired:
             request.strategy,
             secret(request.source_auth_secret_ref),
             secret(request.target_auth_secret_ref),
+            request.source_tls,
+            request.target_tls,
         )
     )
 

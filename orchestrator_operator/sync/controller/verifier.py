@@ -60,6 +60,9 @@ class Verifier:
                 timeout=self.options.connect_timeout,
                 session_timeout=self.options.session_timeout,
                 auth=list(self._auth.get(what, ())),
+                tls=self.options.tls_for(
+                    what, self.spec.source_tls if what == "source" else self.spec.target_tls
+                ),
             )
             self._clients[what] = client
         return client

@@ -9,6 +9,11 @@ uses kazoo's serialization classes. It also probes whether the server has multiR
 Consistency: it connects with the kazoo session's last seen zxid, so the server it reaches
 is at least as recent as what the kazoo session had seen; callers still compare each ACL's
 stat with their data read (see reader.read_nodes).
+
+TLS: when the kazoo client connects over TLS (its handler has a ``tls``, zk/handler.py),
+so does the raw session, with the same context: the server verified against the same CA
+and by its host name from the connect string (for the client's current server, the name
+its TLS socket was opened for, not the peer's address).
 """
 
 from __future__ import annotations
@@ -62,12 +67,20 @@ class RawSession:
         """A session on the server the kazoo ``client`` is connected to (else any of its
         hosts; ``only``: that server), with the client's credentials."""
         errors: list[str] = []
+        tls = getattr(getattr(client, "handler", None), "tls", None)
         for host, port in [only] if only is not None else servers(client):
             try:
                 sock = socket.create_connection((host, port), timeout=timeout)
             except OSError as exc:
                 errors.append(f"{host}:{port}: {exc}")
                 continue
+            if tls is not None:
+                try:
+                    sock = tls.current().wrap_socket(sock, server_hostname=host)
+                except OSError as exc:
+                    sock.close()
+                    errors.append(f"{host}:{port}: TLS: {exc}")
+                    continue
             session = cls(sock)
             try:
                 session._handshake(int(client.last_zxid or 0), set(client.auth_data))
@@ -229,8 +242,11 @@ def servers(client: Any) -> list[tuple[str, int]]:
     """The kazoo client's current server first, then the rest of its host list."""
     hosts: list[tuple[str, int]] = []
     with contextlib.suppress(Exception):
-        peer = client._connection._socket.getpeername()
-        hosts.append((str(peer[0]), int(peer[1])))
+        sock = client._connection._socket
+        peer = sock.getpeername()
+        # over TLS the name the certificate was checked for, which the peer's IP is not
+        name = getattr(sock, "server_hostname", None) or peer[0]
+        hosts.append((str(name), int(peer[1])))
     for host, port in getattr(client, "hosts", None) or ():
         if (host, int(port)) not in hosts:
             hosts.append((host, int(port)))
