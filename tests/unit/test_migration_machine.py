@@ -20,6 +20,7 @@ from orchestrator_operator.operator.zkmigration.machine import (
     next_masters,
     routing_for,
     step,
+    sync_request,
 )
 from orchestrator_operator.operator.zkmigration.observation import (
     EnsembleView,
@@ -412,3 +413,22 @@ def test_phase_five_waits_for_an_agent_to_re_register_after_machine_up() -> None
     assert "agents not registered with the leading master on: node-2" in checks
     obs, status = _at_level_five()
     assert level_checks(5, obs.routing or ZkRouting(), obs, status) == []
+
+
+def test_a_tls_side_is_asked_of_the_sync_controller_on_its_tls_port() -> None:
+    """A managed ensemble A with spec.zookeeper.tls: the syncRequest names its members'
+    certificate names on 2281 and marks the side, so the controller connects over TLS with
+    its own certificate; B on plain 2181 stays as it is."""
+    plain_a = "prod-zookeeper-client.shop.svc:2181"
+    tls_a = ",".join(
+        f"prod-zookeeper-{i}.prod-zookeeper-headless.shop.svc.cluster.local:2281" for i in range(3)
+    )
+    target = "zk-b.shop.svc:2181"
+    spec = _spec(paths=["/mesos", "/marathon"], conflictStrategy="Manual")
+    request = sync_request(True, plain_a, target, {plain_a: tls_a}, spec, None, None)
+    assert (request.source, request.source_tls) == (tls_a, True)
+    assert (request.target, request.target_tls) == (target, False)
+    assert request.active and request.paths == ["/mesos", "/marathon"]
+    assert request.strategy == "Manual"
+    plain = sync_request(False, plain_a, target, {}, spec, None, None)
+    assert (plain.source, plain.source_tls, plain.active) == (plain_a, False, False)

@@ -42,7 +42,6 @@ from orchestrator_operator.models.vocabulary import ZkMigrationPhaseState as Pha
 from orchestrator_operator.models.zkmigration import (
     PHASES,
     PhaseRecord,
-    SyncRequest,
     ZkMigrationSpec,
     ZkMigrationStatus,
 )
@@ -65,7 +64,12 @@ from orchestrator_operator.operator.reconcile import (
 from orchestrator_operator.operator.zkmigration import archive
 from orchestrator_operator.operator.zkmigration import metrics as metrics_export
 from orchestrator_operator.operator.zkmigration.events import audit_events
-from orchestrator_operator.operator.zkmigration.machine import Decision, other_component, step
+from orchestrator_operator.operator.zkmigration.machine import (
+    Decision,
+    other_component,
+    step,
+    sync_request,
+)
 from orchestrator_operator.operator.zkmigration.observation import EnsembleView
 from orchestrator_operator.operator.zkmigration.observe import agent_pods, ensemble_view, observe
 from orchestrator_operator.zk.clients import ZkUnreachable, zk_credentials, zk_tls_routes
@@ -385,16 +389,8 @@ def drive(
             {"metadata": {"annotations": {ROUTING_ANNOTATION: decision.routing.to_annotation()}}},
         )  # fmt: skip
     # the controller reaches a TLS side on its TLS port, with its own client certificate
-    new.sync_request = SyncRequest(
-        active=decision.sync_active,
-        source=routes.get(source, source),
-        target=routes.get(target, target),
-        source_tls=source in routes,
-        target_tls=target in routes,
-        paths=list(parsed.paths),
-        strategy=parsed.conflict_strategy,
-        source_auth_secret_ref=source_ref,
-        target_auth_secret_ref=target_ref,
+    new.sync_request = sync_request(
+        decision.sync_active, source, target, routes, parsed, source_ref, target_ref
     )
     if new.current_phase == 5 and observation.mesos.leader_address:
         # Forward: drain the agents left on A; undoing phase 5 (no drain_nodes): bring

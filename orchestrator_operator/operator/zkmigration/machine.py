@@ -22,9 +22,11 @@ master's log replica starts EMPTY and catches up from a quorum of recovered repl
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from orchestrator_operator.models.base import SecretKeyRef
 from orchestrator_operator.models.routing import MastersComponent, ZkRouting
 from orchestrator_operator.models.vocabulary import SyncState, ZkMigrationPhase
 from orchestrator_operator.models.vocabulary import ZkMigrationPhaseState as State
@@ -33,6 +35,7 @@ from orchestrator_operator.models.zkmigration import (
     Baseline,
     LeaderRecord,
     PhaseRecord,
+    SyncRequest,
     ZkMigrationSpec,
     ZkMigrationStatus,
 )
@@ -477,3 +480,28 @@ def report(status: ZkMigrationStatus) -> str:
         leader = status.leader.id or "none known"
         lines.append(f"leader changes: {status.leader.changes}; leader now {leader}")
     return "\n".join(lines)
+
+
+def sync_request(
+    active: bool,
+    source: str,
+    target: str,
+    tls_routes: Mapping[str, str],
+    spec: ZkMigrationSpec,
+    source_ref: SecretKeyRef | None,
+    target_ref: SecretKeyRef | None,
+) -> SyncRequest:
+    """What the sync controller is asked to run. A side in `tls_routes` (its plain connect
+    string -> the members' certificate names on the TLS port) is asked for on its TLS port,
+    and the controller presents its own client certificate there."""
+    return SyncRequest(
+        active=active,
+        source=tls_routes.get(source, source),
+        target=tls_routes.get(target, target),
+        source_tls=source in tls_routes,
+        target_tls=target in tls_routes,
+        paths=list(spec.paths),
+        strategy=spec.conflict_strategy,
+        source_auth_secret_ref=source_ref,
+        target_auth_secret_ref=target_ref,
+    )
