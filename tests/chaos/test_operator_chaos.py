@@ -163,8 +163,30 @@ class ControlPlane:
         self.supervisor.watch(cast(SimProcess, self.operator))
         self.supervisor.start()
         self.apiserver = next(p for p in env.processes if p.name == "kube-apiserver")
+        # The kube-scheduler exits by design when its cache finds a pod bound to another node
+        # than it had recorded (Kubernetes pkg/scheduler/backend/cache/cache.go, UpdatePod:
+        # "Scheduler cache is corrupted", klog.FlushAndExit), which an API server restart can
+        # bring about; in a cluster the kubelet starts it again as the static pod it is. So
+        # here: the scheduler and controller-manager are restarted when they exit (a thread
+        # that lives as long as the plane: children die with the thread that started them).
+        self.static_pods = [
+            p for p in env.processes if p.name in ("kube-scheduler", "kube-controller-manager")
+        ]
+        self.static_pod_restarts: dict[str, int] = {p.name: 0 for p in self.static_pods}
+        self._stopping = threading.Event()
+        self._kubelet = threading.Thread(target=self._restart_static_pods, daemon=True)
+        self._kubelet.start()
+
+    def _restart_static_pods(self) -> None:
+        while not self._stopping.wait(1.0):
+            for process in self.static_pods:
+                if not process.running():
+                    self.static_pod_restarts[process.name] += 1
+                    process.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        self._kubelet.join(timeout=10)
         self.supervisor.stop()
         with contextlib.suppress(Exception):
             self.operator.served.process.send_signal(signal.SIGCONT)
@@ -493,6 +515,9 @@ def test_rolling_restart_of_masters_under_operator_and_api_server_faults(
                 record.violate("no task failed or lost", f"running {sorted(running_tasks(pods))}")
             record.samples["rolls completed"] = len(rolls)
             record.samples["operator restarts"] = plane.supervisor.restarts.get("operator", 0)
+            record.samples["kube-scheduler restarts (kubelet stand-in)"] = (
+                plane.static_pod_restarts["kube-scheduler"]
+            )
             assert_clean(record)
             assert rolls, f"no roll finished: {errors[-3:]}"
         finally:
@@ -678,6 +703,9 @@ def test_zkmigration_phases_resume_after_operator_and_sync_controller_faults(
                         "no task failed or lost", f"running {sorted(running_tasks(pods))}"
                     )
                 record.samples["operator restarts"] = plane.supervisor.restarts.get("operator", 0)
+                record.samples["kube-scheduler restarts (kubelet stand-in)"] = (
+                    plane.static_pod_restarts["kube-scheduler"]
+                )
                 record.samples["sync controller restarts"] = plane.supervisor.restarts.get(
                     "sync-controller", 0
                 )
