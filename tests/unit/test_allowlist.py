@@ -173,34 +173,41 @@ def test_the_shipped_example_restricts_every_rule() -> None:
     assert EXAMPLE.zookeeper_endpoints and not EXAMPLE.control_plane_nodes
 
 
+def _cluster_refusal(allow: AllowList, namespace: str, raw: dict[str, Any]) -> str | None:
+    """A MesosCluster spec as written, checked as the operator checks it: with its children."""
+    spec = MesosClusterSpec.model_validate(raw)
+    return mesoscluster_refusal(allow, namespace, spec, cluster.build_children(OWNER, spec))
+
+
+def _assert_agents_kept_to_their_paths_and_off_the_control_plane(
+    allow: AllowList, namespace: str
+) -> None:
+    message = _cluster_refusal(allow, namespace, {"agents": {"workDir": "/etc"}})
+    assert message is not None and "hostPathPrefixes" in message and "'/etc'" in message
+    tolerant = {"agents": {"tolerations": [{"key": "node-role.kubernetes.io/control-plane"}]}}
+    message = _cluster_refusal(allow, namespace, tolerant)
+    assert message is not None and "controlPlaneNodes" in message
+
+
 def test_the_base_install_keeps_agents_to_their_paths_images_and_off_the_control_plane() -> None:
     """What every install gets without choosing: the rules that need no site's answer."""
     assert BASE.host_path_prefixes and not BASE.control_plane_nodes
     assert BASE.platform_image_registries
     assert not (BASE.namespaces or BASE.image_registries or BASE.zookeeper_endpoints)
-    host = MesosClusterSpec.model_validate({"agents": {"workDir": "/etc"}})
-    message = mesoscluster_refusal(BASE, "team-a", host, cluster.build_children(OWNER, host))
-    assert message is not None and "hostPathPrefixes" in message and "'/etc'" in message
-    tolerant = MesosClusterSpec.model_validate(
-        {"agents": {"tolerations": [{"key": "node-role.kubernetes.io/control-plane"}]}}
-    )
-    message = mesoscluster_refusal(
-        BASE, "team-a", tolerant, cluster.build_children(OWNER, tolerant)
-    )
-    assert message is not None and "controlPlaneNodes" in message
-    spec = MesosClusterSpec.model_validate(
-        {"addons": {"mesosDns": {"enabled": True}, "marathonLb": {"enabled": True}},
-         "loadBalancer": {"enabled": True}, "agents": {"workDir": "/var/lib/mesos/agent"}}
-    )  # fmt: skip
-    assert mesoscluster_refusal(BASE, "team-a", spec, cluster.build_children(OWNER, spec)) is None
+    _assert_agents_kept_to_their_paths_and_off_the_control_plane(BASE, "team-a")
+    full = {
+        "addons": {"mesosDns": {"enabled": True}, "marathonLb": {"enabled": True}},
+        "loadBalancer": {"enabled": True},
+        "agents": {"workDir": "/var/lib/mesos/agent"},
+    }
+    assert _cluster_refusal(BASE, "team-a", full) is None
     fleet_owner = probefleet.fleet_owner("fleet", "team-a", "u2")
     assert (
         children_refusal(BASE, "team-a", probefleet.build_children(fleet_owner, ProbeFleetSpec()))
         is None
     )
     # The privileged agents' image is the platform's: a namespace user cannot choose it.
-    foreign = MesosClusterSpec.model_validate({"agents": {"image": "evil.io/agent"}})
-    message = mesoscluster_refusal(BASE, "team-a", foreign, cluster.build_children(OWNER, foreign))
+    message = _cluster_refusal(BASE, "team-a", {"agents": {"image": "evil.io/agent"}})
     assert message is not None and "platformImageRegistries" in message
     assert "evil.io/agent" in message
     prober = ProbeFleetSpec.model_validate({"probe": {"image": "evil.io/probe"}})
@@ -243,23 +250,10 @@ def test_a_default_mesoscluster_and_probefleet_run_under_the_example() -> None:
 
 
 def test_a_namespace_users_mesoscluster_is_refused_naming_the_rule() -> None:
-    foreign = MesosClusterSpec.model_validate(
-        {"agents": {"image": "evil.io/agent", "version": "1"}}
-    )
-    message = mesoscluster_refusal(
-        EXAMPLE, "mesos", foreign, cluster.build_children(OWNER, foreign)
-    )
+    foreign = {"agents": {"image": "evil.io/agent", "version": "1"}}
+    message = _cluster_refusal(EXAMPLE, "mesos", foreign)
     assert message is not None and "imageRegistries" in message and "evil.io/agent" in message
-    host = MesosClusterSpec.model_validate({"agents": {"workDir": "/etc"}})
-    message = mesoscluster_refusal(EXAMPLE, "mesos", host, cluster.build_children(OWNER, host))
-    assert message is not None and "hostPathPrefixes" in message and "'/etc'" in message
-    tolerant = MesosClusterSpec.model_validate(
-        {"agents": {"tolerations": [{"key": "node-role.kubernetes.io/control-plane"}]}}
-    )
-    message = mesoscluster_refusal(
-        EXAMPLE, "mesos", tolerant, cluster.build_children(OWNER, tolerant)
-    )
-    assert message is not None and "controlPlaneNodes" in message
+    _assert_agents_kept_to_their_paths_and_off_the_control_plane(EXAMPLE, "mesos")
     external = MesosClusterSpec.model_validate(
         {"zookeeper": {"external": {"connectString": "other-team-zk:2181"}}}
     )
