@@ -39,6 +39,16 @@ def object_path(api_version: str, kind: str, namespace: str | None, name: str | 
     return path + (f"/{name}" if name else "")
 
 
+_FIRST_KINDS = frozenset({"ServiceAccount", "Role", "ClusterRole"})
+
+
+def apply_waves(manifests: list[Manifest]) -> list[list[Manifest]]:
+    """The objects in the order their writes depend on: roles and accounts, then the rest."""
+    first = [m for m in manifests if m["kind"] in _FIRST_KINDS]
+    rest = [m for m in manifests if m["kind"] not in _FIRST_KINDS]
+    return [wave for wave in (first, rest) if wave]
+
+
 def _ssl_context(configuration: Any) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
     if not configuration.verify_ssl:
@@ -169,9 +179,11 @@ class KubeApi:
         return result
 
     def apply_all(self, manifests: list[Manifest]) -> None:
-        """Apply independent objects concurrently: a reconcile waits for the slowest write,
-        not for the sum of them."""
-        list(self._pool.map(self.apply, manifests))  # re-raises the first failure
+        """Apply objects concurrently: a reconcile waits for the slowest write, not for the
+        sum of them. Roles go first: a binding's escalation check reads the role it names,
+        and answers 404 while that role does not exist yet."""
+        for wave in apply_waves(manifests):
+            list(self._pool.map(self.apply, wave))  # re-raises the first failure
 
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Manifest | None:
         try:

@@ -207,13 +207,19 @@ spec = MesosClusterSpec.model_validate(yaml.safe_load(open(example))["spec"])
 owner = Owner(name="demo", namespace=namespace, uid="00000000-0000-0000-0000-000000000001")
 api = KubeApi()
 done, refused = [], []
+def unowned(children):
+    # the made-up owner uids own nothing real: the garbage collector would delete these
+    # children (a Role before its RoleBinding is applied) while the script runs
+    for child in children:
+        child["metadata"].pop("ownerReferences", None)
+    return children
 def attempt(what, call):
     try:
         call()
         done.append(what)
     except ApiError as error:
         refused.append(f"{what}: {error}"[:300])
-for child in build_children(owner, spec):
+for child in unowned(build_children(owner, spec)):
     attempt(f"apply {child['kind']}", lambda c=child: api.apply(c))
 for child in zookeeper.build(owner, spec):
     attempt(f"delete {child['kind']}", lambda c=child: api.delete(
@@ -222,7 +228,7 @@ fleet = fleet_owner("scope", namespace, "00000000-0000-0000-0000-000000000002")
 # The one Secret the operator makes: a managed ensemble's super digest, created once.
 attempt("create Secret", lambda: api.create(zookeeper.super_secret(owner, "p")))
 attempt("create Secret again", lambda: api.create(zookeeper.super_secret(owner, "p")))
-for child in fleet_children(fleet, ProbeFleetSpec()):
+for child in unowned(fleet_children(fleet, ProbeFleetSpec())):
     attempt(f"apply {child['kind']}", lambda c=child: api.apply(c))
 for kind in ("ClusterRoleBinding", "ClusterRole"):
     attempt(f"delete {kind}", lambda k=kind: api.delete(
@@ -230,7 +236,7 @@ for kind in ("ClusterRoleBinding", "ClusterRole"):
 # The load balancer's children: its Role passes RBAC's escalation guard (the operator holds
 # what it grants), and turning it off deletes them.
 from orchestrator_operator.operator.builders import loadbalancer
-lb_children = loadbalancer.build(owner, loadbalancer.enabled(spec))
+lb_children = unowned(loadbalancer.build(owner, loadbalancer.enabled(spec)))
 for child in lb_children:
     attempt(f"apply {child['kind']}", lambda c=child: api.apply(c))
 for child in lb_children:
@@ -258,8 +264,7 @@ policies = []
 for built in (networkpolicy.build_egress(owner, egress),
               networkpolicy.build_egress(owner, external), app_network_policy(fleet, wide)):
     for policy in built:
-        # no owner: the garbage collector would delete what the made-up owner uid owns
-        policy["metadata"].pop("ownerReferences")
+        unowned([policy])
         attempt(f"apply NetworkPolicy {policy['metadata']['name']}", lambda c=policy: api.apply(c))
         stored = api.get("networking.k8s.io/v1", "NetworkPolicy", namespace,
                          policy["metadata"]["name"])
