@@ -306,12 +306,15 @@ class Scheduler:
         for instance in list(self.instances.values()):
             task = reported.get(instance["taskId"])
             if task is None:
-                # After a master failover, tasks come back when their agent re-registers;
-                # a task of an agent the master knows is reported (if lost, as TASK_LOST).
+                # Mesos master.cpp Master::reconcileTasks: no answer while the task's agent
+                # has not re-registered after a failover; TASK_LOST once it has (it brings
+                # its tasks), or when the master does not know the agent either.
                 agent = instance.get("agentId")
-                waiting = agent in recovering or agent in agents
-                if not waiting and now - instance["stagedAt"] > UNKNOWN_GRACE:
-                    await self._terminal(instance, LOST, "Reconciliation: Task is unknown")
+                if agent not in recovering and now - instance["stagedAt"] > UNKNOWN_GRACE:
+                    message = "Reconciliation: Task is unknown"
+                    if agent in agents:
+                        message += " to the agent"
+                    await self._terminal(instance, LOST, message)
                 continue
             if task["state"] in TERMINAL:
                 await self._terminal(instance, task["state"], task.get("message", ""))

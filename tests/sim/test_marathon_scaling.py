@@ -12,7 +12,9 @@ configuration; `isOnlyScaleChange`), `upgrade/GroupVersioningUtil.scala` (a scal
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +22,8 @@ import httpx
 import pytest
 
 from sim.cluster import SimCluster
+from sim.marathon import layout
+from sim.marathon.storage import Store
 from testenv.zookeeper import ZkEnsemble
 from tests.sim.marathon_support import EventStream, marathon_cluster
 
@@ -165,3 +169,49 @@ def test_a_put_of_only_instances_scales_without_a_restart(cluster: SimCluster) -
     assert not {t["id"] for t in replaced} & {t["id"] for t in two}
     final = httpx.get(url + "/v2/apps/scale/web", timeout=5).json()["app"]
     assert final["versionInfo"]["lastConfigChangeAt"] == final["version"]
+
+
+@pytest.mark.zookeeper
+@pytest.mark.timeout(150)
+def test_an_instance_whose_task_its_registered_agent_does_not_know_is_lost_not_kept(
+    cluster: SimCluster,
+) -> None:
+    """Mesos `src/master/master.cpp` `Master::reconcileTasks`, case (3): a task the master does
+    not know, of an agent that is registered, is answered TASK_LOST (TASK_GONE to a
+    partition-aware framework), "Reconciliation: Task is unknown to the agent"; only an agent
+    still recovering after a failover leaves it unanswered (case 2). `Master::kill` of an
+    unknown task performs the same reconciliation. Marathon's store can hold such an instance
+    after failovers (launched by a leader whose master died before the agent had the task);
+    kept as live, it is one instance too many that no kill ever ends, and a scale-down waits
+    for ever (the chaos finding of issue 20: a canary left at 3/2 running)."""
+    url = cluster.marathon_url()
+    definition = _app("/reconcile/web", instances=2)
+    assert httpx.post(url + "/v2/apps", json=definition, timeout=10).status_code == 201
+    real = {t["id"] for t in _running(url, "/reconcile/web", 2)}
+    _idle(url, "/reconcile/web")
+
+    cluster.kill_marathon(0)
+    store = Store(cluster.zk, cluster.marathon_path)
+    one = next(i for i in store.load("instance").values() if i["taskId"] in real)
+    phantom_id = one["instanceId"].split(".instance-")[0] + f".instance-{uuid.uuid4()}"
+    phantom = {**one, "instanceId": phantom_id, "taskId": phantom_id + "._app.1"}
+    store.put("instance", phantom_id, phantom)
+    cluster.start_marathon(0)
+    cluster.wait_for_marathon(timeout=60)
+
+    # Marathon keeps the last failure of each app (taskFailures, TaskFailureRepository); the
+    # event itself may come before a stream could attach to the new leader
+    def failure() -> dict[str, Any] | None:
+        raw = store.get_bytes("taskFailures", layout.safe_id("/reconcile/web"))
+        return json.loads(raw) if raw else None
+
+    lost = _wait(failure, "the unknown task's failure")
+    assert lost["taskId"] == phantom["taskId"]
+    assert lost["state"] == "TASK_LOST"
+    assert lost["message"] == "Reconciliation: Task is unknown to the agent"
+    # the two real tasks kept running; a scale-down then completes
+    assert {t["id"] for t in _running(url, "/reconcile/web", 2)} == real
+    scaled = httpx.put(url + "/v2/apps/reconcile/web", json={**definition, "instances": 1})
+    assert scaled.status_code == 200, scaled.text
+    _idle(url, "/reconcile/web")
+    assert len(_running(url, "/reconcile/web", 1)) == 1
