@@ -11,7 +11,7 @@ import json
 import os
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -274,6 +274,11 @@ class KubeApi:
             "patch", kind, "PATCH", path, body=body, content_type="application/merge-patch+json"
         )
         return result
+
+    def delete_all(self, namespace: str | None, targets: Sequence[tuple[str, str, str]]) -> None:
+        """Delete (apiVersion, kind, name) objects of a namespace concurrently; gone ones are
+        fine."""
+        list(self._pool.map(lambda t: self.delete(t[0], t[1], namespace, t[2]), targets))
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         """Delete an object; False when it was already gone."""

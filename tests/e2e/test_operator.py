@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
@@ -63,6 +64,19 @@ def test_kinds_not_yet_reconciled_are_accepted_as_pending(
     assert "Pending" in printed.stdout, printed.stdout
 
 
+def _child_deletes(operator: OperatorProcess) -> float:
+    """The DELETE requests the handlers sent for the kinds of a MesosCluster's children."""
+    status, body = operator.get("/metrics")
+    assert status == 200
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == "orchestrator_kube_api_requests_total"
+        and sample.labels["verb"] == "delete" and sample.labels["kind"] != "Pod"
+    )  # fmt: skip
+
+
 def test_spec_change_moves_observed_generation(
     kube_env: KubeTestEnv, operator: OperatorProcess
 ) -> None:
@@ -72,8 +86,12 @@ def test_spec_change_moves_observed_generation(
         "metadata": {"name": "generations", "namespace": "default"},
         "spec": {"masters": {"replicas": 3}},
     }
+    deletes = _child_deletes(operator)
     kube_env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(manifest))
     _wait_for_status(kube_env, "mc", "generations", "Degraded")  # no ZooKeeper behind it
+    # a new cluster owns nothing yet: no DELETE of children another spec might have made
+    # (addons, the load balancer, Egress policies: 14 requests per create before)
+    assert _child_deletes(operator) == deletes
     manifest["spec"] = {"masters": {"replicas": 5}}
     kube_env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(manifest))
     deadline = time.monotonic() + 60
@@ -84,6 +102,8 @@ def test_spec_change_moves_observed_generation(
         time.sleep(0.5)
     else:
         raise AssertionError(f"observedGeneration never reached 2: {status.get('status')}")
+    # a changed spec may have dropped children: those the spec does not want are deleted
+    assert _child_deletes(operator) > deletes
 
 
 def test_health_readiness_and_metrics(kube_env: KubeTestEnv, operator: OperatorProcess) -> None:

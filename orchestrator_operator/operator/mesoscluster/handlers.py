@@ -67,6 +67,7 @@ def reconcile(
     meta: kopf.Meta,
     patch: kopf.Patch,
     memo: kopf.Memo,
+    reason: str,
     **_: Any,
 ) -> None:
     routing = _routing(meta)
@@ -91,8 +92,8 @@ def reconcile(
         parsed = zookeeper_held(api, owner, parsed)
     children = build_children(owner, parsed, routing, scale_by_reconfig=reconfig)
     api.apply_all(exclude_control_plane(allow, children))
-    for api_version, kind, name in stale_children(owner, parsed, routing):
-        api.delete(api_version, kind, owner.namespace, name)
+    if reason != kopf.Reason.CREATE:  # a new cluster's uid owns nothing another spec made
+        api.delete_all(owner.namespace, stale_children(owner, parsed, routing))
 
 
 def _routing(meta: kopf.Meta) -> ZkRouting | None:

@@ -55,6 +55,7 @@ def reconcile(
     meta: kopf.Meta,
     patch: kopf.Patch,
     memo: kopf.Memo,
+    reason: str,
     **_: Any,
 ) -> None:
     owner = _owner(meta)
@@ -76,8 +77,8 @@ def reconcile(
         )
     api = KubeApi.shared()
     api.apply_all(exclude_control_plane(allow, build_children(owner, parsed)))
-    for api_version, kind, name in stale_children(owner, parsed):
-        api.delete(api_version, kind, owner.namespace, name)
+    if reason != kopf.Reason.CREATE:  # a new fleet's uid owns nothing another spec made
+        api.delete_all(owner.namespace, stale_children(owner, parsed))
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, "probefleets")
