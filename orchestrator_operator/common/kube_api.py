@@ -275,10 +275,41 @@ class KubeApi:
         )
         return result
 
-    def delete_all(self, namespace: str | None, targets: Sequence[tuple[str, str, str]]) -> None:
-        """Delete (apiVersion, kind, name) objects of a namespace concurrently; gone ones are
-        fine."""
-        list(self._pool.map(lambda t: self.delete(t[0], t[1], namespace, t[2]), targets))
+    def delete_owned(
+        self, owner_uid: str, namespace: str, targets: Sequence[tuple[str, str, str]]
+    ) -> tuple[str, ...]:
+        """Delete the (apiVersion, kind, name) objects of a namespace that `owner_uid` owns,
+        concurrently; "Kind/name" of those deleted. An object of that name the owner does not
+        own is someone else's and stays (a name alone would let a resource's author delete
+        it with the operator's rights); one gone or replaced meanwhile is fine."""
+        deleted = list(
+            self._pool.map(lambda t: self._delete_if_owned(owner_uid, namespace, *t), targets)
+        )
+        return tuple(
+            f"{kind}/{name}" for (_, kind, name), gone in zip(targets, deleted, strict=True) if gone
+        )
+
+    def _delete_if_owned(
+        self, owner_uid: str, namespace: str, api_version: str, kind: str, name: str
+    ) -> bool:
+        found = self.get(api_version, kind, namespace, name)
+        if found is None:
+            return False
+        meta = found["metadata"]
+        if owner_uid not in {ref.get("uid") for ref in meta.get("ownerReferences") or []}:
+            return False
+        path = object_path(api_version, kind, namespace, name)
+        # the precondition: the object read, not another made under that name meanwhile
+        precondition = {
+            "apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": meta["uid"]},
+        }  # fmt: skip
+        try:
+            self._call("delete", kind, "DELETE", path, body=precondition)
+            return True
+        except ApiError as error:
+            if error.status in (404, 409):
+                return False
+            raise
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         """Delete an object; False when it was already gone."""

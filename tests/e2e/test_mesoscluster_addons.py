@@ -82,6 +82,16 @@ def test_enabled_addons_are_made_and_a_disabled_one_is_deleted(
         80, 443, 9090, 10000, 10001, 10002, 10003, 10004,
     ]  # fmt: skip
 
+    # Someone else's Service under the name the cluster's load balancer would have (it is
+    # not enabled, so a reconcile counts that name among the stale ones): not the cluster's,
+    # so the operator must leave it.
+    _apply(kube_env, {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": f"{NAME}-lb", "namespace": "default"},
+        "spec": {"ports": [{"port": 80}], "selector": {"app": "someone-else"}},
+    })  # fmt: skip
+    foreign = get_json(kube_env, "service", f"{NAME}-lb") or {}
+
     # Disabling Mesos-DNS deletes its objects; marathon-lb stays as it is.
     patch = {"spec": {"addons": {"mesosDns": {"enabled": False}}}}
     patched = kube_env.kubectl_run("patch", "mc", NAME, "--type=merge", "-p", json.dumps(patch))
@@ -95,6 +105,9 @@ def test_enabled_addons_are_made_and_a_disabled_one_is_deleted(
         assert get_json(kube_env, kind, name) is not None, f"{kind}/{name}"
     lb_now = get_json(kube_env, "deployment", f"{NAME}-marathon-lb") or {}
     assert lb_now["metadata"]["uid"] == lb["metadata"]["uid"]
+    kept = get_json(kube_env, "service", f"{NAME}-lb") or {}
+    assert kept.get("metadata", {}).get("uid") == foreign["metadata"]["uid"]
+    kube_env.kubectl_run("delete", "service", f"{NAME}-lb")
 
 
 def test_a_reversed_service_port_range_is_refused_by_the_api_server(kube_env: KubeTestEnv) -> None:

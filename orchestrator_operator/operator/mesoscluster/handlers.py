@@ -93,7 +93,7 @@ def reconcile(
     children = build_children(owner, parsed, routing, scale_by_reconfig=reconfig)
     api.apply_all(exclude_control_plane(allow, children))
     if reason != kopf.Reason.CREATE:  # a new cluster's uid owns nothing another spec made
-        api.delete_all(owner.namespace, stale_children(owner, parsed, routing))
+        api.delete_owned(owner.uid, owner.namespace, stale_children(owner, parsed, routing))
 
 
 def _routing(meta: kopf.Meta) -> ZkRouting | None:

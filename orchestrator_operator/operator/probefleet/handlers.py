@@ -78,7 +78,7 @@ def reconcile(
     api = KubeApi.shared()
     api.apply_all(exclude_control_plane(allow, build_children(owner, parsed)))
     if reason != kopf.Reason.CREATE:  # a new fleet's uid owns nothing another spec made
-        api.delete_all(owner.namespace, stale_children(owner, parsed))
+        api.delete_owned(owner.uid, owner.namespace, stale_children(owner, parsed))
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, "probefleets")
