@@ -29,9 +29,14 @@ from orchestrator_operator.operator.zkmigration.observation import (
 from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable
 from orchestrator_operator.zk.reader import read_tree
 
+# A partition-aware framework (Marathon 1.11 is one) is told TASK_UNREACHABLE, TASK_GONE,
+# TASK_GONE_BY_OPERATOR or TASK_UNKNOWN where another is told TASK_LOST (mesos.proto).
 BAD_TASK_STATES = frozenset(
-    {"TASK_FAILED", "TASK_LOST", "TASK_KILLED", "TASK_ERROR", "TASK_DROPPED"}
-)
+    {
+        "TASK_FAILED", "TASK_LOST", "TASK_KILLED", "TASK_ERROR", "TASK_DROPPED",
+        "TASK_UNREACHABLE", "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN",
+    }
+)  # fmt: skip
 
 
 def count_ephemerals(client: Any, paths: list[str]) -> int:
@@ -163,7 +168,9 @@ def _from_state(state: dict[str, Any], since: float | None) -> dict[str, Any]:
     )
     failed = set()
     for framework in state.get("frameworks", []) + state.get("completed_frameworks", []):
-        for task in framework.get("completed_tasks", []) + framework.get("tasks", []):
+        # an unreachable task is listed apart (master/readonly_handler.cpp)
+        tasks = framework.get("tasks", []) + framework.get("unreachable_tasks", [])
+        for task in tasks + framework.get("completed_tasks", []):
             if task.get("state") not in BAD_TASK_STATES:
                 continue
             stamps = [s.get("timestamp", 0) for s in task.get("statuses", [])]
