@@ -101,6 +101,10 @@ def observe(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
+    if status.get("observedGeneration") != meta.get("generation"):
+        # The change handler has not answered this spec yet: a status written now would
+        # replace the conditions list without its Accepted condition (a refusal lost).
+        return
     if status.get("phase") == WorkloadPhase.INVALID:
         return
     if refused(status):
