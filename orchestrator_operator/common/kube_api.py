@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from prometheus_client import Counter
 
-from orchestrator_operator.common.manifest import Manifest
+from orchestrator_operator.common.manifest import Manifest, owned_by
 
 FIELD_MANAGER = "orchestrator"
 APPLY_CONCURRENCY = 8
@@ -277,47 +277,42 @@ class KubeApi:
 
     def delete_owned(
         self, owner_uid: str, namespace: str, targets: Sequence[tuple[str, str, str]]
-    ) -> tuple[str, ...]:
-        """Delete the (apiVersion, kind, name) objects of a namespace that `owner_uid` owns,
-        concurrently; "Kind/name" of those deleted. An object of that name the owner does not
-        own is someone else's and stays (a name alone would let a resource's author delete
-        it with the operator's rights); one gone or replaced meanwhile is fine."""
-        deleted = list(
-            self._pool.map(lambda t: self._delete_if_owned(owner_uid, namespace, *t), targets)
+    ) -> None:
+        """Delete, concurrently, the (apiVersion, kind, name) objects of a namespace that
+        `owner_uid` owns (`delete_if_owned`)."""
+        results = self._pool.map(
+            lambda target: self.delete_if_owned(
+                owner_uid, target[0], target[1], namespace, target[2]
+            ),
+            targets,
         )
-        return tuple(
-            f"{kind}/{name}" for (_, kind, name), gone in zip(targets, deleted, strict=True) if gone
-        )
+        list(results)  # re-raises the first failure
 
-    def _delete_if_owned(
-        self, owner_uid: str, namespace: str, api_version: str, kind: str, name: str
+    def delete_if_owned(
+        self, owner_uid: str, api_version: str, kind: str, namespace: str, name: str
     ) -> bool:
+        """Delete the object if `owner_uid` owns it; True when it did. An object of that name
+        the owner does not own is someone else's and stays (a name alone would let a
+        resource's author delete it with the operator's rights)."""
         found = self.get(api_version, kind, namespace, name)
-        if found is None:
+        if found is None or not owned_by(found, owner_uid):
             return False
-        meta = found["metadata"]
-        if owner_uid not in {ref.get("uid") for ref in meta.get("ownerReferences") or []}:
-            return False
-        path = object_path(api_version, kind, namespace, name)
         # the precondition: the object read, not another made under that name meanwhile
-        precondition = {
-            "apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": meta["uid"]},
-        }  # fmt: skip
-        try:
-            self._call("delete", kind, "DELETE", path, body=precondition)
-            return True
-        except ApiError as error:
-            if error.status in (404, 409):
-                return False
-            raise
+        return self.delete(api_version, kind, namespace, name, uid=found["metadata"]["uid"])
 
-    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
-        """Delete an object; False when it was already gone."""
+    def delete(
+        self, api_version: str, kind: str, namespace: str | None, name: str, *, uid: str = ""
+    ) -> bool:
+        """Delete an object (only if its uid is `uid`, when given); False when it was already
+        gone (or is another object by now)."""
+        body = None
+        if uid:
+            body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         try:
             path = object_path(api_version, kind, namespace, name)
-            self._call("delete", kind, "DELETE", path)
+            self._call("delete", kind, "DELETE", path, body=body)
             return True
         except ApiError as error:
-            if error.status == 404:
+            if error.status == 404 or (uid and error.status == 409):
                 return False
             raise

@@ -40,3 +40,9 @@ def owner_reference(owner: Owner) -> Manifest:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def owned_by(obj: Manifest | None, uid: str) -> bool:
+    """`obj` exists and `uid` is among its owner references."""
+    refs = (obj or {}).get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid for ref in refs)

@@ -21,7 +21,7 @@ from typing import Any
 import kopf
 
 from orchestrator_operator.common.kube_api import ApiError, KubeApi
-from orchestrator_operator.common.manifest import Manifest
+from orchestrator_operator.common.manifest import Manifest, owned_by
 from orchestrator_operator.models.marathonapp import (
     ENV_LABEL,
     ENV_LABEL_VALUE,
@@ -70,17 +70,11 @@ def _secret_refused(api: KubeApi, namespace: str, parsed: MarathonAppSpec) -> st
     return None
 
 
-def _owned_by(obj: Manifest | None, uid: str) -> bool:
-    refs = (obj or {}).get("metadata", {}).get("ownerReferences") or []
-    return any(ref.get("uid") == uid for ref in refs)
-
-
 def remove(api: KubeApi, meta: kopf.Meta) -> None:
     """Delete the Deployment and Service this MarathonApp owns (spec.kubernetes removed)."""
     namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
     for api_version, kind in KINDS:
-        if _owned_by(api.get(api_version, kind, namespace, name), uid):
-            api.delete(api_version, kind, namespace, name)
+        if api.delete_if_owned(uid, api_version, kind, namespace, name):
             log.info("MarathonApp %s/%s: deleted its %s", namespace, name, kind)
 
 
@@ -132,13 +126,13 @@ def reconcile(
         return {"replicas": 0, "message": f"not translated to Kubernetes: {refused}"}
     service = next((m["metadata"]["name"] for m in manifests if m["kind"] == "Service"), None)
     deployment = api.get("apps/v1", "Deployment", namespace, name)
-    if deployment is not None and not _owned_by(deployment, meta["uid"]):
+    if deployment is not None and not owned_by(deployment, meta["uid"]):
         return {
             "replicas": 0,
             "message": f"Deployment {name} exists and is not this MarathonApp's: left alone",
         }
     existing_service = api.get("v1", "Service", namespace, service) if service else None
-    if existing_service is not None and not _owned_by(existing_service, meta["uid"]):
+    if existing_service is not None and not owned_by(existing_service, meta["uid"]):
         # Applying over it would take it over (and its selector with it): another party's
         # Service, e.g. one a person wrote in front of pods of their own.
         return {
@@ -153,9 +147,7 @@ def reconcile(
         except ApiError as error:
             return {"replicas": 0, "message": f"cannot apply: {error}"[:1000]}
         if service is None:  # the app lost its ports: no Service any more
-            existing = api.get("v1", "Service", namespace, name)
-            if _owned_by(existing, meta["uid"]):
-                api.delete("v1", "Service", namespace, name)
+            api.delete_if_owned(meta["uid"], "v1", "Service", namespace, name)
         memo["marathonapp_kube_generation"] = meta.get("generation")
         deployment = applied[0]
     return _deployment_status(deployment, service)
