@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -285,6 +285,24 @@ class KubeTestEnv:
         )
         with urllib.request.urlopen(request, context=self._ssl_context(), timeout=30) as resp:
             return json.loads(resp.read() or b"null")
+
+    def watch_events(
+        self, path: str, resource_version: str, seconds: int
+    ) -> Iterator[dict[str, Any]]:
+        """The watch events of the list at `path` after `resource_version`, for at most
+        `seconds` (the server ends the watch): every change in order, as `kubectl get -w`."""
+        separator = "&" if "?" in path else "?"
+        request = urllib.request.Request(
+            f"{self.server}{path}{separator}watch=1&resourceVersion={resource_version}"
+            f"&timeoutSeconds={seconds}",
+            headers={"Accept": "application/json"},
+        )
+        with urllib.request.urlopen(
+            request, context=self._ssl_context(), timeout=seconds + 30
+        ) as resp:
+            for line in resp:
+                if line.strip():
+                    yield json.loads(line)
 
     def api_patch_apply(self, path: str, obj: dict[str, Any]) -> Any:
         """Server-side apply `obj` at `path` as field manager `testenv`."""
