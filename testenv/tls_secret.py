@@ -69,9 +69,15 @@ class TlsCa:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     def issue(
-        self, common_name: str, *, hosts: tuple[str, ...] = (), client: bool = False
+        self,
+        common_name: str,
+        *,
+        hosts: tuple[str, ...] = (),
+        client: bool = False,
+        peer: bool = False,
     ) -> Issued:
-        """A leaf for `hosts` (DNS names or IP addresses) or a client certificate."""
+        """A leaf for `hosts` (DNS names or IP addresses), a client certificate, or (`peer`)
+        one for both ends, as ZooKeeper's quorum members are to each other."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         serial = x509.random_serial_number()
@@ -85,8 +91,10 @@ class TlsCa:
             .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         )
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
+        if peer:
+            usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         if hosts:
             names: list[x509.GeneralName] = []
             for host in hosts:

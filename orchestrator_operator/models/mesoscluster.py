@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from orchestrator_operator.models.base import (
     Cidr,
@@ -130,6 +132,25 @@ class ZooKeeperTls(Model):
     )
 
 
+class QuorumTls(enum.StrEnum):
+    """How a managed ensemble's servers talk to each other, in the order ZooKeeper's
+    administrator's guide turns TLS on in a running ensemble without downtime ("Upgrading
+    existing non-TLS cluster with no downtime": a rolling restart into each): plain text;
+    port unification (still plain, but accepting TLS); TLS with port unification (speaking
+    TLS, still accepting plain text); TLS only."""
+
+    OFF = "Off"
+    PORT_UNIFICATION = "PortUnification"
+    TLS_WITH_PORT_UNIFICATION = "TlsWithPortUnification"
+    ON = "On"
+
+
+TLS_REMOVAL_MESSAGE = (
+    "zookeeper.tls cannot be removed from a running ensemble: its members speak only TLS to"
+    " each other; keep it, move the cluster to an external ensemble, or recreate it without it"
+)
+
+
 class ZooKeeperSpec(Model):
     """A managed ensemble (replicas, image, storage) or an external one, not both."""
 
@@ -145,6 +166,11 @@ class ZooKeeperSpec(Model):
                 cel_rule(
                     "!(has(self.external) && has(self.tls))",
                     "zookeeper.tls is for a managed ensemble, not with zookeeper.external",
+                    ".tls",
+                ),
+                cel_rule(
+                    "!has(oldSelf.tls) || has(self.tls) || has(self.external)",
+                    TLS_REMOVAL_MESSAGE,
                     ".tls",
                 ),
                 cel_rule(
@@ -167,10 +193,19 @@ class ZooKeeperSpec(Model):
     storage: Storage = Field(default_factory=Storage)
     external: ZooKeeperEndpoint | None = None
     tls: ZooKeeperTls | None = None
+    # Not in the CRD: the stage a running ensemble is held at while TLS is turned on
+    # (builders.zookeeper.held_quorum_tls); None means the spec's own, On or Off.
+    held_quorum_tls: SkipJsonSchema[QuorumTls | None] = Field(default=None, exclude=True)
 
     @property
     def managed_replicas(self) -> int:
         return 0 if self.external else (self.replicas or 3)
+
+    @property
+    def quorum_tls(self) -> QuorumTls:
+        if self.held_quorum_tls is not None:
+            return self.held_quorum_tls
+        return QuorumTls.ON if self.tls is not None else QuorumTls.OFF
 
 
 def majority(replicas: int) -> int:

@@ -4,11 +4,12 @@ manifest, run a MesosCluster with Marathon on simulated pods for MarathonApps.""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import yaml
@@ -96,3 +97,76 @@ def namespace_for_marathonapps(env: KubeTestEnv, prefix: str) -> Iterator[str]:
     env.kubectl_run("delete", "marathonapps", "--all", "-n", name, "--timeout=60s")
     env.kubectl_run("delete", "mesosclusters", "--all", "-n", name, "--timeout=60s")
     env.kubectl_run("delete", "namespace", name, "--wait=false")
+
+
+class PodState(NamedTuple):
+    name: str
+    uid: str
+    ready: bool  # Ready and not being deleted
+    describe: str  # what the sampler's `describe` says of the pod ("" without one)
+
+
+class PodSampler:
+    """Every state of one component's pods, from a watch: what `kubectl get pods -w` shows.
+
+    A state follows each event, so no restart can hide between two samples (polling missed
+    a member replaced and ready in under a poll on a loaded machine). `describe` adds what a
+    test wants to know of each pod (its configuration, say)."""
+
+    def __init__(
+        self,
+        env: KubeTestEnv,
+        cluster: str,
+        component: str,
+        describe: Callable[[dict[str, Any]], str] | None = None,
+    ) -> None:
+        self._env = env
+        self._describe = describe or (lambda _: "")
+        self._path = (
+            "/api/v1/namespaces/default/pods?labelSelector="
+            f"app.kubernetes.io/instance%3D{cluster},app.kubernetes.io/component%3D{component}"
+        )
+        self.samples: list[list[PodState]] = []
+        self._pods: dict[str, PodState] = {}
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        listed = env.api("GET", self._path)
+        for pod in listed["items"]:
+            self._record("ADDED", pod)
+        del self.samples[:-1]  # the list is one state, not one per pod
+        self._version = str(listed["metadata"]["resourceVersion"])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _record(self, kind: str, pod: dict[str, Any]) -> None:
+        name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
+        if kind == "DELETED":
+            if name in self._pods and self._pods[name].uid == uid:
+                del self._pods[name]
+        else:
+            ready = not pod["metadata"].get("deletionTimestamp") and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in pod.get("status", {}).get("conditions", [])
+            )
+            self._pods[name] = PodState(name, uid, ready, self._describe(pod))
+        self.samples.append([self._pods[n] for n in sorted(self._pods)])
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                for event in self._env.watch_events(self._path, self._version, seconds=1):
+                    assert event["type"] != "ERROR", event
+                    self._version = event["object"]["metadata"]["resourceVersion"]
+                    if event["type"] != "BOOKMARK":
+                        self._record(event["type"], event["object"])
+        except BaseException as error:  # re-raised in the test's thread by __exit__
+            self._error = error
+
+    def __enter__(self) -> PodSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from sim.cluster import SimCluster
 from testenv.kube import KubeTestEnv, node_manifest
 from testenv.operator import OperatorProcess
 from testenv.zookeeper import ZkEnsemble
-from tests.e2e.support import eventually, get_json
+from tests.e2e.support import PodSampler, eventually, get_json
 
 pytestmark = [pytest.mark.kube, pytest.mark.zookeeper]
 REPO = Path(__file__).resolve().parents[2]
@@ -320,64 +319,6 @@ def _set_pod_ready(env: KubeTestEnv, pod: str, ready: bool) -> None:
     assert patched.returncode == 0, patched.stderr
 
 
-class PodSampler:
-    """Every state of one component's pods, from a watch: what `kubectl get pods -w` shows.
-
-    A state follows each event, so no restart can hide between two samples (polling missed
-    a member replaced and ready in under a poll on a loaded machine)."""
-
-    def __init__(self, env: KubeTestEnv, cluster: str, component: str) -> None:
-        self._env = env
-        self._path = (
-            "/api/v1/namespaces/default/pods?labelSelector="
-            f"app.kubernetes.io/instance%3D{cluster},app.kubernetes.io/component%3D{component}"
-        )
-        self.samples: list[list[tuple[str, str, bool]]] = []  # (name, uid, ready) per pod
-        self._pods: dict[str, tuple[str, bool]] = {}
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        listed = env.api("GET", self._path)
-        for pod in listed["items"]:
-            self._record("ADDED", pod)
-        del self.samples[:-1]  # the list is one state, not one per pod
-        self._version = str(listed["metadata"]["resourceVersion"])
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _record(self, kind: str, pod: dict[str, Any]) -> None:
-        name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
-        if kind == "DELETED":
-            if self._pods.get(name, ("", False))[0] == uid:
-                del self._pods[name]
-        else:
-            ready = not pod["metadata"].get("deletionTimestamp") and any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in pod.get("status", {}).get("conditions", [])
-            )
-            self._pods[name] = (uid, ready)
-        self.samples.append([(n, u, r) for n, (u, r) in sorted(self._pods.items())])
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                for event in self._env.watch_events(self._path, self._version, seconds=1):
-                    assert event["type"] != "ERROR", event
-                    self._version = event["object"]["metadata"]["resourceVersion"]
-                    if event["type"] != "BOOKMARK":
-                        self._record(event["type"], event["object"])
-        except BaseException as error:  # re-raised in the test's thread by __exit__
-            self._error = error
-
-    def __enter__(self) -> PodSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
 def test_image_change_rolls_masters_one_at_a_time_never_below_quorum(
     kube_env: KubeTestEnv, operator: OperatorProcess, zk_ensemble: ZkEnsemble
 ) -> None:
@@ -403,7 +344,7 @@ def test_image_change_rolls_masters_one_at_a_time_never_below_quorum(
             ((get_json(kube_env, "mc", "roll") or {}).get("status") or {}).get("rollout")),
             60, "the roll waiting for the member that is not ready")  # fmt: skip
         time.sleep(2)
-        assert len({uid for sample in sampler.samples for _, uid, _ in sample}) == 3, (
+        assert len({p.uid for sample in sampler.samples for p in sample}) == 3, (
             "a member was restarted while another was not ready"
         )
         _set_pod_ready(kube_env, "roll-master-0", True)
@@ -429,20 +370,20 @@ def test_image_change_rolls_masters_one_at_a_time_never_below_quorum(
 
     first, last = sampler.samples[0], sampler.samples[-1]
     assert len(first) == 3 and len(last) == 3
-    assert not {uid for _, uid, _ in first} & {uid for _, uid, _ in last}, "every pod replaced"
+    assert not {p.uid for p in first} & {p.uid for p in last}, "every pod replaced"
     quorum = 2
     for sample in sampler.samples:
-        ready = sum(1 for _, _, is_ready in sample if is_ready)
+        ready = sum(1 for p in sample if p.ready)
         assert ready >= quorum, f"below quorum: {sample}"
     # One member at a time: every state has at most one member missing or not ready (above),
     # and each member was replaced exactly once (a second delete would show a third uid).
     replaced_order: list[str] = []
-    seen = {uid for _, uid, _ in first}
+    seen = {p.uid for p in first}
     for sample in sampler.samples:
-        for name, uid, _ in sample:
-            if uid not in seen:
-                replaced_order.append(name)
-                seen.add(uid)
+        for pod in sample:
+            if pod.uid not in seen:
+                replaced_order.append(pod.name)
+                seen.add(pod.uid)
     assert sorted(replaced_order) == ["roll-master-0", "roll-master-1", "roll-master-2"]
 
 

@@ -19,7 +19,7 @@ import hashlib
 
 from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.base import image_ref
-from orchestrator_operator.models.mesoscluster import MesosClusterSpec, ZooKeeperTls
+from orchestrator_operator.models.mesoscluster import MesosClusterSpec, QuorumTls, ZooKeeperTls
 from orchestrator_operator.models.zkmigration import ManagedEnsemble
 from orchestrator_operator.operator.builders.hardening import harden_all
 from orchestrator_operator.operator.builders.meta import (
@@ -37,6 +37,10 @@ CLIENT_PORT, PEER_PORT, ELECTION_PORT = 2181, 2888, 3888
 # spec.zookeeper.tls: the TLS client port beside 2181 and where the Secret is mounted
 TLS_CLIENT_PORT = 2281
 TLS_DIR = "/tls"
+# On the pod template of a member while TLS is being turned on (QuorumTls): each stage is a
+# template revision of its own, so the roll restarts every member into it.
+QUORUM_TLS_ANNOTATION = "orchestrator.dev/zookeeper-quorum-tls"
+QUORUM_TLS_ORDER = list(QuorumTls)
 ZOOKEEPER_USER: Manifest = {
     "runAsNonRoot": True,
     "runAsUser": 1000,
@@ -178,17 +182,24 @@ def start_script(owner: Owner, data: str = "/data", config: str = "/config") -> 
     )
 
 
-def tls_lines(tls: ZooKeeperTls | None) -> list[str]:
+def tls_lines(tls: ZooKeeperTls | None, stage: QuorumTls = QuorumTls.ON) -> list[str]:
     """zoo.cfg's TLS settings (ZooKeeper 3.8's administrator's guide, "Quorum TLS" and
     "Communication using the Netty framework"): quorum TLS, and a TLS client port beside
-    2181, both from the Secret's PEM files, reloaded by the server when they change."""
-    if tls is None:
+    2181, both from the Secret's PEM files, reloaded by the server when they change.
+
+    `stage` short of On is a step of turning TLS on in a running ensemble (QuorumTls): the
+    same files and client port, with `sslQuorum` and `portUnification` as that step has them.
+    """
+    if tls is None or stage == QuorumTls.OFF:
         return []
     key_store, trust_store = f"{TLS_DIR}/tls-combined.pem", f"{TLS_DIR}/ca.crt"
+    quorum = [f"sslQuorum={'false' if stage == QuorumTls.PORT_UNIFICATION else 'true'}"]
+    if stage != QuorumTls.ON:
+        quorum.append("portUnification=true")
     return [
         "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
         f"secureClientPort={TLS_CLIENT_PORT}",
-        "sslQuorum=true",
+        *quorum,
         "sslQuorumReloadCertFiles=true",
         f"ssl.quorum.keyStore.location={key_store}",
         "ssl.quorum.keyStore.type=PEM",
@@ -202,7 +213,54 @@ def tls_lines(tls: ZooKeeperTls | None) -> list[str]:
     ]
 
 
-def zoo_cfg(owner: Owner, replicas: int, tls: ZooKeeperTls | None = None) -> str:
+def live_quorum_tls(statefulset: Manifest) -> QuorumTls:
+    """The stage a live StatefulSet's template is at: its annotation while TLS is being
+    turned on, else On when it mounts the TLS Secret, Off when it does not."""
+    template = statefulset.get("spec", {}).get("template", {})
+    annotated = template.get("metadata", {}).get("annotations", {}).get(QUORUM_TLS_ANNOTATION)
+    if annotated in QUORUM_TLS_ORDER:
+        return QuorumTls(annotated)
+    volumes = template.get("spec", {}).get("volumes", [])
+    return QuorumTls.ON if any(v.get("name") == "tls" for v in volumes) else QuorumTls.OFF
+
+
+def rolled(statefulset: Manifest) -> bool:
+    """Every member runs the StatefulSet's current template and is ready."""
+    spec, status = statefulset.get("spec", {}), statefulset.get("status", {})
+    replicas = spec.get("replicas", 1)
+    return bool(
+        status.get("observedGeneration") == statefulset.get("metadata", {}).get("generation")
+        and status.get("updatedReplicas", 0) == replicas
+        and status.get("readyReplicas", 0) == replicas
+    )
+
+
+def held_quorum_tls(spec: MesosClusterSpec, statefulset: Manifest | None) -> QuorumTls:
+    """The stage to apply: the spec's for an ensemble not created yet; for a running one,
+    the live stage, moved one step towards the spec's once every member runs it and is
+    ready (a member restarted straight into TLS could not talk to the plain ones)."""
+    wanted = spec.zookeeper.quorum_tls
+    if statefulset is None or spec.zookeeper.external:
+        return wanted
+    live = live_quorum_tls(statefulset)
+    if live == wanted or not rolled(statefulset):
+        return live
+    step = 1 if QUORUM_TLS_ORDER.index(wanted) > QUORUM_TLS_ORDER.index(live) else -1
+    return QUORUM_TLS_ORDER[QUORUM_TLS_ORDER.index(live) + step]
+
+
+def with_quorum_tls(spec: MesosClusterSpec, stage: QuorumTls) -> MesosClusterSpec:
+    """The same cluster with its managed ensemble built at `stage`."""
+    zk = spec.zookeeper.model_copy(update={"held_quorum_tls": stage})
+    return spec.model_copy(update={"zookeeper": zk})
+
+
+def zoo_cfg(
+    owner: Owner,
+    replicas: int,
+    tls: ZooKeeperTls | None = None,
+    stage: QuorumTls = QuorumTls.ON,
+) -> str:
     lines = [
         "tickTime=2000",
         "initLimit=10",
@@ -215,7 +273,7 @@ def zoo_cfg(owner: Owner, replicas: int, tls: ZooKeeperTls | None = None) -> str
         f"4lw.commands.whitelist={FOUR_LETTER_WORDS}",
         "autopurge.snapRetainCount=5",
         "autopurge.purgeInterval=1",
-        *tls_lines(tls),
+        *tls_lines(tls, stage),
         *server_lines(owner, replicas),
     ]
     return "\n".join(lines) + "\n"
@@ -231,15 +289,17 @@ def build(
         return []
     replicas = zk.managed_replicas
     name = owner.child_name(COMPONENT)
+    # Held at Off (TLS asked for, not started yet): nothing of TLS on the members yet.
+    tls = zk.tls if zk.quorum_tls != QuorumTls.OFF else None
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(owner, COMPONENT, "zookeeper", zk.version),
-        "data": {"zoo.cfg": zoo_cfg(owner, replicas, zk.tls)},
+        "data": {"zoo.cfg": zoo_cfg(owner, replicas, tls, zk.quorum_tls)},
     }
     ports = [("client", CLIENT_PORT), ("peer", PEER_PORT), ("election", ELECTION_PORT)]
     client_ports = [("client", CLIENT_PORT)]
-    if zk.tls is not None:
+    if tls is not None:
         ports.append(("client-tls", TLS_CLIENT_PORT))
         client_ports.append(("client-tls", TLS_CLIENT_PORT))
     headless = build_service(owner, COMPONENT, "zookeeper", ports, headless=True)
@@ -258,9 +318,12 @@ def build(
         env = [{"name": "ZK_SUPER_DIGEST", "valueFrom": {"secretKeyRef": secret}}]
     tls_mounts: list[Manifest] = []
     tls_volumes: list[Manifest] = []
-    if zk.tls is not None:
+    if tls is not None:
         tls_mounts = [{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}]
-        tls_volumes = [{"name": "tls", "secret": {"secretName": zk.tls.secret_name}}]
+        tls_volumes = [{"name": "tls", "secret": {"secretName": tls.secret_name}}]
+    stage_annotation: Manifest = {}
+    if zk.quorum_tls not in (QuorumTls.OFF, QuorumTls.ON):
+        stage_annotation = {"annotations": {QUORUM_TLS_ANNOTATION: str(zk.quorum_tls)}}
     statefulset = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -278,7 +341,8 @@ def build(
             "selector": {"matchLabels": selector_labels(owner, COMPONENT)},
             "template": {
                 "metadata": {
-                    "labels": metadata(owner, COMPONENT, "zookeeper", zk.version)["labels"]
+                    "labels": metadata(owner, COMPONENT, "zookeeper", zk.version)["labels"],
+                    **stage_annotation,
                 },
                 "spec": {
                     **pod_defaults(spec.service_account_name),
@@ -341,6 +405,7 @@ def build_migration_target(
             "digest": managed.digest,
             "resources": managed.resources,
             "storage": managed.storage,
+            "held_quorum_tls": None,  # B starts at A's final stage, not where A's roll is
         }
     )
     on_b = cluster.model_copy(update={"zookeeper": ensemble})

@@ -1,6 +1,8 @@
 """Changes to a MesosCluster's quorums, at most one step per observation: scaling the
-managed ZooKeeper ensemble by reconfiguration, then rolling ZooKeeper and the masters one
-member at a time (the plans in zk_scale_plan and roll_plan; the I/O in zk_scale and roll)."""
+managed ZooKeeper ensemble by reconfiguration, then rolling ZooKeeper (and moving it through
+the quorum TLS stages, a roll each) and the masters one member at a time (the plans in
+zk_scale_plan, roll_plan and builders.zookeeper.held_quorum_tls; the I/O in zk_scale, roll
+and here)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from orchestrator_operator.common.kube_api import KubeApi
 from orchestrator_operator.common.manifest import Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
+from orchestrator_operator.operator.allowlist import exclude_control_plane
 from orchestrator_operator.operator.builders import zookeeper
+from orchestrator_operator.operator.builders.hardening import harden_all
 from orchestrator_operator.operator.indexes import Workloads
 from orchestrator_operator.operator.mesoscluster.roll import roll_statefulset, zookeeper_leader_ip
 from orchestrator_operator.operator.mesoscluster.status import Observation
@@ -23,12 +27,40 @@ from orchestrator_operator.operator.settings import OperatorSettings
 from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_tls_routes
 
 
-def zookeeper_held(api: KubeApi, owner: Owner, spec: MesosClusterSpec) -> MesosClusterSpec:
-    """The spec with the managed ensemble at the live StatefulSet's size: only the scaling
-    step (`scale_zookeeper`, one member at a time) changes an existing ensemble's size."""
+def zookeeper_held(
+    api: KubeApi, owner: Owner, spec: MesosClusterSpec, *, hold_replicas: bool
+) -> MesosClusterSpec:
+    """The spec with the managed ensemble where the live StatefulSet lets it be: at the
+    live size (`hold_replicas`: only the scaling step, one member at a time, changes an
+    existing ensemble's size) and at most one quorum TLS stage from the live one
+    (`zookeeper.held_quorum_tls`)."""
     name = owner.child_name(zookeeper.COMPONENT)
     live = api.get("apps/v1", "StatefulSet", owner.namespace, name)
-    return zookeeper.with_replicas(spec, zookeeper.held_replicas(spec, live))
+    held = zookeeper.with_quorum_tls(spec, zookeeper.held_quorum_tls(spec, live))
+    if hold_replicas:
+        held = zookeeper.with_replicas(held, zookeeper.held_replicas(spec, live))
+    return held
+
+
+def advance_quorum_tls(
+    api: KubeApi, owner: Owner, spec: MesosClusterSpec, settings: OperatorSettings
+) -> str:
+    """Move a running ensemble one stage towards its spec's quorum TLS once every member
+    runs the current stage and is ready (ZooKeeper's rolling procedure; the roll then
+    restarts each member into the new stage); "" when the ensemble is at its spec's."""
+    name = owner.child_name(zookeeper.COMPONENT)
+    live = api.get("apps/v1", "StatefulSet", owner.namespace, name)
+    wanted = spec.zookeeper.quorum_tls
+    if live is None or zookeeper.live_quorum_tls(live) == wanted:
+        return ""
+    current = zookeeper.live_quorum_tls(live)
+    held = zookeeper_held(api, owner, spec, hold_replicas=settings.scale_zookeeper_by_reconfig)
+    stage = held.zookeeper.quorum_tls
+    if stage == current:
+        return f"{name}: quorum TLS at {current}, towards {wanted}: waiting for every member"
+    children = zookeeper.build(owner, held, scale_by_reconfig=settings.scale_zookeeper_by_reconfig)
+    api.apply_all(exclude_control_plane(settings.allowlist, harden_all(children)))
+    return f"{name}: quorum TLS {current} -> {stage} (towards {wanted}): restarting each member"
 
 
 def scale_zookeeper(
@@ -99,7 +131,11 @@ def roll_quorum_members(
     scaling = ""
     reconfig = settings.scale_zookeeper_by_reconfig
     if reconfig and not spec.zookeeper.external and not routing.migrating:
-        scaled = scale_zookeeper(owner, spec, workloads, settings)
+        # The scaling step rewrites the ConfigMap: at the members' quorum TLS stage.
+        zk_name = owner.child_name(zookeeper.COMPONENT)
+        live = api.get("apps/v1", "StatefulSet", owner.namespace, zk_name)
+        at_live = zookeeper.with_quorum_tls(spec, zookeeper.live_quorum_tls(live)) if live else spec
+        scaled = scale_zookeeper(owner, at_live, workloads, settings)
         scaling = scaled.message
         if scaling and not scaled.auth_refused:
             return scaling
@@ -111,6 +147,8 @@ def roll_quorum_members(
         )  # fmt: skip
         if zk.message:
             return zk.message
+        if not scaling and (stage := advance_quorum_tls(api, owner, spec, settings)):
+            return stage
     if scaling:
         return scaling
     if routing.migrating:
