@@ -22,6 +22,7 @@ from orchestrator_operator.models.base import (
     ZooKeeperEndpoint,
     cel_rule,
 )
+from orchestrator_operator.models.mesoscluster import ZooKeeperTls
 from orchestrator_operator.models.vocabulary import (
     SyncState,
     ZkMigrationPhase,
@@ -58,6 +59,12 @@ class ManagedEnsemble(Model):
         description="Secret key holding 'user:password' lines (ZooKeeper digest) for the sync"
         " engine's sessions on this ensemble; default: ensemble A's credentials. The Secret"
         " must be labelled orchestrator.dev/credentials=zookeeper.",
+    )
+    tls: ZooKeeperTls | None = Field(
+        default=None,
+        description="B's own TLS, as spec.zookeeper.tls of a MesosCluster; its certificate"
+        " names B's members (*.<migration>-zookeeper-headless.<namespace>.svc.cluster.local)."
+        " Required when the cluster's ensemble has tls: B is not made plain text.",
     )
 
 

@@ -116,7 +116,7 @@ def test_a_new_ensemble_starts_at_its_specs_stage() -> None:
 
 def test_a_migrations_ensemble_b_starts_at_the_final_stage_not_where_a_is() -> None:
     moving = zookeeper.with_quorum_tls(WITH_TLS, QuorumTls.PORT_UNIFICATION)
-    managed = ManagedEnsemble.model_validate({"replicas": 3})
+    managed = ManagedEnsemble.model_validate({"replicas": 3, "tls": {"secretName": "b-tls"}})
     target = zookeeper.build_migration_target(Owner("move", "mesos", "9"), managed, moving)
     (config,) = [c for c in target if c["kind"] == "ConfigMap"]
     assert "sslQuorum=true" in config["data"]["zoo.cfg"].splitlines()

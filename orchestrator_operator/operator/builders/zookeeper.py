@@ -386,16 +386,10 @@ def build(
     return [config_map, headless, client, pdb, statefulset]
 
 
-def build_migration_target(
-    owner: Owner,
-    managed: ManagedEnsemble,
-    cluster: MesosClusterSpec,
-    *,
-    scale_by_reconfig: bool = False,
-) -> list[Manifest]:
-    """A ZkMigration's managed ensemble B: the MesosCluster's ZooKeeper children with the
-    migration's image, version, size, resources and storage, named after and owned by the
-    migration (`owner`), which keeps it until phase 6 hands it to the cluster."""
+def migration_target_spec(managed: ManagedEnsemble, cluster: MesosClusterSpec) -> MesosClusterSpec:
+    """The MesosCluster's spec with its ZooKeeper replaced by a ZkMigration's managed
+    ensemble B: the migration's image, version, size, resources, storage and TLS (B's
+    own: its members have other names than A's, which A's certificate does not carry)."""
     ensemble = cluster.zookeeper.model_copy(
         update={
             "external": None,
@@ -405,8 +399,29 @@ def build_migration_target(
             "digest": managed.digest,
             "resources": managed.resources,
             "storage": managed.storage,
-            "held_quorum_tls": None,  # B starts at A's final stage, not where A's roll is
+            "tls": managed.tls,
+            "held_quorum_tls": None,  # B starts at its final stage, not where A's roll is
         }
     )
-    on_b = cluster.model_copy(update={"zookeeper": ensemble})
+    return cluster.model_copy(update={"zookeeper": ensemble})
+
+
+def build_migration_target(
+    owner: Owner,
+    managed: ManagedEnsemble,
+    cluster: MesosClusterSpec,
+    *,
+    scale_by_reconfig: bool = False,
+) -> list[Manifest]:
+    """A ZkMigration's managed ensemble B (`migration_target_spec`), named after and owned
+    by the migration (`owner`), which keeps it until phase 6 hands it to the cluster."""
+    on_b = migration_target_spec(managed, cluster)
     return harden_all(build(owner, on_b, scale_by_reconfig=scale_by_reconfig))
+
+
+def migration_target_tls_routes(owner: Owner, managed: ManagedEnsemble) -> dict[str, str]:
+    """{B's client Service on 2181: its members on the TLS port} for a managed ensemble B
+    with `tls` (as `operator_tls_routes` for a cluster's); {} otherwise."""
+    if managed.tls is None:
+        return {}
+    return {client_address(owner): tls_connect_string(owner, managed.replicas)}

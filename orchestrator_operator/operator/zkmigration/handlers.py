@@ -66,7 +66,9 @@ from orchestrator_operator.operator.zkmigration import metrics as metrics_export
 from orchestrator_operator.operator.zkmigration.events import audit_events
 from orchestrator_operator.operator.zkmigration.machine import (
     Decision,
+    handover_patch,
     other_component,
+    plain_target_refusal,
     step,
     sync_request,
 )
@@ -161,7 +163,8 @@ def _apply_managed_target(
     )
     # its NetworkPolicy: the cluster's parts, the operator's namespace, the nodes
     cluster_owner = Owner(name=spec.cluster_ref, namespace=meta["namespace"], uid="")
-    children += networkpolicy.migration_target(migration, cluster_owner, cluster)
+    on_b = zookeeper.migration_target_spec(managed, cluster)
+    children += networkpolicy.migration_target(migration, cluster_owner, on_b)
     for child in children:
         child["metadata"]["ownerReferences"] = [owner_ref]
     KubeApi.shared().apply_all(exclude_control_plane(allow, children))
@@ -238,15 +241,7 @@ def _finalize(
         spec, meta, cluster, _cluster_owner_ref(cluster_meta), scale_by_reconfig, allow
     )
     final = ZkRouting(masters_component=other_component(current.masters_component))
-    body = {
-        "metadata": {"annotations": {ROUTING_ANNOTATION: final.to_annotation()}},
-        "spec": {
-            "zookeeper": {
-                "replicas": None,
-                "external": {"connectString": status.target_connect_string},
-            }
-        },
-    }
+    body = handover_patch(final, status.target_connect_string or "")
     api.merge_patch(
         MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, cluster_meta["namespace"],
         cluster_meta["name"], body,
@@ -314,6 +309,7 @@ def drive(
     source = current.source_connect_string
     target = current.target_connect_string or _target_connect(parsed, meta)
     not_allowed = _ensembles_refused(allow, parsed, owner, cluster_spec, source)
+    not_allowed = not_allowed or plain_target_refusal(parsed, cluster_spec)
     if not_allowed:
         # before any session: not even the pre-migration checks read a refused ensemble
         _hold(meta, status, current, patch, not_allowed)
@@ -352,8 +348,11 @@ def drive(
     except CredentialsRefused as error:
         _hold(meta, status, current, patch, f"ZooKeeper credentials: {error}")
         return
-    # A managed ensemble with spec.zookeeper.tls is read on its TLS port (zk/clients.py)
+    # A managed ensemble with tls (the cluster's, B) is read on its TLS port (zk/clients.py)
     routes = zookeeper.operator_tls_routes(owner, cluster_spec)
+    if parsed.target.managed is not None:
+        migration = _migration_owner(meta)
+        routes |= zookeeper.migration_target_tls_routes(migration, parsed.target.managed)
     try:
         with zk_credentials(auth), zk_tls_routes(routes):
             observation = observe(

@@ -25,9 +25,11 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from orchestrator_operator.models.base import SecretKeyRef
-from orchestrator_operator.models.routing import MastersComponent, ZkRouting
+from orchestrator_operator.models.mesoscluster import MesosClusterSpec
+from orchestrator_operator.models.routing import ROUTING_ANNOTATION, MastersComponent, ZkRouting
 from orchestrator_operator.models.vocabulary import SyncState, ZkMigrationPhase
 from orchestrator_operator.models.vocabulary import ZkMigrationPhaseState as State
 from orchestrator_operator.models.zkmigration import (
@@ -504,4 +506,31 @@ def sync_request(
         strategy=spec.conflict_strategy,
         source_auth_secret_ref=source_ref,
         target_auth_secret_ref=target_ref,
+    )
+
+
+def handover_patch(final: ZkRouting, target: str) -> dict[str, Any]:
+    """Phase 6's one merge patch of the MesosCluster: its ZooKeeper is B from now on (an
+    external ensemble to the cluster: `tls`, for a managed ensemble only, goes with
+    `replicas`; the API server would refuse the pair) and the routing leaves migration mode."""
+    return {
+        "metadata": {"annotations": {ROUTING_ANNOTATION: final.to_annotation()}},
+        "spec": {
+            "zookeeper": {"replicas": None, "tls": None, "external": {"connectString": target}}
+        },
+    }
+
+
+def plain_target_refusal(spec: ZkMigrationSpec, cluster: MesosClusterSpec) -> str | None:
+    """A managed ensemble B without tls for a cluster whose ensemble has it: refused, so a
+    migration never turns the quorum's encryption off (nor gives B A's certificate, which
+    does not name B's members)."""
+    managed = spec.target.managed
+    if managed is None or managed.tls is not None or cluster.zookeeper.tls is None:
+        return None
+    return (
+        "the cluster's ZooKeeper uses TLS (spec.zookeeper.tls): set target.managed.tls to a"
+        " Secret whose certificate names B's members"
+        " (*.<migration>-zookeeper-headless.<namespace>.svc.cluster.local), from the issuer"
+        " of the operator's client certificate"
     )
