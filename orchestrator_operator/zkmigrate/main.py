@@ -129,6 +129,7 @@ def _start(args: argparse.Namespace, api: KubeApi) -> int:
         cluster=args.cluster,
         target_connect=args.target_connect,
         target_managed_replicas=args.target_managed_replicas,
+        target_managed_tls_secret=args.target_managed_tls_secret,
         source_connect=args.source,
         paths=tuple(args.paths or ()),
         manual=args.manual,
@@ -402,6 +403,11 @@ def add_zk_migrate_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="N",
         type=int,
         help="ensemble B made by the operator, with N servers (1, 3, 5 or 7)",
+    )
+    start.add_argument(
+        "--target-managed-tls-secret",
+        metavar="SECRET",
+        help="ensemble B's TLS (target.managed.tls): needed when the cluster's ensemble has tls",
     )
     start.add_argument(
         "--source", metavar="HOSTS", help="ensemble A (default: the one the cluster uses now)"

@@ -16,6 +16,7 @@ from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.models.vocabulary import ZkMigrationPhase
 from orchestrator_operator.models.zkmigration import ZkMigrationSpec
 from orchestrator_operator.operator.builders import zookeeper
+from orchestrator_operator.operator.zkmigration.machine import plain_target_refusal
 
 TERMINAL_PHASES = (
     ZkMigrationPhase.SUCCEEDED,
@@ -37,6 +38,7 @@ class StartRequest:
     cluster: str
     target_connect: str | None = None
     target_managed_replicas: int | None = None
+    target_managed_tls_secret: str | None = None
     source_connect: str | None = None
     paths: tuple[str, ...] = ()
     manual: bool = False
@@ -60,10 +62,15 @@ def migration_manifest(request: StartRequest) -> Manifest:
     spec: dict[str, Any] = {"clusterRef": request.cluster}
     if request.source_connect is not None:
         spec["source"] = {"connectString": request.source_connect}
+    if request.target_managed_tls_secret is not None and replicas is None:
+        raise InputError("--target-managed-tls-secret is for --target-managed-replicas")
+    managed: dict[str, Any] = {"replicas": replicas}
+    if request.target_managed_tls_secret is not None:
+        managed["tls"] = {"secretName": request.target_managed_tls_secret}
     spec["target"] = (
         {"external": {"connectString": request.target_connect}}
         if request.target_connect is not None
-        else {"managed": {"replicas": replicas}}
+        else {"managed": managed}
     )
     if request.paths:
         spec["paths"] = list(dict.fromkeys(request.paths))
@@ -102,8 +109,16 @@ def target_connect_string(manifest: Manifest) -> str:
 
 
 def check_start(manifest: Manifest, cluster: Manifest, routing: ZkRouting) -> None:
-    """What the CRD cannot see: B equal to the cluster's own ensemble, a second migration."""
+    """What the CRD cannot see: B equal to the cluster's own ensemble, a second migration,
+    a plain managed B for a cluster whose ensemble has TLS (the operator would hold it)."""
     check_ensembles(manifest, cluster)
+    plain = plain_target_refusal(
+        ZkMigrationSpec.model_validate(manifest["spec"]),
+        MesosClusterSpec.model_validate(cluster.get("spec") or {}),
+    )
+    if plain:
+        flag = "give --target-managed-tls-secret"
+        raise InputError(plain.replace("set target.managed.tls", flag))
     busy = cluster_busy(manifest, cluster, routing)
     if busy:
         raise InputError(busy)

@@ -431,3 +431,19 @@ def test_status_wraps_messages_between_words_on_a_narrow_terminal() -> None:
     held_lines = held.splitlines()[1:3]
     assert held_lines[0].startswith("  - ensemble A"), text
     assert held_lines[1].startswith("    "), text  # its next line indented under it
+
+
+def test_a_managed_target_for_a_tls_cluster_needs_its_own_tls_secret() -> None:
+    tls_cluster = {
+        **CLUSTER,
+        "spec": {"zookeeper": {"replicas": 3, "tls": {"secretName": "a-tls"}}},
+    }
+    plain_b = _manifest(target_connect=None, target_managed_replicas=3)
+    with pytest.raises(InputError, match="give --target-managed-tls-secret"):
+        check_start(plain_b, tls_cluster, ZkRouting())
+    tls_b = _manifest(target_connect=None, target_managed_replicas=3,
+                      target_managed_tls_secret="b-tls")  # fmt: skip
+    assert tls_b["spec"]["target"] == {"managed": {"replicas": 3, "tls": {"secretName": "b-tls"}}}
+    check_start(tls_b, tls_cluster, ZkRouting())
+    with pytest.raises(InputError, match="is for --target-managed-replicas"):
+        _manifest(target_managed_tls_secret="b-tls")
