@@ -192,3 +192,52 @@ def test_a_label_key_the_schema_cannot_check_makes_the_fleet_invalid_naming_the_
         assert get_json(kube_env, "networkpolicy", "badlabel-app") is None
     finally:
         kube_env.kubectl_run("delete", "pf", "badlabel", "--wait=false")
+
+
+def test_a_fleet_whose_cluster_scoped_names_are_another_fleets_is_refused(
+    kube_env: KubeTestEnv, operator: OperatorProcess
+) -> None:
+    # Fleet "mon" in namespace "pfa-x" and fleet "x-mon" in namespace "pfa" both name their
+    # ClusterRoles orchestrator-{probe,app}-pfa-x-mon: the second must not take them over.
+    for namespace in ("pfa-x", "pfa"):
+        kube_env.kubectl_run("create", "namespace", namespace)
+    first = yaml.safe_load(_fleet("mon", 4041)) | {
+        "metadata": {"name": "mon", "namespace": "pfa-x"}
+    }
+    second = yaml.safe_load(_fleet("x-mon", 4042)) | {
+        "metadata": {"name": "x-mon", "namespace": "pfa"}
+    }
+    role = "orchestrator-probe-pfa-x-mon"
+
+    def binding_namespace() -> str | None:
+        binding = get_json(kube_env, "clusterrolebinding", role)
+        return str(binding["subjects"][0]["namespace"]) if binding else None
+
+    try:
+        applied = kube_env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(first))
+        assert applied.returncode == 0, applied.stderr
+        eventually(lambda: binding_namespace() == "pfa-x", 30, "the first fleet's binding")
+        applied = kube_env.kubectl_run("apply", "-f", "-", input=yaml.safe_dump(second))
+        assert applied.returncode == 0, applied.stderr
+
+        def refusal() -> str:
+            fleet = get_json(kube_env, "pf", "x-mon", "-n", "pfa") or {}
+            conditions = (fleet.get("status") or {}).get("conditions") or []
+            accepted: dict[str, Any] = next((c for c in conditions if c["type"] == "Accepted"), {})
+            return str(accepted.get("message", "")) if accepted.get("status") == "False" else ""
+
+        message = eventually(refusal, 30, "the second fleet refused")
+        assert f"{role} exists and is ProbeFleet pfa-x/mon's" in message
+        assert binding_namespace() == "pfa-x", "the first fleet's binding was taken over"
+        assert get_json(kube_env, "daemonset", "x-mon-probe", "-n", "pfa") is None
+
+        deleted = kube_env.kubectl_run("delete", "pf", "x-mon", "-n", "pfa", "--wait=true")
+        assert deleted.returncode == 0, deleted.stderr
+        assert binding_namespace() == "pfa-x", "deleting the refused fleet deleted another's"
+        assert get_json(kube_env, "clusterrole", role) is not None
+        kube_env.kubectl_run("delete", "pf", "mon", "-n", "pfa-x", "--wait=true")
+        eventually(lambda: get_json(kube_env, "clusterrole", role) is None, 30,
+                   "the first fleet's ClusterRole deleted with it")  # fmt: skip
+    finally:
+        for namespace in ("pfa-x", "pfa"):
+            kube_env.kubectl_run("delete", "namespace", namespace, "--wait=false")

@@ -9,7 +9,10 @@ import pytest
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
 from orchestrator_operator.operator.builders.probefleet import (
     build_children,
+    cluster_scoped_owner,
+    fleet_key,
     fleet_owner,
+    rbac,
 )
 from orchestrator_operator.operator.probefleet.status import FleetObservation, build_fleet_status
 
@@ -193,3 +196,18 @@ def test_privileges_follow_the_collectors() -> None:
     assert security["runAsNonRoot"] is True and "runAsUser" not in security
     assert security["capabilities"]["drop"] == ["ALL"]
     assert [v["name"] for v in pods["volumes"]] == ["monitor-token"]  # no host path
+
+
+def test_whose_cluster_scoped_rbac_is_read_from_the_annotation_or_the_binding() -> None:
+    owner = fleet_owner("mon", "pfa-x", "u1")
+    built = [m for m in rbac(owner) if m["kind"].startswith("Cluster")]
+    assert {cluster_scoped_owner(m, None) for m in built} == {fleet_key(owner)} == {"pfa-x/mon"}
+    # Made before the annotation: the binding's subject namespace and the instance label.
+    legacy_role = {"metadata": {"labels": {"app.kubernetes.io/instance": "mon"}}}
+    legacy_binding = {**legacy_role, "subjects": [{"kind": "ServiceAccount", "name": "mon-probe",
+                                                   "namespace": "pfa-x"}]}  # fmt: skip
+    assert cluster_scoped_owner(legacy_role, legacy_binding) == "pfa-x/mon"
+    # Someone's own ClusterRole of that name: nobody's fleet.
+    assert (
+        cluster_scoped_owner({"metadata": {"name": "orchestrator-probe-pfa-x-mon"}}, None) is None
+    )

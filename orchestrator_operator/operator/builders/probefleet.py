@@ -68,6 +68,30 @@ def cluster_role_name(owner: Owner, component: str = PROBE) -> str:
     return f"orchestrator-{component}-{owner.namespace}-{owner.name}"
 
 
+# On the fleet's ClusterRoles and bindings: whose they are. Their names alone do not say
+# ("orchestrator-probe-a-b-c" is fleet c in namespace a-b and fleet b-c in namespace a).
+FLEET_ANNOTATION = "orchestrator.dev/probefleet"
+
+
+def fleet_key(owner: Owner) -> str:
+    return f"{owner.namespace}/{owner.name}"
+
+
+def cluster_scoped_owner(obj: Manifest, binding: Manifest | None) -> str | None:
+    """The fleet (`namespace/name`) a ClusterRole or binding of a fleet's names belongs to:
+    its annotation, or, made before the annotation, its binding's ServiceAccount's namespace
+    and the instance label; None when it is not a fleet's (made by someone else)."""
+    meta = obj.get("metadata", {})
+    annotated = (meta.get("annotations") or {}).get(FLEET_ANNOTATION)
+    if annotated:
+        return str(annotated)
+    instance = (meta.get("labels") or {}).get("app.kubernetes.io/instance")
+    subjects = (binding or {}).get("subjects") or []
+    if instance and subjects and subjects[0].get("namespace"):
+        return f"{subjects[0]['namespace']}/{instance}"
+    return None
+
+
 CLUSTER_RULES = {
     # The probe's Kubernetes collector reads pods and services.
     PROBE: [{"apiGroups": [""], "resources": ["pods", "services"],
@@ -98,6 +122,7 @@ def rbac(owner: Owner) -> list[Manifest]:
         account = metadata(owner, component, f"orchestrator-{component}")
         role_meta = {k: v for k, v in account.items() if k not in ("namespace", "ownerReferences")}
         role_meta["name"] = cluster_role_name(owner, component)
+        role_meta["annotations"] = {FLEET_ANNOTATION: fleet_key(owner)}
         manifests += [
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account},
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",

@@ -5,13 +5,14 @@ report to the app."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
 
 from orchestrator_operator.common.conditions import now_rfc3339
 from orchestrator_operator.common.kube_api import KubeApi
-from orchestrator_operator.common.manifest import Owner
+from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models import API_GROUP, API_VERSION, PROBE_FLEET
 from orchestrator_operator.models.probefleet import ProbeFleetSpec
 from orchestrator_operator.models.vocabulary import WorkloadPhase
@@ -24,6 +25,8 @@ from orchestrator_operator.operator.builders.probefleet import (
     app_url,
     build_children,
     cluster_role_name,
+    cluster_scoped_owner,
+    fleet_key,
     fleet_owner,
     stale_children,
 )
@@ -38,6 +41,7 @@ from orchestrator_operator.operator.reconcile import (
 )
 
 OBSERVE_INTERVAL_SECONDS = 2.0
+RBAC_API = "rbac.authorization.k8s.io/v1"
 
 
 def _owner(meta: kopf.Meta) -> Owner:
@@ -62,7 +66,8 @@ def reconcile(
     allow = memo["settings"].allowlist
 
     def refusal(fleet: ProbeFleetSpec) -> str | None:
-        return children_refusal(allow, owner.namespace, build_children(owner, fleet))
+        children = build_children(owner, fleet)
+        return children_refusal(allow, owner.namespace, children) or _names_taken(owner)
 
     parsed: ProbeFleetSpec = accept_for_children(
         PROBE_FLEET, spec, status, meta, patch, refusal=refusal
@@ -81,14 +86,39 @@ def reconcile(
         api.delete_owned(owner.uid, owner.namespace, stale_children(owner, parsed))
 
 
+def _cluster_scoped(api: KubeApi, owner: Owner) -> Iterator[tuple[str, Manifest, str | None]]:
+    """(kind, object, whose) of the fleet's ClusterRoles and bindings that exist."""
+    for component in CLUSTER_RULES:
+        name = cluster_role_name(owner, component)
+        binding = api.get(RBAC_API, "ClusterRoleBinding", None, name)
+        role = api.get(RBAC_API, "ClusterRole", None, name)
+        for kind, obj in (("ClusterRoleBinding", binding), ("ClusterRole", role)):
+            if obj is not None:
+                yield kind, obj, cluster_scoped_owner(obj, binding)
+
+
+def _names_taken(owner: Owner) -> str | None:
+    """Another fleet's (or anyone's) ClusterRole or binding under this fleet's names: the
+    fleet is refused rather than take it over (its subjects, then its deletion)."""
+    for kind, obj, whose in _cluster_scoped(KubeApi.shared(), owner):
+        if whose != fleet_key(owner):
+            held = f"ProbeFleet {whose}'s" if whose else "not a ProbeFleet's"
+            return (
+                f"{kind} {obj['metadata']['name']} exists and is {held}: the cluster-scoped"
+                " names join namespace and name with '-'; rename this ProbeFleet"
+            )
+    return None
+
+
 @kopf.on.delete(API_GROUP, API_VERSION, "probefleets")
 def remove_cluster_scoped(meta: kopf.Meta, **_: Any) -> None:
-    """Namespaced children go by garbage collection; the ClusterRole and binding cannot."""
+    """Namespaced children go by garbage collection; the ClusterRole and binding cannot.
+    Only this fleet's are deleted (a refused fleet's names may be another's)."""
     api = KubeApi.shared()
-    for component in CLUSTER_RULES:
-        name = cluster_role_name(_owner(meta), component)
-        api.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, name)
-        api.delete("rbac.authorization.k8s.io/v1", "ClusterRole", None, name)
+    owner = _owner(meta)
+    for kind, obj, whose in list(_cluster_scoped(api, owner)):
+        if whose == fleet_key(owner):
+            api.delete(RBAC_API, kind, None, obj["metadata"]["name"], uid=obj["metadata"]["uid"])
 
 
 @kopf.timer(API_GROUP, API_VERSION, "probefleets", interval=OBSERVE_INTERVAL_SECONDS)
