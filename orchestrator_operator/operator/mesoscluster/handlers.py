@@ -89,7 +89,8 @@ def reconcile(
         # them): the servers read its digest when they start.
         password = settings.zk_super_password(owner.namespace, owner.name)
         api.create(zookeeper.super_secret(owner, password))
-    if not parsed.zookeeper.external:
+    # Held at the live StatefulSet: its size (reconfig) and its quorum TLS stage (tls).
+    if not parsed.zookeeper.external and (reconfig or parsed.zookeeper.tls is not None):
         parsed = zookeeper_held(api, owner, parsed, hold_replicas=reconfig)
     children = build_children(owner, parsed, routing, scale_by_reconfig=reconfig)
     api.apply_all(exclude_control_plane(allow, children))

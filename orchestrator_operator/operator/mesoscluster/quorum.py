@@ -48,6 +48,8 @@ def advance_quorum_tls(
     """Move a running ensemble one stage towards its spec's quorum TLS once every member
     runs the current stage and is ready (ZooKeeper's rolling procedure; the roll then
     restarts each member into the new stage); "" when the ensemble is at its spec's."""
+    if spec.zookeeper.tls is None:
+        return ""  # Off, and so are its members: the CRD refuses removing tls
     name = owner.child_name(zookeeper.COMPONENT)
     live = api.get("apps/v1", "StatefulSet", owner.namespace, name)
     wanted = spec.zookeeper.quorum_tls
@@ -131,10 +133,14 @@ def roll_quorum_members(
     scaling = ""
     reconfig = settings.scale_zookeeper_by_reconfig
     if reconfig and not spec.zookeeper.external and not routing.migrating:
-        # The scaling step rewrites the ConfigMap: at the members' quorum TLS stage.
-        zk_name = owner.child_name(zookeeper.COMPONENT)
-        live = api.get("apps/v1", "StatefulSet", owner.namespace, zk_name)
-        at_live = zookeeper.with_quorum_tls(spec, zookeeper.live_quorum_tls(live)) if live else spec
+        # The scaling step rewrites the ConfigMap: at the members' quorum TLS stage (read only
+        # for a cluster with tls: one without is Off, and so are its members).
+        at_live = spec
+        if spec.zookeeper.tls is not None:
+            zk_name = owner.child_name(zookeeper.COMPONENT)
+            live = api.get("apps/v1", "StatefulSet", owner.namespace, zk_name)
+            if live is not None:
+                at_live = zookeeper.with_quorum_tls(spec, zookeeper.live_quorum_tls(live))
         scaled = scale_zookeeper(owner, at_live, workloads, settings)
         scaling = scaled.message
         if scaling and not scaled.auth_refused:
