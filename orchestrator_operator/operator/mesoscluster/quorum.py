@@ -7,7 +7,7 @@ and here)."""
 from __future__ import annotations
 
 from orchestrator_operator.common.kube_api import KubeApi
-from orchestrator_operator.common.manifest import Owner
+from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ZkRouting
 from orchestrator_operator.operator.allowlist import exclude_control_plane
@@ -30,12 +30,19 @@ from orchestrator_operator.zk.clients import ZK_POOL, ZkUnreachable, zk_tls_rout
 def zookeeper_held(
     api: KubeApi, owner: Owner, spec: MesosClusterSpec, *, hold_replicas: bool
 ) -> MesosClusterSpec:
-    """The spec with the managed ensemble where the live StatefulSet lets it be: at the
-    live size (`hold_replicas`: only the scaling step, one member at a time, changes an
-    existing ensemble's size) and at most one quorum TLS stage from the live one
-    (`zookeeper.held_quorum_tls`)."""
+    """The spec with the managed ensemble where the live StatefulSet lets it be
+    (`held_at`)."""
     name = owner.child_name(zookeeper.COMPONENT)
     live = api.get("apps/v1", "StatefulSet", owner.namespace, name)
+    return held_at(spec, live, hold_replicas=hold_replicas)
+
+
+def held_at(
+    spec: MesosClusterSpec, live: Manifest | None, *, hold_replicas: bool
+) -> MesosClusterSpec:
+    """The spec at the live size (`hold_replicas`: only the scaling step, one member at a
+    time, changes an existing ensemble's size) and at most one quorum TLS stage from the
+    live one (`zookeeper.held_quorum_tls`)."""
     held = zookeeper.with_quorum_tls(spec, zookeeper.held_quorum_tls(spec, live))
     if hold_replicas:
         held = zookeeper.with_replicas(held, zookeeper.held_replicas(spec, live))
@@ -43,24 +50,29 @@ def zookeeper_held(
 
 
 def advance_quorum_tls(
-    api: KubeApi, owner: Owner, spec: MesosClusterSpec, settings: OperatorSettings
+    api: KubeApi,
+    owner: Owner,
+    spec: MesosClusterSpec,
+    live: Manifest | None,
+    settings: OperatorSettings,
 ) -> str:
-    """Move a running ensemble one stage towards its spec's quorum TLS once every member
-    runs the current stage and is ready (ZooKeeper's rolling procedure; the roll then
-    restarts each member into the new stage); "" when the ensemble is at its spec's."""
-    if spec.zookeeper.tls is None:
-        return ""  # Off, and so are its members: the CRD refuses removing tls
-    name = owner.child_name(zookeeper.COMPONENT)
-    live = api.get("apps/v1", "StatefulSet", owner.namespace, name)
+    """Move a running ensemble (`live`, its StatefulSet) one stage towards its spec's
+    quorum TLS once every member runs the current stage and is ready (ZooKeeper's rolling
+    procedure; the roll then restarts each member into the new stage); "" when the
+    ensemble is at its spec's."""
     wanted = spec.zookeeper.quorum_tls
-    if live is None or zookeeper.live_quorum_tls(live) == wanted:
+    if live is None:
         return ""
     current = zookeeper.live_quorum_tls(live)
-    held = zookeeper_held(api, owner, spec, hold_replicas=settings.scale_zookeeper_by_reconfig)
+    if current == wanted:
+        return ""
+    reconfig = settings.scale_zookeeper_by_reconfig
+    held = held_at(spec, live, hold_replicas=reconfig)
     stage = held.zookeeper.quorum_tls
+    name = owner.child_name(zookeeper.COMPONENT)
     if stage == current:
         return f"{name}: quorum TLS at {current}, towards {wanted}: waiting for every member"
-    children = zookeeper.build(owner, held, scale_by_reconfig=settings.scale_zookeeper_by_reconfig)
+    children = zookeeper.build(owner, held, scale_by_reconfig=reconfig)
     api.apply_all(exclude_control_plane(settings.allowlist, harden_all(children)))
     return f"{name}: quorum TLS {current} -> {stage} (towards {wanted}): restarting each member"
 
@@ -132,15 +144,17 @@ def roll_quorum_members(
     api = KubeApi.shared()
     scaling = ""
     reconfig = settings.scale_zookeeper_by_reconfig
+    # The ensemble's StatefulSet, read once, only for a cluster with tls: one without is
+    # Off and so are its members (the CRD refuses removing tls).
+    live: Manifest | None = None
+    if spec.zookeeper.tls is not None and not spec.zookeeper.external:
+        zk_name = owner.child_name(zookeeper.COMPONENT)
+        live = api.get("apps/v1", "StatefulSet", owner.namespace, zk_name)
     if reconfig and not spec.zookeeper.external and not routing.migrating:
-        # The scaling step rewrites the ConfigMap: at the members' quorum TLS stage (read only
-        # for a cluster with tls: one without is Off, and so are its members).
+        # The scaling step rewrites the ConfigMap: at the members' quorum TLS stage.
         at_live = spec
-        if spec.zookeeper.tls is not None:
-            zk_name = owner.child_name(zookeeper.COMPONENT)
-            live = api.get("apps/v1", "StatefulSet", owner.namespace, zk_name)
-            if live is not None:
-                at_live = zookeeper.with_quorum_tls(spec, zookeeper.live_quorum_tls(live))
+        if live is not None:
+            at_live = zookeeper.with_quorum_tls(spec, zookeeper.live_quorum_tls(live))
         scaled = scale_zookeeper(owner, at_live, workloads, settings)
         scaling = scaled.message
         if scaling and not scaled.auth_refused:
@@ -153,7 +167,7 @@ def roll_quorum_members(
         )  # fmt: skip
         if zk.message:
             return zk.message
-        if not scaling and (stage := advance_quorum_tls(api, owner, spec, settings)):
+        if not scaling and (stage := advance_quorum_tls(api, owner, spec, live, settings)):
             return stage
     if scaling:
         return scaling
