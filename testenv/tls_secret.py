@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from kazoo.client import KazooClient
 
 _VALIDITY = datetime.timedelta(days=2)
 _counter = itertools.count()
@@ -130,3 +131,15 @@ def write_secret_volume(mount: Path, files: dict[str, bytes]) -> None:
 def tls_secret(ca: TlsCa, issued: Issued) -> dict[str, bytes]:
     """The keys of a cert-manager Secret."""
     return {"tls.crt": issued.cert_pem, "tls.key": issued.key_pem, "ca.crt": ca.pem}
+
+
+def tls_kazoo(hosts: str, ca: Path, client: Path | None = None, timeout: float = 10) -> KazooClient:
+    """A kazoo client (the operator's and the sync engine's ZooKeeper client) for the TLS
+    port at `hosts`: trusting only `ca`, presenting `client`'s tls.crt and tls.key (a
+    directory in cert-manager's form) when given."""
+    certificate: dict[str, str] = {}
+    if client is not None:
+        certificate = {"certfile": str(client / "tls.crt"), "keyfile": str(client / "tls.key")}
+    return KazooClient(
+        hosts=hosts, use_ssl=True, verify_certs=True, ca=str(ca), timeout=timeout, **certificate
+    )

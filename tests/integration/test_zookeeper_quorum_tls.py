@@ -18,7 +18,7 @@ from kazoo.retry import KazooRetry
 from orchestrator_operator.models.mesoscluster import QuorumTls, ZooKeeperTls
 from orchestrator_operator.operator.builders.zookeeper import TLS_DIR, tls_lines
 from testenv.processes import free_port
-from testenv.tls_secret import TlsCa, tls_secret, write_secret_volume
+from testenv.tls_secret import TlsCa, tls_kazoo, tls_secret, write_secret_volume
 from testenv.zookeeper import ZkEnsemble, ZooKeeperStartError
 
 pytestmark = pytest.mark.zookeeper
@@ -110,11 +110,7 @@ def test_tls_is_turned_on_in_a_running_ensemble_one_stage_at_a_time(tmp_path: Pa
                 "Using TLS encrypted quorum communication"
                 in log.rsplit("Reading configuration", 1)[-1]
             )
-        secure = KazooClient(
-            hosts=f"127.0.0.1:{ports[0]}", use_ssl=True, verify_certs=True,
-            ca=str(secret / "ca.crt"), certfile=str(secret / "tls.crt"),
-            keyfile=str(secret / "tls.key"), timeout=10,
-        )  # fmt: skip
+        secure = tls_kazoo(f"127.0.0.1:{ports[0]}", secret / "ca.crt", secret)
         secure.start(timeout=60)
         try:
             assert secure.exists("/tls-roll") is not None

@@ -16,7 +16,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from orchestrator_operator.models.mesoscluster import ZooKeeperTls
 from orchestrator_operator.operator.builders.zookeeper import TLS_DIR, tls_lines
 from testenv.processes import free_port
-from testenv.tls_secret import TlsCa, tls_secret, write_secret_volume
+from testenv.tls_secret import TlsCa, tls_kazoo, tls_secret, write_secret_volume
 from testenv.zookeeper import ZkEnsemble
 
 
@@ -37,11 +37,7 @@ def test_kazoo_speaks_tls_to_the_secure_client_port(tmp_path: Path) -> None:
     settings["secureClientPort"] = str(port)
 
     with ZkEnsemble(1, extra_config=settings) as zk:
-        secure = KazooClient(
-            hosts=f"127.0.0.1:{port}", use_ssl=True, verify_certs=True,
-            ca=str(secret / "ca.crt"), certfile=str(client_dir / "tls.crt"),
-            keyfile=str(client_dir / "tls.key"), timeout=10,
-        )  # fmt: skip
+        secure = tls_kazoo(f"127.0.0.1:{port}", secret / "ca.crt", client_dir)
         secure.start(timeout=60)
         try:
             secure.create("/over-tls", b"x")
@@ -57,10 +53,7 @@ def test_kazoo_speaks_tls_to_the_secure_client_port(tmp_path: Path) -> None:
             plain.stop()
             plain.close()
 
-        no_cert = KazooClient(
-            hosts=f"127.0.0.1:{port}", use_ssl=True, verify_certs=True,
-            ca=str(secret / "ca.crt"), timeout=5,
-        )  # fmt: skip
+        no_cert = tls_kazoo(f"127.0.0.1:{port}", secret / "ca.crt", timeout=5)
         with pytest.raises(KazooTimeoutError):
             no_cert.start(timeout=10)
         no_cert.stop()
