@@ -9,6 +9,7 @@ why the stages: a member restarted straight into TLS does not rejoin plain peers
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,11 @@ def test_tls_is_turned_on_in_a_running_ensemble_one_stage_at_a_time(tmp_path: Pa
                     _restart_into(zk, index, stage, secret, ports[index])
                     assert zk.server_state(index) in ("leader", "follower"), stage
                     zk.wait_for_leader()
+                    # The writer's session may have been on this member: its next write
+                    # comes after a reconnect, within its 10 s retry budget (else an outage).
+                    deadline = time.monotonic() + 10
+                    while writer.writes <= before and time.monotonic() < deadline:
+                        time.sleep(0.05)
                     assert writer.writes > before, f"no write while {index} restarted ({stage})"
             assert writer.outages == [], writer.outages
         for server in zk.servers:
