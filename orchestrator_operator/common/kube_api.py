@@ -39,6 +39,7 @@ def object_path(api_version: str, kind: str, namespace: str | None, name: str | 
     return path + (f"/{name}" if name else "")
 
 
+_METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 _FIRST_KINDS = frozenset({"ServiceAccount", "Role", "ClusterRole"})
 
 
@@ -109,9 +110,10 @@ class KubeApi:
         body: Any = None,
         params: dict[str, str] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> Any:
         KUBE_API_REQUESTS.labels(verb, kind).inc()
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        headers = {"Content-Type": content_type, "Accept": accept}
         # Token sources (service account, exec plugins) refresh through this call.
         token = self._configuration.get_api_key_with_prefix(
             "BearerToken"
@@ -194,6 +196,31 @@ class KubeApi:
             if error.status == 404:
                 return None
             raise
+
+    def metadata(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> Manifest | None:
+        """An object's metadata only (a PartialObjectMetadata), or None when there is none:
+        who owns it, without reading the rest (a Secret's data among it)."""
+        try:
+            path = object_path(api_version, kind, namespace, name)
+            result: Manifest = self._call("get", kind, "GET", path, accept=_METADATA_ONLY)
+            return result
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def metadata_of(self, manifests: Sequence[Manifest]) -> list[Manifest | None]:
+        """`metadata` of the live object under each manifest's name, concurrently."""
+
+        def live(manifest: Manifest) -> Manifest | None:
+            meta = manifest["metadata"]
+            return self.metadata(
+                manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
+            )
+
+        return list(self._pool.map(live, manifests))
 
     def list_with_version(
         self, api_version: str, kind: str, namespace: str | None, **selectors: str

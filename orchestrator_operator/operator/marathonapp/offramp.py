@@ -33,6 +33,7 @@ from orchestrator_operator.operator.marathonapp.offramp_plan import (
 )
 from orchestrator_operator.operator.marathonapp.strategy import (
     TRAFFIC_KEY,
+    apply_traffic,
     lb_app_weight,
     lb_url,
     take_sample,
@@ -197,7 +198,7 @@ def reconcile_offramp(
             sort_keys=True,
         )
         try:
-            kube.apply(configmap)
+            apply_traffic(kube, configmap)
             log.info(
                 "MarathonApp %s/%s: traffic Kubernetes %d%%, Marathon %d%%",
                 namespace, name, decision.weight, 100 - decision.weight,

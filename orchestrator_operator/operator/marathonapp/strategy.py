@@ -45,6 +45,7 @@ from orchestrator_operator.operator.marathonapp.strategy_plan import (
     group_of,
     revision_of,
 )
+from orchestrator_operator.operator.ownership import names_taken
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,16 @@ def traffic_configmap(
             TRAFFIC_KEY: json.dumps({"group": group, "weights": weights}, sort_keys=True),
         },
     }
+
+
+def apply_traffic(kube: KubeApi, configmap: dict[str, Any]) -> None:
+    """Write the traffic ConfigMap unless another holds its name (a ConfigMap someone
+    wrote as `<app>-traffic`): then ApiError 409 names the holder, and nothing is written."""
+    uid = configmap["metadata"]["ownerReferences"][0]["uid"]
+    taken = names_taken(kube, [configmap], {uid}, "MarathonApp")
+    if taken:
+        raise ApiError(409, taken)
+    kube.apply(configmap)
 
 
 def read_weights(kube: KubeApi, namespace: str, mapp_name: str) -> dict[str, int] | None:
@@ -347,7 +358,9 @@ def reconcile_strategy(
             elif isinstance(action, DeleteApp):
                 marathon.delete_app(action.app_id, force=True)
             elif isinstance(action, SetWeights):
-                kube.apply(traffic_configmap(body, cluster, group_of(base), action.weights))
+                apply_traffic(
+                    kube, traffic_configmap(body, cluster, group_of(base), action.weights)
+                )
             log.info("MarathonApp %s/%s: %s", namespace, name, _describe(action))
         except (MarathonError, ApiError, httpx.HTTPError) as error:
             out["message"] = f"{out.get('message')} ({_describe(action)} failed, retried: {error})"

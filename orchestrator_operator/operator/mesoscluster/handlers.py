@@ -20,7 +20,7 @@ import kopf
 
 from orchestrator_operator.common.conditions import now_rfc3339
 from orchestrator_operator.common.kube_api import KubeApi
-from orchestrator_operator.common.manifest import Owner
+from orchestrator_operator.common.manifest import Manifest, Owner
 from orchestrator_operator.models import API_GROUP, API_VERSION, MESOS_CLUSTER
 from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
@@ -41,6 +41,7 @@ from orchestrator_operator.operator.mesoscluster.observe import (
 from orchestrator_operator.operator.mesoscluster.quorum import roll_quorum_members, zookeeper_held
 from orchestrator_operator.operator.mesoscluster.status import build_status
 from orchestrator_operator.operator.mesoscluster.watches import STATUS_EVENTS
+from orchestrator_operator.operator.ownership import names_taken
 from orchestrator_operator.operator.reconcile import (
     accept_for_children,
     counted,
@@ -76,19 +77,27 @@ def reconcile(
     reconfig = settings.scale_zookeeper_by_reconfig
     allow = settings.allowlist
 
+    api = KubeApi.shared()
+
+    def super_secret(parsed: MesosClusterSpec) -> list[Manifest]:
+        if not reconfig or parsed.zookeeper.external:
+            return []
+        password = settings.zk_super_password(owner.namespace, owner.name)
+        return [zookeeper.super_secret(owner, password)]
+
     def refusal(parsed: MesosClusterSpec) -> str | None:
         children = build_children(owner, parsed, routing, scale_by_reconfig=reconfig)
-        return mesoscluster_refusal(allow, owner.namespace, parsed, children)
+        return mesoscluster_refusal(allow, owner.namespace, parsed, children) or names_taken(
+            api, children + super_secret(parsed), {owner.uid}, MESOS_CLUSTER.kind
+        )
 
     parsed: MesosClusterSpec = accept_for_children(
         MESOS_CLUSTER, spec, status, meta, patch, refusal=refusal
     )
-    api = KubeApi.shared()
-    if reconfig and not parsed.zookeeper.external:
-        # Created once (409 when it exists; the operator may create Secrets, never read
-        # them): the servers read its digest when they start.
-        password = settings.zk_super_password(owner.namespace, owner.name)
-        api.create(zookeeper.super_secret(owner, password))
+    # Created once (409 when it exists; the operator may create Secrets, never read them):
+    # the servers read its digest when they start.
+    for secret in super_secret(parsed):
+        api.create(secret)
     # Held at the live StatefulSet: its size (reconfig) and its quorum TLS stage (tls).
     if not parsed.zookeeper.external and (reconfig or parsed.zookeeper.tls is not None):
         parsed = zookeeper_held(api, owner, parsed, hold_replicas=reconfig)

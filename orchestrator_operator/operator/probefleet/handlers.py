@@ -31,6 +31,7 @@ from orchestrator_operator.operator.builders.probefleet import (
     stale_children,
 )
 from orchestrator_operator.operator.indexes import Workloads
+from orchestrator_operator.operator.ownership import names_taken
 from orchestrator_operator.operator.probefleet.observe import reporting_probes
 from orchestrator_operator.operator.probefleet.status import FleetObservation, build_fleet_status
 from orchestrator_operator.operator.reconcile import (
@@ -67,7 +68,12 @@ def reconcile(
 
     def refusal(fleet: ProbeFleetSpec) -> str | None:
         children = build_children(owner, fleet)
-        return children_refusal(allow, owner.namespace, children) or _names_taken(owner)
+        namespaced = [child for child in children if child["metadata"].get("namespace")]
+        return (
+            children_refusal(allow, owner.namespace, children)
+            or _names_taken(owner)
+            or names_taken(KubeApi.shared(), namespaced, {owner.uid}, PROBE_FLEET.kind)
+        )
 
     parsed: ProbeFleetSpec = accept_for_children(
         PROBE_FLEET, spec, status, meta, patch, refusal=refusal

@@ -55,6 +55,7 @@ from orchestrator_operator.operator.builders import networkpolicy, zookeeper
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
 from orchestrator_operator.operator.mesoscluster.observe import cordoned_nodes
 from orchestrator_operator.operator.mesoscluster.status import COMPONENT_CONDITIONS
+from orchestrator_operator.operator.ownership import names_taken
 from orchestrator_operator.operator.reconcile import (
     accept_spec,
     counted,
@@ -150,13 +151,16 @@ def _apply_managed_target(
     owner_ref: dict[str, Any],
     scale_by_reconfig: bool,
     allow: AllowList,
-) -> None:
+    known: set[tuple[str, str, str]] | None = None,
+) -> str | None:
     """Ensemble B made by the operator with the MesosCluster's ZooKeeper builders, named
     after the migration. The migration owns it until phase 6 hands it to the cluster, so
-    that deleting a finished migration leaves the cluster's ensemble alone."""
+    that deleting a finished migration leaves the cluster's ensemble alone. Nothing is
+    written when a name is another's (a migration named after its cluster would name B's
+    StatefulSet as A's): the refusal is returned. `known`: `names_taken`'s memory."""
     managed = spec.target.managed
     if managed is None:
-        return
+        return None
     migration = _migration_owner(meta)
     children = zookeeper.build_migration_target(
         migration, managed, cluster, scale_by_reconfig=scale_by_reconfig
@@ -167,7 +171,14 @@ def _apply_managed_target(
     children += networkpolicy.migration_target(migration, cluster_owner, on_b)
     for child in children:
         child["metadata"]["ownerReferences"] = [owner_ref]
-    KubeApi.shared().apply_all(exclude_control_plane(allow, children))
+    api = KubeApi.shared()
+    # the migration's until the handover, the cluster's after it
+    owners = {meta["uid"], owner_ref["uid"]}
+    taken = names_taken(api, children, owners, ZK_MIGRATION.kind, known)
+    if taken:
+        return taken
+    api.apply_all(exclude_control_plane(allow, children))
+    return None
 
 
 def _status_fields(status: ZkMigrationStatus) -> dict[str, Any]:
@@ -230,6 +241,10 @@ def _finalize(
         configmaps = archive.archive_configmaps(
             meta["name"], meta["namespace"], _owner_ref(meta), blob, expires
         )
+        taken = names_taken(api, configmaps, {meta["uid"]}, ZK_MIGRATION.kind)
+        if taken:
+            status.checks.append(f"archive of ensemble A: {taken}")
+            return
         api.apply_all(configmaps)
         status.archive = [c["metadata"]["name"] for c in configmaps]
         status.archive_expires_at = expires
@@ -237,9 +252,12 @@ def _finalize(
     if not current.migrating:
         return  # done already: one merge patch changed both the spec and the routing
     cluster = MesosClusterSpec.model_validate(cluster_spec)
-    _apply_managed_target(
+    taken = _apply_managed_target(
         spec, meta, cluster, _cluster_owner_ref(cluster_meta), scale_by_reconfig, allow
     )
+    if taken:
+        status.checks.append(f"ensemble B: {taken}")
+        return
     final = ZkRouting(masters_component=other_component(current.masters_component))
     body = handover_patch(final, status.target_connect_string or "")
     api.merge_patch(
@@ -317,7 +335,13 @@ def drive(
     annotations = cluster_meta.get("annotations") or {}
     # not yet handed to the cluster:
     if current.phase != ZkMigrationPhase.SUCCEEDED and not current.archive:
-        _apply_managed_target(parsed, meta, cluster_spec, _owner_ref(meta), reconfig, allow)
+        taken = _apply_managed_target(
+            parsed, meta, cluster_spec, _owner_ref(meta), reconfig, allow,
+            memo.setdefault("zkmigration_own_children", set()),
+        )  # fmt: skip
+        if taken:
+            _hold(meta, status, current, patch, f"ensemble B: {taken}")
+            return
     try:
         routing = parse_routing(annotations) if ROUTING_ANNOTATION in annotations else None
     except ValueError as error:
