@@ -26,6 +26,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator_operator.common.zk_endpoints import (
+    first_refused_server,
+    malformed_entry,
+    parse_entries,
+)
+
 # The labels and taints kubeadm (and most distributions) put on control-plane nodes.
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 
@@ -39,8 +45,6 @@ RULE_REQUIRE_DIGEST = "requireDigest"
 RULE_HOST_PATH_PREFIXES = "hostPathPrefixes"
 RULE_CONTROL_PLANE = "controlPlaneNodes"
 RULE_ZOOKEEPER = "zookeeperEndpoints"
-
-MAX_ENTRIES = 256  # per rule; bounded input
 
 
 @dataclass(frozen=True)
@@ -88,16 +92,6 @@ class AllowList:
 ALLOW_ALL = AllowList()
 
 
-def parse_list(value: str | None) -> tuple[str, ...]:
-    """A comma- or whitespace-separated flag or environment value."""
-    if not value:
-        return ()
-    entries = tuple(item for item in value.replace(",", " ").split() if item)
-    if len(entries) > MAX_ENTRIES:
-        raise ValueError(f"at most {MAX_ENTRIES} allow-list entries per rule")
-    return entries
-
-
 def validate(allow: AllowList) -> AllowList:
     """The allow-list itself checked at start-up: a typo must not open or close everything
     silently. Raises ValueError naming the rule and the entry."""
@@ -118,8 +112,7 @@ def validate(allow: AllowList) -> AllowList:
         if algorithm != "sha256" or len(hexdigest) != 64:
             raise ValueError(f"imageDigests: {entry!r} is not sha256:<64 hex>")
     for entry in allow.zookeeper_endpoints:
-        host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
-        if not host or (port and not port.isdigit()) or "/" in entry:
+        if malformed_entry(entry):
             raise ValueError(f"{RULE_ZOOKEEPER}: {entry!r} is not host, host:port or *.domain")
     return allow
 
@@ -249,45 +242,10 @@ def check_host_paths(allow: AllowList, paths: Iterable[str]) -> str | None:
 # --- ZooKeeper ----------------------------------------------------------------------------
 
 
-def zk_servers(connect_string: str) -> list[tuple[str, int]]:
-    """The (host, port) pairs of a ZooKeeper connect string `h1:2181,h2/chroot`."""
-    hosts = connect_string.split("/", 1)[0]
-    servers = []
-    for server in hosts.split(","):
-        server = server.strip()
-        if server.startswith("["):  # [ipv6]:port
-            host, _, rest = server[1:].partition("]")
-            port = rest.lstrip(":")
-        elif server.count(":") == 1:
-            host, _, port = server.partition(":")
-        else:
-            host, port = server, ""
-        servers.append((host.lower().rstrip("."), int(port) if port.isdigit() else 2181))
-    return servers
-
-
-def _endpoint_allows(entry: str, host: str, port: int) -> bool:
-    entry = entry.lower()
-    pattern, _, entry_port = entry.rpartition(":") if ":" in entry else (entry, "", "")
-    if entry_port and int(entry_port) != port:
-        return False
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:])
-    return host == pattern.rstrip(".")
-
-
 def check_zk_endpoints(allow: AllowList, connect_string: str) -> str | None:
     """Every server of the connect string must be allowed (the client may pick any)."""
-    if not allow.zookeeper_endpoints:
-        return None
-    for host, port in zk_servers(connect_string):
-        if not any(_endpoint_allows(entry, host, port) for entry in allow.zookeeper_endpoints):
-            return (
-                f"allow-list rule {RULE_ZOOKEEPER}: ZooKeeper server {host}:{port} (of"
-                f" {connect_string.split('/', 1)[0]!r}) is not an allowed ensemble"
-                f" ({', '.join(allow.zookeeper_endpoints)})"
-            )
-    return None
+    refused = first_refused_server(allow.zookeeper_endpoints, connect_string)
+    return f"allow-list rule {RULE_ZOOKEEPER}: {refused}" if refused else None
 
 
 # --- control-plane nodes ------------------------------------------------------------------
@@ -505,13 +463,13 @@ def from_settings(flags: Mapping[str, str | None], environ: Mapping[str, str]) -
         raise ValueError(f"{RULE_CONTROL_PLANE}: {error}") from None
     return validate(
         AllowList(
-            namespaces=parse_list(value("allow_namespaces")),
-            image_registries=parse_list(value("allow_image_registries")),
-            platform_image_registries=parse_list(value("allow_platform_image_registries")),
-            image_digests=parse_list(value("allow_image_digests")),
+            namespaces=parse_entries(value("allow_namespaces")),
+            image_registries=parse_entries(value("allow_image_registries")),
+            platform_image_registries=parse_entries(value("allow_platform_image_registries")),
+            image_digests=parse_entries(value("allow_image_digests")),
             require_digest=require,
-            host_path_prefixes=parse_list(value("allow_host_path_prefixes")),
+            host_path_prefixes=parse_entries(value("allow_host_path_prefixes")),
             control_plane_nodes=control_plane,
-            zookeeper_endpoints=parse_list(value("allow_zookeeper_endpoints")),
+            zookeeper_endpoints=parse_entries(value("allow_zookeeper_endpoints")),
         )
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,6 +27,7 @@ from orchestrator_operator.common.tls import (
     zk_client_tls,
 )
 from orchestrator_operator.common.zk_credentials import parse_digest_credentials
+from orchestrator_operator.common.zk_endpoints import malformed_entry, parse_entries
 from orchestrator_operator.sync.conflict import Strategy
 from orchestrator_operator.sync.engine import (
     ACL_SWEEP_RATE_MAX,
@@ -39,6 +41,8 @@ from orchestrator_operator.zk.connection import SyncError
 
 log = logging.getLogger("orchestrator.zk_sync")
 
+# the operator's variable for the same rule (operator/allowlist.py ENVIRONMENT)
+ZK_ENDPOINTS_ENV = "ORCHESTRATOR_ALLOW_ZOOKEEPER_ENDPOINTS"
 EXIT_OK = 0
 EXIT_DIFFERENT = 1
 EXIT_ERROR = 2
@@ -196,6 +200,14 @@ def _controller_parser(actions: argparse._SubParsersAction) -> None:  # type: ig
         " TLS (managed ensembles with spec.zookeeper.tls): a mounted Secret with tls.crt,"
         f" tls.key and ca.crt (default: ${ZK_CLIENT_TLS_ENV}, else {ZK_CLIENT_TLS_DIR} if it"
         " has a ca.crt)",
+    )
+    ctl.add_argument(
+        "--allow-zookeeper-endpoints",
+        default=argparse.SUPPRESS,
+        help="the allow-list's ZooKeeper servers (host:port, host, *.domain; comma-separated),"
+        " as the operator's: a syncRequest naming another ensemble, other than a Service of"
+        f" the migration's own namespace, is refused (default: ${ZK_ENDPOINTS_ENV}; unset:"
+        " any)",
     )
     ctl.add_argument("--health-host", default="0.0.0.0")
     ctl.add_argument(
@@ -366,6 +378,16 @@ def controller_command(args: argparse.Namespace) -> int:
     except SyncError as exc:
         print(f"zk-sync controller: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    try:
+        endpoints = parse_entries(
+            getattr(args, "allow_zookeeper_endpoints", os.environ.get(ZK_ENDPOINTS_ENV))
+        )
+        malformed = [entry for entry in endpoints if malformed_entry(entry)]
+        if malformed:
+            raise ValueError(f"{malformed[0]!r} is not host, host:port or *.domain")
+    except ValueError as exc:
+        print(f"zk-sync controller: error: --allow-zookeeper-endpoints: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     options = ControllerOptions(
         namespaces=tuple(args.namespace or ()),
         state_dir=args.state_dir,
@@ -379,6 +401,7 @@ def controller_command(args: argparse.Namespace) -> int:
         reconcile_interval=float(args.reconcile_interval),
         acl_sweep_rate=acl_sweep_rate,
         client_tls=client_tls,
+        zookeeper_endpoints=endpoints,
     )
     try:
         return run_controller(options)

@@ -22,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -373,6 +374,66 @@ def test_sync_controller_lists_and_reports_under_its_service_account(
             time.sleep(0.5)
         assert state == "Stopped", log.read_text()[-4000:]
         assert _refusals(log) == [], log.read_text()[-4000:]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_sync_controller_refuses_a_sync_request_outside_its_allow_list(
+    kube_env: KubeTestEnv,
+    sync_service_account_kubeconfig: Path,
+    operator_as_service_account: tuple[subprocess.Popen[bytes], Path, int],
+    tmp_path: Path,
+) -> None:
+    """The controller checks a syncRequest's ensembles against the allow-list's
+    zookeeperEndpoints itself (issue 17 point 4): a request written to status by anyone who
+    may patch it, naming an ensemble outside the rule, opens no session and fails status.sync
+    with the rule's words."""
+    group = "/apis/orchestrator.dev/v1alpha1"
+    kube_env.api(
+        "POST",
+        f"{group}/namespaces/{NAMESPACE}/zkmigrations",
+        {
+            "apiVersion": "orchestrator.dev/v1alpha1",
+            "kind": "ZkMigration",
+            "metadata": {"name": "rbac-refused", "namespace": NAMESPACE},
+            "spec": {"clusterRef": "demo", "target": {"external": {"connectString": "b:2181"}}},
+        },
+    )
+    status = {"syncRequest": {"active": True, "source": "zk.allowed.example:2181",
+                              "target": "elsewhere.example:2181", "paths": ["/mesos"]}}  # fmt: skip
+    patched = kube_env.kubectl_run(
+        "patch", "zkmigration", "rbac-refused", "-n", NAMESPACE, "--subresource=status",
+        "--type=merge", "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+    port = free_port()
+    log = tmp_path / "sync-controller.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator_operator.cli", "zk-sync", "controller",
+             "--namespace", NAMESPACE, "--health-host", "127.0.0.1", "--health-port", str(port)],
+            env={**os.environ, "KUBECONFIG": str(sync_service_account_kubeconfig),
+                 "ORCHESTRATOR_ALLOW_ZOOKEEPER_ENDPOINTS": "zk.allowed.example:2181"},
+            stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        sync: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()[-4000:]
+            obj = kube_env.api("GET", f"{group}/namespaces/{NAMESPACE}/zkmigrations/rbac-refused")
+            sync = obj["status"].get("sync") or {}
+            if sync.get("state") == "Failed":
+                break
+            time.sleep(0.5)
+        assert sync.get("state") == "Failed", log.read_text()[-4000:]
+        assert sync["message"].startswith(
+            "target: allow-list rule zookeeperEndpoints: ZooKeeper server"
+            " elsewhere.example:2181 (of 'elsewhere.example:2181') is not an allowed ensemble"
+        ), sync
+        text = log.read_text()
+        assert "starting sync" not in text.lower() and "kazoo" not in text.lower(), text[-4000:]
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -90,6 +90,61 @@ def test_invalid_request_says_what_is_wrong() -> None:
     assert "target" in desired.why and "paths" in desired.why
 
 
+ENDPOINTS = ("zk-a:2181", "*.zookeeper.svc.cluster.local")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "zk-b.zookeeper.svc.cluster.local:2181",
+        # the operator's managed ensembles live in the migration's own namespace
+        "move-zookeeper-client.ns.svc:2181",
+        "move-zookeeper-0.move-zookeeper-headless.ns.svc.cluster.local:2281",
+    ],
+)
+def test_a_request_within_the_allow_list_or_the_own_namespace_runs(target: str) -> None:
+    desired = desired_of(migration(sync_request={**REQUEST, "target": target}), ENDPOINTS)
+    assert desired.spec is not None and desired.spec.target == target
+
+
+@pytest.mark.parametrize(
+    ("request_", "refused"),
+    [
+        ({**REQUEST, "target": "zk-b:2181"}, "target: allow-list rule zookeeperEndpoints:"
+         " ZooKeeper server zk-b:2181"),
+        ({**REQUEST, "source": "zk-a:2181,evil.example:2181"}, "source: allow-list rule"
+         " zookeeperEndpoints: ZooKeeper server evil.example:2181"),
+        # another namespace's Service is not the migration's own
+        ({**REQUEST, "target": "b-zookeeper-client.other.svc:2181"}, "target:"),
+    ],
+)  # fmt: skip
+def test_a_request_naming_an_ensemble_outside_the_allow_list_cannot_run(
+    request_: dict[str, Any], refused: str
+) -> None:
+    desired = desired_of(migration(sync_request=request_), ENDPOINTS)
+    assert desired.spec is None and desired.invalid
+    assert desired.why.startswith(refused)
+    assert desired_of(migration(sync_request=request_)).spec is not None  # no rule: any
+
+
+def test_a_refused_request_starts_no_engine_and_fails_its_sync_status() -> None:
+    h = Harness()
+    h.controller.options.zookeeper_endpoints = ENDPOINTS
+    h.controller.reconcile([migration("m", {**REQUEST, "target": "zk-b:2181"})])
+    assert h.runners == []
+    [(key, doc)] = h.reports
+    assert key == ("ns", "m") and doc["state"] == "Failed"
+    assert "zookeeperEndpoints: ZooKeeper server zk-b:2181" in doc["message"]
+
+
+def test_the_controller_refuses_a_malformed_endpoint_at_start(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = zk_main(["zk-sync", "controller", "--allow-zookeeper-endpoints", "zk:port"])
+    assert code == 2
+    assert "--allow-zookeeper-endpoints: 'zk:port' is not host" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- status
 def test_running_status_is_camel_case_with_rfc3339_times() -> None:
     engine = EngineView(bootstrap_znodes=12, bootstrap_seconds=0.25, conflicts=1,

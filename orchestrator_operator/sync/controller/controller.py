@@ -76,7 +76,7 @@ class Controller:
                 if key not in seen:
                     forget_state(self.options.state_dir, key)
         for key, obj in seen.items():
-            desired = desired_of(obj)
+            desired = desired_of(obj, self.options.zookeeper_endpoints)
             runner = self.runners.get(key)
             if runner is not None and runner.spec != desired.spec:
                 why = desired.why if desired.spec is None else "status.syncRequest changed"

@@ -31,6 +31,9 @@ class ControllerOptions:
     # its ZooKeeper client certificate and CA (tls.crt, tls.key, ca.crt), for the sides a
     # syncRequest marks TLS (managed ensembles with spec.zookeeper.tls)
     client_tls: ReloadingTls | None = None
+    # the allow-list's zookeeperEndpoints (ORCHESTRATOR_ALLOW_ZOOKEEPER_ENDPOINTS, as the
+    # operator's): () allows any ensemble
+    zookeeper_endpoints: tuple[str, ...] = ()
 
     def tls_for(self, side: str, wanted: bool) -> ReloadingTls | None:
         """The TLS of one side (None: plain); SyncError when the syncRequest asks for TLS

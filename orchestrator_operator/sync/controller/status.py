@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator_operator.common.zk_endpoints import first_refused_server
 from orchestrator_operator.models.base import SecretKeyRef
 from orchestrator_operator.models.zkmigration import SyncRequest, SyncStatus
 from orchestrator_operator.sync.conflict import Strategy
@@ -66,8 +67,9 @@ def key_of(obj: Mapping[str, Any]) -> Key:
     return str(meta.get("namespace", "")), str(meta.get("name", ""))
 
 
-def desired_of(obj: Mapping[str, Any]) -> Desired:
-    """Read ``status.syncRequest`` of a ZkMigration object (as listed from the API)."""
+def desired_of(obj: Mapping[str, Any], zookeeper_endpoints: Sequence[str] = ()) -> Desired:
+    """Read ``status.syncRequest`` of a ZkMigration object (as listed from the API). With
+    `zookeeper_endpoints` (the allow-list's rule), a side outside it cannot run."""
     if obj.get("metadata", {}).get("deletionTimestamp"):
         return Desired(None, "the ZkMigration is being deleted")
     raw = (obj.get("status") or {}).get("syncRequest")
@@ -87,18 +89,37 @@ def desired_of(obj: Mapping[str, Any]) -> Desired:
     def secret(ref: SecretKeyRef | None) -> tuple[str, str] | None:
         return None if ref is None else (ref.name, ref.key)
 
-    return Desired(
-        SyncSpec(
-            request.source,
-            request.target,
-            tuple(request.paths),
-            request.strategy,
-            secret(request.source_auth_secret_ref),
-            secret(request.target_auth_secret_ref),
-            request.source_tls,
-            request.target_tls,
-        )
+    spec = SyncSpec(
+        request.source,
+        request.target,
+        tuple(request.paths),
+        request.strategy,
+        secret(request.source_auth_secret_ref),
+        secret(request.target_auth_secret_ref),
+        request.source_tls,
+        request.target_tls,
     )
+    namespace = str(obj.get("metadata", {}).get("namespace", ""))
+    refused = endpoints_refusal(spec, namespace, zookeeper_endpoints)
+    if refused:
+        return Desired(None, refused, invalid=True)
+    return Desired(spec)
+
+
+def endpoints_refusal(spec: SyncSpec, namespace: str, entries: Sequence[str]) -> str | None:
+    """The controller's own check of the ensembles a syncRequest names (the operator made
+    the same before it wrote the request; status is writable by whoever may patch it, so
+    the sessions' owner checks again): each side's servers must be allowed by `entries`
+    or be Services of the migration's own namespace, where the operator's managed
+    ensembles are (the cluster's own, a managed B). No entries: anything."""
+    if not entries:
+        return None
+    own = (f"*.{namespace}.svc", f"*.{namespace}.svc.cluster.local")
+    for side, connect in (("source", spec.source), ("target", spec.target)):
+        refused = first_refused_server((*entries, *own), connect)
+        if refused:
+            return f"{side}: allow-list rule zookeeperEndpoints: {refused}"
+    return None
 
 
 def current_sync(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
