@@ -120,13 +120,19 @@ class KubeApi:
         ) or self._configuration.get_api_key_with_prefix("authorization")
         if token:
             headers["Authorization"] = token
-        response = self._http.request(
-            method,
-            path,
-            params=params,
-            headers=headers,
-            content=json.dumps(body) if body is not None else None,
-        )
+        content = json.dumps(body) if body is not None else None
+        try:
+            response = self._http.request(
+                method, path, params=params, headers=headers, content=content
+            )
+        except httpx.TransportError:
+            if method != "GET":
+                raise
+            # A read is safe to send again, on a new connection: one dropped or reset
+            # under it (seen once as EBADF) should not cost a handler its retry delay.
+            response = self._http.request(
+                method, path, params=params, headers=headers, content=content
+            )
         if response.status_code >= 400:
             raise ApiError(response.status_code, response.text[:2000])
         return response.json()
