@@ -212,6 +212,13 @@ class AppSpec(Model):
     network_policy: AppNetworkPolicy = Field(
         default_factory=AppNetworkPolicy, json_schema_extra={"default": {}}
     )
+    metrics_auth: bool = Field(
+        default=True,
+        description="/metrics answers only a bearer token allowed `get` on the non-resource"
+        " URL /metrics (a SubjectAccessReview; Prometheus' ServiceAccount holds it where it"
+        " scrapes the API server and kubelets): scrape with its own token. false: open to"
+        " whom the NetworkPolicy admits (counts only).",
+    )
 
 
 class ProbeFleetSpec(Model):

@@ -440,3 +440,151 @@ def test_offline_image_serves_the_ui_from_the_app_s_default_ui_dist(
     assert expected and served["assets"] == expected
     listing = _docker(env, "run", "--rm", "--entrypoint", "ls", image, "/opt/orchestrator/ui")
     assert set(listing.split()) == {"index.html", "assets"}
+
+
+# A seccomp profile that allows everything but setns(2): what a runtime profile without
+# the CAP_SYS_ADMIN exception would do to the probe.
+_SETNS_DENIED = {
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [{"names": ["setns"], "action": "SCMP_ACT_ERRNO"}],
+}
+_PROBE_TOKEN = "seccomp-probe-token"
+
+
+def _pod_as_docker_flags(daemonset: dict[str, Any]) -> list[str]:
+    """`docker run` flags giving a container what the ProbeFleet's DaemonSet gives its pod:
+    host network and PIDs, the user, a read-only root, no privilege escalation, exactly its
+    capabilities, and its seccomp profile (RuntimeDefault: Docker's default profile, the one
+    containerd's RuntimeDefault is ported from; so no --security-opt seccomp flag)."""
+    pod = daemonset["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    security = container["securityContext"]
+    profile = (pod.get("securityContext") or {}).get("seccompProfile")
+    assert (security.get("seccompProfile") or profile) == {"type": "RuntimeDefault"}
+    flags = ["--network", "host"] if pod.get("hostNetwork") else []
+    flags += ["--pid", "host"] if pod.get("hostPID") else []
+    flags += ["--user", str(security["runAsUser"])] if "runAsUser" in security else []
+    flags += ["--read-only"] if security.get("readOnlyRootFilesystem") else []
+    if security.get("allowPrivilegeEscalation") is False:
+        flags += ["--security-opt", "no-new-privileges"]
+    for cap in security["capabilities"]["drop"]:
+        flags += ["--cap-drop", cap]
+    for cap in security["capabilities"].get("add", []):
+        flags += ["--cap-add", cap]
+    return flags
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(1200)  # the first one builds the image: ~6 min cold on a busy machine
+def test_the_probe_sees_other_containers_connections_under_the_runtime_default_seccomp(
+    offline_image: tuple[str, dict[str, str]],
+    docker_engine: DockerEngine,
+    busybox_image: str,
+    tmp_path: Path,
+) -> None:
+    """The probe's pod runs under `seccompProfile: RuntimeDefault` (issue 17 point 12): the
+    image's probe, in a container made as the DaemonSet makes it (all collectors), under
+    Docker's default profile, still enters another container's network namespace (setns,
+    allowed there with CAP_SYS_ADMIN) and reports the connection between two containers as
+    an edge. The same probe under a profile that refuses setns reports the containers but
+    not the edge: the check would see a profile that breaks the probe."""
+    import sys
+    import time
+
+    import httpx
+
+    from orchestrator_operator.models.probefleet import ProbeFleetSpec
+    from orchestrator_operator.operator.builders.probefleet import fleet_owner, probe_daemonset
+    from testenv.processes import free_port
+
+    image, env = offline_image
+    options = json.loads(_docker(env, "info", "--format", "{{json .SecurityOptions}}"))
+    assert any("name=seccomp" in option for option in options), options
+    flags = _pod_as_docker_flags(probe_daemonset(fleet_owner("mon", "ns", "u"), ProbeFleetSpec()))
+    socket = docker_engine.base_url.removeprefix("unix://")
+    (tmp_path / "token").write_text(_PROBE_TOKEN)
+    (tmp_path / "setns-denied.json").write_text(json.dumps(_SETNS_DENIED))
+    client = docker_engine.client()
+    started: list[Any] = []
+    apps: list[subprocess.Popen[bytes]] = []
+
+    def probe_with(name: str, *seccomp: str) -> tuple[str, str]:
+        """A fresh app on loopback and the probe container reporting to it."""
+        port = free_port()
+        command = [sys.executable, "-m", "orchestrator_operator.cli", "app", "--listen",
+                   "127.0.0.1", "--port", str(port), "--token", _PROBE_TOKEN]  # fmt: skip
+        apps.append(subprocess.Popen(command))
+        _docker(env, "run", "-d", "--name", name, *flags, *seccomp,
+                "-v", f"{socket}:/var/run/docker.sock", "-v", f"{tmp_path}:/run/probe:ro",
+                image, "probe", "--app", f"http://127.0.0.1:{port}", "--interval", "1",
+                "--hostname", name, "--token-file", "/run/probe/token")  # fmt: skip
+        return f"http://127.0.0.1:{port}", name
+
+    def containers(app: str) -> dict[str, Any]:
+        try:
+            answer = httpx.get(
+                f"{app}/api/topology/containers",
+                headers={"Authorization": f"Bearer {_PROBE_TOKEN}"},
+                timeout=5,
+            )
+        except httpx.HTTPError:
+            return {}
+        nodes: dict[str, Any] = answer.json()["nodes"] if answer.status_code == 200 else {}
+        return nodes
+
+    def wait(what: str, check: Any, seconds: float = 90) -> Any:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if found := check():
+                return found
+            time.sleep(1)
+        logs = [_docker(env, "logs", "--tail", "20", name)[-2000:] for name in probes]
+        raise AssertionError(f"timed out waiting for {what}; probe logs: {logs}")
+
+    probes: list[str] = []
+    try:
+        server = client.containers.run(
+            busybox_image,
+            ["sh", "-c", "echo ok > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"],
+            detach=True, name="seccomp-server",
+        )  # fmt: skip
+        started.append(server)
+        server.reload()
+        ip = server.attrs["NetworkSettings"]["IPAddress"]
+        # an HTTP connection held open, re-opened in a loop
+        loop = f"while true; do sleep 30 | nc {ip} 8080; sleep 0.2; done"
+        caller = client.containers.run(
+            busybox_image, ["sh", "-c", loop], detach=True, name="seccomp-client"
+        )
+        started.append(caller)
+        src, dst = f"container:{caller.id}", f"container:{server.id}"
+
+        app, name = probe_with("probe-setns-denied", "--security-opt",
+                               f"seccomp={tmp_path / 'setns-denied.json'}")  # fmt: skip
+        probes.append(name)
+        wait("the containers reported under the setns-denied profile",
+             lambda: src in containers(app) and dst in containers(app))  # fmt: skip
+        time.sleep(5)  # five more reports
+        assert dst not in containers(app)[src].get("adjacency", [])
+        _docker(env, "rm", "-f", name)
+
+        app, name = probe_with("probe-runtime-default")
+        probes.append(name)
+
+        def edge() -> bool:
+            node = containers(app).get(src) or {}
+            return dst in node.get("adjacency", [])
+
+        assert wait("the client->server edge under the default profile", edge)
+        seccomp = _docker(env, "inspect", "--format", "{{json .HostConfig.SecurityOpt}}", name)
+        assert "seccomp" not in seccomp, seccomp  # the engine's default profile applied
+    finally:
+        for name in probes:
+            subprocess.run([env["DOCKER"], "rm", "-f", name], env=env, capture_output=True,
+                           check=False)  # fmt: skip
+        for container in started:
+            container.remove(force=True)
+        for process in apps:
+            process.terminate()
+            process.wait(timeout=20)
+        client.close()

@@ -146,6 +146,7 @@ def app(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         audit_log=tmp_path_factory.mktemp("audit") / "audit.jsonl",
         events_namespace=cluster.namespace,
         protected_namespaces=("kube-system", cluster.namespace),
+        metrics_auth=True,  # as builders/probefleet.py runs it by default
     )
     h = MonitorHarness(config)
     h.app.audit._factory = lambda: api  # Events as the app account too
@@ -283,3 +284,51 @@ def test_controls_need_the_rolebinding_and_are_audited(
     assert any(
         who_alice in e["message"] and e["involvedObject"]["name"] == "probe-a" for e in events
     )
+
+
+def test_metrics_need_a_token_allowed_get_on_the_metrics_url(
+    cluster: Cluster, app: MonitorHarness
+) -> None:
+    """`--metrics-auth` in Kubernetes mode: no token 401; a person's token without the right
+    403, naming what to grant; a scraper's ServiceAccount bound to a ClusterRole allowing get
+    on the non-resource URL /metrics (as kube-prometheus grants Prometheus) 200."""
+    import httpx
+
+    role = f"monitor-metrics-{cluster.namespace}"
+    assert httpx.get(f"{app.base_url}/metrics", timeout=10).status_code == 401
+    with app.client(cluster.person_token("mallory")) as c:
+        refused = c.get("/metrics")
+    assert refused.status_code == 403
+    assert "may not get /metrics" in refused.text and "nonResourceURLs" in refused.text
+    assert "orchestrator_monitor_" not in refused.text
+    try:
+        cluster.apply(
+            [
+                {"apiVersion": "v1", "kind": "ServiceAccount",
+                 "metadata": {"name": "prometheus", "namespace": cluster.namespace}},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                 "metadata": {"name": role},
+                 "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                 "metadata": {"name": role},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                             "name": role},
+                 "subjects": [{"kind": "ServiceAccount", "name": "prometheus",
+                               "namespace": cluster.namespace}]},
+            ]
+        )  # fmt: skip
+        with app.client(cluster.person_token("prometheus")) as c:
+
+            def scrape() -> httpx.Response | None:
+                answer = c.get("/metrics")
+                return answer if answer.status_code == 200 else None
+
+            scraped: httpx.Response = wait_for(
+                "the ClusterRoleBinding to let prometheus scrape", scrape
+            )
+            assert "orchestrator_monitor_reports_total" in scraped.text
+            # the right is /metrics only: the app's pages stay closed to it
+            assert c.get("/api/topology").status_code == 403
+    finally:
+        for kind in ("clusterrolebinding", "clusterrole"):
+            cluster.kube_env.kubectl_run("delete", kind, role, "--ignore-not-found")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import httpx
 import msgspec
 import pytest
 
@@ -70,6 +71,29 @@ def test_tokens_have_roles(app: MonitorHarness) -> None:
         assert r.status_code == 403 and "read-write token" in r.text
         r = c.post(f"/api/control/{node}/logs")
         assert r.status_code == 403
+
+
+def test_metrics_need_a_reading_token_only_with_metrics_auth(tmp_path: Path) -> None:
+    """`--metrics-auth`: /metrics answers the read-write and read-only tokens, not the
+    probes' or none; without it /metrics stays open (counts only)."""
+    for metrics_auth in (True, False):
+        config = AppConfig(
+            token=ADMIN, read_only_token=READER, probe_token=PROBE, metrics_auth=metrics_auth
+        )
+        h = MonitorHarness(config).start()
+        try:
+            anonymous = httpx.get(f"{h.base_url}/metrics", timeout=10)
+            with h.client(PROBE) as c:
+                probe = c.get("/metrics")
+            answers = [anonymous.status_code, probe.status_code]
+            for token in (ADMIN, READER):
+                with h.client(token) as c:
+                    scraped = c.get("/metrics")
+                    assert "orchestrator_monitor_" in scraped.text
+                    answers.append(scraped.status_code)
+            assert answers == ([401, 403, 200, 200] if metrics_auth else [200] * 4)
+        finally:
+            h.stop()
 
 
 def test_command_lines_only_for_the_control_role(app: MonitorHarness) -> None:

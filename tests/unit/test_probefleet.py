@@ -36,6 +36,15 @@ def test_collectors_map_to_probe_flags() -> None:
     assert "--token-file" in args
 
 
+def test_the_apps_metrics_need_a_token_unless_the_fleet_says_otherwise() -> None:
+    def args(spec: ProbeFleetSpec) -> list[str]:
+        return list(_kinds(spec)["Deployment"]["spec"]["template"]["spec"]["containers"][0]["args"])  # type: ignore[index]
+
+    assert "--metrics-auth" in args(ProbeFleetSpec())
+    open_metrics = ProbeFleetSpec.model_validate({"app": {"metricsAuth": False}})
+    assert "--metrics-auth" not in args(open_metrics)
+
+
 def test_the_app_checks_identities_with_kubernetes_not_a_shared_token() -> None:
     app = _kinds(ProbeFleetSpec())["Deployment"]["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
     assert app["args"][app["args"].index("--identities") + 1] == "kubernetes"
@@ -94,7 +103,10 @@ def test_mutual_tls_gives_the_probes_their_certificate_and_the_kubelet_a_tcp_che
     mine = next(v for v in probe_pod["volumes"] if v["name"] == "probe-tls")
     assert mine["secret"]["secretName"] == "probe-tls"
     assert [i["key"] for i in mine["secret"]["items"]] == ["tls.crt", "tls.key"]
-    assert probe_pod["securityContext"] == {"fsGroup": 10001}
+    assert probe_pod["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "fsGroup": 10001,
+    }
 
 
 def test_mutual_tls_without_a_probe_certificate_is_refused_naming_the_field() -> None:
@@ -106,6 +118,9 @@ def test_mutual_tls_without_a_probe_certificate_is_refused_naming_the_field() ->
         )
     plain = _pods(ProbeFleetSpec())
     assert "volumes" not in plain[1] and "fsGroup" not in plain[1]["securityContext"]
+    # both pods under the runtime's default seccomp profile, the probe's too
+    for pod in plain:
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
 def test_no_shared_token_secret_and_the_deprecated_refs_are_named_not_used() -> None:

@@ -9,10 +9,13 @@ Two modes, chosen by ``orchestrator app --identities``:
   for a token bound to a pod). People present their own Kubernetes bearer token; a TokenReview
   says who they are and a SubjectAccessReview on the app's own resources (API group
   ``monitor.orchestrator.dev``: ``topologies`` get, ``logs`` get, ``controls`` create, in the
-  app's namespace) says what they may do, so access is granted with RoleBindings.
+  app's namespace) says what they may do, so access is granted with RoleBindings. A scraper
+  of ``/metrics`` (``--metrics-auth``) is asked ``get`` on the non-resource URL ``/metrics``,
+  which Prometheus' ServiceAccount holds where it scrapes the API server and kubelets.
 - ``static``: tokens given on the command line, each with roles (docker-compose, no
   Kubernetes). The read-write token may view, read logs and run controls, and report unless
-  a separate probe token is given; the read-only token may view.
+  a separate probe token is given; the read-only token may view; both may scrape
+  ``/metrics`` when it needs a token.
 
 Review answers are cached for a few seconds (bounded), keyed by a hash of the token.
 """
@@ -36,6 +39,10 @@ log = logging.getLogger(__name__)
 # The roles a person may hold, and the resource of group GROUP each one is asked as.
 VIEW, LOGS, CONTROL = "view", "logs", "control"
 PROBE = "probe"
+# Scraping /metrics (with --metrics-auth): asked as the non-resource URL, the way
+# kube-rbac-proxy and the API server itself authorize a Prometheus scrape.
+METRICS = "metrics"
+METRICS_PATH = "/metrics"
 GROUP = "monitor.orchestrator.dev"
 RESOURCES: dict[str, tuple[str, str]] = {
     VIEW: ("topologies", "get"),
@@ -98,10 +105,10 @@ class StaticAuth:
     def from_tokens(
         cls, token: str, read_only_token: str | None = None, probe_token: str | None = None
     ) -> StaticAuth:
-        admin = frozenset({VIEW, LOGS, CONTROL} | (set() if probe_token else {PROBE}))
+        admin = frozenset({VIEW, LOGS, CONTROL, METRICS} | (set() if probe_token else {PROBE}))
         tokens = [("read-write token", token, admin)]
         if read_only_token:
-            tokens.append(("read-only token", read_only_token, frozenset({VIEW})))
+            tokens.append(("read-only token", read_only_token, frozenset({VIEW, METRICS})))
         if probe_token:
             tokens.append(("probe token", probe_token, frozenset({PROBE})))
         return cls(tokens)
@@ -284,18 +291,18 @@ class KubeAuth:
         return ProbeIdentity(principal=f"pod:{namespace}/{pod}", node=node, pod=(namespace, pod))
 
     async def _allowed(self, user: _User, role: str) -> bool:
-        resource, verb = RESOURCES[role]
         key = ("access", user.name, user.uid, ",".join(user.groups), role)
         cached = self._cache.get(key)
         if cached is not None:
             return bool(cached)
-        spec: dict[str, Any] = {
-            "user": user.name,
-            "groups": list(user.groups),
-            "resourceAttributes": {
+        spec: dict[str, Any] = {"user": user.name, "groups": list(user.groups)}
+        if role == METRICS:
+            spec["nonResourceAttributes"] = {"path": METRICS_PATH, "verb": "get"}
+        else:
+            resource, verb = RESOURCES[role]
+            spec["resourceAttributes"] = {
                 "group": GROUP, "resource": resource, "verb": verb, "namespace": self.namespace,
-            },
-        }  # fmt: skip
+            }  # fmt: skip
         if user.uid:
             spec["uid"] = user.uid
         if user.extra:
@@ -314,6 +321,12 @@ class KubeAuth:
         if user is None:
             raise AuthError(401, "a valid Kubernetes bearer token is required")
         if not await self._allowed(user, role):
+            if role == METRICS:
+                raise AuthError(
+                    403,
+                    f"{user.name} may not get {METRICS_PATH} (grant it with a ClusterRole"
+                    f" allowing get on nonResourceURLs [{METRICS_PATH}], as Prometheus' own)",
+                )
             resource, verb = RESOURCES[role]
             raise AuthError(
                 403,

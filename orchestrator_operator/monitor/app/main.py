@@ -35,6 +35,7 @@ def _app(args: argparse.Namespace) -> int:
         probe_ttl=args.probe_ttl,
         ui_dist=Path(args.ui_dist) if args.ui_dist else None,
         allowed_origins=tuple(args.allowed_origin or ()),
+        metrics_auth=args.metrics_auth,
     )
 
     async def main() -> None:
@@ -159,6 +160,13 @@ def add_app_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ign
         metavar="ORIGIN",
         help="scheme://host[:port] of pages, besides the app's own, that may open its "
         "WebSockets (repeatable), e.g. a Vite dev server",
+    )
+    app.add_argument(
+        "--metrics-auth",
+        action="store_true",
+        help="/metrics needs a bearer token too: kubernetes mode, one allowed get on the"
+        " non-resource URL /metrics (SubjectAccessReview, as Prometheus' ServiceAccount"
+        " holds); static mode, the read-write or read-only token (default: open, counts only)",
     )
     app.add_argument("--verbose", action="store_true")
     add_log_format_argument(app)

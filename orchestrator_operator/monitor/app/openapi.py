@@ -302,8 +302,9 @@ def _document() -> dict[str, Any]:
             },
             "/metrics": {
                 "get": {
-                    "summary": "Prometheus metrics (counts only; see docs/security.md)",
-                    "security": [],
+                    "summary": "Prometheus metrics (counts only); with --metrics-auth only for a"
+                    " bearer token allowed get on /metrics (docs/security.md)",
+                    "security": [{}, {"bearer": []}],
                     "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}},
                 }
             },

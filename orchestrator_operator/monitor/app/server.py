@@ -28,6 +28,7 @@ from orchestrator_operator.monitor.app.audit import AuditLog
 from orchestrator_operator.monitor.app.auth import (
     CONTROL,
     LOGS,
+    METRICS,
     VIEW,
     Authenticator,
     AuthError,
@@ -121,6 +122,8 @@ class AppConfig:
     # Origins (scheme://host[:port]) whose pages may open the UI's WebSocket besides the
     # app's own (the Host the request was sent to), e.g. a Vite dev server.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    # /metrics only for a caller holding METRICS (auth.py); False: open, counts only
+    metrics_auth: bool = False
 
 
 class Rejected(Exception):
@@ -603,6 +606,8 @@ class MonitorApp:
     # -- misc --------------------------------------------------------------------------------
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
+        if self.config.metrics_auth:
+            await self._require(request, METRICS)
         self.metrics.probes.set(len(self.store.probes))
         for topo, count in self.store.counts().items():
             self.metrics.nodes.labels(topo).set(count)

@@ -230,8 +230,11 @@ def probe_daemonset(owner: Owner, spec: ProbeFleetSpec) -> Manifest:
         ],
         "volumes": volumes,
     }
+    # RuntimeDefault: Docker's and containerd's default profiles allow setns to a process
+    # holding CAP_SYS_ADMIN (tests/integration/test_delivery_image.py runs the probe so)
+    pod["securityContext"] = {"seccompProfile": {"type": "RuntimeDefault"}}
     if tls_volumes:
-        pod["securityContext"] = {"fsGroup": IMAGE_GROUP}  # the mounted keys, mode 0440
+        pod["securityContext"]["fsGroup"] = IMAGE_GROUP  # the mounted keys, mode 0440
     if probe.node_selector:
         pod["nodeSelector"] = dict(probe.node_selector)
     return {
@@ -256,6 +259,8 @@ def app_workload(owner: Owner, spec: ProbeFleetSpec) -> list[Manifest]:
     args = ["app", "--listen", "0.0.0.0", "--port", str(app.port), "--identities", "kubernetes",
             "--probe-service-account", f"{owner.namespace}:{owner.child_name(PROBE)}",
             "--audience", PROBE_AUDIENCE]  # fmt: skip
+    if app.metrics_auth:
+        args.append("--metrics-auth")
     env: list[Manifest] = [
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
