@@ -7,6 +7,7 @@ kernel sockets) are left out.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import struct
@@ -15,6 +16,8 @@ from pathlib import Path
 
 from orchestrator_operator.monitor.probe.collectors import sockdiag
 from orchestrator_operator.monitor.report import LIMITS, Connection
+
+log = logging.getLogger(__name__)
 
 TCP_STATES = {
     "01": "ESTABLISHED",
@@ -103,6 +106,7 @@ class ConnectionCollector:
         self.max_connections = max_connections
         self._fd_cache: dict[int, tuple[list[str], list[int]]] = {}
         self.use_sock_diag = use_sock_diag
+        self._said_refused = False  # the /proc fallback for refused namespaces, logged once
         self._last_unknown: set[int] = set()
 
     def _socket_inodes(self, pid: int, fd_dir: str, fds: list[str], cached: bool) -> list[int]:
@@ -153,10 +157,20 @@ class ConnectionCollector:
         rows: list[tuple[int, str, tuple[str, int, str, int, str, int]]] = []
         diag: dict[int, socket.socket] = {}
         if self.use_sock_diag:
+            refused: dict[int, str] = {}
             try:
-                diag = sockdiag.open_in_namespaces(netns_pid, str(self.proc))
+                diag = sockdiag.open_in_namespaces(netns_pid, str(self.proc), refused)
             except OSError:
                 self.use_sock_diag = False
+            if refused and not self._said_refused:
+                self._said_refused = True  # once: it stays so for the probe's life
+                log.warning(
+                    "sock_diag: cannot enter %d network namespace(s) (%s); their TCP sockets"
+                    " are read from /proc/<pid>/net instead, which costs more. Entering them"
+                    " needs CAP_SYS_ADMIN and a seccomp profile allowing setns (RuntimeDefault"
+                    " does)",
+                    len(refused), next(iter(refused.values())),
+                )  # fmt: skip
         try:
             for ns, pid in netns_pid.items():
                 files = ["udp", "udp6"]

@@ -122,10 +122,14 @@ def _setns(fd: int) -> None:
         raise SockDiagError(err, os.strerror(err))
 
 
-def open_in_namespaces(pids: dict[int, int], proc: str = "/proc") -> dict[int, socket.socket]:
+def open_in_namespaces(
+    pids: dict[int, int], proc: str = "/proc", refused: dict[int, str] | None = None
+) -> dict[int, socket.socket]:
     """netns inode -> a sock_diag socket inside it, for each (netns -> pid) given.
 
-    Namespaces that cannot be entered are left out.
+    Namespaces that cannot be entered are left out; `refused`, when given, gets why for
+    each (setns or the netlink socket failing: a missing capability, a seccomp profile),
+    not for a process that went away meanwhile.
     """
     own = os.stat(f"{proc}/self/ns/net").st_ino
     out: dict[int, socket.socket] = {}
@@ -144,7 +148,9 @@ def open_in_namespaces(pids: dict[int, int], proc: str = "/proc") -> dict[int, s
             try:
                 _setns(fd)
                 out[ns] = _netlink()
-            except OSError:
+            except OSError as error:
+                if refused is not None:
+                    refused[ns] = f"setns or netlink: {error.strerror or error}"
                 continue
             finally:
                 os.close(fd)
