@@ -54,7 +54,8 @@ class Case:
 
 
 CASES = (
-    Case("ci/base-values.yaml", (Source("k8s/base"),)),
+    # the chart always has the admission policies, which every overlay adds to k8s/base
+    Case("ci/base-values.yaml", (Source("k8s/base"), Source("k8s/admission"))),
     Case("ci/dev-values.yaml", (Source("k8s/overlays/dev"),)),
     Case("ci/staging-values.yaml", (Source("k8s/overlays/staging"),)),
     Case("ci/prod-values.yaml", (Source("k8s/overlays/prod"),)),
@@ -64,6 +65,7 @@ CASES = (
         "ci/monitoring-values.yaml",
         (
             Source("k8s/base"),
+            Source("k8s/admission"),
             Source("deploy/monitoring", frozenset({"ServiceMonitor", "PrometheusRule"})),
         ),
     ),

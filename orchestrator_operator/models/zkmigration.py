@@ -33,6 +33,11 @@ from orchestrator_operator.models.vocabulary import (
 PHASES: tuple[ZkMigrationPhaseName, ...] = tuple(ZkMigrationPhaseName)  # phase N is PHASES[N-1]
 
 
+# Who made a ZkMigration's last decision (spec.approval, spec.rollbackToPhase): the API
+# server lets it name only the requesting user (k8s/base/zkmigration-decisions.yaml).
+DECIDED_BY_ANNOTATION = "orchestrator.dev/decided-by"
+
+
 class ManagedEnsemble(Model):
     """An ensemble the operator creates for the migration."""
 

@@ -29,7 +29,7 @@ from orchestrator_operator.common.kube_api import ApiError, KubeApi
 from orchestrator_operator.models import MESOS_CLUSTER, ZK_MIGRATION
 from orchestrator_operator.models.routing import ZkRouting, parse_routing
 from orchestrator_operator.models.vocabulary import ZkMigrationPhase
-from orchestrator_operator.models.zkmigration import ZkMigrationStatus
+from orchestrator_operator.models.zkmigration import DECIDED_BY_ANNOTATION, ZkMigrationStatus
 from orchestrator_operator.zkmigrate.manifest import (
     TERMINAL_PHASES,
     InputError,
@@ -117,6 +117,23 @@ def _merge_patch(api: KubeApi, obj: dict[str, Any], body: dict[str, Any]) -> Non
     api.merge_patch(
         ZK_MIGRATION.api_version, ZK_MIGRATION.kind, meta["namespace"], meta["name"], body
     )
+
+
+def _signed(api: KubeApi, body: dict[str, Any]) -> dict[str, Any]:
+    """A decision's patch with who makes it (DECIDED_BY_ANNOTATION): the user the API
+    server knows this CLI as (a SelfSubjectReview, `kubectl auth whoami`); the admission
+    policy accepts no other name. Unknown (an API server without the review): the
+    annotation is removed, and the decision goes unattributed rather than under another's
+    name."""
+    try:
+        review = api.submit(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+             "metadata": {}}
+        )  # fmt: skip
+        user = str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "")
+    except (ApiError, httpx.HTTPError):
+        user = ""
+    return {**body, "metadata": {"annotations": {DECIDED_BY_ANNOTATION: user or None}}}
 
 
 # ---------------------------------------------------------------- actions
@@ -237,7 +254,7 @@ def _advance(args: argparse.Namespace, api: KubeApi) -> int:
     if body is None:  # a no-op is not success: a script approving a phase must notice
         print(f"zk-migrate advance: {note}", file=sys.stderr)
         return EXIT_NOT_YET
-    _merge_patch(api, obj, body)
+    _merge_patch(api, obj, _signed(api, body))
     print(note)
     return EXIT_OK
 
@@ -245,7 +262,7 @@ def _advance(args: argparse.Namespace, api: KubeApi) -> int:
 def _rollback(args: argparse.Namespace, api: KubeApi) -> int:
     obj = _get_migration(api, args.namespace, args.name)
     body, note = rollback_patch(obj, args.to, args.cancel)
-    _merge_patch(api, obj, body)
+    _merge_patch(api, obj, _signed(api, body))
     print(note)
     return EXIT_OK
 

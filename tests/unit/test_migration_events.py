@@ -20,12 +20,13 @@ def _run(
     status: ZkMigrationStatus,
     ticks: int,
     until: Callable[[ZkMigrationStatus], bool] = lambda _: False,
+    decided_by: str | None = None,
 ) -> tuple[ZkMigrationStatus, list[AuditEvent]]:
     events: list[AuditEvent] = []
     for _ in range(ticks):
         decision = step("move", spec, status, world.observe())
         world.apply(decision)
-        events += audit_events(status, decision.status, spec)
+        events += audit_events(status, decision.status, spec, decided_by)
         status = decision.status
         if until(status):
             break
@@ -49,6 +50,27 @@ def test_a_manual_migration_says_what_was_approved_and_when_it_waits() -> None:
         ("Normal", "AwaitingApproval", "phase 2 waits for approval: set"
          " spec.approval.approvedThroughPhase to 2"),
     ]  # fmt: skip
+
+
+def test_the_events_name_who_decided_when_the_migration_says_so() -> None:
+    """The annotation orchestrator.dev/decided-by (only ever the requesting user: the
+    admission policy, tests/integration/test_zkmigration_decided_by.py) names the approver
+    of a phase and the one who asked for a rollback."""
+    world = World()
+    alice = "system:serviceaccount:shop:alice"
+    approved = _spec(approval={"mode": "Manual", "approvedThroughPhase": 1})
+    _, events = _run(world, approved, fresh(), 3, decided_by=alice)
+    assert events[0] == AuditEvent(
+        "Normal", "PhaseStarted", "phase 1 (SyncTarget) started (approved:"
+        f" spec.approval.approvedThroughPhase is 1, set by {alice})",
+    )  # fmt: skip
+    world = World()
+    status, _ = _run(world, _spec(), fresh(), 400, lambda s: s.phases[1].state == "Succeeded")
+    _, events = _run(world, _spec(rollbackToPhase=0), status, 2, decided_by=alice)
+    assert events[0] == AuditEvent(
+        "Warning", "RollbackStarted",
+        f"rolling back to phase 0 (spec.rollbackToPhase is 0, set by {alice})",
+    )  # fmt: skip
 
 
 def test_a_rollback_is_a_warning_naming_the_field_then_each_phase_undone() -> None:

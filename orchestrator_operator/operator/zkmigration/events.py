@@ -3,8 +3,10 @@
 Each phase started, finished, failed or undone, a rollback begun, an approval awaited or the
 migration ended is one Kubernetes Event on the ZkMigration (handlers.py posts them and writes
 the same lines to the `orchestrator.operator.audit` logger). An Event says what happened and which
-spec field made it happen (`spec.approval.approvedThroughPhase`, `spec.rollbackToPhase`);
-who set that field is in the API server's audit log (docs/security.md), not known here.
+spec field made it happen (`spec.approval.approvedThroughPhase`, `spec.rollbackToPhase`)
+and, when the migration carries the annotation orchestrator.dev/decided-by, who set it: the
+admission policy of k8s/base lets that annotation name only the user making the request
+(docs/security.md, "Who decided"). Without it, who is in the API server's audit log only.
 """
 
 from __future__ import annotations
@@ -28,8 +30,15 @@ def _phase(record: PhaseRecord) -> str:
     return f"phase {record.number} ({record.name})"
 
 
+def _by(decided_by: str | None) -> str:
+    return f", set by {decided_by}" if decided_by else ""
+
+
 def _phase_events(
-    before: ZkMigrationStatus, after: ZkMigrationStatus, spec: ZkMigrationSpec
+    before: ZkMigrationStatus,
+    after: ZkMigrationStatus,
+    spec: ZkMigrationSpec,
+    decided_by: str | None,
 ) -> list[AuditEvent]:
     out: list[AuditEvent] = []
     old = {r.number: r.state for r in before.phases}
@@ -48,7 +57,7 @@ def _phase_events(
         elif started:
             approved = (
                 f" (approved: spec.approval.approvedThroughPhase is"
-                f" {spec.approval.approved_through_phase})"
+                f" {spec.approval.approved_through_phase}{_by(decided_by)})"
                 if manual
                 else ""
             )
@@ -64,9 +73,13 @@ def _phase_events(
 
 
 def audit_events(
-    before: ZkMigrationStatus, after: ZkMigrationStatus, spec: ZkMigrationSpec
+    before: ZkMigrationStatus,
+    after: ZkMigrationStatus,
+    spec: ZkMigrationSpec,
+    decided_by: str | None = None,
 ) -> list[AuditEvent]:
-    """What changed between two statuses, as the Events a person auditing the migration reads."""
+    """What changed between two statuses, as the Events a person auditing the migration
+    reads; `decided_by`: the migration's DECIDED_BY_ANNOTATION, if any."""
     out: list[AuditEvent] = []
     if after.rolling_back and not before.rolling_back:
         target = spec.rollback_to_phase
@@ -75,10 +88,10 @@ def audit_events(
             AuditEvent(
                 "Warning",
                 "RollbackStarted",
-                f"rolling back{to} (spec.rollbackToPhase is {target})",
+                f"rolling back{to} (spec.rollbackToPhase is {target}{_by(decided_by)})",
             )
         )
-    out += _phase_events(before, after, spec)
+    out += _phase_events(before, after, spec, decided_by)
     if after.phase != before.phase:
         if after.phase == ZkMigrationPhase.AWAITING_APPROVAL:
             following = (after.current_phase or 0) + 1

@@ -40,6 +40,7 @@ from orchestrator_operator.models.vocabulary import (
 )
 from orchestrator_operator.models.vocabulary import ZkMigrationPhaseState as PhaseState
 from orchestrator_operator.models.zkmigration import (
+    DECIDED_BY_ANNOTATION,
     PHASES,
     PhaseRecord,
     ZkMigrationSpec,
@@ -535,7 +536,8 @@ def _audit(
         kopf.Body,
         {"apiVersion": ZK_MIGRATION.api_version, "kind": ZK_MIGRATION.kind, "metadata": meta},
     )
-    for event in audit_events(before, new, spec):
+    decided_by = (meta.get("annotations") or {}).get(DECIDED_BY_ANNOTATION)
+    for event in audit_events(before, new, spec, decided_by):
         audit_log.info(
             "ZkMigration %s/%s: %s: %s", meta["namespace"], meta["name"], event.reason,
             event.message,
