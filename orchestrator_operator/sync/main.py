@@ -205,9 +205,9 @@ def _controller_parser(actions: argparse._SubParsersAction) -> None:  # type: ig
         "--allow-zookeeper-endpoints",
         default=argparse.SUPPRESS,
         help="the allow-list's ZooKeeper servers (host:port, host, *.domain; comma-separated),"
-        " as the operator's: a syncRequest naming another ensemble, other than a Service of"
-        f" the migration's own namespace, is refused (default: ${ZK_ENDPOINTS_ENV}; unset:"
-        " any)",
+        " as the operator's: a syncRequest naming another ensemble, other than those the"
+        " operator manages for the migration, is refused (default:"
+        f" ${ZK_ENDPOINTS_ENV}; unset: any)",
     )
     ctl.add_argument("--health-host", default="0.0.0.0")
     ctl.add_argument(

@@ -53,7 +53,11 @@ def migration(
     body: dict[str, Any] = dict(status)
     if sync_request is not None:
         body["syncRequest"] = sync_request
-    return {"metadata": {"namespace": "ns", "name": name}, "status": body}
+    return {
+        "metadata": {"namespace": "ns", "name": name},
+        "spec": {"clusterRef": "demo"},
+        "status": body,
+    }
 
 
 # ----------------------------------------------------------------------------- requests
@@ -97,12 +101,14 @@ ENDPOINTS = ("zk-a:2181", "*.zookeeper.svc.cluster.local")
     "target",
     [
         "zk-b.zookeeper.svc.cluster.local:2181",
-        # the operator's managed ensembles live in the migration's own namespace
-        "move-zookeeper-client.ns.svc:2181",
-        "move-zookeeper-0.move-zookeeper-headless.ns.svc.cluster.local:2281",
+        # the ensembles the operator manages for the migration: B (named after it) and
+        # the cluster's own
+        "m-zookeeper-client.ns.svc:2181",
+        "m-zookeeper-0.m-zookeeper-headless.ns.svc.cluster.local:2281",
+        "demo-zookeeper-client.ns.svc:2181",
     ],
 )
-def test_a_request_within_the_allow_list_or_the_own_namespace_runs(target: str) -> None:
+def test_a_request_within_the_allow_list_or_to_a_managed_ensemble_runs(target: str) -> None:
     desired = desired_of(migration(sync_request={**REQUEST, "target": target}), ENDPOINTS)
     assert desired.spec is not None and desired.spec.target == target
 
@@ -114,8 +120,10 @@ def test_a_request_within_the_allow_list_or_the_own_namespace_runs(target: str) 
          " ZooKeeper server zk-b:2181"),
         ({**REQUEST, "source": "zk-a:2181,evil.example:2181"}, "source: allow-list rule"
          " zookeeperEndpoints: ZooKeeper server evil.example:2181"),
-        # another namespace's Service is not the migration's own
-        ({**REQUEST, "target": "b-zookeeper-client.other.svc:2181"}, "target:"),
+        # another namespace's, or any other Service of its own namespace (an ExternalName
+        # Service may point anywhere), is not an ensemble the operator manages for it
+        ({**REQUEST, "target": "m-zookeeper-client.other.svc:2181"}, "target:"),
+        ({**REQUEST, "target": "anything.ns.svc:2181"}, "target:"),
     ],
 )  # fmt: skip
 def test_a_request_naming_an_ensemble_outside_the_allow_list_cannot_run(

@@ -99,22 +99,36 @@ def desired_of(obj: Mapping[str, Any], zookeeper_endpoints: Sequence[str] = ()) 
         request.source_tls,
         request.target_tls,
     )
-    namespace = str(obj.get("metadata", {}).get("namespace", ""))
-    refused = endpoints_refusal(spec, namespace, zookeeper_endpoints)
+    meta = obj.get("metadata", {})
+    managed = (str((obj.get("spec") or {}).get("clusterRef") or ""), str(meta.get("name", "")))
+    refused = endpoints_refusal(
+        spec, str(meta.get("namespace", "")), zookeeper_endpoints, [m for m in managed if m]
+    )
     if refused:
         return Desired(None, refused, invalid=True)
     return Desired(spec)
 
 
-def endpoints_refusal(spec: SyncSpec, namespace: str, entries: Sequence[str]) -> str | None:
+def endpoints_refusal(
+    spec: SyncSpec, namespace: str, entries: Sequence[str], managed: Sequence[str] = ()
+) -> str | None:
     """The controller's own check of the ensembles a syncRequest names (the operator made
     the same before it wrote the request; status is writable by whoever may patch it, so
     the sessions' owner checks again): each side's servers must be allowed by `entries`
-    or be Services of the migration's own namespace, where the operator's managed
-    ensembles are (the cluster's own, a managed B). No entries: anything."""
+    or be those of an ensemble the operator manages for the migration, named after
+    `managed` (its cluster, the migration itself): `<name>-zookeeper-client.<namespace>.svc`
+    and the members under `<name>-zookeeper-headless` (the operator refuses to build one
+    where another object holds those names, so they are its own). No entries: anything."""
     if not entries:
         return None
-    own = (f"*.{namespace}.svc", f"*.{namespace}.svc.cluster.local")
+    own = [
+        pattern
+        for name in managed
+        for pattern in (
+            f"{name}-zookeeper-client.{namespace}.svc",
+            f"*.{name}-zookeeper-headless.{namespace}.svc.cluster.local",
+        )
+    ]
     for side, connect in (("source", spec.source), ("target", spec.target)):
         refused = first_refused_server((*entries, *own), connect)
         if refused:
