@@ -6,8 +6,9 @@ Against the real control plane (testenv) and a real 1-server ZooKeeper (every cl
 it as its external ensemble, each under its own path), with the operator as a subprocess:
 
 - apply-to-created: from the POST of one MesosCluster to the moment all of its children
-  (7 with an external ZooKeeper) exist; clusters are created one after another while the
-  earlier ones keep being observed;
+  (9 with an external ZooKeeper: 7 workloads, Services and PDBs, and 2 NetworkPolicies)
+  exist; clusters are created one after another while the earlier ones keep being
+  observed;
   beside it, the baseline: the same manifests server-side-applied straight from this
   process (the API server's own floor for those writes);
 - status lag: from a new leader's znode in ZooKeeper to `status.leadingMaster` naming it,
@@ -61,7 +62,7 @@ from testenv.zookeeper import ZkEnsemble
 CHILD_KINDS = (
     ("api/v1", "configmaps"), ("api/v1", "services"), ("apis/policy/v1", "poddisruptionbudgets"),
     ("apis/apps/v1", "statefulsets"), ("apis/apps/v1", "daemonsets"),
-    ("apis/apps/v1", "deployments"),
+    ("apis/apps/v1", "deployments"), ("apis/networking.k8s.io/v1", "networkpolicies"),
 )  # fmt: skip
 
 

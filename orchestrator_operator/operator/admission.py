@@ -33,12 +33,20 @@ def children_refusal(allow: AllowList, namespace: str, children: Sequence[Manife
 
 
 def mesoscluster_refusal(
-    allow: AllowList, namespace: str, spec: MesosClusterSpec, children: Sequence[Manifest]
+    allow: AllowList,
+    namespace: str,
+    spec: MesosClusterSpec,
+    children: Sequence[Manifest],
+    ensemble_owned: bool = False,
 ) -> str | None:
-    """Also an external ensemble: the masters, Marathon and the operator connect to it."""
+    """Also an external ensemble: the masters, Marathon and the operator connect to it,
+    unless it is the cluster's own (`ensemble_owned`: a migration's B handed to it,
+    ownership.owned_ensemble)."""
     external = spec.zookeeper.external
     return children_refusal(allow, namespace, children) or (
-        check_zk_endpoints(allow, external.connect_string) if external else None
+        check_zk_endpoints(allow, external.connect_string)
+        if external and not ensemble_owned
+        else None
     )
 
 

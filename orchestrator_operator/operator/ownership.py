@@ -16,6 +16,7 @@ from collections.abc import Collection, MutableSet, Sequence
 
 from orchestrator_operator.common.kube_api import KubeApi
 from orchestrator_operator.common.manifest import Manifest, owned_by
+from orchestrator_operator.common.zk_endpoints import zk_servers
 
 
 def whose(live: Manifest) -> str:
@@ -76,3 +77,20 @@ def names_taken(
                 if found is not None and owned_by(found, uid):
                     remembered.add((uid, manifest["kind"], manifest["metadata"]["name"]))
     return refusal
+
+
+def owned_ensemble(api: KubeApi, owner_uid: str, namespace: str, connect_string: str) -> bool:
+    """Every server of `connect_string` is the client Service (2181) of a ZooKeeper ensemble
+    in `namespace` that `owner_uid` owns: the managed ensemble B a ZkMigration built and
+    handed to its cluster, which the cluster then names as external. Such an ensemble is
+    the operator's own making, as a managed one is, and needs no allow-list entry; any
+    other Service (an ExternalName may point anywhere) is not."""
+    suffix = f"-zookeeper-client.{namespace}.svc"
+    names = set()
+    for host, port in zk_servers(connect_string):
+        if port != 2181 or not host.endswith(suffix) or "." in host[: -len(suffix)]:
+            return False
+        names.add(host.removesuffix(f".{namespace}.svc"))
+    return bool(names) and all(
+        owned_by(api.metadata("v1", "Service", namespace, name), owner_uid) for name in names
+    )

@@ -264,6 +264,53 @@ def test_a_zkmigration_to_an_ensemble_not_allowed_is_refused_without_connecting(
         target.close()
 
 
+def test_a_cluster_on_the_ensemble_a_migration_handed_it_stays_accepted(
+    restricted: KubeTestEnv,
+) -> None:
+    """Phase 6 names a managed B (`<migration>-zookeeper-client.<ns>.svc:2181`, made by the
+    operator, re-owned by the cluster) as the cluster's external ensemble; the restricted
+    allow-list does not list it, and the cluster must not turn Invalid for it. Another
+    cluster naming the same Service (not its own) is refused, as is one naming a Service
+    that nobody's migration made."""
+    _as_alice(restricted, _cluster("handed"))
+    _eventually(lambda: _accepted(restricted, "mesosclusters", SERVED, "handed"), 60, "accepted")
+    found = restricted.kubectl_run("get", "mesosclusters", "handed", "-n", SERVED, "-o", "json")
+    uid = json.loads(found.stdout)["metadata"]["uid"]
+    services: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": name, "namespace": SERVED, "ownerReferences": refs},
+         "spec": {"ports": [{"name": "client", "port": 2181}]}}
+        for name, refs in (
+            ("moved-zookeeper-client",
+             [{"apiVersion": "orchestrator.dev/v1alpha1", "kind": "MesosCluster",
+               "name": "handed", "uid": uid, "controller": True}]),
+            ("mine-zookeeper-client", []),
+        )
+    ]  # fmt: skip
+    result = restricted.kubectl_run("apply", "-f", "-", input=yaml.safe_dump_all(services))
+    assert result.returncode == 0, result.stderr
+    moved = f"moved-zookeeper-client.{SERVED}.svc:2181"
+    # what phase 6's merge patch writes (machine.handover_patch)
+    patch = {"spec": {"zookeeper": {"replicas": None, "external": {"connectString": moved}}}}
+    result = restricted.kubectl_run(
+        "patch", "mesoscluster", "handed", "-n", SERVED, "--type=merge", "-p", json.dumps(patch)
+    )
+    assert result.returncode == 0, result.stderr
+
+    def settled() -> dict[str, Any] | None:
+        condition = _accepted(restricted, "mesosclusters", SERVED, "handed")
+        return condition if condition and condition.get("observedGeneration") == 2 else None
+
+    condition = _eventually(settled, 60, "the handed-over cluster's new spec answered")
+    assert (condition["status"], condition["reason"]) == ("True", "SpecValid"), condition
+    _as_alice(restricted, _cluster("squatter", zookeeper={"external": {"connectString": moved}}))
+    mine = f"mine-zookeeper-client.{SERVED}.svc:2181"
+    _as_alice(restricted, _cluster("own-service", zookeeper={"external": {"connectString": mine}}))
+    for name, server in (("squatter", moved), ("own-service", mine)):
+        message = _refused(restricted, "mesosclusters", SERVED, name)["message"]
+        assert "allow-list rule zookeeperEndpoints" in message and server in message, message
+
+
 def test_the_restricted_overlay_is_accepted_by_the_api_server(restricted: KubeTestEnv) -> None:
     """k8s/overlays/restricted as rendered (its NetworkPolicy's egress to ZooKeeper only in
     the allowed ensembles' namespaces, the operator's allow-list environment): a server-side

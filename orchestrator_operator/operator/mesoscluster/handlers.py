@@ -26,7 +26,7 @@ from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
 from orchestrator_operator.models.vocabulary import MaintenanceState, WorkloadPhase
 from orchestrator_operator.operator.admission import mesoscluster_refusal
-from orchestrator_operator.operator.allowlist import exclude_control_plane
+from orchestrator_operator.operator.allowlist import check_zk_endpoints, exclude_control_plane
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.builders.cluster import build_children, stale_children
 from orchestrator_operator.operator.indexes import Workloads
@@ -41,7 +41,7 @@ from orchestrator_operator.operator.mesoscluster.observe import (
 from orchestrator_operator.operator.mesoscluster.quorum import roll_quorum_members, zookeeper_held
 from orchestrator_operator.operator.mesoscluster.status import build_status
 from orchestrator_operator.operator.mesoscluster.watches import STATUS_EVENTS
-from orchestrator_operator.operator.ownership import names_taken
+from orchestrator_operator.operator.ownership import names_taken, owned_ensemble
 from orchestrator_operator.operator.reconcile import (
     accept_for_children,
     counted,
@@ -87,9 +87,16 @@ def reconcile(
 
     def refusal(parsed: MesosClusterSpec) -> str | None:
         children = build_children(owner, parsed, routing, scale_by_reconfig=reconfig)
-        return mesoscluster_refusal(allow, owner.namespace, parsed, children) or names_taken(
-            api, children + super_secret(parsed), {owner.uid}, MESOS_CLUSTER.kind
+        external = parsed.zookeeper.external
+        # asked only when the rule would refuse it: one metadata read, not one per reconcile
+        handed_over = bool(
+            external
+            and check_zk_endpoints(allow, external.connect_string)
+            and owned_ensemble(api, owner.uid, owner.namespace, external.connect_string)
         )
+        return mesoscluster_refusal(
+            allow, owner.namespace, parsed, children, ensemble_owned=handed_over
+        ) or names_taken(api, children + super_secret(parsed), {owner.uid}, MESOS_CLUSTER.kind)
 
     parsed: MesosClusterSpec = accept_for_children(
         MESOS_CLUSTER, spec, status, meta, patch, refusal=refusal

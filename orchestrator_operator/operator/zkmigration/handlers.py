@@ -56,7 +56,7 @@ from orchestrator_operator.operator.builders import networkpolicy, zookeeper
 from orchestrator_operator.operator.mesoscluster.maintenance import run_maintenance
 from orchestrator_operator.operator.mesoscluster.observe import cordoned_nodes
 from orchestrator_operator.operator.mesoscluster.status import COMPONENT_CONDITIONS
-from orchestrator_operator.operator.ownership import names_taken
+from orchestrator_operator.operator.ownership import names_taken, owned_ensemble
 from orchestrator_operator.operator.reconcile import (
     accept_spec,
     counted,
@@ -125,9 +125,13 @@ def _ensembles_refused(
 ) -> str | None:
     """Ensemble A as resolved (the cluster's, when the spec names none) and an external B
     against the allow-list, checked on every tick before any session (the allow-list may
-    have changed since validate). The operator's own managed ensembles need no entry."""
+    have changed since validate). The operator's own managed ensembles need no entry, nor
+    does the cluster's ensemble when a migration built it and handed it over (its B)."""
     if source != zookeeper.client_address(owner):
         message = check_zk_endpoints(allow, source)
+        own = spec.source is None and message is not None
+        if own and owned_ensemble(KubeApi.shared(), owner.uid, owner.namespace, source):
+            message = None
         if message:
             return f"ensemble A: {message}"
     if spec.target.external is not None:
