@@ -514,6 +514,7 @@ def run_many_clusters(clusters: int, sim_masters: bool = False) -> dict[str, Any
     reconciles = sum(v for k, v in requests.items() if k.startswith("orchestrator_reconcile_total"))
     applies = sum(v for k, v in requests.items() if 'verb="apply"' in k)
     lists = sum(v for k, v in requests.items() if 'verb="list"' in k and 'kind="Pod"' in k)
+    gets = sum(v for k, v in requests.items() if 'verb="get"' in k)
     return {
         "clusters": clusters,
         "apply_to_created": summarize(latencies),
@@ -531,6 +532,8 @@ def run_many_clusters(clusters: int, sim_masters: bool = False) -> dict[str, Any
         ),
         "operator_rss_mib": round(rss / 2**20, 1),
         "apply_requests_per_reconcile": round(applies / max(reconciles, 1), 1),
+        # the children's owners read before the first write (operator/ownership.py)
+        "get_requests_per_reconcile": round(gets / max(reconciles, 1), 1),
         "pod_list_requests": lists,
     }
 
@@ -593,7 +596,8 @@ def main() -> None:
         print(f"  {key:<27} p50 {many[key]['p50_ms']:>7} ms  p99 {many[key]['p99_ms']:>7} ms")
     print(f"  operator RSS             {many['operator_rss_mib']} MiB")
     applies, lists = many["apply_requests_per_reconcile"], many["pod_list_requests"]
-    print(f"  applies per reconcile    {applies}; LISTs of pods: {lists}")
+    gets = many["get_requests_per_reconcile"]
+    print(f"  applies per reconcile    {applies}; GETs {gets}; LISTs of pods: {lists}")
     large = run_many_nodes(args.large_nodes) if args.large_nodes else None
     if large:
         print(f"1 MesosCluster on {large['nodes']} nodes:")
