@@ -151,6 +151,31 @@ TLS_REMOVAL_MESSAGE = (
 )
 
 
+ZkServers = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}(,[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5})*$",
+        max_length=1024,
+        description="host:port[,host:port...], no chroot.",
+    ),
+]
+
+
+class ExternalZooKeeper(ZooKeeperEndpoint):
+    """An existing ensemble the cluster uses; with `tlsServers`, the operator's own
+    sessions use TLS."""
+
+    tls_servers: ZkServers | None = Field(
+        default=None,
+        description="The same ensemble's TLS client port (secureClientPort) on each server,"
+        " by the names its certificate carries, e.g. zk-0.zk-headless.ns.svc.cluster.local"
+        ":2281: the operator (and a ZkMigration's sync controller) connect there with their"
+        " client certificate, under connectString's chroot; Mesos and Marathon keep"
+        " connectString (their ZooKeeper client has no TLS). Phase 6 of a ZkMigration sets"
+        " it for a managed ensemble B with tls.",
+    )
+
+
 class ZooKeeperSpec(Model):
     """A managed ensemble (replicas, image, storage) or an external one, not both."""
 
@@ -191,7 +216,7 @@ class ZooKeeperSpec(Model):
     digest: ImageDigest | None = None
     resources: ResourceRequirements | None = None
     storage: Storage = Field(default_factory=Storage)
-    external: ZooKeeperEndpoint | None = None
+    external: ExternalZooKeeper | None = None
     tls: ZooKeeperTls | None = None
     # Not in the CRD: the stage a running ensemble is held at while TLS is turned on
     # (builders.zookeeper.held_quorum_tls); None means the spec's own, On or Off.

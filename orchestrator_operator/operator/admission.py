@@ -39,14 +39,15 @@ def mesoscluster_refusal(
     children: Sequence[Manifest],
     ensemble_owned: bool = False,
 ) -> str | None:
-    """Also an external ensemble: the masters, Marathon and the operator connect to it,
-    unless it is the cluster's own (`ensemble_owned`: a migration's B handed to it,
-    ownership.owned_ensemble)."""
+    """Also an external ensemble (its connect string and TLS servers): the masters,
+    Marathon and the operator connect to it, unless it is the cluster's own
+    (`ensemble_owned`: a migration's B handed to it, ownership.owned_ensemble)."""
     external = spec.zookeeper.external
-    return children_refusal(allow, namespace, children) or (
-        check_zk_endpoints(allow, external.connect_string)
-        if external and not ensemble_owned
-        else None
+    message = children_refusal(allow, namespace, children)
+    if message or external is None or ensemble_owned:
+        return message
+    return check_zk_endpoints(allow, external.connect_string) or (
+        check_zk_endpoints(allow, external.tls_servers) if external.tls_servers else None
     )
 
 

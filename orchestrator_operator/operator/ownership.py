@@ -80,17 +80,23 @@ def names_taken(
 
 
 def owned_ensemble(api: KubeApi, owner_uid: str, namespace: str, connect_string: str) -> bool:
-    """Every server of `connect_string` is the client Service (2181) of a ZooKeeper ensemble
-    in `namespace` that `owner_uid` owns: the managed ensemble B a ZkMigration built and
-    handed to its cluster, which the cluster then names as external. Such an ensemble is
-    the operator's own making, as a managed one is, and needs no allow-list entry; any
-    other Service (an ExternalName may point anywhere) is not."""
-    suffix = f"-zookeeper-client.{namespace}.svc"
+    """Every server of `connect_string` is a ZooKeeper ensemble's in `namespace` that
+    `owner_uid` owns, by its client Service (`<x>-zookeeper-client.<ns>.svc`) or a member
+    under its headless one (`<pod>.<x>-zookeeper-headless.<ns>.svc.cluster.local`, the TLS
+    port): the managed ensemble B a ZkMigration built and handed to its cluster, which the
+    cluster then names as external. Such an ensemble is the operator's own making, as a
+    managed one is, and needs no allow-list entry; any other Service (an ExternalName may
+    point anywhere) is not."""
+    client = f"-zookeeper-client.{namespace}.svc"
+    headless = f"-zookeeper-headless.{namespace}.svc.cluster.local"
     names = set()
-    for host, port in zk_servers(connect_string):
-        if port != 2181 or not host.endswith(suffix) or "." in host[: -len(suffix)]:
+    for host, _port in zk_servers(connect_string):
+        if host.endswith(client) and "." not in host.removesuffix(client):
+            names.add(host.removesuffix(f".{namespace}.svc"))
+        elif host.endswith(headless) and host.count(".") == headless.count(".") + 1:
+            names.add(host.split(".", 1)[1].removesuffix(f".{namespace}.svc.cluster.local"))
+        else:
             return False
-        names.add(host.removesuffix(f".{namespace}.svc"))
     return bool(names) and all(
         owned_by(api.metadata("v1", "Service", namespace, name), owner_uid) for name in names
     )

@@ -47,10 +47,35 @@ def _condition(env: KubeTestEnv, type_: str) -> dict[str, Any]:
     return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
 
 
+EXTERNAL_MEMBER = "zk-0.zk-b-headless.zookeeper.svc.cluster.local"
+MANAGED = {"replicas": 1, "tls": {"secretName": "zk-tls"}}
+# where phase 6 leaves a cluster moved to a managed B with tls: external, with tlsServers
+EXTERNAL = {
+    "external": {
+        "connectString": "zk-b-client.zookeeper.svc:2181",
+        "tlsServers": f"{EXTERNAL_MEMBER}:2281",
+    }
+}
+
+
+@pytest.mark.parametrize("zookeeper", [MANAGED, EXTERNAL], ids=["managed", "external"])
 def test_the_operator_reads_a_tls_ensemble_on_2281_with_its_certificate(
-    own_env: KubeTestEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_env: KubeTestEnv,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    zookeeper: dict[str, Any],
 ) -> None:
-    member = member_name(Owner(name=NAME, namespace=NAMESPACE, uid=""), 0)
+    managed = "external" not in zookeeper
+    member = (
+        member_name(Owner(name=NAME, namespace=NAMESPACE, uid=""), 0)
+        if managed
+        else EXTERNAL_MEMBER
+    )
+    plain = (
+        f"{NAME}-zookeeper-client.{NAMESPACE}.svc:2181"
+        if managed
+        else zookeeper["external"]["connectString"]
+    )
     address = f"127.{random.randint(100, 250)}.{random.randint(1, 250)}.1"  # all 127/8 is lo
     hosts = tmp_path / "hosts"
     hosts.write_text(f"{address} {member}\n")
@@ -82,7 +107,7 @@ def test_the_operator_reads_a_tls_ensemble_on_2281_with_its_certificate(
                 "kind": "MesosCluster",
                 "metadata": {"name": NAME, "namespace": NAMESPACE},
                 "spec": {
-                    "zookeeper": {"replicas": 1, "tls": {"secretName": "zk-tls"}},
+                    "zookeeper": zookeeper,
                     "masters": {"replicas": 1}, "marathon": {"replicas": 0},
                 },
             })  # fmt: skip
@@ -102,8 +127,7 @@ def test_the_operator_reads_a_tls_ensemble_on_2281_with_its_certificate(
             # client Service's name does not resolve here, and the member's address has
             # nothing but the TLS port.
             assert condition["message"] == (
-                f"ZooKeeper at {NAME}-zookeeper-client.{NAMESPACE}.svc:2181 serves;"
-                f" 1/1 servers answer srvr, leader {member}:2281"
+                f"ZooKeeper at {plain} serves; 1/1 servers answer srvr, leader {member}:2281"
             ), condition
         finally:
             operator.stop()

@@ -53,6 +53,20 @@ def test_without_tls_nothing_changes() -> None:
     assert target.tls_connect is None and target.tls_routes() == {}
 
 
+def test_an_external_ensemble_with_tls_servers_is_reached_there_under_its_chroot() -> None:
+    tls = "zk-0.zk.example:2281,zk-1.zk.example:2281"
+    spec = _spec(external={"connectString": "zk-0.zk.example:2181/prod", "tlsServers": tls})
+    assert zookeeper.operator_tls_routes(OWNER, spec) == {
+        "zk-0.zk.example:2181/prod": f"{tls}/prod"
+    }
+    # Mesos and Marathon keep the plain connect string
+    assert masters.mesos_zk_hosts(OWNER, spec).startswith("zk-0.zk.example:2181/prod/")
+    target = watch_target(OWNER, spec)
+    assert target.tls_routes() == {"zk-0.zk.example:2181/prod": f"{tls}/prod"}
+    with pytest.raises(ValueError, match=r"tls_?[sS]ervers"):
+        _spec(external={"connectString": "zk:2181", "tlsServers": "zk:2281/chroot"})
+
+
 def test_the_watches_follow_the_tls_connect_string() -> None:
     target = watch_target(OWNER, _spec(replicas=3, tls={"secretName": "zk-tls"}))
     assert target.connect == PLAIN

@@ -68,6 +68,22 @@ def test_the_sync_controller_is_asked_for_b_on_its_tls_port() -> None:
     assert zookeeper.migration_target_tls_routes(MIGRATION, plain) == {}
 
 
+def test_phase_6_keeps_the_operator_on_bs_tls_port() -> None:
+    members = ",".join(
+        f"move-zookeeper-{i}.move-zookeeper-headless.mesos.svc.cluster.local:2281" for i in range(3)
+    )
+    body = handover_patch(ZkRouting(masters_component="master-b"), "b:2181", members)
+    assert body["spec"]["zookeeper"]["external"] == {
+        "connectString": "b:2181",
+        "tlsServers": members,
+    }
+    # what the cluster then holds: the operator reaches B over TLS, Mesos on 2181
+    handed = MesosClusterSpec.model_validate(
+        {"zookeeper": {"external": body["spec"]["zookeeper"]["external"]}}
+    )
+    assert zookeeper.operator_tls_routes(Owner("demo", "mesos", "u"), handed) == {"b:2181": members}
+
+
 def test_phase_6_hands_over_b_as_an_external_ensemble_without_tls() -> None:
     body = handover_patch(ZkRouting(masters_component="master-b"), "b:2181")
     assert body["spec"]["zookeeper"] == {

@@ -80,8 +80,15 @@ def tls_connect_string(owner: Owner, replicas: int) -> str:
 def operator_tls_routes(owner: Owner, spec: MesosClusterSpec) -> dict[str, str]:
     """{the ensemble's connect string (2181, Mesos' and Marathon's): the TLS connect
     string the operator reaches it on instead} for a managed ensemble with
-    spec.zookeeper.tls; {} otherwise (zk/clients.py `zk_tls_routes`)."""
-    if spec.zookeeper.external or spec.zookeeper.tls is None:
+    spec.zookeeper.tls, or an external one with `tlsServers` (under its chroot); {}
+    otherwise (zk/clients.py `zk_tls_routes`)."""
+    external = spec.zookeeper.external
+    if external is not None:
+        if external.tls_servers is None:
+            return {}
+        _, slash, chroot = external.connect_string.partition("/")
+        return {external.connect_string: external.tls_servers + slash + chroot}
+    if spec.zookeeper.tls is None:
         return {}
     tls = tls_connect_string(owner, spec.zookeeper.managed_replicas)
     return {connect_string(owner, spec): tls}

@@ -78,6 +78,8 @@ def reconcile(
     allow = settings.allowlist
 
     api = KubeApi.shared()
+    # children found to be this cluster's: a later reconcile asks only for new names
+    known: set[tuple[str, str, str]] = memo.setdefault("own_children", set())
 
     def super_secret(parsed: MesosClusterSpec) -> list[Manifest]:
         if not reconfig or parsed.zookeeper.external:
@@ -88,15 +90,17 @@ def reconcile(
     def refusal(parsed: MesosClusterSpec) -> str | None:
         children = build_children(owner, parsed, routing, scale_by_reconfig=reconfig)
         external = parsed.zookeeper.external
-        # asked only when the rule would refuse it: one metadata read, not one per reconcile
-        handed_over = bool(
-            external
-            and check_zk_endpoints(allow, external.connect_string)
-            and owned_ensemble(api, owner.uid, owner.namespace, external.connect_string)
+        servers = [external.connect_string, external.tls_servers] if external else []
+        # asked only when the rule would refuse: a metadata read, not one per reconcile
+        refused = [s for s in servers if s and check_zk_endpoints(allow, s)]
+        handed_over = bool(refused) and all(
+            owned_ensemble(api, owner.uid, owner.namespace, s) for s in refused
         )
         return mesoscluster_refusal(
             allow, owner.namespace, parsed, children, ensemble_owned=handed_over
-        ) or names_taken(api, children + super_secret(parsed), {owner.uid}, MESOS_CLUSTER.kind)
+        ) or names_taken(
+            api, children + super_secret(parsed), {owner.uid}, MESOS_CLUSTER.kind, known
+        )
 
     parsed: MesosClusterSpec = accept_for_children(
         MESOS_CLUSTER, spec, status, meta, patch, refusal=refusal

@@ -72,7 +72,13 @@ def reconcile(
         return (
             children_refusal(allow, owner.namespace, children)
             or _names_taken(owner)
-            or names_taken(KubeApi.shared(), namespaced, {owner.uid}, PROBE_FLEET.kind)
+            or names_taken(
+                KubeApi.shared(),
+                namespaced,
+                {owner.uid},
+                PROBE_FLEET.kind,
+                memo.setdefault("own_children", set()),
+            )
         )
 
     parsed: ProbeFleetSpec = accept_for_children(

@@ -264,7 +264,12 @@ def _finalize(
         status.checks.append(f"ensemble B: {taken}")
         return
     final = ZkRouting(masters_component=other_component(current.masters_component))
-    body = handover_patch(final, status.target_connect_string or "")
+    target = status.target_connect_string or ""
+    managed = spec.target.managed
+    routes = (
+        zookeeper.migration_target_tls_routes(_migration_owner(meta), managed) if managed else {}
+    )
+    body = handover_patch(final, target, routes.get(target))
     api.merge_patch(
         MESOS_CLUSTER.api_version, MESOS_CLUSTER.kind, cluster_meta["namespace"],
         cluster_meta["name"], body,

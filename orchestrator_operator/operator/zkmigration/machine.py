@@ -509,15 +509,17 @@ def sync_request(
     )
 
 
-def handover_patch(final: ZkRouting, target: str) -> dict[str, Any]:
+def handover_patch(final: ZkRouting, target: str, target_tls: str | None = None) -> dict[str, Any]:
     """Phase 6's one merge patch of the MesosCluster: its ZooKeeper is B from now on (an
     external ensemble to the cluster: `tls`, for a managed ensemble only, goes with
-    `replicas`; the API server would refuse the pair) and the routing leaves migration mode."""
+    `replicas`; the API server would refuse the pair) and the routing leaves migration mode.
+    `target_tls`: B's TLS servers (a managed B with tls), which the operator keeps using."""
+    external: dict[str, Any] = {"connectString": target}
+    if target_tls:
+        external["tlsServers"] = target_tls
     return {
         "metadata": {"annotations": {ROUTING_ANNOTATION: final.to_annotation()}},
-        "spec": {
-            "zookeeper": {"replicas": None, "tls": None, "external": {"connectString": target}}
-        },
+        "spec": {"zookeeper": {"replicas": None, "tls": None, "external": external}},
     }
 
 
