@@ -34,7 +34,7 @@ PHASES: tuple[ZkMigrationPhaseName, ...] = tuple(ZkMigrationPhaseName)  # phase 
 
 
 # Who made a ZkMigration's last decision (spec.approval, spec.rollbackToPhase): the API
-# server lets it name only the requesting user (k8s/base/zkmigration-decisions.yaml).
+# server lets it name only the requesting user (k8s/admission/zkmigration-decisions.yaml).
 DECIDED_BY_ANNOTATION = "orchestrator.dev/decided-by"
 
 

@@ -5,7 +5,7 @@ migration ended is one Kubernetes Event on the ZkMigration (handlers.py posts th
 the same lines to the `orchestrator.operator.audit` logger). An Event says what happened and which
 spec field made it happen (`spec.approval.approvedThroughPhase`, `spec.rollbackToPhase`)
 and, when the migration carries the annotation orchestrator.dev/decided-by, who set it: the
-admission policy of k8s/base lets that annotation name only the user making the request
+admission policy of k8s/admission lets that annotation name only the user making the request
 (docs/security.md, "Who decided"). Without it, who is in the API server's audit log only.
 """
 
