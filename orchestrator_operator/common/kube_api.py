@@ -193,24 +193,21 @@ class KubeApi:
         for wave in apply_waves(manifests):
             list(self._pool.map(self.apply, wave))  # re-raises the first failure
 
-    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Manifest | None:
-        try:
-            path = object_path(api_version, kind, namespace, name)
-            result: Manifest = self._call("get", kind, "GET", path)
-            return result
-        except ApiError as error:
-            if error.status == 404:
-                return None
-            raise
-
-    def metadata(
-        self, api_version: str, kind: str, namespace: str | None, name: str
+    def get(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        *,
+        metadata_only: bool = False,
     ) -> Manifest | None:
-        """An object's metadata only (a PartialObjectMetadata), or None when there is none:
-        who owns it, without reading the rest (a Secret's data among it)."""
+        """The object, or None when there is none. `metadata_only`: its metadata alone (a
+        PartialObjectMetadata): who owns it, without reading the rest (a Secret's data)."""
         try:
             path = object_path(api_version, kind, namespace, name)
-            result: Manifest = self._call("get", kind, "GET", path, accept=_METADATA_ONLY)
+            accept = _METADATA_ONLY if metadata_only else "application/json"
+            result: Manifest = self._call("get", kind, "GET", path, accept=accept)
             return result
         except ApiError as error:
             if error.status == 404:
@@ -218,13 +215,14 @@ class KubeApi:
             raise
 
     def metadata_of(self, manifests: Sequence[Manifest]) -> list[Manifest | None]:
-        """`metadata` of the live object under each manifest's name, concurrently."""
+        """The metadata of the live object under each manifest's name, concurrently."""
 
         def live(manifest: Manifest) -> Manifest | None:
             meta = manifest["metadata"]
-            return self.metadata(
-                manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"]
-            )
+            return self.get(
+                manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"],
+                metadata_only=True,
+            )  # fmt: skip
 
         return list(self._pool.map(live, manifests))
 

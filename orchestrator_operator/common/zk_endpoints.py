@@ -23,9 +23,13 @@ def parse_entries(value: str | None) -> tuple[str, ...]:
     return entries
 
 
-def malformed_entry(entry: str) -> bool:
-    host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
-    return not host or bool(port and not port.isdigit()) or "/" in entry
+def check_entries(entries: Sequence[str]) -> None:
+    """ValueError naming the first entry that is not `host`, `host:port` or `*.domain`: a
+    typo must not open or close everything silently."""
+    for entry in entries:
+        host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+        if not host or (port and not port.isdigit()) or "/" in entry:
+            raise ValueError(f"{entry!r} is not host, host:port or *.domain")
 
 
 def zk_servers(connect_string: str) -> list[tuple[str, int]]:

@@ -9,7 +9,7 @@ before any ZooKeeper session is opened.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from orchestrator_operator.common.manifest import Manifest
 from orchestrator_operator.models.base import image_ref
@@ -37,18 +37,21 @@ def mesoscluster_refusal(
     namespace: str,
     spec: MesosClusterSpec,
     children: Sequence[Manifest],
-    ensemble_owned: bool = False,
+    own_ensemble: Callable[[str], bool] = lambda _: False,
 ) -> str | None:
     """Also an external ensemble (its connect string and TLS servers): the masters,
-    Marathon and the operator connect to it, unless it is the cluster's own
-    (`ensemble_owned`: a migration's B handed to it, ownership.owned_ensemble)."""
-    external = spec.zookeeper.external
+    Marathon and the operator connect to it. A connect string the rule refuses passes
+    when `own_ensemble` says it is the cluster's own (a migration's B handed to it,
+    ownership.owned_ensemble: asked only then, as it reads the API)."""
     message = children_refusal(allow, namespace, children)
-    if message or external is None or ensemble_owned:
+    external = spec.zookeeper.external
+    if message or external is None:
         return message
-    return check_zk_endpoints(allow, external.connect_string) or (
-        check_zk_endpoints(allow, external.tls_servers) if external.tls_servers else None
-    )
+    for servers in filter(None, (external.connect_string, external.tls_servers)):
+        refused = check_zk_endpoints(allow, servers)
+        if refused and not own_ensemble(servers):
+            return refused
+    return None
 
 
 def zkmigration_refusal(allow: AllowList, namespace: str, spec: ZkMigrationSpec) -> str | None:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator_operator.common.zk_endpoints import (
+    check_entries,
     first_refused_server,
-    malformed_entry,
     parse_entries,
 )
 
@@ -111,9 +111,10 @@ def validate(allow: AllowList) -> AllowList:
         algorithm, _, hexdigest = entry.partition(":")
         if algorithm != "sha256" or len(hexdigest) != 64:
             raise ValueError(f"imageDigests: {entry!r} is not sha256:<64 hex>")
-    for entry in allow.zookeeper_endpoints:
-        if malformed_entry(entry):
-            raise ValueError(f"{RULE_ZOOKEEPER}: {entry!r} is not host, host:port or *.domain")
+    try:
+        check_entries(allow.zookeeper_endpoints)
+    except ValueError as error:
+        raise ValueError(f"{RULE_ZOOKEEPER}: {error}") from None
     return allow
 
 

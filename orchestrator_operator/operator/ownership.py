@@ -98,5 +98,6 @@ def owned_ensemble(api: KubeApi, owner_uid: str, namespace: str, connect_string:
         else:
             return False
     return bool(names) and all(
-        owned_by(api.metadata("v1", "Service", namespace, name), owner_uid) for name in names
+        owned_by(api.get("v1", "Service", namespace, name, metadata_only=True), owner_uid)
+        for name in names
     )

@@ -27,7 +27,7 @@ from orchestrator_operator.common.tls import (
     zk_client_tls,
 )
 from orchestrator_operator.common.zk_credentials import parse_digest_credentials
-from orchestrator_operator.common.zk_endpoints import malformed_entry, parse_entries
+from orchestrator_operator.common.zk_endpoints import check_entries, parse_entries
 from orchestrator_operator.sync.conflict import Strategy
 from orchestrator_operator.sync.engine import (
     ACL_SWEEP_RATE_MAX,
@@ -382,9 +382,7 @@ def controller_command(args: argparse.Namespace) -> int:
         endpoints = parse_entries(
             getattr(args, "allow_zookeeper_endpoints", os.environ.get(ZK_ENDPOINTS_ENV))
         )
-        malformed = [entry for entry in endpoints if malformed_entry(entry)]
-        if malformed:
-            raise ValueError(f"{malformed[0]!r} is not host, host:port or *.domain")
+        check_entries(endpoints)
     except ValueError as exc:
         print(f"zk-sync controller: error: --allow-zookeeper-endpoints: {exc}", file=sys.stderr)
         return EXIT_ERROR

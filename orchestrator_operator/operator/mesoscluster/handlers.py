@@ -26,7 +26,7 @@ from orchestrator_operator.models.mesoscluster import MesosClusterSpec
 from orchestrator_operator.models.routing import ROUTING_ANNOTATION, ZkRouting, parse_routing
 from orchestrator_operator.models.vocabulary import MaintenanceState, WorkloadPhase
 from orchestrator_operator.operator.admission import mesoscluster_refusal
-from orchestrator_operator.operator.allowlist import check_zk_endpoints, exclude_control_plane
+from orchestrator_operator.operator.allowlist import exclude_control_plane
 from orchestrator_operator.operator.builders import zookeeper
 from orchestrator_operator.operator.builders.cluster import build_children, stale_children
 from orchestrator_operator.operator.indexes import Workloads
@@ -89,15 +89,12 @@ def reconcile(
 
     def refusal(parsed: MesosClusterSpec) -> str | None:
         children = build_children(owner, parsed, routing, scale_by_reconfig=reconfig)
-        external = parsed.zookeeper.external
-        servers = [external.connect_string, external.tls_servers] if external else []
-        # asked only when the rule would refuse: a metadata read, not one per reconcile
-        refused = [s for s in servers if s and check_zk_endpoints(allow, s)]
-        handed_over = bool(refused) and all(
-            owned_ensemble(api, owner.uid, owner.namespace, s) for s in refused
-        )
         return mesoscluster_refusal(
-            allow, owner.namespace, parsed, children, ensemble_owned=handed_over
+            allow,
+            owner.namespace,
+            parsed,
+            children,
+            lambda servers: owned_ensemble(api, owner.uid, owner.namespace, servers),
         ) or names_taken(
             api, children + super_secret(parsed), {owner.uid}, MESOS_CLUSTER.kind, known
         )

@@ -347,7 +347,7 @@ def drive(
     if current.phase != ZkMigrationPhase.SUCCEEDED and not current.archive:
         taken = _apply_managed_target(
             parsed, meta, cluster_spec, _owner_ref(meta), reconfig, allow,
-            memo.setdefault("zkmigration_own_children", set()),
+            memo.setdefault("own_children", set()),
         )  # fmt: skip
         if taken:
             _hold(meta, status, current, patch, f"ensemble B: {taken}")
