@@ -88,15 +88,22 @@ def marathon_pods(
         yield pods
 
 
-def namespace_for_marathonapps(env: KubeTestEnv, prefix: str) -> Iterator[str]:
-    """A fresh namespace; afterwards its MarathonApps go first (the operator removes their
-    finalizers while it runs), then its clusters, then the namespace."""
-    name = f"{prefix}-{int(time.time()) % 100000}"
+def temporary_namespace(env: KubeTestEnv, prefix: str, *resources: str) -> Iterator[str]:
+    """A fresh namespace; afterwards `resources` (kubectl kinds, in that order: custom
+    resources first, while the operator can still remove their finalizers), then the
+    namespace."""
+    name = f"{prefix}-{int(time.time() * 1000) % 1000000}"
     assert env.kubectl_run("create", "namespace", name).returncode == 0
     yield name
-    env.kubectl_run("delete", "marathonapps", "--all", "-n", name, "--timeout=60s")
-    env.kubectl_run("delete", "mesosclusters", "--all", "-n", name, "--timeout=60s")
+    for kinds in resources:
+        env.kubectl_run("delete", kinds, "--all", "-n", name, "--timeout=60s")
     env.kubectl_run("delete", "namespace", name, "--wait=false")
+
+
+def namespace_for_marathonapps(env: KubeTestEnv, prefix: str) -> Iterator[str]:
+    """A fresh namespace; its MarathonApps go first (the operator removes their finalizers
+    while it runs), then its clusters."""
+    yield from temporary_namespace(env, prefix, "marathonapps", "mesosclusters")
 
 
 class PodState(NamedTuple):

@@ -12,7 +12,7 @@ import pytest
 
 from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
-from tests.e2e.support import apply, eventually, get_json
+from tests.e2e.support import apply, eventually, get_json, temporary_namespace
 
 pytestmark = pytest.mark.kube
 # past one retry of a handler that failed on something transient (Kopf waits 60 s)
@@ -21,13 +21,7 @@ REFUSAL_SECONDS = 90
 
 @pytest.fixture
 def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
-    name = f"names-{int(time.time()) % 100000}"
-    assert kube_env.kubectl_run("create", "namespace", name).returncode == 0
-    yield name
-    kube_env.kubectl_run(
-        "delete", "zkmigrations,mesosclusters,probefleets", "--all", "-n", name, "--timeout=60s"
-    )
-    kube_env.kubectl_run("delete", "namespace", name, "--wait=false")
+    yield from temporary_namespace(kube_env, "names", "zkmigrations,mesosclusters,probefleets")
 
 
 def _cluster(namespace: str, name: str, **spec: Any) -> dict[str, Any]:

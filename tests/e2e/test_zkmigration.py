@@ -25,7 +25,7 @@ from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.simpods import SimPodRunner
 from testenv.zookeeper import ZkEnsemble
-from tests.e2e.support import get_json
+from tests.e2e.support import get_json, temporary_namespace
 from tests.fixtures.sync_controller import SyncControllerFactory
 from tests.fixtures.zookeeper import ZkEnsembleFactory
 
@@ -116,14 +116,7 @@ class LeaderSampler:
 
 @pytest.fixture
 def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
-    name = f"mig-{int(time.time()) % 100000}"
-    assert kube_env.kubectl_run("create", "namespace", name).returncode == 0
-    yield name
-    # Custom resources first, while the operator can still remove their finalizers.
-    kube_env.kubectl_run(
-        "delete", "zkmigrations,mesosclusters", "--all", "-n", name, "--timeout=60s"
-    )
-    kube_env.kubectl_run("delete", "namespace", name, "--wait=false")
+    yield from temporary_namespace(kube_env, "mig", "zkmigrations,mesosclusters")
 
 
 def _migration(name: str, namespace: str, target: ZkEnsemble, **spec: Any) -> dict[str, Any]:

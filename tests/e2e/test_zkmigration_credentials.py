@@ -7,7 +7,6 @@ unlabelled Secret is refused, and the ZkMigration and the MesosCluster say why."
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from testenv.kube import KubeTestEnv
 from testenv.operator import OperatorProcess
 from testenv.simpods import SimPodRunner
 from testenv.zookeeper import ZkEnsemble
-from tests.e2e.support import eventually, get_json
+from tests.e2e.support import eventually, get_json, temporary_namespace
 from tests.fixtures.sync_controller import SyncControllerFactory
 from tests.fixtures.zk_sync import zk_client
 from tests.fixtures.zookeeper import ZkEnsembleFactory
@@ -36,13 +35,7 @@ LABEL = "orchestrator.dev/credentials"
 
 @pytest.fixture
 def namespace(kube_env: KubeTestEnv) -> Iterator[str]:
-    name = f"zkcred-{int(time.time() * 1000) % 1000000}"
-    assert kube_env.kubectl_run("create", "namespace", name).returncode == 0
-    yield name
-    kube_env.kubectl_run(
-        "delete", "zkmigrations,mesosclusters", "--all", "-n", name, "--timeout=60s"
-    )
-    kube_env.kubectl_run("delete", "namespace", name, "--wait=false")
+    yield from temporary_namespace(kube_env, "zkcred", "zkmigrations,mesosclusters")
 
 
 def _apply(env: KubeTestEnv, *manifests: dict[str, Any]) -> None:

@@ -14,13 +14,14 @@ operator of the test session (the e2e fixture runs one cluster-wide) can do the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from testenv.processes import free_port
 pytestmark = pytest.mark.kube
 
 REPO = Path(__file__).resolve().parents[2]
+GROUP = "/apis/orchestrator.dev/v1alpha1"
 NAMESPACE = "rbac-check"
 
 
@@ -324,6 +326,67 @@ def test_handlers_api_client_writes_children_under_its_service_account(
         kube_env.kubectl_run("delete", "namespace", namespace, "--wait=false")
 
 
+def _migration_with_status(env: KubeTestEnv, name: str, status: dict[str, Any]) -> None:
+    """A ZkMigration whose status says what the operator would have written."""
+    env.api(
+        "POST",
+        f"{GROUP}/namespaces/{NAMESPACE}/zkmigrations",
+        {
+            "apiVersion": "orchestrator.dev/v1alpha1",
+            "kind": "ZkMigration",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"clusterRef": "demo", "target": {"external": {"connectString": "b:2181"}}},
+        },
+    )
+    patched = env.kubectl_run(
+        "patch", "zkmigration", name, "-n", NAMESPACE, "--subresource=status",
+        "--type=merge", "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+
+
+@contextlib.contextmanager
+def _sync_controller(
+    kubeconfig: Path, tmp_path: Path, *args: str, **environ: str
+) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:
+    """`zk-sync controller` for NAMESPACE under `kubeconfig`'s account: (process, log, port)."""
+    port = free_port()
+    log = tmp_path / "sync-controller.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator_operator.cli", "zk-sync", "controller",
+             "--namespace", NAMESPACE, *args,
+             "--health-host", "127.0.0.1", "--health-port", str(port)],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig), **environ},
+            stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+        )  # fmt: skip
+    try:
+        yield process, log, port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _sync_until(
+    env: KubeTestEnv,
+    name: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    done: Callable[[dict[str, Any]], bool],
+) -> dict[str, Any]:
+    """status.sync of ZkMigration `name` once `done` says so (or after 60 s, as it is)."""
+    deadline = time.monotonic() + 60
+    sync: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-4000:]
+        obj = env.api("GET", f"{GROUP}/namespaces/{NAMESPACE}/zkmigrations/{name}")
+        sync = obj["status"].get("sync") or {}
+        if done(sync):
+            break
+        time.sleep(0.5)
+    return sync
+
+
 def test_sync_controller_lists_and_reports_under_its_service_account(
     kube_env: KubeTestEnv,
     sync_service_account_kubeconfig: Path,
@@ -334,49 +397,21 @@ def test_sync_controller_lists_and_reports_under_its_service_account(
     (k8s/base/sync-controller.yaml): it lists ZkMigrations and merge-patches status.sync,
     and is refused nothing. A stale Running report with an inactive request is corrected to
     Stopped."""
-    group = "/apis/orchestrator.dev/v1alpha1"
-    kube_env.api(
-        "POST",
-        f"{group}/namespaces/{NAMESPACE}/zkmigrations",
-        {
-            "apiVersion": "orchestrator.dev/v1alpha1",
-            "kind": "ZkMigration",
-            "metadata": {"name": "rbac-sync", "namespace": NAMESPACE},
-            "spec": {"clusterRef": "demo", "target": {"external": {"connectString": "b:2181"}}},
-        },
-    )
     status = {"syncRequest": {"active": False, "source": "a:2181", "target": "b:2181",
                               "paths": ["/mesos"]}, "sync": {"state": "Running"}}  # fmt: skip
-    patched = kube_env.kubectl_run(
-        "patch", "zkmigration", "rbac-sync", "-n", NAMESPACE, "--subresource=status",
-        "--type=merge", "-p", json.dumps({"status": status}),
-    )  # fmt: skip
-    assert patched.returncode == 0, patched.stderr
-    port = free_port()
-    log = tmp_path / "sync-controller.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator_operator.cli", "zk-sync", "controller",
-             "--namespace", NAMESPACE, "--state-dir", str(tmp_path / "state"),
-             "--health-host", "127.0.0.1", "--health-port", str(port)],
-            env={**os.environ, "KUBECONFIG": str(sync_service_account_kubeconfig)},
-            stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+    _migration_with_status(kube_env, "rbac-sync", status)
+    state = tmp_path / "state"
+    with _sync_controller(sync_service_account_kubeconfig, tmp_path, "--state-dir", str(state)) as (
+        process,
+        log,
+        port,
+    ):
+        sync = _sync_until(
+            kube_env, "rbac-sync", process, log,
+            lambda sync: sync.get("state") == "Stopped" and _ready(port),
         )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        state = None
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()[-4000:]
-            obj = kube_env.api("GET", f"{group}/namespaces/{NAMESPACE}/zkmigrations/rbac-sync")
-            state = obj["status"].get("sync", {}).get("state")
-            if state == "Stopped" and _ready(port):
-                break
-            time.sleep(0.5)
-        assert state == "Stopped", log.read_text()[-4000:]
+        assert sync.get("state") == "Stopped", log.read_text()[-4000:]
         assert _refusals(log) == [], log.read_text()[-4000:]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_sync_controller_refuses_a_sync_request_outside_its_allow_list(
@@ -389,44 +424,16 @@ def test_sync_controller_refuses_a_sync_request_outside_its_allow_list(
     zookeeperEndpoints itself (issue 17 point 4): a request written to status by anyone who
     may patch it, naming an ensemble outside the rule, opens no session and fails status.sync
     with the rule's words."""
-    group = "/apis/orchestrator.dev/v1alpha1"
-    kube_env.api(
-        "POST",
-        f"{group}/namespaces/{NAMESPACE}/zkmigrations",
-        {
-            "apiVersion": "orchestrator.dev/v1alpha1",
-            "kind": "ZkMigration",
-            "metadata": {"name": "rbac-refused", "namespace": NAMESPACE},
-            "spec": {"clusterRef": "demo", "target": {"external": {"connectString": "b:2181"}}},
-        },
-    )
     status = {"syncRequest": {"active": True, "source": "zk.allowed.example:2181",
                               "target": "elsewhere.example:2181", "paths": ["/mesos"]}}  # fmt: skip
-    patched = kube_env.kubectl_run(
-        "patch", "zkmigration", "rbac-refused", "-n", NAMESPACE, "--subresource=status",
-        "--type=merge", "-p", json.dumps({"status": status}),
-    )  # fmt: skip
-    assert patched.returncode == 0, patched.stderr
-    port = free_port()
-    log = tmp_path / "sync-controller.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator_operator.cli", "zk-sync", "controller",
-             "--namespace", NAMESPACE, "--health-host", "127.0.0.1", "--health-port", str(port)],
-            env={**os.environ, "KUBECONFIG": str(sync_service_account_kubeconfig),
-                 "ORCHESTRATOR_ALLOW_ZOOKEEPER_ENDPOINTS": "zk.allowed.example:2181"},
-            stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        sync: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()[-4000:]
-            obj = kube_env.api("GET", f"{group}/namespaces/{NAMESPACE}/zkmigrations/rbac-refused")
-            sync = obj["status"].get("sync") or {}
-            if sync.get("state") == "Failed":
-                break
-            time.sleep(0.5)
+    _migration_with_status(kube_env, "rbac-refused", status)
+    with _sync_controller(
+        sync_service_account_kubeconfig, tmp_path,
+        ORCHESTRATOR_ALLOW_ZOOKEEPER_ENDPOINTS="zk.allowed.example:2181",
+    ) as (process, log, _):  # fmt: skip
+        sync = _sync_until(
+            kube_env, "rbac-refused", process, log, lambda sync: sync.get("state") == "Failed"
+        )
         assert sync.get("state") == "Failed", log.read_text()[-4000:]
         assert sync["message"].startswith(
             "target: allow-list rule zookeeperEndpoints: ZooKeeper server"
@@ -434,6 +441,3 @@ def test_sync_controller_refuses_a_sync_request_outside_its_allow_list(
         ), sync
         text = log.read_text()
         assert "starting sync" not in text.lower() and "kazoo" not in text.lower(), text[-4000:]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
