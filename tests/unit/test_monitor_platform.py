@@ -170,7 +170,15 @@ class FakeKubeApi(ListingKubeApi):
             raise self.error
         return [{"metadata": {"name": kind, "namespace": api_version}}]
 
-    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> Any:
+    def get(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        *,
+        metadata_only: bool = False,
+    ) -> Any:
         self.calls += 1
         return None
 
